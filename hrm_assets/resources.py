@@ -1,0 +1,10 @@
+"""Resources every asset may ask for by parameter name; settings come from HRM_* environment variables."""
+
+from __future__ import annotations
+
+from resources.sandbox import default_sandbox
+from resources.warehouse import Warehouse
+
+
+def default_resources() -> dict:
+    return {"sandbox": default_sandbox(), "warehouse": Warehouse()}

@@ -1,0 +1,42 @@
+"""`hrm sandbox run`: compile and run one untrusted single-file program in the jail."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def register(sub) -> None:
+    p = sub.add_parser("sandbox", help="run untrusted programs in the bubblewrap jail")
+    s = p.add_subparsers(dest="command", required=True)
+    run = s.add_parser("run", help="compile (where needed) and run a single-file program; prints one JSON object")
+    run.add_argument("--language", required=True,
+                     choices=["python", "javascript", "cpp", "rust", "go", "java", "shell"])
+    run.add_argument("--timeout", type=float, default=None, help="wall-clock seconds (compile + run)")
+    run.add_argument("--memory-mb", type=int, default=None, help="data-segment limit per process")
+    run.add_argument("--stdin", type=Path, default=None, help="file fed to the program's standard input")
+    run.add_argument("file", type=Path)
+    run.set_defaults(handler=_run)
+
+
+def _run(args) -> int:
+    from resources.programs import single_file_job
+    from resources.sandbox import SandboxUnavailable, default_sandbox
+
+    try:
+        source = args.file.read_text()
+    except OSError as exc:
+        print(f"hrm sandbox run: cannot read {args.file}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        files, command = single_file_job(args.language, source)
+        stdin = args.stdin.read_bytes() if args.stdin else None
+        result = default_sandbox().run(command, files=files, timeout_s=args.timeout,
+                                       memory_mb=args.memory_mb, stdin=stdin)
+    except (SandboxUnavailable, RuntimeError, OSError) as exc:
+        print(f"hrm sandbox run: {exc}", file=sys.stderr)
+        return 2
+    out = result.to_dict()
+    print(json.dumps({k: out[k] for k in ("status", "exit_code", "stdout", "stderr", "wall_s")}))
+    return 0 if result.status != "error" else 2

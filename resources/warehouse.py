@@ -1,0 +1,136 @@
+"""Parquet tables under one data directory, with DuckDB views over them.
+
+Every write goes to a temp file in the same directory and is renamed into place, so a crash
+never leaves a half-written table and never loses the one already materialised.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable
+
+import dagster as dg
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def default_data_dir() -> str:
+    return os.environ.get("HRM_DATA_DIR", str(REPO_ROOT / ".hrm_data"))
+
+
+class Warehouse(dg.ConfigurableResource):
+    """Tables: `<root>/tables/<name>/part=<partition>/data.parquet` (or `data.parquet` unpartitioned)."""
+
+    root: str = default_data_dir()
+
+    # --- paths ----------------------------------------------------------------------------
+    def path(self, *parts: str) -> Path:
+        p = Path(self.root).joinpath(*parts)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        return p
+
+    def table_file(self, name: str, partition: str | None = None) -> Path:
+        base = Path(self.root) / "tables" / name
+        return (base / f"part={partition}" / "data.parquet") if partition else (base / "data.parquet")
+
+    # --- tables ---------------------------------------------------------------------------
+    def write_table(self, name: str, rows: Any, partition: str | None = None) -> Path:
+        """Write rows (pyarrow Table, pandas DataFrame or list of dicts) atomically; returns the path."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = _to_arrow(rows)
+        target = self.table_file(name, partition)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".parquet")
+        os.close(fd)
+        try:
+            pq.write_table(table, tmp)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        assert isinstance(table, pa.Table)
+        return target
+
+    def read_table(self, name: str, partition: str | None = None):
+        """One partition, or (partition=None on a partitioned table) all partitions with a `part` column."""
+        import pyarrow.dataset as ds
+        import pyarrow.parquet as pq
+
+        f = self.table_file(name, partition)
+        if f.exists():
+            return pq.read_table(f)
+        base = Path(self.root) / "tables" / name
+        if partition is None and base.is_dir() and any(base.glob("part=*/data.parquet")):
+            return ds.dataset(str(base), format="parquet", partitioning="hive").to_table()
+        raise FileNotFoundError(f"table {name!r}{f' partition {partition!r}' if partition else ''} "
+                                f"not materialised (expected {f})")
+
+    def has_table(self, name: str, partition: str | None = None) -> bool:
+        return self.table_file(name, partition).exists()
+
+    def partitions(self, name: str) -> list[str]:
+        base = Path(self.root) / "tables" / name
+        return sorted(p.name.split("=", 1)[1] for p in base.glob("part=*") if (p / "data.parquet").exists())
+
+    # --- DuckDB ---------------------------------------------------------------------------
+    def connect(self, database: str | None = None):
+        """A DuckDB connection with one view per table (partitioned tables get a `part` column)."""
+        import duckdb
+
+        con = duckdb.connect(database or ":memory:")
+        tables = Path(self.root) / "tables"
+        for t in sorted(tables.iterdir()) if tables.is_dir() else []:
+            if (t / "data.parquet").exists():
+                src = f"read_parquet('{t / 'data.parquet'}')"
+            elif any(t.glob("part=*/data.parquet")):
+                src = f"read_parquet('{t}/part=*/data.parquet', hive_partitioning=true, union_by_name=true)"
+            else:
+                continue
+            con.execute(f'CREATE OR REPLACE VIEW "{t.name}" AS SELECT * FROM {src}')
+        return con
+
+    def query(self, sql: str, params: Iterable | None = None):
+        with self.connect() as con:
+            return con.execute(sql, list(params or [])).fetch_arrow_table()
+
+    def history_db(self) -> Path:
+        """The DuckDB file for append-only history tables (benchmark reports)."""
+        return self.path("warehouse.duckdb")
+
+    # --- quarantine -----------------------------------------------------------------------
+    def write_quarantine(self, name: str, rejected: list[dict], partition: str | None = None) -> Path:
+        """Rejected rows with their reason, as JSON lines next to the table."""
+        target = Path(self.root) / "quarantine" / (f"{name}-{partition}.jsonl" if partition else f"{name}.jsonl")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(target, "".join(json.dumps(r, default=str) + "\n" for r in rejected))
+        return target
+
+
+def write_text_atomic(target: Path, text: str) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, target)
+
+
+def _to_arrow(rows: Any):
+    import pyarrow as pa
+
+    if isinstance(rows, pa.Table):
+        return rows
+    if hasattr(rows, "to_arrow"):  # datasets / polars
+        return rows.to_arrow()
+    try:
+        import pandas as pd
+
+        if isinstance(rows, pd.DataFrame):
+            return pa.Table.from_pandas(rows, preserve_index=False)
+    except ImportError:
+        pass
+    return pa.Table.from_pylist(list(rows))
