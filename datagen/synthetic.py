@@ -1,0 +1,500 @@
+"""Synthetic tasks a tiny model can learn, each with ground truth from RUNNING code in the Sandbox.
+
+- Execution prediction: a seeded generator of small programs (Python and JavaScript) from named
+  templates; the answer is the program's real stdout.
+- Repair: a correct function plus a test (expected values come from running the correct function),
+  mutated by one of: flipped operator, off-by-one literal, wrong variable. The mutant must fail the
+  test (its failing output goes in the prompt); the answer is a SEARCH/REPLACE block that is applied
+  to the mutant and must make the test pass again.
+
+Held-out splits are by template: every task from a held-out template is in split "test", so
+evaluation on it measures generalisation to unseen program shapes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+from dataclasses import dataclass, field
+from typing import Callable
+
+from resources.programs import single_file_job
+
+LANGUAGES = ("python", "javascript")
+EDIT_SEARCH, EDIT_SPLIT, EDIT_REPLACE = "<<<<<<< SEARCH", "=======", ">>>>>>> REPLACE"
+FILE_NAMES = {"python": "main.py", "javascript": "main.js"}
+
+_NAMES = ("xs", "nums", "values", "items", "data")
+_ACC = ("total", "acc", "result", "count", "out")
+_WORDS = ("apple", "banana", "cherry", "delta", "echo", "gamma", "kiwi", "lemon", "mango", "orbit", "pixel",
+          "quartz", "river", "sigma", "tango", "vector", "zebra")
+
+
+@dataclass
+class Template:
+    name: str
+    stage: int  # curriculum stage: 1 basic syntax and patterns, 2 algorithmic reasoning
+    render: Callable[[random.Random, str], str]
+
+
+def _ints(rng, n, lo=-9, hi=20):
+    return [rng.randint(lo, hi) for _ in range(n)]
+
+
+def _list(xs, language):
+    return "[" + ", ".join(str(x) for x in xs) + "]"
+
+
+# --- execution-prediction templates: render(rng, language) -> a program that prints its answer -----------
+def _arith(rng, lang):
+    a, b, c = rng.randint(1, 50), rng.randint(1, 50), rng.randint(1, 9)
+    op1, op2 = rng.choice("+-*"), rng.choice("+-*")
+    if lang == "python":
+        return f"a = {a}\nb = {b}\nc = {c}\nprint(a {op1} b {op2} c)\n"
+    return f"const a = {a};\nconst b = {b};\nconst c = {c};\nconsole.log(a {op1} b {op2} c);\n"
+
+
+def _string_ops(rng, lang):
+    w, k = rng.choice(_WORDS), rng.randint(1, 4)
+    op = rng.choice(["reverse", "upper", "slice", "len"])
+    py = {"reverse": "s[::-1]", "upper": "s.upper()", "slice": f"s[{k}:]", "len": "len(s) * 2"}[op]
+    js = {"reverse": "s.split('').reverse().join('')", "upper": "s.toUpperCase()", "slice": f"s.slice({k})",
+          "len": "s.length * 2"}[op]
+    return f's = "{w}"\nprint({py})\n' if lang == "python" else f'const s = "{w}";\nconsole.log({js});\n'
+
+
+def _list_index(rng, lang):
+    xs = _ints(rng, rng.randint(4, 7))
+    i, j = rng.randrange(len(xs)), rng.randrange(len(xs))
+    n = rng.choice(_NAMES)
+    if lang == "python":
+        return f"{n} = {_list(xs, lang)}\nprint({n}[{i}] + {n}[{j}])\n"
+    return f"const {n} = {_list(xs, lang)};\nconsole.log({n}[{i}] + {n}[{j}]);\n"
+
+
+def _conditional(rng, lang):
+    x, k = rng.randint(-10, 30), rng.randint(0, 20)
+    a, b = rng.sample(_WORDS, 2)
+    if lang == "python":
+        return f'x = {x}\nif x > {k}:\n    print("{a}")\nelse:\n    print("{b}")\n'
+    return f'const x = {x};\nif (x > {k}) {{\n  console.log("{a}");\n}} else {{\n  console.log("{b}");\n}}\n'
+
+
+def _loop_sum(rng, lang):
+    lo, hi, m = rng.randint(0, 5), rng.randint(8, 25), rng.randint(2, 5)
+    t = rng.choice(_ACC)
+    if lang == "python":
+        return f"{t} = 0\nfor i in range({lo}, {hi}):\n    if i % {m} == 0:\n        {t} += i\nprint({t})\n"
+    return (f"let {t} = 0;\nfor (let i = {lo}; i < {hi}; i++) {{\n  if (i % {m} === 0) {{\n    {t} += i;\n  }}\n}}\n"
+            f"console.log({t});\n")
+
+
+def _collatz(rng, lang):
+    n = rng.randint(2, 40)
+    if lang == "python":
+        return (f"n = {n}\nsteps = 0\nwhile n != 1:\n    n = n // 2 if n % 2 == 0 else 3 * n + 1\n    steps += 1\n"
+                f"print(steps)\n")
+    return (f"let n = {n};\nlet steps = 0;\nwhile (n !== 1) {{\n  n = n % 2 === 0 ? n / 2 : 3 * n + 1;\n  steps++;\n}}\n"
+            f"console.log(steps);\n")
+
+
+def _func_call(rng, lang):
+    a, b, c = rng.randint(1, 5), rng.randint(-5, 5), rng.randint(-3, 6)
+    if lang == "python":
+        return f"def f(x):\n    return x * {a} + {b}\n\nprint(f(f({c})))\n"
+    return f"function f(x) {{\n  return x * {a} + {b};\n}}\nconsole.log(f(f({c})));\n"
+
+
+def _recursion(rng, lang):
+    kind, n = rng.choice(["fib", "fact", "sumdigits"]), rng.randint(3, 10)
+    if kind == "sumdigits":
+        n = rng.randint(10, 99999)
+    py = {"fib": "def g(n):\n    if n < 2:\n        return n\n    return g(n - 1) + g(n - 2)\n",
+          "fact": "def g(n):\n    if n <= 1:\n        return 1\n    return n * g(n - 1)\n",
+          "sumdigits": "def g(n):\n    if n < 10:\n        return n\n    return n % 10 + g(n // 10)\n"}[kind]
+    js = {"fib": "function g(n) {\n  if (n < 2) return n;\n  return g(n - 1) + g(n - 2);\n}\n",
+          "fact": "function g(n) {\n  if (n <= 1) return 1;\n  return n * g(n - 1);\n}\n",
+          "sumdigits": "function g(n) {\n  if (n < 10) return n;\n  return n % 10 + g(Math.floor(n / 10));\n}\n"}[kind]
+    return f"{py}\nprint(g({n}))\n" if lang == "python" else f"{js}console.log(g({n}));\n"
+
+
+def _char_count(rng, lang):
+    w = rng.choice(_WORDS) + rng.choice(_WORDS)
+    c = rng.choice(w)
+    if lang == "python":
+        return f's = "{w}"\ncount = 0\nfor ch in s:\n    if ch == "{c}":\n        count += 1\nprint(count)\n'
+    return (f'const s = "{w}";\nlet count = 0;\nfor (const ch of s) {{\n  if (ch === "{c}") {{\n    count++;\n  }}\n}}\n'
+            f"console.log(count);\n")
+
+
+def _filter_map(rng, lang):
+    xs, k, r = _ints(rng, rng.randint(4, 8), 0, 15), rng.randint(2, 4), rng.randint(0, 1)
+    n = rng.choice(_NAMES)
+    if lang == "python":
+        return f"{n} = {_list(xs, lang)}\nys = [x * {k} for x in {n} if x % 2 == {r}]\nprint(sum(ys))\n"
+    return (f"const {n} = {_list(xs, lang)};\nconst ys = {n}.filter(x => x % 2 === {r}).map(x => x * {k});\n"
+            f"console.log(ys.reduce((a, b) => a + b, 0));\n")
+
+
+def _pair_count(rng, lang):
+    xs, t = _ints(rng, rng.randint(4, 7), 0, 9), rng.randint(4, 14)
+    if lang == "python":
+        return (f"xs = {_list(xs, lang)}\npairs = 0\nfor i in range(len(xs)):\n    for j in range(i + 1, len(xs)):\n"
+                f"        if xs[i] + xs[j] == {t}:\n            pairs += 1\nprint(pairs)\n")
+    return (f"const xs = {_list(xs, lang)};\nlet pairs = 0;\nfor (let i = 0; i < xs.length; i++) {{\n"
+            f"  for (let j = i + 1; j < xs.length; j++) {{\n    if (xs[i] + xs[j] === {t}) {{\n      pairs++;\n    }}\n"
+            f"  }}\n}}\nconsole.log(pairs);\n")
+
+
+def _string_build(rng, lang):
+    w, k = rng.choice(_WORDS), rng.randint(2, 3)
+    if lang == "python":
+        return f's = "{w}"\nout = ""\nfor i, ch in enumerate(s):\n    if i % {k} == 0:\n        out += ch\nprint(out)\n'
+    return (f'const s = "{w}";\nlet out = "";\nfor (let i = 0; i < s.length; i++) {{\n  if (i % {k} === 0) {{\n'
+            f"    out += s[i];\n  }}\n}}\nconsole.log(out);\n")
+
+
+EXEC_TEMPLATES = [Template("arith", 1, _arith), Template("string_ops", 1, _string_ops),
+                  Template("list_index", 1, _list_index), Template("conditional", 1, _conditional),
+                  Template("loop_sum", 2, _loop_sum), Template("collatz", 2, _collatz),
+                  Template("func_call", 2, _func_call), Template("recursion", 2, _recursion),
+                  Template("char_count", 2, _char_count), Template("filter_map", 2, _filter_map),
+                  Template("pair_count", 2, _pair_count), Template("string_build", 2, _string_build)]
+
+
+# --- repair templates: a correct function `solve` and argument lists for its test ------------------------
+@dataclass
+class RepairSource:
+    code: str  # the function definition(s)
+    calls: list[str]  # argument lists, as source text
+
+
+def _r_sum_above(rng, lang):
+    k, n, t = rng.randint(0, 6), rng.choice(_NAMES), rng.choice(_ACC)
+    calls = [_list(_ints(rng, rng.randint(3, 6), -5, 12), lang) for _ in range(3)]
+    if lang == "python":
+        code = f"def solve({n}):\n    {t} = 0\n    for x in {n}:\n        if x > {k}:\n            {t} += x\n    return {t}\n"
+    else:
+        code = (f"function solve({n}) {{\n  let {t} = 0;\n  for (const x of {n}) {{\n    if (x > {k}) {{\n"
+                f"      {t} += x;\n    }}\n  }}\n  return {t};\n}}\n")
+    return RepairSource(code, calls)
+
+
+def _r_running_max(rng, lang):
+    n = rng.choice(_NAMES)
+    calls = [_list(_ints(rng, rng.randint(3, 6), -20, 40), lang) for _ in range(3)]
+    if lang == "python":
+        code = f"def solve({n}):\n    best = {n}[0]\n    for i in range(1, len({n})):\n        if {n}[i] > best:\n            best = {n}[i]\n    return best\n"
+    else:
+        code = (f"function solve({n}) {{\n  let best = {n}[0];\n  for (let i = 1; i < {n}.length; i++) {{\n"
+                f"    if ({n}[i] > best) {{\n      best = {n}[i];\n    }}\n  }}\n  return best;\n}}\n")
+    return RepairSource(code, calls)
+
+
+def _r_product_range(rng, lang):
+    calls = [str(rng.randint(2, 8)) for _ in range(3)]
+    if lang == "python":
+        code = "def solve(n):\n    prod = 1\n    for i in range(1, n + 1):\n        prod = prod * i\n    return prod\n"
+    else:
+        code = "function solve(n) {\n  let prod = 1;\n  for (let i = 1; i <= n; i++) {\n    prod = prod * i;\n  }\n  return prod;\n}\n"
+    return RepairSource(code, calls)
+
+
+def _r_first_multiple(rng, lang):
+    k, n = rng.randint(2, 5), rng.choice(_NAMES)
+    calls = [_list(_ints(rng, rng.randint(3, 6), 1, 20), lang) for _ in range(3)]
+    if lang == "python":
+        code = f"def solve({n}):\n    for i in range(len({n})):\n        if {n}[i] % {k} == 0:\n            return i\n    return -1\n"
+    else:
+        code = (f"function solve({n}) {{\n  for (let i = 0; i < {n}.length; i++) {{\n    if ({n}[i] % {k} === 0) {{\n"
+                f"      return i;\n    }}\n  }}\n  return -1;\n}}\n")
+    return RepairSource(code, calls)
+
+
+def _r_count_char(rng, lang):
+    c = rng.choice("aeiou")
+    calls = [f'"{rng.choice(_WORDS)}{rng.choice(_WORDS)}"' for _ in range(3)]
+    if lang == "python":
+        code = f'def solve(s):\n    count = 0\n    for ch in s:\n        if ch == "{c}":\n            count = count + 1\n    return count\n'
+    else:
+        code = (f'function solve(s) {{\n  let count = 0;\n  for (const ch of s) {{\n    if (ch === "{c}") {{\n'
+                f"      count = count + 1;\n    }}\n  }}\n  return count;\n}}\n")
+    return RepairSource(code, calls)
+
+
+def _r_clamp(rng, lang):
+    lo, hi = rng.randint(-5, 2), rng.randint(5, 12)
+    calls = [str(rng.randint(-12, 20)) for _ in range(3)]
+    if lang == "python":
+        code = f"def solve(x):\n    low = {lo}\n    high = {hi}\n    if x < low:\n        return low\n    if x > high:\n        return high\n    return x\n"
+    else:
+        code = (f"function solve(x) {{\n  const low = {lo};\n  const high = {hi};\n  if (x < low) {{\n    return low;\n  }}\n"
+                f"  if (x > high) {{\n    return high;\n  }}\n  return x;\n}}\n")
+    return RepairSource(code, calls)
+
+
+def _r_sum_pairs(rng, lang):
+    n = rng.choice(_NAMES)
+    calls = [_list(_ints(rng, rng.randint(3, 6), -5, 9), lang) for _ in range(3)]
+    if lang == "python":
+        code = (f"def solve({n}):\n    total = 0\n    for i in range(len({n}) - 1):\n        total += {n}[i] * {n}[i + 1]\n"
+                f"    return total\n")
+    else:
+        code = (f"function solve({n}) {{\n  let total = 0;\n  for (let i = 0; i < {n}.length - 1; i++) {{\n"
+                f"    total += {n}[i] * {n}[i + 1];\n  }}\n  return total;\n}}\n")
+    return RepairSource(code, calls)
+
+
+REPAIR_TEMPLATES = [Template("sum_above", 3, _r_sum_above), Template("running_max", 3, _r_running_max),
+                    Template("product_range", 3, _r_product_range), Template("first_multiple", 3, _r_first_multiple),
+                    Template("count_char", 3, _r_count_char), Template("clamp", 3, _r_clamp),
+                    Template("sum_pairs", 3, _r_sum_pairs)]
+DEFAULT_HELDOUT = ("list_index", "pair_count", "string_build", "first_multiple", "sum_pairs")
+
+
+# --- mutations -----------------------------------------------------------------------------------------
+_OP_FLIPS = [(" + ", " - "), (" - ", " + "), (" * ", " + "), (" < ", " <= "), (" > ", " >= "), (" <= ", " < "),
+             (" >= ", " > "), (" == ", " != "), (" === ", " !== "), (" += ", " -= ")]
+_INT = re.compile(r"(?<![\w.])(\d+)(?![\w.])")
+_IDENT = re.compile(r"\b[a-z_][a-z0-9_]*\b")
+_KEYWORDS = {"def", "return", "for", "in", "if", "else", "while", "range", "len", "function", "let", "const",
+             "of", "solve", "print", "console", "log", "length", "true", "false", "and", "or", "not"}
+
+
+def mutations(code: str, rng: random.Random) -> list[tuple[str, int, str, str]]:
+    """Candidate single-line mutants of the function body: (kind, line index, old line, new line)."""
+    out = []
+    lines = code.split("\n")
+    idents = sorted({m for line in lines for m in _IDENT.findall(line)} - _KEYWORDS)
+    for i, line in enumerate(lines):
+        if i == 0 or not line.strip() or line.strip() in ("}", "{"):
+            continue
+        for old, new in _OP_FLIPS:
+            if old in line:
+                out.append(("flipped operator", i, line, line.replace(old, new, 1)))
+        for m in _INT.finditer(line):
+            v = int(m.group(1))
+            for nv in {v + 1, max(0, v - 1)} - {v}:
+                out.append(("off by one", i, line, line[:m.start()] + str(nv) + line[m.end():]))
+        used = [m for m in _IDENT.finditer(line) if m.group(0) in idents]
+        for m in used:
+            for other in idents:
+                if other != m.group(0):
+                    out.append(("wrong variable", i, line, line[:m.start()] + other + line[m.end():]))
+    # round-robin over the kinds, so the cheap-to-find "wrong variable" mutants do not crowd out the rest
+    by_kind: dict[str, list] = {}
+    for m in out:
+        by_kind.setdefault(m[0], []).append(m)
+    kinds = sorted(by_kind)
+    rng.shuffle(kinds)
+    for k in kinds:
+        rng.shuffle(by_kind[k])
+    return [by_kind[k][i] for i in range(max(map(len, by_kind.values()), default=0)) for k in kinds
+            if i < len(by_kind[k])]
+
+
+def search_replace_block(file_name: str, mutant: str, line_index: int, fixed_line: str) -> tuple[str, list[int]]:
+    """The smallest SEARCH/REPLACE block (with context lines until the SEARCH text is unique) that
+    turns mutant back into the fixed program, and the 0/1 tags of the mutant's lines it touches."""
+    lines = mutant.split("\n")
+    lo = hi = line_index
+    while True:
+        search = "\n".join(lines[lo:hi + 1])
+        if mutant.count(search) == 1 or (lo == 0 and hi == len(lines) - 1):
+            break
+        lo, hi = max(0, lo - 1), min(len(lines) - 1, hi + 1)
+    replace = "\n".join(lines[lo:line_index] + [fixed_line] + lines[line_index + 1:hi + 1])
+    block = f"{file_name}\n{EDIT_SEARCH}\n{search}\n{EDIT_SPLIT}\n{replace}\n{EDIT_REPLACE}\n"
+    tags = [1 if i == line_index else 0 for i in range(len(lines))]
+    return block, tags
+
+
+def apply_search_replace(source: str, answer: str) -> str:
+    """Apply every SEARCH/REPLACE block in answer to source; raises ValueError when one does not match."""
+    pattern = re.compile(re.escape(EDIT_SEARCH) + r"\n(.*?)\n?" + re.escape(EDIT_SPLIT) + r"\n(.*?)\n?"
+                         + re.escape(EDIT_REPLACE), re.S)
+    blocks = pattern.findall(answer)
+    if not blocks:
+        raise ValueError("no SEARCH/REPLACE block in the answer")
+    for search, replace in blocks:
+        if search not in source:
+            raise ValueError(f"SEARCH text not found in the file: {search[:80]!r}")
+        source = source.replace(search, replace, 1)
+    return source
+
+
+# --- test harnesses ------------------------------------------------------------------------------------
+def print_results_program(lang: str, rs: RepairSource) -> str:
+    """The correct function plus code that prints each call's result as a source literal."""
+    if lang == "python":
+        return rs.code + "\n" + "".join(f"print(repr(solve({c})))\n" for c in rs.calls)
+    return rs.code + "\n" + "".join(f"console.log(JSON.stringify(solve({c})));\n" for c in rs.calls)
+
+
+def test_program(lang: str, code: str, calls: list[str], expected: list[str]) -> str:
+    if lang == "python":
+        body = "".join(f"got = solve({c})\nassert got == {e}, {('solve(' + c + ') returned ')!r} + repr(got) + "
+                       f"{(', expected ' + e)!r}\n" for c, e in zip(calls, expected))
+        return code + "\n" + body
+    body = "".join(f"if (JSON.stringify(solve({c})) !== JSON.stringify({e})) {{\n"
+                   f"  throw new Error(`solve({c}) returned ${{JSON.stringify(solve({c}))}}, expected {e}`);\n}}\n"
+                   for c, e in zip(calls, expected))
+    return code + "\n" + body
+
+
+# --- generation ----------------------------------------------------------------------------------------
+@dataclass
+class SyntheticConfig:
+    exec_per_template: int = 8  # per language
+    repair_per_template: int = 6  # per language
+    languages: tuple[str, ...] = LANGUAGES
+    heldout_templates: tuple[str, ...] = DEFAULT_HELDOUT
+    validation_every: int = 10  # every n-th in-distribution task goes to "validation"
+    seed: int = 0
+    timeout_s: float = 10.0
+
+
+@dataclass
+class SyntheticResult:
+    tasks: list[dict] = field(default_factory=list)
+    rejected: list[dict] = field(default_factory=list)
+
+
+def _split(template: str, index: int, cfg: SyntheticConfig) -> str:
+    if template in cfg.heldout_templates:
+        return "test"
+    return "validation" if cfg.validation_every and index % cfg.validation_every == cfg.validation_every - 1 else "train"
+
+
+def _task_id(kind: str, template: str, lang: str, source: str) -> str:
+    return f"{kind}-{template}-{lang}-{hashlib.sha1(source.encode()).hexdigest()[:10]}"
+
+
+def _run(sandbox, lang: str, source: str, timeout_s: float):
+    files, command = single_file_job(lang, source)
+    return sandbox.run(command, files=files, timeout_s=timeout_s)
+
+
+def exec_prompt(lang: str, source: str) -> str:
+    return f"What does this {lang} program print?\n### {FILE_NAMES[lang]}\n{source}"
+
+
+def repair_prompt(lang: str, mutant_test: str, failure: str) -> str:
+    return (f"The test at the end of this {lang} file fails. Fix the bug in `solve` with a SEARCH/REPLACE edit.\n"
+            f"### {FILE_NAMES[lang]}\n{mutant_test}### test output\n{failure}\n")
+
+
+def _failure_text(result) -> str:
+    lines = (result.stderr or result.stdout).strip().splitlines()
+    errors = [line.strip() for line in lines if re.match(r"^\s*\w*(Error|Exception)\b", line)]
+    if errors:  # node prints the error line first, then a stack; Python prints it last
+        return errors[0][:400]
+    return "\n".join(lines[-3:])[-400:] if lines else f"exit code {result.exit_code}"
+
+
+def generate_exec_tasks(sandbox, cfg: SyntheticConfig) -> SyntheticResult:
+    rng = random.Random(f"exec-{cfg.seed}")
+    jobs = []
+    for t in EXEC_TEMPLATES:
+        for lang in cfg.languages:
+            seen = set()
+            for i in range(cfg.exec_per_template * 3):
+                if len([j for j in jobs if j[0] is t and j[1] == lang]) >= cfg.exec_per_template:
+                    break
+                src = t.render(rng, lang)
+                if src not in seen:
+                    seen.add(src)
+                    jobs.append((t, lang, src))
+    results = sandbox.map(lambda j: _run(sandbox, j[1], j[2], cfg.timeout_s), jobs)
+    out = SyntheticResult()
+    counters: dict = {}
+    for (t, lang, src), res in zip(jobs, results):
+        tid = _task_id("exec", t.name, lang, src)
+        if not res.ok:
+            out.rejected.append({"task_id": tid, "reason": f"program did not run: {res.status}: {res.stderr[-300:]}",
+                                 "source": src})
+            continue
+        idx = counters[(t.name, lang)] = counters.get((t.name, lang), -1) + 1
+        out.tasks.append({"task_id": tid, "task_type": "exec_predict", "template": t.name, "stage": t.stage,
+                          "language": lang, "prompt": exec_prompt(lang, src), "answer": res.stdout,
+                          "program": src, "test_program": "", "edit_tags": [], "mutation": "",
+                          "split": _split(t.name, idx, cfg), "sandbox_wall_s": res.wall_s})
+    return out
+
+
+def _build_repair(sandbox, t: Template, lang: str, rs: RepairSource, rng: random.Random, cfg: SyntheticConfig):
+    """One repair task, or (None, reason)."""
+    truth = _run(sandbox, lang, print_results_program(lang, rs), cfg.timeout_s)
+    if not truth.ok:
+        return None, f"correct program did not run: {truth.status}: {truth.stderr[-300:]}"
+    expected = truth.stdout.strip().splitlines()
+    if len(expected) != len(rs.calls):
+        return None, f"expected {len(rs.calls)} result lines, got {len(expected)}"
+    correct = test_program(lang, rs.code, rs.calls, expected)
+    for kind, line_index, old, new in mutations(rs.code, rng)[:12]:
+        lines = rs.code.split("\n")
+        lines[line_index] = new
+        mutant_code = "\n".join(lines)
+        mutant = test_program(lang, mutant_code, rs.calls, expected)
+        failing = _run(sandbox, lang, mutant, cfg.timeout_s)
+        if failing.status != "failed":  # passes (equivalent mutant) or hangs: not a clean bug
+            continue
+        answer, tags = search_replace_block(FILE_NAMES[lang], mutant, line_index, old)
+        fixed = apply_search_replace(mutant, answer)
+        if fixed != correct:
+            continue
+        verified = _run(sandbox, lang, fixed, cfg.timeout_s)
+        if not verified.ok:
+            return None, f"fixed program fails: {verified.status}: {verified.stderr[-300:]}"
+        return {"answer": answer, "edit_tags": tags, "mutation": kind, "mutant": mutant,
+                "failure": _failure_text(failing), "correct": correct}, None
+    return None, "no mutation made the test fail"
+
+
+def generate_repair_tasks(sandbox, cfg: SyntheticConfig) -> SyntheticResult:
+    rng = random.Random(f"repair-{cfg.seed}")
+    jobs = []
+    for t in REPAIR_TEMPLATES:
+        for lang in cfg.languages:
+            for i in range(cfg.repair_per_template):
+                jobs.append((t, lang, t.render(rng, lang), random.Random(f"{cfg.seed}-{t.name}-{lang}-{i}"), i))
+    built = sandbox.map(lambda j: _build_repair(sandbox, j[0], j[1], j[2], j[3], cfg), jobs)
+    out = SyntheticResult()
+    for (t, lang, rs, _, i), (task, reason) in zip(jobs, built):
+        tid = _task_id("repair", t.name, lang, rs.code + "".join(rs.calls))
+        if task is None:
+            out.rejected.append({"task_id": tid, "reason": reason, "source": rs.code})
+            continue
+        out.tasks.append({"task_id": tid, "task_type": "repair", "template": t.name, "stage": t.stage,
+                          "language": lang, "prompt": repair_prompt(lang, task["mutant"], task["failure"]),
+                          "answer": task["answer"], "program": task["mutant"], "test_program": task["correct"],
+                          "edit_tags": task["edit_tags"], "mutation": task["mutation"],
+                          "split": _split(t.name, i, cfg), "sandbox_wall_s": 0.0})
+    return out
+
+
+def generate_synthetic_tasks(sandbox, cfg: SyntheticConfig) -> SyntheticResult:
+    """Execution-prediction and repair tasks, with ground truth from the sandbox."""
+    ex, rep = generate_exec_tasks(sandbox, cfg), generate_repair_tasks(sandbox, cfg)
+    return SyntheticResult(ex.tasks + rep.tasks, ex.rejected + rep.rejected)
+
+
+# --- grading of model answers on these tasks -------------------------------------------------------------
+def exec_answer_correct(expected: str, predicted: str) -> bool:
+    """Exact match of printed output, ignoring trailing whitespace."""
+    return expected.rstrip() == predicted.rstrip()
+
+
+def repair_fixed(sandbox, lang: str, mutant: str, answer: str, correct_test: str, timeout_s: float = 10.0) -> bool:
+    """Apply the model's SEARCH/REPLACE answer to the mutant and run the test in the sandbox.
+
+    `correct_test` holds the test block (everything after the function) that the fix must pass;
+    the test block of the mutant is identical, so the edited file runs as is."""
+    try:
+        fixed = apply_search_replace(mutant, answer)
+    except ValueError:
+        return False
+    if correct_test and fixed.rsplit("\n\n", 1)[-1] != correct_test.rsplit("\n\n", 1)[-1]:
+        return False  # the edit touched the test, not the function
+    return _run(sandbox, lang, fixed, timeout_s).ok
