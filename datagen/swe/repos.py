@@ -1,0 +1,326 @@
+"""Source repositories for SWE tasks: a pinned checkout, an environment, and a baseline test run.
+
+A repo spec is one line of text:
+  `addict==2.4.0`                      a PyPI sdist (pinned version), turned into a one-commit git repo
+  `git+https://host/owner/repo@<sha>`  a git repository at a commit
+  `swesmith:mewwts__addict.75284f95`   a SWE-smith profile (its GitHub repo at the profile's commit)
+  `/some/local/dir[@<sha>]`            a local directory or git repository
+  `dataset:<path or HF name>`          not a repo: SWE-smith task rows to load (see datagen.swe.hf)
+The environment is a venv with the repo's dependencies and pytest, built outside the jail and bound
+read-only at /opt/swe-env; the repo itself is copied into the jail's /work for every run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from resources.fetchers import FetchError, git_clone
+from resources.pypi import fetch_sdist, sdist_metadata, unpack_sdist
+from resources.sandbox import Sandbox, SandboxJob
+
+# Small pure-Python libraries whose sdists ship their tests and need no compiled dependencies.
+DEFAULT_REPO_SPECS = ("addict==2.4.0", "inflection==0.5.1", "cachetools==8.0.2")
+ENV_MOUNT = "/opt/swe-env"
+TEST_EXTRAS = ("test", "tests", "testing")
+_AUTHOR = {"GIT_AUTHOR_NAME": "hrm-swe", "GIT_AUTHOR_EMAIL": "swe@hrm.invalid",
+           "GIT_COMMITTER_NAME": "hrm-swe", "GIT_COMMITTER_EMAIL": "swe@hrm.invalid",
+           "GIT_AUTHOR_DATE": "2000-01-01T00:00:00Z", "GIT_COMMITTER_DATE": "2000-01-01T00:00:00Z"}
+_SUMMARY_LINE = re.compile(r"^(PASSED|FAILED|ERROR|XFAIL|XPASS)\s+(\S.*?)(?:\s+-\s+.*)?$")
+PASSING = ("PASSED", "XFAIL")
+
+
+@dataclass(frozen=True)
+class RepoSpec:
+    key: str  # partition key and the `<owner>__<repo>` part of instance ids
+    kind: str  # pypi | git | swesmith | path | dataset
+    location: str
+    version: str = ""  # pinned version (pypi) or commit (git/path); resolved commit is recorded
+
+    @property
+    def text(self) -> str:
+        return {"pypi": f"{self.location}=={self.version}", "git": f"git+{self.location}@{self.version}",
+                "swesmith": f"swesmith:{self.location}", "dataset": f"dataset:{self.location}",
+                "path": self.location + (f"@{self.version}" if self.version else "")}[self.kind]
+
+
+def parse_repo_spec(text: str) -> RepoSpec:
+    text = text.strip()
+    if text.startswith("dataset:"):
+        loc = text[len("dataset:"):]
+        return RepoSpec("dataset-" + _slug(Path(loc).stem if os.sep in loc else loc), "dataset", loc)
+    if text.startswith("swesmith:"):
+        name = text[len("swesmith:"):]
+        return RepoSpec(name.split(".")[0], "swesmith", name)
+    if text.startswith("git+"):
+        url, _, commit = text[4:].rpartition("@") if "@" in text[4:].split("/")[-1] else (text[4:], "", "")
+        owner_repo = "__".join(url.rstrip("/").removesuffix(".git").split("/")[-2:])
+        return RepoSpec(_slug(owner_repo), "git", url, commit)
+    if text.startswith(("/", "./", "~")):
+        path, _, commit = text.partition("@")
+        return RepoSpec(_slug("local__" + Path(path).expanduser().name), "path", str(Path(path).expanduser()), commit)
+    m = re.fullmatch(r"([A-Za-z0-9][A-Za-z0-9._-]*)==([A-Za-z0-9._+!-]+)", text)
+    if not m:
+        raise ValueError(f"repo spec {text!r}: expected NAME==VERSION, git+URL@COMMIT, swesmith:PROFILE, "
+                         "a local path, or dataset:SOURCE")
+    return RepoSpec("pypi__" + _slug(m.group(1).lower()), "pypi", m.group(1), m.group(2))
+
+
+def configured_specs() -> list[RepoSpec]:
+    """Specs from HRM_SWE_REPOS (comma-separated) or the defaults."""
+    raw = os.environ.get("HRM_SWE_REPOS", "")
+    texts = [t for t in (s.strip() for s in raw.split(",")) if t] or list(DEFAULT_REPO_SPECS)
+    return [parse_repo_spec(t) for t in texts]
+
+
+def spec_for_key(key: str) -> RepoSpec:
+    for spec in configured_specs():
+        if spec.key == key:
+            return spec
+    try:  # a partition added by hand may carry its spec as its key
+        return parse_repo_spec(key)
+    except ValueError:
+        raise ValueError(f"swe repo partition {key!r} is neither a configured repo "
+                         f"({', '.join(s.key for s in configured_specs())}) nor a repo spec") from None
+
+
+@dataclass
+class PreparedRepo:
+    key: str
+    spec: str
+    repo_dir: str  # a git checkout at `commit`
+    commit: str
+    env_dir: str
+    requirements: list[str] = field(default_factory=list)
+    pythonpath: str = "/work"
+    test_paths: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class TestRun:
+    status: str  # the sandbox status; patch_failed when the patch did not apply
+    tests: dict[str, str]  # test id -> PASSED/FAILED/ERROR/XFAIL/XPASS
+    wall_s: float
+    output_tail: str = ""
+
+    @property
+    def passed(self) -> list[str]:
+        return sorted(t for t, s in self.tests.items() if s in PASSING)
+
+    @property
+    def failed(self) -> list[str]:
+        return sorted(t for t, s in self.tests.items() if s not in PASSING)
+
+
+# --- checkout -----------------------------------------------------------------------------
+def prepare_repo(spec: RepoSpec, root: str | Path) -> PreparedRepo:
+    """Check out `spec` under root/repos/<key> (a git repo) and build its env under root/envs."""
+    if spec.kind == "dataset":
+        raise ValueError(f"{spec.text} is a task dataset, not a repository")
+    root = Path(root)
+    repo_dir = root / "repos" / (f"{spec.key}-{spec.version}" if spec.kind == "pypi" else spec.key)
+    requirements: list[str] = []
+    if spec.kind == "pypi":
+        sdist = fetch_sdist(spec.location, spec.version, root / "sdists")
+        commit = _commit_of_tree(repo_dir) if (repo_dir / ".git").is_dir() else None
+        if commit is None:
+            repo_dir.parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=f".{spec.key}-", dir=repo_dir.parent))
+            try:
+                src = unpack_sdist(sdist.archive, staging / "src")
+                commit = _commit_all(src, f"{spec.location} {spec.version} (sdist sha256 {sdist.sha256[:16]})")
+                _swap_in(src, repo_dir)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+        requirements = _runtime_requirements(sdist_metadata(repo_dir)["requires_dist"])
+    elif spec.kind in ("git", "swesmith"):
+        url, commit = (spec.location, spec.version) if spec.kind == "git" else _swesmith_profile(spec.location)
+        commit = git_clone(url, repo_dir, commit or None)
+    else:  # local path: a git repo is cloned, a plain directory is committed as-is
+        src = Path(spec.location)
+        if not src.is_dir():
+            raise FetchError(f"repo spec {spec.text}: {src} is not a directory")
+        if (src / ".git").exists():
+            commit = git_clone(str(src), repo_dir, spec.version or None)
+        else:
+            repo_dir.parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=f".{spec.key}-", dir=repo_dir.parent))
+            try:
+                shutil.copytree(src, staging / "src", symlinks=True)
+                commit = _commit_all(staging / "src", f"snapshot of {src}")
+                _swap_in(staging / "src", repo_dir)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+    if not requirements:
+        requirements = _declared_requirements(repo_dir)
+    env_dir = ensure_env(requirements, root / "envs")
+    pythonpath = ":".join((["/work/src"] if (repo_dir / "src").is_dir() else []) + ["/work"])
+    return PreparedRepo(spec.key, spec.text, str(repo_dir), commit, str(env_dir), requirements, pythonpath)
+
+
+def _swesmith_profile(name: str) -> tuple[str, str]:
+    from swesmith.profiles import registry  # ~3 s import; only for swesmith: specs
+
+    try:
+        profile = registry.get(name)
+    except Exception as exc:
+        raise ValueError(f"swesmith profile {name!r} not in swesmith's registry: {exc}") from exc
+    return f"https://github.com/{profile.owner}/{profile.repo}.git", profile.commit
+
+
+def _git(repo: Path, *args: str) -> str:
+    proc = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **_AUTHOR, "GIT_CONFIG_GLOBAL": "/dev/null"})
+    if proc.returncode != 0:
+        raise FetchError(f"git {' '.join(args)} in {repo} failed: {proc.stderr.strip()[-1000:]}")
+    return proc.stdout.strip()
+
+
+def _commit_all(repo: Path, message: str) -> str:
+    _git(repo, "init", "-q", "-b", "main")
+    _git(repo, "add", "-A", "-f")
+    _git(repo, "commit", "-q", "--no-gpg-sign", "-m", message)
+    return _git(repo, "rev-parse", "HEAD")
+
+
+def _commit_of_tree(repo: Path) -> str | None:
+    try:
+        return _git(repo, "rev-parse", "HEAD")
+    except FetchError:
+        return None
+
+
+def _swap_in(src: Path, dest: Path) -> None:
+    old = dest.with_name(f".{dest.name}.old")
+    if dest.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(dest, old)
+    os.replace(src, dest)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+# --- environment ----------------------------------------------------------------------------
+def _runtime_requirements(requires_dist: list[str]) -> list[str]:
+    """Requirements for running the tests: unconditional ones plus the test/tests/testing extras."""
+    from packaging.requirements import Requirement
+
+    out = []
+    for line in requires_dist:
+        req = Requirement(line)
+        marker = str(req.marker) if req.marker else ""
+        extra = re.search(r'extra\s*==\s*"([^"]+)"', marker)
+        if extra and extra.group(1) not in TEST_EXTRAS:
+            continue
+        if extra:
+            req.marker = None
+        elif req.marker and not req.marker.evaluate():
+            continue
+        out.append(str(req))
+    return sorted(set(out))
+
+
+def _declared_requirements(repo_dir: Path) -> list[str]:
+    reqs = []
+    for name in ("requirements-test.txt", "requirements_test.txt", "test-requirements.txt", "requirements.txt"):
+        f = repo_dir / name
+        if f.exists():
+            reqs += [ln.split("#")[0].strip() for ln in f.read_text().splitlines()
+                     if ln.strip() and not ln.strip().startswith(("#", "-"))]
+    return sorted(set(r for r in reqs if r))
+
+
+def ensure_env(requirements: list[str], envs_root: str | Path) -> Path:
+    """A venv (pytest + requirements) keyed by its contents; built once, renamed into place."""
+    pytest_pin = f"pytest=={importlib.metadata.version('pytest')}"
+    wanted = sorted(set(requirements) | {pytest_pin})
+    digest = hashlib.sha256(json.dumps([sys.version, wanted]).encode()).hexdigest()[:12]
+    env = Path(envs_root) / f"env-{digest}"
+    if (env / ".hrm-env.json").exists():
+        return env
+    env.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{env.name}-", dir=env.parent))
+    try:
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(tmp / "venv")], check=True,
+                       capture_output=True, timeout=120)
+        proc = subprocess.run([sys.executable, "-m", "pip", "--python", str(tmp / "venv" / "bin" / "python"),
+                               "install", "-q", "--disable-pip-version-check", *wanted],
+                              capture_output=True, text=True, timeout=900)
+        if proc.returncode != 0:
+            raise FetchError(f"installing {wanted} into the test env failed: {proc.stderr.strip()[-1500:]}")
+        (tmp / "venv" / ".hrm-env.json").write_text(json.dumps({"requirements": wanted}))
+        try:
+            os.replace(tmp / "venv", env)
+        except OSError:  # another worker built the same env first
+            if not (env / ".hrm-env.json").exists():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return env
+
+
+# --- test runs ------------------------------------------------------------------------------
+def test_command(repo: PreparedRepo) -> list[str]:
+    return [f"{ENV_MOUNT}/bin/python", "-m", "pytest", "-rA", "--tb=no", "--color=no", "-q",
+            "-p", "no:cacheprovider", *repo.test_paths]
+
+
+def run_tests(sandbox: Sandbox, repo: PreparedRepo, patch: str | None = None,
+              timeout_s: float = 180) -> TestRun:
+    """The repo's test suite in the jail, with `patch` (a unified diff) applied first."""
+    files, script = {}, ""
+    if patch is not None:
+        files[".hrm_bug.patch"] = patch
+        script = "git apply --whitespace=nowarn .hrm_bug.patch || { echo HRM_PATCH_FAILED; exit 97; }; " \
+                 "rm -f .hrm_bug.patch; "
+    cmd = ["sh", "-c", script + 'exec "$@"', "run-tests", *test_command(repo)]
+    job = SandboxJob(command=cmd, files=files, input_dir=repo.repo_dir, ro_binds=[(repo.env_dir, ENV_MOUNT)],
+                     env={"PYTHONPATH": repo.pythonpath}, timeout_s=timeout_s)
+    result = sandbox.run_job(job)
+    if "HRM_PATCH_FAILED" in result.stdout and result.exit_code == 97:
+        return TestRun("patch_failed", {}, result.wall_s, result.stderr[-2000:])
+    return TestRun(result.status, parse_pytest_summary(result.stdout), result.wall_s,
+                   (result.stdout[-1500:] + result.stderr[-1500:]))
+
+
+def parse_pytest_summary(stdout: str) -> dict[str, str]:
+    """Test id -> outcome from pytest's `-rA` short summary (collection errors name no test)."""
+    tests: dict[str, str] = {}
+    for line in stdout.splitlines():
+        m = _SUMMARY_LINE.match(line.strip())
+        if m and "::" in m.group(2):
+            tests[m.group(2)] = m.group(1)
+    return tests
+
+
+def baseline_row(sandbox: Sandbox, spec: RepoSpec, root: str | Path) -> dict:
+    """Prepare the repo and run its suite once, clean: the row of the swe_repos table."""
+    t0 = time.monotonic()
+    repo = prepare_repo(spec, root)
+    run = run_tests(sandbox, repo)
+    return {**repo.to_dict(), "kind": spec.kind, "baseline_status": run.status,
+            "n_tests": len(run.tests), "n_passed": len(run.passed), "passed_tests": run.passed,
+            "failed_tests": run.failed, "baseline_wall_s": run.wall_s,
+            "prepare_wall_s": round(time.monotonic() - t0 - run.wall_s, 3), "output_tail": run.output_tail}
+
+
+def repo_from_row(row: dict) -> PreparedRepo:
+    fields = PreparedRepo.__dataclass_fields__
+    return PreparedRepo(**{k: (list(v) if isinstance(v, (list, tuple)) or hasattr(v, "tolist") else v)
+                           for k, v in row.items() if k in fields})
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")
