@@ -1,0 +1,320 @@
+"""The training recipe, top to bottom: no Dagster, runs on CPU, one GPU, or many under torchrun (DDP).
+
+`train(model_config, train_config, shard_files, out_dir)` trains from token shards and keeps one checkpoint
+in `out_dir`, written atomically every `checkpoint_every` steps and at the end. Called again with the same
+arguments it resumes from that checkpoint, and on CPU ends with weights bit-identical to a run that was
+never interrupted: weights, optimizer, RNG and the sampler position are all restored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import importlib.util
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from model import checkpoint as ckpt
+
+
+@dataclass
+class TrainConfig:
+    max_steps: int = 1000
+    batch_size: int = 8  # sequences per micro-batch on each rank
+    grad_accum: int = 1  # micro-batches per optimizer step
+    lr: float = 3e-4
+    min_lr_ratio: float = 0.1  # cosine floor as a fraction of lr (1.0 would make the schedule constant)
+    warmup_steps: int = 100
+    optimizer: str = "adamw"  # "adamw" | "adam_atan2"
+    betas: tuple[float, float] = (0.9, 0.95)
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0  # max global grad norm; 0 disables clipping
+    dtype: str = "bf16"  # autocast dtype on CPU and GPU: "bf16" | "fp32"
+    compile: bool = False  # torch.compile the model
+    seed: int = 0
+    language_balance: float = 0.5  # sampling weight per language = count ** language_balance
+    split: str = "train"
+    pad_to_multiple: int = 8
+    fixed_length: bool = False  # pad every batch to max_seq_len (static shapes, fewer torch.compile recompiles)
+    checkpoint_every: int = 200
+    log_every: int = 10
+    eval_every: int = 0  # steps between validation-loss passes; 0 = never
+    eval_batches: int = 4
+    qat: bool = False  # 8-bit quantization-aware training (fake-quant in every Linear's forward)
+    wandb: bool = False  # log to Weights & Biases in offline mode, if wandb is installed
+    wandb_project: str = "hrm-code"
+
+    def __post_init__(self) -> None:
+        self.betas = tuple(self.betas)
+        self.validate()
+
+    def validate(self) -> None:
+        def bad(name: str, why: str) -> None:
+            raise ValueError(f"TrainConfig.{name}={getattr(self, name)!r}: {why}")
+
+        for name in ("max_steps", "batch_size", "grad_accum", "pad_to_multiple", "checkpoint_every", "log_every",
+                     "eval_batches"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                bad(name, "must be a positive integer")
+        for name in ("warmup_steps", "eval_every", "seed"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
+                bad(name, "must be an integer >= 0")
+        if not self.lr > 0:
+            bad("lr", "must be > 0")
+        if not 0.0 <= self.min_lr_ratio <= 1.0:
+            bad("min_lr_ratio", "must be in [0, 1]")
+        if self.optimizer not in ("adamw", "adam_atan2"):
+            bad("optimizer", "must be 'adamw' or 'adam_atan2'")
+        if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
+            bad("betas", "must be two numbers in [0, 1)")
+        if self.weight_decay < 0 or self.grad_clip < 0 or self.language_balance < 0:
+            bad("weight_decay" if self.weight_decay < 0 else "grad_clip" if self.grad_clip < 0 else
+                "language_balance", "must be >= 0")
+        if self.dtype not in ("bf16", "fp32"):
+            bad("dtype", "must be 'bf16' or 'fp32'")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"TrainConfig: unknown field(s) {', '.join(unknown)}")
+        return cls(**data)
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    tokens_seen: int
+    wall_s: float  # this call only
+    tokens_per_s: float  # this call only
+    final_metrics: dict[str, float]  # loss, per-task losses/accuracies and the model's other metrics
+    loss_history: list[dict] = field(default_factory=list)  # {"step", "loss", "lr", ...} every log_every
+    checkpoint_dir: str = ""
+    resumed_from_step: int = 0
+
+
+@dataclass
+class Distributed:
+    rank: int
+    world_size: int
+    local_rank: int
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_distributed() -> Distributed:
+    """DDP when launched by torchrun (RANK/WORLD_SIZE/LOCAL_RANK set): NCCL on GPU, gloo on CPU."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+    if torch.accelerator.is_available():
+        accelerator = torch.accelerator.current_accelerator()
+        device = torch.device(accelerator.type, local_rank if world > 1 else torch.accelerator.current_device_index())
+        if world > 1:
+            torch.accelerator.set_device_index(local_rank)
+    else:
+        device = torch.device("cpu")
+    if world > 1 and not torch.distributed.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        torch.distributed.init_process_group(backend=backend, rank=rank, world_size=world)
+    return Distributed(rank, world, local_rank, device)
+
+
+def _rng_state(device: torch.device) -> dict:
+    state = {"cpu": torch.get_rng_state()}
+    if device.type != "cpu" and hasattr(torch, device.type):
+        state["device"] = getattr(torch, device.type).get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state: dict, device: torch.device) -> None:
+    torch.set_rng_state(state["cpu"])
+    if "device" in state and device.type != "cpu":
+        getattr(torch, device.type).set_rng_state(state["device"], device)
+
+
+class _LossOf(torch.nn.Module):
+    """Returns (loss, output) so DDP finds the loss tensor whatever the model's output class is."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch):
+        out = self.model(batch)
+        return out.loss, out
+
+
+def _start_wandb(cfg: TrainConfig, model_config, out_dir: Path):
+    if not cfg.wandb or importlib.util.find_spec("wandb") is None:
+        return None
+    import wandb
+
+    return wandb.init(project=cfg.wandb_project, mode="offline", dir=str(out_dir.parent),
+                      config={"model": model_config.to_dict(), "train": cfg.to_dict()})
+
+
+def train(model_config, train_config: TrainConfig, shard_files: list[str], out_dir: str | Path,
+          tokenizer_dir: str | Path | None = None, resume: bool = True,
+          callback: Callable[[int, dict], bool | None] | None = None) -> TrainResult:
+    """Train; `callback(step, metrics)` runs every log_every steps on rank 0 and may return True to stop
+    early (a checkpoint is written first)."""
+    from model import build_model
+    from model.data import BatchStream, load_shards
+    from model.optim import build_optimizer, lr_at
+
+    cfg, out = train_config, Path(out_dir)
+    dist = setup_distributed()
+    torch.manual_seed(cfg.seed)
+    model = build_model(model_config).to(dist.device)
+    if cfg.qat:
+        from model.quantize import enable_qat
+
+        enable_qat(model)
+    dataset = load_shards(shard_files, cfg.split, model_config.max_seq_len, model_config.vocab_size)
+    stream = BatchStream(dataset, cfg.batch_size, seed=cfg.seed, language_balance=cfg.language_balance,
+                         rank=dist.rank, world_size=dist.world_size, pad_id=model_config.pad_token_id,
+                         pad_to_multiple=cfg.pad_to_multiple,
+                         pad_to=model_config.max_seq_len if cfg.fixed_length else None)
+    optimizer = build_optimizer(model, cfg.optimizer, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+
+    state = {"step": 0, "tokens_seen": 0, "history": [], "wall_s": 0.0}
+    ckpt.recover(out)
+    if resume and ckpt.is_checkpoint(out) and (out / ckpt.TRAINER_STATE).is_file():
+        state, rng_states = ckpt.load_training_state(out, model, optimizer)
+        stream.sampler.load_state_dict(state["sampler"])
+        if rng_states is not None and dist.rank < len(rng_states):
+            _set_rng_state(rng_states[dist.rank], dist.device)
+    resumed_from, wall_before = state["step"], state["wall_s"]
+
+    step_module: torch.nn.Module = _LossOf(model)
+    if dist.world_size > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        step_module = DistributedDataParallel(
+            step_module, device_ids=[dist.local_rank] if dist.device.type == "cuda" else None,
+            find_unused_parameters=True)  # heads without labels in a batch get no gradient
+    runner = torch.compile(step_module) if cfg.compile else step_module
+    autocast = torch.autocast(device_type=dist.device.type, dtype=torch.bfloat16, enabled=cfg.dtype == "bf16")
+    run = _start_wandb(cfg, model_config, out) if dist.is_main else None
+
+    def save() -> None:
+        rng_states = [_rng_state(dist.device)]
+        if dist.world_size > 1:
+            rng_states = [None] * dist.world_size
+            torch.distributed.all_gather_object(rng_states, _rng_state(dist.device))
+        if dist.is_main:
+            state["sampler"] = stream.sampler.state_dict()
+            ckpt.save_checkpoint(out, model, model_config, train_config=cfg.to_dict(), tokenizer_dir=tokenizer_dir,
+                                 optimizer=optimizer, rng_states=rng_states, trainer_state=state)
+        if dist.world_size > 1:
+            torch.distributed.barrier()
+
+    model.train()
+    started = time.perf_counter()
+    tokens_this_call, window_tokens, window_start = 0, 0, time.perf_counter()
+    metrics: dict[str, float] = {}
+    stop = False
+    while state["step"] < cfg.max_steps and not stop:
+        lr = lr_at(state["step"], base_lr=cfg.lr, warmup_steps=cfg.warmup_steps, total_steps=cfg.max_steps,
+                   min_lr_ratio=cfg.min_lr_ratio)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        sums: dict[str, float] = {}
+        counts: dict[str, int] = {}
+        loss_sum, step_tokens = 0.0, 0
+        for micro in range(cfg.grad_accum):
+            batch = {k: v.to(dist.device, non_blocking=True) for k, v in stream.next_batch().items()}
+            step_tokens += int((batch["input_ids"] != model_config.pad_token_id).sum())
+            sync = micro == cfg.grad_accum - 1 or dist.world_size == 1
+            with (contextlib.nullcontext() if sync else step_module.no_sync()), autocast:
+                loss, output = runner(batch)
+            (loss / cfg.grad_accum).backward()
+            loss_sum += float(loss.detach())
+            for key, value in (output.metrics or {}).items():  # per-task keys appear only when the task does
+                sums[key] = sums.get(key, 0.0) + float(value)
+                counts[key] = counts.get(key, 0) + 1
+        grad_norm = (torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip) if cfg.grad_clip > 0
+                     else torch.zeros(()))
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if dist.world_size > 1:
+            counted = torch.tensor([step_tokens], device=dist.device)
+            torch.distributed.all_reduce(counted)
+            step_tokens = int(counted.item())
+        state["step"] += 1
+        state["tokens_seen"] += step_tokens
+        tokens_this_call += step_tokens
+        window_tokens += step_tokens
+        metrics = {k: v / counts[k] for k, v in sums.items()}
+        metrics.update(loss=loss_sum / cfg.grad_accum, lr=lr, grad_norm=float(grad_norm))
+        if not math.isfinite(metrics["loss"]):
+            raise FloatingPointError(f"step {state['step']}: loss is {metrics['loss']}; lower lr or check the data")
+
+        last = state["step"] == cfg.max_steps
+        if state["step"] % cfg.log_every == 0 or last:
+            now = time.perf_counter()
+            metrics["tokens_per_s"] = window_tokens / max(now - window_start, 1e-9)
+            window_tokens, window_start = 0, now
+            if cfg.eval_every and state["step"] % cfg.eval_every == 0:
+                metrics.update(evaluate(model, model_config, cfg, shard_files, dist.device))
+            state["history"].append({"step": state["step"], **metrics})
+            if dist.is_main:
+                if run is not None:
+                    run.log(metrics, step=state["step"])
+                if callback is not None and callback(state["step"], dict(metrics)):
+                    stop = True
+            if dist.world_size > 1:
+                flag = torch.tensor([int(stop)], device=dist.device)
+                torch.distributed.broadcast(flag, 0)
+                stop = bool(flag.item())
+        if state["step"] % cfg.checkpoint_every == 0 or last or stop:
+            state["wall_s"] = wall_before + time.perf_counter() - started
+            save()
+
+    wall = time.perf_counter() - started
+    if run is not None:
+        run.finish()
+    return TrainResult(steps=state["step"], tokens_seen=state["tokens_seen"], wall_s=wall,
+                       tokens_per_s=tokens_this_call / max(wall, 1e-9), final_metrics=metrics,
+                       loss_history=list(state["history"]), checkpoint_dir=str(out), resumed_from_step=resumed_from)
+
+
+@torch.no_grad()
+def evaluate(model, model_config, cfg: TrainConfig, shard_files: list[str], device) -> dict[str, float]:
+    """Mean validation loss over eval_batches fixed batches of the 'validation' split (empty split: {})."""
+    from model.data import BatchStream, load_shards
+
+    data = load_shards(shard_files, "validation", model_config.max_seq_len, model_config.vocab_size)
+    if len(data) == 0:
+        return {}
+    # a fresh stream with a fixed seed: every evaluation sees the same batches and training RNG is untouched
+    stream = BatchStream(data, cfg.batch_size, seed=12345, language_balance=cfg.language_balance,
+                         pad_id=model_config.pad_token_id, pad_to_multiple=cfg.pad_to_multiple)
+    was_training = model.training
+    model.eval()
+    total = 0.0
+    with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=cfg.dtype == "bf16"):
+        for _ in range(cfg.eval_batches):
+            batch = {k: v.to(device) for k, v in stream.next_batch().items()}
+            total += float(model(batch).loss)
+    model.train(was_training)
+    return {"val_loss": total / cfg.eval_batches}
+
+
+def load_train_config(path: str | Path) -> TrainConfig:
+    return TrainConfig.from_dict(json.loads(Path(path).read_text()))
