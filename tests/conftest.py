@@ -29,3 +29,31 @@ def sandbox():
 def polyglot_bundle() -> Path:
     _require(POLYGLOT_BUNDLE.exists(), f"polyglot bundle not found at {POLYGLOT_BUNDLE}")
     return POLYGLOT_BUNDLE
+
+
+@pytest.fixture(scope="session")
+def token_shards(tmp_path_factory):
+    """(two tiny parquet token shards, tokenizer dir): 4 languages, codegen/repair/tool_use, 4 validation rows."""
+    from model.data import write_shard
+    from model.tokenizer import train_tokenizer
+    from model.vocab import tool_id
+
+    programs = {
+        "python": ("add two numbers", "def add(a, b):\n    return a + b\n"),
+        "rust": ("add two numbers", "fn add(a: i32, b: i32) -> i32 { a + b }\n"),
+        "go": ("add two numbers", "func add(a, b int) int { return a + b }\n"),
+        "cpp": ("print hello", "int main() { std::cout << \"hello\"; }\n"),
+    }
+    root = tmp_path_factory.mktemp("token_shards")
+    tok = train_tokenizer([p + "\n" + a for p, a in programs.values()] * 10, vocab_size=512, out_dir=root / "tokenizer")
+    rows = []
+    for i in range(6):
+        for language, (prompt, answer) in programs.items():
+            ids, prompt_len = tok.encode_example(f"{prompt} #{i % 3}", answer)
+            task = {"go": "tool_use", "cpp": "repair"}.get(language, "codegen")
+            rows.append({"input_ids": ids, "prompt_len": prompt_len, "language": language, "task_type": task,
+                         "edit_tags": [j % 2 for j in range(prompt_len)] if task == "repair" else [],
+                         "tool_label": tool_id("git") if task == "tool_use" else -1,
+                         "split": "validation" if i == 5 else "train", "example_id": f"{language}-{i}"})
+    files = [write_shard(str(root / "shard-0.parquet"), rows[:12]), write_shard(str(root / "shard-1.parquet"), rows[12:])]
+    return files, root / "tokenizer"
