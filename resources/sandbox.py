@@ -10,6 +10,7 @@ including ones that called setsid. Without root, bwrap runs in a user namespace 
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import math
@@ -131,6 +132,20 @@ class Sandbox(dg.ConfigurableResource):
         """Apply fn (which may run several jailed commands) to items, `concurrency` at a time."""
         with ThreadPoolExecutor(max_workers=max(1, self.concurrency)) as pool:
             return list(pool.map(fn, items))
+
+    @contextlib.contextmanager
+    def jail_argv(self, job: SandboxJob):
+        """The argv that starts `job.command` in the same jail and limits as `run_job`, for a caller that
+        runs it itself (an interactive SWE-ReX shell). The uid slot and staging dir are held until exit;
+        no wall-clock timeout applies, so the caller must kill the process (which ends the jail)."""
+        self.check_available()
+        with _Slot() as slot, tempfile.TemporaryDirectory(prefix="hrm-sbx-") as stage:
+            argv, status_w, status_r = self._command_line(job, slot, Path(stage), float(job.timeout_s or self.timeout_s),
+                                                          int(job.memory_mb or self.memory_mb))
+            os.close(status_w)
+            os.close(status_r)
+            i = argv.index("--json-status-fd")
+            yield argv[:i] + argv[i + 2:]
 
     # --- internals ----------------------------------------------------------------------------
     def _slot_gate(self) -> threading.BoundedSemaphore:
