@@ -12,6 +12,13 @@ import pytest
 
 from resources.sandbox import MAX_SLOTS, Sandbox, SandboxJob
 
+# Our own uid range, so jails of other test modules or processes running meanwhile don't count.
+UID_BASE = 63000
+
+
+def _sandbox(**kw) -> Sandbox:
+    return Sandbox(uid_base=UID_BASE, **kw)
+
 
 def _jailed_pids(sb: Sandbox) -> list[int]:
     pids = []
@@ -29,11 +36,12 @@ def _jailed_pids(sb: Sandbox) -> list[int]:
 
 @pytest.fixture
 def clean(sandbox):
-    yield sandbox
+    sb = _sandbox(timeout_s=30, concurrency=2)
+    yield sb
     deadline = time.monotonic() + 5
-    while _jailed_pids(sandbox) and time.monotonic() < deadline:
+    while _jailed_pids(sb) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert _jailed_pids(sandbox) == [], "a jailed process outlived its sandbox"
+    assert _jailed_pids(sb) == [], "a jailed process outlived its sandbox"
 
 
 def py(code: str) -> list[str]:
@@ -79,7 +87,7 @@ def test_disk_fill_hits_the_tmpfs_cap_not_the_host(clean):
 
 
 def test_single_huge_file_hits_the_file_size_limit(clean):
-    r = Sandbox(max_file_size_mb=16, work_mb=512).run(
+    r = _sandbox(max_file_size_mb=16, work_mb=512).run(
         ["sh", "-c", "dd if=/dev/zero of=big bs=1M count=64"])
     assert r.status == "failed"
 
@@ -171,7 +179,7 @@ def test_killing_parent_and_everything_spares_the_host(clean):
 
 
 def test_huge_output_is_capped(clean):
-    sb = Sandbox(max_output_bytes=100_000)
+    sb = _sandbox(max_output_bytes=100_000)
     t0 = time.monotonic()
     r = sb.run(py("import sys\nwhile True: sys.stdout.write('x' * 65536)"), timeout_s=20)
     assert r.status == "output_limit"
@@ -199,7 +207,7 @@ def test_file_paths_cannot_escape(clean):
 
 
 def test_run_many_runs_in_parallel_up_to_concurrency():
-    sb = Sandbox(concurrency=2)
+    sb = _sandbox(concurrency=2)
     t0 = time.monotonic()
     results = sb.run_many([SandboxJob(command=["sleep", "1"]) for _ in range(4)])
     wall = time.monotonic() - t0
