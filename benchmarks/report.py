@@ -1,0 +1,201 @@
+"""Benchmark report rows, the append-only DuckDB history table, trends and regression thresholds.
+
+A report row: report_id, created_at, model (name, checkpoint hash, quantization), benchmark, metric,
+value, n, code_version. Every report is appended to `benchmark_history` in Warehouse.history_db();
+the regression check compares one report with the one before it.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import subprocess
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterable
+
+HISTORY_TABLE = "benchmark_history"
+_COLUMNS = (("report_id", "VARCHAR"), ("created_at", "TIMESTAMP"), ("model", "VARCHAR"),
+            ("checkpoint_hash", "VARCHAR"), ("quantization", "VARCHAR"), ("benchmark", "VARCHAR"),
+            ("metric", "VARCHAR"), ("value", "DOUBLE"), ("n", "INTEGER"), ("code_version", "VARCHAR"))
+# metrics where a smaller number is better; every other metric is higher-is-better
+LOWER_IS_BETTER = ("loss", "bytes", "wall_s", "latency_s")
+
+
+@dataclass
+class ReportRow:
+    report_id: str
+    created_at: _dt.datetime
+    model: str
+    checkpoint_hash: str
+    quantization: str  # "none", "int8", "nf4"
+    benchmark: str
+    metric: str
+    value: float
+    n: int
+    code_version: str
+
+    def key(self) -> tuple[str, str, str]:
+        return (self.model, self.benchmark, self.metric)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def new_report_id() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+
+
+def code_version(repo_root: str | Path | None = None) -> str:
+    """The git commit of the code that produced a report (with "+dirty" for uncommitted changes)."""
+    root = str(repo_root or Path(__file__).resolve().parent.parent)
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True,
+                              text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return (head or "unknown") + ("+dirty" if dirty else "")
+
+
+def make_rows(report_id: str, created_at: _dt.datetime, model: str, checkpoint_hash: str, quantization: str,
+              results: Iterable[dict], version: str) -> list[ReportRow]:
+    """results: [{"benchmark", "metric", "value", "n"}] for one model."""
+    rows = []
+    for r in results:
+        value = float(r["value"])
+        if value != value:  # NaN is no measurement
+            raise ValueError(f"{model}/{r['benchmark']}/{r['metric']}: value is NaN")
+        rows.append(ReportRow(report_id, created_at, model, checkpoint_hash, quantization, r["benchmark"],
+                              r["metric"], value, int(r["n"]), version))
+    return rows
+
+
+# --- the DuckDB history ----------------------------------------------------------------------------------
+def _connect(db_path: str | Path):
+    import duckdb
+
+    con = duckdb.connect(str(db_path))
+    cols = ", ".join(f"{name} {kind}" for name, kind in _COLUMNS)
+    con.execute(f"CREATE TABLE IF NOT EXISTS {HISTORY_TABLE} ({cols})")
+    return con
+
+
+def append_history(db_path: str | Path, rows: list[ReportRow]) -> int:
+    """Append one report's rows in a single transaction; a report id is never appended twice."""
+    if not rows:
+        return 0
+    ids = {r.report_id for r in rows}
+    with _connect(db_path) as con:
+        for rid in ids:
+            if con.execute(f"SELECT count(*) FROM {HISTORY_TABLE} WHERE report_id = ?", [rid]).fetchone()[0]:
+                raise ValueError(f"report {rid} is already in {db_path}")
+        con.execute("BEGIN")
+        con.executemany(f"INSERT INTO {HISTORY_TABLE} VALUES ({', '.join('?' * len(_COLUMNS))})",
+                        [[getattr(r, c) for c, _ in _COLUMNS] for r in rows])
+        con.execute("COMMIT")
+    return len(rows)
+
+
+def report_ids(db_path: str | Path) -> list[str]:
+    """Report ids, oldest first."""
+    with _connect(db_path) as con:
+        return [r[0] for r in con.execute(
+            f"SELECT report_id FROM {HISTORY_TABLE} GROUP BY report_id ORDER BY min(created_at), report_id").fetchall()]
+
+
+def load_report(db_path: str | Path, report_id: str) -> list[ReportRow]:
+    with _connect(db_path) as con:
+        cur = con.execute(f"SELECT {', '.join(c for c, _ in _COLUMNS)} FROM {HISTORY_TABLE} WHERE report_id = ? "
+                          "ORDER BY model, benchmark, metric", [report_id])
+        return [ReportRow(*row) for row in cur.fetchall()]
+
+
+def previous_report(db_path: str | Path, report_id: str) -> list[ReportRow]:
+    """The rows of the report just before report_id (empty when it is the first)."""
+    ids = report_ids(db_path)
+    if report_id not in ids or ids.index(report_id) == 0:
+        return []
+    return load_report(db_path, ids[ids.index(report_id) - 1])
+
+
+# --- trend and regressions -------------------------------------------------------------------------------
+def trend(current: list[ReportRow], previous: list[ReportRow]) -> list[dict]:
+    before = {r.key(): r for r in previous}
+    out = []
+    for r in current:
+        p = before.get(r.key())
+        out.append({"model": r.model, "benchmark": r.benchmark, "metric": r.metric, "value": r.value, "n": r.n,
+                    "previous": None if p is None else p.value,
+                    "delta": None if p is None else round(r.value - p.value, 6)})
+    return out
+
+
+def parse_thresholds(spec: str) -> dict[str, float]:
+    """"default=0.05,pass@1=0.03,exec_exact_match=0.05" -> {metric: largest allowed worsening}."""
+    out = {"default": 0.05}
+    for item in (s.strip() for s in (spec or "").split(",") if s.strip()):
+        name, _, value = item.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise ValueError(f"regression threshold {item!r}: expected metric=number") from None
+    return out
+
+
+def _lower_is_better(metric: str) -> bool:
+    return any(token in metric for token in LOWER_IS_BETTER)
+
+
+def regressions(current: list[ReportRow], previous: list[ReportRow], thresholds: dict[str, float],
+                ignore_metrics: Iterable[str] = ("tokens_per_s",)) -> list[dict]:
+    """Metrics that got worse than the previous report by more than their threshold (absolute)."""
+    ignored = set(ignore_metrics)
+    before = {r.key(): r for r in previous}
+    found = []
+    for r in current:
+        p = before.get(r.key())
+        if p is None or r.metric in ignored:
+            continue
+        limit = thresholds.get(r.metric, thresholds.get("default", 0.05))
+        worse = (r.value - p.value) if _lower_is_better(r.metric) else (p.value - r.value)
+        if worse > limit:
+            found.append({"model": r.model, "benchmark": r.benchmark, "metric": r.metric, "previous": p.value,
+                          "value": r.value, "worsened_by": round(worse, 6), "threshold": limit})
+    return found
+
+
+# --- presentation ----------------------------------------------------------------------------------------
+def _fmt(v) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def markdown_table(records: list[dict], columns: list[str]) -> str:
+    head = "| " + " | ".join(columns) + " |\n| " + " | ".join("---" for _ in columns) + " |\n"
+    return head + "".join("| " + " | ".join(_fmt(r.get(c)) for c in columns) + " |\n" for r in records)
+
+
+def side_by_side(rows: list[ReportRow], models: list[str]) -> list[dict]:
+    """One record per (benchmark, metric) with a column per model."""
+    table: dict[tuple[str, str], dict] = {}
+    for r in rows:
+        rec = table.setdefault((r.benchmark, r.metric), {"benchmark": r.benchmark, "metric": r.metric, "n": r.n})
+        rec[r.model] = r.value
+    return [table[k] for k in sorted(table)]
+
+
+def report_markdown(current: list[ReportRow], previous: list[ReportRow], models: list[str]) -> str:
+    parts = ["### Side by side\n", markdown_table(side_by_side(current, models), ["benchmark", "metric", "n"] + models),
+             "\n### Trend vs the previous report\n",
+             markdown_table(trend(current, previous), ["model", "benchmark", "metric", "value", "previous", "delta"])]
+    return "".join(parts)
+
+
+def rows_json(rows: list[ReportRow]) -> str:
+    return json.dumps([{**r.to_dict(), "created_at": r.created_at.isoformat()} for r in rows])
