@@ -17,8 +17,22 @@ from resources.warehouse import Warehouse
 
 STAGE_KEYS = ["1", "2", "3", "4"]
 stage_partitions = dg.StaticPartitionsDefinition(STAGE_KEYS)
-BENCHMARK_ASSETS = ["polyglot_problems", "humaneval_problems", "lcb_problems"]
-TASK_ASSETS = ["tool_use_examples", "swe_trajectories", "multi_agent_scenarios"]
+BENCHMARK_TABLES = ["polyglot_problems", "humaneval_problems", "lcb_problems"]
+TASK_TABLES = ["tool_use_examples", "swe_trajectories", "multi_agent_scenarios"]
+
+
+def _defined_by_siblings(names_by_module: dict[str, list[str]]) -> list[str]:
+    """Lineage deps on other areas' assets, for the modules that exist in this checkout (an undefined
+    dep would appear as an ungrouped external asset). The tables are read whether or not they exist."""
+    import importlib.util
+
+    return [n for module, names in names_by_module.items()
+            if importlib.util.find_spec(f"hrm_assets.{module}") is not None for n in names]
+
+
+BENCHMARK_ASSETS = _defined_by_siblings({"polyglot": ["polyglot_problems"], "humaneval": ["humaneval_problems"],
+                                         "lcb": ["lcb_problems"]})
+TASK_ASSETS = _defined_by_siblings({"swe": TASK_TABLES})
 
 
 def env_str(name: str, default: str) -> str:
@@ -55,7 +69,7 @@ class CorpusConfig(dg.Config):
     hf_limit: int = env_int("HRM_CORPUS_HF_LIMIT", 1000)
     near_dup_threshold: float = env_float("HRM_CORPUS_NEAR_DUP", 0.85)
     decontamination_ngram: int = env_int("HRM_DECONTAM_NGRAM", 20)
-    benchmark_tables: str = env_str("HRM_DECONTAM_TABLES", ",".join(BENCHMARK_ASSETS))
+    benchmark_tables: str = env_str("HRM_DECONTAM_TABLES", ",".join(BENCHMARK_TABLES))
 
 
 def build_code_corpus(config: CorpusConfig, warehouse, log=None) -> dict:
@@ -216,7 +230,7 @@ def tokenizer(context: dg.AssetExecutionContext, config: TokenizerConfig, wareho
 class TrainingExamplesConfig(dg.Config):
     corpus_examples_per_file: int = env_int("HRM_CORPUS_EXAMPLES_PER_FILE", 6)
     max_body_lines: int = env_int("HRM_CORPUS_MAX_BODY_LINES", 12)
-    task_tables: str = env_str("HRM_TASK_TABLES", ",".join(TASK_ASSETS))
+    task_tables: str = env_str("HRM_TASK_TABLES", ",".join(TASK_TABLES))
 
 
 def build_training_examples(config: TrainingExamplesConfig, warehouse, log=None) -> dict:
