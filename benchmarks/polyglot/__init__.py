@@ -1,0 +1,1 @@
+"""Aider Polyglot benchmark: exercise extraction, the Sandbox test runners, the evaluator and metrics."""

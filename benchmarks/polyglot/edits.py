@@ -1,0 +1,162 @@
+"""Turning a solver's answer into files: Aider's `whole` and `diff` (SEARCH/REPLACE) edit formats.
+
+Anything that cannot be parsed or applied raises MalformedAnswer; its message says which file or
+block failed, so it can be shown to the solver on the next try.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import PurePosixPath
+
+EDIT_FORMATS = ("whole", "diff")
+_FENCE = re.compile(r"^\s*(```+|~~~+)")
+_SEARCH = re.compile(r"^<{5,9} SEARCH\s*$")
+_DIVIDER = re.compile(r"^={5,9}\s*$")
+_REPLACE = re.compile(r">{5,9} REPLACE\s*$")
+_PROTECTED_PREFIXES = (".meta/", ".docs/")
+
+
+class MalformedAnswer(ValueError):
+    pass
+
+
+def apply_answer(text: str, edit_format: str, files: dict[str, str]) -> dict[str, str]:
+    """The solution files after applying `text` (in `edit_format`) to `files`; `files` is not changed."""
+    if edit_format == "whole":
+        updates = parse_whole(text, list(files))
+        return {**files, **updates}
+    if edit_format == "diff":
+        return apply_search_replace(parse_search_replace(text, list(files)), files)
+    raise ValueError(f"unknown edit format {edit_format!r}; expected one of {', '.join(EDIT_FORMATS)}")
+
+
+def check_path(path: str, known: list[str]) -> str:
+    """A safe exercise-relative path for a file name the solver wrote."""
+    name = path.strip().strip("`*:").strip()
+    name = re.sub(r"^(\./)+", "", name)
+    if name in known:
+        return name
+    by_basename = [k for k in known if PurePosixPath(k).name == PurePosixPath(name).name]
+    if len(by_basename) == 1:
+        return by_basename[0]
+    pure = PurePosixPath(name)
+    if not name or pure.is_absolute() or ".." in pure.parts or "\\" in name or name.startswith(_PROTECTED_PREFIXES):
+        raise MalformedAnswer(f"file name {path!r} is not a path inside the exercise")
+    return pure.as_posix()
+
+
+# --- whole files ------------------------------------------------------------------------------
+def parse_whole(text: str, known: list[str]) -> dict[str, str]:
+    """Files given as a file name line followed by a fenced block holding the whole new content."""
+    lines = text.splitlines()
+    out: dict[str, str] = {}
+    i = 0
+    while i < len(lines):
+        fence = _FENCE.match(lines[i])
+        if not fence:
+            i += 1
+            continue
+        name = _name_before(lines, i)
+        end = next((j for j in range(i + 1, len(lines)) if lines[j].strip() == fence.group(1)), None)
+        if end is None:
+            raise MalformedAnswer(f"the code block opened on line {i + 1} is never closed")
+        if name is None:
+            if len(known) != 1:
+                raise MalformedAnswer(f"the code block on line {i + 1} has no file name before it; "
+                                      f"write the file name on the line before the block")
+            name = known[0]
+        out[check_path(name, known)] = "\n".join(lines[i + 1:end]) + "\n"
+        i = end + 1
+    if not out:
+        raise MalformedAnswer("no file found: give each file as its name on one line, then a fenced "
+                              "code block with its whole content")
+    return out
+
+
+def _name_before(lines: list[str], fence_line: int) -> str | None:
+    j = fence_line - 1
+    while j >= 0 and not lines[j].strip():
+        j -= 1
+    if j < 0:
+        return None
+    candidate = lines[j].strip().strip("#").strip()
+    if not candidate or " " in candidate.strip("`*: ") or len(candidate) > 200:
+        return None
+    return candidate
+
+
+# --- SEARCH/REPLACE blocks --------------------------------------------------------------------
+def parse_search_replace(text: str, known: list[str]) -> list[tuple[str, str, str]]:
+    """[(path, search, replace)] from `path` + <<<<<<< SEARCH / ======= / >>>>>>> REPLACE blocks."""
+    lines = text.splitlines(keepends=True)
+    blocks = []
+    current_file = None
+    i = 0
+    while i < len(lines):
+        if not _SEARCH.match(lines[i].rstrip("\n")):
+            i += 1
+            continue
+        name = _block_file_name(lines, i) or current_file
+        if name is None:
+            if len(known) != 1:
+                raise MalformedAnswer(f"the SEARCH block on line {i + 1} names no file; "
+                                      "put the file path on the line before it")
+            name = known[0]
+        path = check_path(name, known)
+        divider = next((j for j in range(i + 1, len(lines)) if _DIVIDER.match(lines[j].rstrip("\n"))), None)
+        if divider is None:
+            raise MalformedAnswer(f"the SEARCH block on line {i + 1} ({path}) has no ======= divider")
+        end = next((j for j in range(divider + 1, len(lines)) if _REPLACE.match(lines[j].rstrip("\n"))), None)
+        if end is None:
+            raise MalformedAnswer(f"the SEARCH block on line {i + 1} ({path}) has no >>>>>>> REPLACE end")
+        blocks.append((path, "".join(lines[i + 1:divider]), "".join(lines[divider + 1:end])))
+        current_file = path
+        i = end + 1
+    if not blocks:
+        raise MalformedAnswer("no SEARCH/REPLACE block found")
+    return blocks
+
+
+def _block_file_name(lines: list[str], search_line: int) -> str | None:
+    j = search_line - 1
+    while j >= 0 and (not lines[j].strip() or _FENCE.match(lines[j])):
+        if _FENCE.match(lines[j]) and j < search_line - 1:
+            break
+        j -= 1
+    if j < 0:
+        return None
+    candidate = lines[j].strip().strip("#").strip()
+    if not candidate or _FENCE.match(candidate) or " " in candidate.strip("`*: ") or _REPLACE.search(candidate):
+        return None
+    return candidate
+
+
+def apply_search_replace(blocks: list[tuple[str, str, str]], files: dict[str, str]) -> dict[str, str]:
+    out = dict(files)
+    for n, (path, search, replace) in enumerate(blocks, 1):
+        if not search.strip():
+            out[path] = (out.get(path, "") + replace) if path in out else replace
+            continue
+        if path not in out:
+            raise MalformedAnswer(f"block {n}: {path} does not exist (use an empty SEARCH to create it)")
+        updated = _replace_once(out[path], search, replace)
+        if updated is None:
+            raise MalformedAnswer(f"block {n}: the SEARCH text does not match any lines of {path} exactly")
+        out[path] = updated
+    return out
+
+
+def _replace_once(content: str, search: str, replace: str) -> str | None:
+    if search in content:
+        return content.replace(search, replace, 1)
+    # Tolerate differences in trailing whitespace and indentation, line by line.
+    have = content.splitlines(keepends=True)
+    want = [l.strip() for l in search.splitlines()]
+    while want and not want[-1]:
+        want.pop()
+    for start in range(len(have) - len(want) + 1):
+        if all(have[start + k].strip() == want[k] for k in range(len(want))):
+            tail = "" if replace.endswith("\n") or not replace else "\n"
+            return "".join(have[:start]) + replace + tail + "".join(have[start + len(want):])
+    return None

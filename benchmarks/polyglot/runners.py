@@ -1,0 +1,201 @@
+"""How each language's tests run in the Sandbox, the way Aider's harness runs them.
+
+Per run: the exercise's build files, stubs, the candidate's files, then editor and test files restored
+from the pristine exercise (skipped tests enabled), all copied into the jail's /work. Two things are
+built once per run and bound read-only into later jails, because rebuilding them dominates the time:
+Catch's main object for C++ (compiling catch.hpp's main takes ~12 s per exercise) and a Go build cache
+with the standard library (a cold `go test` takes ~30 s). Both are built in a jail of their own from
+trusted inputs before any candidate code runs, so candidate code can never write to them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+
+from benchmarks.polyglot.exercises import Exercise
+from resources.sandbox import Sandbox, SandboxJob
+from resources.toolchains import JAVA_JARS, TOOLCHAIN_DIR, toolchain
+
+TEST_TIMEOUT_S = 180.0  # Aider's limit for one test run
+SHARED_MOUNT = "/opt/polyglot"
+# C++ bank-account runs 1000 threads at once: each counts as a process, and each 8 MB stack counts
+# against the data limit (RLIMIT_DATA is virtual size, so 8 GB of mostly untouched stacks).
+TEST_MAX_PROCESSES = 2048
+TEST_MEMORY_MB = {"cpp": 10240}
+_JAVA_REQUIRED_JARS = JAVA_JARS[:3]  # JUnit console, AssertJ, Byte Buddy; org.json only for rest-api
+_JVM_FLAGS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Xshare:auto"
+# Standard-library packages the Go cache is warmed with (plus whatever the exercises import).
+_GO_WARM_PACKAGES = ("bufio", "bytes", "cmp", "container/heap", "container/list", "crypto/rand", "errors",
+                     "fmt", "io", "iter", "log", "maps", "math", "math/big", "math/bits", "math/rand",
+                     "os", "reflect", "regexp", "runtime", "slices", "sort", "strconv", "strings", "sync",
+                     "sync/atomic", "testing", "time", "unicode", "unicode/utf8")
+
+
+def unsupported_reason(language: str) -> str | None:
+    """Why this machine cannot run `language` tests, or None when it can."""
+    tc = toolchain(language)
+    if not tc.available:
+        return f"{language} toolchain missing: {tc.reason}"
+    if language == "javascript" and not (TOOLCHAIN_DIR / "npm" / "node_modules" / ".bin" / "jest").exists():
+        return f"jest not installed under {TOOLCHAIN_DIR / 'npm'} (run scripts/setup.sh)"
+    if language == "java":
+        if not shutil.which("java"):
+            return "java runtime not found (apt-get install default-jdk-headless)"
+        missing = [j for j in _JAVA_REQUIRED_JARS if not Path(j).exists()]
+        if missing:
+            return f"Java test jars missing: {', '.join(missing)} (run scripts/setup.sh as root)"
+    return None
+
+
+def test_workspace(ex: Exercise, solution: dict[str, str]) -> dict[str, str]:
+    """Exercise-relative files for one test run; editor, build and test files always pristine."""
+    files = {**ex.solution_files, **solution, **ex.build_files, **ex.editor_files}
+    for path, content in ex.test_files.items():
+        files[path] = enable_skipped_tests(ex.language, content)
+    return files
+
+
+def enable_skipped_tests(language: str, test_source: str) -> str:
+    if language == "javascript":
+        return re.sub(r"\bxtest\(", "test(", test_source)
+    if language == "java":
+        return "".join(l for l in test_source.splitlines(keepends=True) if "@Disabled" not in l)
+    return test_source  # C++: EXERCISM_RUN_ALL_TESTS; Rust: --include-ignored
+
+
+class TestRunner:
+    """Builds the jail job for an exercise's test run, with the per-run shared builds."""
+
+    def __init__(self, sandbox: Sandbox, cache_dir: str | Path, timeout_s: float = TEST_TIMEOUT_S, log=None):
+        self.sandbox = sandbox
+        self.cache_dir = Path(cache_dir)
+        self.timeout_s = timeout_s
+        self.log = log or (lambda msg: None)
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+        self._built: dict[str, Path | None] = {}
+
+    def job(self, ex: Exercise, solution: dict[str, str]) -> SandboxJob:
+        files = test_workspace(ex, solution)
+        recipe = getattr(self, f"_{ex.language}")
+        files, script, binds = recipe(ex, files)
+        return SandboxJob(command=["sh", "-c", f"{{ {script} ; }} 2>&1"], files=files, ro_binds=binds,
+                          timeout_s=self.timeout_s, max_processes=TEST_MAX_PROCESSES,
+                          memory_mb=max(self.sandbox.memory_mb, TEST_MEMORY_MB.get(ex.language, 0)))
+
+    # --- per-language recipes: (files, shell script, read-only binds) ----------------------------
+    def _python(self, ex, files):
+        tests = " ".join(sorted(ex.test_files))
+        return files, f"python3 -m pytest -q -p no:cacheprovider {tests}", []
+
+    def _javascript(self, ex, files):
+        return files, "ln -s /opt/npm/node_modules node_modules && jest --ci --runInBand", []
+
+    def _rust(self, ex, files):
+        return files, "cargo test -- --include-ignored", []
+
+    def _java(self, ex, files):
+        jars = ":".join(j for j in JAVA_JARS if Path(j).exists())
+        script = (f"find src -name '*.java' > /tmp/sources && "
+                  f"javac -J{_JVM_FLAGS.replace(' ', ' -J')} -encoding UTF-8 -nowarn -d /tmp/classes "
+                  f"-cp {jars} @/tmp/sources && "
+                  f"java {_JVM_FLAGS} -cp /tmp/classes:{jars} org.junit.platform.console.ConsoleLauncher "
+                  f"--disable-banner --disable-ansi-colors --details=tree --scan-class-path /tmp/classes")
+        return files, script, []
+
+    def _go(self, ex, files):
+        cache = self._shared("go", ex)
+        binds = [(str(cache), f"{SHARED_MOUNT}/gocache")] if cache else []
+        copy = f"cp -R {SHARED_MOUNT}/gocache /tmp/gocache && " if cache else ""
+        return files, f"{copy}go test ./...", binds
+
+    def _cpp(self, ex, files):
+        # Exercism's CMakeLists link `catchlib`'s objects when EXERCISM_COMMON_CATCH is on: a top-level
+        # project supplies the prebuilt Catch main as that object library.
+        catch_dir = self._shared("cpp", ex)
+        top = ["cmake_minimum_required(VERSION 3.5.1)", "project(polyglot_cpp CXX)"]
+        binds = []
+        if catch_dir:
+            top += ["add_library(catchlib OBJECT IMPORTED)",
+                    f"set_property(TARGET catchlib PROPERTY IMPORTED_OBJECTS {SHARED_MOUNT}/catch/tests-main.o)",
+                    "set(EXERCISM_COMMON_CATCH ON)"]
+            binds = [(str(catch_dir), f"{SHARED_MOUNT}/catch")]
+        top.append(f"add_subdirectory({ex.exercise})")
+        nested = {f"{ex.exercise}/{p}": c for p, c in files.items()}
+        nested["CMakeLists.txt"] = "\n".join(top) + "\n"
+        script = ("mkdir build && cd build && cmake -Wno-dev -DEXERCISM_RUN_ALL_TESTS=1 -G 'Unix Makefiles' .. "
+                  ">/dev/null && make")
+        return nested, script, binds
+
+    # --- shared builds ---------------------------------------------------------------------------
+    def _shared(self, kind: str, ex: Exercise) -> Path | None:
+        """The host folder of a shared build for `ex` (built on first use), or None if it failed."""
+        inputs = self._shared_inputs(kind, ex)
+        if inputs is None:
+            return None
+        files, script = inputs
+        digest = hashlib.sha256(repr((kind, script, sorted(files.items()))).encode()).hexdigest()[:16]
+        name = f"{kind}-{digest}"
+        with self._locks_guard:
+            lock = self._locks.setdefault(name, threading.Lock())
+        with lock:
+            if name not in self._built:
+                self._built[name] = self._build_shared(name, files, script)
+            return self._built[name]
+
+    def _shared_inputs(self, kind: str, ex: Exercise):
+        if kind == "cpp":
+            main, header = ex.build_files.get("test/tests-main.cpp"), ex.build_files.get("test/catch.hpp")
+            if main is None or header is None or "CATCH_CONFIG_MAIN" not in main:
+                return None
+            return ({"test/tests-main.cpp": main, "test/catch.hpp": header},
+                    "g++ -std=c++17 -g -c test/tests-main.cpp -o /cache/tests-main.o")
+        if kind == "go":
+            goroot = next((Path(src) for src, dest in toolchain("go").binds if dest == "/opt/go"), None)
+            version = (goroot / "VERSION").read_text().splitlines()[0] if goroot and (goroot / "VERSION").exists() else ""
+            packages = sorted(p for p in _GO_WARM_PACKAGES if goroot and (goroot / "src" / p).is_dir())
+            imports = "\n".join(f'\t_ "{p}"' for p in packages)
+            files = {"go.mod": "module warmup\n\ngo 1.18\n",
+                     "warmup.go": f"package warmup\n\nimport (\n{imports}\n)\n",
+                     "warmup_test.go": 'package warmup\n\nimport "testing"\n\nfunc TestWarm(t *testing.T) {}\n',
+                     "VERSION": version}
+            return files, "GOCACHE=/cache go test ./... && GOCACHE=/cache go vet ./..."
+        raise ValueError(kind)
+
+    def _build_shared(self, name: str, files: dict[str, str], script: str) -> Path | None:
+        target = self.cache_dir / name
+        if target.is_dir():
+            return target
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=self.cache_dir))
+        staging.chmod(0o777)  # written by the jail's unprivileged uid
+        self.log(f"building shared {name} (once per cache)")
+        result = self.sandbox.run_job(SandboxJob(command=["sh", "-c", f"{script} 2>&1"], files=files,
+                                                 rw_binds=[(str(staging), "/cache")], timeout_s=900))
+        if not result.ok:
+            shutil.rmtree(staging, ignore_errors=True)
+            self.log(f"shared build {name} failed ({result.status}); exercises build it themselves: "
+                     f"{result.stdout[-500:]}")
+            return None
+        _seal(staging)
+        try:
+            os.replace(staging, target)
+        except OSError:  # another process finished the same build first
+            shutil.rmtree(staging, ignore_errors=True)
+        return target
+
+
+def _seal(root: Path) -> None:
+    """Root-owned and read-only for everyone else, so no later jail can change it."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        for n in [dirpath, *(os.path.join(dirpath, f) for f in filenames)]:
+            if os.geteuid() == 0:
+                os.lchown(n, 0, 0)
+            if not os.path.islink(n):
+                os.chmod(n, 0o755 if os.path.isdir(n) else 0o644)
