@@ -79,7 +79,7 @@ def _decode_loop(model, prompts: list[list[int]], language_ids, task_ids, *, max
         depth_tokens += int((~done).sum())
         logits = out.logits[:, -1]
     if stats is not None:
-        full = getattr(model.config, "H_cycles", 1) if hasattr(model, "H") else 1
+        full = model.max_depth
         stats.update(decoded_tokens=depth_tokens, mean_depth=depth_sum / max(depth_tokens, 1), max_depth=full,
                      compute_fraction=(depth_sum / max(depth_tokens, 1)) / full, cache_mb=cache.nbytes() / 2**20)
 

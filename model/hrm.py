@@ -55,6 +55,7 @@ class CodeLM(nn.Module):
     """Embeddings in, heads out; subclasses define `layers_per_pass` and `_trunk`."""
 
     layers_per_pass: list[int]
+    max_depth: int = 1  # H-cycles a token runs at full depth
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -104,7 +105,7 @@ class CodeLM(nn.Module):
                                            trunk.q_logits, self.heads.lm_logits, edit_logits, tool_logits)
         if trunk.depth is not None and (adaptive_depth or halt_depth is not None):
             metrics["mean_depth"] = trunk.depth[act_region].float().mean().item() if act_region.any() else 0.0
-        depth = trunk.depth if trunk.depth is not None else torch.ones(B, T, dtype=torch.long, device=device)
+        depth = trunk.depth if trunk.depth is not None else torch.full((B, T), self.max_depth, device=device)
         return ModelOutput(logits, loss, metrics, trunk.state, edit_logits, tool_logits, depth)
 
     def _conditioning(self, batch, B, device):
@@ -151,7 +152,7 @@ class CodeLM(nn.Module):
         trunk = self._trunk(self.embed(input_ids, language_ids, task_ids), ctx, cache, act_region, None, act)
         cache.length = end
         hidden = self.heads.norm(trunk.state)
-        depth = trunk.depth if trunk.depth is not None else torch.ones(B, T, dtype=torch.long, device=input_ids.device)
+        depth = trunk.depth if trunk.depth is not None else torch.full((B, T), self.max_depth, device=input_ids.device)
         return StepOutput(self.heads.lm(hidden), hidden, depth)
 
 
@@ -187,6 +188,7 @@ class HRMCode(CodeLM):
         self.H_init = nn.Parameter(torch.empty(config.hidden_size))
         self.q_head = nn.Linear(config.hidden_size, 1)
         self.layers_per_pass = ([config.L_layers] * config.L_cycles + [config.H_layers]) * config.H_cycles
+        self.max_depth = config.H_cycles
         self._init_shared(config.L_layers + config.H_layers)
         nn.init.trunc_normal_(self.L_init, std=1.0, a=-2.0, b=2.0)
         nn.init.trunc_normal_(self.H_init, std=1.0, a=-2.0, b=2.0)
