@@ -148,7 +148,8 @@ def _set_rng_state(state: dict, device: torch.device) -> None:
 
 
 class _LossOf(torch.nn.Module):
-    """Returns (loss, output) so DDP finds the loss tensor whatever the model's output class is."""
+    """Returns (loss, metrics): DDP must see only the loss tensor, or it waits for gradients of outputs such as
+    edit-head logits that a batch without edit tags never uses."""
 
     def __init__(self, model: torch.nn.Module):
         super().__init__()
@@ -156,7 +157,7 @@ class _LossOf(torch.nn.Module):
 
     def forward(self, batch):
         out = self.model(batch)
-        return out.loss, out
+        return out.loss, out.metrics
 
 
 def _start_wandb(cfg: TrainConfig, model_config, out_dir: Path):
@@ -242,10 +243,10 @@ def train(model_config, train_config: TrainConfig, shard_files: list[str], out_d
             step_tokens += int((batch["input_ids"] != model_config.pad_token_id).sum())
             sync = micro == cfg.grad_accum - 1 or dist.world_size == 1
             with (contextlib.nullcontext() if sync else step_module.no_sync()), autocast:
-                loss, output = runner(batch)
+                loss, model_metrics = runner(batch)
             (loss / cfg.grad_accum).backward()
             loss_sum += float(loss.detach())
-            for key, value in (output.metrics or {}).items():  # per-task keys appear only when the task does
+            for key, value in (model_metrics or {}).items():  # per-task keys appear only when the task does
                 sums[key] = sums.get(key, 0.0) + float(value)
                 counts[key] = counts.get(key, 0) + 1
         grad_norm = (torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip) if cfg.grad_clip > 0
