@@ -13,6 +13,15 @@ from model.hrm import HRMCode, ReasoningModule
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny matmuls on a shared 2-core machine: thread hand-offs cost more than the work."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def tiny(**changes) -> ModelConfig:
     return ModelConfig.preset("tiny", vocab_size=64, max_seq_len=64, **changes)
 

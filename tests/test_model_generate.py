@@ -25,6 +25,15 @@ class ByteTokenizer:
 TOK = ByteTokenizer()
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny matmuls on a shared 2-core machine: thread hand-offs cost more than the work."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module", params=["hrm", "baseline"])
 def model(request):
     torch.manual_seed(0)
