@@ -7,6 +7,7 @@ output goes back to the solver for try 2. Statuses: pass, fail, timeout, unsuppo
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from dataclasses import asdict, dataclass, field
@@ -65,6 +66,11 @@ class ExerciseResult:
         return asdict(self)
 
 
+def default_cache_dir() -> Path:
+    """Where shared builds (Catch main, Go cache) live between runs; keyed by their inputs' hash."""
+    return Path(os.environ.get("HRM_POLYGLOT_CACHE") or Path(default_data_dir()) / "cache" / "polyglot")
+
+
 def reference_solver(turn: Turn) -> Answer | None:
     return Answer(files=turn.exercise.reference_files) if turn.try_number == 1 else None
 
@@ -98,7 +104,7 @@ def evaluate(exercises: Iterable[Exercise], solver: Solver, sandbox: Sandbox, ed
     if edit_format not in EDIT_FORMATS:
         raise ValueError(f"unknown edit format {edit_format!r}; expected one of {', '.join(EDIT_FORMATS)}")
     exercises = list(exercises)
-    runner = TestRunner(sandbox, cache_dir or Path(default_data_dir()) / "cache" / "polyglot", timeout_s, log)
+    runner = TestRunner(sandbox, cache_dir or default_cache_dir(), timeout_s, log)
     order = sorted(range(len(exercises)), key=lambda i: _priority(exercises, i))
 
     def one(i: int) -> ExerciseResult:

@@ -52,7 +52,7 @@ class Exercise:
 
     def to_row(self) -> dict:
         return {
-            "key": self.key, "language": self.language, "exercise": self.exercise,
+            "problem_id": self.key, "language": self.language, "exercise": self.exercise,
             "cross_language_key": self.cross_language_key, "instructions": self.instructions,
             "solution_files": _to_list(self.solution_files), "test_files": _to_list(self.test_files),
             "editor_files": _to_list(self.editor_files), "build_files": _to_list(self.build_files),

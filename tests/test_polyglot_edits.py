@@ -1,0 +1,62 @@
+"""The whole and diff (SEARCH/REPLACE) edit formats, without the sandbox."""
+
+import pytest
+
+from benchmarks.polyglot.edits import MalformedAnswer, apply_answer, check_path
+
+STUB = {"bowling.py": "class BowlingGame:\n    def __init__(self):\n        pass\n\n    def roll(self, pins):\n        pass\n"}
+
+
+def test_whole_format_replaces_named_file():
+    text = "Here it is:\n\nbowling.py\n```python\nclass BowlingGame:\n    pass\n```\n"
+    assert apply_answer(text, "whole", STUB) == {"bowling.py": "class BowlingGame:\n    pass\n"}
+
+
+def test_whole_format_single_file_without_name_and_new_file():
+    assert apply_answer("```\nx = 1\n```", "whole", STUB)["bowling.py"] == "x = 1\n"
+    two = apply_answer("src/main/java/Frame.java\n```java\nclass Frame {}\n```\n", "whole", {"A.java": ""})
+    assert two["src/main/java/Frame.java"] == "class Frame {}\n" and "A.java" in two
+
+
+def test_diff_format_applies_blocks_in_order_and_tolerates_indentation():
+    text = ("bowling.py\n```python\n<<<<<<< SEARCH\n    def roll(self, pins):\n        pass\n=======\n"
+            "    def roll(self, pins):\n        self.rolls.append(pins)\n>>>>>>> REPLACE\n```\n\n"
+            "bowling.py\n```python\n<<<<<<< SEARCH\n  def __init__(self):\n    pass\n=======\n"
+            "    def __init__(self):\n        self.rolls = []\n>>>>>>> REPLACE\n```\n")
+    out = apply_answer(text, "diff", STUB)["bowling.py"]
+    assert "self.rolls.append(pins)" in out and "self.rolls = []" in out and "pass" not in out
+
+
+def test_diff_empty_search_creates_a_file():
+    text = "helper.py\n```\n<<<<<<< SEARCH\n=======\nHELP = 1\n>>>>>>> REPLACE\n```\n"
+    assert apply_answer(text, "diff", STUB)["helper.py"] == "HELP = 1\n"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("no code here", "no SEARCH/REPLACE block"),
+    ("bowling.py\n<<<<<<< SEARCH\nnot in the file\n=======\nx\n>>>>>>> REPLACE\n", "does not match"),
+    ("bowling.py\n<<<<<<< SEARCH\npass\n>>>>>>> REPLACE\n", "no ======= divider"),
+    ("bowling.py\n<<<<<<< SEARCH\npass\n=======\nx\n", "no >>>>>>> REPLACE"),
+    ("../evil.py\n<<<<<<< SEARCH\n=======\nx\n>>>>>>> REPLACE\n", "not a path inside"),
+    ("missing.py\n<<<<<<< SEARCH\nold\n=======\nx\n>>>>>>> REPLACE\n", "does not exist"),
+])
+def test_malformed_diffs_are_rejected_with_a_reason(text, message):
+    with pytest.raises(MalformedAnswer, match=message):
+        apply_answer(text, "diff", STUB)
+
+
+def test_whole_format_malformed():
+    with pytest.raises(MalformedAnswer, match="no file found"):
+        apply_answer("just prose", "whole", STUB)
+    with pytest.raises(MalformedAnswer, match="never closed"):
+        apply_answer("bowling.py\n```python\nx = 1\n", "whole", STUB)
+    with pytest.raises(MalformedAnswer, match="no file name"):
+        apply_answer("```\nx\n```", "whole", {"a.h": "", "a.cpp": ""})
+
+
+def test_paths_cannot_escape_or_touch_metadata():
+    for bad in ("/etc/passwd", "../x.py", ".meta/example.py", ".docs/instructions.md"):
+        with pytest.raises(MalformedAnswer):
+            check_path(bad, ["bowling.py"])
+    assert check_path("./bowling.py", ["bowling.py"]) == "bowling.py"
+    assert check_path("src/main/java/Bowling.java", ["src/main/java/Bowling.java"]) == "src/main/java/Bowling.java"
