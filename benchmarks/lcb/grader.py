@@ -1,14 +1,16 @@
 """Grade LiveCodeBench generations in the sandbox with lcb_runner's semantics.
 
-Each generation is one jailed `python3` running `runner.py` over all of its problem's tests; the
-sandbox runs `concurrency` of them at once and kills a generation at lcb_runner's global limit of
-(timeout + 1) * n_tests + 5 seconds. Result codes per test: True pass, -1 global timeout (every
-test), -2 wrong answer, -3 time limit, -4 runtime/compile error, -5 runner error.
+Generations go to the sandbox in small batches (`runner.py` in one jail per batch, `concurrency`
+jails at once). Inside, every generation runs all of its problem's tests in one forked process,
+killed at lcb_runner's global limit of (timeout + 1) * n_tests + 5 seconds, and everything it
+left behind is killed before the next one starts. Result codes per test: True pass, -1 global
+timeout (every test), -2 wrong answer, -3 time limit, -4 runtime/compile error, -5 runner error.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import threading
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
@@ -23,24 +25,69 @@ DEFAULT_MEMORY_MB = 4096  # lcb_runner's guard comment says 4 GB (it sets no lim
 STARTUP_SLACK_S = 2.0  # jail + interpreter start, not part of lcb_runner's budget
 
 
-def runner_job(payload: dict, timeout_s: float, memory_mb: int | None = None):
-    """A SandboxJob that runs the in-jail runner on `payload`."""
+def runner_job(payload: dict | bytes, timeout_s: float, memory_mb: int | None = None):
+    """A SandboxJob that runs the in-jail runner on `payload` (a dict or its JSON bytes)."""
     from resources.sandbox import SandboxJob
 
-    return SandboxJob(command=["python3", "-S", "-c", RUNNER_SOURCE], stdin=json.dumps(payload).encode(),
-                      timeout_s=timeout_s, memory_mb=memory_mb)
+    data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    return SandboxJob(command=["python3", "-S", "-c", RUNNER_SOURCE], stdin=data, timeout_s=timeout_s,
+                      memory_mb=memory_mb)
 
 
-def runner_answer(result) -> dict | None:
-    """The runner's JSON answer (last JSON line of stdout), or None when the process gave none."""
-    for line in reversed(result.stdout.strip().splitlines()):
-        line = line.strip()
-        if line.startswith("{"):
+BATCH_SIZE = 8  # generations per jail: one jail start-up (~0.1 s) shared, small enough to balance load
+
+
+def run_batches(sandbox, mode: str, items: list[dict], shared: dict | None = None,
+                memory_mb: int | None = None, progress: Callable[[int, int], None] | None = None) -> list[dict]:
+    """The runner's answer for every item (same order), graded `concurrency` batches at a time.
+
+    Items need `limit_s`; an item with `shared_key` gets `shared[key]` merged in inside the jail, so
+    a problem's tests travel once per batch. Items whose jail died are retried one per jail.
+    """
+    shared = shared or {}
+    size = max(1, min(BATCH_SIZE, math.ceil(len(items) / max(1, 2 * sandbox.concurrency))))
+    batches = [list(range(i, min(i + size, len(items)))) for i in range(0, len(items), size)]
+    done, lock = [0], threading.Lock()
+
+    def run(indices: list[int]) -> list[tuple[int, dict]]:
+        keys = {items[i]["shared_key"] for i in indices if "shared_key" in items[i]}
+        payload = {"mode": mode, "shared": {k: shared[k] for k in keys}, "items": [items[i] for i in indices]}
+        limit = sum(float(items[i]["limit_s"]) for i in indices) + STARTUP_SLACK_S
+        result = sandbox.run_job(runner_job(payload, limit, memory_mb))
+        answers = _batch_answers(result.stdout)
+        out = []
+        for pos, i in enumerate(indices):
+            if pos in answers:
+                out.append((i, answers[pos]))
+            elif len(indices) > 1:
+                out.extend(run([i]))  # its batch died (a program killed the runner): alone this time
+                continue
+            else:
+                status = f"sandbox status {result.status}, exit code {result.exit_code}: {result.stderr[-300:].strip()}"
+                out.append((i, {"global_timeout": True} if result.status == "timeout" else {"runner_error": status}))
+            if progress:
+                with lock:
+                    done[0] += 1
+                    progress(done[0], len(items))
+        return out
+
+    answers: list[dict] = [{}] * len(items)
+    for chunk in sandbox.map(run, batches):
+        for i, answer in chunk:
+            answers[i] = answer
+    return answers
+
+
+def _batch_answers(stdout: str) -> dict[int, dict]:
+    answers = {}
+    for line in stdout.splitlines():
+        index, _, text = line.partition("\t")
+        if index.isdigit():
             try:
-                return json.loads(line)
+                answers[int(index)] = json.loads(text)
             except ValueError:
-                return None
-    return None
+                pass
+    return answers
 
 
 def as_problem(problem) -> LcbProblem:
@@ -82,25 +129,19 @@ def generations_by_question(generations) -> dict[str, list[str]]:
     return out
 
 
-def grade_one(problem: LcbProblem, code: str, sandbox, timeout: int = DEFAULT_TIMEOUT,
-              memory_mb: int | None = DEFAULT_MEMORY_MB) -> tuple[list, dict]:
-    """(per-test results, metadata) for one extracted program."""
-    sample = problem.evaluation_sample()
-    n = len(sample["inputs"])
-    payload = {"mode": "lcb", "code": code, "timeout": int(timeout), **sample}
-    result = sandbox.run_job(runner_job(payload, (timeout + 1) * n + 5 + STARTUP_SLACK_S, memory_mb))
-    return interpret(result, n)
-
-
-def interpret(result, n_tests: int) -> tuple[list, dict]:
-    if result.status == "timeout":
+def interpret(answer: dict, n_tests: int) -> tuple[list, dict]:
+    """(per-test results, metadata) from the runner's answer for one generation."""
+    if answer.get("global_timeout"):
         return [-1] * n_tests, {"error_code": -1, "error_message": "Global timeout"}
-    answer = runner_answer(result)
-    if answer is None or "runner_error" in answer:
-        why = (answer or {}).get("runner_error") or (
-            f"sandbox status {result.status}, exit code {result.exit_code}: {result.stderr[-300:].strip()}")
-        return [-5], {"error_code": -5, "error_message": "TestRunnerError", "error": why}
+    if "runner_error" in answer or "results" not in answer:
+        return [-5], {"error_code": -5, "error_message": "TestRunnerError",
+                      "error": answer.get("runner_error", "no result")}
     return answer["results"], answer.get("metadata", {})
+
+
+def global_limit_s(timeout: int, n_tests: int) -> float:
+    """lcb_runner's per-generation limit: (timeout + 1) * n_tests + 5 seconds."""
+    return (timeout + 1) * n_tests + 5
 
 
 def grade_generations(problems: Iterable, generations, sandbox, timeout: int = DEFAULT_TIMEOUT,
@@ -121,22 +162,16 @@ def grade_generations(problems: Iterable, generations, sandbox, timeout: int = D
     if unknown:
         raise ValueError(f"generations for unknown question ids: {', '.join(unknown[:10])}"
                          f"{' ...' if len(unknown) > 10 else ''}")
-    work = [(qid, i, code_for_grading(code, extract)) for qid, codes in gens.items() for i, code in enumerate(codes)]
-    done, lock = [0], threading.Lock()
-
-    def grade(item):
-        qid, _, code = item
-        graded = grade_one(by_id[qid], code, sandbox, timeout, memory_mb)
-        if progress:
-            with lock:
-                done[0] += 1
-                progress(done[0], len(work))
-        return graded
-
-    graded = sandbox.map(grade, work)
+    work = [(qid, code_for_grading(code, extract)) for qid, codes in gens.items() for code in codes]
+    shared = {qid: by_id[qid].evaluation_sample() for qid in gens}
+    n_tests = {qid: len(s["inputs"]) for qid, s in shared.items()}
+    items = [{"shared_key": qid, "code": code, "timeout": int(timeout), "limit_s": global_limit_s(timeout, n_tests[qid])}
+             for qid, code in work]
+    answers = run_batches(sandbox, "lcb", items, shared, memory_mb, progress)
+    graded = [interpret(a, n_tests[qid]) for (qid, _), a in zip(work, answers)]
     per_question: dict[str, list] = {qid: [] for qid in gens}
     for item, g in zip(work, graded):
-        per_question[item[0]].append((item[2], g))
+        per_question[item[0]].append((item[1], g))
     questions = []
     for qid, mine in per_question.items():
         prob = by_id[qid]

@@ -10,7 +10,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 
-from benchmarks.lcb.safe_pickle import TestDecodeError, UnsafePickleError, decode_test_cases
+from benchmarks.lcb.safe_pickle import TestCaseDecodeError, UnsafePickleError, decode_test_cases
 
 PLATFORMS = ("leetcode", "atcoder", "codeforces")
 DIFFICULTIES = ("easy", "medium", "hard")
@@ -111,7 +111,7 @@ def normalise_record(raw: dict) -> LcbProblem:
             tests[name] = decode_test_cases(raw[name])
         except UnsafePickleError as exc:
             raise RejectedRecord(f"{name}: {exc}", unsafe=True) from None
-        except TestDecodeError as exc:
+        except TestCaseDecodeError as exc:
             raise RejectedRecord(f"{name}: {exc}") from None
         for i, t in enumerate(tests[name]):
             problem = _test_problem(t)

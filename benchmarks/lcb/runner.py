@@ -1,10 +1,14 @@
-"""Grades ONE generation inside the sandbox and prints one JSON line. Standard library only.
+"""Grades a batch of generations inside the sandbox, each in its own process. Standard library only.
 
-Started as `python3 -S -c <this file>` with the job as JSON on stdin:
-  {"mode": "lcb", "code", "inputs", "outputs", "fn_name", "timeout"}      -> {"results", "metadata"}
-  {"mode": "humaneval", "program", "timeout"}                              -> {"result"}
-  {"mode": "exec", "program", "timeout"}                                   -> {"result"}
-  {"mode": "eval_output", "predictions", "expected"}                       -> {"results"}
+Started as `python3 -S -c <this file>` with the batch as JSON on stdin (see `main`). This process
+never runs generated code: it forks one child per generation, which runs all of that generation's
+tests and reports back through a pipe, and kills whatever the child left behind before the next.
+Item kinds (answers in brackets):
+  "lcb":         code, inputs, outputs, fn_name, timeout   -> {"results", "metadata"}
+  "humaneval":   program, timeout                          -> {"result"}
+  "exec":        program, timeout                          -> {"result"}
+  "eval_output": predictions, expected                     -> {"results"}
+A child that exceeds the item's `limit_s` is killed: {"global_timeout": true}.
 
 The "lcb" mode reproduces lcb_runner's `run_test` (lcb_runner/evaluation/testing_util.py): the
 same import preamble, the same stdin/stdout patching, per-test `signal.alarm`, result codes and
@@ -13,7 +17,6 @@ stop-at-first-failure. The process environment matches lcb_runner's child proces
 stdout/stderr is discarded (our result goes to a private copy of the original stdout).
 """
 
-import ast
 import json
 import os
 import signal
@@ -84,6 +87,8 @@ def _truncate(value, length=300):
 
 # --- lcb_runner semantics ------------------------------------------------------------------
 def _unwrap_main_guard(code):
+    import ast
+
     try:
         tree = ast.parse(code)
         last = tree.body[-1]
@@ -96,6 +101,8 @@ def _unwrap_main_guard(code):
 
 def _as_wrapped_function(code):
     """Hoist imports to module level and put every other statement in `wrapped_function()`."""
+    import ast
+
     try:
         tree = ast.parse(code)
         imports = [s for s in tree.body if isinstance(s, (ast.Import, ast.ImportFrom))]
@@ -377,6 +384,8 @@ def run_checked_program(job, exit_is_none):
 
 # --- test-output prediction (lcb_runner compute_test_output_prediction_metrics.py) -----------
 def _assert_rhs(statement):
+    import ast
+
     try:
         parsed = ast.parse(statement, mode="exec")
     except SyntaxError:
@@ -444,8 +453,8 @@ def _reliability_guard(exit_is_none=False):
 
 
 def _prepare_process():
-    """stdin -> job; then the environment of lcb_runner's child: stdin /dev/null, output discarded."""
-    job = json.loads(sys.stdin.buffer.read())
+    """stdin -> batch; then the environment of lcb_runner's worker: stdin /dev/null, output discarded."""
+    batch = json.loads(sys.stdin.buffer.read())
     result_fd = os.dup(1)
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
@@ -465,28 +474,114 @@ def _prepare_process():
     site.setcopyright()
     site.sethelper()
     sys.set_int_max_str_digits(50000)
-    return job, os.fdopen(result_fd, "w")
+    return batch, result_fd
+
+
+def _not_dumpable():
+    """Same-uid children may not ptrace this process or open its /proc/<pid>/fd (no Yama here)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 4
+    except Exception:
+        pass
+
+
+def _warm_up(mode):
+    """Import what graded programs import, once, before forking (lcb_runner's workers have them too)."""
+    if mode == "lcb":
+        exec(IMPORT_PREAMBLE, {})
+        import ast  # noqa: F401
+        import decimal  # noqa: F401
+        import types  # noqa: F401
+
+
+def _grade_item(mode, item):
+    if mode == "lcb":
+        return run_lcb(item)
+    if mode in ("humaneval", "exec"):
+        return run_checked_program(item, exit_is_none=True)
+    if mode == "eval_output":
+        return run_eval_output(item)
+    return {"runner_error": f"unknown mode {mode!r}"}
+
+
+def _run_child(mode, item, write_fd):
+    try:
+        answer = _grade_item(mode, item)
+    except BaseException as e:  # SystemExit from a call-based program, a missing function, ...
+        answer = {"runner_error": f"{type(e).__name__}: {_truncate(e)}"}
+    data = (json.dumps(answer) + "\n").encode()
+    while data:
+        data = data[os.write(write_fd, data):]
+    os._exit(0)
+
+
+def _collect_child(pid, read_fd, limit_s):
+    """The child's answer, or a global timeout / runner error; the child is reaped either way."""
+    import select
+    import time
+
+    deadline = time.monotonic() + limit_s
+    chunks, timed_out = [], False
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            timed_out = True
+            break
+        ready, _, _ = select.select([read_fd], [], [], left)
+        if ready:
+            chunk = os.read(read_fd, 1 << 16)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    if timed_out:
+        try:
+            os.kill(pid, 9)
+        except ProcessLookupError:
+            pass
+    _, status = os.waitpid(pid, 0)
+    os.close(read_fd)
+    if timed_out:
+        return {"global_timeout": True}
+    lines = b"".join(chunks).decode("utf-8", "replace").strip().splitlines()
+    try:
+        return json.loads(lines[-1])
+    except (IndexError, ValueError):
+        return {"runner_error": f"process ended without a result (wait status {status})"}
 
 
 def main():
-    job, out = _prepare_process()
-    mode = job.get("mode")
-    try:
-        if mode == "lcb":
-            answer = run_lcb(job)
-        elif mode == "humaneval":
-            answer = run_checked_program(job, exit_is_none=True)
-        elif mode == "exec":
-            answer = run_checked_program(job, exit_is_none=True)
-        elif mode == "eval_output":
-            answer = run_eval_output(job)
-        else:
-            answer = {"runner_error": f"unknown mode {mode!r}"}
-    except BaseException as e:  # SystemExit from a call-based program, a missing function, ...
-        answer = {"runner_error": f"{type(e).__name__}: {_truncate(e)}"}
-    out.write("\n" + json.dumps(answer) + "\n")
-    out.flush()
-    os._exit(0)  # skip interpreter teardown: the program may have left threads or broken atexit hooks
+    """Grade a batch: each item in its own forked process, then every leftover process is killed.
+
+    stdin: {"mode", "shared": {...}, "items": [{..., "limit_s": seconds}, ...]}; each item is graded
+    with {**shared[item["shared_key"]], **item}. One line per item goes to stdout as it finishes:
+    "<index>\t<json answer>".
+    """
+    batch, result_fd = _prepare_process()
+    mode = batch["mode"]
+    shared = batch.get("shared", {})
+    _not_dumpable()
+    _warm_up(mode)
+    for index, item in enumerate(batch["items"]):
+        if "shared_key" in item:
+            item = {**shared[item["shared_key"]], **item}
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(read_fd)
+            os.close(result_fd)
+            _run_child(mode, item, write_fd)
+        os.close(write_fd)
+        answer = _collect_child(pid, read_fd, float(item["limit_s"]))
+        try:
+            os.kill(-1, 9)  # whatever the program left behind dies before the next one starts
+        except OSError:
+            pass
+        data = f"{index}\t{json.dumps(answer)}\n".encode()
+        while data:
+            data = data[os.write(result_fd, data):]
+    os._exit(0)
 
 
 if __name__ == "__main__":

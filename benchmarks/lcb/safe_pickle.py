@@ -41,7 +41,7 @@ class UnsafePickleError(ValueError):
     """The payload asks for something other than plain data; nothing from it was executed."""
 
 
-class TestDecodeError(ValueError):
+class TestCaseDecodeError(ValueError):
     """The test-case field is neither JSON nor a decodable base64/zlib/pickle blob."""
 
 
@@ -77,27 +77,27 @@ def loads_plain_data(blob: bytes):
     except UnsafePickleError:
         raise
     except Exception as exc:  # truncated or garbage stream
-        raise TestDecodeError(f"not a valid pickle stream: {exc}") from None
+        raise TestCaseDecodeError(f"not a valid pickle stream: {exc}") from None
     try:
         return _PlainDataUnpickler(io.BytesIO(blob)).load()
     except UnsafePickleError:
         raise
     except Exception as exc:
-        raise TestDecodeError(f"pickle does not load: {exc}") from None
+        raise TestCaseDecodeError(f"pickle does not load: {exc}") from None
 
 
 def _inflate(data: bytes, limit: int) -> bytes:
     inflater = zlib.decompressobj()
     out = inflater.decompress(data, limit + 1)
     if len(out) > limit or inflater.unconsumed_tail:
-        raise TestDecodeError(f"decompressed tests exceed {limit} bytes")
+        raise TestCaseDecodeError(f"decompressed tests exceed {limit} bytes")
     return out + inflater.flush()
 
 
 def decode_test_cases(field: str, limit: int = MAX_DECODED_BYTES) -> list:
     """The list of test dicts in a `public_test_cases` / `private_test_cases` field (either encoding)."""
     if not isinstance(field, str):
-        raise TestDecodeError(f"test field is {type(field).__name__}, expected a string")
+        raise TestCaseDecodeError(f"test field is {type(field).__name__}, expected a string")
     try:
         value = json.loads(field)
     except ValueError:
@@ -105,26 +105,26 @@ def decode_test_cases(field: str, limit: int = MAX_DECODED_BYTES) -> list:
     else:
         if isinstance(value, list):
             return value
-        raise TestDecodeError(f"test JSON is a {type(value).__name__}, expected a list")
+        raise TestCaseDecodeError(f"test JSON is a {type(value).__name__}, expected a list")
     try:
         packed = base64.b64decode(field.encode("utf-8"), validate=False)
     except (binascii.Error, ValueError) as exc:
-        raise TestDecodeError(f"neither JSON nor base64: {exc}") from None
+        raise TestCaseDecodeError(f"neither JSON nor base64: {exc}") from None
     try:
         raw = _inflate(packed, limit)
     except zlib.error as exc:
-        raise TestDecodeError(f"neither JSON nor base64+zlib: {exc}") from None
+        raise TestCaseDecodeError(f"neither JSON nor base64+zlib: {exc}") from None
     text = loads_plain_data(raw)
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
     if not isinstance(text, str):
-        raise TestDecodeError(f"pickled tests are a {type(text).__name__}, expected JSON text")
+        raise TestCaseDecodeError(f"pickled tests are a {type(text).__name__}, expected JSON text")
     try:
         value = json.loads(text)
     except ValueError as exc:
-        raise TestDecodeError(f"pickled tests are not JSON: {exc}") from None
+        raise TestCaseDecodeError(f"pickled tests are not JSON: {exc}") from None
     if not isinstance(value, list):
-        raise TestDecodeError(f"pickled test JSON is a {type(value).__name__}, expected a list")
+        raise TestCaseDecodeError(f"pickled test JSON is a {type(value).__name__}, expected a list")
     return value
 
 

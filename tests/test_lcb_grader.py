@@ -1,0 +1,118 @@
+"""The sandboxed grader reproduces lcb_runner's verdicts and result codes."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from benchmarks.lcb.extraction import code_for_grading, extract_code
+from benchmarks.lcb.grader import evaluate, grade_generations
+from benchmarks.lcb.metrics import mean_pass_at_k, pass_at_k
+from benchmarks.lcb.records import LcbProblem
+from benchmarks.lcb.source import load_records
+
+FIXTURES = Path(__file__).parent / "fixtures" / "lcb"
+
+
+def stdin_problem(tests, qid="p_stdin"):
+    return LcbProblem(qid, "t", "c", "atcoder", "abc1", "2024-01-01T00:00:00", "easy", "",
+                      public_tests=[{"input": i, "output": o, "testtype": "stdin"} for i, o in tests])
+
+
+def call_problem(tests, fn="solve", qid="p_call"):
+    return LcbProblem(qid, "t", "c", "leetcode", "w1", "2024-01-01T00:00:00", "easy", "",
+                      public_tests=[{"input": i, "output": o, "testtype": "functional"} for i, o in tests], func_name=fn)
+
+
+def grade(problem, codes, sandbox, timeout=1):
+    [q] = grade_generations([problem], {problem.question_id: codes}, sandbox, timeout=timeout)
+    return q
+
+
+@pytest.mark.parametrize("fixture", ["code_generation_plain.jsonl", "code_generation_pickled.jsonl"])
+def test_fixtures_grade_as_expected(sandbox, fixture):
+    problems = load_records([FIXTURES / fixture]).problems
+    generations = json.loads((FIXTURES / "generations.json").read_text())
+    expected = json.loads((FIXTURES / "expected_graded.json").read_text())
+    out = evaluate(problems, generations, sandbox, timeout=1)
+    assert {q["question_id"]: q["graded_list"] for q in out["questions"]} == expected
+    assert out["pass@1"] == pytest.approx(sum(sum(v) / 5 for v in expected.values()) / 3)
+    assert out["pass@5"] == 1.0
+    codes = {q["question_id"]: q["results"] for q in out["questions"]}
+    assert codes["abc901_a"][3] == [-3]
+    assert codes["abc901_a"][4] == [-4]
+    assert codes["2051_A"][4] == [-4]  # syntax error
+    assert codes["3901"][2] == [-5]  # method not found: lcb_runner's child dies without a result
+    assert codes["3901"][1] == [False]  # call-based wrong answer is the comparison's False
+    assert out["by_platform"]["leetcode"]["n"] == 1
+
+
+def test_stdin_semantics(sandbox):
+    p = stdin_problem([("1 2\n", "3\n"), ("4 5\n", "9\n"), ("0 0\n", "0\n")])
+    q = grade(p, [
+        "a, b = map(int, input().split())\nprint(a + b)",
+        "from sys import stdin\na, b = map(int, stdin.readline().split())\nprint(a + b)",
+        "import sys\nprint(sum(map(int, sys.stdin.read().split())))",
+        "import sys\nsys.stderr.write('noise' * 1000)\nprint(sum(map(int, input().split())))",
+        "a, b = map(int, input().split())\nprint(a + b)\nprint()\n\n",  # trailing blank lines are stripped
+        "a, b = map(int, input().split())\nprint(a + b, 'x')",
+        "a, b = map(int, input().split())\nprint(f'{a + b}.0')",  # Decimal comparison: 3.0 == 3
+        "import sys\nprint(sys.stdin.buffer.read())",
+        "import os\nos.system('true')\nprint(3)",  # the reliability guard disables os.system
+        "a, b = map(int, input().split())\nif a == 4:\n    exit()\nprint(a + b)",  # exit() ends the test, not the run
+    ], sandbox)
+    assert q["graded_list"] == [True, True, True, True, True, False, True, False, False, False]
+    assert q["results"][5] == [-2]
+    assert q["metadata"][5]["error_message"].startswith("Wrong answer at output_line_idx=0")
+    assert q["results"][7] == [-4] and q["results"][8] == [-4]
+    assert q["results"][9] == [True, -2]
+
+
+def test_call_based_semantics(sandbox):
+    p = call_problem([("[1, 2]\n3", "[1, 2, 3]"), ("[]\n0", "[0]"), ("[5]\n1", "[5, 1]")])
+    q = grade(p, [
+        "class Solution:\n    def solve(self, a, x):\n        return a + [x]",
+        "def solve(a, x):\n    return tuple(a + [x])",  # module function, tuple -> list
+        "class Solution:\n    def solve(self, a, x):\n        return a + [x] if x else []",
+        "class Solution:\n    def solve(self, a, x):\n        return a[10]",
+        "class Solution:\n    def solve(self, a, x):\n        while True:\n            pass",
+        "class Solution:\n    def solve(self, a, x):\n        raise SystemExit(0)",
+        "import this_module_does_not_exist\nclass Solution:\n    def solve(self, a, x):\n        return a",
+    ], sandbox)
+    assert q["graded_list"] == [True, True, False, False, False, False, False]
+    assert q["results"][2] == [True, False]
+    assert q["results"][3] == [-4] and q["metadata"][3]["error_code"] == -4
+    assert q["results"][4] == [-3] and q["metadata"][4]["error_message"] == "Time Limit Exceeded"
+    assert q["results"][5] == [-5]
+    assert q["results"][6] == [-4] and "Error during testing" in q["metadata"][6]["error_message"]
+
+
+def test_ignoring_the_alarm_hits_the_global_timeout(sandbox):
+    p = stdin_problem([("1\n", "1\n")])
+    code = "import signal\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)\nwhile True:\n    pass"
+    q = grade(p, [code], sandbox, timeout=1)
+    assert q["results"] == [[-1]] and q["metadata"][0]["error_code"] == -1
+
+
+def test_extraction_takes_the_last_fenced_block():
+    text = "Idea:\n```python\nprint(1)\n```\nFinal:\n```python\nprint(2)\n```\n"
+    assert extract_code(text) == "print(2)"
+    assert extract_code("print(3)") == ""
+    assert code_for_grading("print(3)") == "print(3)"
+    assert code_for_grading("print(3)", "fenced") == ""
+    assert code_for_grading(text, "auto") == "print(2)"
+
+
+def test_pass_at_k_is_the_unbiased_estimator():
+    from math import comb
+
+    for n, c, k in [(10, 3, 1), (10, 3, 5), (10, 0, 5), (5, 5, 5), (20, 7, 10)]:
+        exact = 1.0 if n - c < k else 1 - comb(n - c, k) / comb(n, k)
+        assert pass_at_k(n, c, k) == pytest.approx(exact)
+    assert mean_pass_at_k([[True, False], [False, False]], 1) == 0.25
+    assert mean_pass_at_k([[True, False]], 5) is None
+
+
+def test_unknown_question_ids_are_refused(sandbox):
+    with pytest.raises(ValueError, match="unknown question ids: nope"):
+        grade_generations([stdin_problem([("1\n", "1\n")])], [{"question_id": "nope", "code_list": ["x"]}], sandbox)
