@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.polyglot.evaluate import Answer, evaluate, reference_solver
+from benchmarks.polyglot.evaluate import Answer, evaluate, generator_solver, reference_solver
 from benchmarks.polyglot.exercises import EXPECTED_COUNTS, LANGUAGES, PINNED_COMMIT
 from benchmarks.polyglot.metrics import summarize
 from benchmarks.polyglot.pipeline import clone_benchmark, select_exercises
@@ -76,13 +76,13 @@ def test_broken_solution_fails_then_second_try_sees_the_output(exercises, sandbo
     ex = exercises["python/bowling"]
     seen = []
 
-    def solver(turn):
+    def conversation(turn):  # a model's side of the two tries, as a generator
         seen.append(turn)
-        if turn.try_number == 1:
-            return Answer(files={"bowling.py": "class BowlingGame:\n    pass\n"})
-        return Answer(files=ex.reference_files)
+        turn = yield Answer(files={"bowling.py": "class BowlingGame:\n    pass\n"})
+        seen.append(turn)
+        yield Answer(files=ex.reference_files)
 
-    result, = evaluate([ex], solver, sandbox)
+    result, = evaluate([ex], generator_solver(conversation), sandbox)
     assert result.tries == ["fail", "pass"] and result.status == "pass"
     assert "bowling.py" in seen[0].message and "Exception messages" in seen[0].message
     assert "See the testing errors above" in seen[1].message and "FAILED" in seen[1].message

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Protocol
+from typing import Callable, Generator, Iterable, Protocol
 
 from benchmarks.polyglot.edits import EDIT_FORMATS, MalformedAnswer, apply_answer, check_path
 from benchmarks.polyglot.exercises import Exercise, solver_prompt
@@ -64,6 +65,31 @@ class ExerciseResult:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def generator_solver(start: Callable[[Turn], Generator[Answer, Turn, None]]) -> Solver:
+    """A solver from a generator per exercise: `start(turn1)` yields the first answer, and every later
+    turn (with the test output) arrives through `send` and gets the next yield; returning ends it."""
+    running: dict[str, Generator] = {}
+    lock = threading.Lock()
+
+    def solve(turn: Turn) -> Answer | None:
+        key = turn.exercise.key
+        try:
+            if turn.try_number == 1:
+                gen = start(turn)
+                with lock:
+                    running[key] = gen
+                return next(gen)
+            with lock:
+                gen = running.get(key)
+            return gen.send(turn) if gen is not None else None
+        except StopIteration:
+            with lock:
+                running.pop(key, None)
+            return None
+
+    return solve
 
 
 def default_cache_dir() -> Path:
