@@ -76,7 +76,8 @@ class SweRexSessions(dg.ConfigurableResource):
             raise ValueError(f"SweRexSessions.deployment {self.deployment!r}: expected one of {', '.join(DEPLOYMENTS)}")
         job = SandboxJob(command=["bash", "--norc", "--noprofile", "--noediting", "-i"], files=dict(files or {}),
                          input_dir=input_dir, ro_binds=tuple(ro_binds),
-                         env={**(env or {}), "PS1": _PS1_ESCAPED, "PS2": "", "PS0": "", "TERM": "dumb"},
+                         env={"PAGER": "cat", "GIT_PAGER": "cat", **(env or {}), "PS1": _PS1_ESCAPED, "PS2": "",
+                              "PS0": "", "TERM": "dumb"},
                          timeout_s=self.session_cpu_s, memory_mb=self.memory_mb, max_processes=self.max_processes)
         session = JailedSession(self, job, sandbox or Sandbox())
         session.start()
