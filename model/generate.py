@@ -52,7 +52,7 @@ def _check_lengths(model, prompts, max_new_tokens) -> None:
 def _decode_loop(model, prompts: list[list[int]], language_ids, task_ids, *, max_new_tokens, temperature,
                  top_p, top_k, stop_ids, eos_id, adaptive_depth, seed, stats) -> Iterator[torch.Tensor]:
     """Yield the next token of every row, [B], until every row stopped or max_new_tokens; left-padded batch."""
-    device = model.embed.tokens.weight.device
+    device = model.device
     B, width = len(prompts), max(len(p) for p in prompts)
     pad = model.config.pad_token_id
     ids = torch.full((B, width), pad, dtype=torch.long, device=device)
@@ -65,7 +65,7 @@ def _decode_loop(model, prompts: list[list[int]], language_ids, task_ids, *, max
     generator = torch.Generator(device=device).manual_seed(seed) if seed is not None else None
 
     cache = model.new_cache(B, width + max_new_tokens)
-    logits = model.step(ids, cache, languages, tasks, valid=valid, prompt=True).logits[:, -1]
+    logits = model.step(ids, cache, languages, tasks, valid=valid, prompt=True, last_logits_only=True).logits[:, -1]
     done = torch.zeros(B, dtype=torch.bool, device=device)
     depth_sum, depth_tokens = 0, 0
     for i in range(max_new_tokens):

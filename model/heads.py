@@ -34,7 +34,7 @@ class OutputHeads(nn.Module):
 
 
 def _prompt_batch(model, ids: list[list[int]], prompt_len: int, language: str, task: str) -> dict:
-    device = model.embed.tokens.weight.device
+    device = model.device
     width = max(map(len, ids))
     rows = [row + [model.config.pad_token_id] * (width - len(row)) for row in ids]
     return {"input_ids": torch.tensor(rows, device=device),

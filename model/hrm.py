@@ -74,6 +74,14 @@ class CodeLM(nn.Module):
     def _trunk(self, x, ctx, cache, act_region, halt_depth, adaptive) -> TrunkOutput:
         raise NotImplementedError
 
+    @property
+    def device(self) -> torch.device:
+        return self.heads.norm.weight.device  # a norm scale: never replaced by a quantized module
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.heads.norm.weight.dtype
+
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
@@ -119,18 +127,19 @@ class CodeLM(nn.Module):
 
     # -- cached decoding -----------------------------------------------------------------------------
     def new_cache(self, batch_size: int, max_len: int) -> KVCache:
-        weight = self.embed.tokens.weight
-        return KVCache(self.layers_per_pass, batch_size, max_len, self.config, weight.dtype, weight.device)
+        return KVCache(self.layers_per_pass, batch_size, max_len, self.config, self.dtype, self.device)
 
     def cache_bytes_per_token(self) -> int:
-        return cache_bytes_per_token(self.layers_per_pass, self.config, self.embed.tokens.weight.dtype)
+        return cache_bytes_per_token(self.layers_per_pass, self.config, self.dtype)
 
     @torch.no_grad()
     def step(self, input_ids: torch.Tensor, cache: KVCache, language_ids: torch.Tensor, task_ids: torch.Tensor, *,
-             valid: torch.Tensor | None = None, prompt: bool = False, adaptive_depth: bool = False) -> StepOutput:
+             valid: torch.Tensor | None = None, prompt: bool = False, adaptive_depth: bool = False,
+             last_logits_only: bool = False) -> StepOutput:
         """Append input_ids [B, T] to the cache and return their logits. prompt=True: the chunk attends
         bidirectionally within itself (prefix-LM prefill, full depth); else causal, with ACT if asked.
-        valid [B, T] marks real tokens (False = left padding)."""
+        valid [B, T] marks real tokens (False = left padding). last_logits_only: logits [B, 1, V] of the
+        last position (a long prompt's full logits would dominate memory)."""
         B, T = input_ids.shape
         start, end = cache.length, cache.length + T
         if end > cache.max_len:
@@ -153,7 +162,7 @@ class CodeLM(nn.Module):
         cache.length = end
         hidden = self.heads.norm(trunk.state)
         depth = trunk.depth if trunk.depth is not None else torch.full((B, T), self.max_depth, device=input_ids.device)
-        return StepOutput(self.heads.lm(hidden), hidden, depth)
+        return StepOutput(self.heads.lm(hidden[:, -1:] if last_logits_only else hidden), hidden, depth)
 
 
 class ReasoningModule(nn.Module):
