@@ -116,3 +116,15 @@ def test_pass_at_k_is_the_unbiased_estimator():
 def test_unknown_question_ids_are_refused(sandbox):
     with pytest.raises(ValueError, match="unknown question ids: nope"):
         grade_generations([stdin_problem([("1\n", "1\n")])], [{"question_id": "nope", "code_list": ["x"]}], sandbox)
+
+
+def test_programs_start_as_deep_in_the_stack_as_under_lcb_runner(sandbox):
+    # lcb_runner (nvidia-livecodebench 26.3) reports 16 frames for stdin programs and 13 inside a
+    # call-based method, so a lowered recursion limit bites at the same depth.
+    depth = "import sys\nf = sys._getframe()\nd = 0\nwhile f:\n    d += 1\n    f = f.f_back\n"
+    stdin = grade(stdin_problem([("1\n", "16\n")]), [depth + "print(d)"], sandbox)
+    call = grade(call_problem([("1", "13")], fn="depth"),
+                 ["class Solution:\n    def depth(self, x):\n" + "".join("        " + line + "\n" for line in
+                                                                       depth.splitlines()) + "        return d"],
+                 sandbox)
+    assert stdin["graded_list"] == [True] and call["graded_list"] == [True]

@@ -19,7 +19,10 @@ from benchmarks.lcb.extraction import code_for_grading
 from benchmarks.lcb.metrics import summarise
 from benchmarks.lcb.records import LcbProblem, RejectedRecord, normalise_record
 
-RUNNER_SOURCE = (Path(__file__).parent / "runner.py").read_text()
+RUNNER_SOURCE = (Path(__file__).parent / "runner.py").read_bytes()
+# stdin = "<size of runner.py>\n" + runner.py + batch JSON; keeps the source out of `ps` listings.
+BOOTSTRAP = ("import sys\ndata = sys.stdin.buffer.read()\nn = data.index(b'\\n')\nend = n + 1 + int(data[:n])\n"
+             "BATCH = data[end:]\nexec(compile(data[n + 1:end], 'lcb_runner.py', 'exec'))\n")
 DEFAULT_TIMEOUT = 6
 DEFAULT_MEMORY_MB = 4096  # lcb_runner's guard comment says 4 GB (it sets no limit at all)
 STARTUP_SLACK_S = 2.0  # jail + interpreter start, not part of lcb_runner's budget
@@ -30,11 +33,14 @@ def runner_job(payload: dict | bytes, timeout_s: float, memory_mb: int | None = 
     from resources.sandbox import SandboxJob
 
     data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-    return SandboxJob(command=["python3", "-S", "-c", RUNNER_SOURCE], stdin=data, timeout_s=timeout_s,
+    stdin = str(len(RUNNER_SOURCE)).encode() + b"\n" + RUNNER_SOURCE + data
+    return SandboxJob(command=["python3", "-S", "-c", BOOTSTRAP], stdin=stdin, timeout_s=timeout_s,
                       memory_mb=memory_mb)
 
 
-BATCH_SIZE = 8  # generations per jail: one jail start-up (~0.1 s) shared, small enough to balance load
+# A jail start-up costs ~0.1-0.25 s; about four batches per worker keeps that small and the tail short.
+MAX_BATCH = 64
+BATCHES_PER_WORKER = 4
 
 
 def run_batches(sandbox, mode: str, items: list[dict], shared: dict | None = None,
@@ -45,7 +51,7 @@ def run_batches(sandbox, mode: str, items: list[dict], shared: dict | None = Non
     a problem's tests travel once per batch. Items whose jail died are retried one per jail.
     """
     shared = shared or {}
-    size = max(1, min(BATCH_SIZE, math.ceil(len(items) / max(1, 2 * sandbox.concurrency))))
+    size = max(1, min(MAX_BATCH, math.ceil(len(items) / max(1, BATCHES_PER_WORKER * sandbox.concurrency))))
     batches = [list(range(i, min(i + size, len(items)))) for i in range(0, len(items), size)]
     done, lock = [0], threading.Lock()
 

@@ -1,0 +1,175 @@
+"""What the LCB and HumanEval assets do, as plain functions over a Warehouse (testable without Dagster)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import datetime
+
+from benchmarks.lcb.prompts import codegen_messages
+from benchmarks.lcb.records import TEST_TYPES, LcbProblem, filter_window
+from benchmarks.lcb.source import load_release, resolve_source
+from benchmarks.problem import EvalProblem
+
+RAW_TABLE, PROBLEMS_TABLE = "livecodebench_raw", "lcb_problems"
+TEST_OUTPUT_TABLE, EXECUTION_TABLE = "lcb_test_output_problems", "lcb_execution_problems"
+HUMANEVAL_TABLE = "humaneval_problems"
+
+
+def write_release(warehouse, source: str | None, release: str) -> dict:
+    """Load one release tag, write its rows and its quarantine file; raises LcbSourceError without data."""
+    result = load_release(source, release)
+    rows = [{**p.to_row(), "release": release} for p in result.problems]
+    warehouse.write_table(RAW_TABLE, rows, partition=release) if rows else _write_empty(warehouse, RAW_TABLE, release)
+    quarantine = warehouse.write_quarantine(RAW_TABLE, result.rejected, partition=release)
+    return {"rows": len(rows), "rejected": len(result.rejected), "rejected_rows": result.rejected,
+            "unsafe_rejected": sum(r["unsafe"] for r in result.rejected), "source": resolve_source(source),
+            "files": result.files, "quarantine": str(quarantine),
+            "by_platform": dict(Counter(p.platform for p in result.problems)),
+            "by_difficulty": dict(Counter(p.difficulty for p in result.problems))}
+
+
+def _write_empty(warehouse, table: str, partition: str | None) -> None:
+    import pyarrow as pa
+
+    warehouse.write_table(table, pa.table({"question_id": pa.array([], pa.string())}), partition=partition)
+
+
+def category(problem: LcbProblem) -> str:
+    return f"{problem.platform}/{problem.difficulty}/{problem.testtype}"
+
+
+def read_problems(warehouse, release: str, table: str = PROBLEMS_TABLE) -> list[LcbProblem]:
+    rows = warehouse.read_table(table, release).to_pylist()
+    return [LcbProblem.from_row(r) for r in rows if r.get("question_id")]
+
+
+def write_problems(warehouse, release: str, start_date=None, end_date=None, training_cutoff=None) -> dict:
+    """lcb_problems: the raw release inside the contest-date window, with prompt and category."""
+    raw = read_problems(warehouse, release, RAW_TABLE)
+    kept = filter_window(raw, start_date, end_date, training_cutoff)
+    rows = [{**p.to_row(), "release": release, "category": category(p), "contest_day": str(p.contest_day),
+             "prompt": codegen_messages(p)[1]["content"]} for p in kept]
+    if rows:
+        warehouse.write_table(PROBLEMS_TABLE, rows, partition=release)
+    else:
+        _write_empty(warehouse, PROBLEMS_TABLE, release)
+    return {"rows": len(rows), "raw_rows": len(raw), "by_category": dict(Counter(r["category"] for r in rows)),
+            "window": {"start_date": start_date, "end_date": end_date, "training_cutoff": training_cutoff}}
+
+
+def _parses(value) -> bool:
+    try:
+        datetime.fromisoformat(str(value))
+        return True
+    except ValueError:
+        return False
+
+
+def _types_valid(tests_json) -> bool:
+    try:
+        return all(t.get("testtype") in TEST_TYPES for t in json.loads(tests_json))
+    except (TypeError, ValueError, AttributeError):
+        return False
+
+
+def check_frame(warehouse, table: str, partition: str | None):
+    """The table as a pandas frame with the derived columns the GX suites check."""
+    frame = warehouse.read_table(table, partition).to_pandas()
+    if table in (RAW_TABLE, PROBLEMS_TABLE):
+        frame["date_parses"] = frame["contest_date"].map(_parses) if len(frame) else []
+        frame["n_tests"] = (frame["n_public_tests"] + frame["n_private_tests"]) if len(frame) else []
+        frame["test_types_valid"] = [(_types_valid(a) and _types_valid(b))
+                                     for a, b in zip(frame.get("public_tests", []), frame.get("private_tests", []))]
+    elif table == TEST_OUTPUT_TABLE:
+        frame["date_parses"] = frame["contest_date"].map(_parses)
+        frame["n_tests"] = frame["tests"].map(lambda t: len(json.loads(t)))
+        frame["test_types_valid"] = frame["tests"].map(_types_valid)
+    elif table == EXECUTION_TABLE:
+        frame["date_parses"] = frame["contest_date"].map(_parses)
+    return frame
+
+
+def write_test_output_problems(warehouse, source: str) -> dict:
+    from benchmarks.lcb.scenarios import load_test_output_problems
+
+    problems, rejected = load_test_output_problems(_scenario_files(source, "livecodebench/test_generation"))
+    warehouse.write_table(TEST_OUTPUT_TABLE, [p.to_row() for p in problems])
+    warehouse.write_quarantine(TEST_OUTPUT_TABLE, rejected)
+    return {"rows": len(problems), "rejected": len(rejected)}
+
+
+def write_execution_problems(warehouse, source: str) -> dict:
+    from benchmarks.lcb.scenarios import load_execution_problems
+
+    problems, rejected = load_execution_problems(_scenario_files(source, "livecodebench/execution-v2"))
+    warehouse.write_table(EXECUTION_TABLE, [p.to_row() for p in problems])
+    warehouse.write_quarantine(EXECUTION_TABLE, rejected)
+    return {"rows": len(problems), "rejected": len(rejected)}
+
+
+def _scenario_files(source: str, default_repo: str):
+    """A local file/directory as is; hf://<dataset> (or "hub") downloaded as parquet through `datasets`."""
+    if source == "hub" or source.startswith("hf://"):
+        from benchmarks.lcb.source import HOW_TO_POINT, LcbSourceError
+
+        repo = default_repo if source == "hub" else source[len("hf://"):]
+        try:
+            from datasets import load_dataset
+
+            dataset = load_dataset(repo, split="test")
+        except Exception as exc:
+            raise LcbSourceError(f"cannot load {repo} from the Hugging Face hub ({type(exc).__name__}); offline? "
+                                 f"point the source at a local .jsonl/.parquet file instead ({HOW_TO_POINT})") from None
+        import tempfile
+        from pathlib import Path
+
+        path = Path(tempfile.mkdtemp(prefix="hrm-lcb-")) / "test.parquet"
+        dataset.to_parquet(str(path))
+        return [path]
+    return source
+
+
+def to_eval_problems(problems: list[LcbProblem]) -> list[EvalProblem]:
+    """Code-generation problems in the shared EvalProblem shape (graded by benchmarks.lcb.grade_generations)."""
+    out = []
+    for p in problems:
+        system, user = codegen_messages(p)
+        out.append(EvalProblem(
+            benchmark="livecodebench", problem_id=p.question_id, language="python", prompt=user["content"],
+            grading_mode="lcb_call" if p.func_name else "lcb_stdin",
+            visible_files={"starter.py": p.starter_code} if p.starter_code else {},
+            hidden_tests={"input_output.json": json.dumps(p.evaluation_sample())}, date=p.contest_date,
+            metadata={"platform": p.platform, "difficulty": p.difficulty, "contest_id": p.contest_id,
+                      "question_title": p.question_title, "starter_code": p.starter_code,
+                      "system_message": system["content"], "category": category(p)}))
+    return out
+
+
+def scenario_eval_problems(test_output=(), execution=()) -> list[EvalProblem]:
+    """Test-output prediction and code-execution instances as EvalProblems (grading mode exec_output)."""
+    out = []
+    for p in test_output:
+        system, user = p.messages()
+        out.append(EvalProblem(benchmark="livecodebench", problem_id=p.instance_id, language="python",
+                               prompt=user["content"], grading_mode="exec_output", date=p.contest_date,
+                               hidden_tests={"expected_output": p.expected_output},
+                               metadata={"scenario": "test_output_prediction", "system_message": system["content"],
+                                         "difficulty": p.difficulty}))
+    for p in execution:
+        system, user = p.messages()
+        out.append(EvalProblem(benchmark="livecodebench", problem_id=p.id, language="python", prompt=user["content"],
+                               grading_mode="exec_output", date=p.contest_date,
+                               hidden_tests={"code": p.code, "output": p.output},
+                               metadata={"scenario": "code_execution", "system_message": system["content"],
+                                         "input": p.input, "difficulty": p.difficulty}))
+    return out
+
+
+def write_humaneval(warehouse) -> dict:
+    from benchmarks import humaneval
+
+    problems = humaneval.load_problems()
+    rows = [{**p, "prompt_chars": len(p["prompt"]), "n_asserts": p["test"].count("assert")} for p in problems]
+    path = warehouse.write_table(HUMANEVAL_TABLE, rows)
+    return {"rows": len(rows), "path": str(path), "data_file": str(humaneval.data_file())}

