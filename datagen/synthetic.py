@@ -332,15 +332,20 @@ def print_results_program(lang: str, rs: RepairSource) -> str:
     return rs.code + "\n" + "".join(f"console.log(JSON.stringify(solve({c})));\n" for c in rs.calls)
 
 
-def test_program(lang: str, code: str, calls: list[str], expected: list[str]) -> str:
+def test_block(lang: str, calls: list[str], expected: list[str]) -> str:
+    """Statements that call `solve` on each argument list and fail loudly on a wrong result."""
     if lang == "python":
         body = "".join(f"got = solve({c})\nassert got == {e}, {('solve(' + c + ') returned ')!r} + repr(got) + "
                        f"{(', expected ' + e)!r}\n" for c, e in zip(calls, expected))
-        return code + "\n" + body
+        return body
     body = "".join(f"if (JSON.stringify(solve({c})) !== JSON.stringify({e})) {{\n"
                    f"  throw new Error(`solve({c}) returned ${{JSON.stringify(solve({c}))}}, expected {e}`);\n}}\n"
                    for c, e in zip(calls, expected))
-    return code + "\n" + body
+    return body
+
+
+def with_tests(code: str, tests: str) -> str:
+    return code + "\n" + tests
 
 
 # --- generation ----------------------------------------------------------------------------------------
@@ -380,9 +385,9 @@ def exec_prompt(lang: str, source: str) -> str:
     return f"What does this {lang} program print?\n### {FILE_NAMES[lang]}\n{source}"
 
 
-def repair_prompt(lang: str, mutant_test: str, failure: str) -> str:
-    return (f"The test at the end of this {lang} file fails. Fix the bug in `solve` with a SEARCH/REPLACE edit.\n"
-            f"### {FILE_NAMES[lang]}\n{mutant_test}### test output\n{failure}\n")
+def repair_prompt(lang: str, mutant: str, failure: str) -> str:
+    return (f"A test of this {lang} function fails. Fix the bug with a SEARCH/REPLACE edit.\n"
+            f"### {FILE_NAMES[lang]}\n{mutant}### test output\n{failure}\n")
 
 
 def _failure_text(result) -> str:
@@ -431,24 +436,22 @@ def _build_repair(sandbox, t: Template, lang: str, rs: RepairSource, rng: random
     expected = truth.stdout.strip().splitlines()
     if len(expected) != len(rs.calls):
         return None, f"expected {len(rs.calls)} result lines, got {len(expected)}"
-    correct = test_program(lang, rs.code, rs.calls, expected)
+    tests = test_block(lang, rs.calls, expected)
     for kind, line_index, old, new in mutations(rs.code, rng)[:12]:
         lines = rs.code.split("\n")
         lines[line_index] = new
-        mutant_code = "\n".join(lines)
-        mutant = test_program(lang, mutant_code, rs.calls, expected)
-        failing = _run(sandbox, lang, mutant, cfg.timeout_s)
+        mutant = "\n".join(lines)
+        failing = _run(sandbox, lang, with_tests(mutant, tests), cfg.timeout_s)
         if failing.status != "failed":  # passes (equivalent mutant) or hangs: not a clean bug
             continue
         answer, tags = search_replace_block(FILE_NAMES[lang], mutant, line_index, old)
-        fixed = apply_search_replace(mutant, answer)
-        if fixed != correct:
+        if apply_search_replace(mutant, answer) != rs.code:
             continue
-        verified = _run(sandbox, lang, fixed, cfg.timeout_s)
+        verified = _run(sandbox, lang, with_tests(apply_search_replace(mutant, answer), tests), cfg.timeout_s)
         if not verified.ok:
             return None, f"fixed program fails: {verified.status}: {verified.stderr[-300:]}"
         return {"answer": answer, "edit_tags": tags, "mutation": kind, "mutant": mutant,
-                "failure": _failure_text(failing), "correct": correct}, None
+                "failure": _failure_text(failing), "tests": tests}, None
     return None, "no mutation made the test fail"
 
 
@@ -468,7 +471,7 @@ def generate_repair_tasks(sandbox, cfg: SyntheticConfig) -> SyntheticResult:
             continue
         out.tasks.append({"task_id": tid, "task_type": "repair", "template": t.name, "stage": t.stage,
                           "language": lang, "prompt": repair_prompt(lang, task["mutant"], task["failure"]),
-                          "answer": task["answer"], "program": task["mutant"], "test_program": task["correct"],
+                          "answer": task["answer"], "program": task["mutant"], "test_program": task["tests"],
                           "edit_tags": task["edit_tags"], "mutation": task["mutation"],
                           "split": _split(t.name, i, cfg), "sandbox_wall_s": 0.0})
     return out
@@ -486,15 +489,11 @@ def exec_answer_correct(expected: str, predicted: str) -> bool:
     return expected.rstrip() == predicted.rstrip()
 
 
-def repair_fixed(sandbox, lang: str, mutant: str, answer: str, correct_test: str, timeout_s: float = 10.0) -> bool:
-    """Apply the model's SEARCH/REPLACE answer to the mutant and run the test in the sandbox.
-
-    `correct_test` holds the test block (everything after the function) that the fix must pass;
-    the test block of the mutant is identical, so the edited file runs as is."""
+def repair_fixed(sandbox, lang: str, mutant: str, answer: str, tests: str, timeout_s: float = 10.0) -> bool:
+    """Apply the model's SEARCH/REPLACE answer to the mutant function, append the hidden test block
+    and run it in the sandbox."""
     try:
         fixed = apply_search_replace(mutant, answer)
     except ValueError:
         return False
-    if correct_test and fixed.rsplit("\n\n", 1)[-1] != correct_test.rsplit("\n\n", 1)[-1]:
-        return False  # the edit touched the test, not the function
-    return _run(sandbox, lang, fixed, timeout_s).ok
+    return _run(sandbox, lang, with_tests(fixed, tests), timeout_s).ok

@@ -95,8 +95,9 @@ def test_synthetic_tasks_ground_truth_comes_from_the_sandbox(sandbox):
     for t in rep[:4]:
         assert synthetic.repair_fixed(sandbox, t["language"], t["program"], t["answer"], t["test_program"])
         # the unfixed mutant really fails its test
-        files, cmd = synthetic.single_file_job(t["language"], t["program"])
+        files, cmd = synthetic.single_file_job(t["language"], synthetic.with_tests(t["program"], t["test_program"]))
         assert sandbox.run(cmd, files=files).status == "failed"
+        assert not synthetic.repair_fixed(sandbox, t["language"], t["program"], "no edit", t["test_program"])
     held = {t["template"] for t in result.tasks if t["split"] == "test"}
     assert held == set(cfg.heldout_templates)
     assert not held & {t["template"] for t in result.tasks if t["split"] != "test"}
