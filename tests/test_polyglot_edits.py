@@ -55,7 +55,8 @@ def test_whole_format_malformed():
 
 
 def test_paths_cannot_escape_or_touch_metadata():
-    for bad in ("/etc/passwd", "../x.py", ".meta/example.py", ".docs/instructions.md"):
+    for bad in ("/etc/passwd", "../x.py", ".meta/example.py", ".docs/instructions.md", "conftest.py",
+                "Cargo.toml", "build.rs", ".cargo/config.toml", "jest.config.js"):
         with pytest.raises(MalformedAnswer):
             check_path(bad, ["bowling.py"])
     assert check_path("./bowling.py", ["bowling.py"]) == "bowling.py"

@@ -15,6 +15,10 @@ _SEARCH = re.compile(r"^<{5,9} SEARCH\s*$")
 _DIVIDER = re.compile(r"^={5,9}\s*$")
 _REPLACE = re.compile(r">{5,9} REPLACE\s*$")
 _PROTECTED_PREFIXES = (".meta/", ".docs/")
+# Files that would change how the tests run rather than what they test.
+_TEST_CONFIG_NAMES = {"conftest.py", "pytest.ini", "tox.ini", "setup.cfg", "pyproject.toml", "jest.config.js",
+                      "jest.config.cjs", "jest.config.mjs", ".babelrc", "babel.config.js", "package.json",
+                      "build.rs", "CMakeLists.txt", "Cargo.toml", "go.mod", "build.gradle"}
 
 
 class MalformedAnswer(ValueError):
@@ -43,6 +47,8 @@ def check_path(path: str, known: list[str]) -> str:
     pure = PurePosixPath(name)
     if not name or pure.is_absolute() or ".." in pure.parts or "\\" in name or name.startswith(_PROTECTED_PREFIXES):
         raise MalformedAnswer(f"file name {path!r} is not a path inside the exercise")
+    if pure.name in _TEST_CONFIG_NAMES or pure.parts[0] == ".cargo":
+        raise MalformedAnswer(f"{name}: build and test configuration cannot be changed")
     return pure.as_posix()
 
 

@@ -30,6 +30,19 @@ TEST_MAX_PROCESSES = 2048
 TEST_MEMORY_MB = {"cpp": 10240}
 _JAVA_REQUIRED_JARS = JAVA_JARS[:3]  # JUnit console, AssertJ, Byte Buddy; org.json only for rest-api
 _JVM_FLAGS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Xshare:auto"
+_JAVAC_FLAGS = " ".join(f"-J{f}" for f in _JVM_FLAGS.split())
+_JUNIT_ARGS = "org.junit.platform.console.ConsoleLauncher --disable-banner --disable-ansi-colors"
+_JAVA_WARM_TEST = """import static org.assertj.core.api.Assertions.assertThat;
+
+import org.junit.jupiter.api.Test;
+
+public class WarmTest {
+    @Test
+    public void warm() {
+        assertThat(java.util.List.of(1, 2)).containsExactly(1, 2);
+    }
+}
+"""
 # Standard-library packages the Go cache is warmed with (plus whatever the exercises import).
 _GO_WARM_PACKAGES = ("bufio", "bytes", "cmp", "container/heap", "container/list", "crypto/rand", "errors",
                      "fmt", "io", "iter", "log", "maps", "math", "math/big", "math/bits", "math/rand",
@@ -103,13 +116,19 @@ class TestRunner:
         return files, "cargo test -- --include-ignored", []
 
     def _java(self, ex, files):
-        jars = ":".join(j for j in JAVA_JARS if Path(j).exists())
+        # Class-data-sharing archives of javac's and JUnit's classes (built once) cut JVM start-up; the
+        # JVM checks them and silently falls back if they do not match. Test classes go to JUnit's own
+        # --class-path so the JVM class path is the jars alone, as when the archive was made.
+        jars = _java_class_path()
+        archives = self._shared("java", ex)
+        javac_cds = f"-J-XX:SharedArchiveFile={SHARED_MOUNT}/java/javac.jsa " if archives else ""
+        junit_cds = f"-XX:SharedArchiveFile={SHARED_MOUNT}/java/junit.jsa " if archives else ""
+        binds = [(str(archives), f"{SHARED_MOUNT}/java")] if archives else []
         script = (f"find src -name '*.java' > /tmp/sources && "
-                  f"javac -J{_JVM_FLAGS.replace(' ', ' -J')} -encoding UTF-8 -nowarn -d /tmp/classes "
-                  f"-cp {jars} @/tmp/sources && "
-                  f"java {_JVM_FLAGS} -cp /tmp/classes:{jars} org.junit.platform.console.ConsoleLauncher "
-                  f"--disable-banner --disable-ansi-colors --details=tree --scan-class-path /tmp/classes")
-        return files, script, []
+                  f"javac {javac_cds}{_JAVAC_FLAGS} -encoding UTF-8 -nowarn -d /tmp/classes -cp {jars} @/tmp/sources && "
+                  f"java {junit_cds}{_JVM_FLAGS} -cp {jars} {_JUNIT_ARGS} --details=tree --class-path /tmp/classes "
+                  "--scan-class-path")
+        return files, script, binds
 
     def _go(self, ex, files):
         cache = self._shared("go", ex)
@@ -168,6 +187,15 @@ class TestRunner:
                      "warmup_test.go": 'package warmup\n\nimport "testing"\n\nfunc TestWarm(t *testing.T) {}\n',
                      "VERSION": version}
             return files, "GOCACHE=/cache go test ./... && GOCACHE=/cache go vet ./..."
+        if kind == "java":
+            jars = _java_class_path()
+            javac = Path(shutil.which("javac") or "javac").resolve()
+            stamp = [(j, Path(j).stat().st_size, Path(j).stat().st_mtime) for j in jars.split(":")] + [str(javac)]
+            script = (f"javac -J-XX:ArchiveClassesAtExit=/cache/javac.jsa {_JAVAC_FLAGS} -d /tmp/warm -cp {jars} "
+                      f"WarmTest.java && java -XX:ArchiveClassesAtExit=/cache/junit.jsa {_JVM_FLAGS} -cp {jars} "
+                      f"{_JUNIT_ARGS} --details=none --class-path /tmp/warm --scan-class-path "
+                      f"&& test -s /cache/javac.jsa && test -s /cache/junit.jsa")
+            return {"WarmTest.java": _JAVA_WARM_TEST, "STAMP": repr(stamp)}, script
         raise ValueError(kind)
 
     def _build_shared(self, name: str, files: dict[str, str], script: str) -> Path | None:
@@ -191,6 +219,10 @@ class TestRunner:
         except OSError:  # another process finished the same build first
             shutil.rmtree(staging, ignore_errors=True)
         return target
+
+
+def _java_class_path() -> str:
+    return ":".join(j for j in JAVA_JARS if Path(j).exists())
 
 
 def _seal(root: Path) -> None:
