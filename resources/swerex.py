@@ -225,3 +225,16 @@ class JailedSession:
 
     def _call(self, coro):
         return self._loop.run_until_complete(coro)
+
+
+def default_swe_sessions(**overrides) -> SweRexSessions:
+    """Sessions with settings from HRM_SWEREX_* environment variables (HRM_SWEREX_DEPLOYMENT_OPTIONS is JSON)."""
+    import json
+    import os
+
+    env: dict = {}
+    for name, field in SweRexSessions.model_fields.items():
+        raw = os.environ.get(f"HRM_SWEREX_{name.upper()}")
+        if raw is not None:
+            env[name] = json.loads(raw) if field.annotation is dict else raw
+    return SweRexSessions(**{**env, **overrides})
