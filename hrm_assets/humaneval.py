@@ -28,7 +28,7 @@ def humaneval_problems_valid(warehouse: Warehouse) -> dg.AssetCheckResult:
     from benchmarks.lcb.pipeline import HUMANEVAL_TABLE
 
     frame = warehouse.read_table(HUMANEVAL_TABLE).to_pandas()
-    frame["has_check"] = frame["test"].str.contains("def check(")
+    frame["has_check"] = frame["test"].str.contains("def check(", regex=False)
     return gx_check(frame, "humaneval_problems", lambda gxe: [
         gxe.ExpectTableRowCountToEqual(value=EXPECTED_PROBLEMS),
         gxe.ExpectColumnValuesToBeUnique(column="task_id"),

@@ -128,3 +128,10 @@ def test_programs_start_as_deep_in_the_stack_as_under_lcb_runner(sandbox):
                                                                        depth.splitlines()) + "        return d"],
                  sandbox)
     assert stdin["graded_list"] == [True] and call["graded_list"] == [True]
+
+
+def test_numpy_imports_despite_the_guard_as_in_lcb_runner(sandbox):
+    # lcb_runner's worker has numpy loaded before the guard nulls os.putenv (which numpy's import calls).
+    q = grade(stdin_problem([("1 2\n", "3\n")]), ["import numpy as np\nprint(int(np.sum(list(map(int, input().split())))))"],
+              sandbox)
+    assert q["graded_list"] == [True], q["metadata"]

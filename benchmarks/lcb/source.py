@@ -154,6 +154,7 @@ def iter_raw_records(path: Path):
 
 def load_records(files: list[Path]) -> LoadResult:
     """Normalise every record of `files`; bad rows go to `rejected` with file, row and reason."""
+    files = [Path(f) for f in files]
     result = LoadResult(files=[str(f) for f in files])
     seen: dict[str, str] = {}
     for path in files:
