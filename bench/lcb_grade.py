@@ -130,6 +130,7 @@ STDIN_FAMILIES = [
         "wrong": READ_ARRAY + "print(sum(a[1:]))",
         "crash": READ_ARRAY + "print(a[n])",
         "slow": READ_ARRAY + "s = 0\nfor i in range(n):\n    s = sum(a[:i + 1])\nprint(s)",
+        "numpy": READ_ARRAY + "import numpy as np\nprint(int(np.array(a, dtype=np.int64).sum()))",
     }),
     ("sort", _array_input, lambda t: " ".join(map(str, sorted(map(int, t.split()[1:])))) + "\n", {
         "correct": READ_ARRAY + "print(*sorted(a))",
@@ -137,6 +138,7 @@ STDIN_FAMILIES = [
         "crash": READ_ARRAY + "print(*sorted(a), sep=separator)",
         "slow": READ_ARRAY + "for i in range(n):\n    for j in range(n - 1 - i):\n        if a[j] > a[j + 1]:\n"
                              "            a[j], a[j + 1] = a[j + 1], a[j]\nprint(*a)",
+        "numpy": READ_ARRAY + "import numpy as np\nprint(*np.sort(np.array(a)).tolist())",
     }),
     ("max_subarray", _array_input, lambda t: f"{_max_subarray(list(map(int, t.split()[1:])))}\n", {
         "correct": "import sys\n\ndef main():\n    data = sys.stdin.read().split()\n    n = int(data[0])\n"
@@ -219,8 +221,8 @@ def build_workload(slow: int, seed: int = 1):
     work = []
     stdin = stdin_problems(seed)
     for i, (problem, programs) in enumerate(stdin):
-        kinds = ["correct", "wrong", "crash"] + (["slow"] if i < slow else [])
-        work.append((problem, [(k, programs[k]) for k in kinds]))
+        kinds = ["correct", "wrong", "crash"] + (["numpy"] if "numpy" in programs else []) + (["slow"] if i < slow else [])
+        work.append((problem, [("correct" if k == "numpy" else k, programs[k]) for k in kinds]))
     he = humaneval.as_lcb_call_problems(humaneval.load_problems())
     slow_he = max(0, slow - len(stdin))
     for i, (problem, reference) in enumerate(he):

@@ -67,10 +67,12 @@ import sys
 """
 
 
-# Extra Python frames so generated code starts as deep in the stack as under lcb_runner (its
-# multiprocessing and mock.patch layers): a program that lowers the recursion limit hits it at the
-# same depth. Measured with sys._getframe() chains: lcb_runner 16 (stdin) / 13 (call) frames, ours 9 / 8.
-STDIN_CALL_PAD, CALL_PAD, COMPILE_PAD = 6, 4, 4  # _at_depth(n) adds n + 1 frames
+# Extra Python frames so generated code starts as deep in the recursion budget as under lcb_runner's
+# codegen_metrics (process pool, multiprocessing and mock.patch layers): a program that lowers the
+# recursion limit hits it at the same depth. Measured with setrecursionlimit(300) and a probe that
+# recurses until RecursionError: 266 levels left for stdin programs, 269 inside a call-based method,
+# 267 at module level of call-based code, under nvidia-livecodebench 26.3 and here alike.
+STDIN_CALL_PAD, CALL_PAD, COMPILE_PAD = 22, 20, 20  # _at_depth(n) adds n + 1 frames
 
 
 def _at_depth(extra, fn, *args):
