@@ -251,7 +251,7 @@ def build_multi_agent(config: ScenarioConfig, warehouse: Warehouse) -> dict:
     rows = [with_plan_example(r) for r in build_scenarios(tasks, workflows, config.max_tasks)]
     warehouse.write_table("multi_agent_scenarios", rows)
     return {"rows": len(rows), "by_variant": dict(Counter(r["variant"] for r in rows)),
-            "by_source": dict(Counter(r["source_asset"] for r in rows)),
+            "by_source": dict(Counter(r["derived_from"] for r in rows)),
             "roles": sorted({role for r in rows for role in r["roles"]})}
 
 

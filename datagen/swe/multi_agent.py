@@ -26,7 +26,7 @@ def _finish(scenario_id, source_asset, source_id, language, domain, goal, varian
     for s in subtasks:
         s["parallel_group"] = levels[s["id"]]
     groups = [[s["id"] for s in subtasks if levels[s["id"]] == g] for g in range(max(levels.values()) + 1)]
-    return {"scenario_id": scenario_id, "source_asset": source_asset, "source_id": source_id, "language": language,
+    return {"scenario_id": scenario_id, "derived_from": source_asset, "source_id": source_id, "language": language,
             "domain": domain, "goal": goal, "variant": variant,
             "roles": sorted({s["role"] for s in subtasks}), "subtasks": json.dumps(subtasks),
             "edges": json.dumps([[d, s["id"]] for s in subtasks for d in s["depends_on"]]),

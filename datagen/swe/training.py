@@ -53,9 +53,9 @@ def from_tasks(tasks: list[dict]) -> list[TrainingExample]:
         regions = []
         for pf in patch:
             for hunk in pf:
-                lines = [l for l in hunk if not l.is_removed]  # the code as the task shows it (bug applied)
-                regions.append((pf.path, "".join(l.value for l in lines), "".join(l.value for l in hunk if not l.is_added),
-                                [int(l.is_added) for l in lines]))
+                shown = _tagged_buggy_lines(hunk)
+                regions.append((pf.path, "".join(v for v, _ in shown), "".join(l.value for l in hunk if not l.is_added),
+                                [t for _, t in shown]))
         if not regions or sum(len(r[1]) for r in regions) > _MAX_PROMPT_CHARS:
             continue
         head = f"{t['problem_statement'].strip()}\n\n"
@@ -73,6 +73,23 @@ def from_tasks(tasks: list[dict]) -> list[TrainingExample]:
         out.append(TrainingExample("diff_edit", "python", "Write a unified diff that fixes the bug.\n" + prompt,
                                    fix_diff, "swesmith_tasks", split, f"{t['instance_id']}.diff", [0] + tags, []))
     return out
+
+
+def _tagged_buggy_lines(hunk) -> list[tuple[str, int]]:
+    """The hunk as the task shows it (bug applied), each line tagged 1 if the fix changes it or inserts
+    next to it (a bug that deleted lines is fixed by inserting after the line before the gap)."""
+    shown: list[list] = []
+    gap_first = False
+    for line in hunk:
+        if line.is_removed:
+            if shown:
+                shown[-1][1] = 1
+            else:
+                gap_first = True
+        else:
+            shown.append([line.value, int(line.is_added or gap_first)])
+            gap_first = False
+    return [(v, t) for v, t in shown]
 
 
 def _reverse(patch: str) -> str:
