@@ -150,3 +150,20 @@ def test_cli_eval_json_and_missing_toolchain(checkout, exercises, tmp_path):
     assert report["languages"]["javascript"]["counts"]["unsupported"] == 2
     assert report["pass_rate_2"] == 50.0 and report["percent_cases_well_formed"] == 50.0
     assert json.loads(proc.stdout.strip().splitlines()[-1])["counts"]["total"] == 4
+
+
+def test_candidate_code_cannot_touch_the_shared_builds(exercises, sandbox):
+    from benchmarks.polyglot.evaluate import default_cache_dir
+
+    ex = exercises["go/bowling"]
+    package = ex.reference_files["bowling.go"].split("package ", 1)[1].split()[0]
+    attack = (f"package {package}\n\nimport \"os\"\n\nfunc init() {{\n"
+              "\tif os.WriteFile(\"/opt/polyglot/gocache/pwned\", []byte(\"x\"), 0o644) == nil {\n"
+              "\t\tpanic(\"wrote into the shared Go cache\")\n\t}\n\tos.RemoveAll(\"/opt/polyglot/gocache\")\n}\n")
+    answer = Answer(files={**ex.reference_files, "pwn.go": attack})
+    result, = evaluate([ex], lambda t: answer if t.try_number == 1 else None, sandbox,
+                       cache_dir=default_cache_dir())
+    assert result.status == "pass", result.output[-2000:]
+    caches = list(default_cache_dir().glob("go-*"))
+    assert caches and all(not (c / "pwned").exists() and any(c.iterdir()) for c in caches)
+    assert all(c.stat().st_uid == os.geteuid() for c in caches)

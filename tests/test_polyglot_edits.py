@@ -61,3 +61,21 @@ def test_paths_cannot_escape_or_touch_metadata():
             check_path(bad, ["bowling.py"])
     assert check_path("./bowling.py", ["bowling.py"]) == "bowling.py"
     assert check_path("src/main/java/Bowling.java", ["src/main/java/Bowling.java"]) == "src/main/java/Bowling.java"
+
+
+def test_directory_solver_reads_whole_files_and_responses(tmp_path):
+    from benchmarks.polyglot.evaluate import Turn, directory_solver
+    from benchmarks.polyglot.exercises import Exercise
+
+    ex = Exercise("java", "bowling", "Score a game.", {"src/main/java/BowlingGame.java": "class BowlingGame {}"},
+                  {"src/test/java/BowlingGameTest.java": "class BowlingGameTest {}"})
+    folder = tmp_path / "java" / "bowling" / "src" / "main" / "java"
+    folder.mkdir(parents=True)
+    (folder / "BowlingGame.java").write_text("class BowlingGame { int score() { return 0; } }")
+    (folder / "Frame.java").write_text("class Frame {}")
+    answer = directory_solver(tmp_path, "whole")(Turn(ex, 1, "", dict(ex.solution_files)))
+    assert set(answer.files) == {"src/main/java/BowlingGame.java", "src/main/java/Frame.java"}
+    assert directory_solver(tmp_path, "whole")(Turn(ex, 2, "", {})) is None  # no second answer
+    assert directory_solver(tmp_path / "empty", "diff")(Turn(ex, 1, "", {})) is None
+    (tmp_path / "java" / "bowling" / "response.md").write_text("text")
+    assert directory_solver(tmp_path, "diff")(Turn(ex, 1, "", {})).response == "text"
