@@ -147,6 +147,26 @@ def _set_rng_state(state: dict, device: torch.device) -> None:
         getattr(torch, device.type).set_rng_state(state["device"], device)
 
 
+def train_step_flops(config, batch_size: int, seq_len: int, answer_tokens: int) -> float:
+    """Matmul FLOPs of one forward + backward over a [batch_size, seq_len] batch, counted analytically.
+
+    Per token and block: 2 x matmul params forward plus attention 4 x seq_len x hidden (QK^T and AV over every
+    key: the prefix-LM mask does not skip work); backward costs 2 x forward. HRM runs every module pass forward,
+    and backward only through the last grad_passes passes; deep supervision adds an LM head per earlier
+    H-cycle on answer tokens (forward + weight gradient). Elementwise work and the optimizer are not counted.
+    """
+    d, tokens = config.hidden_size, batch_size * seq_len
+    block_forward = 2 * (4 * d * d + 3 * d * config.intermediate_size) + 4 * seq_len * d
+    head = 2 * d * config.vocab_size
+    if config.arch == "baseline":
+        return float(tokens * (3 * config.baseline_layers * block_forward + 3 * head))
+    passes = ([config.L_layers] * config.L_cycles + [config.H_layers]) * config.H_cycles
+    forward = sum(passes) * block_forward
+    backward = 2 * sum(passes[len(passes) - config.grad_passes:]) * block_forward
+    supervision = (config.H_cycles - 1) * 2 * head * answer_tokens if config.deep_supervision else 0
+    return float(tokens * (forward + backward + 3 * head) + supervision)
+
+
 class _LossOf(torch.nn.Module):
     """Returns (loss, metrics): DDP must see only the loss tensor, or it waits for gradients of outputs such as
     edit-head logits that a batch without edit tags never uses."""
@@ -227,7 +247,7 @@ def train(model_config, train_config: TrainConfig, shard_files: list[str], out_d
 
     model.train()
     started = time.perf_counter()
-    tokens_this_call, window_tokens, window_start = 0, 0, time.perf_counter()
+    tokens_this_call, window_tokens, window_flops, window_start = 0, 0, 0.0, time.perf_counter()
     metrics: dict[str, float] = {}
     stop = False
     while state["step"] < cfg.max_steps and not stop:
@@ -241,6 +261,8 @@ def train(model_config, train_config: TrainConfig, shard_files: list[str], out_d
         for micro in range(cfg.grad_accum):
             batch = {k: v.to(dist.device, non_blocking=True) for k, v in stream.next_batch().items()}
             step_tokens += int((batch["input_ids"] != model_config.pad_token_id).sum())
+            window_flops += train_step_flops(model_config, *batch["input_ids"].shape,
+                                             int((batch["labels"] != -100).sum()))
             sync = micro == cfg.grad_accum - 1 or dist.world_size == 1
             with (contextlib.nullcontext() if sync else step_module.no_sync()), autocast:
                 loss, model_metrics = runner(batch)
@@ -270,7 +292,8 @@ def train(model_config, train_config: TrainConfig, shard_files: list[str], out_d
         if state["step"] % cfg.log_every == 0 or last:
             now = time.perf_counter()
             metrics["tokens_per_s"] = window_tokens / max(now - window_start, 1e-9)
-            window_tokens, window_start = 0, now
+            metrics["flops_per_s"] = window_flops * dist.world_size / max(now - window_start, 1e-9)
+            window_tokens, window_flops, window_start = 0, 0.0, now
             if cfg.eval_every and state["step"] % cfg.eval_every == 0:
                 metrics.update(evaluate(model, model_config, cfg, shard_files, dist.device))
             state["history"].append({"step": state["step"], **metrics})

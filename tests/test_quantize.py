@@ -11,6 +11,15 @@ from model.quantize import FakeQuantLinear, disable_qat, enable_qat, fake_quant_
 from model.train import TrainConfig, train
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny matmuls on a shared 2-core machine: thread hand-offs cost more than the work."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def trained(token_shards, tmp_path_factory):
     files, tok = token_shards
@@ -19,7 +28,7 @@ def trained(token_shards, tmp_path_factory):
           TrainConfig(max_steps=40, batch_size=8, lr=1e-2, warmup_steps=4, dtype="fp32", checkpoint_every=40),
           files, out, tokenizer_dir=tok)
     model, tokenizer = load_checkpoint(out)
-    prompts = [(e.input_ids[:e.prompt_len], e.language, e.task) for e in load_shards(files).examples[:8]]
+    prompts = [(e.input_ids[:e.prompt_len], e.language, e.task) for e in load_shards(files).examples[:6]]
     return out, model, tokenizer, prompts
 
 

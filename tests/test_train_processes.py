@@ -17,6 +17,15 @@ REPO = Path(__file__).resolve().parent.parent
 MODEL = dict(max_seq_len=64)
 RUN = dict(max_steps=8, batch_size=4, warmup_steps=2, lr=3e-3, checkpoint_every=2, log_every=1)
 
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny matmuls on a shared 2-core machine: thread hand-offs cost more than the work."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
 CHILD = """
 import json, sys, time
 from model.config import ModelConfig
@@ -48,7 +57,7 @@ def test_sigkill_mid_training_then_resume_is_bit_identical(token_shards, tmp_pat
     script.write_text(CHILD)
     args = json.dumps([files, str(tmp_path / "cut"), MODEL, RUN, 5])
     child = subprocess.Popen([sys.executable, str(script), args], stdout=subprocess.PIPE, text=True,
-                             env=child_env(), cwd=REPO)
+                             env=child_env(OMP_NUM_THREADS="1"), cwd=REPO)
     try:
         for line in child.stdout:
             if line.strip() == "5":
