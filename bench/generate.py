@@ -90,14 +90,15 @@ def synthetic_example(rng: random.Random) -> tuple[str, str]:
     return prompt, answer
 
 
-def make_batch(examples, pad_to: int) -> dict:
+def make_batch(examples) -> dict:
     rows, prompt_lens = [], []
     for prompt, answer in examples:
         p = TOK.encode_prompt(prompt)
         rows.append(p + TOK.encode(answer) + [TOK.eos_id])
         prompt_lens.append(len(p))
-    ids = torch.zeros(len(rows), pad_to, dtype=torch.long)
-    labels = torch.full((len(rows), pad_to), -100)
+    width = max(map(len, rows))
+    ids = torch.zeros(len(rows), width, dtype=torch.long)
+    labels = torch.full((len(rows), width), -100)
     for r, (row, P) in enumerate(zip(rows, prompt_lens)):
         ids[r, :len(row)] = torch.tensor(row)
         labels[r, P - 1:len(row) - 1] = torch.tensor(row[P:])
@@ -106,16 +107,16 @@ def make_batch(examples, pad_to: int) -> dict:
             "language_ids": torch.full((n,), 4), "task_ids": torch.zeros(n, dtype=torch.long)}
 
 
-def adaptive_depth(train_steps: int, eval_prompts: int, halt_threshold: float) -> dict:
+def adaptive_depth(train_steps: int, eval_prompts: int, halt_threshold: float, grad_passes: int) -> dict:
     torch.manual_seed(0)
     rng = random.Random(0)
-    config = ModelConfig.preset("tiny", vocab_size=320, hidden_size=128, max_seq_len=160)
+    config = ModelConfig.preset("tiny", vocab_size=320, hidden_size=128, max_seq_len=160, grad_passes=grad_passes)
     model = build_model(config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.01)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=3e-3, total_steps=train_steps, pct_start=0.1)
     start = time.perf_counter()
     for _ in range(train_steps):
-        out = model(make_batch([synthetic_example(rng) for _ in range(16)], 96))
+        out = model(make_batch([synthetic_example(rng) for _ in range(16)]))
         optimizer.zero_grad()
         out.loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -124,7 +125,7 @@ def adaptive_depth(train_steps: int, eval_prompts: int, halt_threshold: float) -
     train_s = time.perf_counter() - start
     model.eval()
     held_out = [synthetic_example(random.Random(10_000 + i)) for i in range(eval_prompts)]
-    batch = make_batch(held_out, 96)
+    batch = make_batch(held_out)
     with torch.no_grad():
         full = model(batch)
     sweep = {}
@@ -136,7 +137,7 @@ def adaptive_depth(train_steps: int, eval_prompts: int, halt_threshold: float) -
     model.config.halt_threshold = halt_threshold
     with torch.no_grad():
         act = model(batch, adaptive_depth=True)
-    result = {"train_steps": train_steps, "halt_threshold": halt_threshold, "threshold_sweep": sweep, "train_s": round(train_s, 1), "train_metrics": {k: round(v, 4) for k, v in out.metrics.items()},
+    result = {"train_steps": train_steps, "grad_passes": grad_passes, "halt_threshold": halt_threshold, "threshold_sweep": sweep, "train_s": round(train_s, 1), "train_metrics": {k: round(v, 4) for k, v in out.metrics.items()},
               "teacher_forced_acc_full": round(full.metrics["lm_acc"], 4),
               "teacher_forced_acc_adaptive": round(act.metrics["lm_acc"], 4),
               "teacher_forced_compute_saved": round(1 - act.metrics["mean_depth"] / config.H_cycles, 4)}
@@ -238,6 +239,7 @@ def main() -> None:
     parser.add_argument("--big-kinds", default="fp32,int8,nf4")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--halt-threshold", type=float, default=0.9)
+    parser.add_argument("--grad-passes", type=int, default=6, help="k for the adaptive-depth model (6 = all passes)")
     parser.add_argument("--sections", default="kv,act,big")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -255,7 +257,8 @@ def main() -> None:
         result["kv_cache"] = kv_speed(args.config, args.prompt_tokens, args.new_tokens)
         print(json.dumps({"kv_cache": result["kv_cache"]}), file=sys.stderr)
     if "act" in sections:
-        result["adaptive_depth"] = adaptive_depth(args.train_steps, args.eval_prompts, args.halt_threshold)
+        result["adaptive_depth"] = adaptive_depth(args.train_steps, args.eval_prompts, args.halt_threshold,
+                                                  args.grad_passes)
         print(json.dumps({"adaptive_depth": result["adaptive_depth"]}), file=sys.stderr)
     if "big" in sections:
         result["100m"] = big([k for k in args.big_kinds.split(",") if k], args.big_tokens, args.prompt_tokens, args.threads)

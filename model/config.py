@@ -33,6 +33,9 @@ class ModelConfig:
     act: bool = True  # train the Q-head (halt when this token's prediction is already right)
     halt_threshold: float = 0.5  # inference: halt after a cycle when sigmoid(q) exceeds this
     halt_min_cycles: int = 1
+    # training: this share of answer tokens halts at a random depth, so the model learns to read the carried
+    # K/V of halted tokens that it meets at inference (without it, halting shifts later tokens' inputs)
+    halt_exploration_prob: float = 0.1
     deep_supervision: bool = True  # LM loss after every H-cycle (mean), not only the last
     lm_loss_weight: float = 1.0
     edit_loss_weight: float = 0.5
@@ -70,6 +73,8 @@ class ModelConfig:
             bad("halt_min_cycles", f"must be <= H_cycles={self.H_cycles}")
         if not 0.0 < self.halt_threshold < 1.0:
             bad("halt_threshold", "must be in (0, 1)")
+        if not 0.0 <= self.halt_exploration_prob <= 1.0:
+            bad("halt_exploration_prob", "must be in [0, 1]")
         if not 0 <= self.pad_token_id < self.vocab_size:
             bad("pad_token_id", f"must be a token id below vocab_size={self.vocab_size}")
         if self.rope_theta <= 0 or self.norm_eps <= 0:

@@ -91,6 +91,8 @@ class CodeLM(nn.Module):
         ids = batch["input_ids"]
         B, T = ids.shape
         device = ids.device
+        if T > self.config.max_seq_len:
+            raise ValueError(f"input_ids has {T} positions, above max_seq_len={self.config.max_seq_len}")
         prompt_len = batch.get("prompt_len")
         prompt_len = torch.zeros(B, dtype=torch.long, device=device) if prompt_len is None else prompt_len
         language_ids, task_ids = self._conditioning(batch, B, device)
@@ -100,6 +102,8 @@ class CodeLM(nn.Module):
         index = torch.arange(T, device=device)
         ctx = AttnContext(cos, sin, prefix_lm_mask(index, valid, prompt_len))
         act_region = index[None, :] >= prompt_len[:, None]
+        if halt_depth is None and not adaptive_depth:
+            halt_depth = self._explore_depths(act_region)
         trunk = self._trunk(self.embed(ids, language_ids, task_ids), ctx, None, act_region, halt_depth, adaptive_depth)
 
         hidden = self.heads.norm(trunk.state)
@@ -115,6 +119,15 @@ class CodeLM(nn.Module):
             metrics["mean_depth"] = trunk.depth[act_region].float().mean().item() if act_region.any() else 0.0
         depth = trunk.depth if trunk.depth is not None else torch.full((B, T), self.max_depth, device=device)
         return ModelOutput(logits, loss, metrics, trunk.state, edit_logits, tool_logits, depth)
+
+    def _explore_depths(self, act_region: torch.Tensor) -> torch.Tensor | None:
+        """Training only: random halting depths for a share of the answer tokens (None: everyone full depth)."""
+        p = getattr(self.config, "halt_exploration_prob", 0.0)
+        if not (self.training and self.max_depth > 1 and self.config.act and p > 0):
+            return None
+        explore = act_region & (torch.rand(act_region.shape, device=act_region.device) < p)
+        random_depth = torch.randint(1, self.max_depth + 1, act_region.shape, device=act_region.device)
+        return torch.where(explore, random_depth, self.max_depth)
 
     def _conditioning(self, batch, B, device):
         language_ids = batch.get("language_ids")
@@ -149,6 +162,8 @@ class CodeLM(nn.Module):
         cache.valid[:, start:end] = valid
         positions = cache.next_position[:, None] + (valid.long().cumsum(1) - 1).clamp(min=0)
         cache.next_position += valid.sum(1)
+        if int(cache.next_position.max()) > self.config.max_seq_len:
+            raise ValueError(f"sequence grows past max_seq_len={self.config.max_seq_len}")
         key_valid = cache.valid[:, :end]
         mask = None
         if not bool(key_valid.all()) or (not prompt and T > 1):
@@ -209,7 +224,7 @@ class HRMCode(CodeLM):
         B, T, D = x.shape
         z_L = self.L_init.to(x.dtype).expand(B, T, D)
         z_H = self.H_init.to(x.dtype).expand(B, T, D)
-        halting = cfg.act and (halt_depth is not None or (adaptive and act_region is not None))
+        halting = halt_depth is not None or (cfg.act and adaptive and act_region is not None)
         memos = {"L": [{} for _ in self.L.blocks], "H": [{} for _ in self.H.blocks]} if halting else None
         active = None  # None: every token still computing
         depth = torch.full((B, T), cfg.H_cycles, dtype=torch.long, device=x.device)

@@ -184,7 +184,7 @@ def test_overfits_a_handful_of_sequences(arch):
         optimizer.zero_grad()
         out.loss.backward()
         optimizer.step()
-    metrics = model(batch).metrics
+    metrics = model.eval()(batch).metrics
     assert metrics["lm_acc"] == 1.0, metrics
     assert metrics["tool_acc"] == 1.0 and metrics["edit_acc"] == 1.0
     assert metrics["lm_loss"] < 0.1
@@ -203,6 +203,17 @@ def test_baseline_parameter_parity(preset):
     else:
         hrm, base = config.estimated_params(), baseline.estimated_params()
     assert abs(base - hrm) / hrm < 0.05
+
+
+def test_training_explores_random_halting_depths():
+    torch.manual_seed(0)
+    model = build_model(tiny(halt_exploration_prob=0.5))
+    ids = torch.randint(1, 64, (2, 24))
+    train_out = model(batch_of(ids.tolist(), [6, 6]))
+    eval_out = model.eval()(batch_of(ids.tolist(), [6, 6]))
+    assert (train_out.halt_depth[:, :6] == 2).all()  # the prompt always runs full depth
+    assert set(train_out.halt_depth[:, 6:].unique().tolist()) == {1, 2}
+    assert (eval_out.halt_depth == 2).all()
 
 
 def test_hrm_is_an_hrm():
