@@ -167,3 +167,25 @@ def test_callback_can_stop_and_checkpoint_loads(shards, tmp_path):
     with torch.no_grad():
         out = model(batch)
     assert out.logits.shape[:2] == batch["input_ids"].shape and torch.isfinite(out.loss)
+
+
+def test_train_step_flops_matches_the_models_linear_layers():
+    from model import build_model
+    from model.train import train_step_flops
+
+    B, T = 2, 32
+    base = tiny(arch="baseline")
+    model = build_model(base)
+    block_linear = sum(m.weight.numel() for m in model.blocks.modules() if isinstance(m, torch.nn.Linear))
+    lm_head = model.heads.lm.weight.numel()
+    attention = 3 * base.baseline_layers * 4 * T * base.hidden_size  # forward QK^T + AV, backward twice that
+    assert train_step_flops(base, B, T, 10) == B * T * (6 * (block_linear + lm_head) + attention)
+
+    full = tiny(grad_passes=tiny().num_passes, deep_supervision=False)
+    hrm = build_model(full)
+    per_pass = {name: sum(m.weight.numel() for m in getattr(hrm, name).modules() if isinstance(m, torch.nn.Linear))
+                for name in ("L", "H")}
+    passes = full.H_cycles * (full.L_cycles * per_pass["L"] + per_pass["H"])
+    layers = full.H_cycles * (full.L_cycles * full.L_layers + full.H_layers)
+    assert train_step_flops(full, B, T, 10) == B * T * (6 * (passes + lm_head) + 3 * layers * 4 * T * full.hidden_size)
+    assert train_step_flops(tiny(), B, T, 10) < train_step_flops(full, B, T, 10)  # truncated backward is cheaper
