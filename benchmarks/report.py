@@ -199,3 +199,32 @@ def report_markdown(current: list[ReportRow], previous: list[ReportRow], models:
 
 def rows_json(rows: list[ReportRow]) -> str:
     return json.dumps([{**r.to_dict(), "created_at": r.created_at.isoformat()} for r in rows])
+
+
+# --- alerts ----------------------------------------------------------------------------------------------
+ALERTS_TABLE = "alerts"
+
+
+def record_alert(db_path: str | Path, kind: str, message: str, details: dict | None = None) -> None:
+    """Append an alert (run failure, regression) to the `alerts` table next to the report history."""
+    import duckdb
+
+    with duckdb.connect(str(db_path)) as con:
+        con.execute(f"CREATE TABLE IF NOT EXISTS {ALERTS_TABLE} (created_at TIMESTAMP, kind VARCHAR, "
+                    "message VARCHAR, details VARCHAR)")
+        con.execute(f"INSERT INTO {ALERTS_TABLE} VALUES (?, ?, ?, ?)",
+                    [_dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None), kind, message,
+                     json.dumps(details or {}, default=str)])
+
+
+def list_alerts(db_path: str | Path) -> list[dict]:
+    import duckdb
+
+    if not Path(db_path).exists():
+        return []
+    with duckdb.connect(str(db_path)) as con:
+        if not con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?",
+                           [ALERTS_TABLE]).fetchone()[0]:
+            return []
+        cur = con.execute(f"SELECT created_at, kind, message, details FROM {ALERTS_TABLE} ORDER BY created_at")
+        return [{"created_at": r[0], "kind": r[1], "message": r[2], "details": json.loads(r[3])} for r in cur.fetchall()]

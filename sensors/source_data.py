@@ -1,0 +1,77 @@
+"""Notice new source data and re-materialise what reads it: a new LiveCodeBench release in the configured
+source (HRM_LCB_SOURCE), a new commit of the Polyglot benchmark source (HRM_POLYGLOT_SOURCE)."""
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import dagster as dg
+
+LCB_PARTITIONS = "lcb_release"
+POLYGLOT_UPSTREAM = "https://github.com/Aider-AI/polyglot-benchmark.git"
+
+
+def newest_lcb_release(source: str) -> str | None:
+    """`release_vN` for the highest testN file in a local LCB source directory (test.jsonl is N=1)."""
+    path = Path(source).expanduser() if source else None
+    if path is None or not path.is_dir():
+        return None
+    numbers = []
+    for p in path.iterdir():
+        m = re.fullmatch(r"test(\d*)\.(jsonl|parquet)", p.name)
+        if m:
+            numbers.append(int(m.group(1) or 1))
+        elif p.is_dir() and re.fullmatch(r"release_v\d+", p.name):
+            numbers.append(int(p.name.split("_v")[1]))
+    return f"release_v{max(numbers)}" if numbers else None
+
+
+@dg.sensor(name="new_lcb_release", minimum_interval_seconds=3600, default_status=dg.DefaultSensorStatus.RUNNING,
+           target=dg.AssetSelection.assets("livecodebench_raw", "lcb_problems"),
+           description="A newer LiveCodeBench release file in HRM_LCB_SOURCE adds its partition and loads it.")
+def new_lcb_release_sensor(context: dg.SensorEvaluationContext):
+    release = newest_lcb_release(os.environ.get("HRM_LCB_SOURCE", ""))
+    if release is None:
+        return dg.SkipReason("HRM_LCB_SOURCE is not a local directory with LiveCodeBench release files")
+    if release == context.cursor:
+        return dg.SkipReason(f"{release} already seen")
+    known = context.instance.get_dynamic_partitions(LCB_PARTITIONS)
+    adds = [] if release in known else [dg.AddDynamicPartitionsRequest(LCB_PARTITIONS, [release])]
+    return dg.SensorResult(run_requests=[dg.RunRequest(run_key=f"lcb-{release}", partition_key=release)],
+                           dynamic_partitions_requests=adds, cursor=release)
+
+
+def remote_head(source: str, timeout_s: float = 60) -> str | None:
+    """The commit HEAD points to in a git URL, path or bundle (None when unreachable)."""
+    try:
+        proc = subprocess.run(["git", "ls-remote", source, "HEAD"], capture_output=True, text=True, timeout=timeout_s)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    m = re.match(r"([0-9a-f]{40})\s+HEAD", proc.stdout)
+    return m.group(1) if proc.returncode == 0 and m else None
+
+
+def materialised_commit(instance) -> str | None:
+    records = instance.fetch_materializations(dg.AssetKey("polyglot_benchmark"), limit=1).records
+    if not records:
+        return None
+    value = records[0].asset_materialization.metadata.get("commit")
+    return getattr(value, "value", value)
+
+
+@dg.sensor(name="new_polyglot_commit", minimum_interval_seconds=6 * 3600,
+           default_status=dg.DefaultSensorStatus.RUNNING, target=dg.AssetSelection.assets("polyglot_benchmark"),
+           description="A Polyglot benchmark source whose HEAD differs from the materialised clone is re-cloned at "
+                       "that commit (problems and the corpus follow on the next `hrm materialize`).")
+def new_polyglot_commit_sensor(context: dg.SensorEvaluationContext):
+    source = os.environ.get("HRM_POLYGLOT_SOURCE") or POLYGLOT_UPSTREAM
+    head = remote_head(source)
+    if head is None:
+        return dg.SkipReason(f"cannot read HEAD of {source}")
+    have = materialised_commit(context.instance)
+    if head == have or head == context.cursor:
+        return dg.SkipReason(f"polyglot source HEAD {head[:12]} already materialised or requested")
+    context.update_cursor(head)
+    return dg.RunRequest(run_key=f"polyglot-{head}", tags={"hrm/polyglot_commit": head},
+                         run_config={"ops": {"polyglot_benchmark": {"config": {"source": source, "commit": head}}}})
