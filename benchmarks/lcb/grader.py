@@ -52,12 +52,26 @@ def run_batches(sandbox, mode: str, items: list[dict], shared: dict | None = Non
     """
     shared = shared or {}
     size = max(1, min(MAX_BATCH, math.ceil(len(items) / max(1, BATCHES_PER_WORKER * sandbox.concurrency))))
-    batches = [list(range(i, min(i + size, len(items)))) for i in range(0, len(items), size)]
+    n_batches = math.ceil(len(items) / size)
+    # Round-robin: a problem's generations (often all slow, or all heavy) spread over the batches,
+    # so the batches take about as long as each other.
+    batches = [list(range(b, len(items), n_batches)) for b in range(n_batches)]
     done, lock = [0], threading.Lock()
 
+    shared_json: dict[str, str] = {}  # each problem's tests encoded once, however many batches carry them
+    encode_lock = threading.Lock()
+
+    def encoded(key: str) -> str:
+        with encode_lock:
+            if key not in shared_json:
+                shared_json[key] = json.dumps(shared[key])
+            return shared_json[key]
+
     def run(indices: list[int]) -> list[tuple[int, dict]]:
-        keys = {items[i]["shared_key"] for i in indices if "shared_key" in items[i]}
-        payload = {"mode": mode, "shared": {k: shared[k] for k in keys}, "items": [items[i] for i in indices]}
+        keys = sorted({items[i]["shared_key"] for i in indices if "shared_key" in items[i]})
+        payload = (f'{{"mode": {json.dumps(mode)}, "shared": {{'
+                   + ", ".join(f"{json.dumps(k)}: {encoded(k)}" for k in keys)
+                   + f'}}, "items": {json.dumps([items[i] for i in indices])}}}').encode()
         limit = sum(float(items[i]["limit_s"]) for i in indices) + STARTUP_SLACK_S
         result = sandbox.run_job(runner_job(payload, limit, memory_mb))
         answers = _batch_answers(result.stdout)
