@@ -73,7 +73,7 @@ def swe_repos(context: dg.AssetExecutionContext, sandbox: Sandbox, warehouse: Wa
 # --- swesmith_tasks -----------------------------------------------------------------------
 class SweTasksConfig(dg.Config):
     seed: int = _env("HRM_SWE_SEED", 24, int)
-    max_bugs_per_repo: int = _env("HRM_SWE_MAX_BUGS_PER_REPO", 60, int)
+    max_bugs_per_repo: int = _env("HRM_SWE_MAX_BUGS_PER_REPO", 40, int)
     max_per_modifier: int = _env("HRM_SWE_MAX_PER_MODIFIER", 12, int)
 
 
@@ -138,7 +138,7 @@ def swesmith_tasks(context: dg.AssetExecutionContext, config: SweTasksConfig, sa
 
 # --- swe_trajectories ---------------------------------------------------------------------
 class SweTrajectoriesConfig(dg.Config):
-    tasks_per_repo: int = _env("HRM_SWE_TRAJ_TASKS_PER_REPO", 3, int)
+    tasks_per_repo: int = _env("HRM_SWE_TRAJ_TASKS_PER_REPO", 2, int)
     workers: int = _env("HRM_SWE_TRAJ_WORKERS", 2, int)  # rollouts run tests: about the core count
     load_from: str = _env("HRM_SWE_TRAJECTORIES", "")  # local SWE-smith trajectory files or an HF dataset name
     hrm_checkpoint: str = _env("HRM_SWE_AGENT_CHECKPOINT", "")  # also roll out this HRM checkpoint as an agent

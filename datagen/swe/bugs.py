@@ -51,13 +51,14 @@ def generate_bugs(repo_dir: str | Path, instance_prefix: str, seed: int = 24, ma
     from swesmith.bug_gen.adapters.python import get_entities_from_file_py
     from swesmith.bug_gen.procedural.python import MODIFIERS_PYTHON
     from swesmith.bug_gen.utils import generate_patch_fast
+    from swesmith.constants import generate_hash
 
     repo_dir = str(Path(repo_dir).resolve())
     entities: list = []
     for f in source_files(repo_dir):
         get_entities_from_file_py(entities, str(f))
     rng = random.Random(seed)
-    seen, bugs = set(), []
+    seen, ids, bugs = set(), set(), []
     for template in MODIFIERS_PYTHON:
         modifier = type(template)(likelihood=template.likelihood, seed=seed)
         candidates = [e for e in entities if modifier.can_change(e)]
@@ -72,8 +73,15 @@ def generate_bugs(repo_dir: str | Path, instance_prefix: str, seed: int = 24, ma
                 continue
             seen.add(patch)
             kind = "class" if entity.signature.startswith("class ") else "function"
+            # SWE-smith hashes the rewrite alone; identical code in two places would share an id
+            digest = rewrite.get_hash()
+            instance_id = f"{instance_prefix}.{modifier.name}__{digest}"
+            if instance_id in ids:
+                digest = generate_hash(rewrite.rewrite + entity.file_path + str(entity.line_start))
+                instance_id = f"{instance_prefix}.{modifier.name}__{digest}"
+            ids.add(instance_id)
             bugs.append(BugCandidate(
-                instance_id=f"{instance_prefix}.{modifier.name}__{rewrite.get_hash()}",
+                instance_id=instance_id,
                 bug_type=modifier.name, patch=patch, file=str(Path(entity.file_path).relative_to(repo_dir)),
                 entity=entity.name, entity_kind=kind, complexity=int(entity.complexity),
                 explanation=rewrite.explanation))
