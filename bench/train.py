@@ -35,18 +35,38 @@ def synchronize(device: torch.device) -> None:
         torch.accelerator.synchronize(device)
 
 
-def matmul_flops_per_s(n: int, dtype: torch.dtype, device: torch.device, repeats: int = 5) -> float:
-    """Median FLOP/s of an n x n x n matmul: the dense peak this run's model steps are compared with."""
-    a, b = torch.randn(n, n, dtype=dtype, device=device), torch.randn(n, n, dtype=dtype, device=device)
-    a @ b
-    times = []
-    for _ in range(repeats):
-        synchronize(device)
-        start = time.perf_counter()
-        a @ b
-        synchronize(device)
-        times.append(time.perf_counter() - start)
-    return 2 * n ** 3 / statistics.median(times)
+class Timer:
+    """Wall and process-CPU seconds of a block. On a shared machine, CPU time leaves out the time other
+    people's processes held the cores (exact for one thread; with more, spinning threads count too)."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+
+    def __enter__(self):
+        synchronize(self.device)
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc):
+        synchronize(self.device)
+        self.wall, self.cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu
+
+
+class MatmulPeak:
+    """Dense n x n x n matmul at the benchmark's dtype: the peak each training step is compared with."""
+
+    def __init__(self, n: int, dtype: torch.dtype, device: torch.device):
+        self.n, self.device = n, device
+        self.a = torch.randn(n, n, dtype=dtype, device=device)
+        self.b = torch.randn(n, n, dtype=dtype, device=device)
+        self.a @ self.b
+
+    def sample(self) -> tuple[float, float]:
+        """(FLOP/s by wall time, FLOP/s by CPU time) of one matmul."""
+        with Timer(self.device) as t:
+            self.a @ self.b
+        flops = 2 * self.n ** 3
+        return flops / t.wall, flops / max(t.cpu, 1e-9)
 
 
 def synthetic_batch(config: ModelConfig, batch: int, seq: int, seed: int = 0) -> dict:
@@ -60,7 +80,9 @@ def synthetic_batch(config: ModelConfig, batch: int, seq: int, seed: int = 0) ->
     return collate(examples, pad_id=config.pad_token_id, pad_to=seq)
 
 
-def measure(config: ModelConfig, args, device: torch.device) -> dict:
+def measure(config: ModelConfig, args, device: torch.device, peak: MatmulPeak) -> dict:
+    """Median over measured steps; each step's FLOP/s is divided by a peak sample taken just before it, so
+    a change in the machine's load affects both sides of the ratio alike."""
     torch.manual_seed(0)
     model = build_model(config).to(device)
     optimizer = build_optimizer(model, "adamw", lr=1e-4, betas=(0.9, 0.95), weight_decay=0.1)
@@ -69,23 +91,28 @@ def measure(config: ModelConfig, args, device: torch.device) -> dict:
     answer_tokens = int((batch["labels"] != -100).sum())
     flops = train_step_flops(config, args.batch, args.seq, answer_tokens)
     autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=args.dtype == "bf16")
-    times = []
+    walls, cpus, ratios, cpu_ratios, peaks = [], [], [], [], []
     for step in range(args.warmup + args.steps):
-        synchronize(device)
-        start = time.perf_counter()
-        with autocast:
-            loss = runner(batch).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        synchronize(device)
+        peak_wall, peak_cpu = peak.sample()
+        with Timer(device) as t:
+            with autocast:
+                loss = runner(batch).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
         if step >= args.warmup:
-            times.append(time.perf_counter() - start)
-    step_s = statistics.median(times)
+            walls.append(t.wall)
+            cpus.append(t.cpu)
+            peaks.append(peak_wall)
+            ratios.append(flops / t.wall / peak_wall)
+            cpu_ratios.append(flops / max(t.cpu, 1e-9) / peak_cpu)
+    step_s = statistics.median(walls)
     return {"params": sum(p.numel() for p in model.parameters()), "step_s": step_s,
-            "tokens_per_s": args.batch * args.seq / step_s, "flops_per_step": flops, "flops_per_s": flops / step_s,
-            "loss": float(loss)}
+            "step_cpu_s": statistics.median(cpus), "tokens_per_s": args.batch * args.seq / step_s,
+            "flops_per_step": flops, "flops_per_s": flops / step_s, "matmul_flops_per_s": statistics.median(peaks),
+            "mfu": statistics.median(ratios), "mfu_cpu_time": statistics.median(cpu_ratios),
+            "mfu_samples": [round(r, 4) for r in ratios], "loss": float(loss)}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -106,24 +133,19 @@ def main(argv: list[str] | None = None) -> dict:
         torch.set_num_threads(args.threads)
 
     device = setup_distributed().device
-    dtype = DTYPES[args.dtype]
     base = ModelConfig.preset(args.preset, max_seq_len=max(args.seq, ModelConfig.preset(args.preset).max_seq_len))
-    peaks = [matmul_flops_per_s(args.matmul_n, dtype, device)]
+    peak = MatmulPeak(args.matmul_n, DTYPES[args.dtype], device)
     results = {}
     for arch in args.archs.split(","):
-        config = base.with_changes(arch=arch, baseline_layers=base.baseline_layers)
-        results[arch] = measure(config, args, device)
-        peaks.append(matmul_flops_per_s(args.matmul_n, dtype, device))  # the machine is shared: re-measure
-    peak = statistics.median(peaks)
-    for arch, r in results.items():
-        r["mfu"] = r["flops_per_s"] / peak
+        results[arch] = measure(base.with_changes(arch=arch, baseline_layers=base.baseline_layers), args, device, peak)
+        r = results[arch]
         print(f"{arch}: {r['params'] / 1e6:.2f}M params, {r['step_s'] * 1000:.0f} ms/step, "
-              f"{r['flops_per_s'] / 1e9:.1f} GFLOP/s = {100 * r['mfu']:.1f}% of the {peak / 1e9:.1f} GFLOP/s "
-              f"{args.dtype} matmul peak", file=sys.stderr)
+              f"{r['flops_per_s'] / 1e9:.1f} GFLOP/s; MFU {100 * r['mfu']:.1f}% of the {args.dtype} matmul peak "
+              f"(~{r['matmul_flops_per_s'] / 1e9:.0f} GFLOP/s), {100 * r['mfu_cpu_time']:.1f}% by CPU time",
+              file=sys.stderr)
     summary = {"bench": "train", "device": str(device), "torch": torch.__version__, "threads": torch.get_num_threads(),
                "preset": args.preset, "batch": args.batch, "seq": args.seq, "dtype": args.dtype,
-               "compile": args.compile, "matmul_n": args.matmul_n, "matmul_flops_per_s": peak,
-               "matmul_flops_per_s_samples": peaks, "goal_mfu": 0.40,
+               "compile": args.compile, "matmul_n": args.matmul_n, "goal_mfu": 0.40,
                **{f"{arch}_{k}": v for arch, r in results.items() for k, v in r.items()}}
     print(json.dumps(summary))
     return summary
