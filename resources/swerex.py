@@ -27,7 +27,7 @@ from typing import Callable, Sequence, TypeVar
 
 import dagster as dg
 
-from resources.sandbox import Sandbox, SandboxJob
+from resources.sandbox import Sandbox, SandboxJob, default_sandbox
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -79,7 +79,7 @@ class SweRexSessions(dg.ConfigurableResource):
                          env={"PAGER": "cat", "GIT_PAGER": "cat", **(env or {}), "PS1": _PS1_ESCAPED, "PS2": "",
                               "PS0": "", "TERM": "dumb"},
                          timeout_s=self.session_cpu_s, memory_mb=self.memory_mb, max_processes=self.max_processes)
-        session = JailedSession(self, job, sandbox or Sandbox())
+        session = JailedSession(self, job, sandbox or default_sandbox())
         session.start()
         return session
 

@@ -91,6 +91,18 @@ def test_background_processes_die_when_the_session_closes(sessions, sandbox):
     assert _gone(f"sleep {marker}"), "a background process outlived its session"
 
 
+def test_session_resource_limits_hold(sandbox):
+    limited = SweRexSessions(command_timeout_s=30, startup_timeout_s=60, memory_mb=256, max_processes=40)
+    with limited.open(sandbox=sandbox) as s:
+        mem = s.run("python3 -c 'x = bytearray(1024 ** 3)'")
+        assert mem.status == "failed" and "MemoryError" in mem.output
+        s.write_file("/tmp/forks.py", "import os\nn = 0\ntry:\n    while n < 200:\n        if os.fork() == 0:\n"
+                                      "            os._exit(0)\n        n += 1\nexcept OSError:\n    print('stopped', n)\n")
+        forks = s.run("python3 /tmp/forks.py")
+        assert "stopped" in forks.output, forks
+        assert s.run("echo alive").output == "alive"
+
+
 def test_host_heredoc_escape_is_refused(sessions, sandbox, tmp_path):
     target = tmp_path / "pwned"
     with sessions.open(sandbox=sandbox) as s:
