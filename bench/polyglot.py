@@ -44,7 +44,6 @@ def main() -> int:
         sandbox = default_sandbox(concurrency=args.workers)
         setup_s = time.monotonic() - setup_start
         load_before = os.getloadavg()[0]
-        cpu_before = os.times()
         start = time.monotonic()
         report = run_evaluation(exercises, sandbox, "reference", cache_dir=cache,
                                 progress=lambda r: print(f"{time.monotonic() - start:6.1f}s {r.language}/"
@@ -52,11 +51,11 @@ def main() -> int:
                                                          file=sys.stderr, flush=True),
                                 log=lambda m: print(m, file=sys.stderr, flush=True))
         wall = time.monotonic() - start
-        cpu_after = os.times()
-    # CPU used by every jail (bwrap reaps its tree, so children's times roll up to us); with the
-    # machine shared, cpu_s / workers is what the run would take on idle cores, if perfectly parallel.
-    cpu = sum(getattr(cpu_after, f) - getattr(cpu_before, f) for f in ("children_user", "children_system"))
-    seconds_by_language = {lang: s["seconds"] for lang, s in report["languages"].items()}
+    # CPU of every test run and shared build as each jail's shell counts it: with the machine shared
+    # by other work, cpu / workers is what the run would take on idle cores if perfectly parallel.
+    shared_cpu = sum(b["cpu_s"] or 0.0 for b in report["shared_builds"].values())
+    cpu = report["cpu_s"] + shared_cpu
+    cpu_by_language = {lang: s["cpu_s"] for lang, s in report["languages"].items()}
     print(json.dumps({
         "bench": "polyglot_reference", "exercises": report["counts"]["total"], "passed": report["counts"]["pass"],
         "passes_by_language": {lang: s["counts"]["pass"] for lang, s in report["languages"].items()},
@@ -64,7 +63,7 @@ def main() -> int:
         "failures": [f"{f['language']}/{f['exercise']}: {f['reason'][:120]}" for f in report["failures"]],
         "wall_s": round(wall, 1), "clone_and_extract_s": round(setup_s, 1), "jail_cpu_s": round(cpu, 1),
         "idle_estimate_s": round(cpu / max(1, min(args.workers, os.cpu_count() or 1)), 1),
-        "test_seconds_by_language": seconds_by_language, "workers": args.workers,
+        "cpu_s_by_language": cpu_by_language, "shared_builds": report["shared_builds"], "workers": args.workers,
         "cores": os.cpu_count(), "cold_shared_builds": not args.warm_cache,
         "load_avg_1m_before": round(load_before, 2), "load_avg_1m_after": round(os.getloadavg()[0], 2),
         "commit": commit}))

@@ -11,15 +11,15 @@ def register(sub) -> None:
     p = sub.add_parser("polyglot", help="Aider Polyglot benchmark")
     s = p.add_subparsers(dest="command", required=True)
     ev = s.add_parser("eval", help="evaluate reference solutions or a DIR of answers; writes a JSON report")
-    ev.add_argument("--source", required=True,
+    ev.add_argument("--source", required=True, metavar="SRC",
                     help="benchmark checkout, git URL or bundle (cloned at the pinned commit)")
-    ev.add_argument("--languages", default="", help="comma-separated subset of cpp,go,java,javascript,python,rust")
-    ev.add_argument("--exercises", default="", help="comma-separated exercise names (or language/name)")
-    ev.add_argument("--solutions", default="reference",
+    ev.add_argument("--languages", default="", metavar="L,..", help="comma-separated subset of cpp,go,java,javascript,python,rust")
+    ev.add_argument("--exercises", default="", metavar="a,b", help="comma-separated exercise names (or language/name)")
+    ev.add_argument("--solutions", default="reference", metavar="reference|DIR",
                     help="'reference', or DIR holding DIR/<language>/<exercise>/ files (whole) or response.md (diff)")
     ev.add_argument("--format", default="whole", choices=["whole", "diff"], help="edit format of the answers")
-    ev.add_argument("--workers", type=int, default=None, help="exercises run at once (default: CPU cores)")
-    ev.add_argument("--json", required=True, type=Path, dest="json_out", help="where to write the report")
+    ev.add_argument("--workers", type=int, default=None, metavar="N", help="exercises run at once (default: CPU cores)")
+    ev.add_argument("--json", required=True, type=Path, dest="json_out", metavar="OUT", help="where to write the report")
     ev.set_defaults(handler=_eval)
 
 

@@ -17,7 +17,7 @@ from typing import Callable, Generator, Iterable, Protocol
 
 from benchmarks.polyglot.edits import EDIT_FORMATS, MalformedAnswer, apply_answer, check_path
 from benchmarks.polyglot.exercises import Exercise, solver_prompt
-from benchmarks.polyglot.runners import TEST_TIMEOUT_S, TestRunner, unsupported_reason
+from benchmarks.polyglot.runners import TEST_TIMEOUT_S, TestRunner, split_cpu_seconds, unsupported_reason
 from resources.sandbox import Sandbox
 from resources.warehouse import default_data_dir
 
@@ -54,10 +54,11 @@ class ExerciseResult:
     language: str
     exercise: str
     status: str
-    seconds: float
+    seconds: float  # wall time of the test runs
     tries: list[str] = field(default_factory=list)  # status of each try
     reason: str = ""
     output: str = ""  # tail of the last test run's output
+    cpu_s: float = 0.0  # CPU time of the test runs (compilers and tests), as the jail's shell counts it
 
     @property
     def passed_on_try(self) -> int | None:
@@ -125,8 +126,10 @@ def directory_solver(root: str | Path, edit_format: str) -> Solver:
 def evaluate(exercises: Iterable[Exercise], solver: Solver, sandbox: Sandbox, edit_format: str = "whole",
              tries: int = 2, timeout_s: float = TEST_TIMEOUT_S, cache_dir: str | Path | None = None,
              progress: Callable[[ExerciseResult], None] | None = None,
-             log: Callable[[str], None] | None = None) -> list[ExerciseResult]:
-    """Run every exercise (in parallel, `sandbox.concurrency` at a time); results in input order."""
+             log: Callable[[str], None] | None = None, stats: dict | None = None) -> list[ExerciseResult]:
+    """Run every exercise (in parallel, `sandbox.concurrency` at a time); results in input order.
+
+    `stats`, if given, receives "shared_builds": the shared builds this run made, with their times."""
     if edit_format not in EDIT_FORMATS:
         raise ValueError(f"unknown edit format {edit_format!r}; expected one of {', '.join(EDIT_FORMATS)}")
     exercises = list(exercises)
@@ -140,6 +143,8 @@ def evaluate(exercises: Iterable[Exercise], solver: Solver, sandbox: Sandbox, ed
         return result
 
     results = sandbox.map(one, order)
+    if stats is not None:
+        stats["shared_builds"] = runner.shared_builds
     by_index = dict(zip(order, results))
     return [by_index[i] for i in range(len(exercises))]
 
@@ -173,8 +178,9 @@ def evaluate_exercise(ex: Exercise, solver: Solver, runner: TestRunner, edit_for
             result.reason = f"malformed answer: {exc}"
             message = f"{exc}\n\nFix the answer: the edits above could not be applied."
             continue
-        status, output, seconds = _run_tests(ex, files, runner)
+        status, output, seconds, cpu = _run_tests(ex, files, runner)
         result.seconds = round(result.seconds + seconds, 2)
+        result.cpu_s = round(result.cpu_s + (cpu or 0.0), 2)
         result.tries.append(status)
         result.output = output[-4000:]
         if status == "pass":
@@ -197,18 +203,20 @@ def _apply(answer: Answer | None, edit_format: str, files: dict[str, str]) -> di
     return apply_answer(answer.response or "", edit_format, files)
 
 
-def _run_tests(ex: Exercise, files: dict[str, str], runner: TestRunner) -> tuple[str, str, float]:
+def _run_tests(ex: Exercise, files: dict[str, str], runner: TestRunner) -> tuple[str, str, float, float | None]:
+    """(status, output, wall seconds, CPU seconds) of one test run."""
     start = time.monotonic()
     run = runner.sandbox.run_job(runner.job(ex, files))
     seconds = time.monotonic() - start
-    output = run.stdout + run.stderr
+    stderr, cpu = split_cpu_seconds(run.stderr)
+    output = run.stdout + stderr
     if run.status == "ok":
-        return "pass", output, seconds
+        return "pass", output, seconds, cpu
     if run.status == "timeout":
-        return "timeout", output + f"\nTests timed out! (limit {runner.timeout_s:g} s)\n", seconds
+        return "timeout", output + f"\nTests timed out! (limit {runner.timeout_s:g} s)\n", seconds, cpu
     if run.status in ("memory", "output_limit", "error"):
         output += f"\n[sandbox: {run.status}]\n"
-    return "fail", output, seconds
+    return "fail", output, seconds, cpu
 
 
 def clean_test_output(output: str) -> str:

@@ -33,6 +33,7 @@ def _rates(results: list[ExerciseResult], tries: int) -> dict:
     malformed_cases = sum(1 for r in evaluated if "malformed" in r.tries)
     out["percent_cases_well_formed"] = round(100.0 * (1 - malformed_cases / n), 1) if n else 0.0
     out["seconds"] = round(sum(r.seconds for r in results), 1)
+    out["cpu_s"] = round(sum(r.cpu_s for r in results), 1)
     return out
 
 

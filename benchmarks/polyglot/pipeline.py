@@ -115,11 +115,13 @@ def run_evaluation(exercises: list[Exercise], sandbox, solutions: str = "referen
     """Evaluate `solutions` ("reference" or a DIR) and return the report: metrics, results, failures."""
     solver = reference_solver if solutions == "reference" else directory_solver(solutions, edit_format)
     start = time.monotonic()
+    stats: dict = {}
     results = evaluate(exercises, solver, sandbox, edit_format=edit_format, cache_dir=cache_dir,
-                       progress=progress, log=log)
+                       progress=progress, log=log, stats=stats)
     report = summarize(results)
     report.update({"solutions": solutions, "format": edit_format, "wall_s": round(time.monotonic() - start, 1),
-                   "workers": sandbox.concurrency, "failures": failures(results),
+                   "workers": sandbox.concurrency, "shared_builds": stats["shared_builds"],
+                   "failures": failures(results),
                    "results": [r.to_dict() for r in results]})
     if solutions == "reference":
         report["expected_failures"] = EXPECTED_REFERENCE_FAILURES

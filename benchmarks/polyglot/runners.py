@@ -95,12 +95,13 @@ class TestRunner:
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._built: dict[str, Path | None] = {}
+        self.shared_builds: dict[str, dict] = {}  # name -> status, seconds, cpu_s (builds made by this runner)
 
     def job(self, ex: Exercise, solution: dict[str, str]) -> SandboxJob:
         files = test_workspace(ex, solution)
         recipe = getattr(self, f"_{ex.language}")
         files, script, binds = recipe(ex, files)
-        return SandboxJob(command=["sh", "-c", f"{{ {script} ; }} 2>&1"], files=files, ro_binds=binds,
+        return SandboxJob(command=["sh", "-c", _accounted(script)], files=files, ro_binds=binds,
                           timeout_s=self.timeout_s, max_processes=TEST_MAX_PROCESSES,
                           memory_mb=max(self.sandbox.memory_mb, TEST_MEMORY_MB.get(ex.language, 0)))
 
@@ -208,8 +209,10 @@ class TestRunner:
         staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=self.cache_dir))
         staging.chmod(0o777)  # written by the jail's unprivileged uid
         self.log(f"building shared {name} (once per cache)")
-        result = self.sandbox.run_job(SandboxJob(command=["sh", "-c", f"{script} 2>&1"], files=files,
+        result = self.sandbox.run_job(SandboxJob(command=["sh", "-c", _accounted(script)], files=files,
                                                  rw_binds=[(str(staging), "/cache")], timeout_s=900))
+        self.shared_builds[name] = {"status": result.status, "seconds": result.wall_s,
+                                    "cpu_s": split_cpu_seconds(result.stderr)[1]}
         if not result.ok:
             shutil.rmtree(staging, ignore_errors=True)
             self.log(f"shared build {name} failed ({result.status}); exercises build it themselves: "
@@ -221,6 +224,24 @@ class TestRunner:
         except OSError:  # another process finished the same build first
             shutil.rmtree(staging, ignore_errors=True)
         return target
+
+
+def _accounted(script: str) -> str:
+    """The script with its output merged into stdout, and its CPU time (`times`) on stderr."""
+    return f"{{ {script} ; }} 2>&1; rc=$?; times >&2; exit $rc"
+
+
+_TIMES = re.compile(r"(\d+)m([\d.]+)s (\d+)m([\d.]+)s\n(\d+)m([\d.]+)s (\d+)m([\d.]+)s\s*$")
+
+
+def split_cpu_seconds(stderr: str) -> tuple[str, float | None]:
+    """(stderr without the `times` report, CPU seconds of the script and its children)."""
+    m = _TIMES.search(stderr)
+    if not m:
+        return stderr, None
+    v = [float(x) for x in m.groups()]
+    cpu = sum(v[i] * 60 + v[i + 1] for i in (0, 2, 4, 6))
+    return stderr[:m.start()], round(cpu, 2)
 
 
 def _java_class_path() -> str:
