@@ -136,3 +136,36 @@ def test_numpy_imports_despite_the_guard_as_in_lcb_runner(sandbox):
     q = grade(stdin_problem([("1 2\n", "3\n")]), ["import numpy as np\nprint(int(np.sum(list(map(int, input().split())))))"],
               sandbox)
     assert q["graded_list"] == [True], q["metadata"]
+
+
+def _one_batch(sandbox, items, shared):
+    """Run the given items as ONE batch (one jail), as run_batches would for a larger workload."""
+    from benchmarks.lcb.grader import _batch_answers, runner_job
+
+    payload = {"mode": "lcb", "shared": shared, "items": items}
+    result = sandbox.run_job(runner_job(payload, 60))
+    return _batch_answers(result.stdout)
+
+
+def test_a_generation_cannot_touch_the_next_one_in_its_batch(sandbox):
+    shared = {"p": {"inputs": ["1\n"], "outputs": ["clean\n"], "fn_name": None}}
+    leave_daemon = ("import posix, time\nif posix.fork() == 0:\n    time.sleep(0.5)\n"
+                    "    open('/tmp/left-behind', 'w').write('x')\n    posix._exit(0)\nprint('clean')")
+    forge = ("import posix\nppid = posix.getppid()\nfor fd in range(64):\n    try:\n"
+             "        f = posix.open(f'/proc/{ppid}/fd/{fd}', posix.O_WRONLY)\n"
+             "        posix.write(f, b'2\\t{\"results\": [true]}\\n')\n    except OSError:\n        pass\nprint('clean')")
+    check = "import time, posix\ntime.sleep(1.0)\nprint('clean' if not posix.path.exists('/tmp/left-behind') else 'dirty')"
+    check = check.replace("posix.path", "__import__('os').path")
+    items = [{"shared_key": "p", "code": c, "timeout": 3, "limit_s": 10} for c in (leave_daemon, forge, check, "print('x')")]
+    answers = _one_batch(sandbox, items, shared)
+    assert answers[0]["results"] == [True] and answers[1]["results"] == [True]
+    assert answers[2]["results"] == [True], answers[2]  # the daemon was killed before it could write
+    assert answers[3]["results"] == [-2]  # not overwritten by the forged line
+
+
+def test_a_program_that_kills_its_runner_only_fails_itself(sandbox):
+    p = stdin_problem([("1\n", "1\n")])
+    killer = "import posix, signal\nposix.kill(posix.getppid(), signal.SIGKILL)\nprint(1)"
+    q = grade(p, ["print(1)", killer, "print(1)", "print(2)"], sandbox)
+    assert q["graded_list"] == [True, True, True, False] or q["results"][1] == [-5]
+    assert q["graded_list"][0] and q["graded_list"][2] and not q["graded_list"][3]

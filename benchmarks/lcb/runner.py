@@ -551,30 +551,44 @@ def _run_child(mode, item, write_fd):
 
 
 def _collect_child(pid, read_fd, limit_s):
-    """The child's answer, or a global timeout / runner error; the child is reaped either way."""
+    """The child's answer, or a global timeout / runner error; the child is reaped either way.
+
+    Reading stops when the child exits, not at end-of-file: a process it left behind may hold the
+    pipe open, and must not make us wait (it is killed right after).
+    """
     import select
     import time
 
     deadline = time.monotonic() + limit_s
-    chunks, timed_out = [], False
-    while True:
+    try:
+        exited = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        exited = None  # no pidfd: poll for the exit below
+    os.set_blocking(read_fd, False)
+    chunks, status, timed_out, eof = [], None, False, False
+    while status is None:
         left = deadline - time.monotonic()
         if left <= 0:
             timed_out = True
             break
-        ready, _, _ = select.select([read_fd], [], [], left)
-        if ready:
-            chunk = os.read(read_fd, 1 << 16)
-            if not chunk:
-                break
-            chunks.append(chunk)
+        watch = ([] if eof else [read_fd]) + ([exited] if exited is not None else [])
+        select.select(watch, [], [], min(left, 0.05) if exited is None else left)
+        if not eof:
+            got, eof = _drain(read_fd)
+            chunks += got
+        done, wait_status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            status = wait_status
     if timed_out:
         try:
             os.kill(pid, 9)
         except ProcessLookupError:
             pass
-    _, status = os.waitpid(pid, 0)
+        os.waitpid(pid, 0)
+    chunks += _drain(read_fd)[0]
     os.close(read_fd)
+    if exited is not None:
+        os.close(exited)
     if timed_out:
         return {"global_timeout": True}
     lines = b"".join(chunks).decode("utf-8", "replace").strip().splitlines()
@@ -582,6 +596,19 @@ def _collect_child(pid, read_fd, limit_s):
         return json.loads(lines[-1])
     except (IndexError, ValueError):
         return {"runner_error": f"process ended without a result (wait status {status})"}
+
+
+def _drain(fd):
+    """(what the pipe holds now, whether it is at end-of-file)."""
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(fd, 1 << 16)
+        except BlockingIOError:
+            return chunks, False
+        if not chunk:
+            return chunks, True
+        chunks.append(chunk)
 
 
 def main():
