@@ -53,3 +53,16 @@ def test_grade_refuses_generations_for_quarantined_problems(sandbox, tmp_path, c
                  str(gens), "--json", str(tmp_path / "o.json")]) == 2
     assert "rejected problems: evil_pickle" in capsys.readouterr().err
     assert not Path("/tmp/hrm-lcb-fixture-pickle-marker").exists()
+
+
+def test_humaneval_command_grades_samples(sandbox, tmp_path, capsys):
+    from benchmarks import humaneval
+
+    problems = humaneval.load_problems()[:3]
+    samples = tmp_path / "samples.jsonl"
+    samples.write_text("".join(json.dumps({"task_id": p["task_id"], "completion": c}) + "\n"
+                               for p in problems for c in (p["canonical_solution"], "    return None\n")))
+    out = tmp_path / "he.json"
+    assert main(["lcb", "humaneval", "--samples", str(samples), "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["pass@1"] == 0.5 and [t["graded_list"] for t in result["tasks"]] == [[True, False]] * 3

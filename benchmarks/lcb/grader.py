@@ -1,7 +1,7 @@
 """Grade LiveCodeBench generations in the sandbox with lcb_runner's semantics.
 
-Generations go to the sandbox in small batches (`runner.py` in one jail per batch, `concurrency`
-jails at once). Inside, every generation runs all of its problem's tests in one forked process,
+Generations go to the sandbox in batches, about four per worker (`runner.py` in one jail per
+batch, `concurrency` jails at once). Inside, every generation runs all of its problem's tests in one forked process,
 killed at lcb_runner's global limit of (timeout + 1) * n_tests + 5 seconds, and everything it
 left behind is killed before the next one starts. Result codes per test: True pass, -1 global
 timeout (every test), -2 wrong answer, -3 time limit, -4 runtime/compile error, -5 runner error.

@@ -1,8 +1,9 @@
 """Grades a batch of generations inside the sandbox, each in its own process. Standard library only.
 
-Started as `python3 -S -c BOOTSTRAP` with this file and then the batch (JSON, see `main`) on stdin. This process
-never runs generated code: it forks one child per generation, which runs all of that generation's
-tests and reports back through a pipe, and kills whatever the child left behind before the next.
+Started as `python3 -S -c BOOTSTRAP` (see grader.py) with this file, then the batch JSON, on stdin.
+This process never runs generated code: it forks one child per generation, which runs all of that
+generation's tests and reports back through a pipe, and kills whatever the child left behind
+before the next one starts.
 Item kinds (answers in brackets):
   "lcb":         code, inputs, outputs, fn_name, timeout   -> {"results", "metadata"}
   "humaneval":   program, timeout                          -> {"result"}
