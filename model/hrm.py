@@ -102,6 +102,7 @@ class CodeLM(nn.Module):
         index = torch.arange(T, device=device)
         ctx = AttnContext(cos, sin, prefix_lm_mask(index, valid, prompt_len))
         act_region = index[None, :] >= prompt_len[:, None]
+        report_depth = adaptive_depth or halt_depth is not None
         if halt_depth is None and not adaptive_depth:
             halt_depth = self._explore_depths(act_region)
         trunk = self._trunk(self.embed(ids, language_ids, task_ids), ctx, None, act_region, halt_depth, adaptive_depth)
@@ -115,14 +116,14 @@ class CodeLM(nn.Module):
         if batch.get("labels") is not None:
             loss, metrics = compute_losses(self.config, {**batch, "task_ids": task_ids}, logits, trunk.cycle_states,
                                            trunk.q_logits, self.heads.lm_logits, edit_logits, tool_logits)
-        if trunk.depth is not None and (adaptive_depth or halt_depth is not None):
+        if trunk.depth is not None and report_depth:
             metrics["mean_depth"] = trunk.depth[act_region].float().mean().item() if act_region.any() else 0.0
         depth = trunk.depth if trunk.depth is not None else torch.full((B, T), self.max_depth, device=device)
         return ModelOutput(logits, loss, metrics, trunk.state, edit_logits, tool_logits, depth)
 
     def _explore_depths(self, act_region: torch.Tensor) -> torch.Tensor | None:
         """Training only: random halting depths for a share of the answer tokens (None: everyone full depth)."""
-        p = getattr(self.config, "halt_exploration_prob", 0.0)
+        p = self.config.halt_exploration_prob
         if not (self.training and self.max_depth > 1 and self.config.act and p > 0):
             return None
         explore = act_region & (torch.rand(act_region.shape, device=act_region.device) < p)
