@@ -11,8 +11,9 @@ cursors), which checkpoints save, so a resumed run sees exactly the batches it w
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+import numpy as np
 import torch
 
 from model.vocab import language_id, task_id
@@ -35,62 +36,138 @@ class Example:
 
 @dataclass
 class TokenDataset:
-    examples: list[Example]
-    truncated: int = 0  # examples cut to max_seq_len (their answers lose their tails)
+    """Columnar rows: one flat int32 token array with offsets (no Python object per token, so a shard set
+    of a billion tokens takes ~4 GB, not ~30)."""
+
+    tokens: np.ndarray  # int32, every row's input_ids concatenated
+    offsets: np.ndarray  # int64 [n + 1]
+    prompt_len: np.ndarray  # int64 [n]
+    language: np.ndarray  # int64 [n], ids from model.vocab
+    task: np.ndarray  # int64 [n]
+    tool_label: np.ndarray  # int64 [n], -1 = none
+    tags: np.ndarray  # int8, every row's edit_tags concatenated
+    tag_offsets: np.ndarray  # int64 [n + 1]
+    example_ids: list[str]
+    max_seq_len: int | None = None  # rows are cut to this many tokens when read
     files: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
-        return len(self.examples)
+        return len(self.prompt_len)
+
+    @property
+    def truncated(self) -> int:
+        """Rows longer than max_seq_len (their answers lose their tails)."""
+        return 0 if self.max_seq_len is None else int((np.diff(self.offsets) > self.max_seq_len).sum())
 
     def token_count(self) -> int:
-        return sum(len(e.input_ids) for e in self.examples)
+        return int(self.offsets[-1])
+
+    def example(self, i: int) -> Example:
+        start, end = int(self.offsets[i]), int(self.offsets[i + 1])
+        tag_start, tag_end = int(self.tag_offsets[i]), int(self.tag_offsets[i + 1])
+        limit = self.max_seq_len or (end - start)
+        return Example(self.tokens[start:min(end, start + limit)].tolist(), min(int(self.prompt_len[i]), limit),
+                       int(self.language[i]), int(self.task[i]),
+                       self.tags[tag_start:min(tag_end, tag_start + limit)].tolist(), int(self.tool_label[i]),
+                       self.example_ids[i])
+
+    @classmethod
+    def from_examples(cls, examples: list[Example], max_seq_len: int | None = None) -> "TokenDataset":
+        def flat(lists, dtype):
+            lengths = np.array([len(x) for x in lists], dtype=np.int64)
+            values = np.concatenate([np.asarray(x, dtype=dtype) for x in lists]) if lists else np.zeros(0, dtype)
+            return values, np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+
+        tokens, offsets = flat([e.input_ids for e in examples], np.int32)
+        tags, tag_offsets = flat([e.edit_tags for e in examples], np.int8)
+        column = lambda name: np.array([getattr(e, name) for e in examples], dtype=np.int64)  # noqa: E731
+        return cls(tokens, offsets, column("prompt_len"), column("language"), column("task"), column("tool_label"),
+                   tags, tag_offsets, [e.example_id for e in examples], max_seq_len)
 
 
 def load_shards(files: list[str], split: str = "train", max_seq_len: int | None = None,
                 vocab_size: int | None = None) -> TokenDataset:
-    """Read the rows of `split` from parquet shards; a bad row raises ValueError naming file and row."""
+    """Read the rows of `split` from parquet shards; a bad row raises ValueError naming file, row and id."""
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     if not files:
         raise ValueError("no shard files given")
-    examples, truncated = [], 0
+    parts = []
     for path in files:
-        table = pq.read_table(path)
+        table = pq.read_table(path, columns=None)
         missing = [c for c in REQUIRED_COLUMNS if c not in table.column_names]
         if missing:
             raise ValueError(f"{path}: missing columns {missing} (expected {list(REQUIRED_COLUMNS)})")
-        for row_number, row in enumerate(table.select(list(REQUIRED_COLUMNS)).to_pylist()):
-            if row["split"] != split:
-                continue
-            example = _example_from_row(row, f"{path} row {row_number}", vocab_size)
-            if max_seq_len is not None and len(example.input_ids) > max_seq_len:
-                example.input_ids = example.input_ids[:max_seq_len]
-                example.edit_tags = example.edit_tags[:max_seq_len]
-                example.prompt_len = min(example.prompt_len, max_seq_len)
-                truncated += 1
-            examples.append(example)
-    return TokenDataset(examples, truncated, list(files))
+        rows = np.flatnonzero(pc.equal(table["split"], split).to_numpy(zero_copy_only=False))
+        parts.append(_read_part(table.select(list(REQUIRED_COLUMNS)).take(rows), rows, str(path), vocab_size))
+    if not parts or all(len(p[0]) == 0 for p in parts):
+        return replace(TokenDataset.from_examples([], max_seq_len), files=list(files))
+    merged = [np.concatenate([p[k] for p in parts]) for k in range(6)]
+    token_lists, tag_lists = [p[6] for p in parts], [p[7] for p in parts]
+    tokens, offsets = _concat_lists(token_lists)
+    tags, tag_offsets = _concat_lists(tag_lists)
+    return TokenDataset(tokens.astype(np.int32), offsets, merged[0], merged[1], merged[2], merged[3], tags.astype(np.int8),
+                        tag_offsets, [x for p in parts for x in p[8]], max_seq_len, list(files))
 
 
-def _example_from_row(row: dict, where: str, vocab_size: int | None) -> Example:
-    ids = row["input_ids"]
-    if not ids:
-        raise ValueError(f"{where} ({row['example_id']}): empty input_ids")
-    if vocab_size is not None and (min(ids) < 0 or max(ids) >= vocab_size):
-        raise ValueError(f"{where} ({row['example_id']}): token id outside [0, {vocab_size})")
-    prompt_len = row["prompt_len"]
-    if prompt_len is None or not 0 < prompt_len <= len(ids):
-        raise ValueError(f"{where} ({row['example_id']}): prompt_len={prompt_len} not in [1, {len(ids)}]")
-    tags = row["edit_tags"] or []
-    if len(tags) > len(ids):
-        raise ValueError(f"{where} ({row['example_id']}): {len(tags)} edit_tags for {len(ids)} tokens")
-    try:
-        language, task = language_id(row["language"]), task_id(row["task_type"])
-    except (KeyError, ValueError) as exc:
-        raise ValueError(f"{where} ({row['example_id']}): {exc}") from None
-    tool = row["tool_label"]
-    return Example(list(ids), int(prompt_len), language, task, [int(t) for t in tags],
-                   -1 if tool is None else int(tool), row["example_id"])
+def _concat_lists(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    values = np.concatenate([v for v, _ in parts])
+    offsets, base = [np.zeros(1, np.int64)], 0
+    for v, o in parts:
+        offsets.append(o[1:] + base)
+        base += len(v)
+    return values, np.concatenate(offsets)
+
+
+def _read_part(table, rows: np.ndarray, path: str, vocab_size: int | None):
+    """Validate one shard's rows of the split, vectorised; the error names the first bad row."""
+    ids_col, tags_col = table["input_ids"].combine_chunks(), table["edit_tags"].combine_chunks()
+    example_ids = table["example_id"].to_pylist()
+
+    def fail(index: int, why: str):
+        raise ValueError(f"{path} row {int(rows[index])} ({example_ids[index]}): {why}")
+
+    def flat(column, name):
+        if column.null_count:
+            fail(int(np.flatnonzero(column.is_null().to_numpy(zero_copy_only=False))[0]), f"{name} is null")
+        offsets = column.offsets.to_numpy().astype(np.int64)
+        values = column.values.to_numpy(zero_copy_only=False)[offsets[0]:offsets[-1]]
+        return values, offsets - offsets[0]
+
+    tokens, offsets = flat(ids_col, "input_ids")
+    tags, tag_offsets = flat(tags_col, "edit_tags") if len(tags_col) else (np.zeros(0, np.int8), np.zeros(1, np.int64))
+    lengths, tag_lengths = np.diff(offsets), np.diff(tag_offsets)
+    for index in np.flatnonzero(lengths == 0)[:1]:
+        fail(index, "empty input_ids")
+    if vocab_size is not None and len(tokens):
+        bad = (tokens < 0) | (tokens >= vocab_size)
+        if bad.any():
+            fail(int(np.searchsorted(offsets, np.flatnonzero(bad)[0], side="right") - 1),
+                 f"token id outside [0, {vocab_size})")
+    prompt = table["prompt_len"].to_numpy(zero_copy_only=False)
+    prompt = np.where(np.isnan(prompt.astype(np.float64)), 0, prompt).astype(np.int64)
+    for index in np.flatnonzero((prompt < 1) | (prompt > lengths))[:1]:
+        fail(index, f"prompt_len={table['prompt_len'][int(index)].as_py()} not in [1, {lengths[index]}]")
+    for index in np.flatnonzero(tag_lengths > lengths)[:1]:
+        fail(index, f"{tag_lengths[index]} edit_tags for {lengths[index]} tokens")
+    language = _ids(table["language"].to_pylist(), language_id, fail)
+    task = _ids(table["task_type"].to_pylist(), task_id, fail)
+    tool = np.nan_to_num(table["tool_label"].to_numpy(zero_copy_only=False).astype(np.float64), nan=-1).astype(np.int64)
+    return (prompt, language, task, tool, lengths, tag_lengths, (tokens, offsets), (tags, tag_offsets), example_ids)
+
+
+def _ids(names: list, lookup, fail) -> np.ndarray:
+    table = {}
+    out = np.empty(len(names), dtype=np.int64)
+    for index, name in enumerate(names):
+        if name not in table:
+            try:
+                table[name] = lookup(name)
+            except (ValueError, KeyError) as exc:
+                fail(index, str(exc))
+        out[index] = table[name]
+    return out
 
 
 def collate(examples: list[Example], pad_id: int = 0, pad_to_multiple: int = 8,
@@ -134,11 +211,8 @@ class BalancedSampler:
         if language_balance < 0:
             raise ValueError(f"language_balance={language_balance}: must be >= 0")
         self.seed = seed
-        by_language: dict[int, list[int]] = {}
-        for index, e in enumerate(dataset.examples):
-            by_language.setdefault(e.language, []).append(index)
-        self.languages = sorted(by_language)
-        self.members = [by_language[lang] for lang in self.languages]
+        self.languages = sorted(int(x) for x in np.unique(dataset.language))
+        self.members = [np.flatnonzero(dataset.language == lang) for lang in self.languages]
         weights = torch.tensor([len(m) ** language_balance for m in self.members], dtype=torch.float64)
         self.weights = weights / weights.sum()
         self.draws = 0
@@ -162,7 +236,7 @@ class BalancedSampler:
         for lang_pos in choices:
             size = len(self.members[lang_pos])
             epoch, offset = divmod(self.cursors[lang_pos], size)
-            indices.append(self.members[lang_pos][self._permutation(lang_pos, epoch)[offset]])
+            indices.append(int(self.members[lang_pos][self._permutation(lang_pos, epoch)[offset]]))
             self.cursors[lang_pos] += 1
         self.draws += 1
         return indices
@@ -192,7 +266,7 @@ class BatchStream:
     def next_batch(self) -> dict[str, torch.Tensor]:
         indices = self.sampler.draw(self.batch_size * self.world_size)
         mine = indices[self.rank * self.batch_size:(self.rank + 1) * self.batch_size]
-        return collate([self.dataset.examples[i] for i in mine], self.pad_id, self.pad_to_multiple, self.pad_to)
+        return collate([self.dataset.example(i) for i in mine], self.pad_id, self.pad_to_multiple, self.pad_to)
 
 
 def shard_schema():

@@ -28,7 +28,8 @@ def trained(token_shards, tmp_path_factory):
           TrainConfig(max_steps=40, batch_size=8, lr=1e-2, warmup_steps=4, dtype="fp32", checkpoint_every=40),
           files, out, tokenizer_dir=tok)
     model, tokenizer = load_checkpoint(out)
-    prompts = [(e.input_ids[:e.prompt_len], e.language, e.task) for e in load_shards(files).examples[:6]]
+    data = load_shards(files)
+    prompts = [(e.input_ids[:e.prompt_len], e.language, e.task) for e in map(data.example, range(6))]
     return out, model, tokenizer, prompts
 
 
@@ -82,7 +83,8 @@ def test_qat_switches_linears_keeps_state_dict_and_trains(trained, token_shards,
     switched = enable_qat(qat)
     assert switched == sum(type(m) is torch.nn.Linear for m in model.modules()) and switched > 0
     assert list(qat.state_dict()) == keys
-    batch = collate(load_shards(files).examples[:4])
+    data = load_shards(files)
+    batch = collate([data.example(i) for i in range(4)])
     with torch.no_grad():
         assert not torch.equal(qat(batch).logits, model(batch).logits)
     disable_qat(qat)

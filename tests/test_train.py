@@ -54,7 +54,7 @@ def test_collate_shifts_labels_onto_answer_positions():
 def test_sampler_resumes_exactly_and_balances_languages():
     examples = [Example([1, 2], 1, 0, 0, [], -1, f"a{i}") for i in range(30)]
     examples += [Example([1, 2], 1, 5, 0, [], -1, f"b{i}") for i in range(3)]
-    data = TokenDataset(examples)
+    data = TokenDataset.from_examples(examples)
     a = BalancedSampler(data, seed=3, language_balance=0.0)
     for _ in range(4):
         a.draw(5)
@@ -76,6 +76,10 @@ def test_load_shards_reads_split_and_names_bad_rows(shards, tmp_path):
     files, _ = shards
     train_rows, val_rows = load_shards(files, "train"), load_shards(files, "validation")
     assert len(train_rows) == 20 and len(val_rows) == 4
+    first = pq.read_table(files[0]).to_pylist()[0]
+    assert train_rows.example(0).input_ids == first["input_ids"] and train_rows.example(0).example_id == "python-0"
+    cut = load_shards(files, max_seq_len=8)
+    assert cut.truncated == 20 and len(cut.example(0).input_ids) == 8 and cut.example(0).prompt_len <= 8
     table = pq.read_table(files[0]).to_pylist()
     table[1]["prompt_len"] = 0
     bad = tmp_path / "bad.parquet"
@@ -163,7 +167,8 @@ def test_callback_can_stop_and_checkpoint_loads(shards, tmp_path):
     assert tokenizer is not None and tokenizer.vocab_size <= 512
     saved = weights(tmp_path / "r")
     assert all(torch.equal(saved[k], v) for k, v in model.state_dict().items() if k in saved)
-    batch = collate(load_shards(files).examples[:2])
+    data = load_shards(files)
+    batch = collate([data.example(i) for i in range(2)])
     with torch.no_grad():
         out = model(batch)
     assert out.logits.shape[:2] == batch["input_ids"].shape and torch.isfinite(out.loss)
