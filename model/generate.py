@@ -7,7 +7,7 @@ decode(ids), eos_id and, optionally, encode_prompt(str) (used when present, so t
 
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import torch
 
@@ -50,8 +50,10 @@ def _check_lengths(model, prompts, max_new_tokens) -> None:
 
 
 def _decode_loop(model, prompts: list[list[int]], language_ids, task_ids, *, max_new_tokens, temperature,
-                 top_p, top_k, stop_ids, eos_id, adaptive_depth, seed, stats) -> Iterator[torch.Tensor]:
-    """Yield the next token of every row, [B], until every row stopped or max_new_tokens; left-padded batch."""
+                 top_p, top_k, stop_ids, eos_id, adaptive_depth, seed, stats,
+                 finished: list[bool] | None = None) -> Iterator[torch.Tensor]:
+    """Yield the next token of every row, [B], until every row stopped or max_new_tokens; left-padded batch.
+    The caller may set finished[r] (e.g. on a stop string) to end row r early."""
     device = model.device
     B, width = len(prompts), max(len(p) for p in prompts)
     pad = model.config.pad_token_id
@@ -72,6 +74,8 @@ def _decode_loop(model, prompts: list[list[int]], language_ids, task_ids, *, max
         token = sample_next(logits, temperature, top_p, top_k, generator)
         done |= torch.isin(token, stops)
         yield token
+        if finished is not None:
+            done |= torch.tensor(finished, dtype=torch.bool, device=device)
         if bool(done.all()) or i == max_new_tokens - 1:
             break
         out = model.step(token[:, None], cache, languages, tasks, adaptive_depth=adaptive_depth)
@@ -100,10 +104,12 @@ def _chunks(model, prompts, max_new_tokens, max_memory_mb) -> list[tuple[int, in
 def generate_ids(model, prompts: list[list[int]], language_ids, task_ids, *, max_new_tokens: int,
                  temperature: float = 0.0, top_p: float = 1.0, top_k: int = 0, stop_ids: Sequence[int] = (),
                  eos_id: int | None = None, adaptive_depth: bool = True, max_memory_mb: float | None = None,
-                 seed: int | None = None, stats: dict | None = None) -> list[list[int]]:
+                 seed: int | None = None, stats: dict | None = None,
+                 stop_when: Callable[[list[int]], bool] | None = None) -> list[list[int]]:
     """New token ids per prompt, without the stop/eos token that ended a row. language_ids / task_ids: one id or
     one per prompt. max_memory_mb caps the KV cache: the batch runs in chunks that fit. stats (optional dict)
-    receives decoded_tokens, mean_depth, compute_fraction (1.0 = full depth every token), cache_mb."""
+    receives decoded_tokens, mean_depth, compute_fraction (1.0 = full depth every token), cache_mb.
+    stop_when(row_ids) -> True ends a row early (its ids so far are kept), e.g. on a stop string."""
     _check_lengths(model, prompts, max_new_tokens)
     was_training = model.training
     model.eval()
@@ -119,13 +125,15 @@ def generate_ids(model, prompts: list[list[int]], language_ids, task_ids, *, max
             task = task_ids if isinstance(task_ids, int) else list(task_ids)[start:end]
             for token in _decode_loop(model, prompts[start:end], lang, task, max_new_tokens=max_new_tokens,
                                       temperature=temperature, top_p=top_p, top_k=top_k, stop_ids=stop_ids,
-                                      eos_id=eos_id, adaptive_depth=adaptive_depth, seed=seed, stats=sub):
+                                      eos_id=eos_id, adaptive_depth=adaptive_depth, seed=seed, stats=sub,
+                                      finished=finished):
                 for r, t in enumerate(token.tolist()):
                     if not finished[r]:
                         if t in stops:
                             finished[r] = True
                         else:
                             rows[r].append(t)
+                            finished[r] = stop_when is not None and stop_when(rows[r])
             results.extend(rows)
             if sub is not None:
                 chunk_stats.append(sub)
@@ -179,6 +187,8 @@ def generate(model, tokenizer, prompts: list[str], language: str = "none", task:
     """Text in, text out; each output is cut before the first stop string."""
     ids = [encode_prompt(tokenizer, p) for p in prompts]
     kwargs.setdefault("eos_id", getattr(tokenizer, "eos_id", None))
+    if stop:
+        kwargs.setdefault("stop_when", lambda row: cut_at_stop(tokenizer.decode(row[-64:]), stop)[1])
     new = generate_ids(model, ids, language_id(language), task_id(task), max_new_tokens=max_new_tokens, **kwargs)
     return [cut_at_stop(tokenizer.decode(row), stop)[0] for row in new]
 

@@ -61,6 +61,8 @@ def test_stop_ids_end_a_row_without_the_stop_token(model):
     cut = generate_ids(model, PROMPTS[:1], 4, 0, max_new_tokens=12, stop_ids=[stop])[0]
     assert cut == free[:free.index(stop)]
     assert generate_ids(model, PROMPTS[:1], 4, 0, max_new_tokens=12, eos_id=stop)[0] == cut
+    early = generate_ids(model, PROMPTS, 4, 0, max_new_tokens=12, stop_when=lambda row: len(row) >= 3 + row[0] % 3)
+    assert [len(row) for row in early] == [3 + row[0] % 3 for row in early]
 
 
 def test_memory_cap_splits_the_batch_or_refuses(model):
