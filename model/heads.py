@@ -31,8 +31,6 @@ class OutputHeads(nn.Module):
 
 
 # -- edit decoding: SEARCH text copied from the file ------------------------------------------------
-
-
 def _prompt_batch(model, ids: list[list[int]], prompt_len: int, language: str, task: str) -> dict:
     device = model.device
     width = max(map(len, ids))
@@ -45,6 +43,14 @@ def _prompt_batch(model, ids: list[list[int]], prompt_len: int, language: str, t
 
 def token_char_ends(tokenizer, ids: list[int]) -> tuple[str, list[int]]:
     """The decoded text and, per token, the character offset where it ends."""
+    pieces = [tokenizer.decode([i]) for i in ids]
+    text = tokenizer.decode(ids)
+    if "".join(pieces) == text:  # tokens decode independently (no multi-byte character split across tokens)
+        ends, total = [], 0
+        for piece in pieces:
+            total += len(piece)
+            ends.append(total)
+        return text, ends
     text, ends = "", []
     for i in range(len(ids)):
         text = tokenizer.decode(ids[:i + 1])
