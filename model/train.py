@@ -207,6 +207,8 @@ def train(model_config, train_config: TrainConfig, shard_files: list[str], out_d
 
         enable_qat(model)
     dataset = load_shards(shard_files, cfg.split, model_config.max_seq_len, model_config.vocab_size)
+    validation = (load_shards(shard_files, "validation", model_config.max_seq_len, model_config.vocab_size)
+                  if cfg.eval_every else None)
     stream = BatchStream(dataset, cfg.batch_size, seed=cfg.seed, language_balance=cfg.language_balance,
                          rank=dist.rank, world_size=dist.world_size, pad_id=model_config.pad_token_id,
                          pad_to_multiple=cfg.pad_to_multiple,
@@ -295,7 +297,7 @@ def train(model_config, train_config: TrainConfig, shard_files: list[str], out_d
             metrics["flops_per_s"] = window_flops * dist.world_size / max(now - window_start, 1e-9)
             window_tokens, window_flops, window_start = 0, 0.0, now
             if cfg.eval_every and state["step"] % cfg.eval_every == 0:
-                metrics.update(evaluate(model, model_config, cfg, shard_files, dist.device))
+                metrics.update(evaluate(model, model_config, cfg, validation, dist.device))
             state["history"].append({"step": state["step"], **metrics})
             if dist.is_main:
                 if run is not None:
@@ -319,12 +321,11 @@ def train(model_config, train_config: TrainConfig, shard_files: list[str], out_d
 
 
 @torch.no_grad()
-def evaluate(model, model_config, cfg: TrainConfig, shard_files: list[str], device) -> dict[str, float]:
-    """Mean validation loss over eval_batches fixed batches of the 'validation' split (empty split: {})."""
-    from model.data import BatchStream, load_shards
+def evaluate(model, model_config, cfg: TrainConfig, data, device) -> dict[str, float]:
+    """Mean loss over eval_batches fixed batches of `data` (a TokenDataset; empty or None: {})."""
+    from model.data import BatchStream
 
-    data = load_shards(shard_files, "validation", model_config.max_seq_len, model_config.vocab_size)
-    if len(data) == 0:
+    if data is None or len(data) == 0:
         return {}
     # a fresh stream with a fixed seed: every evaluation sees the same batches and training RNG is untouched
     stream = BatchStream(data, cfg.batch_size, seed=12345, language_balance=cfg.language_balance,
