@@ -246,7 +246,8 @@ def build_multi_agent(config: ScenarioConfig, warehouse: Warehouse) -> dict:
     from datagen.swe.multi_agent import build_scenarios
     from datagen.swe.training import with_plan_example
 
-    tasks = sorted(all_partition_rows(warehouse, "swesmith_tasks"), key=lambda t: t["instance_id"])
+    by_id = {t["instance_id"]: t for t in all_partition_rows(warehouse, "swesmith_tasks")}  # a task may be loaded twice
+    tasks = [by_id[k] for k in sorted(by_id)]
     workflows = warehouse.read_table("tool_use_examples").to_pylist()
     rows = [with_plan_example(r) for r in build_scenarios(tasks, workflows, config.max_tasks)]
     warehouse.write_table("multi_agent_scenarios", rows)

@@ -36,6 +36,21 @@ def test_swe_assets_materialise_and_feed_training(tmp_path, sandbox, monkeypatch
     tasks = warehouse.read_table("swesmith_tasks", partition=key).to_pylist()
     assert tasks and all(t["n_fail_to_pass"] >= 1 for t in tasks)
 
+    # a `dataset:` source loads SWE-smith rows (here: local files of them) through the same asset
+    rows_file = tmp_path / "swesmith_rows.jsonl"
+    rows_file.write_text("".join(json.dumps({k: t[k] for k in ("instance_id", "repo", "patch", "FAIL_TO_PASS",
+                                                                "PASS_TO_PASS", "problem_statement", "image_name")})
+                                 + "\n" for t in tasks) + '{"instance_id": "broken"}\n')
+    monkeypatch.setenv("HRM_SWE_REPOS", f"{repo},dataset:{rows_file}")
+    instance.add_dynamic_partitions("swe_repos", ["dataset-swesmith_rows"])
+    loaded = dg.materialize([swe.swe_repos, swe.swesmith_tasks], partition_key="dataset-swesmith_rows",
+                            resources=resources, instance=instance, raise_on_error=False)
+    assert loaded.success
+    hf_rows = warehouse.read_table("swesmith_tasks", partition="dataset-swesmith_rows").to_pylist()
+    assert len(hf_rows) == len(tasks) and {r["source"] for r in hf_rows} == {"hf"}
+    quarantine = (tmp_path / "data" / "quarantine" / "swesmith_tasks-dataset-swesmith_rows.jsonl").read_text()
+    assert "missing fields" in quarantine
+
     second = dg.materialize(
         [swe.tool_use_examples, swe.swe_trajectories, swe.multi_agent_scenarios], resources=resources,
         instance=instance, raise_on_error=False,
@@ -57,6 +72,8 @@ def test_swe_assets_materialise_and_feed_training(tmp_path, sandbox, monkeypatch
 
     examples = training_examples(warehouse)
     assert all(isinstance(e, TrainingExample) for e in examples)
+    assert len({e.example_id for e in examples}) == len(examples)
+    assert len({s["scenario_id"] for s in scenarios}) == len(scenarios)
     kinds = {e.task_type for e in examples}
     assert kinds == {"repair", "diff_edit", "tool_use", "agent_step", "plan"} and kinds <= set(TASK_TYPES)
     repair = next(e for e in examples if e.task_type == "repair")

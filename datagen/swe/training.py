@@ -176,7 +176,8 @@ def training_examples(warehouse) -> list[TrainingExample]:
         except FileNotFoundError:
             return []
 
-    return (from_tasks(rows("swesmith_tasks")) + from_tool_use(rows("tool_use_examples"))
+    tasks = list({t["instance_id"]: t for t in rows("swesmith_tasks")}.values())  # generated and loaded may overlap
+    return (from_tasks(tasks) + from_tool_use(rows("tool_use_examples"))
             + from_trajectories(rows("swe_trajectories")) + from_scenarios(rows("multi_agent_scenarios")))
 
 
