@@ -199,7 +199,7 @@ def grade_generations(problems: Iterable, generations, sandbox, timeout: int = D
         graded_list = [all(r > 0 for r in res) for res in results]  # lcb_runner: correct iff every result > 0
         questions.append({
             "question_id": qid, "platform": prob.platform, "difficulty": prob.difficulty,
-            "contest_date": prob.contest_date, "code_list": [code for code, _ in mine],
+            "testtype": prob.testtype, "contest_date": prob.contest_date, "code_list": [code for code, _ in mine],
             "graded_list": graded_list, "results": results, "metadata": [g[1] for _, g in mine],
             "pass@1": sum(graded_list) / len(graded_list) if graded_list else 0.0,
         })

@@ -22,8 +22,8 @@ def mean_pass_at_k(graded_lists: list[list[bool]], k: int) -> float | None:
     return sum(pass_at_k(len(g), sum(map(bool, g)), k) for g in graded_lists) / len(graded_lists)
 
 
-def summarise(questions: list[dict], ks=(1, 5), group_by=("difficulty", "platform")) -> dict:
-    """pass@k overall and per difficulty/platform for per-question results with a `graded_list`."""
+def summarise(questions: list[dict], ks=(1, 5), group_by=("difficulty", "platform", "testtype")) -> dict:
+    """pass@k overall and per difficulty/platform/test type for per-question results with a `graded_list`."""
     graded = [q["graded_list"] for q in questions]
     summary = {f"pass@{k}": mean_pass_at_k(graded, k) for k in ks}
     summary["n_questions"] = len(questions)
