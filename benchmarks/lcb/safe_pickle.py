@@ -44,6 +44,8 @@ class UnsafePickleError(ValueError):
 class TestCaseDecodeError(ValueError):
     """The test-case field is neither JSON nor a decodable base64/zlib/pickle blob."""
 
+    __test__ = False  # a name pytest would otherwise try to collect
+
 
 class _PlainDataUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str):
