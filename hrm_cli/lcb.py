@@ -99,9 +99,11 @@ def _load(args) -> int:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from benchmarks.lcb.pipeline import arrow_table
+
     args.out.mkdir(parents=True, exist_ok=True)
     rows = [p.to_row() for p in result.problems]
-    pq.write_table(pa.Table.from_pylist(rows) if rows else pa.table({"question_id": pa.array([], pa.string())}),
+    pq.write_table(arrow_table(rows) if rows else pa.table({"question_id": pa.array([], pa.string())}),
                    args.out / "problems.parquet")
     write_text_atomic(args.out / "quarantine.jsonl", "".join(json.dumps(r) + "\n" for r in result.rejected))
     print(json.dumps({"release": args.release, "problems": len(rows), "rejected": len(result.rejected),

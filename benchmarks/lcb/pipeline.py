@@ -20,13 +20,29 @@ def write_release(warehouse, source: str | None, release: str) -> dict:
     """Load one release tag, write its rows and its quarantine file; raises LcbSourceError without data."""
     result = load_release(source, release)
     rows = [{**p.to_row(), "release": release} for p in result.problems]
-    warehouse.write_table(RAW_TABLE, rows, partition=release) if rows else _write_empty(warehouse, RAW_TABLE, release)
+    if rows:
+        warehouse.write_table(RAW_TABLE, arrow_table(rows), partition=release)
+    else:
+        _write_empty(warehouse, RAW_TABLE, release)
     quarantine = warehouse.write_quarantine(RAW_TABLE, result.rejected, partition=release)
     return {"rows": len(rows), "rejected": len(result.rejected), "rejected_rows": result.rejected,
             "unsafe_rejected": sum(r["unsafe"] for r in result.rejected), "source": resolve_source(source),
             "files": result.files, "quarantine": str(quarantine),
             "by_platform": dict(Counter(p.platform for p in result.problems)),
             "by_difficulty": dict(Counter(p.difficulty for p in result.problems))}
+
+
+# Decoded LCB tests reach gigabytes per release; 64-bit offsets keep one column chunk past 2 GiB legal.
+_LARGE_TEXT = ("question_content", "public_tests", "private_tests", "prompt")
+
+
+def arrow_table(rows: list[dict]):
+    import pyarrow as pa
+
+    fields = [pa.field(k, pa.large_string() if k in _LARGE_TEXT else
+                       pa.int64() if isinstance(v, int) and not isinstance(v, bool) else pa.string())
+              for k, v in rows[0].items()]
+    return pa.Table.from_pylist(rows, schema=pa.schema(fields))
 
 
 def _write_empty(warehouse, table: str, partition: str | None) -> None:
@@ -51,7 +67,7 @@ def write_problems(warehouse, release: str, start_date=None, end_date=None, trai
     rows = [{**p.to_row(), "release": release, "category": category(p), "contest_day": str(p.contest_day),
              "prompt": codegen_messages(p)[1]["content"]} for p in kept]
     if rows:
-        warehouse.write_table(PROBLEMS_TABLE, rows, partition=release)
+        warehouse.write_table(PROBLEMS_TABLE, arrow_table(rows), partition=release)
     else:
         _write_empty(warehouse, PROBLEMS_TABLE, release)
     return {"rows": len(rows), "raw_rows": len(raw), "by_category": dict(Counter(r["category"] for r in rows)),
