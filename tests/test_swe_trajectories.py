@@ -61,3 +61,23 @@ def test_loader_reads_swesmith_trajectory_rows_and_rejects_bad_ones(tmp_path):
     assert [r["traj_id"] for r in rows] == ["t1", "t2"] and all(r["n_steps"] == 1 for r in rows)
     assert "missing fields ['resolved']" in rejected[0]["reason"] and "messages" in rejected[1]["reason"]
     assert [r["state"] for r in rl_view(rows)][0] == json.dumps(msgs[:2])
+
+
+def test_hrm_checkpoint_acts_as_an_agent(tiny_task, sandbox, tmp_path):
+    """An (untrained) HRM checkpoint rolls out through the same loop; long transcripts are cut to its context."""
+    from model import build_model
+    from model.checkpoint import save_checkpoint
+    from model.config import ModelConfig
+    from model.tokenizer import train_tokenizer
+
+    from datagen.swe.trajectories import hrm_policy
+
+    train_tokenizer(["def f(x):\n    return x + 1\n", "python -m pytest -q\ngit diff\n"] * 20, 512, tmp_path / "tok")
+    config = ModelConfig.preset("tiny")
+    save_checkpoint(tmp_path / "ckpt", build_model(config), config, tokenizer_dir=tmp_path / "tok")
+    policy = hrm_policy(tmp_path / "ckpt", max_new_tokens=24)
+    policy.max_steps = 2
+    repo, task = tiny_task
+    row = rollout(SweRexSessions(command_timeout_s=30), sandbox, repo, task, policy)
+    assert row["model"] == "hrm:ckpt" and row["resolved"] is False
+    assert json.loads(row["messages"])[1]["content"] == task["problem_statement"]

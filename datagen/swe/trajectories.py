@@ -117,13 +117,19 @@ class TextPolicy:
 def hrm_policy(checkpoint_dir: str | Path, max_new_tokens: int = 256) -> TextPolicy:
     """The HRM checkpoint as an agent (greedy decoding, one action per reply)."""
     from model.checkpoint import load_checkpoint
-    from model.generate import generate
+    from model.generate import encode_prompt, generate
 
     model, tokenizer = load_checkpoint(checkpoint_dir)
     if tokenizer is None:
         raise ValueError(f"{checkpoint_dir}: the checkpoint has no tokenizer/; it cannot act as an agent")
 
+    max_new_tokens = min(max_new_tokens, model.config.max_seq_len // 2)
+    budget = model.config.max_seq_len - max_new_tokens
+
     def gen(prompt: str) -> str:
+        # keep the end of the transcript (the latest observation) when it does not fit the context
+        while len(encode_prompt(tokenizer, prompt)) > budget:
+            prompt = prompt[len(prompt) // 4:]
         return generate(model, tokenizer, [prompt], language="python", task="agent_step",
                         stop=["</function>"], max_new_tokens=max_new_tokens)[0] + "</function>"
 
