@@ -54,6 +54,8 @@ def test_config_validation_names_the_field_and_round_trips():
         assert ModelConfig.from_json(config.to_json()) == config
     assert 0.9e8 < ModelConfig.preset("100m").estimated_params() < 1.2e8
     assert ModelConfig.preset("tiny").estimated_params() < 1e6
+    assert build_model("tiny").config == ModelConfig.preset("tiny")
+    assert build_model({**ModelConfig.preset("tiny").to_dict(), "arch": "baseline"}).config.arch == "baseline"
 
 
 def test_model_package_imports_no_pipeline_code():
