@@ -33,10 +33,7 @@ def open_checkout(source: str, clone_dir: Path, commit: str = PINNED_COMMIT) -> 
     """A checkout to read: `source` itself when it already is one, else a clone of it in `clone_dir`."""
     path = Path(source)
     if path.is_dir() and all((path / lang).is_dir() for lang in LANGUAGES):
-        try:
-            return path, git_head(path)
-        except Exception:
-            return path, ""
+        return path, git_head(path) if (path / ".git").exists() else ""  # "": a plain copy
     info = clone_benchmark(source, clone_dir, commit)
     return Path(info["path"]), info["commit"]
 
