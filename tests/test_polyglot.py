@@ -167,3 +167,21 @@ def test_candidate_code_cannot_touch_the_shared_builds(exercises, sandbox):
     caches = list(default_cache_dir().glob("go-*"))
     assert caches and all(not (c / "pwned").exists() and any(c.iterdir()) for c in caches)
     assert all(c.stat().st_uid == os.geteuid() for c in caches)
+
+
+def test_unreadable_exercises_are_quarantined_with_the_file_named(checkout, tmp_path):
+    import shutil
+
+    from benchmarks.polyglot.pipeline import TABLE, write_problems
+    from resources.warehouse import Warehouse
+
+    copy = tmp_path / "copy"
+    for name in ("bowling", "zipper"):
+        shutil.copytree(checkout / "python/exercises/practice" / name, copy / "python/exercises/practice" / name)
+    (copy / "python/exercises/practice/zipper/.meta/config.json").write_text("{not json")
+    warehouse = Warehouse(root=str(tmp_path / "data"))
+    out = write_problems(warehouse, copy, "python")
+    assert out["rows"] == 1 and out["rejected"] == 1
+    assert warehouse.read_table(TABLE, "python").column("exercise").to_pylist() == ["bowling"]
+    rejected, = [json.loads(line) for line in (tmp_path / "data/quarantine/polyglot_problems-python.jsonl").open()]
+    assert rejected["exercise"] == "zipper" and "zipper/.meta/config.json" in rejected["reason"]

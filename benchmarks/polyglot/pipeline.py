@@ -40,7 +40,7 @@ def open_checkout(source: str, clone_dir: Path, commit: str = PINNED_COMMIT) -> 
 
 def write_problems(warehouse, checkout: Path, language: str) -> dict:
     """Extract one language into the `polyglot_problems` partition; bad folders go to quarantine."""
-    commit = git_head(checkout)
+    commit = git_head(checkout) if (Path(checkout) / ".git").exists() else ""
     rows, rejected = extract_language(checkout, language, commit)
     if not rows:
         raise ValueError(f"{checkout}/{language}: no exercise could be read ({len(rejected)} rejected)")
