@@ -41,6 +41,38 @@ def runner_job(payload: dict | bytes, timeout_s: float, memory_mb: int | None = 
 # A jail start-up costs ~0.1-0.25 s; about four batches per worker keeps that small and the tail short.
 MAX_BATCH = 64
 BATCHES_PER_WORKER = 4
+MAX_BATCH_BYTES = 256 << 20  # real LCB tests run to megabytes per problem; a jail holds them all in memory
+
+
+def plan_batches(items: list[dict], shared_json: dict[str, str], n_workers: int) -> list[list[int]]:
+    """Item indices per batch. A problem's generations stay together (its tests travel once) unless
+    it has more than a batch's worth; problems go to the least-loaded batch, costliest first, with
+    cost = generations x (tests + kilobytes of test data / 10)."""
+    size = max(1, min(MAX_BATCH, math.ceil(len(items) / max(1, BATCHES_PER_WORKER * n_workers))))
+    total_bytes = sum(len(v) for v in shared_json.values())
+    n_batches = max(math.ceil(len(items) / size), math.ceil(total_bytes / MAX_BATCH_BYTES), 1)
+    groups: dict = {}
+    for i, item in enumerate(items):
+        groups.setdefault(item.get("shared_key", ("item", i)), []).append(i)
+    chunks = []
+    for key, indices in groups.items():
+        weight = 1 + len(shared_json.get(key, "")) / 10_000 + item_tests(items[indices[0]])
+        for start in range(0, len(indices), size):
+            part = indices[start:start + size]
+            chunks.append((len(part) * weight, part))
+    chunks.sort(key=lambda c: -c[0])
+    loads = [0.0] * min(n_batches, len(chunks))
+    batches: list[list[int]] = [[] for _ in loads]
+    for cost, part in chunks:
+        b = loads.index(min(loads))
+        loads[b] += cost
+        batches[b].extend(part)
+    order = sorted(range(len(batches)), key=lambda b: -loads[b])  # heaviest first: the shortest tail
+    return [sorted(batches[b]) for b in order if batches[b]]
+
+
+def item_tests(item: dict) -> int:
+    return int(item.get("n_tests", 1))
 
 
 def run_batches(sandbox, mode: str, items: list[dict], shared: dict | None = None,
@@ -51,26 +83,14 @@ def run_batches(sandbox, mode: str, items: list[dict], shared: dict | None = Non
     a problem's tests travel once per batch. Items whose jail died are retried one per jail.
     """
     shared = shared or {}
-    size = max(1, min(MAX_BATCH, math.ceil(len(items) / max(1, BATCHES_PER_WORKER * sandbox.concurrency))))
-    n_batches = math.ceil(len(items) / size)
-    # Round-robin: a problem's generations (often all slow, or all heavy) spread over the batches,
-    # so the batches take about as long as each other.
-    batches = [list(range(b, len(items), n_batches)) for b in range(n_batches)]
+    shared_json = {k: json.dumps(v) for k, v in shared.items()}  # encoded once, however many batches carry them
+    batches = plan_batches(items, shared_json, sandbox.concurrency)
     done, lock = [0], threading.Lock()
-
-    shared_json: dict[str, str] = {}  # each problem's tests encoded once, however many batches carry them
-    encode_lock = threading.Lock()
-
-    def encoded(key: str) -> str:
-        with encode_lock:
-            if key not in shared_json:
-                shared_json[key] = json.dumps(shared[key])
-            return shared_json[key]
 
     def run(indices: list[int]) -> list[tuple[int, dict]]:
         keys = sorted({items[i]["shared_key"] for i in indices if "shared_key" in items[i]})
         payload = (f'{{"mode": {json.dumps(mode)}, "shared": {{'
-                   + ", ".join(f"{json.dumps(k)}: {encoded(k)}" for k in keys)
+                   + ", ".join(f"{json.dumps(k)}: {shared_json[k]}" for k in keys)
                    + f'}}, "items": {json.dumps([items[i] for i in indices])}}}').encode()
         limit = sum(float(items[i]["limit_s"]) for i in indices) + STARTUP_SLACK_S
         result = sandbox.run_job(runner_job(payload, limit, memory_mb))
@@ -185,8 +205,8 @@ def grade_generations(problems: Iterable, generations, sandbox, timeout: int = D
     work = [(qid, code_for_grading(code, extract)) for qid, codes in gens.items() for code in codes]
     shared = {qid: by_id[qid].evaluation_sample() for qid in gens}
     n_tests = {qid: len(s["inputs"]) for qid, s in shared.items()}
-    items = [{"shared_key": qid, "code": code, "timeout": int(timeout), "limit_s": global_limit_s(timeout, n_tests[qid])}
-             for qid, code in work]
+    items = [{"shared_key": qid, "code": code, "timeout": int(timeout), "n_tests": n_tests[qid],
+              "limit_s": global_limit_s(timeout, n_tests[qid])} for qid, code in work]
     answers = run_batches(sandbox, "lcb", items, shared, memory_mb, progress)
     graded = [interpret(a, n_tests[qid]) for (qid, _), a in zip(work, answers)]
     per_question: dict[str, list] = {qid: [] for qid in gens}
