@@ -169,3 +169,19 @@ def test_a_program_that_kills_its_runner_only_fails_itself(sandbox):
     q = grade(p, ["print(1)", killer, "print(1)", "print(2)"], sandbox)
     assert q["graded_list"] == [True, True, True, False] or q["results"][1] == [-5]
     assert q["graded_list"][0] and q["graded_list"][2] and not q["graded_list"][3]
+
+
+def test_batches_keep_problems_together_and_spread_the_heavy_ones():
+    from benchmarks.lcb.grader import plan_batches
+
+    items = [{"shared_key": f"light{i // 4}", "n_tests": 3} for i in range(64)]
+    items += [{"shared_key": f"heavy{i // 4}", "n_tests": 15} for i in range(16)]
+    shared_json = {k: "x" * 10 for k in {it["shared_key"] for it in items}}
+    shared_json.update({f"heavy{j}": "x" * 2_000_000 for j in range(4)})
+    batches = plan_batches(items, shared_json, n_workers=2)
+    assert sorted(i for b in batches for i in b) == list(range(80))
+    assert len(batches) == 8
+    for key in shared_json:  # each problem's generations sit in one batch
+        assert sum(any(items[i]["shared_key"] == key for i in b) for b in batches) == 1
+    heavy_batches = [b for b in batches if any(items[i]["shared_key"].startswith("heavy") for i in b)]
+    assert len(heavy_batches) == 4 and batches[:4] == heavy_batches  # one heavy problem each, run first
