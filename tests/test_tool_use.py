@@ -6,7 +6,8 @@ import random
 import pytest
 
 from datagen.swe.multi_agent import from_tool_workflow, topological_levels
-from datagen.swe.tool_use import ToolStep, Workflow, build_tool_use_examples, git_merge_conflict, run_workflow, workflows
+from datagen.swe.tool_use import (ToolStep, Workflow, build_tool_use_examples, git_merge_conflict, run_workflow,
+                                   unavailable_workflows, workflows)
 from datagen.swe.training import from_tool_use, tool_name, with_workflow_example
 from datagen.schema import TrainingExample
 
@@ -30,6 +31,19 @@ def test_error_recovery_variants_fail_then_recover(sandbox):
         failed = [s for s in steps if s["expect"] == "fail"]
         assert failed and all(s["exit_code"] != 0 for s in failed)
         assert any(s["recovers"] == failed[0]["index"] for s in steps)
+
+
+def test_maven_builds_offline_or_says_why_not(sandbox):
+    missing = unavailable_workflows().get("maven_package_recovery")
+    if missing:  # the machine lacks Debian's Maven plugin packages: the workflow is skipped with the reason
+        assert "maven" in missing.lower() or "mvn" in missing
+        assert all(not w.workflow_id.startswith("maven") for w in workflows())
+        return
+    kept, rejected = build_tool_use_examples(sandbox, seed=1, only=["maven_package_recovery"])
+    assert not rejected, [r["reason"] for r in rejected]
+    steps = json.loads(kept[0]["steps"])
+    assert steps[0]["exit_code"] != 0 and "incompatible types" in steps[1]["output"]
+    assert kept[0]["language"] == "java"
 
 
 def test_workflow_with_a_false_final_state_is_dropped(sandbox):

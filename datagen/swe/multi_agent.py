@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 
 _BUG_DOMAINS = {"class": "object model", "ctrl": "control flow", "remove": "missing logic", "op": "expressions"}
-_TOOL_ROLES = {"git": "git_operator", "pip": "python_packager", "npm": "node_packager", "cargo": "rust_builder",
+_TOOL_ROLES = {"git": "git_operator", "pip": "python_packager", "npm": "node_packager", "cargo": "rust_builder", "mvn": "java_builder",
                "fs": "filesystem_operator", "make": "build_engineer", "cmake": "build_engineer"}
 
 

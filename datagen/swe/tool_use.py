@@ -1,4 +1,4 @@
-"""Verified multi-step CLI workflows (git, pip, npm, cargo, fs, make, cmake), with error-recovery variants.
+"""Verified multi-step CLI workflows (git, pip, npm, cargo, mvn, fs, make, cmake), with error-recovery variants.
 
 A workflow is a task, starting files, a sequence of commands (each with its tool, arguments,
 expected effect, whether it is expected to fail, and which failed step it recovers from) and a
@@ -9,15 +9,17 @@ step succeeded or failed as expected and the check passes. Names and values vary
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
 import shlex
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 from datagen.swe.trajectories import GIT_ENV
 from resources.sandbox import Sandbox, SandboxJob
 
 _STEP_END = re.compile(r"^@@HRM_STEP_END (\d+) (\d+)$", re.M)
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 @dataclass
@@ -44,6 +46,7 @@ class Workflow:
     steps: list[ToolStep]
     check: str
     files: dict[str, str] = field(default_factory=dict)
+    ro_binds: list[tuple[str, str]] = field(default_factory=list)  # trusted host dirs the tools need
 
 
 # --- the workflows ------------------------------------------------------------------------
@@ -240,6 +243,55 @@ def cmake_build(rng, recovery: bool):
                     f"test -x build/{v['a']} && build/{v['a']} | grep -qx {v['m']}", files)
 
 
+# Debian's offline Maven repository (apt-get install libmaven-compiler-plugin-java libmaven-resources-plugin-java
+# libmaven-jar-plugin-java libsurefire-java); the pom pins the plugin versions Debian ships.
+MAVEN_REPO = "/usr/share/maven-repo"
+MAVEN_PLUGINS = (("maven-compiler-plugin", "3.10.1"), ("maven-resources-plugin", "3.3.0"),
+                 ("maven-jar-plugin", "3.3.0"), ("maven-surefire-plugin", "2.22.3"))
+
+
+def maven_unavailable() -> str | None:
+    import shutil
+
+    if not shutil.which("mvn"):
+        return "mvn not installed"
+    missing = [f"{a}:{v}" for a, v in MAVEN_PLUGINS
+               if not os.path.exists(f"{MAVEN_REPO}/org/apache/maven/plugins/{a}/{v}/{a}-{v}.jar")]
+    return f"offline Maven plugins missing from {MAVEN_REPO}: {', '.join(missing)}" if missing else None
+
+
+def maven_package(rng, recovery: bool):
+    v = _names(rng)
+    cls = v["a"].capitalize()
+    plugins = "".join(f"<plugin><groupId>org.apache.maven.plugins</groupId><artifactId>{a}</artifactId>"
+                      f"<version>{ver}</version></plugin>" for a, ver in MAVEN_PLUGINS)
+    pom = ("<project xmlns=\"http://maven.apache.org/POM/4.0.0\"><modelVersion>4.0.0</modelVersion>\n"
+           f"<groupId>org.hrm</groupId><artifactId>{v['a']}</artifactId><version>1.0</version>\n"
+           "<properties><maven.compiler.release>17</maven.compiler.release>"
+           "<project.build.sourceEncoding>UTF-8</project.build.sourceEncoding></properties>\n"
+           f"<build><plugins>{plugins}</plugins></build></project>\n")
+    value = f'"{v["m"]}"' if recovery else str(v["m"])
+    java = (f"package org.hrm;\npublic class {cls} {{\n    public static void main(String[] args) {{\n"
+            f"        int n = {value};\n        System.out.println(n * 2);\n    }}\n}}\n")
+    files = {"pom.xml": pom, f"src/main/java/org/hrm/{cls}.java": java}
+    mvn = f"mvn -o -q -B -Dstyle.color=never -Dmaven.repo.local={MAVEN_REPO} package"
+    steps = []
+    if recovery:
+        steps += [ToolStep(mvn, "fails: a String is assigned to an int", expect="fail"),
+                  ToolStep(f"{mvn} 2>&1 | grep -m1 'incompatible types'", "shows the compiler error", recovers=0),
+                  ToolStep(f"sed -i 's/\"{v['m']}\"/{v['m']}/' src/main/java/org/hrm/{cls}.java",
+                           "the literal is an int again", recovers=0)]
+    steps += [ToolStep(mvn, f"target/{v['a']}-1.0.jar built offline"),
+              ToolStep(f"java -cp target/{v['a']}-1.0.jar org.hrm.{cls}", f"prints {2 * v['m']}")]
+    return Workflow(f"maven_package{'_recovery' if recovery else ''}", "mvn", "error_recovery" if recovery else "normal",
+                    "java", f"Build the Maven project {v['a']} offline and run its main class.", steps,
+                    f"test \"$(java -cp target/{v['a']}-1.0.jar org.hrm.{cls})\" = {2 * v['m']}", files,
+                    [("/etc/maven", "/etc/maven")])
+
+
+# workflow name -> check returning why it cannot run on this machine (None: it can)
+REQUIREMENTS = {"maven_package": maven_unavailable, "maven_package_recovery": maven_unavailable}
+
 WORKFLOW_BUILDERS = {
     "git_feature_branch": git_feature_branch,
     "git_merge_conflict": git_merge_conflict,
@@ -256,13 +308,20 @@ WORKFLOW_BUILDERS = {
     "make_build_recovery": lambda r: make_build(r, True),
     "cmake_build": lambda r: cmake_build(r, False),
     "cmake_build_recovery": lambda r: cmake_build(r, True),
+    "maven_package": lambda r: maven_package(r, False),
+    "maven_package_recovery": lambda r: maven_package(r, True),
 }
 
 
+def unavailable_workflows() -> dict[str, str]:
+    """Workflows whose tools are missing here, with the reason (they are skipped, not failed)."""
+    return {name: why for name, check in REQUIREMENTS.items() if (why := check())}
+
+
 def workflows(seed: int = 0, variants: int = 1, only: list[str] | None = None) -> list[Workflow]:
-    out = []
+    out, skip = [], unavailable_workflows()
     for name, build in WORKFLOW_BUILDERS.items():
-        if only and name not in only:
+        if (only and name not in only) or name in skip:
             continue
         for k in range(variants):
             wf = build(random.Random(f"{seed}:{name}:{k}"))
@@ -275,8 +334,9 @@ def workflows(seed: int = 0, variants: int = 1, only: list[str] | None = None) -
 def script(wf: Workflow) -> str:
     parts = ["cd /work"]
     for i, step in enumerate(wf.steps):
+        # the working directory carries over, as in a terminal; output may lack a final newline
         parts.append(f"echo '@@HRM_STEP_BEGIN {i}'\n{{ {step.command}\n}} < /dev/null 2>&1\n"
-                     f"echo \"@@HRM_STEP_END {i} $?\"")  # the working directory carries over, as in a terminal
+                     f"__hrm_rc=$?; printf '\\n@@HRM_STEP_END {i} %s\\n' \"$__hrm_rc\"")
     parts.append(f"echo '@@HRM_CHECK_BEGIN'\ncd /work\n( {wf.check}\n) > /dev/null 2>&1\necho \"@@HRM_CHECK_END $?\"")
     return "\n".join(parts) + "\n"
 
@@ -284,15 +344,16 @@ def script(wf: Workflow) -> str:
 def run_workflow(sandbox: Sandbox, wf: Workflow, timeout_s: float = 240) -> dict:
     """Execute in the jail; the row with each step's exit code and output, `kept` and the reason if not."""
     job = SandboxJob(command=["bash", "-s"], files=dict(wf.files), stdin=script(wf).encode(), env=dict(GIT_ENV),
-                     timeout_s=timeout_s)
+                     ro_binds=[b for b in wf.ro_binds if os.path.exists(b[0])], timeout_s=timeout_s)
     result = sandbox.run_job(job)
-    outputs = re.split(r"^@@HRM_STEP_BEGIN \d+\n", result.stdout, flags=re.M)[1:]
-    codes = {int(i): int(c) for i, c in _STEP_END.findall(result.stdout)}
-    check = re.search(r"^@@HRM_CHECK_END (\d+)$", result.stdout, re.M)
+    stdout = _ANSI.sub("", result.stdout)
+    outputs = re.split(r"^@@HRM_STEP_BEGIN \d+\n", stdout, flags=re.M)[1:]
+    codes = {int(i): int(c) for i, c in _STEP_END.findall(stdout)}
+    check = re.search(r"^@@HRM_CHECK_END (\d+)$", stdout, re.M)
     steps, problems = [], []
     for i, step in enumerate(wf.steps):
         code = codes.get(i)
-        out = _STEP_END.sub("", outputs[i]).strip() if i < len(outputs) else ""
+        out = _STEP_END.sub("", outputs[i]).split("@@HRM_CHECK_BEGIN")[0].strip() if i < len(outputs) else ""
         if code is None:
             problems.append(f"step {i} did not run")
         elif (code == 0) != (step.expect == "ok"):
