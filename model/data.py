@@ -253,7 +253,10 @@ class BalancedSampler:
 
 
 class BatchStream:
-    """Micro-batches for one rank: each draw takes world_size * batch_size examples, this rank's slice."""
+    """This rank's micro-batches. One draw per optimizer step takes the whole global batch (batch_size x
+    world_size x grad_accum examples); micro-batch m of rank r is slice m * world_size + r. So the examples a
+    step trains on, and how they are grouped into micro-batches, do not depend on how many processes share
+    them: 2 ranks x 1 micro-batch see exactly what 1 rank x 2 accumulated micro-batches see."""
 
     def __init__(self, dataset: TokenDataset, batch_size: int, *, seed: int = 0, language_balance: float = 0.5,
                  rank: int = 0, world_size: int = 1, pad_id: int = 0, pad_to_multiple: int = 8,
@@ -263,10 +266,17 @@ class BatchStream:
         self.batch_size, self.rank, self.world_size = batch_size, rank, world_size
         self.pad_id, self.pad_to_multiple, self.pad_to = pad_id, pad_to_multiple, pad_to
 
+    def step_batches(self, grad_accum: int = 1) -> list[dict[str, torch.Tensor]]:
+        indices = self.sampler.draw(self.batch_size * self.world_size * grad_accum)
+        batches = []
+        for micro in range(grad_accum):
+            start = (micro * self.world_size + self.rank) * self.batch_size
+            examples = [self.dataset.example(i) for i in indices[start:start + self.batch_size]]
+            batches.append(collate(examples, self.pad_id, self.pad_to_multiple, self.pad_to))
+        return batches
+
     def next_batch(self) -> dict[str, torch.Tensor]:
-        indices = self.sampler.draw(self.batch_size * self.world_size)
-        mine = indices[self.rank * self.batch_size:(self.rank + 1) * self.batch_size]
-        return collate([self.dataset.example(i) for i in mine], self.pad_id, self.pad_to_multiple, self.pad_to)
+        return self.step_batches(1)[0]
 
 
 def shard_schema():

@@ -167,6 +167,10 @@ def train_step_flops(config, batch_size: int, seq_len: int, answer_tokens: int) 
     return float(tokens * (forward + backward + 3 * head) + supervision)
 
 
+def _slot_seed(seed: int, step: int, slot: int) -> int:
+    return ((seed * 1_000_003 + step) * 10_007 + slot) % (2 ** 63)
+
+
 class _LossOf(torch.nn.Module):
     """Returns (loss, metrics): DDP must see only the loss tensor, or it waits for gradients of outputs such as
     edit-head logits that a batch without edit tags never uses."""
@@ -260,8 +264,11 @@ def train(model_config, train_config: TrainConfig, shard_files: list[str], out_d
         sums: dict[str, float] = {}
         counts: dict[str, int] = {}
         loss_sum, step_tokens = 0.0, 0
-        for micro in range(cfg.grad_accum):
-            batch = {k: v.to(dist.device, non_blocking=True) for k, v in stream.next_batch().items()}
+        for micro, cpu_batch in enumerate(stream.step_batches(cfg.grad_accum)):
+            # the model's own randomness (ACT exploration) is a function of (seed, step, global micro-batch
+            # slot): ranks differ, and 2 ranks x 1 micro-batch equal 1 rank x 2 accumulated micro-batches
+            torch.manual_seed(_slot_seed(cfg.seed, state["step"], micro * dist.world_size + dist.rank))
+            batch = {k: v.to(dist.device, non_blocking=True) for k, v in cpu_batch.items()}
             step_tokens += int((batch["input_ids"] != model_config.pad_token_id).sum())
             window_flops += train_step_flops(model_config, *batch["input_ids"].shape,
                                              int((batch["labels"] != -100).sum()))
@@ -277,10 +284,10 @@ def train(model_config, train_config: TrainConfig, shard_files: list[str], out_d
                      else torch.zeros(()))
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        if dist.world_size > 1:
-            counted = torch.tensor([step_tokens], device=dist.device)
-            torch.distributed.all_reduce(counted)
-            step_tokens = int(counted.item())
+        if dist.world_size > 1:  # report the global token count and mean loss; other metrics stay rank 0's
+            totals = torch.tensor([float(step_tokens), loss_sum], dtype=torch.float64, device=dist.device)
+            torch.distributed.all_reduce(totals)
+            step_tokens, loss_sum = int(totals[0].item()), totals[1].item() / dist.world_size
         state["step"] += 1
         state["tokens_seen"] += step_tokens
         tokens_this_call += step_tokens

@@ -27,7 +27,7 @@ def one_thread():
     torch.set_num_threads(threads)
 
 CHILD = """
-import json, sys, time
+import json, os, sys, time
 from model.config import ModelConfig
 from model.train import TrainConfig, train
 files, out, model_cfg, run_cfg, hang_at = json.loads(sys.argv[1])
@@ -36,7 +36,8 @@ def report(step, metrics):
     if step == hang_at:
         time.sleep(120)  # the parent SIGKILLs us here
 result = train(ModelConfig.preset("tiny", **model_cfg), TrainConfig(**run_cfg), files, out, callback=report)
-print(json.dumps({"tokens_seen": result.tokens_seen, "losses": [h["loss"] for h in result.loss_history]}))
+if os.environ.get("RANK", "0") == "0":
+    print(json.dumps({"tokens_seen": result.tokens_seen, "losses": [h["loss"] for h in result.loss_history]}))
 """
 
 
@@ -98,11 +99,11 @@ def test_ddp_two_cpu_processes_with_torchrun(token_shards, tmp_path):
                           capture_output=True, text=True, env=child_env(OMP_NUM_THREADS="1"), cwd=REPO, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     ddp = json.loads(done.stdout.strip().splitlines()[-1])
-    # one process with the same global batch (2 ranks x 2) sees the same examples in the same order
-    single = train(ModelConfig.preset("tiny", **MODEL), TrainConfig(**{**ddp_run, "batch_size": 4}), files,
+    # one process accumulating 2 micro-batches of 2 trains on the same micro-batches as 2 ranks x 2
+    single = train(ModelConfig.preset("tiny", **MODEL), TrainConfig(**{**ddp_run, "grad_accum": 2}), files,
                    tmp_path / "single")
     assert ddp["tokens_seen"] == single.tokens_seen
-    assert ddp["losses"][0] == pytest.approx(single.loss_history[0]["loss"], rel=0.05)
+    assert ddp["losses"] == pytest.approx([h["loss"] for h in single.loss_history], rel=1e-3)
     from model import build_model
 
     torch.manual_seed(0)
@@ -110,6 +111,6 @@ def test_ddp_two_cpu_processes_with_torchrun(token_shards, tmp_path):
     a, b = weights(tmp_path / "ddp"), weights(tmp_path / "single")
     moved = sum(float((b[k] - init[k]).abs().sum()) for k in b)
     apart = sum(float((a[k] - b[k]).abs().sum()) for k in b)
-    print(f"ddp vs single: {apart:.4g} apart after moving {moved:.4g}")
-    assert moved > 0 and apart < 0.05 * moved  # averaged gradients: same steps up to per-rank loss weighting
+    print(f"ddp vs accumulation: {apart:.4g} apart after moving {moved:.4g}")
+    assert moved > 0 and apart <= 1e-6 * moved  # bit-identical here; all-reduce may sum in another order
     assert not list(tmp_path.glob(".ddp*"))  # no temporary or old checkpoint directories left
