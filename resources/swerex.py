@@ -17,7 +17,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import logging
+import secrets
 import shlex
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -32,8 +34,7 @@ from resources.sandbox import Sandbox, SandboxJob, default_sandbox
 T = TypeVar("T")
 R = TypeVar("R")
 
-PS1 = "SHELLPS1PREFIX"  # the prompt SWE-ReX waits for
-_PS1_ESCAPED = "SHELLPS1\\120REFIX"  # \120 is 'P': the command line itself never contains the prompt
+PS1 = "SHELLPS1PREFIX"  # the prompt SWE-ReX waits for (non-local deployments)
 # SWE-ReX syntax-checks each command on the host with `bash -n << 'SOUNIQUEEOF'` through a shell: a
 # command holding that terminator would end the heredoc and run the rest on the host.
 _HOST_HEREDOC_MARKER = "SOUNIQUEEOF"
@@ -76,8 +77,8 @@ class SweRexSessions(dg.ConfigurableResource):
             raise ValueError(f"SweRexSessions.deployment {self.deployment!r}: expected one of {', '.join(DEPLOYMENTS)}")
         job = SandboxJob(command=["bash", "--norc", "--noprofile", "--noediting", "-i"], files=dict(files or {}),
                          input_dir=input_dir, ro_binds=tuple(ro_binds),
-                         env={"PAGER": "cat", "GIT_PAGER": "cat", **(env or {}), "PS1": _PS1_ESCAPED, "PS2": "",
-                              "PS0": "", "TERM": "dumb"},
+                         env={"PAGER": "cat", "GIT_PAGER": "cat", **(env or {}), "PS2": "", "PS0": "",
+                              "TERM": "dumb"},
                          timeout_s=self.session_cpu_s, memory_mb=self.memory_mb, max_processes=self.max_processes)
         session = JailedSession(self, job, sandbox or default_sandbox())
         session.start()
@@ -101,7 +102,12 @@ class JailedSession:
     """One bash session; `run` keeps state (cwd, env) between commands like a terminal."""
 
     def __init__(self, owner: SweRexSessions, job: SandboxJob, sandbox: Sandbox):
-        self.owner, self.job, self.sandbox = owner, job, sandbox
+        self.owner, self.sandbox = owner, sandbox
+        # A prompt of its own per session, so output that merely prints SWE-ReX's fixed prompt cannot end a
+        # command early; the shell gets it with the first letter as an octal escape (\110 = H), so the exec
+        # command line that SWE-ReX echoes never contains the prompt itself.
+        self.prompt = "HRMPS1" + secrets.token_hex(8)
+        self.job = dataclasses.replace(job, env={**job.env, "PS1": "\\110" + self.prompt[1:]})
         self._loop = asyncio.new_event_loop()
         self._deployment = None
         self._jail_cm = None
@@ -124,14 +130,16 @@ class JailedSession:
             self._deployment = LocalDeployment(logger=_LOG)
         else:
             argv = None
+            self.prompt = PS1
             self._deployment = self.owner.deployment_config().get_deployment()
         try:
             self._call(self._deployment.start())
             self._call(self._deployment.runtime.create_session(
                 CreateBashSessionRequest(startup_timeout=self.owner.startup_timeout_s)))
             if argv is not None:
+                self._deployment.runtime.sessions["default"]._ps1 = self.prompt  # swe-rex 1.4.0 BashSession
                 self._call(self._deployment.runtime.run_in_session(BashAction(
-                    command="exec " + shlex.join(argv), is_interactive_command=True, expect=[PS1],
+                    command="exec " + shlex.join(argv), is_interactive_command=True, expect=[self.prompt],
                     timeout=self.owner.startup_timeout_s)))
                 self.run("cd /work && stty -echo 2>/dev/null; true", timeout_s=self.owner.startup_timeout_s)
         except BaseException:
@@ -191,7 +199,7 @@ class JailedSession:
             self._restart()
             return CommandResult(command, f"session error: {type(exc).__name__}: {str(exc)[-300:]}", None, "error",
                                  round(time.monotonic() - t0, 4))
-        output = obs.output.replace("\r", "").replace(PS1, "")
+        output = obs.output.replace("\r", "").replace(self.prompt, "")
         if len(output) > self.owner.max_output_chars:
             output = output[: self.owner.max_output_chars] + f"\n[output truncated at {self.owner.max_output_chars} chars]"
         code = obs.exit_code

@@ -48,6 +48,13 @@ def test_session_keeps_state_as_unprivileged_user_without_host_env(sessions, san
         assert failed.status == "failed" and failed.exit_code == 2
 
 
+def test_printing_prompt_like_text_does_not_cut_a_command_short(sessions, sandbox):
+    with sessions.open(sandbox=sandbox) as s:
+        r = s.run("echo SHELLPS1PREFIX; sleep 0.5; echo after")
+        assert r.output.splitlines() == ["SHELLPS1PREFIX", "after"] and r.exit_code == 0
+        assert s.run("echo next").output == "next"
+
+
 def test_host_files_and_network_are_out_of_reach(sessions, sandbox):
     repo_root = Path(__file__).resolve().parent.parent
     with sessions.open(sandbox=sandbox) as s:
