@@ -222,6 +222,11 @@ def train(model_config, train_config: TrainConfig, shard_files: list[str], out_d
     state = {"step": 0, "tokens_seen": 0, "history": [], "wall_s": 0.0}
     ckpt.recover(out)
     if resume and ckpt.is_checkpoint(out) and (out / ckpt.TRAINER_STATE).is_file():
+        saved = ckpt.load_model_config(out)
+        if saved.to_dict() != model_config.to_dict():
+            changed = sorted(k for k, v in model_config.to_dict().items() if saved.to_dict().get(k) != v)
+            raise ValueError(f"{out}: holds a checkpoint of another model config (differs in {', '.join(changed)}); "
+                             "resume with the same config, or pass resume=False / --no-resume, or another out dir")
         state, rng_states = ckpt.load_training_state(out, model, optimizer)
         stream.sampler.load_state_dict(state["sampler"])
         if rng_states is not None and dist.rank < len(rng_states):

@@ -163,6 +163,8 @@ def test_callback_can_stop_and_checkpoint_loads(shards, tmp_path):
     result = train(tiny(), quick(max_steps=20, checkpoint_every=100, eval_every=2), files, tmp_path / "r",
                    tokenizer_dir=tok, callback=lambda step, m: seen.append((step, "val_loss" in m)) or step == 4)
     assert seen == [(1, False), (2, True), (3, False), (4, True)] and result.steps == 4
+    with pytest.raises(ValueError, match="another model config .*hidden_size"):
+        train(tiny(hidden_size=32), quick(), files, tmp_path / "r")
     model, tokenizer = load_checkpoint(tmp_path / "r")
     assert tokenizer is not None and tokenizer.vocab_size <= 512
     saved = weights(tmp_path / "r")
