@@ -71,8 +71,8 @@ def build_plan(defs, instance, select: str | None, only_partition: str | None):
 def run_plan(defs, instance, plan) -> dict:
     import dagster as dg
 
-    graph = defs.resolve_asset_graph()
-    assets = list(graph.assets_defs)
+    # The definitions as declared (the resolved graph's copies already carry bound resources).
+    assets = [*(defs.assets or []), *(defs.asset_checks or [])]
     resources = defs.resources
     runs, start = [], time.monotonic()
     for keys, partition in plan:
@@ -87,11 +87,26 @@ def run_plan(defs, instance, plan) -> dict:
                      "run_id": result.run_id, "seconds": round(time.monotonic() - t0, 2),
                      "failed_checks": failed_checks})
         if not result.success:
-            print(f"[hrm materialize] FAILED: {label} (run {result.run_id}; see the UI or "
-                  f"`dagster run logs`)", file=sys.stderr)
+            for step, message in _step_failures(result):
+                print(f"[hrm materialize] step {step} failed: {message}", file=sys.stderr)
+            print(f"[hrm materialize] FAILED: {label} (run {result.run_id}; details in the UI)", file=sys.stderr)
             break
     return {"success": all(r["success"] for r in runs) and len(runs) == len(plan),
             "runs": runs, "wall_s": round(time.monotonic() - start, 2)}
+
+
+def _step_failures(result) -> list[tuple[str, str]]:
+    failures = []
+    for event in result.all_events:
+        if event.is_step_failure:
+            error = event.step_failure_data.error
+            message = error.message.strip() if error else "unknown error"
+            cause = error.cause if error else None
+            while cause is not None:  # the user code's own exception is the innermost cause
+                message = cause.message.strip()
+                cause = cause.cause
+            failures.append((event.step_key, message[-2000:]))
+    return failures
 
 
 def _selected_keys(graph, select: str | None):
