@@ -119,3 +119,14 @@ def test_bad_release_tags_fail_clearly(tmp_path, tag):
                             run_config={"ops": {"livecodebench_raw": {"config": {"source": str(_source(tmp_path))}}}})
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     assert "unknown LiveCodeBench release tag" in failure.event_specific_data.error.to_string()
+
+
+def test_an_empty_window_gives_an_empty_valid_table(tmp_path):
+    warehouse = Warehouse(root=str(tmp_path / "wh"))
+    config = {"ops": {"livecodebench_raw": {"config": {"source": str(_source(tmp_path))}},
+                      "lcb_problems": {"config": {"start_date": "2030-01-01", "end_date": "", "training_cutoff": ""}}}}
+    result = dg.materialize(ASSETS, partition_key="v1", resources={"warehouse": warehouse},
+                            run_config=config, instance=_instance("v1"))
+    assert result.success and all(e.passed for e in result.get_asset_check_evaluations())
+    table = warehouse.read_table(PROBLEMS_TABLE, "v1")
+    assert table.num_rows == 0 and "private_tests" in table.column_names

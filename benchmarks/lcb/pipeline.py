@@ -46,9 +46,12 @@ def arrow_table(rows: list[dict]):
 
 
 def _write_empty(warehouse, table: str, partition: str | None) -> None:
-    import pyarrow as pa
-
-    warehouse.write_table(table, pa.table({"question_id": pa.array([], pa.string())}), partition=partition)
+    """A zero-row table with the full schema, so views and checks still find every column."""
+    dummy = LcbProblem("", "", "", "", "", "2000-01-01T00:00:00", "", "", [], [], None)
+    row = {**dummy.to_row(), "release": partition or ""}
+    if table == PROBLEMS_TABLE:
+        row.update(category="", contest_day="", prompt="")
+    warehouse.write_table(table, arrow_table([row]).slice(0, 0), partition=partition)
 
 
 def category(problem: LcbProblem) -> str:
