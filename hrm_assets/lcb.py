@@ -97,11 +97,12 @@ def _problem_expectations(gxe):
 
 
 @dg.asset_check(asset=livecodebench_raw, partitions_def=lcb_releases, blocking=True,
-                description="GX: unique ids, parseable contest dates, non-empty test lists, valid testtype, "
-                            "platform and difficulty.")
+                description="GX: at least one problem, unique ids, parseable contest dates, non-empty test "
+                            "lists, valid testtype, platform and difficulty.")
 def livecodebench_raw_valid(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> dg.AssetCheckResult:
+    # A release where every row was quarantined is a data problem, not an empty benchmark.
     return _table_check(warehouse, RAW_TABLE, context.partition_key, f"lcb_raw_{context.partition_key}",
-                        _problem_expectations)
+                        lambda gxe: [gxe.ExpectTableRowCountToBeBetween(min_value=1)] + _problem_expectations(gxe))
 
 
 @dg.asset_check(asset=lcb_problems, partitions_def=lcb_releases, blocking=True,

@@ -130,3 +130,16 @@ def test_an_empty_window_gives_an_empty_valid_table(tmp_path):
     assert result.success and all(e.passed for e in result.get_asset_check_evaluations())
     table = warehouse.read_table(PROBLEMS_TABLE, "v1")
     assert table.num_rows == 0 and "private_tests" in table.column_names
+
+
+def test_a_release_of_only_bad_rows_fails_its_check(tmp_path):
+    src = tmp_path / "bad"
+    src.mkdir()
+    bad = [line for line in (FIXTURES / "code_generation_bad.jsonl").read_text().splitlines() if "ok_row" not in line]
+    (src / "test.jsonl").write_text("\n".join(bad) + "\n")
+    warehouse = Warehouse(root=str(tmp_path / "wh"))
+    result = dg.materialize([lcb_assets.livecodebench_raw, lcb_assets.livecodebench_raw_valid], partition_key="v1",
+                            resources={"warehouse": warehouse}, instance=_instance("v1"), raise_on_error=False,
+                            run_config={"ops": {"livecodebench_raw": {"config": {"source": str(src)}}}})
+    [check] = result.get_asset_check_evaluations()
+    assert not check.passed
