@@ -19,9 +19,8 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x32 = x.float()  # fp32 statistics even under bf16 autocast, as HRM does
-        x32 = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
-        return (x32 * self.weight.float()).to(x.dtype)
+        # fp32 statistics even under bf16 autocast, as HRM does; one fused op
+        return F.rms_norm(x.float(), self.weight.shape, self.weight.float(), self.eps).to(x.dtype)
 
 
 class RotaryEmbedding(nn.Module):
@@ -80,8 +79,9 @@ class Attention(nn.Module):
 
     def forward(self, x, ctx: AttnContext, cache: tuple | None = None, memo: dict | None = None):
         B, T, D = x.shape
-        q, k, v = self.qkv(x).view(B, T, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        q, k = apply_rope(q, ctx.cos, ctx.sin), apply_rope(k, ctx.cos, ctx.sin)
+        qkv = self.qkv(x).view(B, T, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k = apply_rope(qkv[:2], ctx.cos, ctx.sin).unbind(0)  # q and k rotated in one go
+        v = qkv[2]
         if memo is not None:
             # ACT: a halted token is frozen, so in this pass it offers the K/V of its last computed pass of
             # this module; cached decoding writes the same K/V, so later tokens see identical caches.
