@@ -69,6 +69,8 @@ def save_checkpoint(out_dir: str | Path, model, model_config, *, train_config: d
     (tmp / MODEL_CONFIG).write_text(json.dumps(model_config.to_dict(), indent=1))
     if train_config is not None:
         (tmp / TRAIN_CONFIG).write_text(json.dumps(train_config, indent=1))
+    if tokenizer_dir is None and (out / TOKENIZER_DIR).is_dir():
+        tokenizer_dir = out / TOKENIZER_DIR  # a resumed run without --tokenizer keeps the one it has
     if tokenizer_dir is not None:
         shutil.copytree(tokenizer_dir, tmp / TOKENIZER_DIR)
     if optimizer is not None:

@@ -148,8 +148,9 @@ def test_resume_after_stop_is_bit_identical(shards, tmp_path):
     with pytest.raises(Killed):
         train(tiny(), cfg, files, tmp_path / "cut", tokenizer_dir=tok, callback=die_at_5)
     assert json.loads((tmp_path / "cut" / "trainer_state.json").read_text())["step"] == 3
-    resumed = train(tiny(), cfg, files, tmp_path / "cut", tokenizer_dir=tok)
+    resumed = train(tiny(), cfg, files, tmp_path / "cut")  # without tokenizer_dir: keeps the saved one
     assert resumed.resumed_from_step == 3 and resumed.steps == 8
+    assert (tmp_path / "cut" / "tokenizer" / "tokenizer.json").is_file()
     a, b = weights(tmp_path / "whole"), weights(tmp_path / "cut")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert [h["loss"] for h in resumed.loss_history] == [h["loss"] for h in whole.loss_history]
