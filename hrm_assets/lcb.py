@@ -11,14 +11,13 @@ import warnings
 
 import dagster as dg
 
+from benchmarks.lcb.pipeline import EXECUTION_TABLE, PROBLEMS_TABLE, RAW_TABLE, TEST_OUTPUT_TABLE
 from hrm_assets.expectations import gx_check
 from resources.warehouse import Warehouse
 
 warnings.filterwarnings("ignore", message=".*partitions_def on an AssetCheckSpec.*", category=dg.PreviewWarning)
 
 lcb_releases = dg.DynamicPartitionsDefinition(name="lcb_release")
-RAW_TABLE, PROBLEMS_TABLE = "livecodebench_raw", "lcb_problems"
-TEST_OUTPUT_TABLE, EXECUTION_TABLE = "lcb_test_output_problems", "lcb_execution_problems"
 
 
 def default_releases() -> list[str]:
