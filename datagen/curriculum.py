@@ -145,14 +145,18 @@ def external_examples(table_name: str, rows: Iterable[dict]) -> list[dict]:
     """Rows of another task asset that already follow the TrainingExample schema."""
     out = []
     for i, r in enumerate(rows):
-        calls = r.get("tool_calls") or []
-        if isinstance(calls, str):
+        if str(r.get("kept", True)).lower() in ("false", "0"):  # a task asset's own rejected rows
+            continue
+        calls, tags = r.get("tool_calls") or [], r.get("edit_tags") or []
+        if isinstance(calls, str):  # some task assets store these lists as JSON text
             calls = json.loads(calls) if calls.strip() else []
+        if isinstance(tags, str):
+            tags = json.loads(tags) if tags.strip() else []
         out.append({"task_type": r.get("task_type"), "language": r.get("language"), "prompt": r.get("prompt"),
                     "answer": r.get("answer"), "source_asset": r.get("source_asset") or table_name,
                     "split": r.get("split") or "train",
                     "example_id": r.get("example_id") or f"{table_name}-{i}",
-                    "edit_tags": list(r.get("edit_tags") or []), "tool_calls": calls,
+                    "edit_tags": list(tags), "tool_calls": calls,
                     "stage_hint": int(r.get("stage") or 0)})
     return out
 

@@ -37,7 +37,7 @@ class CheckpointConfig(dg.Config):
     wandb: bool = env_str("HRM_WANDB", "0") == "1"  # offline mode; needs the wandb package
     seed: int = env_int("HRM_TRAIN_SEED", 0)
     checkpoint_every: int = env_int("HRM_TRAIN_CHECKPOINT_EVERY", 20)
-    max_minutes: float = env_float("HRM_TRAIN_MAX_MINUTES", 4.0)  # wall budget for all phases; 0 = none
+    max_minutes: float = env_float("HRM_TRAIN_MAX_MINUTES", 2.5)  # wall budget for all phases; 0 = none
     torchrun_nproc: int = env_int("HRM_TORCHRUN_NPROC", 0)  # > 0: launch each phase with torchrun (DDP)
 
 

@@ -132,3 +132,15 @@ def test_balance_languages_caps_each_language():
             for i in range(10 if lang == "python" else 3)]
     out = curriculum.balance_languages(rows, 4)
     assert sum(r["language"] == "python" for r in out) == 4 and sum(r["language"] == "go" for r in out) == 3
+
+
+def test_external_task_rows_with_json_text_lists_are_accepted():
+    rows = [{"task_type": "tool_use", "language": "none", "prompt": "Task: init", "answer": "git init",
+             "source_asset": "tool_use_examples", "split": "train", "example_id": "w1", "edit_tags": "[]",
+             "tool_calls": '[{"tool": "git", "args": {}}]', "kept": "True"},
+            {"task_type": "tool_use", "language": "none", "prompt": "Task: x", "answer": "y",
+             "source_asset": "tool_use_examples", "split": "train", "example_id": "w2", "edit_tags": "[]",
+             "tool_calls": "[]", "kept": "False"}]
+    rows_out, rejected = curriculum.build_training_examples(curriculum.external_examples("tool_use_examples", rows))
+    assert [r["example_id"] for r in rows_out] == ["w1"] and not rejected
+    assert rows_out[0]["stage"] == "4" and json.loads(rows_out[0]["tool_calls"])[0]["tool"] == "git"
