@@ -31,7 +31,7 @@ class ModelConfig:
     num_task_types: int = len(TASK_TYPES)
     num_tools: int = len(TOOLS)
     act: bool = True  # train the Q-head (halt when this token's prediction is already right)
-    halt_threshold: float = 0.5  # inference: halt after a cycle when sigmoid(q) exceeds this
+    halt_threshold: float = 0.9  # inference: halt after a cycle when sigmoid(q) exceeds this (0.5 cost accuracy)
     halt_min_cycles: int = 1
     # training: this share of answer tokens halts at a random depth, so the model learns to read the carried
     # K/V of halted tokens that it meets at inference (without it, halting shifts later tokens' inputs)
