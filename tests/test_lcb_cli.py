@@ -66,3 +66,17 @@ def test_humaneval_command_grades_samples(sandbox, tmp_path, capsys):
     assert main(["lcb", "humaneval", "--samples", str(samples), "--json", str(out)]) == 0
     result = json.loads(out.read_text())
     assert result["pass@1"] == 0.5 and [t["graded_list"] for t in result["tasks"]] == [[True, False]] * 3
+
+
+def test_repair_prompts_from_a_graded_run(sandbox, tmp_path, capsys):
+    graded = tmp_path / "graded.json"
+    problems = str(FIXTURES / "code_generation_plain.jsonl")
+    assert main(["lcb", "grade", "--problems", problems, "--generations", str(FIXTURES / "generations.json"),
+                 "--timeout", "1", "--json", str(graded)]) == 0
+    capsys.readouterr()
+    out = tmp_path / "repair.jsonl"
+    assert main(["lcb", "repair-prompts", "--problems", problems, "--graded", str(graded), "--out", str(out)]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary == {"generations": 15, "to_repair": 9, "out": str(out)}
+    first = json.loads(out.read_text().splitlines()[1])
+    assert first["messages"][0]["role"] == "system" and "got a wrong answer" in first["messages"][1]["content"]
