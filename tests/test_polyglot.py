@@ -54,6 +54,10 @@ def test_extraction_reads_all_225_exercises(exercises):
         "python/bowling", "java/bowling", "rust/bowling", "javascript/bowling"}
     # instructions = introduction + instructions + append
     assert "Exception messages" in exercises["python/bowling"].instructions
+    problem = exercises["go/alphametics"].to_eval_problem()  # the shared contract for generation loops
+    assert problem.problem_id == "go/alphametics" and problem.grading_mode == "polyglot_tests"
+    assert "alphametics.go" in problem.visible_files and "alphametics_test.go" in problem.hidden_tests
+    assert "alphametics.go" in problem.prompt and "alphametics_test.go" not in problem.prompt
 
 
 REFERENCE_SAMPLE = ["python/bowling", "python/zipper", "javascript/bowling", "java/bowling", "rust/gigasecond",
