@@ -230,16 +230,16 @@ def clean_test_output(output: str) -> str:
 
 
 _REASONS = [
-    ("rust", re.compile(r"unlinked crate `(\w+)`|can't find crate for `(\w+)`|unresolved import `(\w+)`"),
+    ("rust", re.compile(r"unlinked crate `(\w+)`|can't find crate for `(\w+)`"),
      "the solution uses crate `{0}`, which the exercise's Cargo.toml does not declare (the harness hides "
      "Cargo.toml, so it cannot be added)"),
     ("rust", re.compile(r"no matching package named `([\w-]+)` found"),
      "crate `{0}` is not in the offline registry (/usr/share/cargo/registry)"),
     ("java", re.compile(r"package ([\w.]+) does not exist"),
-     "needs package {0}: its jar is on no reachable registry (Gradle cannot resolve it offline)"),
-    ("java", re.compile(r"symbol:\s+method (\w+)"),
-     "the tests call {0}(), missing from the installed library version (Debian's AssertJ 3.14; the "
-     "exercise's build.gradle pins 3.25)"),
+     "package {0} is not available: no jar provides it here (Gradle cannot fetch dependencies offline)"),
+    ("java", re.compile(r"symbol:\s+method (\w+)\(.*\)\s+location: (?:class|interface) \w*Assert\b"),
+     "the tests call AssertJ's {0}(), missing from the installed AssertJ (Debian's 3.14; the exercise's "
+     "build.gradle pins 3.25)"),
     ("cpp", re.compile(r"Could NOT find (\w+)"), "library {0} not installed on this machine"),
     (None, re.compile(r"Tests timed out!"), "tests timed out"),
 ]
