@@ -13,7 +13,8 @@ log() { echo "[setup] $*" >&2; }
 APT_PACKAGES=(bubblewrap util-linux git cmake make g++
   junit5 libassertj-core-java libbyte-buddy-java libandroid-json-org-java
   libboost-date-time-dev libtbb-dev
-  librust-time-dev librust-anyhow-dev librust-rand-dev)
+  librust-time-dev librust-anyhow-dev librust-rand-dev
+  maven libmaven-compiler-plugin-java libmaven-resources-plugin-java libmaven-jar-plugin-java libsurefire-java)
 command -v javac >/dev/null || APT_PACKAGES+=(default-jdk-headless)
 command -v node >/dev/null || APT_PACKAGES+=(nodejs npm)
 command -v cargo >/dev/null || APT_PACKAGES+=(cargo rustc)
