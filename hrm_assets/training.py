@@ -37,7 +37,7 @@ class CheckpointConfig(dg.Config):
     wandb: bool = env_str("HRM_WANDB", "0") == "1"  # offline mode; needs the wandb package
     seed: int = env_int("HRM_TRAIN_SEED", 0)
     checkpoint_every: int = env_int("HRM_TRAIN_CHECKPOINT_EVERY", 20)
-    max_minutes: float = env_float("HRM_TRAIN_MAX_MINUTES", 2.5)  # wall budget for all phases; 0 = none
+    max_minutes: float = env_float("HRM_TRAIN_MAX_MINUTES", 2.0)  # wall budget for all phases; 0 = none
     torchrun_nproc: int = env_int("HRM_TORCHRUN_NPROC", 0)  # > 0: launch each phase with torchrun (DDP)
 
 
@@ -273,7 +273,7 @@ class QuantizeConfig(dg.Config):
     kinds: str = env_str("HRM_QUANT_KINDS", "int8,nf4")
     eval_tasks: int = env_int("HRM_QUANT_EVAL_TASKS", 32)  # held-out synthetic tasks for the loss delta
     speed_prompts: int = env_int("HRM_QUANT_SPEED_PROMPTS", 8)
-    speed_new_tokens: int = env_int("HRM_QUANT_SPEED_TOKENS", 32)
+    speed_new_tokens: int = env_int("HRM_QUANT_SPEED_TOKENS", 16)
 
 
 def heldout_batch(warehouse: Warehouse, tokenizer, max_seq_len: int, limit: int):
