@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import subprocess
+import time
 import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -74,10 +75,23 @@ def make_rows(report_id: str, created_at: _dt.datetime, model: str, checkpoint_h
 
 
 # --- the DuckDB history ----------------------------------------------------------------------------------
-def _connect(db_path: str | Path):
+def open_db(db_path: str | Path, wait_s: float = 60.0):
+    """A DuckDB connection; DuckDB lets one process hold the file, so a sensor reading while a report is
+    being appended (or the reverse) waits for the lock instead of failing."""
     import duckdb
 
-    con = duckdb.connect(str(db_path))
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return duckdb.connect(str(db_path))
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def _connect(db_path: str | Path):
+    con = open_db(db_path)
     cols = ", ".join(f"{name} {kind}" for name, kind in _COLUMNS)
     con.execute(f"CREATE TABLE IF NOT EXISTS {HISTORY_TABLE} ({cols})")
     return con
@@ -207,9 +221,7 @@ ALERTS_TABLE = "alerts"
 
 def record_alert(db_path: str | Path, kind: str, message: str, details: dict | None = None) -> None:
     """Append an alert (run failure, regression) to the `alerts` table next to the report history."""
-    import duckdb
-
-    with duckdb.connect(str(db_path)) as con:
+    with open_db(db_path) as con:
         con.execute(f"CREATE TABLE IF NOT EXISTS {ALERTS_TABLE} (created_at TIMESTAMP, kind VARCHAR, "
                     "message VARCHAR, details VARCHAR)")
         con.execute(f"INSERT INTO {ALERTS_TABLE} VALUES (?, ?, ?, ?)",
@@ -218,11 +230,9 @@ def record_alert(db_path: str | Path, kind: str, message: str, details: dict | N
 
 
 def list_alerts(db_path: str | Path) -> list[dict]:
-    import duckdb
-
     if not Path(db_path).exists():
         return []
-    with duckdb.connect(str(db_path)) as con:
+    with open_db(db_path) as con:
         if not con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?",
                            [ALERTS_TABLE]).fetchone()[0]:
             return []

@@ -60,3 +60,19 @@ def test_nan_values_are_rejected():
     with pytest.raises(ValueError, match="NaN"):
         rp.make_rows("r", dt.datetime.now(), "hrm", "h", "none",
                      [{"benchmark": "b", "metric": "m", "value": float("nan"), "n": 1}], "v")
+
+
+def test_history_waits_for_another_process_holding_the_file(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    db = tmp_path / "h.duckdb"
+    rp.append_history(db, _rows("r1", 0, {"hrm": 0.2}))
+    holder = subprocess.Popen([sys.executable, "-c", f"import duckdb, time; c = duckdb.connect({str(db)!r}); "
+                               "print('held', flush=True); time.sleep(2); c.close()"], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    t0 = time.monotonic()
+    assert rp.report_ids(db) == ["r1"]  # waited for the lock instead of raising
+    assert time.monotonic() - t0 > 0.5
+    holder.wait(timeout=30)
