@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
 import time
 from pathlib import Path
@@ -33,6 +34,9 @@ def _run(args) -> int:
     from hrm_assets.definitions import defs
 
     instance = dg.DagsterInstance.get()
+    for run_id in release_abandoned_runs(instance):
+        print(f"[hrm materialize] run {run_id} was killed before it finished: marked failed, "
+              "its pool slots freed", file=sys.stderr)
     plan = build_plan(defs, instance, args.select, args.partition)
     if args.list:
         for keys, partition in plan:
@@ -81,7 +85,9 @@ def run_plan(defs, instance, plan) -> dict:
         t0 = time.monotonic()
         result = dg.materialize(assets, instance=instance, resources=resources, partition_key=partition,
                                 selection=dg.AssetSelection.assets(*[dg.AssetKey.from_user_string(k) for k in keys]),
-                                raise_on_error=False, tags={"hrm/launched_by": "hrm materialize"})
+                                raise_on_error=False,
+                                tags={"hrm/launched_by": "hrm materialize", "hrm/pid": str(os.getpid()),
+                                      "hrm/host": socket.gethostname()})
         failed_checks = [e.check_name for e in result.get_asset_check_evaluations() if not e.passed]
         runs.append({"assets": keys, "partition": partition, "success": result.success,
                      "run_id": result.run_id, "seconds": round(time.monotonic() - t0, 2),
@@ -93,6 +99,36 @@ def run_plan(defs, instance, plan) -> dict:
             break
     return {"success": all(r["success"] for r in runs) and len(runs) == len(plan),
             "runs": runs, "wall_s": round(time.monotonic() - start, 2)}
+
+
+def release_abandoned_runs(instance) -> list[str]:
+    """Runs this command started whose process is gone (killed): without a daemon they would keep
+    their `gpu` pool slot forever and block every later training step."""
+    import dagster as dg
+
+    released = []
+    records = instance.get_run_records(dg.RunsFilter(
+        statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING],
+        tags={"hrm/launched_by": "hrm materialize"}))
+    for record in records:
+        run = record.dagster_run
+        pid = int(run.tags.get("hrm/pid", "0") or 0)
+        if run.tags.get("hrm/host") != socket.gethostname() or (pid and _process_alive(pid)):
+            continue
+        instance.report_run_failed(run)
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        released.append(run.run_id)
+    return released
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _step_failures(result) -> list[tuple[str, str]]:
