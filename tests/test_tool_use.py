@@ -93,3 +93,12 @@ def test_dependency_cycles_are_rejected():
         topological_levels([{"id": "a", "depends_on": ["b"]}, {"id": "b", "depends_on": ["a"]}])
     assert topological_levels([{"id": "a", "depends_on": []}, {"id": "b", "depends_on": ["a"]},
                                {"id": "c", "depends_on": ["a"]}]) == {"a": 0, "b": 1, "c": 1}
+
+
+def test_whole_workflows_are_held_out_for_the_report():
+    from datagen.swe.tool_use import workflows
+    from datagen.swe.training import _split
+
+    splits = {w.workflow_id: _split(w.workflow_id, test_percent=20) for w in workflows()}
+    assert "test" in splits.values() and "train" in splits.values()
+    assert {_split(k, test_percent=20) for k in splits} == set(splits.values())  # deterministic

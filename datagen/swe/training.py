@@ -23,8 +23,11 @@ _TOOL_OF = {"git": "git", "pip": "pip", "python3": "shell", "npm": "npm", "cargo
 _MAX_PROMPT_CHARS = 6000
 
 
-def _split(key: str, validation_percent: int = 5) -> str:
-    return "validation" if int(hashlib.sha1(key.encode()).hexdigest(), 16) % 100 < validation_percent else "train"
+def _split(key: str, validation_percent: int = 5, test_percent: int = 0) -> str:
+    bucket = int(hashlib.sha1(key.encode()).hexdigest(), 16) % 100
+    if bucket < test_percent:
+        return "test"
+    return "validation" if bucket < test_percent + validation_percent else "train"
 
 
 def tool_name(command: str) -> str:
@@ -198,7 +201,9 @@ def with_workflow_example(row: dict) -> dict:
     files = sorted(json.loads(row["files"]))
     prompt = f"Task: {row['task']}\n" + (f"Files: {', '.join(files)}\n" if files else "") + "Commands:"
     ex = TrainingExample("tool_use", row["language"], prompt, "\n".join(s["command"] for s in steps),
-                         "tool_use_examples", _split(row["workflow_id"]), f"{row['workflow_id']}.workflow", [],
+                         # whole workflows held out, so the report's tool-use score measures generalisation
+                         "tool_use_examples", _split(row["workflow_id"], test_percent=20),
+                         f"{row['workflow_id']}.workflow", [],
                          [{"tool": tool_name(s["command"]), "args": {"command": s["command"]}} for s in steps])
     return {**row, **_columns(ex)}
 
