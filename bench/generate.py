@@ -27,21 +27,7 @@ import torch  # noqa: E402
 
 from model import ModelConfig, build_model  # noqa: E402
 from model.generate import generate_ids  # noqa: E402
-
-
-class ByteTokenizer:
-    """Stand-in tokenizer: ids = bytes + 3; 0 pad, 1 eos, 2 <|answer|>."""
-
-    pad_id, eos_id, answer_id = 0, 1, 2
-
-    def encode(self, text):
-        return [b + 3 for b in text.encode()]
-
-    def decode(self, ids):
-        return bytes(i - 3 for i in ids if i >= 3).decode("utf-8", errors="replace")
-
-    def encode_prompt(self, prompt):
-        return self.encode(prompt) + [self.answer_id]
+from model.tokenizer import ByteTokenizer  # noqa: E402
 
 
 TOK = ByteTokenizer()

@@ -127,3 +127,18 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int, out_dir: str | Path |
     if out_dir is not None:
         result.save(out_dir)
     return result
+
+
+class ByteTokenizer:
+    """A stand-in with no training: ids = bytes + 3; 0 pad, 1 eos, 2 <|answer|> (tests and benches)."""
+
+    pad_id, eos_id, answer_id, vocab_size = 0, 1, 2, 259
+
+    def encode(self, text: str) -> list[int]:
+        return [b + 3 for b in text.encode()]
+
+    def decode(self, ids) -> str:
+        return bytes(i - 3 for i in ids if i >= 3).decode("utf-8", errors="replace")
+
+    def encode_prompt(self, prompt: str) -> list[int]:
+        return self.encode(prompt) + [self.answer_id]

@@ -57,3 +57,14 @@ def token_shards(tmp_path_factory):
                          "split": "validation" if i == 5 else "train", "example_id": f"{language}-{i}"})
     files = [write_shard(str(root / "shard-0.parquet"), rows[:12]), write_shard(str(root / "shard-1.parquet"), rows[12:])]
     return files, root / "tokenizer"
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny matmuls on a shared 2-core machine: thread hand-offs cost more than the work."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

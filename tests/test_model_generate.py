@@ -5,33 +5,13 @@ import torch
 
 from model import ModelConfig, build_model
 from model.generate import generate, generate_ids, sample_next, stream, stream_ids
-
-
-class ByteTokenizer:
-    """Stand-in tokenizer: ids = bytes + 3; 0 pad, 1 eos, 2 <|answer|>."""
-
-    pad_id, eos_id, answer_id, vocab_size = 0, 1, 2, 259
-
-    def encode(self, text):
-        return [b + 3 for b in text.encode()]
-
-    def decode(self, ids):
-        return bytes(i - 3 for i in ids if i >= 3).decode("utf-8", errors="replace")
-
-    def encode_prompt(self, prompt):
-        return self.encode(prompt) + [self.answer_id]
+from model.tokenizer import ByteTokenizer
 
 
 TOK = ByteTokenizer()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny matmuls on a shared 2-core machine: thread hand-offs cost more than the work."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module", params=["hrm", "baseline"])

@@ -9,22 +9,8 @@ from model.heads import (_prompt_batch, decode_edit_blocks, decode_tool_call, li
                          tagged_spans, unique_search)
 from model.validate import (EditBlock, apply_edit_blocks, check_edit, check_source, check_tool_call,
                             format_edit_blocks, parse_edit_blocks, validate_output)
+from model.tokenizer import ByteTokenizer
 from model.vocab import TOOLS
-
-
-class ByteTokenizer:
-    """Stand-in tokenizer: ids = bytes + 3; 0 pad, 1 eos, 2 <|answer|>."""
-
-    pad_id, eos_id, answer_id, vocab_size = 0, 1, 2, 259
-
-    def encode(self, text):
-        return [b + 3 for b in text.encode()]
-
-    def decode(self, ids):
-        return bytes(i - 3 for i in ids if i >= 3).decode("utf-8", errors="replace")
-
-    def encode_prompt(self, prompt):
-        return self.encode(prompt) + [self.answer_id]
 
 
 TOK = ByteTokenizer()
@@ -39,12 +25,7 @@ def perimeter(w, h):
 """
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

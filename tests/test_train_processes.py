@@ -18,13 +18,7 @@ MODEL = dict(max_seq_len=64)
 RUN = dict(max_steps=8, batch_size=4, warmup_steps=2, lr=3e-3, checkpoint_every=2, log_every=1)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny matmuls on a shared 2-core machine: thread hand-offs cost more than the work."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 CHILD = """
 import json, os, sys, time
