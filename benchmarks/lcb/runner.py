@@ -260,14 +260,22 @@ def grade_call_based(code, inputs, outputs, fn_name, timeout):
                                  "expected": _truncate(expected), "error_code": -2, "error_message": "Wrong Answer"}
         except Exception as e:
             signal.alarm(0)
-            code_ = -3 if "timeoutexception" in repr(e).lower() else -4
-            results.append(code_)
-            return results, {"error": repr(e), "error_code": code_,
-                             "error_message": "Time Limit Exceeded" if code_ == -3 else "Runtime Error",
-                             "inputs": _truncate(args), "expected": _truncate(expected)}
+            results.append(_exception_code(e))
+            return results, _exception_metadata(e, args, expected)
         finally:
             signal.alarm(0)
     return results, {}
+
+
+def _exception_code(e):
+    return -3 if "timeoutexception" in repr(e).lower() else -4
+
+
+def _exception_metadata(e, inputs, expected):
+    code_ = _exception_code(e)
+    return {"error": repr(e), "error_code": code_,
+            "error_message": "Time Limit Exceeded" if code_ == -3 else "Runtime Error",
+            "inputs": _truncate(inputs), "expected": _truncate(expected)}
 
 
 def grade_stdio(code, inputs, outputs, timeout):
@@ -287,11 +295,8 @@ def grade_stdio(code, inputs, outputs, timeout):
                 signal.alarm(0)
             except Exception as e:
                 signal.alarm(0)
-                code_ = -3 if "timeoutexception" in repr(e).lower() else -4
-                results.append(code_)
-                return results, {"error": repr(e), "error_code": code_,
-                                 "error_message": "Time Limit Exceeded" if code_ == -3 else "Runtime Error",
-                                 "inputs": _truncate(given), "expected": _truncate(expected)}
+                results.append(_exception_code(e))
+                return results, _exception_metadata(e, given, expected)
             finally:
                 signal.alarm(0)
         prediction = captured[0]
