@@ -7,7 +7,11 @@ installed into .toolchains/lcb-venv (created here when missing) and run in-proce
 lcb_runner does; ours runs every generation in the bubblewrap sandbox.
 
 usage: python bench/lcb_grade.py [--workers 2] [--timeout 6] [--slow 8] [--json OUT]
-The last line printed is one JSON object: throughput of each, their ratio, verdict agreement.
+The last line printed is one JSON object: throughput of each, their ratio, verdict agreement, and
+the same comparison again without the slow generations (`without_slow`). A generation that runs
+into its time limit holds a core for the whole limit under both graders, so `time_limit_floor_s`
+(our seconds in such generations / workers) is a floor no faithful grader can beat, and
+`throughput_ratio_bound` the ratio a grader with zero cost elsewhere would reach.
 """
 
 from __future__ import annotations
@@ -282,32 +286,19 @@ def same_codes(ours: list, theirs: list, their_meta: dict) -> bool:
     return ours == theirs
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--timeout", type=int, default=6)
-    ap.add_argument("--slow", type=int, default=8, help="generations that exceed the time limit")
-    ap.add_argument("--json", type=Path, default=None, help="also write the figures and disagreements here")
-    args = ap.parse_args()
-
+def compare(python: Path, work, workers: int, timeout: int) -> tuple[dict, list]:
+    """Grade `work` with ours, then with lcb_runner; (figures, disagreements)."""
     from resources.sandbox import Sandbox
 
-    python = ensure_lcb_venv()
-    work = build_workload(args.slow)
     n_gen = sum(len(g) for _, g in work)
-    kinds = Counter(k for _, gens in work for k, _ in gens)
-    n_tests = sum(len(p.public_tests) + len(p.private_tests) for p, _ in work)
-    print(f"[bench] {len(work)} problems ({n_tests} tests), {n_gen} generations {dict(kinds)}, "
-          f"workers {args.workers}, timeout {args.timeout}s", file=sys.stderr)
-
-    sandbox = Sandbox(concurrency=args.workers)
+    sandbox = Sandbox(concurrency=workers)
     start = time.perf_counter()
     ours = grade_generations([p for p, _ in work], {p.question_id: [c for _, c in g] for p, g in work}, sandbox,
-                             timeout=args.timeout)
+                             timeout=timeout)
     ours_s = time.perf_counter() - start
     print(f"[bench] ours: {ours_s:.1f}s", file=sys.stderr)
 
-    ref, ref_s = run_reference(python, work, args.workers, args.timeout)
+    ref, ref_s = run_reference(python, work, workers, timeout)
     print(f"[bench] lcb_runner: {ref_s:.1f}s", file=sys.stderr)
 
     verdicts = codes = total = 0
@@ -327,17 +318,56 @@ def main() -> None:
                 disagreements.append({"question_id": problem.question_id, "kind": kind, "ours": mine["results"][g],
                                       "lcb_runner": their_codes, "ours_meta": mine["metadata"][g],
                                       "lcb_meta": their_meta})
-    ours_pass = sum(sum(q["graded_list"]) for q in ours) / n_gen
+    # Seconds our jails spent in generations that ran into a time limit: both graders must wait those
+    # out on a core each, so `workers` of them at a time is the fastest any faithful grader can go.
+    limited_s = sum(wall or 0.0 for q in ours for res, wall in zip(q["results"], q["wall_s"])
+                    if any(r in (-1, -3) for r in res))
     figures = {
-        "problems": len(work), "generations": n_gen, "tests": n_tests, "workers": args.workers,
-        "timeout_s": args.timeout, "kinds": dict(kinds),
         "ours_wall_s": round(ours_s, 2), "lcb_runner_wall_s": round(ref_s, 2),
         "ours_generations_per_s": round(n_gen / ours_s, 2),
         "lcb_runner_generations_per_s": round(n_gen / ref_s, 2),
         "throughput_ratio": round(ref_s / ours_s, 3),
         "verdict_agreement": round(verdicts / total, 4), "result_code_agreement": round(codes / total, 4),
-        "disagreements": len(disagreements), "ours_pass_rate": round(ours_pass, 4),
-        "lcb_runner_pass_rate": round(their_pass / n_gen, 4), "load_avg_1m": round(os.getloadavg()[0], 2),
+        "disagreements": len(disagreements),
+        "ours_pass_rate": round(sum(sum(q["graded_list"]) for q in ours) / n_gen, 4),
+        "lcb_runner_pass_rate": round(their_pass / n_gen, 4),
+        "time_limited_generations": sum(any(r in (-1, -3) for r in res) for q in ours for res in q["results"]),
+        "time_limit_floor_s": round(limited_s / workers, 2),
+    }
+    if limited_s:
+        figures["throughput_ratio_bound"] = round(ref_s / (limited_s / workers), 3)
+    return figures, disagreements
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--timeout", type=int, default=6)
+    ap.add_argument("--slow", type=int, default=8, help="generations that exceed the time limit")
+    ap.add_argument("--json", type=Path, default=None, help="also write the figures and disagreements here")
+    args = ap.parse_args()
+
+    python = ensure_lcb_venv()
+    work = build_workload(args.slow)
+    n_gen = sum(len(g) for _, g in work)
+    kinds = Counter(k for _, gens in work for k, _ in gens)
+    n_tests = sum(len(p.public_tests) + len(p.private_tests) for p, _ in work)
+    print(f"[bench] {len(work)} problems ({n_tests} tests), {n_gen} generations {dict(kinds)}, "
+          f"workers {args.workers}, timeout {args.timeout}s", file=sys.stderr)
+    figures, disagreements = compare(python, work, args.workers, args.timeout)
+
+    # The same comparison without the slow generations shows what each grader itself costs.
+    quick = [(p, [(k, c) for k, c in gens if k != "slow"]) for p, gens in work]
+    print("[bench] again without the slow generations", file=sys.stderr)
+    quick_figures, quick_disagreements = compare(python, [w for w in quick if w[1]], args.workers, args.timeout)
+    disagreements += quick_disagreements
+
+    figures = {
+        "problems": len(work), "generations": n_gen, "tests": n_tests, "workers": args.workers,
+        "timeout_s": args.timeout, "kinds": dict(kinds), **figures,
+        "without_slow": {k: quick_figures[k] for k in ("ours_wall_s", "lcb_runner_wall_s", "throughput_ratio",
+                                                       "verdict_agreement", "result_code_agreement")},
+        "load_avg_1m": round(os.getloadavg()[0], 2),
     }
     if args.json:
         args.json.write_text(json.dumps({**figures, "disagreement_list": disagreements[:50]}, indent=1))

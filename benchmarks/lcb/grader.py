@@ -191,7 +191,8 @@ def grade_generations(problems: Iterable, generations, sandbox, timeout: int = D
 
     Each result: question_id, platform, difficulty, contest_date, code_list (what ran),
     graded_list (one bool per generation), results (per-test codes per generation), metadata
-    (per generation) and pass@1 for the question.
+    (per generation), wall_s (seconds each generation's process ran; None where its jail died)
+    and pass@1 for the question.
     """
     by_id = {}
     for p in problems:
@@ -210,17 +211,18 @@ def grade_generations(problems: Iterable, generations, sandbox, timeout: int = D
     answers = run_batches(sandbox, "lcb", items, shared, memory_mb, progress)
     graded = [interpret(a, n_tests[qid]) for (qid, _), a in zip(work, answers)]
     per_question: dict[str, list] = {qid: [] for qid in gens}
-    for item, g in zip(work, graded):
-        per_question[item[0]].append((item[1], g))
+    for item, g, answer in zip(work, graded, answers):
+        per_question[item[0]].append((item[1], g, answer.get("wall_s")))
     questions = []
     for qid, mine in per_question.items():
         prob = by_id[qid]
-        results = [g[0] for _, g in mine]
+        results = [g[0] for _, g, _ in mine]
         graded_list = [all(r > 0 for r in res) for res in results]  # lcb_runner: correct iff every result > 0
         questions.append({
             "question_id": qid, "platform": prob.platform, "difficulty": prob.difficulty,
-            "testtype": prob.testtype, "contest_date": prob.contest_date, "code_list": [code for code, _ in mine],
-            "graded_list": graded_list, "results": results, "metadata": [g[1] for _, g in mine],
+            "testtype": prob.testtype, "contest_date": prob.contest_date, "code_list": [code for code, _, _ in mine],
+            "graded_list": graded_list, "results": results, "metadata": [g[1] for _, g, _ in mine],
+            "wall_s": [wall for _, _, wall in mine],
             "pass@1": sum(graded_list) / len(graded_list) if graded_list else 0.0,
         })
     return questions
