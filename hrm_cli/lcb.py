@@ -96,7 +96,7 @@ def _grade(args) -> int:
 
 def _load(args) -> int:
     from benchmarks.lcb.source import LcbSourceError, load_release
-    from resources.warehouse import write_text_atomic
+    from resources.warehouse import write_parquet_atomic, write_text_atomic
 
     try:
         result = load_release(args.source, args.release, args.start_date, args.end_date, args.training_cutoff)
@@ -104,14 +104,12 @@ def _load(args) -> int:
         print(f"hrm lcb load: {exc}", file=sys.stderr)
         return 2
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     from benchmarks.lcb.pipeline import arrow_table
 
-    args.out.mkdir(parents=True, exist_ok=True)
     rows = [p.to_row() for p in result.problems]
-    pq.write_table(arrow_table(rows) if rows else pa.table({"question_id": pa.array([], pa.string())}),
-                   args.out / "problems.parquet")
+    write_parquet_atomic(args.out / "problems.parquet",
+                         arrow_table(rows) if rows else pa.table({"question_id": pa.array([], pa.string())}))
     write_text_atomic(args.out / "quarantine.jsonl", "".join(json.dumps(r) + "\n" for r in result.rejected))
     print(json.dumps({"release": args.release, "problems": len(rows), "rejected": len(result.rejected),
                       "unsafe_rejected": sum(r["unsafe"] for r in result.rejected), "files": result.files,

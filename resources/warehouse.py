@@ -39,21 +39,8 @@ class Warehouse(dg.ConfigurableResource):
     # --- tables ---------------------------------------------------------------------------
     def write_table(self, name: str, rows: Any, partition: str | None = None) -> Path:
         """Write rows (pyarrow Table, pandas DataFrame or list of dicts) atomically; returns the path."""
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        table = _to_arrow(rows)
         target = self.table_file(name, partition)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".parquet")
-        os.close(fd)
-        try:
-            pq.write_table(table, tmp)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        assert isinstance(table, pa.Table)
+        write_parquet_atomic(target, rows)
         return target
 
     def read_table(self, name: str, partition: str | None = None):
@@ -109,6 +96,22 @@ class Warehouse(dg.ConfigurableResource):
         target.parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(target, "".join(json.dumps(r, default=str) + "\n" for r in rejected))
         return target
+
+
+def write_parquet_atomic(target: Path, rows: Any) -> None:
+    """Rows (pyarrow Table, pandas DataFrame or list of dicts) to `target`, all or nothing."""
+    import pyarrow.parquet as pq
+
+    table = _to_arrow(rows)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".parquet")
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def write_text_atomic(target: Path, text: str) -> None:
