@@ -163,6 +163,20 @@ def test_a_generation_cannot_touch_the_next_one_in_its_batch(sandbox):
     assert answers[3]["results"] == [-2]  # not overwritten by the forged line
 
 
+def test_files_a_generation_writes_are_gone_before_the_next_one(sandbox):
+    # A module planted in the working directory (first on sys.path) or /tmp must not reach later programs.
+    shared = {"p": {"inputs": ["1\n"], "outputs": ["clean\n"], "fn_name": None}}
+    plant = ("import os\nopen('helper_mod.py', 'w').write(\"print('planted')\\nraise SystemExit\")\n"
+             "os.makedirs('/tmp/home/pkg', exist_ok=True)\nopen('/tmp/home/pkg/x', 'w').write('x')\n"
+             "open('/tmp/note', 'w').write('x')\nprint('clean')")
+    use = ("import os\ntry:\n    import helper_mod\nexcept ImportError:\n    pass\n"
+           "left = {'helper_mod.py', 'note', 'pkg'} & set(os.listdir('.') + os.listdir('/tmp') + os.listdir('/tmp/home'))\n"
+           "print('clean' if not left else left)")
+    items = [{"shared_key": "p", "code": c, "timeout": 3, "limit_s": 10} for c in (plant, use)]
+    answers = _one_batch(sandbox, items, shared)
+    assert answers[0]["results"] == [True] and answers[1]["results"] == [True], answers
+
+
 def test_a_program_that_kills_its_runner_only_fails_itself(sandbox):
     p = stdin_problem([("1\n", "1\n")])
     killer = "import posix, signal\nposix.kill(posix.getppid(), signal.SIGKILL)\nprint(1)"

@@ -2,8 +2,8 @@
 
 Started as `python3 -S -c BOOTSTRAP` (see grader.py) with this file, then the batch JSON, on stdin.
 This process never runs generated code: it forks one child per generation, which runs all of that
-generation's tests and reports back through a pipe, and kills whatever the child left behind
-before the next one starts.
+generation's tests and reports back through a pipe, and kills whatever the child left behind and
+deletes the files it wrote before the next one starts.
 Item kinds (answers in brackets):
   "lcb":         code, inputs, outputs, fn_name, timeout   -> {"results", "metadata"}
   "humaneval":   program, timeout                          -> {"result"}
@@ -604,6 +604,42 @@ def _collect_child(pid, read_fd, limit_s):
         return {"runner_error": f"process ended without a result (wait status {status})"}
 
 
+def _scratch_paths():
+    """Every path under the jail's writable places (the working directory /work and /tmp), or None
+    outside a jail: this runner must never delete anything on a host."""
+    if os.getcwd() != "/work" or os.environ.get("HOME") != "/tmp/home":
+        return None
+    found = set()
+    for top in ("/work", "/tmp"):
+        for root, dirs, files in os.walk(top):
+            found.update(os.path.join(root, name) for name in dirs + files)
+    return found
+
+
+def _wipe_scratch(keep):
+    """Delete what the last program wrote (a module planted on sys.path, files in /tmp) so the next
+    one starts as clean as the first; `keep` is what was there before any program ran."""
+    import shutil
+    import stat
+
+    def writable_again(func, path, exc):
+        try:
+            os.chmod(os.path.dirname(path), stat.S_IRWXU)
+            os.chmod(path, stat.S_IRWXU)
+            func(path)
+        except OSError:
+            pass
+
+    for path in sorted(_scratch_paths() - keep, key=len):
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, onerror=writable_again)
+        elif os.path.lexists(path):
+            try:
+                os.unlink(path)
+            except OSError:
+                writable_again(os.unlink, path, None)
+
+
 def _drain(fd):
     """(what the pipe holds now, whether it is at end-of-file)."""
     chunks = []
@@ -631,6 +667,7 @@ def main():
     shared = batch.get("shared", {})
     _not_dumpable()
     _warm_up(mode, batch["items"])
+    scratch = _scratch_paths()
     for index, item in enumerate(batch["items"]):
         if "shared_key" in item:
             item = {**shared[item["shared_key"]], **item}
@@ -648,6 +685,8 @@ def main():
             os.kill(-1, 9)  # whatever the program left behind dies before the next one starts
         except OSError:
             pass
+        if scratch is not None:
+            _wipe_scratch(scratch)
         data = f"{index}\t{json.dumps(answer)}\n".encode()
         while data:
             data = data[os.write(result_fd, data):]
