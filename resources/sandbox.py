@@ -89,6 +89,20 @@ class SandboxJob:
     max_processes: int | None = None
 
 
+@dataclass
+class JailedProcess:
+    """A process started by `Sandbox.process`; what it writes to stderr lands in `stderr_file`."""
+
+    proc: subprocess.Popen
+    stderr_file: object
+
+    def stderr_tail(self, limit: int = 2000) -> str:
+        self.stderr_file.seek(0, os.SEEK_END)
+        size = self.stderr_file.tell()
+        self.stderr_file.seek(max(0, size - limit))
+        return self.stderr_file.read().decode("utf-8", "replace")
+
+
 class Sandbox(dg.ConfigurableResource):
     """Runs untrusted programs; see the module docstring for the jail."""
 
@@ -146,6 +160,25 @@ class Sandbox(dg.ConfigurableResource):
             os.close(status_r)
             i = argv.index("--json-status-fd")
             yield argv[:i] + argv[i + 2:]
+
+    @contextlib.contextmanager
+    def process(self, job: SandboxJob):
+        """Start `job` in a jail and yield a JailedProcess to talk to over its stdin and stdout pipes (a
+        long-lived grader, say). It holds one of the `concurrency` slots, and the jail is killed on exit.
+        `job.timeout_s` only sets the CPU limit of each process in it; the caller keeps the time."""
+        with self._slot_gate(), self.jail_argv(job) as argv, tempfile.TemporaryFile() as err:
+            proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
+                                    start_new_session=True)
+            try:
+                yield JailedProcess(proc, err)
+            finally:
+                _kill_tree(proc)
+                proc.wait()
+                for stream in (proc.stdin, proc.stdout):
+                    try:
+                        stream.close()
+                    except OSError:
+                        pass
 
     # --- internals ----------------------------------------------------------------------------
     def _slot_gate(self) -> threading.BoundedSemaphore:

@@ -185,17 +185,41 @@ def test_a_program_that_kills_its_runner_only_fails_itself(sandbox):
     assert q["graded_list"][0] and q["graded_list"][2] and not q["graded_list"][3]
 
 
-def test_batches_keep_problems_together_and_spread_the_heavy_ones():
-    from benchmarks.lcb.grader import plan_batches
+def test_a_runner_killed_mid_batch_costs_only_its_killer(sandbox):
+    # 40 generations make batches of 3; the killer's batch mates are graded again, one per jail.
+    p = stdin_problem([("1\n", "1\n")])
+    killer = "import posix, signal\nposix.kill(posix.getppid(), signal.SIGKILL)\nprint(1)"
+    codes = ["print(1)"] * 19 + [killer] + ["print(1)", "print(2)"] * 10
+    q = grade(p, codes, sandbox)
+    assert q["results"][19] == [-5] and "runner died" in q["metadata"][19]["error"]
+    assert q["graded_list"][:19] == [True] * 19 and q["graded_list"][20:] == [True, False] * 10
 
-    items = [{"shared_key": f"light{i // 4}", "n_tests": 3} for i in range(64)]
-    items += [{"shared_key": f"heavy{i // 4}", "n_tests": 15} for i in range(16)]
-    shared_json = {k: "x" * 10 for k in {it["shared_key"] for it in items}}
-    shared_json.update({f"heavy{j}": "x" * 2_000_000 for j in range(4)})
-    batches = plan_batches(items, shared_json, n_workers=2)
-    assert sorted(i for b in batches for i in b) == list(range(80))
-    assert len(batches) == 8
-    for key in shared_json:  # each problem's generations sit in one batch
-        assert sum(any(items[i]["shared_key"] == key for i in b) for b in batches) == 1
-    heavy_batches = [b for b in batches if any(items[i]["shared_key"].startswith("heavy") for i in b)]
-    assert len(heavy_batches) == 4 and batches[:4] == heavy_batches  # one heavy problem each, run first
+
+def test_one_jail_serves_many_batches_and_each_starts_clean():
+    from benchmarks.lcb.grader import run_batches
+    from resources.sandbox import Sandbox
+
+    # Wrong answers report their output: when the jail's init started, and whether a file is left.
+    shared = {f"p{j}": {"inputs": ["1\n"], "outputs": ["-\n"], "fn_name": None} for j in range(4)}
+    code = ("import os\nleft = os.path.exists('planted.py')\nopen('planted.py', 'w').write('')\n"
+            "print(open('/proc/1/stat').read().split()[21], left)")
+    items = [{"shared_key": f"p{j}", "code": code, "timeout": 3, "limit_s": 10, "n_tests": 1} for j in range(4)]
+    answers = run_batches(Sandbox(concurrency=1, timeout_s=30), "lcb", items, shared)
+    outputs = [a["metadata"]["output"].split() for a in answers]
+    assert len({start for start, _ in outputs}) == 1, outputs  # four batches, one jail
+    assert [left for _, left in outputs] == ["False"] * 4
+
+
+def test_batches_hold_one_problem_each_costliest_first():
+    from benchmarks.lcb.grader import MAX_CHUNK, plan_batches
+
+    items = [{"shared_key": f"light{i // 4}", "n_tests": 3} for i in range(400)]
+    items += [{"shared_key": f"heavy{i // 20}", "n_tests": 15} for i in range(40)]
+    batches = plan_batches(items, n_workers=2)
+    assert sorted(i for b in batches for i in b) == list(range(440))
+    for b in batches:
+        assert len({items[i]["shared_key"] for i in b}) == 1 and len(b) <= MAX_CHUNK
+    assert {items[b[0]]["shared_key"] for b in batches[:6]} == {"heavy0", "heavy1"}  # 20 each: 3 batches
+    assert len(plan_batches(items[:8], n_workers=2)) == 8  # little work: one generation per batch
+
+

@@ -1,16 +1,19 @@
 """Grade LiveCodeBench generations in the sandbox with lcb_runner's semantics.
 
-Generations go to the sandbox in batches, about four per worker (`runner.py` in one jail per
-batch, `concurrency` jails at once). Inside, every generation runs all of its problem's tests in one forked process,
-killed at lcb_runner's global limit of (timeout + 1) * n_tests + 5 seconds, and everything it
-left behind is killed before the next one starts. Result codes per test: True pass, -1 global
+Generations go to the sandbox in small batches of one problem each, which `concurrency` workers
+take off a queue; each worker keeps one jail running `runner.py` for all of its batches. Inside,
+every generation runs all of its problem's tests in one forked process, killed at lcb_runner's
+global limit of (timeout + 1) * n_tests + 5 seconds, and everything it left behind is killed
+(and its files deleted) before the next one starts. Result codes per test: True pass, -1 global
 timeout (every test), -2 wrong answer, -3 time limit, -4 runtime/compile error, -5 runner error.
 """
 
 from __future__ import annotations
 
+import collections
 import json
 import math
+import os
 import threading
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
@@ -20,55 +23,110 @@ from benchmarks.lcb.metrics import summarise
 from benchmarks.lcb.records import LcbProblem, RejectedRecord, normalise_record
 
 RUNNER_SOURCE = (Path(__file__).parent / "runner.py").read_bytes()
-# stdin = "<size of runner.py>\n" + runner.py + batch JSON; keeps the source out of `ps` listings.
-BOOTSTRAP = ("import sys\ndata = sys.stdin.buffer.read()\nn = data.index(b'\\n')\nend = n + 1 + int(data[:n])\n"
-             "BATCH = data[end:]\nexec(compile(data[n + 1:end], 'lcb_runner.py', 'exec'))\n")
+# stdin = "<size of runner.py>\n" + runner.py + framed batches; keeps the source out of `ps` listings.
+BOOTSTRAP = ("import os\nSTREAM = os.fdopen(os.dup(0), 'rb')\nn = int(STREAM.readline())\n"
+             "exec(compile(STREAM.read(n), 'lcb_runner.py', 'exec'))\n")
 DEFAULT_TIMEOUT = 6
 DEFAULT_MEMORY_MB = 4096  # lcb_runner's guard comment says 4 GB (it sets no limit at all)
 STARTUP_SLACK_S = 2.0  # jail + interpreter start, not part of lcb_runner's budget
+JAIL_CPU_S = 3600  # per-process CPU cap in a long-lived jail; every program also has its wall limit
+MAX_CHUNK = 8  # generations of one problem per batch: small batches balance the workers' queues
+
+
+def _framed(payload: dict | bytes) -> bytes:
+    data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    return str(len(data)).encode() + b"\n" + data
 
 
 def runner_job(payload: dict | bytes, timeout_s: float, memory_mb: int | None = None):
-    """A SandboxJob that runs the in-jail runner on `payload` (a dict or its JSON bytes)."""
+    """A SandboxJob that runs the in-jail runner on one batch (a dict or its JSON bytes)."""
     from resources.sandbox import SandboxJob
 
-    data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-    stdin = str(len(RUNNER_SOURCE)).encode() + b"\n" + RUNNER_SOURCE + data
+    stdin = str(len(RUNNER_SOURCE)).encode() + b"\n" + RUNNER_SOURCE + _framed(payload)
     return SandboxJob(command=["python3", "-S", "-c", BOOTSTRAP], stdin=stdin, timeout_s=timeout_s,
                       memory_mb=memory_mb)
 
 
-# A jail start-up costs ~0.1-0.25 s; about four batches per worker keeps that small and the tail short.
-MAX_BATCH = 64
-BATCHES_PER_WORKER = 4
-MAX_BATCH_BYTES = 256 << 20  # real LCB tests run to megabytes per problem; a jail holds them all in memory
+class RunnerJail:
+    """One jail running runner.py for as long as batches keep coming, so a worker pays for a jail
+    once, not once per batch. A program that kills the runner ends the jail; the caller starts
+    another."""
+
+    def __init__(self, sandbox, memory_mb: int | None):
+        from resources.sandbox import SandboxJob
+
+        self.max_output = max(int(sandbox.max_output_bytes), 1 << 20)
+        job = SandboxJob(command=["python3", "-S", "-c", BOOTSTRAP], timeout_s=JAIL_CPU_S, memory_mb=memory_mb)
+        self._context = sandbox.process(job)
+        self.jail = self._context.__enter__()
+        self.fresh = True
+        self.alive = self._send(str(len(RUNNER_SOURCE)).encode() + b"\n" + RUNNER_SOURCE)
+
+    def _send(self, data: bytes) -> bool:
+        try:
+            self.jail.proc.stdin.write(data)
+            self.jail.proc.stdin.flush()
+            return True
+        except (BrokenPipeError, OSError):
+            return False
+
+    def grade(self, payload: bytes, n_items: int, limit_s: float) -> tuple[dict[int, dict], str]:
+        """Answers by position in the batch, and why any are missing ("" when none are)."""
+        import selectors
+        import time
+
+        if self.fresh:
+            limit_s += STARTUP_SLACK_S
+            self.fresh = False
+        if not (self.alive and self._send(_framed(payload))):
+            self.alive = False
+            return {}, f"runner died: {self.jail.stderr_tail(300).strip()}"
+        deadline = time.monotonic() + limit_s
+        out, answers = bytearray(), {}
+        fd = self.jail.proc.stdout.fileno()
+        with selectors.DefaultSelector() as sel:
+            sel.register(fd, selectors.EVENT_READ)
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    self.alive = False
+                    return answers, "timeout"
+                if not sel.select(timeout=left):
+                    continue
+                chunk = os.read(fd, 1 << 16)
+                if not chunk:
+                    self.alive = False
+                    return answers, f"runner died: {self.jail.stderr_tail(300).strip()}"
+                out += chunk
+                if len(out) > self.max_output:
+                    self.alive = False
+                    return answers, "runner answered more than the output limit"
+                *lines, rest = out.split(b"\n")
+                out = bytearray(rest)
+                for line in lines:
+                    if line == b"end":
+                        return answers, ""
+                    answers.update(_batch_answers(line.decode("utf-8", "replace")))
+
+    def close(self) -> None:
+        self._context.__exit__(None, None, None)
 
 
-def plan_batches(items: list[dict], shared_json: dict[str, str], n_workers: int) -> list[list[int]]:
-    """Item indices per batch. A problem's generations stay together (its tests travel once) unless
-    it has more than a batch's worth; problems go to the least-loaded batch, costliest first, with
-    cost = generations x (tests + kilobytes of test data / 10)."""
-    size = max(1, min(MAX_BATCH, math.ceil(len(items) / max(1, BATCHES_PER_WORKER * n_workers))))
-    total_bytes = sum(len(v) for v in shared_json.values())
-    n_batches = max(math.ceil(len(items) / size), math.ceil(total_bytes / MAX_BATCH_BYTES), 1)
+def plan_batches(items: list[dict], n_workers: int) -> list[list[int]]:
+    """Item indices per batch, costliest first. A batch holds generations of one problem only (its
+    tests travel once per batch), at most MAX_CHUNK of them, fewer when there is little work per
+    worker; cost = generations x tests."""
+    size = max(1, min(MAX_CHUNK, math.ceil(len(items) / max(1, 8 * n_workers))))
     groups: dict = {}
     for i, item in enumerate(items):
         groups.setdefault(item.get("shared_key", ("item", i)), []).append(i)
     chunks = []
-    for key, indices in groups.items():
-        weight = 1 + len(shared_json.get(key, "")) / 10_000 + item_tests(items[indices[0]])
+    for indices in groups.values():
         for start in range(0, len(indices), size):
             part = indices[start:start + size]
-            chunks.append((len(part) * weight, part))
+            chunks.append((len(part) * item_tests(items[part[0]]), part))
     chunks.sort(key=lambda c: -c[0])
-    loads = [0.0] * min(n_batches, len(chunks))
-    batches: list[list[int]] = [[] for _ in loads]
-    for cost, part in chunks:
-        b = loads.index(min(loads))
-        loads[b] += cost
-        batches[b].extend(part)
-    order = sorted(range(len(batches)), key=lambda b: -loads[b])  # heaviest first: the shortest tail
-    return [sorted(batches[b]) for b in order if batches[b]]
+    return [part for _, part in chunks]
 
 
 def item_tests(item: dict) -> int:
@@ -77,44 +135,72 @@ def item_tests(item: dict) -> int:
 
 def run_batches(sandbox, mode: str, items: list[dict], shared: dict | None = None,
                 memory_mb: int | None = None, progress: Callable[[int, int], None] | None = None) -> list[dict]:
-    """The runner's answer for every item (same order), graded `concurrency` batches at a time.
+    """The runner's answer for every item (same order).
 
-    Items need `limit_s`; an item with `shared_key` gets `shared[key]` merged in inside the jail, so
-    a problem's tests travel once per batch. Items whose jail died are retried one per jail.
+    `concurrency` workers each keep one jail (`RunnerJail`) and take the next batch off a shared
+    queue as soon as they are free, so a batch stuck on time limits holds up one worker only.
+    Items need `limit_s`; an item with `shared_key` gets `shared[key]` merged in inside the jail.
+    When a batch's jail dies (a program killed its runner), its unanswered items are graded again,
+    one per jail, and an item that dies alone is a runner error.
     """
     shared = shared or {}
     shared_json = {k: json.dumps(v) for k, v in shared.items()}  # encoded once, however many batches carry them
-    batches = plan_batches(items, shared_json, sandbox.concurrency)
-    done, lock = [0], threading.Lock()
-
-    def run(indices: list[int]) -> list[tuple[int, dict]]:
-        keys = sorted({items[i]["shared_key"] for i in indices if "shared_key" in items[i]})
-        payload = (f'{{"mode": {json.dumps(mode)}, "shared": {{'
-                   + ", ".join(f"{json.dumps(k)}: {shared_json[k]}" for k in keys)
-                   + f'}}, "items": {json.dumps([items[i] for i in indices])}}}').encode()
-        limit = sum(float(items[i]["limit_s"]) for i in indices) + STARTUP_SLACK_S
-        result = sandbox.run_job(runner_job(payload, limit, memory_mb))
-        answers = _batch_answers(result.stdout)
-        out = []
-        for pos, i in enumerate(indices):
-            if pos in answers:
-                out.append((i, answers[pos]))
-            elif len(indices) > 1:
-                out.extend(run([i]))  # its batch died (a program killed the runner): alone this time
-                continue
-            else:
-                status = f"sandbox status {result.status}, exit code {result.exit_code}: {result.stderr[-300:].strip()}"
-                out.append((i, {"global_timeout": True} if result.status == "timeout" else {"runner_error": status}))
-            if progress:
-                with lock:
-                    done[0] += 1
-                    progress(done[0], len(items))
-        return out
-
+    queue = collections.deque(plan_batches(items, sandbox.concurrency))
     answers: list[dict] = [{}] * len(items)
-    for chunk in sandbox.map(run, batches):
-        for i, answer in chunk:
+    lock = threading.Lock()
+    done = [0]
+
+    def payload(indices: list[int]) -> bytes:
+        keys = sorted({items[i]["shared_key"] for i in indices if "shared_key" in items[i]})
+        return (f'{{"mode": {json.dumps(mode)}, "shared": {{'
+                + ", ".join(f"{json.dumps(k)}: {shared_json[k]}" for k in keys)
+                + f'}}, "items": {json.dumps([items[i] for i in indices])}}}').encode()
+
+    def record(i: int, answer: dict) -> None:
+        with lock:
             answers[i] = answer
+            done[0] += 1
+            if progress:
+                progress(done[0], len(items))
+
+    def worker() -> None:
+        jail = None
+        try:
+            while not errors:
+                with lock:
+                    if not queue:
+                        return
+                    indices = queue.popleft()
+                if jail is None:
+                    jail = RunnerJail(sandbox, memory_mb)
+                limit = sum(float(items[i]["limit_s"]) for i in indices) + STARTUP_SLACK_S
+                got, why = jail.grade(payload(indices), len(indices), limit)
+                for pos, i in enumerate(indices):
+                    if pos in got:
+                        record(i, got[pos])
+                if not jail.alive:
+                    jail.close()
+                    jail = None
+                missing = [i for pos, i in enumerate(indices) if pos not in got]
+                if len(indices) > 1:
+                    with lock:
+                        queue.extendleft([i] for i in reversed(missing))
+                elif missing:
+                    record(missing[0], {"global_timeout": True} if why == "timeout" else {"runner_error": why})
+        except BaseException as exc:  # no sandbox, say: the caller hears of it, not a runner error per item
+            errors.append(exc)
+        finally:
+            if jail is not None:
+                jail.close()
+
+    errors: list[BaseException] = []
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(max(1, sandbox.concurrency))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
     return answers
 
 

