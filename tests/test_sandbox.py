@@ -206,6 +206,20 @@ def test_file_paths_cannot_escape(clean):
         clean.run(["true"], files={"../../etc/evil": "x"})
 
 
+def test_a_process_talks_over_pipes_and_its_jail_dies_on_exit(clean):
+    # A long-lived jailed process (as the LCB grader keeps one per worker) that leaves a setsid
+    # sleeper behind: leaving the context kills all of it.
+    job = SandboxJob(command=["sh", "-c", "setsid sleep 300 & while read line; do echo \"got $line $(id -u)\"; done"])
+    with clean.process(job) as jail:
+        for word in ("a", "b"):
+            jail.proc.stdin.write(f"{word}\n".encode())
+            jail.proc.stdin.flush()
+            got, text, uid = jail.proc.stdout.readline().decode().split()
+            assert (got, text) == ("got", word) and int(uid) >= clean.uid_base
+        assert _jailed_pids(clean)
+    assert jail.proc.returncode is not None
+
+
 def test_run_many_runs_in_parallel_up_to_concurrency():
     sb = _sandbox(concurrency=2)
     t0 = time.monotonic()
