@@ -70,7 +70,7 @@ class RunnerJail:
         except (BrokenPipeError, OSError):
             return False
 
-    def grade(self, payload: bytes, n_items: int, limit_s: float) -> tuple[dict[int, dict], str]:
+    def grade(self, payload: bytes, limit_s: float) -> tuple[dict[int, dict], str]:
         """Answers by position in the batch, and why any are missing ("" when none are)."""
         import selectors
         import time
@@ -174,7 +174,7 @@ def run_batches(sandbox, mode: str, items: list[dict], shared: dict | None = Non
                 if jail is None:
                     jail = RunnerJail(sandbox, memory_mb)
                 limit = sum(float(items[i]["limit_s"]) for i in indices) + STARTUP_SLACK_S
-                got, why = jail.grade(payload(indices), len(indices), limit)
+                got, why = jail.grade(payload(indices), limit)
                 for pos, i in enumerate(indices):
                     if pos in got:
                         record(i, got[pos])
