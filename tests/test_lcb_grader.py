@@ -195,6 +195,19 @@ def test_a_runner_killed_mid_batch_costs_only_its_killer(sandbox):
     assert q["graded_list"][:19] == [True] * 19 and q["graded_list"][20:] == [True, False] * 10
 
 
+def test_a_stopped_runner_costs_one_item_limit_not_the_batch(sandbox):
+    import time
+
+    p = stdin_problem([("1\n", "1\n")])
+    stopper = "import posix, signal\nposix.kill(posix.getppid(), signal.SIGSTOP)\nprint(1)"
+    codes = ["print(1)"] * 64 + [stopper] + ["print(1)"] * 65  # batches of 8: 56 s of limits each
+    start = time.monotonic()
+    q = grade(p, codes, sandbox)  # timeout 1: each generation's limit is (1 + 1) * 1 + 5 = 7 s
+    took = time.monotonic() - start
+    assert q["results"][64] == [-1] and q["graded_list"] == [True] * 64 + [False] + [True] * 65
+    assert took < 30, took  # twice one item's limit plus slack, not the sum of its batch's limits
+
+
 def test_one_jail_serves_many_batches_and_each_starts_clean():
     from benchmarks.lcb.grader import run_batches
     from resources.sandbox import Sandbox

@@ -70,18 +70,21 @@ class RunnerJail:
         except (BrokenPipeError, OSError):
             return False
 
-    def grade(self, payload: bytes, limit_s: float) -> tuple[dict[int, dict], str]:
-        """Answers by position in the batch, and why any are missing ("" when none are)."""
+    def grade(self, payload: bytes, limits: list[float]) -> tuple[dict[int, dict], str]:
+        """Answers by position in the batch, and why any are missing ("" when none are). Each item
+        gets its own limit (plus slack) from the previous answer on, so a runner that stops (a program
+        can SIGSTOP it) costs one item's time, not the whole batch's."""
         import selectors
         import time
 
+        slack = STARTUP_SLACK_S + len(payload) / 20e6  # the runner reads and decodes the batch first
         if self.fresh:
-            limit_s += STARTUP_SLACK_S
+            slack += STARTUP_SLACK_S
             self.fresh = False
         if not (self.alive and self._send(_framed(payload))):
             self.alive = False
             return {}, f"runner died: {self.jail.stderr_tail(300).strip()}"
-        deadline = time.monotonic() + limit_s
+        deadline = time.monotonic() + limits[0] + slack
         out, answers = bytearray(), {}
         fd = self.jail.proc.stdout.fileno()
         with selectors.DefaultSelector() as sel:
@@ -107,6 +110,8 @@ class RunnerJail:
                     if line == b"end":
                         return answers, ""
                     answers.update(_batch_answers(line.decode("utf-8", "replace")))
+                if len(answers) < len(limits):
+                    deadline = time.monotonic() + limits[len(answers)] + STARTUP_SLACK_S
 
     def close(self) -> None:
         self._context.__exit__(None, None, None)
@@ -173,8 +178,7 @@ def run_batches(sandbox, mode: str, items: list[dict], shared: dict | None = Non
                     indices = queue.popleft()
                 if jail is None:
                     jail = RunnerJail(sandbox, memory_mb)
-                limit = sum(float(items[i]["limit_s"]) for i in indices) + STARTUP_SLACK_S
-                got, why = jail.grade(payload(indices), limit)
+                got, why = jail.grade(payload(indices), [float(items[i]["limit_s"]) for i in indices])
                 for pos, i in enumerate(indices):
                     if pos in got:
                         record(i, got[pos])
