@@ -260,7 +260,9 @@ class HRMCode(CodeLM):
         module = self.L if name == "L" else self.H
         caches = cache.passes[p] if cache is not None else [None] * len(module.blocks)
         module_memos = memos[name] if memos is not None else [None] * len(module.blocks)
-        if active is not None and not bool(active.any()):
+        # Skipping a pass nobody needs reads the mask on the host; a compiled graph computes it instead
+        # (torch.where below keeps the old state), so training compiles to one graph per forward.
+        if active is not None and not torch.compiler.is_compiling() and not bool(active.any()):
             if cache is not None:
                 module.carry_into_cache(ctx, caches, module_memos)
             return state

@@ -216,3 +216,17 @@ def test_hrm_is_an_hrm():
     model = make_model()
     assert isinstance(model, HRMCode) and isinstance(model.L, ReasoningModule)
     assert model.layers_per_pass == [1, 1, 1, 1, 1, 1]
+
+
+def test_the_trunk_traces_into_one_graph_for_torch_compile():
+    # Training with halting exploration: only the loss code (boolean masks over answer tokens) may break
+    # the compiled graph; a break inside the H/L passes would split every forward into pieces.
+    torch._dynamo.reset()
+    model = make_model(halt_exploration_prob=1.0).train()
+    ids = torch.randint(5, 64, (2, 16))
+    labels = ids.clone()
+    labels[:, :4] = -100
+    explanation = torch._dynamo.explain(model)(batch_of(ids.tolist(), [4, 4], labels=labels))
+    places = [str(reason.user_stack[-1].filename) if reason.user_stack else "" for reason in explanation.break_reasons]
+    assert all(place.endswith("losses.py") for place in places), [r.reason for r in explanation.break_reasons]
+    torch._dynamo.reset()
