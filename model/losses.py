@@ -22,7 +22,7 @@ def compute_losses(config: ModelConfig, batch: dict, logits: torch.Tensor, cycle
     labels = batch["labels"]
     answer = labels != IGNORE
     targets = labels[answer]
-    metrics: dict[str, float] = {}
+    metrics: dict[str, torch.Tensor] = {}  # detached scalars, read back to the host in one go at the end
     zero = logits.sum() * 0.0  # keeps the graph when a batch has nothing to score
     lm_loss, q_loss = zero, zero
 
@@ -34,17 +34,17 @@ def compute_losses(config: ModelConfig, batch: dict, logits: torch.Tensor, cycle
             per_cycle_correct.append((cycle_logits.argmax(-1) == targets).detach())
         ce, correct = per_cycle_ce[-1], per_cycle_correct[-1]
         lm_loss = torch.stack([x.mean() for x in per_cycle_ce]).mean() if config.deep_supervision else ce.mean()
-        metrics["lm_loss"], metrics["lm_acc"] = ce.mean().item(), correct.float().mean().item()
+        metrics["lm_loss"], metrics["lm_acc"] = ce.mean(), correct.float().mean()
         if len(cycle_states) > 1:
             for c, (x, ok) in enumerate(zip(per_cycle_ce, per_cycle_correct)):
-                metrics[f"lm_loss_cycle{c + 1}"], metrics[f"lm_acc_cycle{c + 1}"] = x.mean().item(), ok.float().mean().item()
+                metrics[f"lm_loss_cycle{c + 1}"], metrics[f"lm_acc_cycle{c + 1}"] = x.mean(), ok.float().mean()
 
         task_of_token = batch["task_ids"][:, None].expand_as(labels)[answer] if "task_ids" in batch else None
         if task_of_token is not None:
             for t in task_of_token.unique().tolist():
                 sel = task_of_token == t
-                metrics[f"lm_loss_{TASK_TYPES[t]}"] = ce[sel].mean().item()
-                metrics[f"lm_acc_{TASK_TYPES[t]}"] = correct[sel].float().mean().item()
+                metrics[f"lm_loss_{TASK_TYPES[t]}"] = ce[sel].mean()
+                metrics[f"lm_acc_{TASK_TYPES[t]}"] = correct[sel].float().mean()
 
         if q_logits:
             # Q target: "this token's prediction is already right" at that cycle (HRM's halt target per token)
@@ -54,7 +54,7 @@ def compute_losses(config: ModelConfig, batch: dict, logits: torch.Tensor, cycle
                 q_terms.append(F.binary_cross_entropy_with_logits(q, ok.float()))
                 q_hits.append(((q > 0) == ok).float().mean())
             q_loss = torch.stack(q_terms).mean()
-            metrics["q_halt_loss"], metrics["q_halt_acc"] = q_loss.item(), torch.stack(q_hits).mean().item()
+            metrics["q_halt_loss"], metrics["q_halt_acc"] = q_loss, torch.stack(q_hits).mean()
 
     edit_loss = zero
     if batch.get("edit_tags") is not None:
@@ -63,7 +63,7 @@ def compute_losses(config: ModelConfig, batch: dict, logits: torch.Tensor, cycle
         if tagged.any():
             x, y = edit_logits[tagged].float(), tags[tagged].float()
             edit_loss = F.binary_cross_entropy_with_logits(x, y)
-            metrics["edit_loss"], metrics["edit_acc"] = edit_loss.item(), ((x > 0) == (y > 0.5)).float().mean().item()
+            metrics["edit_loss"], metrics["edit_acc"] = edit_loss, ((x > 0) == (y > 0.5)).float().mean()
 
     tool_loss = zero
     if batch.get("tool_labels") is not None:
@@ -72,10 +72,11 @@ def compute_losses(config: ModelConfig, batch: dict, logits: torch.Tensor, cycle
         if labelled.any():
             x = tool_logits[labelled].float()
             tool_loss = F.cross_entropy(x, tools[labelled])
-            metrics["tool_loss"] = tool_loss.item()
-            metrics["tool_acc"] = (x.argmax(-1) == tools[labelled]).float().mean().item()
+            metrics["tool_loss"] = tool_loss
+            metrics["tool_acc"] = (x.argmax(-1) == tools[labelled]).float().mean()
 
     loss = (config.lm_loss_weight * lm_loss + config.edit_loss_weight * edit_loss
             + config.tool_loss_weight * tool_loss + config.q_loss_weight * q_loss)
-    metrics["loss"] = loss.item()
-    return loss, metrics
+    metrics["loss"] = loss
+    values = torch.stack([v.detach().float() for v in metrics.values()]).tolist()  # one host sync, not one per metric
+    return loss, dict(zip(metrics, values))
