@@ -274,9 +274,10 @@ def train(model_config, train_config: TrainConfig, shard_files: list[str], out_d
             # slot): ranks differ, and 2 ranks x 1 micro-batch equal 1 rank x 2 accumulated micro-batches
             torch.manual_seed(_slot_seed(cfg.seed, state["step"], micro * dist.world_size + dist.rank))
             batch = {k: v.to(dist.device, non_blocking=True) for k, v in cpu_batch.items()}
-            step_tokens += int((batch["input_ids"] != model_config.pad_token_id).sum())
-            window_flops += train_step_flops(model_config, *batch["input_ids"].shape,
-                                             int((batch["labels"] != -100).sum()))
+            # counted on the host copy: reading them off the GPU would wait for the copy and stall the queue
+            step_tokens += int((cpu_batch["input_ids"] != model_config.pad_token_id).sum())
+            window_flops += train_step_flops(model_config, *cpu_batch["input_ids"].shape,
+                                             int((cpu_batch["labels"] != -100).sum()))
             sync = micro == cfg.grad_accum - 1 or dist.world_size == 1
             with (contextlib.nullcontext() if sync else step_module.no_sync()), autocast:
                 loss, model_metrics = runner(batch)
