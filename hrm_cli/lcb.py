@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -66,6 +67,7 @@ def _grade(args) -> int:
     from benchmarks.lcb.grader import evaluate, generations_by_question
     from benchmarks.lcb.source import load_records
     from resources.sandbox import SandboxUnavailable
+    from resources.warehouse import write_text_atomic
 
     try:
         loaded = load_records([args.problems])
@@ -80,6 +82,9 @@ def _grade(args) -> int:
     if blocked:
         print(f"hrm lcb grade: generations refer to rejected problems: {', '.join(blocked)}", file=sys.stderr)
         return 2
+    if args.workers and args.workers > (os.cpu_count() or 1):
+        print(f"hrm lcb grade: {args.workers} workers on {os.cpu_count()} cores: time limits are wall-clock (as in "
+              "lcb_runner), so a program near its limit may pass or time out depending on the load", file=sys.stderr)
     start = time.monotonic()
     try:
         out = evaluate(loaded.problems, generations, _sandbox(args.workers), timeout=args.timeout,
@@ -88,8 +93,7 @@ def _grade(args) -> int:
         print(f"hrm lcb grade: {exc}", file=sys.stderr)
         return 2
     out["wall_s"] = round(time.monotonic() - start, 2)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=1))
+    write_text_atomic(args.out, json.dumps(out, indent=1))
     print(json.dumps({k: out[k] for k in ("pass@1", "pass@5", "n_questions", "n_generations", "wall_s")}))
     return 0
 
