@@ -320,8 +320,9 @@ def compare(python: Path, work, workers: int, timeout: int) -> tuple[dict, list]
                                       "lcb_meta": their_meta})
     # Seconds our jails spent in generations that ran into a time limit: both graders must wait those
     # out on a core each, so `workers` of them at a time is the fastest any faithful grader can go.
-    limited_s = sum(wall or 0.0 for q in ours for res, wall in zip(q["results"], q["wall_s"])
-                    if any(r in (-1, -3) for r in res))
+    limited = [wall or 0.0 for q in ours for res, wall in zip(q["results"], q["wall_s"])
+               if any(r in (-1, -3) for r in res)]
+    limited_s = sum(limited)
     figures = {
         "ours_wall_s": round(ours_s, 2), "lcb_runner_wall_s": round(ref_s, 2),
         "ours_generations_per_s": round(n_gen / ours_s, 2),
@@ -331,7 +332,7 @@ def compare(python: Path, work, workers: int, timeout: int) -> tuple[dict, list]
         "disagreements": len(disagreements),
         "ours_pass_rate": round(sum(sum(q["graded_list"]) for q in ours) / n_gen, 4),
         "lcb_runner_pass_rate": round(their_pass / n_gen, 4),
-        "time_limited_generations": sum(any(r in (-1, -3) for r in res) for q in ours for res in q["results"]),
+        "time_limited_generations": len(limited),
         "time_limit_floor_s": round(limited_s / workers, 2),
     }
     if limited_s:

@@ -140,11 +140,15 @@ def test_numpy_imports_despite_the_guard_as_in_lcb_runner(sandbox):
 
 def _one_batch(sandbox, items, shared):
     """Run the given items as ONE batch (one jail), as run_batches would for a larger workload."""
-    from benchmarks.lcb.grader import _batch_answers, runner_job
+    from benchmarks.lcb.grader import RunnerJail
 
-    payload = {"mode": "lcb", "shared": shared, "items": items}
-    result = sandbox.run_job(runner_job(payload, 60))
-    return _batch_answers(result.stdout)
+    jail = RunnerJail(sandbox, None)
+    try:
+        answers, _ = jail.grade(json.dumps({"mode": "lcb", "shared": shared, "items": items}).encode(),
+                                [float(item["limit_s"]) for item in items])
+    finally:
+        jail.close()
+    return answers
 
 
 def test_a_generation_cannot_touch_the_next_one_in_its_batch(sandbox):

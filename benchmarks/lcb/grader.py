@@ -14,7 +14,9 @@ import collections
 import json
 import math
 import os
+import selectors
 import threading
+import time
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
@@ -38,15 +40,6 @@ def _framed(payload: dict | bytes) -> bytes:
     return str(len(data)).encode() + b"\n" + data
 
 
-def runner_job(payload: dict | bytes, timeout_s: float, memory_mb: int | None = None):
-    """A SandboxJob that runs the in-jail runner on one batch (a dict or its JSON bytes)."""
-    from resources.sandbox import SandboxJob
-
-    stdin = str(len(RUNNER_SOURCE)).encode() + b"\n" + RUNNER_SOURCE + _framed(payload)
-    return SandboxJob(command=["python3", "-S", "-c", BOOTSTRAP], stdin=stdin, timeout_s=timeout_s,
-                      memory_mb=memory_mb)
-
-
 class RunnerJail:
     """One jail running runner.py for as long as batches keep coming, so a worker pays for a jail
     once, not once per batch. A program that kills the runner ends the jail; the caller starts
@@ -60,7 +53,7 @@ class RunnerJail:
         self._context = sandbox.process(job)
         self.jail = self._context.__enter__()
         self.fresh = True
-        self.alive = self._send(str(len(RUNNER_SOURCE)).encode() + b"\n" + RUNNER_SOURCE)
+        self.alive = self._send(_framed(RUNNER_SOURCE))
 
     def _send(self, data: bytes) -> bool:
         try:
@@ -74,9 +67,6 @@ class RunnerJail:
         """Answers by position in the batch, and why any are missing ("" when none are). Each item
         gets its own limit (plus slack) from the previous answer on, so a runner that stops (a program
         can SIGSTOP it) costs one item's time, not the whole batch's."""
-        import selectors
-        import time
-
         slack = STARTUP_SLACK_S + len(payload) / 20e6  # the runner reads and decodes the batch first
         if self.fresh:
             slack += STARTUP_SLACK_S
