@@ -64,10 +64,15 @@ def build_swe_repo(sandbox: Sandbox, warehouse: Warehouse, key: str) -> dict:
 def swe_repos(context: dg.AssetExecutionContext, sandbox: Sandbox, warehouse: Warehouse) -> dg.MaterializeResult:
     row = build_swe_repo(sandbox, warehouse, context.partition_key)
     context.log.info(f"{context.partition_key}: {row['n_passed']}/{row['n_tests']} tests pass at baseline")
+    refused = list(row.get("refused_requirements", []))
+    if refused:
+        context.log.warning(f"{context.partition_key}: requirements refused (not built on the host):\n"
+                            + "\n".join(refused))
     return dg.MaterializeResult(metadata={
         "spec": row["spec"], "kind": row["kind"], "commit": row.get("commit", ""), "tests": row["n_tests"],
         "passing_tests": row["n_passed"], "baseline_wall_s": row.get("baseline_wall_s", 0.0),
-        "requirements": dg.MetadataValue.json(row.get("requirements", []))})
+        "requirements": dg.MetadataValue.json(row.get("requirements", [])),
+        "refused_requirements": dg.MetadataValue.json(refused)})
 
 
 # --- swesmith_tasks -----------------------------------------------------------------------

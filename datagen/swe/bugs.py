@@ -31,10 +31,13 @@ class BugCandidate:
 
 
 def source_files(repo_dir: str | Path) -> list[Path]:
-    """Library .py files: not tests, docs, examples or setup scripts."""
+    """Library .py files: not tests, docs, examples or setup scripts, and never a symlink (a link in a
+    downloaded repo may point at a host file, whose text would end up in a bug patch)."""
     repo_dir = Path(repo_dir)
     out = []
     for p in sorted(repo_dir.rglob("*.py")):
+        if p.is_symlink() or not p.is_file():
+            continue
         rel = p.relative_to(repo_dir)
         if any(part in _SKIP_DIRS or part.startswith(".") for part in rel.parts[:-1]):
             continue
@@ -56,7 +59,10 @@ def generate_bugs(repo_dir: str | Path, instance_prefix: str, seed: int = 24, ma
     repo_dir = str(Path(repo_dir).resolve())
     entities: list = []
     for f in source_files(repo_dir):
-        get_entities_from_file_py(entities, str(f))
+        try:
+            get_entities_from_file_py(entities, str(f))
+        except (UnicodeDecodeError, ValueError, RecursionError, MemoryError):
+            continue  # not UTF-8, NUL bytes, or nested too deep to parse: no bugs from this file
     rng = random.Random(seed)
     seen, ids, bugs = set(), set(), []
     for template in MODIFIERS_PYTHON:

@@ -6,8 +6,12 @@ A repo spec is one line of text:
   `swesmith:mewwts__addict.75284f95`   a SWE-smith profile (its GitHub repo at the profile's commit)
   `/some/local/dir[@<sha>]`            a local directory or git repository
   `dataset:<path or HF name>`          not a repo: SWE-smith task rows to load (see datagen.swe.hf)
-The environment is a venv with the repo's dependencies and pytest, built outside the jail and bound
-read-only at /opt/swe-env; the repo itself is copied into the jail's /work for every run.
+The environment is a venv with the repo's dependencies and pytest, built outside the jail from
+wheels only (`--only-binary=:all:`: no sdist is built, so no code from a download runs on the host)
+and bound read-only at /opt/swe-env; requirements that are not plain index packages are refused and
+listed in `refused_requirements` (see datagen.swe.requirements). The repo itself is copied into the
+jail's /work for every run. A downloaded tree that carries its own `.git` is refused: git would read
+its config (hooks, fsmonitor) on the host.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from datagen.swe import requirements as reqs
 from resources.fetchers import FetchError, git_clone
 from resources.pypi import fetch_sdist, sdist_metadata, unpack_sdist
 from resources.sandbox import Sandbox, SandboxJob
@@ -32,7 +37,7 @@ from resources.sandbox import Sandbox, SandboxJob
 # Small pure-Python libraries whose sdists ship their tests and need no compiled dependencies.
 DEFAULT_REPO_SPECS = ("addict==2.4.0", "inflection==0.5.1", "cachetools==8.0.2")
 ENV_MOUNT = "/opt/swe-env"
-TEST_EXTRAS = ("test", "tests", "testing")
+TEST_EXTRAS = reqs.TEST_EXTRAS
 _AUTHOR = {"GIT_AUTHOR_NAME": "hrm-swe", "GIT_AUTHOR_EMAIL": "swe@hrm.invalid",
            "GIT_COMMITTER_NAME": "hrm-swe", "GIT_COMMITTER_EMAIL": "swe@hrm.invalid",
            "GIT_AUTHOR_DATE": "2000-01-01T00:00:00Z", "GIT_COMMITTER_DATE": "2000-01-01T00:00:00Z"}
@@ -104,6 +109,7 @@ class PreparedRepo:
     requirements: list[str] = field(default_factory=list)
     pythonpath: str = "/work"
     test_paths: list[str] = field(default_factory=list)
+    refused_requirements: list[str] = field(default_factory=list)  # `file:line: text: refused (why)`
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -133,6 +139,7 @@ def prepare_repo(spec: RepoSpec, root: str | Path) -> PreparedRepo:
     root = Path(root)
     repo_dir = root / "repos" / (f"{spec.key}-{spec.version}" if spec.kind == "pypi" else spec.key)
     requirements: list[str] = []
+    refused: list[str] = []
     if spec.kind == "pypi":
         sdist = fetch_sdist(spec.location, spec.version, root / "sdists")
         commit = _commit_of_tree(repo_dir) if (repo_dir / ".git").is_dir() else None
@@ -145,7 +152,7 @@ def prepare_repo(spec: RepoSpec, root: str | Path) -> PreparedRepo:
                 _swap_in(src, repo_dir)
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
-        requirements = _runtime_requirements(sdist_metadata(repo_dir)["requires_dist"])
+        requirements, refused = reqs.from_requires_dist(sdist_metadata(repo_dir)["requires_dist_lines"])
     elif spec.kind in ("git", "swesmith"):
         url, commit = (spec.location, spec.version) if spec.kind == "git" else _swesmith_profile(spec.location)
         commit = git_clone(url, repo_dir, commit or None)
@@ -164,11 +171,12 @@ def prepare_repo(spec: RepoSpec, root: str | Path) -> PreparedRepo:
                 _swap_in(staging / "src", repo_dir)
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
-    if not requirements:
-        requirements = _declared_requirements(repo_dir)
+    if not requirements and not refused:
+        requirements, refused = reqs.from_files(repo_dir)
     env_dir = ensure_env(requirements, root / "envs")
     pythonpath = ":".join((["/work/src"] if (repo_dir / "src").is_dir() else []) + ["/work"])
-    return PreparedRepo(spec.key, spec.text, str(repo_dir), commit, str(env_dir), requirements, pythonpath)
+    return PreparedRepo(spec.key, spec.text, str(repo_dir), commit, str(env_dir), requirements, pythonpath,
+                        refused_requirements=refused)
 
 
 def _swesmith_profile(name: str) -> tuple[str, str]:
@@ -182,7 +190,9 @@ def _swesmith_profile(name: str) -> tuple[str, str]:
 
 
 def _git(repo: Path, *args: str) -> str:
-    proc = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, timeout=300,
+    # the repo's .git is always one we made; hooks and fsmonitor stay off all the same
+    proc = subprocess.run(["git", "-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false", *args], cwd=repo,
+                          capture_output=True, text=True, timeout=300,
                           env={**os.environ, **_AUTHOR, "GIT_CONFIG_GLOBAL": "/dev/null"})
     if proc.returncode != 0:
         raise FetchError(f"git {' '.join(args)} in {repo} failed: {proc.stderr.strip()[-1000:]}")
@@ -190,10 +200,22 @@ def _git(repo: Path, *args: str) -> str:
 
 
 def _commit_all(repo: Path, message: str) -> str:
+    refuse_git_dirs(repo)
     _git(repo, "init", "-q", "-b", "main")
     _git(repo, "add", "-A", "-f")
     _git(repo, "commit", "-q", "--no-gpg-sign", "-m", message)
     return _git(repo, "rev-parse", "HEAD")
+
+
+def refuse_git_dirs(tree: Path) -> None:
+    """A downloaded tree may not carry `.git` (a directory, or a file pointing elsewhere) at any depth:
+    git would take its config, hooks and fsmonitor command from there and run them on the host."""
+    for dirpath, dirnames, filenames in os.walk(tree):
+        for name in dirnames + filenames:
+            if name.lower() == ".git":
+                rel = Path(dirpath, name).relative_to(tree)
+                raise FetchError(f"{tree}: contains {rel}; a tree with its own git metadata is refused "
+                                 "(git would run its hooks/config on the host)")
 
 
 def _commit_of_tree(repo: Path) -> str | None:
@@ -213,40 +235,18 @@ def _swap_in(src: Path, dest: Path) -> None:
 
 
 # --- environment ----------------------------------------------------------------------------
-def _runtime_requirements(requires_dist: list[str]) -> list[str]:
-    """Requirements for running the tests: unconditional ones plus the test/tests/testing extras."""
-    from packaging.requirements import Requirement
-
-    out = []
-    for line in requires_dist:
-        req = Requirement(line)
-        marker = str(req.marker) if req.marker else ""
-        extra = re.search(r'extra\s*==\s*"([^"]+)"', marker)
-        if extra and extra.group(1) not in TEST_EXTRAS:
-            continue
-        if extra:
-            req.marker = None
-        elif req.marker and not req.marker.evaluate():
-            continue
-        out.append(str(req))
-    return sorted(set(out))
-
-
-def _declared_requirements(repo_dir: Path) -> list[str]:
-    reqs = []
-    for name in ("requirements-test.txt", "requirements_test.txt", "test-requirements.txt", "requirements.txt"):
-        f = repo_dir / name
-        if f.exists():
-            reqs += [ln.split("#")[0].strip() for ln in f.read_text().splitlines()
-                     if ln.strip() and not ln.strip().startswith(("#", "-"))]
-    return sorted(set(r for r in reqs if r))
-
-
 def ensure_env(requirements: list[str], envs_root: str | Path) -> Path:
-    """A venv (pytest + requirements) keyed by its contents; built once, renamed into place."""
+    """A venv (pytest + requirements) keyed by its contents; built once from wheels only, renamed into place.
+
+    Every requirement must be a plain index requirement (datagen.swe.requirements.screen); pip runs
+    with --only-binary=:all:, so a package (or dependency) that only has an sdist fails the build
+    instead of running its build backend here."""
+    for r in requirements:
+        if reqs.screen(r)[0] is None:
+            raise ValueError(f"requirement {r!r} is not a plain index requirement: {reqs.screen(r)[1]}")
     pytest_pin = f"pytest=={importlib.metadata.version('pytest')}"
     wanted = sorted(set(requirements) | {pytest_pin})
-    digest = hashlib.sha256(json.dumps([sys.version, wanted]).encode()).hexdigest()[:12]
+    digest = hashlib.sha256(json.dumps([sys.version, wanted, "only-binary"]).encode()).hexdigest()[:12]
     env = Path(envs_root) / f"env-{digest}"
     if (env / ".hrm-env.json").exists():
         return env
@@ -255,11 +255,14 @@ def ensure_env(requirements: list[str], envs_root: str | Path) -> Path:
     try:
         subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(tmp / "venv")], check=True,
                        capture_output=True, timeout=120)
+        (tmp / "cwd").mkdir()  # pip resolves relative names against its cwd: give it an empty one
         proc = subprocess.run([sys.executable, "-m", "pip", "--python", str(tmp / "venv" / "bin" / "python"),
-                               "install", "-q", "--disable-pip-version-check", *wanted],
-                              capture_output=True, text=True, timeout=900)
+                               "install", "-q", "--disable-pip-version-check", "--no-input",
+                               "--only-binary=:all:", *wanted],
+                              cwd=tmp / "cwd", capture_output=True, text=True, timeout=900)
         if proc.returncode != 0:
-            raise FetchError(f"installing {wanted} into the test env failed: {proc.stderr.strip()[-1500:]}")
+            raise FetchError(f"installing {wanted} into the test env failed (wheels only: a package without a "
+                             f"wheel is never built on the host): {proc.stderr.strip()[-1500:]}")
         (tmp / "venv" / ".hrm-env.json").write_text(json.dumps({"requirements": wanted}))
         try:
             os.replace(tmp / "venv", env)
