@@ -14,7 +14,9 @@ class FetchError(RuntimeError):
 
 
 def _git(*args: str, cwd: Path | None = None, timeout: float = 600) -> str:
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_LFS_SKIP_SMUDGE": "1"}
+    # only transports that move data (no ext::/fd:: command transports, whatever the config says)
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_LFS_SKIP_SMUDGE": "1",
+           "GIT_ALLOW_PROTOCOL": "file:git:http:https:ssh"}
     proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
     if proc.returncode != 0:
         raise FetchError(f"git {' '.join(args)} failed: {proc.stderr.strip()[-2000:]}")

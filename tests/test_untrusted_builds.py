@@ -277,3 +277,14 @@ def test_pkg_info_is_parsed_not_run_and_a_linked_pkg_info_is_ignored(tmp_path):
     (tmp_path / "b").mkdir()
     (tmp_path / "b" / "PKG-INFO").symlink_to(tmp_path / "a" / "PKG-INFO")
     assert sdist_metadata(tmp_path / "b")["requires_dist"] == []
+
+
+def test_git_command_transports_never_run_even_when_the_config_allows_them(tmp_path, monkeypatch):
+    from resources.fetchers import git_clone
+
+    marker = tmp_path / "EXT-MARKER"
+    for k, v in {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "protocol.ext.allow", "GIT_CONFIG_VALUE_0": "always"}.items():
+        monkeypatch.setenv(k, v)
+    with pytest.raises(FetchError, match="not allowed"):
+        git_clone(f"ext::sh -c touch% {marker}", tmp_path / "clone")
+    assert not marker.exists()
