@@ -42,6 +42,8 @@ _AUTHOR = {"GIT_AUTHOR_NAME": "hrm-swe", "GIT_AUTHOR_EMAIL": "swe@hrm.invalid",
            "GIT_COMMITTER_NAME": "hrm-swe", "GIT_COMMITTER_EMAIL": "swe@hrm.invalid",
            "GIT_AUTHOR_DATE": "2000-01-01T00:00:00Z", "GIT_COMMITTER_DATE": "2000-01-01T00:00:00Z"}
 _SUMMARY_LINE = re.compile(r"^(PASSED|FAILED|ERROR|XFAIL|XPASS)\s+(\S.*?)(?:\s+-\s+.*)?$")
+_SUMMARY_HEADER = re.compile(r"^=+ short test summary info =+$")
+_FINAL_STATS = re.compile(r"^=*\s*(?:no tests ran|\d+ [a-z]+(?:, \d+ [a-z]+)*) in [\d.]+s(?: \([\d:.]+\))?\s*=*$")
 PASSING = ("PASSED", "XFAIL")
 
 
@@ -299,10 +301,24 @@ def run_tests(sandbox: Sandbox, repo: PreparedRepo, patch: str | None = None,
 
 
 def parse_pytest_summary(stdout: str) -> dict[str, str]:
-    """Test id -> outcome from pytest's `-rA` short summary (collection errors name no test)."""
+    """Test id -> outcome from pytest's `-rA` short summary (collection errors name no test).
+
+    Only pytest's own summary counts: the lines after its last `short test summary info` header up to
+    its final stats line, which must end the output. Output printed after pytest finished (an atexit
+    hook, a stray process) or a second stats line inside the summary voids the whole report, so a
+    test id printed by the code under test is never read as an outcome."""
+    lines = [line.strip() for line in stdout.splitlines()]
+    while lines and not lines[-1]:
+        lines.pop()
+    headers = [i for i, line in enumerate(lines) if _SUMMARY_HEADER.match(line)]
+    if not lines or not headers or not _FINAL_STATS.match(lines[-1]):
+        return {}
+    block = lines[headers[-1] + 1:-1]
+    if any(_FINAL_STATS.match(line) for line in block):
+        return {}
     tests: dict[str, str] = {}
-    for line in stdout.splitlines():
-        m = _SUMMARY_LINE.match(line.strip())
+    for line in block:
+        m = _SUMMARY_LINE.match(line)
         if m and "::" in m.group(2):
             tests[m.group(2)] = m.group(1)
     return tests

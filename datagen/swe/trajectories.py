@@ -8,7 +8,10 @@ a JSON string (tool-style rows carry differently shaped messages).
 Rollouts run in jailed SWE-ReX sessions: the task's bug is committed on top of the pinned
 checkout, the policy acts through real shell commands, the final `git diff` is the patch, and
 `resolved` comes from a fresh Sandbox run of the clean checkout with the combined diff: every
-FAIL_TO_PASS and PASS_TO_PASS test must pass.
+FAIL_TO_PASS and PASS_TO_PASS test must pass in pytest's own summary. The tests and the test
+runner's configuration come from the benchmark: the policy's changes to test files, conftest.py,
+pytest/tox/setup.cfg/pyproject settings, sitecustomize/usercustomize and .pth files are left out of
+that run (and named in `eval_status`).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import json
 import re
 import time
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Callable, Protocol
 
 from datagen.swe.repos import ENV_MOUNT, PreparedRepo, run_tests
@@ -175,11 +178,47 @@ def _setup_bug(s: JailedSession, task: dict) -> None:
 
 
 def _evaluate(sandbox: Sandbox, repo: PreparedRepo, task: dict, combined_diff: str) -> tuple[bool, str]:
-    run = run_tests(sandbox, repo, _as_patch(combined_diff) or None)
-    if run.status not in ("ok", "failed"):
-        return False, run.status
+    from unidiff.errors import UnidiffParseError
+
     wanted = list(task["FAIL_TO_PASS"]) + list(task["PASS_TO_PASS"])
-    return all(run.tests.get(t) in ("PASSED", "XFAIL") for t in wanted), run.status
+    try:
+        diff, ignored = without_benchmark_files(_as_patch(combined_diff), {t.split("::")[0] for t in wanted})
+    except UnidiffParseError as exc:
+        return False, f"patch_unparseable: {exc}"
+    run = run_tests(sandbox, repo, diff or None)
+    note = f"; ignored changes to {', '.join(ignored)}" if ignored else ""
+    if run.status not in ("ok", "failed"):
+        return False, run.status + note
+    return all(run.tests.get(t) in ("PASSED", "XFAIL") for t in wanted), run.status + note
+
+
+_RUNNER_FILES = {"conftest.py", "pytest.ini", "tox.ini", "setup.cfg", "pyproject.toml", "sitecustomize.py",
+                 "usercustomize.py"}
+_TEST_DIRS = {"test", "tests", "testing"}
+
+
+def benchmark_owned(path: str, test_files: set[str]) -> bool:
+    """Whether the evaluation must use the clean checkout's version of `path` (tests and runner config)."""
+    p = PurePosixPath(path)
+    return (path in test_files or p.name in _RUNNER_FILES or p.suffix == ".pth" or p.name.startswith("test_")
+            or p.name.endswith("_test.py") or any(part in _TEST_DIRS for part in p.parts[:-1]))
+
+
+def without_benchmark_files(diff: str, test_files: set[str]) -> tuple[str, list[str]]:
+    """(the diff without the files the benchmark owns, the paths left out)."""
+    from unidiff import PatchSet
+
+    if not diff:
+        return diff, []
+    kept, ignored = [], []
+    for pf in PatchSet(diff):
+        paths = {f.split("/", 1)[1] if f.startswith(("a/", "b/")) else f for f in (pf.source_file, pf.target_file)}
+        paths.discard("/dev/null")
+        if any(benchmark_owned(p, test_files) for p in paths):
+            ignored.append(pf.path)
+        else:
+            kept.append(str(pf))
+    return "".join(kept), sorted(ignored)
 
 
 def _edit_command(path: str, old: str, new: str) -> str:
