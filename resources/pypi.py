@@ -11,6 +11,7 @@ project name, for machines without an index.
 
 from __future__ import annotations
 
+import ast
 import email.parser
 import hashlib
 import os
@@ -81,8 +82,12 @@ def pip_settings() -> dict[str, str]:
         raise FetchError(f"`pip config list` failed: {proc.stderr.strip()[-500:]}")
     files: dict[str, str] = {}
     env: dict[str, str] = {}
-    for m in re.finditer(r"^(\S+?)\.([a-z0-9-]+)='(.*?)'$", proc.stdout, re.M | re.S):
-        section, key, value = m.groups()
+    for m in re.finditer(r"^(\S+?)\.([a-z0-9-]+)=(.*)$", proc.stdout, re.M):
+        section, key, shown = m.groups()
+        try:
+            value = str(ast.literal_eval(shown))  # pip prints each value with %r
+        except (ValueError, SyntaxError):
+            continue
         if section == ":env:":
             env[key] = value
         elif section in ("global", "download"):
