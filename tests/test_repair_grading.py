@@ -129,7 +129,8 @@ def test_the_verdict_says_why(sandbox, task):
 
 def test_repair_cases_round_trip_the_test_block():
     calls, expected = ["[1, 2]", '"kiwi"', "7"], ["3", "'x'", "[1, (2,), {'a': None}]"]
-    assert synthetic.repair_cases("python", synthetic.test_block("python", calls, expected)) == list(zip(calls, expected))
+    python_block = synthetic.test_block("python", calls, expected)
+    assert synthetic.repair_cases("python", python_block) == list(zip(calls, expected))
     js_expected = ["3", '"x"', '[1,[2],{"a":null}]']
     assert synthetic.repair_cases("javascript", synthetic.test_block("javascript", calls, js_expected)) == \
         list(zip(calls, js_expected))

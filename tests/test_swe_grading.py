@@ -96,7 +96,8 @@ def test_attacks_on_the_swe_verdict_do_not_resolve(sandbox, tiny_task, attack):
 
 def test_benchmark_files_are_left_out_and_named(tiny_task):
     diff = combined_diff(tiny_task, {"conftest.py": FORCE_PASS_HOOK, "tests/helpers.py": "X = 1\n",
-                                     "setup.cfg": "[tool:pytest]\n", "src/sitecustomize.py": "", "x.pth": "import os\n"})
+                                     "setup.cfg": "[tool:pytest]\n", "src/sitecustomize.py": "",
+                                     "x.pth": "import os\n"})
     kept, ignored = without_benchmark_files(diff, {"tests/test_tinycalc.py"})
     assert ignored == ["conftest.py", "setup.cfg", "src/sitecustomize.py", "tests/helpers.py", "x.pth"]
     assert "tinycalc/__init__.py" in kept and "conftest" not in kept

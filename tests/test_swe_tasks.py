@@ -102,7 +102,8 @@ def test_repo_specs_parse():
 def test_pytest_summary_parsing():
     out = ("..F.\n=========================== short test summary info ============================\n"
            "PASSED tests/t.py::test_a\nFAILED tests/t.py::test_b[x-1] - assert 1 == 2\n"
-           "ERROR tests/t.py::test_c - fixture 'db' not found\nERROR tests/u.py - ImportError\nXFAIL tests/t.py::test_d\n"
+           "ERROR tests/t.py::test_c - fixture 'db' not found\nERROR tests/u.py - ImportError\n"
+           "XFAIL tests/t.py::test_d\n"
            "1 failed, 1 passed, 1 xfailed, 2 errors in 0.12s\n\n")
     assert parse_pytest_summary(out) == {"tests/t.py::test_a": "PASSED", "tests/t.py::test_b[x-1]": "FAILED",
                                          "tests/t.py::test_c": "ERROR", "tests/t.py::test_d": "XFAIL"}

@@ -50,7 +50,8 @@ def hostile_sdist(where: Path, marker: Path, name: str = "evilpkg", version: str
     where.mkdir(parents=True, exist_ok=True)
     top = f"{name}-{version}"
     return _tar(where / f"{top}.tar.gz", {
-        f"{top}/pyproject.toml": '[build-system]\nrequires = []\nbuild-backend = "evil_backend"\nbackend-path = ["."]\n',
+        f"{top}/pyproject.toml": ('[build-system]\nrequires = []\nbuild-backend = "evil_backend"\n'
+                                  'backend-path = ["."]\n'),
         f"{top}/evil_backend.py": BACKEND.format(marker=str(marker)),
         f"{top}/PKG-INFO": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
     })
@@ -283,7 +284,8 @@ def test_git_command_transports_never_run_even_when_the_config_allows_them(tmp_p
     from resources.fetchers import git_clone
 
     marker = tmp_path / "EXT-MARKER"
-    for k, v in {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "protocol.ext.allow", "GIT_CONFIG_VALUE_0": "always"}.items():
+    allow_ext = {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "protocol.ext.allow", "GIT_CONFIG_VALUE_0": "always"}
+    for k, v in allow_ext.items():
         monkeypatch.setenv(k, v)
     with pytest.raises(FetchError, match="not allowed"):
         git_clone(f"ext::sh -c touch% {marker}", tmp_path / "clone")
