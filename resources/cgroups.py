@@ -113,15 +113,19 @@ class JailCgroup:
     def __init__(self, hierarchy: Hierarchy, name: str, limit_bytes: int):
         self.version = hierarchy.version
         self.path = hierarchy.base / name
+        self._oom_before = 0
+        memsw = self.path / "memory.memsw.limit_in_bytes"  # v1: memory + swap, never below the memory limit
         try:
             self.path.mkdir()
         except FileExistsError:  # left by a process that died; the name's slot is ours now
             self.kill_all()
-        self._oom_before = self.oom_kills()
+            self._oom_before = self.oom_kills()
+            if self.version == 1 and memsw.exists():
+                _write(memsw, "-1")
         if self.version == 1:
             _write(self.path / "memory.limit_in_bytes", str(limit_bytes))
-            if (self.path / "memory.memsw.limit_in_bytes").exists():
-                _write(self.path / "memory.memsw.limit_in_bytes", str(limit_bytes))
+            if memsw.exists():
+                _write(memsw, str(limit_bytes))
         else:
             _write(self.path / "memory.max", str(limit_bytes))
             if (self.path / "memory.swap.max").exists():
@@ -178,20 +182,21 @@ class JailCgroup:
                     pass
             time.sleep(0.01)
 
-    def remove(self) -> None:
+    def remove(self) -> bool:
+        """Kill what is left in the cgroup and remove it; False if it is still busy after a second."""
         for attempt in range(100):
             try:
                 self.path.rmdir()
-                return
+                return True
             except FileNotFoundError:
-                return
+                return True
             except OSError as exc:
                 if exc.errno != errno.EBUSY:
-                    raise
+                    return False
                 if attempt == 0:
                     self.kill_all()
                 time.sleep(0.01)
-        raise OSError(errno.EBUSY, f"jail cgroup {self.path} still busy")
+        return False
 
 
 def _read(path: Path) -> str:

@@ -43,6 +43,10 @@ from resources.toolchains import all_toolchains
 
 STATUSES = ("ok", "failed", "timeout", "memory", "output_limit", "error")
 SLOT_DIR = Path(os.environ.get("HRM_SANDBOX_SLOT_DIR", "/tmp/hrm-sandbox-slots"))
+# Each jail's private staging files (bwrap's options, passwd, the job's files) go on a tmpfs where there
+# is one: on a busy disk, making and removing them on /tmp cost more than the rest of a jail's start.
+STAGE_DIR = os.environ.get("HRM_SANDBOX_STAGE_DIR") or next(
+    (d for d in ("/dev/shm",) if os.path.isdir(d) and os.access(d, os.W_OK | os.X_OK)), None)
 MAX_SLOTS = 128
 _MEMORY_PATTERNS = re.compile(
     r"MemoryError|std::bad_alloc|Cannot allocate memory|out of memory|OutOfMemoryError|"
@@ -237,7 +241,7 @@ class Sandbox(dg.ConfigurableResource):
         """A slot, its staging dir and cgroup, and the launcher argv; all released on exit."""
         self.check_available()
         memory_mb = int(job.memory_mb or self.memory_mb)
-        with _Slot() as slot, tempfile.TemporaryDirectory(prefix="hrm-sbx-") as stage:
+        with _Slot() as slot, tempfile.TemporaryDirectory(prefix="hrm-sbx-", dir=STAGE_DIR) as stage:
             uid = self.uid_base + slot
             if os.geteuid() == 0:
                 _empty_keyrings(uid)
@@ -246,9 +250,8 @@ class Sandbox(dg.ConfigurableResource):
                 argv = self._launcher(job, uid, Path(stage), cgroup, memory_mb, new_session)
                 yield _Launch(argv, Path(stage), cgroup)
             finally:
-                if cgroup is not None:
-                    cgroup.kill_all()
-                    cgroup.remove()
+                if cgroup is not None and not cgroup.remove():  # kills whatever is left in it first
+                    _LOG.warning("sandbox: jail cgroup %s could not be removed", cgroup.path)
 
     def _execute(self, job: SandboxJob, launch: "_Launch") -> SandboxResult:
         timeout = float(job.timeout_s or self.timeout_s)

@@ -15,6 +15,7 @@ filter (`filter_program` returns None and the sandbox says so).
 from __future__ import annotations
 
 import errno
+import functools
 import platform
 import struct
 
@@ -74,6 +75,7 @@ def host_arch() -> str | None:
     return machine if machine in SYSCALLS else None
 
 
+@functools.lru_cache(maxsize=None)
 def filter_program(arch: str | None = None) -> bytes | None:
     """The filter as bubblewrap reads it (struct sock_filter[]), or None for an unsupported arch."""
     arch = arch or host_arch()
