@@ -311,3 +311,11 @@ def test_cgroup_detection_on_v1_v2_and_hybrid_layouts(tmp_path):
     (tree / "cgroup.controllers").write_text("cpu pids\n")
     hierarchy, why = cgroups.v2_base(tree)
     assert hierarchy is None and "not available" in why
+
+
+def test_cli_layers_prints_one_json_object(sandbox):
+    import json
+
+    proc = subprocess.run([sys.executable, "-m", "hrm_cli.main", "sandbox", "layers"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert set(json.loads(proc.stdout)) == {"user", "memory", "tmpfs", "seccomp", "keyring", "proc"}
