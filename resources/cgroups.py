@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import itertools
 import os
 import signal
 import time
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+JAIL_PREFIX = "hrm-sandbox"
 HOST_LEAF = "hrm-host"  # cgroup v2: where this process moves itself so that its cgroup can delegate memory
 
 
@@ -107,17 +109,20 @@ def under_mount(mount: tuple[str, str], path: str) -> Path:
 
 
 class JailCgroup:
-    """One jail's cgroup: made with its limit, joined by the jail's first process (its cgroup.procs
-    path goes to the jail's launcher), emptied and removed at the end."""
+    """One jail's cgroup, `hrm-sandbox-<label>-<host pid>-<n>`: made with its limit, joined by the jail's
+    first process (the launcher writes to `join_file`), emptied and removed at the end."""
 
-    def __init__(self, hierarchy: Hierarchy, name: str, limit_bytes: int):
+    _counter = itertools.count()
+
+    def __init__(self, hierarchy: Hierarchy, label: str, limit_bytes: int):
+        _sweep_once(hierarchy)
         self.version = hierarchy.version
-        self.path = hierarchy.base / name
+        self.path = hierarchy.base / f"{JAIL_PREFIX}-{label}-{os.getpid()}-{next(self._counter)}"
         self._oom_before = 0
         memsw = self.path / "memory.memsw.limit_in_bytes"  # v1: memory + swap, never below the memory limit
         try:
             self.path.mkdir()
-        except FileExistsError:  # left by a process that died; the name's slot is ours now
+        except FileExistsError:  # left by a dead process that had our pid
             self.kill_all()
             self._oom_before = self.oom_kills()
             if self.version == 1 and memsw.exists():
@@ -197,6 +202,22 @@ class JailCgroup:
                     self.kill_all()
                 time.sleep(0.01)
         return False
+
+
+@functools.lru_cache(maxsize=None)
+def _sweep_once(hierarchy: Hierarchy) -> None:
+    """Remove jail cgroups left by host processes that died without removing them (once per process)."""
+    for path in hierarchy.base.glob(f"{JAIL_PREFIX}-*-*-*"):
+        try:
+            os.kill(int(path.name.split("-")[-2]), 0)
+            continue  # its process lives (or another took its pid): leave it
+        except ProcessLookupError:
+            pass
+        except (ValueError, PermissionError):
+            continue
+        stale = JailCgroup.__new__(JailCgroup)
+        stale.version, stale.path = hierarchy.version, path
+        stale.remove()
 
 
 def _read(path: Path) -> str:

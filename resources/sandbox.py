@@ -165,10 +165,11 @@ class Sandbox(dg.ConfigurableResource):
         if missing:
             raise SandboxUnavailable(
                 f"sandbox tools missing: {', '.join(missing)}; run scripts/setup.sh as root "
-                "(apt-get install bubblewrap util-linux)")
+                "(apt-get install bubblewrap util-linux mount)")
 
     def layers(self) -> dict[str, str]:
-        """Which of the jail's layers hold on this machine, one line each (also logged when one is missing)."""
+        """Which of the jail's layers hold on this machine, one line each (`hrm sandbox layers`). A missing
+        memory cgroup or keyctl is also logged, once, when a jail starts without it."""
         root = os.geteuid() == 0
         hierarchy, where = cgroups.memory_hierarchy()
         arch = seccomp.host_arch()
@@ -179,7 +180,7 @@ class Sandbox(dg.ConfigurableResource):
             "tmpfs": ("/work and /tmp capped in size and inodes" if root
                       else "/work and /tmp capped in size only (inode caps need root)"),
             "seccomp": (f"{arch} filter, {len(seccomp.DENIED)} calls denied" if arch
-                        else f"none: no system call table for {seccomp.platform.machine()}"),
+                        else f"none: no system call table for {os.uname().machine}"),
             "keyring": ("the slot uid's keyrings emptied before each run" if root and shutil.which("keyctl")
                         else "not emptied (" + ("keyctl missing: apt-get install keyutils" if root
                                                 else "the jail shares the caller's uid") + "); key calls denied"),
@@ -448,7 +449,7 @@ def _jail_cgroup(uid: int, memory_mb: int) -> "cgroups.JailCgroup | None":
         _warn_once(f"sandbox: no memory cgroup ({where}); memory is limited per process only")
         return None
     try:
-        return cgroups.JailCgroup(hierarchy, f"hrm-sandbox-{uid}", (memory_mb + JAIL_SLACK_MB) << 20)
+        return cgroups.JailCgroup(hierarchy, str(uid), (memory_mb + JAIL_SLACK_MB) << 20)
     except OSError as exc:
         _warn_once(f"sandbox: cannot make a memory cgroup under {hierarchy.base} ({exc}); "
                    "memory is limited per process only")
