@@ -179,7 +179,8 @@ class Sandbox(dg.ConfigurableResource):
                        if hierarchy else f"rlimits only ({where}): data segment per process"),
             "tmpfs": ("/work and /tmp capped in size and inodes" if root
                       else "/work and /tmp capped in size only (inode caps need root)"),
-            "seccomp": (f"{arch} filter, {len(seccomp.DENIED)} calls denied" if arch
+            "seccomp": (f"{arch} filter, {sum(n in seccomp.SYSCALLS[arch] for n in seccomp.DENIED)} calls denied "
+                        "outright, clone/ioctl/socket by argument" if arch
                         else f"none: no system call table for {os.uname().machine}"),
             "keyring": ("the slot uid's keyrings emptied before each run" if root and shutil.which("keyctl")
                         else "not emptied (" + ("keyctl missing: apt-get install keyutils" if root
