@@ -13,7 +13,7 @@ import pytest
 
 from resources import sandbox as sandbox_module
 from resources.sandbox import Sandbox, SandboxJob
-from resources.toolchains import TOOLCHAIN_DIR
+from resources.toolchains import REPO_ROOT, TOOLCHAIN_DIR
 
 UID_BASE = 62000  # a uid range of our own: other modules' jails may run meanwhile
 ROOT = os.geteuid() == 0
@@ -284,7 +284,8 @@ def test_no_host_path_in_the_jails_process_command_lines(sandbox, tmp_path):
     assert r.status == "ok", r
     seen = json.loads(r.stdout)
     assert any(p.startswith("/proc/1/") for p in seen) and len(seen) >= 5, seen
-    host_markers = ["hrm-sbx-", str(tmp_path), str(TOOLCHAIN_DIR), sys.prefix, "/sys/fs/cgroup"]
+    host_markers = {"hrm-sbx-", str(tmp_path), str(REPO_ROOT), str(TOOLCHAIN_DIR), os.path.realpath(TOOLCHAIN_DIR),
+                    sys.prefix, os.path.realpath(sys.prefix), "/sys/fs/cgroup"}
     leaks = {p: m for p, text in seen.items() for m in host_markers if m in text}
     assert not leaks, leaks
 
