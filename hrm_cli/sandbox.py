@@ -1,4 +1,5 @@
-"""`hrm sandbox run`: compile and run one untrusted single-file program in the jail."""
+"""`hrm sandbox run`: compile and run one untrusted single-file program in the jail.
+`hrm sandbox layers`: which of the jail's protections hold on this machine (docs/sandbox.md)."""
 
 from __future__ import annotations
 
@@ -14,10 +15,27 @@ def register(sub) -> None:
     run.add_argument("--language", required=True,
                      choices=["python", "javascript", "cpp", "rust", "go", "java", "shell"])
     run.add_argument("--timeout", type=float, default=None, help="wall-clock seconds (compile + run)")
-    run.add_argument("--memory-mb", type=int, default=None, help="data-segment limit per process")
+    run.add_argument("--memory-mb", type=int, default=None,
+                     help="memory limit: all the jail holds in RAM (processes, shared memory, files in /work and "
+                          "/tmp, kernel memory; where a cgroup can be made) and each process's data segment")
     run.add_argument("--stdin", type=Path, default=None, help="file fed to the program's standard input")
     run.add_argument("file", type=Path)
     run.set_defaults(handler=_run)
+    layers = s.add_parser("layers", help="print, as one JSON object, which jail protections hold on this machine")
+    layers.set_defaults(handler=_layers)
+
+
+def _layers(args) -> int:
+    from resources.sandbox import SandboxUnavailable, default_sandbox
+
+    sandbox = default_sandbox()
+    try:
+        sandbox.check_available()
+    except SandboxUnavailable as exc:
+        print(f"hrm sandbox layers: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(sandbox.layers()))
+    return 0
 
 
 def _run(args) -> int:

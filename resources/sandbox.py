@@ -1,11 +1,17 @@
 """The one way this project runs untrusted code: a bubblewrap jail.
 
-Layout of a run (as root): `bwrap` builds the jail (read-only /usr and toolchains, no network,
-own PID/IPC/UTS namespaces, size-capped tmpfs for /work and /tmp, cleared environment), then
-`setpriv` drops to an unprivileged uid of its own (one per concurrent slot, so RLIMIT_NPROC is
-really counted) with no capabilities, then `prlimit` sets CPU, data, file-size, process and
-open-file limits. Killing bwrap kills the namespace's init, which takes every descendant with it,
-including ones that called setsid. Without root, bwrap runs in a user namespace instead.
+Layout of a run (as root): a launcher shell, in a mount namespace of its own (`unshare --mount`),
+joins the jail's memory cgroup (resources/cgroups.py), sets the rlimits (CPU, data, file size,
+processes, open files, no core), mounts /work and /tmp as tmpfs capped in size and inodes, and execs
+`bwrap`, which reads its arguments from a file (so no host path shows in the jail's /proc/*/cmdline).
+bwrap builds the jail (read-only /usr and toolchains, no network, own PID/IPC/UTS/cgroup namespaces,
+cleared environment, /proc/cmdline and the key files in /proc masked) and loads the seccomp filter
+(resources/seccomp.py); `setpriv` then drops to an unprivileged uid of its own (one per concurrent
+slot, so RLIMIT_NPROC is really counted) with no capabilities. Killing bwrap kills the namespace's
+init, which takes every descendant with it, including ones that called setsid. The slot uid's kernel
+keyrings are emptied before a run whenever they hold anything. Without root, bwrap runs in a user
+namespace instead, with bwrap's own size-capped tmpfs; `Sandbox.layers()` says which layers hold on
+this machine. docs/sandbox.md has the details and what each limit counts.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import math
 import os
 import re
@@ -31,10 +38,15 @@ from typing import Callable, Iterable, Mapping, Sequence, TypeVar
 import dagster as dg
 from pydantic import PrivateAttr
 
+from resources import cgroups, seccomp
 from resources.toolchains import all_toolchains
 
 STATUSES = ("ok", "failed", "timeout", "memory", "output_limit", "error")
 SLOT_DIR = Path(os.environ.get("HRM_SANDBOX_SLOT_DIR", "/tmp/hrm-sandbox-slots"))
+# Each jail's private staging files (bwrap's options, passwd, the job's files) go on a tmpfs where there
+# is one: on a busy disk, making and removing them on /tmp cost more than the rest of a jail's start.
+STAGE_DIR = os.environ.get("HRM_SANDBOX_STAGE_DIR") or next(
+    (d for d in ("/dev/shm",) if os.path.isdir(d) and os.access(d, os.W_OK | os.X_OK)), None)
 MAX_SLOTS = 128
 _MEMORY_PATTERNS = re.compile(
     r"MemoryError|std::bad_alloc|Cannot allocate memory|out of memory|OutOfMemoryError|"
@@ -42,18 +54,36 @@ _MEMORY_PATTERNS = re.compile(
 )
 _SYSTEM_BINDS = ("/etc/alternatives", "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d",
                  "/etc/localtime", "/etc/mime.types")
+# /proc files bound over with an empty file: the VM's kernel command line, and the key files (the
+# keyring calls are denied anyway; these would still list keys of the slot uid and every uid's counts).
+_MASKED_PROC = ("/proc/cmdline", "/proc/keys", "/proc/key-users")
+# Runs as the jail's user, first thing: a HOME, then the job's input, then the command.
 _PRELUDE = (
-    'mkdir -p /tmp/home && { [ ! -d /opt/hrm-home ] || cp -R /opt/hrm-home/. /tmp/home/; } && '
-    '{ [ ! -d /.input ] || cp -R /.input/. /work/; } && '
-    '{ [ ! -d /.files ] || cp -R /.files/. /work/; } && cd "$HRM_CWD" && exec "$@"'
+    'if [ -d /opt/hrm-home ]; then cp -R /opt/hrm-home /tmp/home; else mkdir /tmp/home; fi && '
+    'src= && { [ ! -d /.input ] || src=/.input/.; } && { [ ! -d /.files ] || src="$src /.files/."; } && '
+    '{ [ -z "$src" ] || cp -R $src /work/; } && cd "$HRM_CWD" && exec "$@"'
 )
+# The launcher: $1 the staging dir (bwrap's options, seccomp filter, fstab; bwrap's status goes to
+# $1/status), $2 the cgroup file that moves its writer into the jail's cgroup (or ""), $3-$7 the
+# rlimits, then the jail's command. bash spells the process limit -u, dash -p; -d is in KiB and -f
+# in 512-byte blocks in both (as `sh`). Root only: mount the capped tmpfs listed in $1/fstab.
+_LAUNCH = (
+    '{ [ -z "$2" ] || echo 0 > "$2"; } && ulimit -t "$3" && ulimit -d "$4" && ulimit -f "$5" && '
+    '{ ulimit -u "$6" 2>/dev/null || ulimit -p "$6"; } && ulimit -n "$7" && ulimit -c 0 && '
+    '{MOUNT}s=$1 && shift 7 && exec bwrap --args 3 -- "$@" 3<"$s/args" {SECCOMP}5>"$s/status"'
+)
+_MOUNT = 'mount -n -c -i -a -T "$1/fstab" && '
+_CLEAR_KEYRINGS = ('p=$(keyctl get_persistent @u); u=$(keyctl id @u); s=$(keyctl id @us); '
+                   'for k in $p $s $u; do keyctl invalidate "$k"; done')
+JAIL_SLACK_MB = 64  # the cgroup's limit above memory_mb: the jail's own processes and kernel memory
+_LOG = logging.getLogger("hrm.sandbox")
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 
 class SandboxUnavailable(RuntimeError):
-    """bubblewrap (or setpriv/prlimit) is missing: nothing untrusted may run."""
+    """bubblewrap (or, as root, setpriv/unshare/mount) is missing: nothing untrusted may run."""
 
 
 @dataclass(frozen=True)
@@ -95,6 +125,11 @@ class JailedProcess:
 
     proc: subprocess.Popen
     stderr_file: object
+    cgroup: object = None  # the jail's cgroups.JailCgroup, None where there is none
+
+    def oom_killed(self) -> bool:
+        """Whether the kernel killed a process of this jail for memory (False without a cgroup)."""
+        return self.cgroup is not None and self.cgroup.oom_killed()
 
     def stderr_tail(self, limit: int = 2000) -> str:
         self.stderr_file.seek(0, os.SEEK_END)
@@ -116,6 +151,7 @@ class Sandbox(dg.ConfigurableResource):
     max_open_files: int = 4096
     max_file_size_mb: int = 256
     uid_base: int = 61000
+    inodes_per_mb: int = 128  # inode cap of the /work and /tmp tmpfs, per MB of their size (root only)
 
     _gate: threading.BoundedSemaphore | None = PrivateAttr(default=None)
     _gate_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
@@ -123,21 +159,41 @@ class Sandbox(dg.ConfigurableResource):
     # --- public API -------------------------------------------------------------------------
     @staticmethod
     def check_available() -> None:
-        missing = [t for t in ("bwrap", "prlimit") if not shutil.which(t)]
-        if os.geteuid() == 0 and not shutil.which("setpriv"):
-            missing.append("setpriv")
+        missing = [t for t in ("bwrap", "sh") if not shutil.which(t)]
+        if os.geteuid() == 0:
+            missing += [t for t in ("setpriv", "unshare", "mount") if not shutil.which(t)]
         if missing:
             raise SandboxUnavailable(
                 f"sandbox tools missing: {', '.join(missing)}; run scripts/setup.sh as root "
-                "(apt-get install bubblewrap util-linux)")
+                "(apt-get install bubblewrap util-linux mount)")
+
+    def layers(self) -> dict[str, str]:
+        """Which of the jail's layers hold on this machine, one line each (`hrm sandbox layers`). A missing
+        memory cgroup or keyctl is also logged, once, when a jail starts without it."""
+        root = os.geteuid() == 0
+        hierarchy, where = cgroups.memory_hierarchy()
+        arch = seccomp.host_arch()
+        return {
+            "user": "an unprivileged uid per slot (setpriv)" if root else "the caller's uid in a user namespace",
+            "memory": (f"memory cgroup per jail ({where}): memory_mb + {JAIL_SLACK_MB} MB, all RAM the jail holds"
+                       if hierarchy else f"rlimits only ({where}): data segment per process"),
+            "tmpfs": ("/work and /tmp capped in size and inodes" if root
+                      else "/work and /tmp capped in size only (inode caps need root)"),
+            "seccomp": (f"{arch} filter, {sum(n in seccomp.SYSCALLS[arch] for n in seccomp.DENIED)} calls denied "
+                        "outright, clone/ioctl/socket by argument" if arch
+                        else f"none: no system call table for {os.uname().machine}"),
+            "keyring": ("the slot uid's keyrings emptied before each run" if root and shutil.which("keyctl")
+                        else "not emptied (" + ("keyctl missing: apt-get install keyutils" if root
+                                                else "the jail shares the caller's uid") + "); key calls denied"),
+            "proc": "own PID namespace; " + ", ".join(_MASKED_PROC) + " masked",
+        }
 
     def run(self, command: Sequence[str], **options) -> SandboxResult:
         return self.run_job(SandboxJob(command=list(command), **options))
 
     def run_job(self, job: SandboxJob) -> SandboxResult:
-        self.check_available()
-        with self._slot_gate(), _Slot() as slot, tempfile.TemporaryDirectory(prefix="hrm-sbx-") as stage:
-            return self._execute(job, slot, Path(stage))
+        with self._slot_gate(), self._jail(job) as launch:
+            return self._execute(job, launch)
 
     def run_many(self, jobs: Iterable[SandboxJob]) -> list[SandboxResult]:
         return self.map(self.run_job, list(jobs))
@@ -148,29 +204,24 @@ class Sandbox(dg.ConfigurableResource):
             return list(pool.map(fn, items))
 
     @contextlib.contextmanager
-    def jail_argv(self, job: SandboxJob):
+    def jail_argv(self, job: SandboxJob, new_session: bool = True):
         """The argv that starts `job.command` in the same jail and limits as `run_job`, for a caller that
-        runs it itself (an interactive SWE-ReX shell). The uid slot and staging dir are held until exit;
-        no wall-clock timeout applies, so the caller must kill the process (which ends the jail)."""
-        self.check_available()
-        with _Slot() as slot, tempfile.TemporaryDirectory(prefix="hrm-sbx-") as stage:
-            argv, status_w, status_r = self._command_line(job, slot, Path(stage), float(job.timeout_s or self.timeout_s),
-                                                          int(job.memory_mb or self.memory_mb))
-            os.close(status_w)
-            os.close(status_r)
-            i = argv.index("--json-status-fd")
-            yield argv[:i] + argv[i + 2:]
+        runs it itself (an interactive SWE-ReX shell, which needs new_session=False to keep its
+        terminal). The uid slot, staging dir and cgroup are held until exit; no wall-clock timeout
+        applies, so the caller must kill the process (on exit, whatever is left in the jail is killed)."""
+        with self._jail(job, new_session) as launch:
+            yield launch.argv
 
     @contextlib.contextmanager
     def process(self, job: SandboxJob):
         """Start `job` in a jail and yield a JailedProcess to talk to over its stdin and stdout pipes (a
         long-lived grader, say). It holds one of the `concurrency` slots, and the jail is killed on exit.
         `job.timeout_s` only sets the CPU limit of each process in it; the caller keeps the time."""
-        with self._slot_gate(), self.jail_argv(job) as argv, tempfile.TemporaryFile() as err:
-            proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
+        with self._slot_gate(), self._jail(job) as launch, tempfile.TemporaryFile() as err:
+            proc = subprocess.Popen(launch.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
                                     start_new_session=True)
             try:
-                yield JailedProcess(proc, err)
+                yield JailedProcess(proc, err, launch.cgroup)
             finally:
                 _kill_tree(proc)
                 proc.wait()
@@ -187,25 +238,39 @@ class Sandbox(dg.ConfigurableResource):
                 self._gate = threading.BoundedSemaphore(max(1, self.concurrency))
             return self._gate
 
-    def _execute(self, job: SandboxJob, slot: int, stage: Path) -> SandboxResult:
-        timeout = float(job.timeout_s or self.timeout_s)
+    @contextlib.contextmanager
+    def _jail(self, job: SandboxJob, new_session: bool = True):
+        """A slot, its staging dir and cgroup, and the launcher argv; all released on exit."""
+        self.check_available()
         memory_mb = int(job.memory_mb or self.memory_mb)
-        argv, pass_fd, status_r = self._command_line(job, slot, stage, timeout, memory_mb)
+        with _Slot() as slot, tempfile.TemporaryDirectory(prefix="hrm-sbx-", dir=STAGE_DIR) as stage:
+            uid = self.uid_base + slot
+            if os.geteuid() == 0:
+                _empty_keyrings(uid)
+            cgroup = _jail_cgroup(uid, memory_mb)
+            try:
+                argv = self._launcher(job, uid, Path(stage), cgroup, memory_mb, new_session)
+                yield _Launch(argv, Path(stage), cgroup)
+            finally:
+                if cgroup is not None and not cgroup.remove():  # kills whatever is left in it first
+                    _LOG.warning("sandbox: jail cgroup %s could not be removed", cgroup.path)
+
+    def _execute(self, job: SandboxJob, launch: "_Launch") -> SandboxResult:
+        timeout = float(job.timeout_s or self.timeout_s)
         start = time.monotonic()
         try:
-            proc = subprocess.Popen(argv, stdin=subprocess.PIPE if job.stdin else subprocess.DEVNULL,
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    pass_fds=(pass_fd,), start_new_session=True)
+            proc = subprocess.Popen(launch.argv, stdin=subprocess.PIPE if job.stdin else subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
         except OSError as exc:
-            os.close(pass_fd)
-            os.close(status_r)
             return SandboxResult("error", None, "", f"sandbox failed to start: {exc}", 0.0)
-        os.close(pass_fd)
         if job.stdin:
             threading.Thread(target=_feed, args=(proc, job.stdin), daemon=True).start()
         out, err, timed_out, overflow = self._collect(proc, start + timeout)
         wall = time.monotonic() - start
-        status_doc = _read_all(status_r)
+        try:
+            status_doc = (launch.stage / "status").read_text("utf-8", "replace")
+        except OSError:
+            status_doc = ""
         started = '"child-pid"' in status_doc
         exit_code = proc.returncode
         inner = re.findall(r'"exit-code":\s*(-?\d+)', status_doc)
@@ -221,6 +286,8 @@ class Sandbox(dg.ConfigurableResource):
             status = "error"
         elif exit_code == 0:
             status = "ok"
+        elif launch.cgroup is not None and launch.cgroup.oom_killed():
+            status = "memory"
         elif exit_code in (128 + signal.SIGXCPU, -signal.SIGXCPU, 128 + signal.SIGKILL) and wall >= timeout * 0.9:
             status = "timeout"
         elif _MEMORY_PATTERNS.search(stderr[-20000:]) or _MEMORY_PATTERNS.search(stdout[-5000:]):
@@ -229,24 +296,39 @@ class Sandbox(dg.ConfigurableResource):
             status = "failed"
         return SandboxResult(status, exit_code, stdout, stderr, round(wall, 4))
 
-    def _command_line(self, job: SandboxJob, slot: int, stage: Path, timeout: float, memory_mb: int):
+    def _launcher(self, job: SandboxJob, uid: int, stage: Path, cgroup, memory_mb: int,
+                  new_session: bool) -> list[str]:
+        """Write the jail's files into `stage` and return the argv that starts it."""
+        root = os.geteuid() == 0
         env = {"PATH": "", "HOME": "/tmp/home", "TMPDIR": "/tmp", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
                "USER": "sandbox", "HRM_CWD": job.cwd}
         path = []
-        args = ["bwrap", "--die-with-parent", "--new-session", "--unshare-net", "--unshare-pid",
-                "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--hostname", "sandbox",
+        args = ["--die-with-parent", *(["--new-session"] if new_session else []), "--unshare-net",
+                "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--hostname", "sandbox",
                 "--ro-bind", "/usr", "/usr", "--symlink", "usr/bin", "/bin", "--symlink", "usr/lib", "/lib",
                 "--symlink", "usr/lib64", "/lib64", "--symlink", "usr/sbin", "/sbin",
-                "--perms", "0755", "--dir", "/etc", "--proc", "/proc", "--dev", "/dev",
-                "--size", str(self.work_mb << 20), "--perms", "1777", "--tmpfs", "/work",
-                "--size", str(self.tmp_mb << 20), "--perms", "1777", "--tmpfs", "/tmp"]
+                "--perms", "0755", "--dir", "/etc", "--proc", "/proc", "--dev", "/dev"]
+        (stage / "empty").write_bytes(b"")
+        for p in _MASKED_PROC:
+            args += ["--ro-bind", str(stage / "empty"), p]
+        if root:  # tmpfs with an inode cap, mounted by the launcher (bwrap cannot set nr_inodes)
+            lines = []
+            for name, mb in (("work", self.work_mb), ("tmp", self.tmp_mb)):
+                (stage / name).mkdir()
+                lines.append(f"sandbox {stage / name} tmpfs size={mb << 20},nr_inodes={self._inodes(mb)},"
+                             "mode=1777,nosuid,nodev 0 0\n")
+                args += ["--bind", str(stage / name), f"/{name}"]
+            (stage / "fstab").write_text("".join(lines))
+        else:
+            args += ["--size", str(self.work_mb << 20), "--perms", "1777", "--tmpfs", "/work",
+                     "--size", str(self.tmp_mb << 20), "--perms", "1777", "--tmpfs", "/tmp"]
         for p in _SYSTEM_BINDS:
             if os.path.exists(p):
                 args += ["--ro-bind", p, p]
         (stage / "passwd").write_text(
-            f"root:x:0:0:root:/root:/bin/sh\nsandbox:x:{self.uid_base + slot}:{self.uid_base + slot}"
-            f":sandbox:/tmp/home:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/sh\n")
-        (stage / "group").write_text(f"root:x:0:\nsandbox:x:{self.uid_base + slot}:\n")
+            f"root:x:0:0:root:/root:/bin/sh\nsandbox:x:{uid}:{uid}:sandbox:/tmp/home:/bin/sh\n"
+            "nobody:x:65534:65534:nobody:/nonexistent:/bin/sh\n")
+        (stage / "group").write_text(f"root:x:0:\nsandbox:x:{uid}:\n")
         args += ["--ro-bind", str(stage / "passwd"), "/etc/passwd", "--ro-bind", str(stage / "group"), "/etc/group"]
         for tc in all_toolchains():
             if not tc.available:
@@ -280,20 +362,33 @@ class Sandbox(dg.ConfigurableResource):
         for k, v in env.items():
             args += ["--setenv", k, v]
         args += ["--chdir", "/work"]
-        status_r, status_w = os.pipe()
-        args += ["--json-status-fd", str(status_w), "--"]
-        cpu = max(1, math.ceil(timeout) + 1)
-        limits = [f"--cpu={cpu}", f"--data={memory_mb << 20}", f"--fsize={self.max_file_size_mb << 20}",
-                  f"--nproc={job.max_processes or self.max_processes}", f"--nofile={self.max_open_files}",
-                  "--core=0"]
-        if os.geteuid() == 0:
-            uid = str(self.uid_base + slot)
-            args += ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--inh-caps=-all",
-                     "--bounding-set=-all", "--no-new-privs", "--"]
-        else:
-            args[1:1] = ["--unshare-user", "--cap-drop", "ALL"]
-        args += ["prlimit", *limits, "--", "sh", "-c", _PRELUDE, "sandbox", *job.command]
-        return args, status_w, status_r
+        program = seccomp.filter_program()
+        if program is not None:
+            (stage / "seccomp").write_bytes(program)
+            args += ["--seccomp", "4"]
+        args += ["--json-status-fd", "5"]
+        if not root:
+            args[0:0] = ["--unshare-user", "--cap-drop", "ALL"]
+        if any("\0" in a for a in args):
+            raise ValueError("sandbox arguments cannot contain NUL bytes")
+        (stage / "args").write_bytes(b"".join(a.encode() + b"\0" for a in args))
+        # bwrap takes the command itself from its argv, which the jail sees as /proc/1/cmdline: only
+        # the command and setpriv's options, no host path.
+        command = ["sh", "-c", _PRELUDE, "sandbox", *job.command]
+        if root:
+            command[0:0] = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--inh-caps=-all",
+                            "--bounding-set=-all", "--no-new-privs", "--"]
+        script = (_LAUNCH.replace("{MOUNT}", _MOUNT if root else "")
+                  .replace("{SECCOMP}", '4<"$s/seccomp" ' if program is not None else ""))
+        cpu = max(1, math.ceil(float(job.timeout_s or self.timeout_s)) + 1)
+        limits = [cpu, memory_mb << 10, self.max_file_size_mb << 11, job.max_processes or self.max_processes,
+                  self.max_open_files]
+        argv = ["sh", "-c", script, "hrm-sandbox", str(stage), str(cgroup.join_file) if cgroup else "",
+                *map(str, limits), *command]
+        return ["unshare", "--mount", "--", *argv] if root else argv
+
+    def _inodes(self, mb: int) -> int:
+        return max(1024, mb * self.inodes_per_mb)
 
     def _collect(self, proc: subprocess.Popen, deadline: float):
         bufs = {proc.stdout: bytearray(), proc.stderr: bytearray()}
@@ -331,6 +426,51 @@ class Sandbox(dg.ConfigurableResource):
         for stream in bufs:
             stream.close()
         return bytes(bufs[proc.stdout]), bytes(bufs[proc.stderr]), timed_out, overflow
+
+
+@dataclass(frozen=True)
+class _Launch:
+    argv: list[str]
+    stage: Path
+    cgroup: "cgroups.JailCgroup | None"
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        _LOG.warning(message)
+
+
+def _jail_cgroup(uid: int, memory_mb: int) -> "cgroups.JailCgroup | None":
+    hierarchy, where = cgroups.memory_hierarchy()
+    if hierarchy is None:
+        _warn_once(f"sandbox: no memory cgroup ({where}); memory is limited per process only")
+        return None
+    try:
+        return cgroups.JailCgroup(hierarchy, str(uid), (memory_mb + JAIL_SLACK_MB) << 20)
+    except OSError as exc:
+        _warn_once(f"sandbox: cannot make a memory cgroup under {hierarchy.base} ({exc}); "
+                   "memory is limited per process only")
+        return None
+
+
+def _empty_keyrings(uid: int) -> None:
+    """Invalidate every keyring of `uid` (user, user-session, persistent) when the kernel lists any key
+    of it, so nothing stored by one run is there for the next run of the slot."""
+    try:
+        listed = any(line.split(":")[0].strip() == str(uid) for line in open("/proc/key-users"))
+    except OSError:
+        return
+    if not listed:
+        return
+    if not shutil.which("keyctl"):
+        _warn_once("sandbox: keyctl missing (apt-get install keyutils): slot keyrings are not emptied")
+        return
+    subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--", "sh", "-c",
+                    _CLEAR_KEYRINGS], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
 
 
 class _Slot:
@@ -389,23 +529,6 @@ def _feed(proc: subprocess.Popen, data: bytes) -> None:
         proc.stdin.close()
     except (BrokenPipeError, OSError):
         pass
-
-
-def _read_all(fd: int) -> str:
-    chunks = []
-    os.set_blocking(fd, False)
-    try:
-        while True:
-            try:
-                chunk = os.read(fd, 65536)
-            except BlockingIOError:
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-    finally:
-        os.close(fd)
-    return b"".join(chunks).decode("utf-8", "replace")
 
 
 def _make_world_readable(root: Path, recursive: bool = True) -> None:

@@ -121,12 +121,11 @@ class JailedSession:
 
         t0 = time.monotonic()
         if self.owner.deployment == "local":
-            self._jail_cm = self.sandbox.jail_argv(self.job)
+            # A new session would take the pty away from the jailed bash, and Ctrl-C (the only way to
+            # stop a timed-out command and keep the session) with it. Pushing keystrokes into the pty
+            # (TIOCSTI) is denied by the jail's seccomp filter.
+            self._jail_cm = self.sandbox.jail_argv(self.job, new_session=False)
             argv = self._jail_cm.__enter__()
-            # --new-session would take the pty away from the jailed bash, and Ctrl-C (the only way to
-            # stop a timed-out command and keep the session) with it. The pty has no other reader, so
-            # keystrokes a jailed process pushes into it (TIOCSTI) reach only the jailed shell itself.
-            argv = [a for a in argv if a != "--new-session"]
             self._deployment = LocalDeployment(logger=_LOG)
         else:
             argv = None

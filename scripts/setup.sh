@@ -10,7 +10,7 @@ mkdir -p "$TOOLCHAINS"
 log() { echo "[setup] $*" >&2; }
 
 # --- 1. system packages --------------------------------------------------------------------
-APT_PACKAGES=(bubblewrap util-linux git cmake make g++
+APT_PACKAGES=(bubblewrap util-linux mount keyutils git cmake make g++
   junit5 libassertj-core-java libbyte-buddy-java libandroid-json-org-java
   libboost-date-time-dev libtbb-dev
   librust-time-dev librust-anyhow-dev librust-rand-dev

@@ -263,3 +263,59 @@ def test_cli_reports_hostile_program_and_exits_zero(sandbox, tmp_path):
                            "--timeout", "1", str(src)], capture_output=True, text=True)
     assert proc.returncode == 0
     assert json.loads(proc.stdout)["status"] == "timeout"
+
+
+def test_layers_name_each_protection(clean):
+    layers = clean.layers()
+    assert set(layers) == {"user", "memory", "tmpfs", "seccomp", "keyring", "proc"}
+    assert all(isinstance(v, str) and v for v in layers.values())
+
+
+def test_a_long_lived_jail_reports_an_oom_kill(clean):
+    from resources.cgroups import memory_hierarchy
+
+    if memory_hierarchy()[0] is None:
+        pytest.skip("no memory cgroup here")
+    job = SandboxJob(command=["sh", "-c", "read line; python3 -c 'import os\nfds = []\nwhile True:\n"
+                                          "    fds.append(os.memfd_create(\"x\")); os.write(fds[-1], bytes(32 << 20))'; "
+                                          "echo child $?"], memory_mb=128)
+    with clean.process(job) as jail:
+        assert not jail.oom_killed()
+        jail.proc.stdin.write(b"go\n")
+        jail.proc.stdin.flush()
+        assert jail.proc.stdout.readline().decode().split() == ["child", "137"]
+        assert jail.oom_killed()
+
+
+def test_cgroup_detection_on_v1_v2_and_hybrid_layouts(tmp_path):
+    from resources import cgroups
+
+    hybrid = cgroups.cgroup_mounts(
+        "30 25 0:26 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n"
+        "31 25 0:27 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n"
+        "32 25 0:28 / /sys/fs/cgroup/cpu rw,relatime shared:5 - cgroup cgroup rw,cpu\n")
+    own = cgroups.own_cgroups("4:memory:/process_api/ab\n1:cpu:/\n0::/\n")
+    assert cgroups.under_mount(hybrid["memory"], own["memory"]) == Path("/sys/fs/cgroup/memory/process_api/ab")
+    # v2 seen from a container whose cgroupfs is its own subtree, bind-mounted (no cgroup namespace)
+    v2 = cgroups.cgroup_mounts("35 24 0:30 /docker/c1 /sys/fs/cgroup rw shared:9 - cgroup2 cgroup2 rw,nsdelegate\n")
+    assert "memory" not in v2
+    assert cgroups.under_mount(v2[""], cgroups.own_cgroups("0::/docker/c1\n")[""]) == Path("/sys/fs/cgroup")
+    assert cgroups.under_mount(v2[""], "/docker/c1/job") == Path("/sys/fs/cgroup/job")
+    # v2: memory delegated below our cgroup, or not available at all, or we live in our own leaf
+    tree = tmp_path / "cg"
+    (tree / cgroups.HOST_LEAF).mkdir(parents=True)
+    (tree / "cgroup.controllers").write_text("cpu memory pids\n")
+    (tree / "cgroup.subtree_control").write_text("memory\n")
+    assert cgroups.v2_base(tree)[0] == cgroups.Hierarchy(2, tree)
+    assert cgroups.v2_base(tree / cgroups.HOST_LEAF)[0] == cgroups.Hierarchy(2, tree)
+    (tree / "cgroup.controllers").write_text("cpu pids\n")
+    hierarchy, why = cgroups.v2_base(tree)
+    assert hierarchy is None and "not available" in why
+
+
+def test_cli_layers_prints_one_json_object(sandbox):
+    import json
+
+    proc = subprocess.run([sys.executable, "-m", "hrm_cli.main", "sandbox", "layers"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert set(json.loads(proc.stdout)) == {"user", "memory", "tmpfs", "seccomp", "keyring", "proc"}
