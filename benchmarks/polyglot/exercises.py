@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -123,6 +124,8 @@ def read_exercise(folder: Path, language: str, checkout: Path | None = None, com
     folder = Path(folder)
     if folder.is_symlink():
         raise ExerciseError(f"{folder}: a symbolic link; refused")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", folder.name):
+        raise ExerciseError(f"{folder}: the exercise name is not a plain slug; refused")
     tree = set(list_files(folder))
     config_file = folder / ".meta" / "config.json"
     try:
