@@ -106,7 +106,8 @@ def attack_answers(exercises) -> dict[str, tuple[str, dict[str, str]]]:
             "bowling.py": py, "pytest.toml": '[pytest]\naddopts = ["--collect-only"]\n'}),
         "extra/javascript-runner-config": ("javascript/bowling", {
             "bowling.js": js, "jest.config.json": '{"testPathIgnorePatterns": ["/"], "passWithNoTests": true}',
-            "babel.config.json": '{"presets": []}', "node_modules/jest/bin/jest.js": "process.exit(0)\n"}),
+            "babel.config.json": '{"presets": []}', "node_modules/jest/bin/jest.js": "process.exit(0)\n",
+            "extra.spec.js": "test('always', () => {});\n"}),
         "extra/go-testmain": ("go/book-store", {
             "book_store.go": go,
             "main_test.go": 'package bookstore\n\nimport (\n\t"os"\n\t"testing"\n)\n\n'
@@ -173,7 +174,8 @@ def test_an_early_exit_with_status_0_fails(attack_results, case):
     ("extra/python-shadowing-modules", ["_pytest/__init__.py", "pytest.py", "sitecustomize.py", "unittest/__init__.py"]),
     ("extra/python-runner-config", ["conftest.py", "pyproject.toml", "pytest.ini"]),
     ("extra/python-pytest-toml", ["pytest.toml"]),
-    ("extra/javascript-runner-config", ["babel.config.json", "jest.config.json", "node_modules/jest/bin/jest.js"]),
+    ("extra/javascript-runner-config", ["babel.config.json", "extra.spec.js", "jest.config.json",
+                                        "node_modules/jest/bin/jest.js"]),
     ("extra/go-testmain", ["exit.go", "main_test.go"]),
     ("extra/rust-cargo-config", [".cargo/config.toml", "build.rs", "tests/extra.rs"]),
     ("extra/java-test-class", ["src/test/java/AaaTest.java"]),
