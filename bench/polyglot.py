@@ -51,8 +51,9 @@ def main() -> int:
                                                          file=sys.stderr, flush=True),
                                 log=lambda m: print(m, file=sys.stderr, flush=True))
         wall = time.monotonic() - start
-    # CPU of every test run and shared build as each jail's shell counts it: with the machine shared
-    # by other work, cpu / workers is what the run would take on idle cores if perfectly parallel.
+    # CPU of every test run (the report guard's children, reaped) and shared build (the jail's shell's
+    # `times`): with the machine shared by other work, cpu / workers is what the run would take on idle
+    # cores if perfectly parallel.
     shared_cpu = sum(b["cpu_s"] or 0.0 for b in report["shared_builds"].values())
     cpu = report["cpu_s"] + shared_cpu
     cpu_by_language = {lang: s["cpu_s"] for lang, s in report["languages"].items()}

@@ -56,6 +56,7 @@ def polyglot_problems(context: dg.AssetExecutionContext, warehouse: Warehouse) -
         context.log.warning(f"quarantined {bad['path']}: {bad['reason']}")
     return dg.MaterializeResult(metadata={
         "dagster/row_count": out["rows"], "expected_rows": out["expected"], "rejected": out["rejected"],
+        "rejected_exercises": dg.MetadataValue.json({b["path"]: b["reason"] for b in out["rejected_rows"]}),
         "commit": out["commit"], "path": dg.MetadataValue.path(out["path"])})
 
 

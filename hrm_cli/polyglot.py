@@ -45,7 +45,6 @@ def _eval(args) -> int:
         print(f"hrm polyglot eval: skipped {bad['path']}: {bad['reason']}", file=sys.stderr)
     if not exercises:
         print("hrm polyglot eval: no exercise matches --languages/--exercises", file=sys.stderr)
-        return 2
     overrides = {"concurrency": args.workers} if args.workers else {}
     sandbox = default_sandbox(**overrides)
     done = []
@@ -56,7 +55,8 @@ def _eval(args) -> int:
               f"{' - ' + r.reason[:160] if r.reason else ''}", file=sys.stderr, flush=True)
 
     try:
-        report = run_evaluation(exercises, sandbox, args.solutions, args.format, progress=progress, log=lambda m: print(f"[polyglot] {m}", file=sys.stderr))
+        report = run_evaluation(exercises, sandbox, args.solutions, args.format, progress=progress,
+                                log=lambda m: print(f"[polyglot] {m}", file=sys.stderr), rejected=rejected)
     except SandboxUnavailable as exc:
         print(f"hrm polyglot eval: {exc}", file=sys.stderr)
         return 2
@@ -64,7 +64,7 @@ def _eval(args) -> int:
     write_text_atomic(args.json_out, json.dumps(report, indent=1))
     print(json.dumps({k: report[k] for k in ("counts", "pass_rate_1", "pass_rate_2", "percent_cases_well_formed",
                                              "wall_s")}))
-    return 0
+    return 0 if exercises else 2
 
 
 def _csv(text: str) -> list[str]:

@@ -160,11 +160,12 @@ def test_candidate_code_cannot_touch_the_shared_builds(exercises, sandbox):
     from benchmarks.polyglot.evaluate import default_cache_dir
 
     ex = exercises["go/bowling"]
-    package = ex.reference_files["bowling.go"].split("package ", 1)[1].split()[0]
-    attack = (f"package {package}\n\nimport \"os\"\n\nfunc init() {{\n"
+    reference = ex.reference_files["bowling.go"]
+    attack = ("\nfunc init() {\n"
               "\tif os.WriteFile(\"/opt/polyglot/gocache/pwned\", []byte(\"x\"), 0o644) == nil {\n"
               "\t\tpanic(\"wrote into the shared Go cache\")\n\t}\n\tos.RemoveAll(\"/opt/polyglot/gocache\")\n}\n")
-    answer = Answer(files={**ex.reference_files, "pwn.go": attack})
+    solution = reference.replace('import "errors"', 'import (\n\t"errors"\n\t"os"\n)', 1) + attack
+    answer = Answer(files={"bowling.go": solution})
     result, = evaluate([ex], lambda t: answer if t.try_number == 1 else None, sandbox,
                        cache_dir=default_cache_dir())
     assert result.status == "pass", result.output[-2000:]

@@ -48,8 +48,17 @@ def test_polyglot_assets_end_to_end(polyglot_bundle, sandbox, tmp_path):
     with warehouse.connect() as con:
         assert con.execute("SELECT count(*) FROM polyglot_reference_results WHERE status = 'pass'").fetchone() == (2,)
 
-    # A stub missing from the clone fails the blocking check.
-    (warehouse.path("clones", "polyglot-benchmark") / "python/exercises/practice/bowling/bowling.py").unlink()
+    # A stub missing from the clone, or a test file linked to a host file, is quarantined with the reason
+    # (and the blocking check then fails on the row count).
+    practice = warehouse.path("clones", "polyglot-benchmark") / "python/exercises/practice"
+    (practice / "bowling/bowling.py").unlink()
+    (practice / "zipper/zipper_test.py").unlink()
+    (practice / "zipper/zipper_test.py").symlink_to("/etc/shadow")
     res = _materialize(dg.AssetSelection.assets(polyglot_problems) | dg.AssetSelection.checks_for_assets(
         polyglot_problems), resources, instance, partition_key="python")
     assert not res.success or not res.get_asset_check_evaluations()[0].passed
+    meta = res.get_asset_materialization_events()[0].materialization.metadata
+    rejected = meta["rejected_exercises"].value
+    assert meta["rejected"].value == 2 and set(rejected) == {"python/exercises/practice/bowling",
+                                                            "python/exercises/practice/zipper"}
+    assert "zipper_test.py: a symbolic link" in rejected["python/exercises/practice/zipper"]

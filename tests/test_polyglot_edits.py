@@ -54,13 +54,30 @@ def test_whole_format_malformed():
         apply_answer("```\nx\n```", "whole", {"a.h": "", "a.cpp": ""})
 
 
-def test_paths_cannot_escape_or_touch_metadata():
-    for bad in ("/etc/passwd", "../x.py", ".meta/example.py", ".docs/instructions.md", "conftest.py",
-                "Cargo.toml", "build.rs", ".cargo/config.toml", "jest.config.js"):
+def test_paths_cannot_escape_the_exercise():
+    for bad in ("/etc/passwd", "../x.py", "src/../../x.py", "a\\b.py", ""):
         with pytest.raises(MalformedAnswer):
             check_path(bad, ["bowling.py"])
     assert check_path("./bowling.py", ["bowling.py"]) == "bowling.py"
     assert check_path("src/main/java/Bowling.java", ["src/main/java/Bowling.java"]) == "src/main/java/Bowling.java"
+    assert check_path("Frame.java", ["src/main/java/Bowling.java", "src/main/java/Frame.java"]) == \
+        "src/main/java/Frame.java"
+
+
+def test_only_solution_paths_are_kept_and_the_rest_is_reported():
+    """The allow-list: whatever else an answer writes (test-runner config, shadowing modules, tests, metadata)
+    is dropped and named, in both formats."""
+    from benchmarks.polyglot.evaluate import Answer, _apply
+
+    allowed = {"bowling.py"}
+    extra = ["conftest.py", "pytest.ini", "pytest.py", "unittest/__init__.py", ".meta/example.py",
+             "bowling_test.py", "Cargo.toml", ".cargo/config.toml", "jest.config.js", "go.mod"]
+    whole = "".join(f"{p}\n```\nx = 1\n```\n" for p in ["bowling.py", *extra])
+    diff = "".join(f"{p}\n```\n<<<<<<< SEARCH\n=======\nx = 1\n>>>>>>> REPLACE\n```\n" for p in extra)
+    for answer, fmt in ((Answer(response=whole), "whole"), (Answer(response=diff), "diff"),
+                        (Answer(files={p: "x = 1\n" for p in ["bowling.py", *extra]}), "whole")):
+        files, ignored = _apply(answer, fmt, dict(STUB), allowed)
+        assert set(files) == {"bowling.py"} and sorted(ignored) == sorted(extra), fmt
 
 
 def test_directory_solver_reads_whole_files_and_responses(tmp_path):
@@ -73,6 +90,10 @@ def test_directory_solver_reads_whole_files_and_responses(tmp_path):
     folder.mkdir(parents=True)
     (folder / "BowlingGame.java").write_text("class BowlingGame { int score() { return 0; } }")
     (folder / "Frame.java").write_text("class Frame {}")
+    answer = directory_solver(tmp_path, "whole")(Turn(ex, 1, "", dict(ex.solution_files)))
+    assert set(answer.files) == {"src/main/java/BowlingGame.java"}  # Frame.java is no solution path here
+    assert answer.ignored_files == ["src/main/java/Frame.java"]
+    ex.reference_files = {"src/main/java/BowlingGame.java": "", "src/main/java/Frame.java": ""}
     answer = directory_solver(tmp_path, "whole")(Turn(ex, 1, "", dict(ex.solution_files)))
     assert set(answer.files) == {"src/main/java/BowlingGame.java", "src/main/java/Frame.java"}
     assert directory_solver(tmp_path, "whole")(Turn(ex, 2, "", {})) is None  # no second answer

@@ -1,7 +1,8 @@
 """Turning a solver's answer into files: Aider's `whole` and `diff` (SEARCH/REPLACE) edit formats.
 
 Anything that cannot be parsed or applied raises MalformedAnswer; its message says which file or
-block failed, so it can be shown to the solver on the next try.
+block failed, so it can be shown to the solver on the next try. A file name that is not a path inside the
+exercise is malformed; which paths an answer may actually write is the evaluator's allow-list.
 """
 
 from __future__ import annotations
@@ -14,24 +15,22 @@ _FENCE = re.compile(r"^\s*(```+|~~~+)")
 _SEARCH = re.compile(r"^<{5,9} SEARCH\s*$")
 _DIVIDER = re.compile(r"^={5,9}\s*$")
 _REPLACE = re.compile(r">{5,9} REPLACE\s*$")
-_PROTECTED_PREFIXES = (".meta/", ".docs/")
-# Files that would change how the tests run rather than what they test.
-_TEST_CONFIG_NAMES = {"conftest.py", "pytest.ini", "tox.ini", "setup.cfg", "pyproject.toml", "jest.config.js",
-                      "jest.config.cjs", "jest.config.mjs", ".babelrc", "babel.config.js", "package.json",
-                      "build.rs", "CMakeLists.txt", "Cargo.toml", "go.mod", "build.gradle"}
 
 
 class MalformedAnswer(ValueError):
     pass
 
 
-def apply_answer(text: str, edit_format: str, files: dict[str, str]) -> dict[str, str]:
-    """The solution files after applying `text` (in `edit_format`) to `files`; `files` is not changed."""
+def apply_answer(text: str, edit_format: str, files: dict[str, str], known: list[str] | None = None) -> dict[str, str]:
+    """The files after applying `text` (in `edit_format`) to `files`; `files` is not changed. `known` (default:
+    the paths of `files`) are the paths a bare or partial file name resolves to."""
+    default = next(iter(files)) if len(files) == 1 else None  # where an unnamed block goes
+    known = list(files) if known is None else known
     if edit_format == "whole":
-        updates = parse_whole(text, list(files))
+        updates = parse_whole(text, known, default)
         return {**files, **updates}
     if edit_format == "diff":
-        return apply_search_replace(parse_search_replace(text, list(files)), files)
+        return apply_search_replace(parse_search_replace(text, known, default), files)
     raise ValueError(f"unknown edit format {edit_format!r}; expected one of {', '.join(EDIT_FORMATS)}")
 
 
@@ -45,15 +44,13 @@ def check_path(path: str, known: list[str]) -> str:
     if len(by_basename) == 1:
         return by_basename[0]
     pure = PurePosixPath(name)
-    if not name or pure.is_absolute() or ".." in pure.parts or "\\" in name or name.startswith(_PROTECTED_PREFIXES):
+    if not name or pure.is_absolute() or ".." in pure.parts or "\\" in name or "\0" in name:
         raise MalformedAnswer(f"file name {path!r} is not a path inside the exercise")
-    if pure.name in _TEST_CONFIG_NAMES or pure.parts[0] == ".cargo":
-        raise MalformedAnswer(f"{name}: build and test configuration cannot be changed")
     return pure.as_posix()
 
 
 # --- whole files ------------------------------------------------------------------------------
-def parse_whole(text: str, known: list[str]) -> dict[str, str]:
+def parse_whole(text: str, known: list[str], default: str | None = None) -> dict[str, str]:
     """Files given as a file name line followed by a fenced block holding the whole new content."""
     lines = text.splitlines()
     out: dict[str, str] = {}
@@ -68,10 +65,10 @@ def parse_whole(text: str, known: list[str]) -> dict[str, str]:
         if end is None:
             raise MalformedAnswer(f"the code block opened on line {i + 1} is never closed")
         if name is None:
-            if len(known) != 1:
+            name = default if default is not None else (known[0] if len(known) == 1 else None)
+            if name is None:
                 raise MalformedAnswer(f"the code block on line {i + 1} has no file name before it; "
                                       f"write the file name on the line before the block")
-            name = known[0]
         out[check_path(name, known)] = "\n".join(lines[i + 1:end]) + "\n"
         i = end + 1
     if not out:
@@ -93,7 +90,7 @@ def _name_before(lines: list[str], fence_line: int) -> str | None:
 
 
 # --- SEARCH/REPLACE blocks --------------------------------------------------------------------
-def parse_search_replace(text: str, known: list[str]) -> list[tuple[str, str, str]]:
+def parse_search_replace(text: str, known: list[str], default: str | None = None) -> list[tuple[str, str, str]]:
     """[(path, search, replace)] from `path` + <<<<<<< SEARCH / ======= / >>>>>>> REPLACE blocks."""
     lines = text.splitlines(keepends=True)
     blocks = []
@@ -105,10 +102,10 @@ def parse_search_replace(text: str, known: list[str]) -> list[tuple[str, str, st
             continue
         name = _block_file_name(lines, i) or current_file
         if name is None:
-            if len(known) != 1:
+            name = default if default is not None else (known[0] if len(known) == 1 else None)
+            if name is None:
                 raise MalformedAnswer(f"the SEARCH block on line {i + 1} names no file; "
                                       "put the file path on the line before it")
-            name = known[0]
         path = check_path(name, known)
         divider = next((j for j in range(i + 1, len(lines)) if _DIVIDER.match(lines[j].rstrip("\n"))), None)
         if divider is None:

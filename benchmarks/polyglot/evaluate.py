@@ -10,19 +10,19 @@ from __future__ import annotations
 import os
 import re
 import threading
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Generator, Iterable, Protocol
 
 from benchmarks.polyglot.edits import EDIT_FORMATS, MalformedAnswer, apply_answer, check_path
-from benchmarks.polyglot.exercises import Exercise, solver_prompt
-from benchmarks.polyglot.runners import TEST_TIMEOUT_S, TestRunner, split_cpu_seconds, unsupported_reason
-from resources.sandbox import Sandbox
+from benchmarks.polyglot.exercises import Exercise, ExerciseError, list_files, read_text, solver_prompt
+from benchmarks.polyglot.runners import TEST_TIMEOUT_S, TestRunner, unsupported_reason
+from resources.sandbox import Sandbox, SandboxUnavailable
 from resources.warehouse import default_data_dir
 
 STATUSES = ("pass", "fail", "timeout", "unsupported", "malformed")
 MAX_FEEDBACK_CHARS = 12_000
+MAX_ANSWER_FILE_BYTES = 1 << 20
 # Slow test suites first, fast ones last, so parallel workers finish together.
 _SCHEDULE = ("java", "cpp", "go", "javascript", "rust", "python")
 
@@ -43,6 +43,7 @@ class Answer:
 
     response: str | None = None
     files: dict[str, str] | None = None
+    ignored_files: list[str] = field(default_factory=list)  # paths the solver gave but did not pass on
 
 
 class Solver(Protocol):
@@ -58,7 +59,8 @@ class ExerciseResult:
     tries: list[str] = field(default_factory=list)  # status of each try
     reason: str = ""
     output: str = ""  # tail of the last test run's output
-    cpu_s: float = 0.0  # CPU time of the test runs (compilers and tests), as the jail's shell counts it
+    cpu_s: float = 0.0  # CPU time of the test runs (compilers and tests) and everything they started
+    ignored_files: list[str] = field(default_factory=list)  # answer files not at a solution path: dropped
 
     @property
     def passed_on_try(self) -> int | None:
@@ -103,24 +105,42 @@ def reference_solver(turn: Turn) -> Answer | None:
 
 
 def directory_solver(root: str | Path, edit_format: str) -> Solver:
-    """Answers from ROOT/<language>/<exercise>/: whole files at their paths, or response.md (diff)."""
-    root = Path(root)
+    """Answers from ROOT/<language>/<exercise>/: whole files at their paths, or response.md (diff).
+
+    Only regular files inside the folder are read, and only at the exercise's solution paths; a symbolic
+    link or special file anywhere in it refuses the whole answer (a malformed answer naming it)."""
+    root = Path(root).resolve()
 
     def solve(turn: Turn) -> Answer | None:
         if turn.try_number > 1:
             return None
-        folder = root / turn.exercise.language / turn.exercise.exercise
-        response = folder / "response.md"
-        if response.is_file():
-            return Answer(response=response.read_text(encoding="utf-8", errors="replace"))
-        if edit_format == "diff" or not folder.is_dir():
+        ex = turn.exercise
+        folder = root / ex.language / ex.exercise
+        for part in (root / ex.language, folder):
+            if part.is_symlink():
+                raise MalformedAnswer(f"{part}: a symbolic link; refused")
+        if not folder.is_dir():
             return None  # no answer: the stubs are tested
-        files = {}
-        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-            files[path.relative_to(folder).as_posix()] = path.read_text(encoding="utf-8", errors="replace")
-        return Answer(files=files)
+        try:
+            present = list_files(folder, max_files=1000)
+            if "response.md" in present:
+                return Answer(response=read_text(folder, "response.md", MAX_ANSWER_FILE_BYTES))
+            if edit_format == "diff":
+                return None
+            allowed = allowed_paths(ex)
+            files = {p: read_text(folder, p, MAX_ANSWER_FILE_BYTES) for p in present if p in allowed}
+        except ExerciseError as exc:
+            raise MalformedAnswer(str(exc)) from exc
+        return Answer(files=files, ignored_files=[p for p in present if p not in allowed])
 
     return solve
+
+
+def allowed_paths(ex: Exercise) -> set[str]:
+    """Where an answer may write: the exercise's solution files, and the files its reference solution
+    consists of (Java's extra classes). Everything else, tests and build configuration included, comes
+    from the benchmark."""
+    return set(ex.solution_files) | set(ex.reference_files)
 
 
 def evaluate(exercises: Iterable[Exercise], solver: Solver, sandbox: Sandbox, edit_format: str = "whole",
@@ -137,7 +157,13 @@ def evaluate(exercises: Iterable[Exercise], solver: Solver, sandbox: Sandbox, ed
     order = sorted(range(len(exercises)), key=lambda i: _priority(exercises, i))
 
     def one(i: int) -> ExerciseResult:
-        result = evaluate_exercise(exercises[i], solver, runner, edit_format, tries)
+        try:
+            result = evaluate_exercise(exercises[i], solver, runner, edit_format, tries)
+        except SandboxUnavailable:
+            raise
+        except Exception as exc:  # one broken exercise or answer must not end the run
+            ex = exercises[i]
+            result = ExerciseResult(ex.language, ex.exercise, "fail", 0.0, reason=f"evaluator error: {exc}"[:500])
         if progress:
             progress(result)
         return result
@@ -166,57 +192,53 @@ def evaluate_exercise(ex: Exercise, solver: Solver, runner: TestRunner, edit_for
         result.status, result.reason = "unsupported", reason
         return result
     files = dict(ex.solution_files)
+    allowed = allowed_paths(ex)
     message = solver_prompt(ex)
     for try_number in range(1, tries + 1):
-        answer = solver(Turn(ex, try_number, message, dict(files)))
-        if answer is None and try_number > 1:
-            break
         try:
-            files = _apply(answer, edit_format, files)
+            answer = solver(Turn(ex, try_number, message, dict(files)))
+            if answer is None and try_number > 1:
+                break
+            files, ignored = _apply(answer, edit_format, files, allowed)
         except MalformedAnswer as exc:
             result.tries.append("malformed")
             result.reason = f"malformed answer: {exc}"
             message = f"{exc}\n\nFix the answer: the edits above could not be applied."
             continue
-        status, output, seconds, cpu = _run_tests(ex, files, runner)
-        result.seconds = round(result.seconds + seconds, 2)
-        result.cpu_s = round(result.cpu_s + (cpu or 0.0), 2)
-        result.tries.append(status)
+        result.ignored_files += [p for p in ignored if p not in result.ignored_files]
+        run = runner.run(ex, files)
+        result.seconds = round(result.seconds + run.seconds, 2)
+        result.cpu_s = round(result.cpu_s + (run.cpu_s or 0.0), 2)
+        result.tries.append(run.status)
+        output = run.output
+        if ignored:
+            output += f"\n[only the solution files can be changed; ignored: {', '.join(sorted(ignored))}]\n"
         result.output = output[-4000:]
-        if status == "pass":
+        if run.status == "pass":
             result.reason = ""
             break
-        result.reason = explain_failure(ex.language, output, status)
+        result.reason = explain_failure(ex.language, output, run.status)
         message = (f"{clean_test_output(output)}\n####\n\nSee the testing errors above.\n"
                    "The tests are correct, don't try and change them.\n"
                    f"Fix the code in {' '.join(sorted(ex.solution_files))} to resolve the errors.\n")
     result.status = "pass" if "pass" in result.tries else (result.tries[-1] if result.tries else "fail")
+    if result.ignored_files and result.status != "pass":
+        result.reason += f" (answer files not at a solution path were ignored: {', '.join(result.ignored_files[:5])})"
     return result
 
 
-def _apply(answer: Answer | None, edit_format: str, files: dict[str, str]) -> dict[str, str]:
+def _apply(answer: Answer | None, edit_format: str, files: dict[str, str],
+           allowed: set[str]) -> tuple[dict[str, str], list[str]]:
+    """(solution files after the answer, the answer's paths that were dropped: not a solution path)."""
     if answer is None:
-        return files
+        return files, []
+    known = sorted(set(files) | allowed)
     if answer.files is not None:
-        known = list(files)
-        return {**files, **{check_path(p, known): c for p, c in answer.files.items()}}
-    return apply_answer(answer.response or "", edit_format, files)
-
-
-def _run_tests(ex: Exercise, files: dict[str, str], runner: TestRunner) -> tuple[str, str, float, float | None]:
-    """(status, output, wall seconds, CPU seconds) of one test run."""
-    start = time.monotonic()
-    run = runner.sandbox.run_job(runner.job(ex, files))
-    seconds = time.monotonic() - start
-    stderr, cpu = split_cpu_seconds(run.stderr)
-    output = run.stdout + stderr
-    if run.status == "ok":
-        return "pass", output, seconds, cpu
-    if run.status == "timeout":
-        return "timeout", output + f"\nTests timed out! (limit {runner.timeout_s:g} s)\n", seconds, cpu
-    if run.status in ("memory", "output_limit", "error"):
-        output += f"\n[sandbox: {run.status}]\n"
-    return "fail", output, seconds, cpu
+        edited = {**files, **{check_path(p, known): c for p, c in answer.files.items()}}
+    else:
+        edited = apply_answer(answer.response or "", edit_format, files, known)
+    ignored = sorted({p for p in edited if p not in allowed} | set(answer.ignored_files))
+    return {p: c for p, c in edited.items() if p in allowed}, ignored
 
 
 def clean_test_output(output: str) -> str:

@@ -7,7 +7,11 @@ and the reference solution, each as a list of {path, content} relative to the ex
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -22,6 +26,8 @@ _HIDDEN_SOLUTION_FILES = {"Cargo.toml", "CMakeLists.txt"}
 # Exercise folders that are neither built nor shown: docs and metadata, Gradle (we build with javac).
 _NOT_BUILD = (".docs/", ".meta/", ".approaches/", ".articles/", "gradle/")
 _NOT_BUILD_FILES = {"gradlew", "gradlew.bat"}
+MAX_FILE_BYTES = 4 << 20  # catch.hpp, the largest file the exercises need, is ~0.6 MB
+MAX_FOLDER_FILES = 2000
 
 
 class ExerciseError(ValueError):
@@ -89,10 +95,15 @@ def solver_prompt(ex: Exercise) -> str:
 
 
 def exercise_dirs(checkout: Path, language: str) -> list[Path]:
+    """The exercise folders of one language (symbolic links included, so that reading them refuses them)."""
     practice = Path(checkout) / language / "exercises" / "practice"
     if not practice.is_dir():
         raise ExerciseError(f"{practice}: no such folder; is {checkout} a polyglot-benchmark checkout?")
-    return sorted(p for p in practice.iterdir() if p.is_dir())
+    link = next((p for p in (practice, *practice.parents) if p != Path(checkout) and p.is_symlink()
+                 and Path(checkout) in p.parents), None)
+    if link is not None:
+        raise ExerciseError(f"{link}: a symbolic link inside the checkout; refused")
+    return sorted(p for p in practice.iterdir() if p.is_dir() or p.is_symlink())
 
 
 def extract_language(checkout: Path, language: str, commit: str = "") -> tuple[list[dict], list[dict]]:
@@ -108,35 +119,62 @@ def extract_language(checkout: Path, language: str, commit: str = "") -> tuple[l
 
 
 def read_exercise(folder: Path, language: str, checkout: Path | None = None, commit: str = "") -> Exercise:
+    """An exercise from its folder. Every path is confined to the folder: a symbolic link or special file
+    anywhere in it, or a config entry that is not a plain relative path to one of its files, is refused."""
+    folder = Path(folder)
+    if folder.is_symlink():
+        raise ExerciseError(f"{folder}: a symbolic link; refused")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", folder.name):
+        raise ExerciseError(f"{folder}: the exercise name is not a plain slug; refused")
+    tree = set(list_files(folder))
     config_file = folder / ".meta" / "config.json"
     try:
-        files = json.loads(config_file.read_text())["files"]
+        files = json.loads(read_text(folder, ".meta/config.json"))["files"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ExerciseError(f"{config_file}: unreadable exercise config ({exc})") from exc
-    solution = [p for p in files.get("solution", []) if PurePosixPath(p).name not in _HIDDEN_SOLUTION_FILES]
-    if not solution or not files.get("test") or not files.get("example"):
+    if not isinstance(files, dict):
+        raise ExerciseError(f"{config_file}: files is not an object")
+
+    def listed(kind: str) -> list[str]:
+        entries = files.get(kind) or []
+        if not isinstance(entries, list):
+            raise ExerciseError(f"{config_file}: files.{kind} is not a list")
+        out = []
+        for entry in entries:
+            rel = relative_path(entry)
+            if rel is None:
+                raise ExerciseError(f"{config_file}: files.{kind} entry {entry!r} is not a path inside the "
+                                    "exercise; refused")
+            if rel not in tree:
+                raise ExerciseError(f"{folder / rel}: listed in {config_file} but missing (or not a regular file)")
+            out.append(rel)
+        return out
+
+    all_solution, tests, editor, examples = listed("solution"), listed("test"), listed("editor"), listed("example")
+    solution = [p for p in all_solution if PurePosixPath(p).name not in _HIDDEN_SOLUTION_FILES]
+    if not solution or not tests or not examples:
         raise ExerciseError(f"{config_file}: files.solution, files.test and files.example must be non-empty")
-    listed = set(solution) | set(files.get("test", [])) | set(files.get("editor", []))
-    docs = [folder / ".docs" / n for n in ("introduction.md", "instructions.md", "instructions.append.md")]
-    instructions = "\n\n".join(_read(p, folder).strip() for p in docs if p.exists())
+    listed_paths = set(solution) | set(tests) | set(editor)
+    docs = [f".docs/{n}" for n in ("introduction.md", "instructions.md", "instructions.append.md")]
+    instructions = "\n\n".join(read_text(folder, p).strip() for p in docs if p in tree)
     if not instructions.strip():
         raise ExerciseError(f"{folder / '.docs' / 'instructions.md'}: missing or empty instructions")
     build = {}
-    for path in sorted(folder.rglob("*")):
-        rel = path.relative_to(folder).as_posix()
-        if (path.is_file() and rel not in listed and not rel.startswith(_NOT_BUILD)
-                and rel not in _NOT_BUILD_FILES):
+    for rel in sorted(tree):
+        if rel not in listed_paths and not rel.startswith(_NOT_BUILD) and rel not in _NOT_BUILD_FILES:
             try:
-                build[rel] = path.read_text(encoding="utf-8")
-            except UnicodeDecodeError:
-                continue  # binary helpers (none needed by our runners)
+                build[rel] = read_text(folder, rel)
+            except ExerciseError as exc:
+                if isinstance(exc.__cause__, UnicodeDecodeError):
+                    continue  # binary helpers (none needed by our runners)
+                raise
     return Exercise(
         language=language, exercise=folder.name, instructions=instructions,
-        solution_files={p: _read(folder / p, folder) for p in solution},
-        test_files={p: _read(folder / p, folder) for p in files["test"]},
-        editor_files={p: _read(folder / p, folder) for p in files.get("editor", [])},
+        solution_files={p: read_text(folder, p) for p in solution},
+        test_files={p: read_text(folder, p) for p in tests},
+        editor_files={p: read_text(folder, p) for p in editor},
         build_files=build,
-        reference_files=_reference_files(folder, files["example"], files.get("solution", [])),
+        reference_files=_reference_files(folder, examples, all_solution),
         source_path=folder.relative_to(checkout).as_posix() if checkout else str(folder),
         commit=commit,
     )
@@ -155,17 +193,77 @@ def _reference_files(folder: Path, examples: list[str], solution: list[str]) -> 
                 raise ExerciseError(f"{folder / example}: cannot tell which solution file it replaces "
                                     f"(candidates {same_kind or solution})")
             target = same_kind[0]
-        out[target] = _read(folder / example, folder)
+        out[target] = read_text(folder, example)
     return out
 
 
-def _read(path: Path, folder: Path) -> str:
+# --- confined reading: nothing outside a folder, no symbolic links, no special files -------------------
+def relative_path(name) -> str | None:
+    """`name` as a normalised relative POSIX path inside its folder, or None if it is not one."""
+    if not isinstance(name, str) or not name or "\\" in name or "\0" in name:
+        return None
+    pure = PurePosixPath(name)
+    if pure.is_absolute() or ".." in pure.parts or not pure.parts:
+        return None
+    return pure.as_posix()
+
+
+def list_files(folder: Path, max_files: int = MAX_FOLDER_FILES) -> list[str]:
+    """Relative paths of the regular files under `folder`, following no link. A symbolic link or a special
+    file anywhere raises ExerciseError naming it."""
+    out: list[str] = []
+    pending = [(Path(folder), "")]
+    while pending:
+        path, rel = pending.pop()
+        try:
+            entries = list(os.scandir(path))
+        except OSError as exc:
+            raise ExerciseError(f"{path}: unreadable folder ({exc.strerror})") from exc
+        for entry in entries:
+            name = f"{rel}{entry.name}"
+            if entry.is_symlink():
+                raise ExerciseError(f"{Path(folder) / name}: a symbolic link; refused (only regular files are read)")
+            if entry.is_dir(follow_symlinks=False):
+                pending.append((Path(entry.path), name + "/"))
+            elif entry.is_file(follow_symlinks=False):
+                out.append(name)
+            else:
+                raise ExerciseError(f"{Path(folder) / name}: not a regular file; refused")
+            if len(out) > max_files:
+                raise ExerciseError(f"{folder}: more than {max_files} files; refused")
+    return sorted(out)
+
+
+def read_bytes(folder: Path, rel: str, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+    """A regular file inside `folder`, opened without following a link, at most `max_bytes`."""
+    clean = relative_path(rel)
+    path = Path(folder) / (clean or "?")
+    if clean is None:
+        raise ExerciseError(f"{Path(folder)}: {rel!r} is not a path inside the folder; refused")
+    root = os.path.realpath(folder)
+    if os.path.realpath(path.parent) != root and not os.path.realpath(path.parent).startswith(root + os.sep):
+        raise ExerciseError(f"{path}: outside {folder} (through a symbolic link); refused")
     try:
-        return path.read_text(encoding="utf-8")
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError as exc:
-        raise ExerciseError(f"{path}: listed in {folder / '.meta/config.json'} but missing") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ExerciseError(f"{path}: unreadable ({exc})") from exc
+        raise ExerciseError(f"{path}: missing") from exc
+    except OSError as exc:
+        reason = "a symbolic link; refused" if exc.errno == errno.ELOOP else f"unreadable ({exc.strerror})"
+        raise ExerciseError(f"{path}: {reason}") from exc
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ExerciseError(f"{path}: not a regular file; refused")
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise ExerciseError(f"{path}: larger than {max_bytes} bytes; refused")
+    return data
+
+
+def read_text(folder: Path, rel: str, max_bytes: int = MAX_FILE_BYTES) -> str:
+    try:
+        return read_bytes(folder, rel, max_bytes).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ExerciseError(f"{Path(folder) / rel}: not UTF-8 text ({exc})") from exc
 
 
 def _to_list(files: dict[str, str]) -> list[dict]:

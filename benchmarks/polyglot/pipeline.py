@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from benchmarks.polyglot.evaluate import ExerciseResult, directory_solver, evaluate, reference_solver
-from benchmarks.polyglot.exercises import (EXPECTED_COUNTS, LANGUAGES, PINNED_COMMIT, Exercise, exercise_dirs,
-                                           extract_language)
+from benchmarks.polyglot.exercises import (EXPECTED_COUNTS, LANGUAGES, PINNED_COMMIT, Exercise, ExerciseError,
+                                           exercise_dirs, extract_language)
 from benchmarks.polyglot.metrics import failures, summarize
 from resources.fetchers import git_clone, git_head
 
@@ -73,9 +73,13 @@ def problem_frame(warehouse, checkout: Path | None, language: str | None = None)
     frame["n_test_files"] = frame["test_files"].map(len)
     if checkout is not None:
         frame["paths_exist"] = [
-            all((Path(checkout) / src / f["path"]).is_file() for f in [*sol, *tests])
+            all(_regular_file(Path(checkout) / src / f["path"]) for f in [*sol, *tests])
             for src, sol, tests in zip(frame["source_path"], frame["solution_files"], frame["test_files"])]
     return frame
+
+
+def _regular_file(path: Path) -> bool:
+    return path.is_file() and not path.is_symlink()
 
 
 def load_exercises(warehouse, languages: Iterable[str] | None = None,
@@ -99,7 +103,10 @@ def select_exercises(checkout: Path, languages: Iterable[str] | None = None,
     for lang in languages or LANGUAGES:
         if lang not in LANGUAGES:
             raise ValueError(f"unknown language {lang!r}; expected some of {', '.join(LANGUAGES)}")
-        rows, bad = extract_language(checkout, lang, commit)
+        try:
+            rows, bad = extract_language(checkout, lang, commit)
+        except ExerciseError as exc:  # the language's folder itself is unusable: skip it, say why
+            rows, bad = [], [{"language": lang, "exercise": "*", "path": lang, "reason": str(exc)}]
         rejected += bad
         out += [Exercise.from_row(r) for r in rows
                 if not wanted or r["exercise"] in wanted or r["problem_id"] in wanted]
@@ -108,8 +115,9 @@ def select_exercises(checkout: Path, languages: Iterable[str] | None = None,
 
 def run_evaluation(exercises: list[Exercise], sandbox, solutions: str = "reference", edit_format: str = "whole",
                    cache_dir: str | Path | None = None, progress: Callable[[ExerciseResult], None] | None = None,
-                   log: Callable[[str], None] | None = None) -> dict:
-    """Evaluate `solutions` ("reference" or a DIR) and return the report: metrics, results, failures."""
+                   log: Callable[[str], None] | None = None, rejected: list[dict] | None = None) -> dict:
+    """Evaluate `solutions` ("reference" or a DIR) and return the report: metrics, results, failures, and
+    the exercise folders that were refused (`rejected`, with their reasons)."""
     solver = reference_solver if solutions == "reference" else directory_solver(solutions, edit_format)
     start = time.monotonic()
     stats: dict = {}
@@ -118,7 +126,7 @@ def run_evaluation(exercises: list[Exercise], sandbox, solutions: str = "referen
     report = summarize(results)
     report.update({"solutions": solutions, "format": edit_format, "wall_s": round(time.monotonic() - start, 1),
                    "workers": sandbox.concurrency, "shared_builds": stats["shared_builds"],
-                   "failures": failures(results),
+                   "failures": failures(results), "rejected": list(rejected or []),
                    "results": [r.to_dict() for r in results]})
     if solutions == "reference":
         report["expected_failures"] = EXPECTED_REFERENCE_FAILURES

@@ -15,16 +15,22 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shlex
 import shutil
 import tempfile
 import threading
-from pathlib import Path
+import time
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 
-from benchmarks.polyglot.exercises import Exercise
+from benchmarks.polyglot.exercises import Exercise, relative_path
+from benchmarks.polyglot.reports import enable_skipped_tests, judge, test_sources
+from resources.report_guard import guard_bind, guard_command, read_document
 from resources.sandbox import Sandbox, SandboxJob
 from resources.toolchains import JAVA_JARS, TOOLCHAIN_DIR, toolchain
 
 TEST_TIMEOUT_S = 180.0  # Aider's limit for one test run
+GUARD_GRACE_S = 15.0  # the jail outlives the guard's own limit by this much, so the guard can report
 SHARED_MOUNT = "/opt/polyglot"
 # C++ bank-account runs 1000 threads at once: each counts as a process, and each 8 MB stack counts
 # against the data limit (RLIMIT_DATA is virtual size, so 8 GB of mostly untouched stacks).
@@ -73,15 +79,10 @@ def test_workspace(ex: Exercise, solution: dict[str, str]) -> dict[str, str]:
     files = {**ex.solution_files, **solution, **ex.build_files, **ex.editor_files}
     for path, content in ex.test_files.items():
         files[path] = enable_skipped_tests(ex.language, content)
+    bad = [p for p in files if relative_path(p) != p]
+    if bad:
+        raise ValueError(f"{ex.key}: file paths outside the exercise: {bad[:3]}")
     return files
-
-
-def enable_skipped_tests(language: str, test_source: str) -> str:
-    if language == "javascript":
-        return re.sub(r"\bxtest\(", "test(", test_source)
-    if language == "java":
-        return "".join(l for l in test_source.splitlines(keepends=True) if "@Disabled" not in l)
-    return test_source  # C++: EXERCISM_RUN_ALL_TESTS; Rust: --include-ignored
 
 
 class TestRunner:
@@ -98,25 +99,59 @@ class TestRunner:
         self.shared_builds: dict[str, dict] = {}  # name -> status, seconds, cpu_s (builds made by this runner)
 
     def job(self, ex: Exercise, solution: dict[str, str]) -> SandboxJob:
+        """The jail job of one test run: the language's script under the report guard, which hands the test
+        framework's report (written in $HRM_REPORT_DIR) back on the jail's stdout."""
         files = test_workspace(ex, solution)
         recipe = getattr(self, f"_{ex.language}")
         files, script, binds = recipe(ex, files)
-        return SandboxJob(command=["sh", "-c", _accounted(script)], files=files, ro_binds=binds,
-                          timeout_s=self.timeout_s, max_processes=TEST_MAX_PROCESSES,
+        limit = self.sandbox.max_output_bytes
+        command = guard_command(["sh", "-c", script], self.timeout_s, max_document_bytes=limit - 4096,
+                                max_output_bytes=limit)
+        return SandboxJob(command=command, files=files, ro_binds=[*binds, guard_bind()],
+                          timeout_s=self.timeout_s + GUARD_GRACE_S, max_processes=TEST_MAX_PROCESSES,
                           memory_mb=max(self.sandbox.memory_mb, TEST_MEMORY_MB.get(ex.language, 0)))
+
+    def run(self, ex: Exercise, solution: dict[str, str]) -> "TestRun":
+        """Run the tests on `solution` and judge them from the framework's report, never from an exit code
+        alone: a pass needs exit status 0 and a report in which every expected test ran and passed."""
+        job = self.job(ex, solution)
+        start = time.monotonic()
+        result = self.sandbox.run_job(job)
+        seconds = time.monotonic() - start
+        doc = read_document(result.stdout)
+        if doc is None:
+            if result.status == "timeout":
+                return TestRun("timeout", f"Tests timed out! (limit {self.timeout_s:g} s)\n", seconds, None)
+            note = (f"[test harness: no result came back from the test run (jail status {result.status}); "
+                    "the test process killed or stopped the harness, or could not start]")
+            return TestRun("fail", f"{result.stderr[-2000:]}\n{note}\n", seconds, None)
+        status, output = judge(ex.language, test_sources(ex), doc, self.timeout_s)
+        return TestRun(status, output, seconds, doc["cpu_s"])
 
     # --- per-language recipes: (files, shell script, read-only binds) ----------------------------
     def _python(self, ex, files):
-        tests = " ".join(sorted(ex.test_files))
-        return files, f"python3 -m pytest -q -p no:cacheprovider {tests}", []
+        # -I: neither the working directory nor PYTHON* variables shape the interpreter; pytest then puts
+        # the test folder on the path itself. No plugins, no conftest, no ini file but our own settings.
+        tests = " ".join(shlex.quote(p) for p in sorted(ex.test_files))
+        return files, ("PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 python3 -I -B -m pytest -q -p no:cacheprovider "
+                       "--noconftest -c /dev/null --rootdir=/work "
+                       f'--junitxml="$HRM_REPORT_DIR/pytest.xml" {tests}'), []
 
     def _javascript(self, ex, files):
         # Jest's 5 s per-test default fails parallel-letter-frequency's worker-thread test on a loaded
         # 2-core machine; the 180 s limit on the whole run still applies.
-        return files, "ln -s /opt/npm/node_modules node_modules && jest --ci --runInBand --testTimeout=30000", []
+        tests = " ".join(shlex.quote(p) for p in sorted(ex.test_files))
+        return files, ("ln -s /opt/npm/node_modules node_modules && jest --ci --runInBand --testTimeout=30000 "
+                       f'--json --outputFile="$HRM_REPORT_DIR/jest.json" --runTestsByPath {tests}'), []
 
     def _rust(self, ex, files):
-        return files, "cargo test -- --include-ignored", []
+        # One cargo run per test target, each with its own libtest log (libtest truncates the log file per
+        # test binary); then the library's own unit and doc tests, as a plain `cargo test` would run them.
+        targets = sorted(PurePosixPath(p).stem for p in test_sources(ex))
+        runs = [f"cargo test --test {shlex.quote(t)} -- --include-ignored "
+                f'--logfile "$HRM_REPORT_DIR/{shlex.quote(t)}.libtest.log"' for t in targets]
+        runs += ["cargo test --lib -- --include-ignored", "cargo test --doc -- --include-ignored"]
+        return files, " && ".join(runs), []
 
     def _java(self, ex, files):
         # Class-data-sharing archives of javac's and JUnit's classes (built once) cut JVM start-up; the
@@ -130,14 +165,15 @@ class TestRunner:
         script = (f"find src -name '*.java' > /tmp/sources && "
                   f"javac {javac_cds}{_JAVAC_FLAGS} -encoding UTF-8 -nowarn -d /tmp/classes -cp {jars} @/tmp/sources && "
                   f"java {junit_cds}{_JVM_FLAGS} -cp {jars} {_JUNIT_ARGS} --details=tree --class-path /tmp/classes "
-                  "--scan-class-path")
+                  '--scan-class-path --reports-dir "$HRM_REPORT_DIR/junit"')
         return files, script, binds
 
     def _go(self, ex, files):
         cache = self._shared("go", ex)
         binds = [(str(cache), f"{SHARED_MOUNT}/gocache")] if cache else []
         copy = f"cp -R {SHARED_MOUNT}/gocache /tmp/gocache && " if cache else ""
-        return files, f"{copy}go test ./...", binds
+        # The JSON event stream is the report; the host turns its output events back into go test's text.
+        return files, f'{copy}go test -json ./... > "$HRM_REPORT_DIR/go-test.json"', binds
 
     def _cpp(self, ex, files):
         # Exercism's CMakeLists link `catchlib`'s objects when EXERCISM_COMMON_CATCH is on: a top-level
@@ -153,8 +189,12 @@ class TestRunner:
         top.append(f"add_subdirectory({ex.exercise})")
         nested = {f"{ex.exercise}/{p}": c for p, c in files.items()}
         nested["CMakeLists.txt"] = "\n".join(top) + "\n"
+        # Build the test binary only (the exercise's `make` target would also run it, without a report),
+        # then run it with Catch's XML reporter writing outside /work.
+        exe = shlex.quote(f"./{ex.exercise}/{ex.exercise}")
         script = ("mkdir build && cd build && cmake -Wno-dev -DEXERCISM_RUN_ALL_TESTS=1 -G 'Unix Makefiles' .. "
-                  ">/dev/null && make")
+                  f">/dev/null && cmake --build . --target {shlex.quote(ex.exercise)} && "
+                  f'{exe} -r xml -o "$HRM_REPORT_DIR/catch.xml"')
         return nested, script, binds
 
     # --- shared builds ---------------------------------------------------------------------------
@@ -224,6 +264,14 @@ class TestRunner:
         except OSError:  # another process finished the same build first
             shutil.rmtree(staging, ignore_errors=True)
         return target
+
+
+@dataclass
+class TestRun:
+    status: str  # pass, fail or timeout
+    output: str  # what the tests printed, with the harness's notes
+    seconds: float
+    cpu_s: float | None
 
 
 def _accounted(script: str) -> str:
