@@ -42,7 +42,10 @@ def test_fixtures_grade_as_expected(sandbox, fixture):
     assert codes["abc901_a"][3] == [-3]
     assert codes["abc901_a"][4] == [-4]
     assert codes["2051_A"][4] == [-4]  # syntax error
-    assert codes["3901"][2] == [-5]  # method not found: lcb_runner's child dies without a result
+    # method not found: lcb_runner's run_test fails to unpack grade_call_based's None
+    assert codes["3901"][2] == [-4]
+    meta = {q["question_id"]: q["metadata"] for q in out["questions"]}["3901"][2]
+    assert meta["error_message"] == "Error during testing: cannot unpack non-iterable NoneType object"
     assert codes["3901"][1] == [False]  # call-based wrong answer is the comparison's False
     assert out["by_platform"]["leetcode"]["n"] == 1
 
@@ -138,13 +141,17 @@ def test_numpy_imports_despite_the_guard_as_in_lcb_runner(sandbox):
     assert q["graded_list"] == [True], q["metadata"]
 
 
-def _one_batch(sandbox, items, shared):
-    """Run the given items as ONE batch (one jail), as run_batches would for a larger workload."""
-    from benchmarks.lcb.grader import RunnerJail
+def _one_batch(sandbox, items, samples):
+    """Run the given items as ONE batch (one jail), as run_batches would for a larger workload; the
+    jail gets the inputs, the host judges against the outputs."""
+    from benchmarks.lcb.grader import LcbCase, LcbJudge, RunnerJail
 
-    jail = RunnerJail(sandbox, None)
+    cases = {k: LcbCase(v) for k, v in samples.items()}
+    shared = {k: {"inputs": c.inputs, "fn_name": c.fn_name} for k, c in cases.items()}
+    jail = RunnerJail(sandbox, None, "lcb")
     try:
-        answers, _ = jail.grade(json.dumps({"mode": "lcb", "shared": shared, "items": items}).encode(),
+        body = (f'"shared": {json.dumps(shared)}, "items": {json.dumps(items)}').encode()
+        answers, _ = jail.grade(body, [LcbJudge(cases[item["shared_key"]]) for item in items],
                                 [float(item["limit_s"]) for item in items])
     finally:
         jail.close()
@@ -213,7 +220,7 @@ def test_a_stopped_runner_costs_one_item_limit_not_the_batch(sandbox):
 
 
 def test_one_jail_serves_many_batches_and_each_starts_clean():
-    from benchmarks.lcb.grader import run_batches
+    from benchmarks.lcb.grader import LcbCase, LcbJudge, run_batches
     from resources.sandbox import Sandbox
 
     # Wrong answers report their output: when the jail's init started, and whether a file is left.
@@ -221,7 +228,10 @@ def test_one_jail_serves_many_batches_and_each_starts_clean():
     code = ("import os\nleft = os.path.exists('planted.py')\nopen('planted.py', 'w').write('')\n"
             "print(open('/proc/1/stat').read().split()[21], left)")
     items = [{"shared_key": f"p{j}", "code": code, "timeout": 3, "limit_s": 10, "n_tests": 1} for j in range(4)]
-    answers = run_batches(Sandbox(concurrency=1, timeout_s=30), "lcb", items, shared)
+    cases = {k: LcbCase(v) for k, v in shared.items()}
+    answers = run_batches(Sandbox(concurrency=1, timeout_s=30), "lcb", items,
+                          {k: {"inputs": c.inputs, "fn_name": c.fn_name} for k, c in cases.items()},
+                          judge=lambda i: LcbJudge(cases[items[i]["shared_key"]]))
     outputs = [a["metadata"]["output"].split() for a in answers]
     assert len({start for start, _ in outputs}) == 1, outputs  # four batches, one jail
     assert [left for _, left in outputs] == ["False"] * 4
