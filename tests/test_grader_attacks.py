@@ -371,6 +371,21 @@ def test_a_jail_that_cannot_be_restored_is_replaced():
     assert graded[0][2]["output"] != graded[3][2]["output"], "the jail was not replaced"
 
 
+def test_humaneval_completions_start_clean_after_one_poisoned_the_jail():
+    from resources.sandbox import Sandbox
+
+    task = _he("HumanEval/13")  # greatest_common_divisor(a, b)
+    plant = ("    import posix\n    if not posix.access('/work/locked', 0):\n        posix.mkdir('/work/locked')\n"
+             "        open('/work/locked/helper_mod.py', 'w').write('x = 1')\n        posix.chmod('/work/locked', 0)\n"
+             "        open('/tmp/home/added', 'w').write('x')\n"
+             "    import math\n    return math.gcd(a, b)\n")
+    check = ("    import math, os\n    clean = not os.listdir('/work') and os.listdir('/tmp') == ['home']\n"
+             "    return math.gcd(a, b) if clean and 'added' not in os.listdir('/tmp/home') else -1\n")
+    out = humaneval.grade_completions([task], {task["task_id"]: [plant, check, check]},
+                                      Sandbox(concurrency=1, timeout_s=30))
+    assert out[0]["results"] == ["passed"] * 3, out
+
+
 # --- one crafted generation must not abort a grading run ---------------------------------------------
 CRAFTED = {
     "non_numeric_results": b'{"results": ["x", null, {}], "metadata": {}}\n',

@@ -250,3 +250,42 @@ def test_batches_hold_one_problem_each_costliest_first():
     assert len(plan_batches(items[:8], n_workers=2)) == 8  # little work: one generation per batch
 
 
+
+
+def test_results_cross_as_plain_data_with_exact_types():
+    import collections
+    import enum
+    from fractions import Fraction
+
+    from benchmarks.lcb.runner import Malformed, Opaque, decode_message, decode_value, encode_value
+
+    class Color(enum.IntEnum):
+        RED = 3
+
+    def round_trip(value):
+        return decode_value(decode_message(json.dumps({"v": encode_value(value)}).encode())["v"])
+
+    for value in [None, True, 3, -0.0, float("inf"), "x\ud800", [1, (2, 3)], {(1, 2): {4}}, frozenset({5}),
+                  b"\x00", 1 + 2j, 10 ** 5000, Fraction(1, 3)]:
+        back = round_trip(value)
+        assert back == value and type(back) is type(value), value
+    assert round_trip([(1, 2)]) != [[1, 2]]  # lcb_runner's `==` tells a tuple from a list, so do we
+    assert type(round_trip(Color.RED)) is int and type(round_trip(collections.Counter("ab"))) is dict
+    assert isinstance(round_trip(object()), Opaque) and round_trip(object()) != round_trip(object())
+    for forged in [b'{"v": {"zz": 1}}', b'{"v": {"s": [[1]]}}', b'{"v": 1' + b"0" * 5000 + b"}", b"\xff",
+                   b"[" * 100_000, b'{"v": {"n": "12"}}', b'["not an object"]']:
+        with pytest.raises(Malformed):
+            decode_value(decode_message(forged)["v"])
+
+
+def test_call_based_values_compare_as_lcb_runner_compares_them(sandbox):
+    p = call_problem([("1", "[[1, 2]]"), ("2", "0.5"), ("3", "3")], fn="f")
+    q = grade(p, [
+        "def f(x):\n    return [[1, 2]] if x == 1 else 0.5 if x == 2 else 3",
+        "def f(x):\n    return [(1, 2)]",  # a nested tuple is not a list, under lcb_runner too
+        "from fractions import Fraction\nimport numpy as np\n"
+        "def f(x):\n    return ([[1, 2]], Fraction(1, 2), np.int64(3))[x - 1]",
+        "def f(x):\n    return 10 ** 60000",  # lcb_runner: the wrong answer's str() raises, so -4 follows
+    ], sandbox)
+    assert q["results"][:3] == [[True, True, True], [False], [True, True, True]], q["metadata"]
+    assert q["results"][3] == [False, -4] and "Exceeds the limit" in q["metadata"][3]["error"]

@@ -107,9 +107,15 @@ class Malformed(ValueError):
 def encode_value(value):
     """JSON-ready plain data with exact types: None/bool/int/float/str and lists as themselves, the rest
     tagged ({"t": tuple}, {"s": set}, {"f": frozenset}, {"d": dict pairs}, {"b": bytes hex}, {"c": complex},
-    {"n": big int hex}, {"o": [text, error]} for anything else). Subclasses of builtins become their base
-    value (their own __eq__ is gone), numpy scalars their Python value."""
-    return _encode(value, 0, [MAX_NODES])
+    {"q": Fraction}, {"m": Decimal}, {"n": big int hex}, {"o": [text, error]} for anything else).
+    Subclasses of builtins become their base value (their own __eq__ is gone), numpy scalars their
+    Python value."""
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(limit + 1000)  # a program may have lowered it; encoding needs its own room
+    try:
+        return _encode(value, 0, [MAX_NODES])
+    finally:
+        sys.setrecursionlimit(limit)
 
 
 def _encode(x, depth, budget):
@@ -138,6 +144,12 @@ def _encode(x, depth, budget):
         return {"b": x.hex()}
     if t is complex:
         return {"c": [x.real, x.imag]}
+    fractions, decimal = sys.modules.get("fractions"), sys.modules.get("decimal")
+    if fractions is not None and t is fractions.Fraction:
+        return {"q": [_encode(x.numerator, depth, budget), _encode(x.denominator, depth, budget)]}
+    if decimal is not None and t is decimal.Decimal:
+        text = str(x)
+        return _opaque(x) if x.is_snan() or len(text) > 100_000 else {"m": text}
     numpy = sys.modules.get("numpy")
     if numpy is not None and isinstance(x, numpy.generic):
         try:
@@ -193,6 +205,21 @@ def decode_value(data, depth=0):
             return bytes.fromhex(body)
         if tag == "c" and type(body) is list and len(body) == 2 and all(type(v) is float for v in body):
             return complex(body[0], body[1])
+        if tag == "q" and type(body) is list and len(body) == 2:
+            from fractions import Fraction
+
+            numerator, denominator = (decode_value(v, depth + 1) for v in body)
+            if type(numerator) is int and type(denominator) is int and denominator > 0:
+                return Fraction(numerator, denominator)
+        if tag == "m" and type(body) is str and len(body) <= 100_000:
+            from decimal import Decimal, InvalidOperation
+
+            try:
+                value = Decimal(body)
+            except InvalidOperation:
+                raise Malformed("not a decimal") from None
+            if not value.is_snan():
+                return value
         if tag == "n" and type(body) is str and len(body) <= MAX_MESSAGE // 2:
             digits = body[1:] if body.startswith("-") else body
             if digits.startswith("0x") and digits[2:] and all(c in "0123456789abcdef" for c in digits[2:]):
