@@ -84,7 +84,8 @@ STDIN_ATTACKS = {
 CALL_ATTACKS = {
     "right": CALL_RIGHT,
     "forged_result": FORGE + "class Solution:\n    def add(self, a, b):\n"
-                             "        _forge(b'{\"test\": 0}\\n{\"results\": [true, true, true], \"metadata\": {}}\\n')",
+                             "        _forge(b'{\"test\": 0}\\n'\n"
+                             "               b'{\"results\": [true, true, true], \"metadata\": {}}\\n')",
     "empty_results": FORGE + "class Solution:\n    def add(self, a, b):\n"
                              "        _forge(b'{\"ready\": true}\\n{\"results\": [], \"metadata\": {}}\\n')",
     "patched_grader": "import json\njson.loads = lambda *args, **kwargs: 42\n"
@@ -211,8 +212,9 @@ def test_humaneval_attack_fails(humaneval_graded, attack):
 
 
 # --- test-output prediction and code execution ----------------------------------------------------------
-PIPE_FORGE_EXPR = ("(lambda os: ([os.write(fd, {payload}) for fd in range(3, 256) if os.path.exists('/proc/self/fd/%d' % fd)"
-                   " and os.readlink('/proc/self/fd/%d' % fd).startswith('pipe:')], os._exit(0)))(__import__('os'))")
+PIPE_FORGE_EXPR = ("(lambda os: ([os.write(fd, {payload}) for fd in range(3, 256)"
+                   " if os.path.exists('/proc/self/fd/%d' % fd) and os.readlink('/proc/self/fd/%d' % fd)"
+                   ".startswith('pipe:')], os._exit(0)))(__import__('os'))")
 ANY_EQUAL_EXPR = "type('AnyEqual', (), {'__eq__': lambda self, other: True, '__hash__': object.__hash__})()"
 LIST_SUBCLASS_EXPR = "type('L', (list,), {'__eq__': lambda self, other: True})()"
 

@@ -164,7 +164,8 @@ def test_a_generation_cannot_touch_the_next_one_in_its_batch(sandbox):
                     "    open('/tmp/left-behind', 'w').write('x')\n    posix._exit(0)\nprint('clean')")
     forge = ("import posix\nppid = posix.getppid()\nfor fd in range(64):\n    try:\n"
              "        f = posix.open(f'/proc/{ppid}/fd/{fd}', posix.O_WRONLY)\n"
-             "        posix.write(f, b'2\\t{\"results\": [true]}\\n')\n    except OSError:\n        pass\nprint('clean')")
+             "        posix.write(f, b'm 3 {\"test\": 0, \"out\": \"clean\"}\\nx 3 {\"wall_s\": 0}\\n')\n"
+             "    except OSError:\n        pass\nprint('clean')")
     check = "import time, posix\ntime.sleep(1.0)\nprint('clean' if not posix.path.exists('/tmp/left-behind') else 'dirty')"
     check = check.replace("posix.path", "__import__('os').path")
     items = [{"shared_key": "p", "code": c, "timeout": 3, "limit_s": 10} for c in (leave_daemon, forge, check, "print('x')")]

@@ -1,11 +1,14 @@
-"""Grade LiveCodeBench generations in the sandbox with lcb_runner's semantics.
+"""Grade LiveCodeBench generations in the sandbox with lcb_runner's semantics, judged on the host.
 
 Generations go to the sandbox in small batches of one problem each, which `concurrency` workers
-take off a queue; each worker keeps one jail running `runner.py` for all of its batches. Inside,
-every generation runs all of its problem's tests in one forked process, killed at lcb_runner's
-global limit of (timeout + 1) * n_tests + 5 seconds, and everything it left behind is killed
-(and its files deleted) before the next one starts. Result codes per test: True pass, -1 global
-timeout (every test), -2 wrong answer, -3 time limit, -4 runtime/compile error, -5 runner error.
+take off a queue; each worker keeps one jail running `runner.py` for all of its batches. The jail
+gets a problem's code and inputs, never its expected outputs: every generation runs its tests in
+its own process there, and each test's raw result (stdout text or returned value, as plain data)
+comes back here, where `LcbJudge` compares it as lcb_runner does and stops the program at the first
+failure. The process is killed at lcb_runner's global limit of (timeout + 1) * n_tests + 5 seconds,
+and everything it left behind is killed (and /work, /tmp restored) before the next one starts.
+Result codes per test: True pass, -1 global timeout (every test), -2 wrong answer, -3 time limit,
+-4 runtime/compile error, -5 runner error (including anything malformed a process sent).
 """
 
 from __future__ import annotations
@@ -67,6 +70,10 @@ class Judge:
 
     def read(self, message: dict) -> dict | None:
         raise NotImplementedError
+
+    def stop_early(self) -> bool:
+        """Whether the decided item's process should be stopped rather than left to finish."""
+        return False
 
     def end(self, ended: dict) -> dict:
         """The answer, given how the process ended (runner's {"timeout"/"stopped"/"error", "status", "wall_s"})."""
@@ -168,7 +175,8 @@ class RunnerJail:
                         pos_text, _, data = rest_of_line.partition(b" ")
                         pos = int(pos_text)
                         if kind == b"m":
-                            if judges[pos].take(data) and pos not in stopped and pos not in answers:
+                            if judges[pos].take(data) and judges[pos].stop_early() and pos not in stopped \
+                                    and pos not in answers:
                                 stopped.add(pos)
                                 self._send(_framed({"stop": [self.seq, pos]}))
                         elif kind == b"x":
@@ -380,10 +388,15 @@ class LcbJudge(Judge):
             return {"results": self.results, "metadata": {}}
         return decided
 
+    def stop_early(self) -> bool:
+        """Stop at the first failure; a process that passed every test is ending anyway."""
+        return self.decided is not None and self.decided.get("results") != [True] * self.case.n
+
     def _raised(self, index: int, code: int, error: str) -> dict:
         self.results.append(code)
         return {"results": self.results, "metadata": {
-            "error": error, "error_code": code, "error_message": "Time Limit Exceeded" if code == -3 else "Runtime Error",
+            "error": error, "error_code": code,
+            "error_message": "Time Limit Exceeded" if code == -3 else "Runtime Error",
             "inputs": self.case.inputs_text(index), "expected": self._expected_text(index)}}
 
     def _expected_text(self, index: int) -> str:

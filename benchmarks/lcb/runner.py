@@ -992,6 +992,11 @@ class Scratch:
     def restore(self):
         """True when /work and /tmp hold exactly the snapshot again."""
         try:
+            if self.intact():  # most programs leave nothing behind
+                return True
+        except (OSError, ValueError):
+            pass
+        try:
             _open_up()
             for path, (kind, _mode, _size) in sorted(_scan().items(), key=_deepest_first):
                 want = self.entries.get(path)
@@ -1230,7 +1235,10 @@ def _watch_child(pid, read_fd, limit_s, frames, stop_key, relay):
     import time
 
     deadline = time.monotonic() + limit_s
-    exited = os.pidfd_open(pid)
+    try:
+        exited = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        exited = None  # no pidfd: poll for the exit below
     os.set_blocking(read_fd, False)
     pending, eof, ended, status = b"", False, {}, None
     while status is None:
@@ -1238,8 +1246,8 @@ def _watch_child(pid, read_fd, limit_s, frames, stop_key, relay):
         if left <= 0:
             ended["timeout"] = True
             break
-        watch = [exited] + ([] if eof else [read_fd]) + ([] if frames.eof else [frames.fd])
-        ready, _, _ = select.select(watch, [], [], left)
+        watch = [fd for fd, on in ((exited, exited is not None), (read_fd, not eof), (frames.fd, not frames.eof)) if on]
+        ready, _, _ = select.select(watch, [], [], left if exited is not None else min(left, 0.02))
         if read_fd in ready:
             pending, eof, broken = _relay_lines(read_fd, pending, relay)
             if broken:
@@ -1250,17 +1258,21 @@ def _watch_child(pid, read_fd, limit_s, frames, stop_key, relay):
             if _stop_requested(frames, stop_key):
                 ended["stopped"] = True
                 break
-        if exited in ready:
+        if exited is not None and exited in ready:
             status = os.waitpid(pid, 0)[1]
-            if not eof:
-                _relay_lines(read_fd, pending, relay, final=True)
+        elif exited is None:
+            done, wait_status = os.waitpid(pid, os.WNOHANG)
+            status = wait_status if done else None
+        if status is not None and not eof:
+            _relay_lines(read_fd, pending, relay, final=True)
     if status is None:
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
         status = os.waitpid(pid, 0)[1]
-    os.close(exited)
+    if exited is not None:
+        os.close(exited)
     os.close(read_fd)
     ended["status"] = status
     return ended
@@ -1279,8 +1291,7 @@ def _relay_lines(fd, pending, relay, final=False):
         pending += chunk
         if b"\n" in chunk:
             *lines, pending = pending.split(b"\n")
-            for line in lines:
-                relay(line)
+            relay(lines)
         if len(pending) > MAX_MESSAGE + 1024:
             return b"", False, "a message over the limit"
     return pending, False, None
@@ -1345,7 +1356,7 @@ def main():
             os.close(write_fd)
             prefix = f"m {pos} ".encode()
             ended = _watch_child(pid, read_fd, float(item["limit_s"]), frames, [batch["seq"], pos],
-                                 lambda line: send(prefix + line + b"\n"))
+                                 lambda lines: send(b"".join(prefix + line + b"\n" for line in lines)))
             ended["wall_s"] = round(time.monotonic() - started, 4)
             clean = _kill_leftovers()
             if clean and scratch is not None:
