@@ -388,6 +388,20 @@ def test_humaneval_completions_start_clean_after_one_poisoned_the_jail():
     assert out[0]["results"] == ["passed"] * 3, out
 
 
+def test_a_completion_that_stops_or_kills_the_process_it_was_forked_from_fails_alone():
+    # The candidate's parent is the zygote that forks every candidate of the jail: the runner checks it
+    # after each program and replaces it, so later completions are graded as usual.
+    from resources.sandbox import Sandbox
+
+    task = _he("HumanEval/13")
+    right = task["canonical_solution"]
+    attacks = [f"    import posix, signal\n    posix.kill(posix.getppid(), signal.{sig})\n    return 0\n"
+               for sig in ("SIGKILL", "SIGSTOP", "SIGTERM")]
+    completions = [attacks[0], right, attacks[1], right, attacks[2], right]
+    out = humaneval.grade_completions([task], {task["task_id"]: completions}, Sandbox(concurrency=1, timeout_s=30))
+    assert out[0]["graded_list"] == [False, True] * 3, out
+
+
 # --- one crafted generation must not abort a grading run ---------------------------------------------
 CRAFTED = {
     "non_numeric_results": b'{"results": ["x", null, {}], "metadata": {}}\n',
