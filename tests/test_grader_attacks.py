@@ -361,6 +361,36 @@ def test_files_a_program_leaves_with_odd_permissions_are_gone_before_the_next_on
     assert [ok for ok, _, _ in graded] == [False, True, True], graded
 
 
+# System V shared memory and message queues, and a POSIX message queue, outlive the processes that made
+# them: a message from one program to a later one in the same jail.
+IPC_PLANT = """
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+libc.shmget(4242, 4096, 0o1000 | 0o600)
+libc.msgget(4243, 0o1000 | 0o600)
+try:
+    ctypes.CDLL('librt.so.1').mq_open(b'/lcb-leak', 0o100 | 0o2, 0o600, None)
+except OSError:
+    pass
+print('planted')
+"""
+IPC_CHECK = """
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+left = [libc.shmget(4242, 0, 0) != -1, libc.msgget(4243, 0) != -1]
+try:
+    left.append(ctypes.CDLL('librt.so.1').mq_open(b'/lcb-leak', 0o2) != -1)
+except OSError:
+    pass
+print('clean' if not any(left) else left)
+"""
+
+
+def test_ipc_objects_a_program_leaves_are_gone_before_the_next_one():
+    graded = _in_one_jail([IPC_PLANT, IPC_CHECK])
+    assert [ok for ok, _, _ in graded] == [False, True], graded
+
+
 def test_a_jail_that_cannot_be_restored_is_replaced():
     # A directory chain longer than PATH_MAX: the runner cannot check it, says so, and a fresh jail
     # grades the next program. The program's own result stands.

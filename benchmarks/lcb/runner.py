@@ -1035,6 +1035,7 @@ def _load_everything(mode):
     import faulthandler  # noqa: F401
     import io  # noqa: F401
     import marshal  # noqa: F401
+    import resource  # noqa: F401
     import select  # noqa: F401
     import shutil  # noqa: F401
     import site  # noqa: F401
@@ -1253,6 +1254,26 @@ def _kill_leftovers(spare=None):
     return False
 
 
+def _clear_ipc(libc):
+    """Remove the System V IPC objects (shared memory, message queues, semaphore sets) a program left:
+    they outlive processes. True once none is left. (POSIX message queues cannot be made at all: the
+    runner's RLIMIT_MSGQUEUE is 0.)"""
+    removers = {"shm": lambda i: libc.shmctl(i, 0, None), "msg": lambda i: libc.msgctl(i, 0, None),
+                "sem": lambda i: libc.semctl(i, 0, 0)}  # IPC_RMID = 0
+    for kind, remove in removers.items():
+        for ipc_id in _ipc_ids(kind):
+            remove(ipc_id)
+    return not any(_ipc_ids(kind) for kind in removers)
+
+
+def _ipc_ids(kind):
+    try:
+        with open(f"/proc/sysvipc/{kind}") as f:
+            return [int(line.split()[1]) for line in f.read().splitlines()[1:] if line.strip()]
+    except FileNotFoundError:  # a kernel without System V IPC
+        return []
+
+
 def _reap():
     while True:
         try:
@@ -1432,6 +1453,12 @@ def main():
         fatal(f"writable sys.path entries: {unsafe}")
     try:
         scratch = Scratch() if in_jail() else None
+        if scratch is not None:
+            import ctypes
+            import resource
+
+            resource.setrlimit(resource.RLIMIT_MSGQUEUE, (0, 0))
+            libc = ctypes.CDLL(None, use_errno=True)
         zygote = Zygote() if mode == "humaneval" else None
     except OSError as e:
         fatal(f"cannot set up: {e}")
@@ -1467,7 +1494,7 @@ def main():
                 except OSError:
                     clean = False
             if clean and scratch is not None:
-                clean = scratch.restore()
+                clean = _clear_ipc(libc) and scratch.restore()
             send(f"x {pos} {json.dumps(ended)}\n".encode())
             if not clean:
                 fatal("could not restore the jail after a program (processes or files it left)")
