@@ -793,10 +793,10 @@ def zygote_main():
     devnull = os.open(os.devnull, os.O_RDWR)
     os.dup2(devnull, 0)
     os.close(devnull)
-    _not_dumpable()
+    dumpable_off = _not_dumpable()
     _add_venv_packages()
     _load_everything("candidate")
-    sock.sendall(b"r")
+    sock.sendall(b"r" if dumpable_off else b"d")
     while True:
         _reap()
         try:
@@ -1022,13 +1022,15 @@ def _prepare_process():
 
 def _not_dumpable():
     """Same-uid processes may not ptrace this one or open its /proc/<pid>/fd or mem (no Yama here).
-    Forked children (a judge, say) inherit it."""
+    Forked children (a judge, say) inherit it. True once the kernel says so."""
     try:
         import ctypes
 
-        ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 4
-    except Exception:
-        pass
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+        prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE
+        return prctl(3, 0, 0, 0, 0) == 0  # PR_GET_DUMPABLE
+    except (OSError, AttributeError):
+        return False
 
 
 def _load_everything(mode):
@@ -1443,7 +1445,7 @@ def main():
 
     frames = _Frames(os.dup(0))
     result_fd = _prepare_process()
-    _not_dumpable()
+    dumpable_off = _not_dumpable()
 
     def send(text):
         _write_all(result_fd, text)
@@ -1456,6 +1458,8 @@ def main():
     if start is None:
         os._exit(0)
     mode = start["mode"]
+    if not dumpable_off and in_jail():
+        fatal("cannot make the runner non-dumpable (prctl)")
     _load_everything(mode)
     unsafe = _unsafe_path_entries()
     if unsafe:
