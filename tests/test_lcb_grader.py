@@ -42,7 +42,10 @@ def test_fixtures_grade_as_expected(sandbox, fixture):
     assert codes["abc901_a"][3] == [-3]
     assert codes["abc901_a"][4] == [-4]
     assert codes["2051_A"][4] == [-4]  # syntax error
-    assert codes["3901"][2] == [-5]  # method not found: lcb_runner's child dies without a result
+    # method not found: lcb_runner's run_test fails to unpack grade_call_based's None
+    assert codes["3901"][2] == [-4]
+    meta = {q["question_id"]: q["metadata"] for q in out["questions"]}["3901"][2]
+    assert meta["error_message"] == "Error during testing: cannot unpack non-iterable NoneType object"
     assert codes["3901"][1] == [False]  # call-based wrong answer is the comparison's False
     assert out["by_platform"]["leetcode"]["n"] == 1
 
@@ -138,13 +141,17 @@ def test_numpy_imports_despite_the_guard_as_in_lcb_runner(sandbox):
     assert q["graded_list"] == [True], q["metadata"]
 
 
-def _one_batch(sandbox, items, shared):
-    """Run the given items as ONE batch (one jail), as run_batches would for a larger workload."""
-    from benchmarks.lcb.grader import RunnerJail
+def _one_batch(sandbox, items, samples):
+    """Run the given items as ONE batch (one jail), as run_batches would for a larger workload; the
+    jail gets the inputs, the host judges against the outputs."""
+    from benchmarks.lcb.grader import LcbCase, LcbJudge, RunnerJail
 
-    jail = RunnerJail(sandbox, None)
+    cases = {k: LcbCase(v) for k, v in samples.items()}
+    shared = {k: {"inputs": c.inputs, "fn_name": c.fn_name} for k, c in cases.items()}
+    jail = RunnerJail(sandbox, None, "lcb")
     try:
-        answers, _ = jail.grade(json.dumps({"mode": "lcb", "shared": shared, "items": items}).encode(),
+        body = (f'"shared": {json.dumps(shared)}, "items": {json.dumps(items)}').encode()
+        answers, _ = jail.grade(body, [LcbJudge(cases[item["shared_key"]]) for item in items],
                                 [float(item["limit_s"]) for item in items])
     finally:
         jail.close()
@@ -157,7 +164,8 @@ def test_a_generation_cannot_touch_the_next_one_in_its_batch(sandbox):
                     "    open('/tmp/left-behind', 'w').write('x')\n    posix._exit(0)\nprint('clean')")
     forge = ("import posix\nppid = posix.getppid()\nfor fd in range(64):\n    try:\n"
              "        f = posix.open(f'/proc/{ppid}/fd/{fd}', posix.O_WRONLY)\n"
-             "        posix.write(f, b'2\\t{\"results\": [true]}\\n')\n    except OSError:\n        pass\nprint('clean')")
+             "        posix.write(f, b'm 3 {\"test\": 0, \"out\": \"clean\"}\\nx 3 {\"wall_s\": 0}\\n')\n"
+             "    except OSError:\n        pass\nprint('clean')")
     check = "import time, posix\ntime.sleep(1.0)\nprint('clean' if not posix.path.exists('/tmp/left-behind') else 'dirty')"
     check = check.replace("posix.path", "__import__('os').path")
     items = [{"shared_key": "p", "code": c, "timeout": 3, "limit_s": 10} for c in (leave_daemon, forge, check, "print('x')")]
@@ -213,7 +221,7 @@ def test_a_stopped_runner_costs_one_item_limit_not_the_batch(sandbox):
 
 
 def test_one_jail_serves_many_batches_and_each_starts_clean():
-    from benchmarks.lcb.grader import run_batches
+    from benchmarks.lcb.grader import LcbCase, LcbJudge, run_batches
     from resources.sandbox import Sandbox
 
     # Wrong answers report their output: when the jail's init started, and whether a file is left.
@@ -221,7 +229,10 @@ def test_one_jail_serves_many_batches_and_each_starts_clean():
     code = ("import os\nleft = os.path.exists('planted.py')\nopen('planted.py', 'w').write('')\n"
             "print(open('/proc/1/stat').read().split()[21], left)")
     items = [{"shared_key": f"p{j}", "code": code, "timeout": 3, "limit_s": 10, "n_tests": 1} for j in range(4)]
-    answers = run_batches(Sandbox(concurrency=1, timeout_s=30), "lcb", items, shared)
+    cases = {k: LcbCase(v) for k, v in shared.items()}
+    answers = run_batches(Sandbox(concurrency=1, timeout_s=30), "lcb", items,
+                          {k: {"inputs": c.inputs, "fn_name": c.fn_name} for k, c in cases.items()},
+                          judge=lambda i: LcbJudge(cases[items[i]["shared_key"]]))
     outputs = [a["metadata"]["output"].split() for a in answers]
     assert len({start for start, _ in outputs}) == 1, outputs  # four batches, one jail
     assert [left for _, left in outputs] == ["False"] * 4
@@ -240,3 +251,42 @@ def test_batches_hold_one_problem_each_costliest_first():
     assert len(plan_batches(items[:8], n_workers=2)) == 8  # little work: one generation per batch
 
 
+
+
+def test_results_cross_as_plain_data_with_exact_types():
+    import collections
+    import enum
+    from fractions import Fraction
+
+    from benchmarks.lcb.runner import Malformed, Opaque, decode_message, decode_value, encode_value
+
+    class Color(enum.IntEnum):
+        RED = 3
+
+    def round_trip(value):
+        return decode_value(decode_message(json.dumps({"v": encode_value(value)}).encode())["v"])
+
+    for value in [None, True, 3, -0.0, float("inf"), "x\ud800", [1, (2, 3)], {(1, 2): {4}}, frozenset({5}),
+                  b"\x00", 1 + 2j, 10 ** 5000, Fraction(1, 3)]:
+        back = round_trip(value)
+        assert back == value and type(back) is type(value), value
+    assert round_trip([(1, 2)]) != [[1, 2]]  # lcb_runner's `==` tells a tuple from a list, so do we
+    assert type(round_trip(Color.RED)) is int and type(round_trip(collections.Counter("ab"))) is dict
+    assert isinstance(round_trip(object()), Opaque) and round_trip(object()) != round_trip(object())
+    for forged in [b'{"v": {"zz": 1}}', b'{"v": {"s": [[1]]}}', b'{"v": 1' + b"0" * 5000 + b"}", b"\xff",
+                   b"[" * 100_000, b'{"v": {"n": "12"}}', b'["not an object"]']:
+        with pytest.raises(Malformed):
+            decode_value(decode_message(forged)["v"])
+
+
+def test_call_based_values_compare_as_lcb_runner_compares_them(sandbox):
+    p = call_problem([("1", "[[1, 2]]"), ("2", "0.5"), ("3", "3")], fn="f")
+    q = grade(p, [
+        "def f(x):\n    return [[1, 2]] if x == 1 else 0.5 if x == 2 else 3",
+        "def f(x):\n    return [(1, 2)]",  # a nested tuple is not a list, under lcb_runner too
+        "from fractions import Fraction\nimport numpy as np\n"
+        "def f(x):\n    return ([[1, 2]], Fraction(1, 2), np.int64(3))[x - 1]",
+        "def f(x):\n    return 10 ** 60000",  # lcb_runner: the wrong answer's str() raises, so -4 follows
+    ], sandbox)
+    assert q["results"][:3] == [[True, True, True], [False], [True, True, True]], q["metadata"]
+    assert q["results"][3] == [False, -4] and "Exceeds the limit" in q["metadata"][3]["error"]

@@ -2,11 +2,13 @@
 
 Loaders read the hub datasets' record formats (livecodebench/test_generation, execution-v2) from
 jsonl/parquet; graders follow lcb_runner's evaluation code, with every model answer evaluated in
-the sandbox (lcb_runner `eval`s test-output predictions in its own process).
+the sandbox (lcb_runner `eval`s test-output predictions in its own process) by a process that never
+holds the expected answer: the answer's value comes back as plain data and is compared on the host.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -16,11 +18,11 @@ from benchmarks.lcb.extraction import extract_execution_answer, extract_test_out
 from benchmarks.lcb.grader import run_batches
 from benchmarks.lcb.prompts import execution_messages, repair_feedback, repair_messages, test_output_messages
 from benchmarks.lcb.records import TEST_TYPES
-from benchmarks.lcb.runner import EXECUTION_IMPORTS
+from benchmarks.lcb.runner import EXECUTION_IMPORTS, lcb_json
 from benchmarks.lcb.source import iter_raw_records
 
 EXECUTION_TIMEOUT_S = 3  # lcb_runner's code-execution check_correctness timeout
-EVAL_OUTPUT_LIMIT_S = 30.0
+EVAL_OUTPUT_LIMIT_S = 10.0  # per prediction (lcb_runner sets no limit: it evals in its own process)
 
 
 @dataclass
@@ -152,28 +154,60 @@ def load_execution_problems(paths) -> tuple[list[ExecutionProblem], list[dict]]:
 def grade_test_output(problems: list[TestOutputProblem], outputs: dict[str, list[str]], sandbox,
                       extract: bool = True) -> list[dict]:
     """Per instance: the prediction extracted from each model output, checked against the expected output
-    as lcb_runner does (right-hand side of the assert, evaluated, == json.loads(expected))."""
+    as lcb_runner does (right-hand side of the assert, evaluated, == json.loads(expected)). Each
+    prediction is evaluated in the sandbox, in its own process, which never sees the expected output;
+    its value comes back as plain data and is compared here."""
     by_id = {p.instance_id: p for p in problems}
     keys = [k for k in outputs if k in by_id]
     missing = sorted(set(outputs) - set(by_id))
     if missing:
         raise ValueError(f"outputs for unknown test-output instances: {', '.join(missing[:10])}")
     preds = {k: [extract_test_output_code(o) if extract else o for o in outputs[k]] for k in keys}
-    items = [{"predictions": preds[k], "expected": by_id[k].expected_output, "limit_s": EVAL_OUTPUT_LIMIT_S}
-             for k in keys]
-    answers = run_batches(sandbox, "eval_output", items)
+    items = [{"text": pred, "limit_s": EVAL_OUTPUT_LIMIT_S} for k in keys for pred in preds[k]]
+    answers = iter(run_batches(sandbox, "eval_expr", items))
     out = []
-    for k, answer in zip(keys, answers):
-        graded = [bool(r) for r in answer.get("results", [False] * len(preds[k]))]
+    for k in keys:
+        expected = _json_expected(by_id[k].expected_output)
+        graded = [_matches(next(answers), expected) for _ in preds[k]]
         out.append({"instance_id": k, "pred_list": preds[k], "graded_list": graded,
                     "pass@1": sum(graded) / len(graded) if graded else 0.0})
     return out
 
 
+_NO_VALUE = object()
+
+
+def _json_expected(text: str):
+    try:
+        return lcb_json(text)
+    except (ValueError, RecursionError):
+        return _NO_VALUE  # lcb_runner: no prediction can match
+
+
+def _literal_expected(text: str):
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return _NO_VALUE
+
+
+def _matches(answer: dict, expected) -> bool:
+    """A plain-data value that equals the expected value (an opaque one equals nothing)."""
+    if expected is _NO_VALUE or "value" not in answer:
+        return False
+    try:
+        return bool(answer["value"] == expected)
+    except Exception:  # plain data compares without raising; be safe anyway
+        return False
+
+
 def grade_execution(problems: list[ExecutionProblem], outputs: dict[str, list[str]], sandbox,
                     cot: bool = False, extract: bool = True) -> list[dict]:
-    """Per instance: assert <output> == <prediction> run after the code in the sandbox (3 s); predictions
-    that contain the input expression are dropped, and an instance whose predictions all were scores 0."""
+    """Per instance: lcb_runner's `assert <output> == <prediction>` after the code (3 s), with the sides
+    kept apart: the prediction is evaluated after the code in the sandbox, in a process that never sees
+    the expected output, and its value is compared here with the output's (ast.literal_eval here, or
+    evaluated in its own sandboxed process when it is not a literal). Predictions that contain the input
+    expression are dropped, and an instance whose predictions all were scores 0."""
     by_id = {p.id: p for p in problems}
     missing = sorted(set(outputs) - set(by_id))
     if missing:
@@ -184,13 +218,22 @@ def grade_execution(problems: list[ExecutionProblem], outputs: dict[str, list[st
         preds = [extract_execution_answer(o, cot) if extract else o for o in outs]
         kept = [g for g in preds if p.input not in g]
         plan.append((key, preds, kept))
-    items = [{"program": f"{EXECUTION_IMPORTS}\n{by_id[key].code}\nassert {by_id[key].output} == {g}",
-              "timeout": EXECUTION_TIMEOUT_S, "limit_s": EXECUTION_TIMEOUT_S + 1}
-             for key, _, kept in plan for g in kept]
-    answers = iter(run_batches(sandbox, "exec", items))
+    expected = {key: _literal_expected(by_id[key].output) for key, _, kept in plan if kept}
+    unliteral = [key for key, value in expected.items() if value is _NO_VALUE]
+
+    def item(key: str, expression: str) -> dict:
+        return {"program": f"{EXECUTION_IMPORTS}\n{by_id[key].code}", "expression": expression,
+                "timeout": EXECUTION_TIMEOUT_S, "limit_s": EXECUTION_TIMEOUT_S + 1}
+
+    items = [item(key, by_id[key].output) for key in unliteral]
+    items += [item(key, g) for key, _, kept in plan for g in kept]
+    answers = iter(run_batches(sandbox, "exec_value", items))
+    for key in unliteral:
+        answer = next(answers)
+        expected[key] = answer["value"] if "value" in answer else _NO_VALUE
     out = []
     for key, preds, kept in plan:
-        graded = [next(answers).get("result") == "passed" for _ in kept] or [False] * len(preds)
+        graded = [_matches(next(answers), expected[key]) for _ in kept] or [False] * len(preds)
         out.append({"id": key, "pred_list": preds, "graded_list": graded,
                     "pass@1": sum(graded) / len(graded) if graded else 0.0})
     return out
