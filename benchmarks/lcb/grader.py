@@ -133,7 +133,7 @@ class RunnerJail:
         payload = b'{"batch": {"seq": ' + str(self.seq).encode() + b", " + body + b"}}"
         slack = STARTUP_SLACK_S + len(payload) / 20e6  # the runner reads and decodes the batch first
         if self.fresh:
-            slack += STARTUP_SLACK_S * 2  # the runner imports numpy (and pandas) before its first batch
+            slack += STARTUP_SLACK_S * 2  # the runner imports what it needs (numpy, pandas) first
             self.fresh = False
         answers: dict[int, dict] = {}
         if not (self.alive and self._send(_framed(payload))):

