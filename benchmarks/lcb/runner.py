@@ -457,8 +457,15 @@ class _LazyMockOpen:
 
     def __call__(self, *args, **kwargs):
         if self.mock is None:
-            from unittest.mock import mock_open  # loaded by the runner before any program ran
+            # Imported here, in the program's own process, from read-only paths only (see _load_everything).
+            import builtins
+            import io
 
+            patched, builtins.open = builtins.open, io.open
+            try:
+                from unittest.mock import mock_open
+            finally:
+                builtins.open = patched
             self.mock = mock_open(read_data=self.data)
         return self.mock(*args, **kwargs)
 
@@ -1036,7 +1043,9 @@ def _not_dumpable():
 def _load_everything(mode):
     """Every module this runner or its children's set-up uses, imported before any program runs. Also what
     lcb_runner's processes hold before their guard: for code execution numpy (whose first import calls
-    os.putenv, which the guard nulls) and pandas (its preamble imports it); LCB jails add numpy later."""
+    os.putenv, which the guard nulls) and pandas (its preamble imports it); LCB jails add numpy later.
+    unittest.mock is left to the rare program that calls open(): held here, it made every fork ~1 ms
+    slower. Imports after programs ran read only read-only paths (main checks sys.path)."""
     import ast  # noqa: F401
     import builtins  # noqa: F401
     import contextlib  # noqa: F401
@@ -1054,7 +1063,6 @@ def _load_everything(mode):
     import subprocess  # noqa: F401
     import time  # noqa: F401
     import types  # noqa: F401
-    import unittest.mock  # noqa: F401
 
     exec(IMPORT_PREAMBLE, {})
     # a HumanEval judge runs only the dataset's tests: numpy is for its candidates (the zygote's "candidate");
