@@ -36,10 +36,13 @@ def _require(condition: bool, why: str) -> None:
 
 
 def _needs_cgroup():
+    # A writable memory cgroup is a property of the machine, not of its set-up: where there is none the
+    # jail says so (`hrm sandbox layers`) and these tests are skipped with the reason, even on CI.
     from resources.cgroups import memory_hierarchy
 
     hierarchy, why = memory_hierarchy()
-    _require(hierarchy is not None, f"no memory cgroup here: {why}")
+    if hierarchy is None:
+        pytest.skip(f"no memory cgroup here: {why}")
 
 
 # --- memory that rlimits never saw ------------------------------------------------------------
