@@ -64,6 +64,10 @@ class Warehouse(dg.ConfigurableResource):
         base = Path(self.root) / "tables" / name
         return sorted(p.name.split("=", 1)[1] for p in base.glob("part=*") if (p / "data.parquet").exists())
 
+    def read_partition_rows(self, name: str) -> list[dict]:
+        """Rows of every partition, read one by one (partitions may infer different types for empty lists)."""
+        return [r for p in self.partitions(name) for r in self.read_table(name, partition=p).to_pylist()]
+
     # --- DuckDB ---------------------------------------------------------------------------
     def connect(self, database: str | None = None):
         """A DuckDB connection with one view per table (partitioned tables get a `part` column)."""
@@ -88,6 +92,36 @@ class Warehouse(dg.ConfigurableResource):
     def history_db(self) -> Path:
         """The DuckDB file for append-only history tables (benchmark reports)."""
         return self.path("warehouse.duckdb")
+
+    # --- where each stage keeps its files -------------------------------------------------
+    def tokenizer_dir(self) -> Path:
+        """The current tokenizer (written by the `tokenizer` asset, read by shards and training)."""
+        return self.path("tokenizer", "current")
+
+    def shard_path(self, stage: str) -> Path:
+        """The token shard of one curriculum stage (the `curriculum_shards` partition)."""
+        return self.table_file("curriculum_shards", stage)
+
+    def checkpoint_dir(self, name: str, *parts: str) -> Path:
+        """`checkpoints/<name>/...`: the runs of a checkpoint asset (and of quantized_models)."""
+        return self.path("checkpoints", name, *parts)
+
+    def publish_checkpoint(self, name: str, summary: dict) -> Path:
+        """checkpoints/<name>/latest.json: where downstream assets and sensors find the newest checkpoint."""
+        target = self.checkpoint_dir(name, "latest.json")
+        write_text_atomic(target, json.dumps(summary, indent=1))
+        return target
+
+    def latest_checkpoint(self, name: str) -> dict:
+        """The summary `publish_checkpoint` wrote for `name`."""
+        path = Path(self.root) / "checkpoints" / name / "latest.json"
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: {name} has not been materialised")
+        return json.loads(path.read_text())
+
+    def polyglot_checkout(self) -> Path:
+        """The git clone of the Polyglot benchmark (the `polyglot_benchmark` asset)."""
+        return self.path("clones", "polyglot-benchmark")
 
     # --- quarantine -----------------------------------------------------------------------
     def write_quarantine(self, name: str, rejected: list[dict], partition: str | None = None) -> Path:
