@@ -121,6 +121,12 @@ def canonical_samples(problems: Iterable[Mapping]) -> dict[str, list[str]]:
     return {p["task_id"]: [p["canonical_solution"]] for p in problems}
 
 
+def canonical_failures(problems: list[Mapping], sandbox, progress=None) -> tuple[int, dict[str, str]]:
+    """Grade every canonical solution against its own check(): (problems graded, {task_id: result} of failures)."""
+    tasks = grade_completions(problems, canonical_samples(problems), sandbox, progress=progress)
+    return len(tasks), {t["task_id"]: t["results"][0] for t in tasks if not t["graded_list"][0]}
+
+
 def mutated_completion(problem: Mapping) -> str:
     """A simple wrong answer: the canonical body returning None instead of its value."""
     return "    return None\n" + problem["canonical_solution"]

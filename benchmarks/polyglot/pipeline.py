@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Callable, Iterable
@@ -11,6 +12,7 @@ from benchmarks.polyglot.exercises import (EXPECTED_COUNTS, LANGUAGES, PINNED_CO
                                            exercise_dirs, extract_language)
 from benchmarks.polyglot.metrics import failures, summarize
 from resources.fetchers import git_clone, git_head
+from resources.warehouse import write_text_atomic
 
 TABLE = "polyglot_problems"
 RESULTS_TABLE = "polyglot_reference_results"
@@ -131,6 +133,35 @@ def run_evaluation(exercises: list[Exercise], sandbox, solutions: str = "referen
     if solutions == "reference":
         report["expected_failures"] = EXPECTED_REFERENCE_FAILURES
     return report
+
+
+def reference_report(warehouse, sandbox, languages: Iterable[str] = (), exercises: Iterable[str] = (),
+                     log: Callable[[str], None] | None = None) -> tuple[dict, Path]:
+    """Every selected reference solution through the evaluator in the sandbox: the results table and
+    reports/polyglot_reference.json; returns the report and that file."""
+    selected = load_exercises(warehouse, languages, exercises)
+    if not selected:
+        raise ValueError("polyglot_reference_report: no exercises selected; materialise polyglot_problems first")
+    done = []
+
+    def progress(r):
+        done.append(r)
+        if log:
+            log(f"[{len(done)}/{len(selected)}] {r.language}/{r.exercise}: {r.status} "
+                f"({r.seconds:.1f} s){' - ' + r.reason if r.reason else ''}")
+
+    report = run_evaluation(selected, sandbox, "reference", cache_dir=warehouse.path("cache", "polyglot"),
+                            progress=progress, log=log)
+    warehouse.write_table(RESULTS_TABLE, results_rows(report))
+    report_file = warehouse.path("reports", "polyglot_reference.json")
+    write_text_atomic(report_file, json.dumps(report, indent=1))
+    return report, report_file
+
+
+def reference_failures(warehouse) -> list[str]:
+    """language/exercise of every supported reference solution that did not pass in the last report."""
+    rows = warehouse.read_table(RESULTS_TABLE).to_pylist()
+    return [f"{r['language']}/{r['exercise']}" for r in rows if r["status"] not in ("pass", "unsupported")]
 
 
 def results_rows(report: dict) -> list[dict]:

@@ -1,0 +1,99 @@
+"""The training stages without Dagster: a curriculum-trained checkpoint (hrm_checkpoint, baseline_checkpoint)
+and its quantized versions (quantized_models). Each function writes its files through the warehouse,
+publishes `checkpoints/<name>/latest.json` and returns the summary its asset reports."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from model.config import ModelConfig
+from model.tokenizer import CodeTokenizer
+from training.phases import run_fingerprint, sha256_file, stage_shards, train_curriculum
+from training.plots import loss_curve_png
+from training.quantization import heldout_batch, measure
+
+
+@dataclass
+class CheckpointSettings:
+    preset: str = "tiny"  # ModelConfig preset: tiny, small, 100m, gpu-base
+    model_overrides: dict = field(default_factory=dict)  # ModelConfig fields
+    steps_per_stage: int = 40
+    batch_size: int = 16
+    grad_accum: int = 1
+    lr: float = 3e-3
+    warmup_steps: int = 5
+    dtype: str = "fp32"  # bf16 pays off on GPUs and big CPU matmuls only
+    qat: bool = False
+    wandb: bool = False  # offline mode; needs the wandb package
+    seed: int = 0
+    checkpoint_every: int = 20
+    max_minutes: float = 2.0  # wall budget for all phases; 0 = none
+    torchrun_nproc: int = 0  # > 0: launch each phase with torchrun (DDP)
+
+
+def build_configs(settings: CheckpointSettings, arch: str, vocab_size: int):
+    """(ModelConfig, TrainConfig) of one phase."""
+    from model.train import TrainConfig
+
+    model_config = ModelConfig.preset(settings.preset,
+                                      **{"vocab_size": vocab_size, **settings.model_overrides, "arch": arch})
+    train_config = TrainConfig(max_steps=settings.steps_per_stage, batch_size=settings.batch_size,
+                               grad_accum=settings.grad_accum, lr=settings.lr, warmup_steps=settings.warmup_steps,
+                               dtype=settings.dtype, qat=settings.qat, wandb=settings.wandb, seed=settings.seed,
+                               checkpoint_every=settings.checkpoint_every, log_every=5)
+    return model_config, train_config
+
+
+def train_checkpoint(settings: CheckpointSettings, warehouse, name: str, arch: str, log=None) -> dict:
+    """Train `arch` through the curriculum into checkpoints/<name>/<fingerprint>/ (resuming a killed run),
+    draw its loss curve and publish it; the summary carries the PNG bytes under `loss_curve_png`."""
+    tok_dir = warehouse.tokenizer_dir()
+    vocab = CodeTokenizer.load(tok_dir).vocab_size
+    model_config, train_config = build_configs(settings, arch, vocab)
+    shards = stage_shards(warehouse)
+    run_dir = warehouse.checkpoint_dir(name, run_fingerprint(model_config, train_config, shards))
+    summary = train_curriculum(model_config, train_config, shards, run_dir, tok_dir,
+                               max_minutes=settings.max_minutes, torchrun_nproc=settings.torchrun_nproc, log=log)
+    ckpt_dir = Path(summary["checkpoint_dir"])
+    png = loss_curve_png(summary["history"], f"{name} ({arch}, {model_config.estimated_params():,} params)")
+    (run_dir / "loss_curve.png").write_bytes(png)
+    summary.update(name=name, arch=arch, params=model_config.estimated_params(), model_config=model_config.to_dict(),
+                   weights_sha256=sha256_file(ckpt_dir / "model.safetensors"), run_dir=str(run_dir),
+                   loss_curve=str(run_dir / "loss_curve.png"), created_at=time.time())
+    warehouse.publish_checkpoint(name, {k: v for k, v in summary.items() if k != "history"})
+    summary["loss_curve_png"] = png
+    return summary
+
+
+@dataclass
+class QuantizeSettings:
+    kinds: tuple[str, ...] = ("int8", "nf4")
+    eval_tasks: int = 32  # held-out synthetic tasks for the loss delta
+    speed_prompts: int = 8
+    speed_new_tokens: int = 16
+
+
+def build_quantized_models(settings: QuantizeSettings, warehouse) -> dict:
+    """Quantize the HRM checkpoint (bitsandbytes int8 / nf4) and compare with fp32 on held-out tasks."""
+    from model.checkpoint import load_checkpoint
+
+    source = warehouse.latest_checkpoint("hrm_checkpoint")
+    ckpt_dir = source["checkpoint_dir"]
+    fp32, tok = load_checkpoint(ckpt_dir)
+    batch, n = heldout_batch(warehouse, tok, fp32.config.max_seq_len - settings.speed_new_tokens, settings.eval_tasks)
+    prompts = [row[:int(pl)].tolist() for row, pl in zip(batch["input_ids"], batch["prompt_len"])][:settings.speed_prompts]
+    results = {"fp32": measure(fp32, tok, batch, prompts, settings.speed_new_tokens)}
+    base = results["fp32"]["heldout_loss"]
+    for kind in settings.kinds:
+        model, _ = load_checkpoint(ckpt_dir, quantization=kind)
+        r = measure(model, tok, batch, prompts, settings.speed_new_tokens)
+        r["loss_delta_pct"] = round(100.0 * (r["heldout_loss"] - base) / base, 3)
+        r["bytes_ratio"] = round(r["bytes"] / results["fp32"]["bytes"], 4)
+        results[kind] = r
+    manifest = {"source_checkpoint": ckpt_dir, "source_sha256": source["weights_sha256"], "heldout_tasks": n,
+                "results": results, "created_at": time.time(),
+                "load": "model.checkpoint.load_checkpoint(source_checkpoint, quantization=<kind>)"}
+    warehouse.publish_checkpoint("quantized_models", manifest)
+    return manifest
