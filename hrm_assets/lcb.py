@@ -11,7 +11,9 @@ import warnings
 
 import dagster as dg
 
+from benchmarks.lcb import pipeline
 from benchmarks.lcb.pipeline import EXECUTION_TABLE, PROBLEMS_TABLE, RAW_TABLE, TEST_OUTPUT_TABLE
+from benchmarks.lcb.records import DIFFICULTIES, PLATFORMS, TEST_TYPES
 from hrm_assets.expectations import gx_check
 from resources.warehouse import Warehouse
 
@@ -48,9 +50,7 @@ class LcbScenarioSourceConfig(dg.Config):
                       "Hugging Face hub, private tests decoded without unpickling code; bad rows quarantined.")
 def livecodebench_raw(context: dg.AssetExecutionContext, config: LcbSourceConfig,
                       warehouse: Warehouse) -> dg.MaterializeResult:
-    from benchmarks.lcb.pipeline import write_release
-
-    out = write_release(warehouse, config.source or None, context.partition_key)
+    out = pipeline.write_release(warehouse, config.source or None, context.partition_key)
     for bad in out["rejected_rows"][:50]:
         context.log.warning(f"quarantined {bad['file']}:{bad['row']} ({bad['question_id']}): {bad['reason']}")
     return dg.MaterializeResult(metadata={
@@ -66,9 +66,7 @@ def livecodebench_raw(context: dg.AssetExecutionContext, config: LcbSourceConfig
                       "window, with the lcb_runner prompt and a platform/difficulty/test-type category.")
 def lcb_problems(context: dg.AssetExecutionContext, config: LcbWindowConfig,
                  warehouse: Warehouse) -> dg.MaterializeResult:
-    from benchmarks.lcb.pipeline import write_problems
-
-    out = write_problems(warehouse, context.partition_key, config.start_date or None, config.end_date or None,
+    out = pipeline.write_problems(warehouse, context.partition_key, config.start_date or None, config.end_date or None,
                          config.training_cutoff or None)
     context.log.info(f"{out['rows']} of {out['raw_rows']} problems inside the window {out['window']}")
     return dg.MaterializeResult(metadata={
@@ -77,14 +75,10 @@ def lcb_problems(context: dg.AssetExecutionContext, config: LcbWindowConfig,
 
 
 def _table_check(warehouse: Warehouse, table: str, partition: str | None, suite: str, build):
-    from benchmarks.lcb.pipeline import check_frame
-
-    return gx_check(check_frame(warehouse, table, partition), suite, build)
+    return gx_check(pipeline.check_frame(warehouse, table, partition), suite, build)
 
 
 def _problem_expectations(gxe):
-    from benchmarks.lcb.records import DIFFICULTIES, PLATFORMS, TEST_TYPES
-
     return [gxe.ExpectColumnValuesToBeUnique(column="question_id"),
             gxe.ExpectColumnValuesToNotBeNull(column="question_id"),
             gxe.ExpectColumnValuesToBeInSet(column="date_parses", value_set=[True]),
@@ -116,12 +110,10 @@ def lcb_problems_valid(context: dg.AssetCheckExecutionContext, warehouse: Wareho
                       "lcb_runner prompts. Skipped when no source is configured (HRM_LCB_TEST_OUTPUT_SOURCE).")
 def lcb_test_output_problems(context: dg.AssetExecutionContext, config: LcbScenarioSourceConfig,
                              warehouse: Warehouse):
-    from benchmarks.lcb.pipeline import write_test_output_problems
-
     if not config.test_output_source:
         context.log.info("no test_output_source configured (HRM_LCB_TEST_OUTPUT_SOURCE): skipped")
         return
-    out = write_test_output_problems(warehouse, config.test_output_source)
+    out = pipeline.write_test_output_problems(warehouse, config.test_output_source)
     yield dg.MaterializeResult(metadata={"dagster/row_count": out["rows"], "rejected": out["rejected"],
                                          "source": config.test_output_source})
 
@@ -131,12 +123,10 @@ def lcb_test_output_problems(context: dg.AssetExecutionContext, config: LcbScena
                       "prompts. Skipped when no source is configured (HRM_LCB_EXECUTION_SOURCE).")
 def lcb_execution_problems(context: dg.AssetExecutionContext, config: LcbScenarioSourceConfig,
                            warehouse: Warehouse):
-    from benchmarks.lcb.pipeline import write_execution_problems
-
     if not config.execution_source:
         context.log.info("no execution_source configured (HRM_LCB_EXECUTION_SOURCE): skipped")
         return
-    out = write_execution_problems(warehouse, config.execution_source)
+    out = pipeline.write_execution_problems(warehouse, config.execution_source)
     yield dg.MaterializeResult(metadata={"dagster/row_count": out["rows"], "rejected": out["rejected"],
                                          "source": config.execution_source})
 

@@ -4,15 +4,16 @@ Each body calls one plain function in benchmarks/polyglot/pipeline.py.
 """
 
 
-import json
 import os
 import warnings
 
 import dagster as dg
 
+from benchmarks.polyglot import pipeline
 from benchmarks.polyglot.exercises import EXPECTED_COUNTS, EXPECTED_TOTAL, LANGUAGES, PINNED_COMMIT, UPSTREAM
 from hrm_assets.expectations import gx_check
 from resources.sandbox import Sandbox
+from resources.settings import split_csv
 from resources.warehouse import Warehouse
 
 language_partitions = dg.StaticPartitionsDefinition(list(LANGUAGES))
@@ -20,10 +21,6 @@ language_partitions = dg.StaticPartitionsDefinition(list(LANGUAGES))
 warnings.filterwarnings("ignore", message=".*partitions_def on an AssetCheckSpec.*", category=dg.PreviewWarning)
 # The reference report fails at most this many exercises with every toolchain installed (see pipeline.py).
 MAX_EXPECTED_REFERENCE_FAILURES = 8
-
-
-def checkout_dir(warehouse: Warehouse):
-    return warehouse.path("clones", "polyglot-benchmark")
 
 
 class PolyglotSourceConfig(dg.Config):
@@ -35,9 +32,7 @@ class PolyglotSourceConfig(dg.Config):
           description="A git clone of Aider-AI/polyglot-benchmark at a pinned commit.")
 def polyglot_benchmark(context: dg.AssetExecutionContext, config: PolyglotSourceConfig,
                        warehouse: Warehouse) -> dg.MaterializeResult:
-    from benchmarks.polyglot.pipeline import clone_benchmark
-
-    info = clone_benchmark(config.source, checkout_dir(warehouse), config.commit)
+    info = pipeline.clone_benchmark(config.source, warehouse.polyglot_checkout(), config.commit)
     context.log.info(f"polyglot-benchmark {info['commit']} at {info['path']}: {info['counts']}")
     return dg.MaterializeResult(metadata={
         "commit": info["commit"], "source": config.source, "path": dg.MetadataValue.path(info["path"]),
@@ -49,9 +44,7 @@ def polyglot_benchmark(context: dg.AssetExecutionContext, config: PolyglotSource
           description="One row per exercise: instructions, stubs, hidden tests, editor, build and reference "
                       "files, cross-language key. Parquet partition per language; DuckDB view polyglot_problems.")
 def polyglot_problems(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
-    from benchmarks.polyglot.pipeline import write_problems
-
-    out = write_problems(warehouse, checkout_dir(warehouse), context.partition_key)
+    out = pipeline.write_problems(warehouse, warehouse.polyglot_checkout(), context.partition_key)
     for bad in out["rejected_rows"]:
         context.log.warning(f"quarantined {bad['path']}: {bad['reason']}")
     return dg.MaterializeResult(metadata={
@@ -65,10 +58,8 @@ def polyglot_problems(context: dg.AssetExecutionContext, warehouse: Warehouse) -
                             "test path present in the clone, unique ids; over all materialised partitions, "
                             "their expected total (225 once all six are in).")
 def polyglot_problems_valid(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> dg.AssetCheckResult:
-    from benchmarks.polyglot.pipeline import TABLE, problem_frame
-
     language = context.partition_key
-    frame = problem_frame(warehouse, checkout_dir(warehouse), language)
+    frame = pipeline.problem_frame(warehouse, warehouse.polyglot_checkout(), language)
     one = gx_check(frame, f"polyglot_problems_{language}", lambda gxe: [
         gxe.ExpectTableRowCountToEqual(value=EXPECTED_COUNTS[language]),
         gxe.ExpectColumnValuesToBeInSet(column="language", value_set=[language]),
@@ -78,9 +69,9 @@ def polyglot_problems_valid(context: dg.AssetCheckExecutionContext, warehouse: W
         gxe.ExpectColumnValuesToBeInSet(column="paths_exist", value_set=[True]),
         gxe.ExpectColumnValuesToBeUnique(column="problem_id"),
     ])
-    present = warehouse.partitions(TABLE)
+    present = warehouse.partitions(pipeline.TABLE)
     expected_total = sum(EXPECTED_COUNTS[p] for p in present)
-    everything = problem_frame(warehouse, None)
+    everything = pipeline.problem_frame(warehouse, None)
     total = gx_check(everything, "polyglot_problems_total", lambda gxe: [
         gxe.ExpectTableRowCountToEqual(value=expected_total),
         gxe.ExpectColumnValuesToBeUnique(column="problem_id"),
@@ -104,32 +95,15 @@ class PolyglotReportConfig(dg.Config):
                       "pass counts and each failure with its reason.")
 def polyglot_reference_report(context: dg.AssetExecutionContext, config: PolyglotReportConfig,
                               sandbox: Sandbox, warehouse: Warehouse) -> dg.MaterializeResult:
-    from benchmarks.polyglot.pipeline import (RESULTS_TABLE, failures_markdown, languages_markdown,
-                                              load_exercises, results_rows, run_evaluation)
-    from resources.warehouse import write_text_atomic
-
-    exercises = load_exercises(warehouse, _csv(config.languages), _csv(config.exercises))
-    if not exercises:
-        raise ValueError("polyglot_reference_report: no exercises selected; materialise polyglot_problems first")
-    done = []
-
-    def progress(r):
-        done.append(r)
-        context.log.info(f"[{len(done)}/{len(exercises)}] {r.language}/{r.exercise}: {r.status} "
-                         f"({r.seconds:.1f} s){' - ' + r.reason if r.reason else ''}")
-
-    report = run_evaluation(exercises, sandbox, "reference", cache_dir=warehouse.path("cache", "polyglot"),
-                            progress=progress, log=context.log.info)
-    warehouse.write_table(RESULTS_TABLE, results_rows(report))
-    report_file = warehouse.path("reports", "polyglot_reference.json")
-    write_text_atomic(report_file, json.dumps(report, indent=1))
+    report, report_file = pipeline.reference_report(warehouse, sandbox, split_csv(config.languages),
+                                                    split_csv(config.exercises), log=context.log.info)
     passes = {lang: s["counts"]["pass"] for lang, s in report["languages"].items()}
     return dg.MaterializeResult(metadata={
         "passed": report["counts"]["pass"], "exercises": report["counts"]["total"],
         "pass_rate_1": report["pass_rate_1"], "unsupported": report["counts"]["unsupported"],
         "passes_by_language": dg.MetadataValue.json(passes),
-        "languages": dg.MetadataValue.md(languages_markdown(report)),
-        "failures": dg.MetadataValue.md(failures_markdown(report)),
+        "languages": dg.MetadataValue.md(pipeline.languages_markdown(report)),
+        "failures": dg.MetadataValue.md(pipeline.failures_markdown(report)),
         "expected_failures": report["expected_failures"], "wall_s": report["wall_s"],
         "report": dg.MetadataValue.path(str(report_file))})
 
@@ -138,14 +112,7 @@ def polyglot_reference_report(context: dg.AssetExecutionContext, config: Polyglo
                 description=f"At most {MAX_EXPECTED_REFERENCE_FAILURES} supported reference solutions fail "
                             "(the known jar and crate gaps); more means a toolchain regressed.")
 def polyglot_reference_failures_known(warehouse: Warehouse) -> dg.AssetCheckResult:
-    from benchmarks.polyglot.pipeline import RESULTS_TABLE
-
-    rows = warehouse.read_table(RESULTS_TABLE).to_pylist()
-    failed = [f"{r['language']}/{r['exercise']}" for r in rows if r["status"] not in ("pass", "unsupported")]
+    failed = pipeline.reference_failures(warehouse)
     return dg.AssetCheckResult(passed=len(failed) <= MAX_EXPECTED_REFERENCE_FAILURES,
                                severity=dg.AssetCheckSeverity.WARN,
                                metadata={"failed": len(failed), "failed_exercises": dg.MetadataValue.json(failed)})
-
-
-def _csv(text: str) -> list[str]:
-    return [s.strip() for s in text.split(",") if s.strip()]

@@ -5,14 +5,14 @@ import os
 
 import dagster as dg
 
+from benchmarks.pipeline import regression_findings
+from benchmarks.report import record_alert
 from resources.warehouse import Warehouse
 
 
 @dg.run_failure_sensor(name="run_failure_alert", default_status=dg.DefaultSensorStatus.RUNNING,
                        description="Record an alert for every failed run.")
 def run_failure_alert(context: dg.RunFailureSensorContext, warehouse: Warehouse):
-    from benchmarks.report import record_alert
-
     run = context.dagster_run
     message = f"run {run.run_id} ({run.job_name}) failed: {context.failure_event.message}"
     record_alert(warehouse.history_db(), "run_failure", message,
@@ -23,9 +23,6 @@ def run_failure_alert(context: dg.RunFailureSensorContext, warehouse: Warehouse)
 @dg.sensor(name="regression_alert", minimum_interval_seconds=300, default_status=dg.DefaultSensorStatus.RUNNING,
            description="Record an alert when the newest benchmark report regressed against the previous one.")
 def regression_alert(context: dg.SensorEvaluationContext, warehouse: Warehouse):
-    from benchmarks.report import record_alert
-    from hrm_assets.evaluation import regression_findings
-
     found = regression_findings(warehouse, os.environ.get("HRM_REGRESSION_THRESHOLDS", "default=0.05"))
     if found["report_id"] is None or found["report_id"] == context.cursor:
         return dg.SkipReason("no new benchmark report")

@@ -16,27 +16,29 @@ TINY = json.dumps({"max_seq_len": 256})  # the tiny preset (hidden 64): nf4 fail
 @pytest.fixture(scope="module")
 def data_warehouse(tmp_path_factory, sandbox):
     """Corpus, synthetic tasks, tokenizer, examples and shards, built by the plain functions."""
+    from datagen import pipeline as dp
     from hrm_assets import training_data as td
 
     src = tmp_path_factory.mktemp("src")
     for i in range(3):
         (src / f"m{i}.py").write_text(FUNCS.replace("helper_", f"m{i}_").replace("Scale", f"Scale{i}"))
     wh = Warehouse(root=str(tmp_path_factory.mktemp("wh")))
-    td.build_code_corpus(td.CorpusConfig(sources=json.dumps({"python": [str(src)]}), min_bytes=50), wh)
-    td.build_synthetic_tasks(td.SyntheticTasksConfig(exec_per_template=1, repair_per_template=1), sandbox, wh)
-    td.build_tokenizer(td.TokenizerConfig(vocab_size=400), wh)
-    td.build_training_examples(td.TrainingExamplesConfig(), wh)
-    for stage in td.STAGE_KEYS:
-        td.build_curriculum_shard(td.ShardConfig(max_seq_len=256), wh, stage)
+    dp.build_code_corpus(dp.CorpusSettings(sources=json.dumps({"python": [str(src)]}), min_bytes=50), wh)
+    dp.build_synthetic_tasks(td.SyntheticTasksConfig(exec_per_template=1, repair_per_template=1).to_settings(),
+                             sandbox, wh)
+    dp.build_tokenizer(dp.TokenizerSettings(vocab_size=400), wh)
+    dp.build_training_examples(dp.ExamplesSettings(), wh)
+    for stage in dp.STAGE_KEYS:
+        dp.build_curriculum_shard(dp.ShardSettings(max_seq_len=256), wh, stage)
     return wh
 
 
-def _config(**changes):
-    from hrm_assets.training import CheckpointConfig
+def _settings(**changes):
+    from training.pipeline import CheckpointSettings
 
-    base = dict(model_overrides=TINY, steps_per_stage=6, batch_size=4, checkpoint_every=2, max_minutes=0.0,
-                warmup_steps=1)
-    return CheckpointConfig(**{**base, **changes})
+    base = dict(model_overrides=json.loads(TINY), steps_per_stage=6, batch_size=4, checkpoint_every=2,
+                max_minutes=0.0, warmup_steps=1)
+    return CheckpointSettings(**{**base, **changes})
 
 
 class Interrupt(Exception):
@@ -44,13 +46,14 @@ class Interrupt(Exception):
 
 
 def test_curriculum_training_resumes_where_it_was_killed(data_warehouse, tmp_path):
-    from hrm_assets import training as tr
     from model.tokenizer import CodeTokenizer
+    from training import phases
+    from training.pipeline import build_configs
 
-    tok_dir = tr.tokenizer_dir(data_warehouse)
-    mc, tc = tr.build_configs(_config(), "hrm", CodeTokenizer.load(tok_dir).vocab_size)
+    tok_dir = data_warehouse.tokenizer_dir()
+    mc, tc = build_configs(_settings(), "hrm", CodeTokenizer.load(tok_dir).vocab_size)
     tc.log_every = 2
-    shards = tr.stage_shards(data_warehouse)
+    shards = phases.stage_shards(data_warehouse)
     assert [s for s, _ in shards] == ["1", "2", "3"]  # stage 4 has no feeding asset here
 
     def kill_in_phase_2(stage, step, metrics):  # runs before that step's checkpoint is written
@@ -58,8 +61,8 @@ def test_curriculum_training_resumes_where_it_was_killed(data_warehouse, tmp_pat
             raise Interrupt
 
     with pytest.raises(Interrupt):
-        tr.train_curriculum(mc, tc, shards, tmp_path / "run", tok_dir, on_step=kill_in_phase_2)
-    done = tr.train_curriculum(mc, tc, shards, tmp_path / "run", tok_dir)
+        phases.train_curriculum(mc, tc, shards, tmp_path / "run", tok_dir, on_step=kill_in_phase_2)
+    done = phases.train_curriculum(mc, tc, shards, tmp_path / "run", tok_dir)
     phases = {p["stage"]: p for p in done["phases"]}
     assert phases["1"]["resumed_from_step"] == 6  # finished before the kill: nothing left to do
     assert phases["2"]["resumed_from_step"] == 2  # the checkpoint written at step 2
@@ -71,6 +74,7 @@ def test_curriculum_training_resumes_where_it_was_killed(data_warehouse, tmp_pat
 
 def test_checkpoints_quantized_models_and_report(data_warehouse, sandbox):
     from benchmarks import report as rp
+    from benchmarks.pipeline import MODELS
     from hrm_assets import evaluation as ev
     from hrm_assets import training as tr
 
@@ -92,7 +96,7 @@ def test_checkpoints_quantized_models_and_report(data_warehouse, sandbox):
     assert quant["int8"]["bytes"] < quant["fp32"]["bytes"] and quant["nf4"]["bytes"] < quant["fp32"]["bytes"]
     report = result.asset_materializations_for_node("benchmark_report")[0].metadata
     values = report["values"].value
-    for model in ev.MODELS:
+    for model in MODELS:
         for metric in ("humaneval/pass@1", "humaneval/pass@5", "synthetic-heldout/exec_exact_match",
                        "synthetic-heldout/repair_fix_rate", "generation/tokens_per_s"):
             assert f"{model}/{metric}" in values, f"{model}/{metric} missing"
@@ -102,3 +106,38 @@ def test_checkpoints_quantized_models_and_report(data_warehouse, sandbox):
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert checks["no_regression"] is True
     assert data_warehouse.read_table("benchmark_report").num_rows == len(values)
+
+
+def test_torchrun_starts_the_training_module_not_the_command_line(tmp_path):
+    from training.phases import torchrun_command
+
+    cmd = torchrun_command(2, tmp_path / "phase-1.config.json", ["s1.parquet", "s2.parquet"], tmp_path / "phase-1",
+                           tmp_path / "tok")
+    launcher = cmd.index("--nproc_per_node=2")
+    assert cmd[1:3] == ["-m", "torch.distributed.run"]
+    assert cmd[launcher + 1:launcher + 3] == ["-m", "training.run"] and not any("hrm_cli" in c for c in cmd)
+    assert cmd[launcher + 3:] == ["--config", str(tmp_path / "phase-1.config.json"), "--shards", "s1.parquet",
+                                  "s2.parquet", "--out", str(tmp_path / "phase-1"), "--tokenizer", str(tmp_path / "tok")]
+
+
+def test_curriculum_phases_under_torchrun_on_two_cpu_ranks(data_warehouse, tmp_path, monkeypatch):
+    """The HRM_TORCHRUN_NPROC path: each phase is `python -m training.run` on 2 gloo ranks (DDP)."""
+    import torch
+
+    from model.tokenizer import CodeTokenizer
+    from training import phases
+    from training.pipeline import build_configs
+
+    monkeypatch.chdir(tmp_path)  # the ranks find this checkout's packages from any working directory
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    tok_dir = data_warehouse.tokenizer_dir()
+    mc, tc = build_configs(_settings(steps_per_stage=2, checkpoint_every=2), "hrm",
+                           CodeTokenizer.load(tok_dir).vocab_size)
+    shards = phases.stage_shards(data_warehouse)[:2]
+    done = phases.train_curriculum(mc, tc, shards, tmp_path / "run", tok_dir, torchrun_nproc=2)
+    assert [(p["stage"], p["steps"], p["shards"]) for p in done["phases"]] == [("1", 2, 1), ("2", 2, 2)]
+    assert done["tokens_seen"] > 0 and "loss" in done["final_losses"]
+    for phase in ("phase-1", "phase-2"):
+        rng_states = torch.load(tmp_path / "run" / phase / "rng.pt", weights_only=True)
+        assert len(rng_states) == 2  # one RNG state per rank: the phase really ran on two processes

@@ -11,6 +11,7 @@ FUNCS = "\n".join(f'def helper_{i}(value):\n    """Scale value by {i}."""\n    d
 
 @pytest.fixture(scope="module")
 def materialized(tmp_path_factory, sandbox):
+    from datagen.pipeline import STAGE_KEYS
     from hrm_assets import training_data as td
 
     root = tmp_path_factory.mktemp("wh")
@@ -36,7 +37,7 @@ def materialized(tmp_path_factory, sandbox):
     assert first.success
     shard_runs = [dg.materialize(assets, selection=[td.curriculum_shards], partition_key=s, resources=resources,
                                  instance=instance, run_config={"ops": {"curriculum_shards": run_config["ops"]["curriculum_shards"]}})
-                  for s in td.STAGE_KEYS]
+                  for s in STAGE_KEYS]
     return warehouse, first, shard_runs
 
 
