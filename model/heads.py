@@ -12,9 +12,9 @@ import torch
 from torch import nn
 
 from model.config import ModelConfig
+from model.edits import DIVIDER, REPLACE, SEARCH, EditBlock, apply_edit_blocks, format_edit_blocks, parse_edit_blocks
 from model.layers import RMSNorm
-from model.validate import (DIVIDER, REPLACE, SEARCH, TOOL_SCHEMAS, EditBlock, apply_edit_blocks,
-                            format_edit_blocks, is_required, parse_edit_blocks)
+from model.validate import TOOL_SCHEMAS, is_required
 from model.vocab import TOOLS, language_id, task_id
 
 

@@ -7,8 +7,8 @@ import torch
 from model import ModelConfig, build_model
 from model.heads import (_prompt_batch, decode_edit_blocks, decode_tool_call, line_edit_probs, snap_edit_blocks,
                          tagged_spans, unique_search)
-from model.validate import (EditBlock, apply_edit_blocks, check_edit, check_source, check_tool_call,
-                            format_edit_blocks, parse_edit_blocks, validate_output)
+from model.edits import EditBlock, apply_edit_blocks, format_edit_blocks, parse_edit_blocks
+from model.validate import check_edit, check_source, check_tool_call, validate_output
 from model.tokenizer import ByteTokenizer
 from model.vocab import TOOLS
 
