@@ -91,6 +91,9 @@ def test_snap_repairs_a_misremembered_search():
     fixed = snap_edit_blocks(SOURCE, answer)
     assert parse_edit_blocks(fixed)[0].search == "def perimeter(w, h):\n"
     assert check_edit(SOURCE, fixed, "python").ok
+    # a SEARCH found only inside a line (indentation dropped) matches no whole lines: snapped too
+    unindented = format_edit_blocks([EditBlock("total = w * h\n", "    total = w * h * 2\n")])
+    assert parse_edit_blocks(snap_edit_blocks(SOURCE, unindented))[0].search == "    total = w * h\n"
 
 
 @pytest.mark.parametrize("tool", TOOLS)
