@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 
 from benchmarks.problem import EvalProblem
+from model.edits import DIVIDER, REPLACE, SEARCH
 
 HUMANEVAL_STOP = ("\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\nassert ")
 SYNTHETIC_STOP = ()
@@ -129,8 +130,8 @@ def eval_lcb(c: Candidate, problems: list, sandbox, s: EvalSettings) -> list[dic
 def polyglot_prompt(message: str, files: dict[str, str], edit_format: str) -> str:
     how = ("Reply with each changed file: its name on one line, then a fenced code block with the whole file."
            if edit_format == "whole" else
-           "Reply with SEARCH/REPLACE blocks: the file name, then <<<<<<< SEARCH, the old lines, =======, "
-           "the new lines, >>>>>>> REPLACE.")
+           f"Reply with SEARCH/REPLACE blocks: the file name, then {SEARCH}, the old lines, {DIVIDER}, "
+           f"the new lines, {REPLACE}.")
     shown = "".join(f"### {path}\n{text}" + ("" if text.endswith("\n") else "\n") for path, text in sorted(files.items()))
     return f"{message}\n{how}\n{shown}"
 
@@ -193,7 +194,8 @@ def synthetic_eval_problems(rows: list[dict]) -> list[EvalProblem]:
 
 
 def eval_synthetic(c: Candidate, rows: list[dict], sandbox, s: EvalSettings) -> list[dict]:
-    from datagen.synthetic import exec_answer_correct, repair_fixed
+    from datagen.repair_grading import repair_fixed
+    from datagen.synthetic import exec_answer_correct
 
     problems = synthetic_eval_problems(rows)
     out = []

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from model.config import ModelConfig
-from model.hrm import CodeLM, TrunkOutput
+from model.lm import CodeLM, TrunkOutput
 from model.layers import Block
 
 

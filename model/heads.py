@@ -12,9 +12,10 @@ import torch
 from torch import nn
 
 from model.config import ModelConfig
+from model.edits import (DIVIDER, REPLACE, SEARCH, EditBlock, apply_edit_blocks, format_edit_blocks, line_matches,
+                         parse_edit_blocks)
 from model.layers import RMSNorm
-from model.validate import (DIVIDER, REPLACE, SEARCH, TOOL_SCHEMAS, EditBlock, apply_edit_blocks,
-                            format_edit_blocks, is_required, parse_edit_blocks)
+from model.validate import TOOL_SCHEMAS, is_required
 from model.vocab import TOOLS, language_id, task_id
 
 
@@ -139,14 +140,14 @@ def decode_edit_blocks(model, tokenizer, prompt: str, source: str, language: str
 
 
 def snap_edit_blocks(source: str, answer: str) -> str:
-    """Repair free-form blocks: replace each SEARCH by the file span of the same length that matches it best,
-    so blocks the LM wrote from memory apply."""
+    """Repair free-form blocks: replace each SEARCH that matches no whole lines of the file by the file span of
+    the same length that matches it best, so blocks the LM wrote from memory apply."""
     lines = source.splitlines(keepends=True)
     if lines and not lines[-1].endswith("\n"):
         lines[-1] += "\n"
-    fixed = []
+    fixed, text = [], "".join(lines)
     for block in parse_edit_blocks(answer):
-        if not block.search or block.search in "".join(lines):
+        if not block.search or line_matches(text, block.search):
             fixed.append(block)
             continue
         size = max(1, len(block.search.splitlines()))

@@ -10,12 +10,12 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
+from model.edits import MARKERS
 from model.vocab import LANGUAGES, TASK_TYPES, TOOLS
 
 PAD = "<|pad|>"
 EOS = "<|eos|>"
 ANSWER = "<|answer|>"
-EDIT_MARKERS = ("<<<<<<< SEARCH", "=======", ">>>>>>> REPLACE")
 SPECIAL_FILE = "special_tokens.json"
 
 
@@ -34,7 +34,7 @@ def tool_token(name: str) -> str:
 def special_tokens() -> list[str]:
     """All special tokens in id order; <|pad|> first so that it gets id 0."""
     return ([PAD, EOS, ANSWER] + [language_token(x) for x in LANGUAGES] + [task_token(x) for x in TASK_TYPES]
-            + [tool_token(x) for x in TOOLS] + list(EDIT_MARKERS))
+            + [tool_token(x) for x in TOOLS] + list(MARKERS))
 
 
 class CodeTokenizer:

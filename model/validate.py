@@ -7,9 +7,8 @@ import ast
 import json
 from dataclasses import dataclass, field
 
+from model.edits import SEARCH, apply_edits
 from model.vocab import TOOLS
-
-SEARCH, DIVIDER, REPLACE = "<<<<<<< SEARCH", "=======", ">>>>>>> REPLACE"
 
 
 @dataclass
@@ -91,64 +90,12 @@ def _rust_char_literal(code: str, i: int) -> bool:
     return code.startswith("\\", i + 1) or (i + 2 < len(code) and code[i + 2] == "'")
 
 
-# -- SEARCH/REPLACE edit blocks ----------------------------------------------------------------------
-@dataclass
-class EditBlock:
-    search: str  # whole lines, each ending in "\n"
-    replace: str
-
-
-def parse_edit_blocks(text: str) -> list[EditBlock]:
-    """Parse aider-style blocks:  <<<<<<< SEARCH / old lines / ======= / new lines / >>>>>>> REPLACE."""
-    blocks, state, search, replace = [], "outside", [], []
-    for number, line in enumerate(text.splitlines(keepends=True), 1):
-        marker = line.rstrip("\r\n")
-        if state == "outside":
-            if marker.strip() == SEARCH:
-                state, search, replace = "search", [], []
-        elif state == "search":
-            if marker.strip() == DIVIDER:
-                state = "replace"
-            else:
-                search.append(line if line.endswith("\n") else line + "\n")
-        elif marker.strip() == REPLACE:
-            blocks.append(EditBlock("".join(search), "".join(replace)))
-            state = "outside"
-        else:
-            replace.append(line if line.endswith("\n") else line + "\n")
-    if state != "outside":
-        raise ValueError(f"edit block {len(blocks) + 1} is not terminated (missing {DIVIDER if state == 'search' else REPLACE})")
-    return blocks
-
-
-def format_edit_blocks(blocks: list[EditBlock]) -> str:
-    return "".join(f"{SEARCH}\n{b.search}{DIVIDER}\n{b.replace}{REPLACE}\n" for b in blocks)
-
-
-def apply_edit_blocks(source: str, blocks: list[EditBlock]) -> str:
-    """Apply blocks in order; each SEARCH must occur exactly once in the text as edited so far."""
-    text = source if source.endswith("\n") or not source else source + "\n"
-    for n, block in enumerate(blocks, 1):
-        if not block.search:
-            if text:
-                raise ValueError(f"edit block {n}: empty SEARCH is only allowed for an empty file")
-            text = block.replace
-            continue
-        count = text.count(block.search)
-        if count != 1:
-            where = "not found" if count == 0 else f"found {count} times"
-            raise ValueError(f"edit block {n}: SEARCH text {where} in the file: {block.search[:60]!r}")
-        text = text.replace(block.search, block.replace, 1)
-    return text
-
-
+# -- SEARCH/REPLACE edits (the format and its strict apply: model/edits.py) --------------------------
 def check_edit(source: str, answer: str, language: str | None = None) -> Check:
-    """Every block parses and applies; the edited file still parses where a parser is at hand."""
+    """Every block parses and applies (model.edits rules); the edited file still parses where a parser is at
+    hand."""
     try:
-        blocks = parse_edit_blocks(answer)
-        if not blocks:
-            return Check(False, ["no SEARCH/REPLACE block in the answer"])
-        edited = apply_edit_blocks(source, blocks)
+        edited = apply_edits(source, answer)
     except ValueError as e:
         return Check(False, [str(e)])
     parsed = check_source(edited, language) if language else Check(True)

@@ -7,8 +7,8 @@ import torch
 from model import ModelConfig, build_model
 from model.heads import (_prompt_batch, decode_edit_blocks, decode_tool_call, line_edit_probs, snap_edit_blocks,
                          tagged_spans, unique_search)
-from model.validate import (EditBlock, apply_edit_blocks, check_edit, check_source, check_tool_call,
-                            format_edit_blocks, parse_edit_blocks, validate_output)
+from model.edits import EditBlock, apply_edit_blocks, format_edit_blocks, parse_edit_blocks
+from model.validate import check_edit, check_source, check_tool_call, validate_output
 from model.tokenizer import ByteTokenizer
 from model.vocab import TOOLS
 
@@ -91,6 +91,9 @@ def test_snap_repairs_a_misremembered_search():
     fixed = snap_edit_blocks(SOURCE, answer)
     assert parse_edit_blocks(fixed)[0].search == "def perimeter(w, h):\n"
     assert check_edit(SOURCE, fixed, "python").ok
+    # a SEARCH found only inside a line (indentation dropped) matches no whole lines: snapped too
+    unindented = format_edit_blocks([EditBlock("total = w * h\n", "    total = w * h * 2\n")])
+    assert parse_edit_blocks(snap_edit_blocks(SOURCE, unindented))[0].search == "    total = w * h\n"
 
 
 @pytest.mark.parametrize("tool", TOOLS)

@@ -10,7 +10,8 @@ import re
 
 import pytest
 
-from datagen import synthetic
+from datagen import repair_grading, synthetic
+from model.edits import DIVIDER, REPLACE, SEARCH, apply_edits
 
 TEMPLATE = next(t for t in synthetic.REPAIR_TEMPLATES if t.name == "sum_above")
 
@@ -43,12 +44,12 @@ def task(request, tasks):
 def whole_file(task, new_source: str) -> str:
     """A SEARCH/REPLACE answer that swaps the whole mutant for `new_source`."""
     file_name = synthetic.FILE_NAMES[task["lang"]]
-    return (f"{file_name}\n{synthetic.EDIT_SEARCH}\n{task['mutant'].rstrip(chr(10))}\n{synthetic.EDIT_SPLIT}\n"
-            f"{new_source.rstrip(chr(10))}\n{synthetic.EDIT_REPLACE}\n")
+    return (f"{file_name}\n{SEARCH}\n{task['mutant'].rstrip(chr(10))}\n{DIVIDER}\n"
+            f"{new_source.rstrip(chr(10))}\n{REPLACE}\n")
 
 
 def fixed(sandbox, task, answer: str) -> bool:
-    return synthetic.repair_fixed(sandbox, task["lang"], task["mutant"], answer, task["tests"], timeout_s=20)
+    return repair_grading.repair_fixed(sandbox, task["lang"], task["mutant"], answer, task["tests"], timeout_s=20)
 
 
 def _lines(values):
@@ -104,35 +105,35 @@ def _attack_source(task, template: str) -> str:
 def test_attacks_on_repair_grading_are_not_fixes(sandbox, tasks, lang, attack):
     task = tasks[lang]
     answer = whole_file(task, _attack_source(task, (PY_ATTACKS if lang == "python" else JS_ATTACKS)[attack]))
-    assert synthetic.apply_search_replace(task["mutant"], answer) != task["mutant"]
+    assert apply_edits(task["mutant"], answer) != task["mutant"]
     assert not fixed(sandbox, task, answer), f"{task['lang']} attack {attack} graded as a fix"
 
 
 def test_the_reference_fix_passes_and_non_fixes_fail(sandbox, task):
     assert fixed(sandbox, task, task["answer"])
-    assert fixed(sandbox, task, whole_file(task, synthetic.apply_search_replace(task["mutant"], task["answer"])))
+    assert fixed(sandbox, task, whole_file(task, apply_edits(task["mutant"], task["answer"])))
     assert not fixed(sandbox, task, "no edit")
     assert not fixed(sandbox, task, whole_file(task, task["mutant"]))  # the bug left in place
 
 
 def test_the_verdict_says_why(sandbox, task):
-    ok, why = synthetic.repair_verdict(sandbox, task["lang"], task["mutant"], whole_file(task, task["mutant"]),
-                                       task["tests"], timeout_s=20)
+    ok, why = repair_grading.repair_verdict(sandbox, task["lang"], task["mutant"], whole_file(task, task["mutant"]),
+                                            task["tests"], timeout_s=20)
     assert not ok and "returned" in why and "expected" in why
-    ok, why = synthetic.repair_verdict(sandbox, task["lang"], task["mutant"],
-                                       whole_file(task, _attack_source(task, PY_ATTACKS["os_exit_at_import"]
-                                                                       if task["lang"] == "python" else
-                                                                       JS_ATTACKS["process_exit_at_import"])),
-                                       task["tests"], timeout_s=20)
+    ok, why = repair_grading.repair_verdict(sandbox, task["lang"], task["mutant"],
+                                            whole_file(task, _attack_source(task, PY_ATTACKS["os_exit_at_import"]
+                                                                            if task["lang"] == "python" else
+                                                                            JS_ATTACKS["process_exit_at_import"])),
+                                            task["tests"], timeout_s=20)
     assert not ok and "expected 3 results" in why
 
 
 def test_repair_cases_round_trip_the_test_block():
     calls, expected = ["[1, 2]", '"kiwi"', "7"], ["3", "'x'", "[1, (2,), {'a': None}]"]
     python_block = synthetic.test_block("python", calls, expected)
-    assert synthetic.repair_cases("python", python_block) == list(zip(calls, expected))
+    assert repair_grading.repair_cases("python", python_block) == list(zip(calls, expected))
     js_expected = ["3", '"x"', '[1,[2],{"a":null}]']
-    assert synthetic.repair_cases("javascript", synthetic.test_block("javascript", calls, js_expected)) == \
+    assert repair_grading.repair_cases("javascript", synthetic.test_block("javascript", calls, js_expected)) == \
         list(zip(calls, js_expected))
     with pytest.raises(ValueError):
-        synthetic.repair_cases("python", "print('not a test block')\n")
+        repair_grading.repair_cases("python", "print('not a test block')\n")

@@ -1,6 +1,7 @@
 import pytest
 
-from model.tokenizer import EDIT_MARKERS, CodeTokenizer, special_tokens, train_tokenizer
+from model.edits import MARKERS
+from model.tokenizer import CodeTokenizer, special_tokens, train_tokenizer
 
 CORPUS = [
     "def add(a, b):\n    return a + b\n",
@@ -36,7 +37,7 @@ def test_edit_markers_are_single_tokens_and_round_trip(tok):
     tokenizer, _ = tok
     block = "<<<<<<< SEARCH\nx = 1\n=======\nx = 2\n>>>>>>> REPLACE\n"
     ids = tokenizer.encode(block)
-    for marker in EDIT_MARKERS:
+    for marker in MARKERS:
         assert tokenizer.token_id(marker) in ids
     assert tokenizer.decode(ids) == block
 

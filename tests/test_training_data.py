@@ -6,6 +6,8 @@ import random
 import pytest
 
 from datagen import corpus, curriculum, decontaminate, synthetic
+from datagen.repair_grading import repair_fixed
+from model.edits import apply_edits
 
 FUNC = '''def add_numbers(first_value, second_value):
     """Return the sum of two numbers, checking both are integers before adding them together."""
@@ -75,10 +77,10 @@ def test_mutations_search_replace_round_trip():
     lines[i] = new
     mutant = "\n".join(lines)
     block, tags = synthetic.search_replace_block("main.py", mutant, i, old)
-    assert synthetic.apply_search_replace(mutant, block) == rs.code
+    assert apply_edits(mutant, block) == rs.code
     assert tags[i] == 1 and sum(tags) == 1
     with pytest.raises(ValueError):
-        synthetic.apply_search_replace(rs.code + "zzz", "no block here")
+        apply_edits(rs.code + "zzz", "no block here")
 
 
 def test_synthetic_tasks_ground_truth_comes_from_the_sandbox(sandbox):
@@ -93,11 +95,11 @@ def test_synthetic_tasks_ground_truth_comes_from_the_sandbox(sandbox):
     rep = [t for t in result.tasks if t["task_type"] == "repair"]
     assert len(rep) == 2 * len(synthetic.REPAIR_TEMPLATES)
     for t in rep[:4]:
-        assert synthetic.repair_fixed(sandbox, t["language"], t["program"], t["answer"], t["test_program"])
+        assert repair_fixed(sandbox, t["language"], t["program"], t["answer"], t["test_program"])
         # the unfixed mutant really fails its test
         files, cmd = synthetic.single_file_job(t["language"], synthetic.with_tests(t["program"], t["test_program"]))
         assert sandbox.run(cmd, files=files).status == "failed"
-        assert not synthetic.repair_fixed(sandbox, t["language"], t["program"], "no edit", t["test_program"])
+        assert not repair_fixed(sandbox, t["language"], t["program"], "no edit", t["test_program"])
     held = {t["template"] for t in result.tasks if t["split"] == "test"}
     assert held == set(cfg.heldout_templates)
     assert not held & {t["template"] for t in result.tasks if t["split"] != "test"}

@@ -1,5 +1,11 @@
 """Turning a solver's answer into files: Aider's `whole` and `diff` (SEARCH/REPLACE) edit formats.
 
+The `diff` markers come from `model.edits`, the format's owner; this parser stays tolerant on purpose, as
+Aider's is (markers with 5 to 9 fence characters, blocks naming their file, SEARCH text matched ignoring
+indentation and trailing whitespace when no exact match exists), because the benchmark grades every
+solver, as Aider does. The model's validator and the synthetic repair grader use the strict rules of
+`model.edits` instead.
+
 Anything that cannot be parsed or applied raises MalformedAnswer; its message says which file or
 block failed, so it can be shown to the solver on the next try. A file name that is not a path inside the
 exercise is malformed; which paths an answer may actually write is the evaluator's allow-list.
@@ -10,11 +16,20 @@ from __future__ import annotations
 import re
 from pathlib import PurePosixPath
 
+from model.edits import DIVIDER, REPLACE, SEARCH
+
+
+def _loose(marker: str) -> str:
+    """A regex for `marker` whose leading run of one character may be 5 to 9 long, as Aider accepts."""
+    fence = marker[0]
+    return re.escape(fence) + "{5,9}" + re.escape(marker.lstrip(fence))
+
+
 EDIT_FORMATS = ("whole", "diff")
 _FENCE = re.compile(r"^\s*(```+|~~~+)")
-_SEARCH = re.compile(r"^<{5,9} SEARCH\s*$")
-_DIVIDER = re.compile(r"^={5,9}\s*$")
-_REPLACE = re.compile(r">{5,9} REPLACE\s*$")
+_SEARCH = re.compile(rf"^{_loose(SEARCH)}\s*$")
+_DIVIDER = re.compile(rf"^{_loose(DIVIDER)}\s*$")
+_REPLACE = re.compile(rf"{_loose(REPLACE)}\s*$")
 
 
 class MalformedAnswer(ValueError):
@@ -91,7 +106,7 @@ def _name_before(lines: list[str], fence_line: int) -> str | None:
 
 # --- SEARCH/REPLACE blocks --------------------------------------------------------------------
 def parse_search_replace(text: str, known: list[str], default: str | None = None) -> list[tuple[str, str, str]]:
-    """[(path, search, replace)] from `path` + <<<<<<< SEARCH / ======= / >>>>>>> REPLACE blocks."""
+    """[(path, search, replace)] from blocks `path`, SEARCH marker, old lines, divider, new lines, REPLACE marker."""
     lines = text.splitlines(keepends=True)
     blocks = []
     current_file = None
@@ -109,10 +124,10 @@ def parse_search_replace(text: str, known: list[str], default: str | None = None
         path = check_path(name, known)
         divider = next((j for j in range(i + 1, len(lines)) if _DIVIDER.match(lines[j].rstrip("\n"))), None)
         if divider is None:
-            raise MalformedAnswer(f"the SEARCH block on line {i + 1} ({path}) has no ======= divider")
+            raise MalformedAnswer(f"the SEARCH block on line {i + 1} ({path}) has no {DIVIDER} divider")
         end = next((j for j in range(divider + 1, len(lines)) if _REPLACE.match(lines[j].rstrip("\n"))), None)
         if end is None:
-            raise MalformedAnswer(f"the SEARCH block on line {i + 1} ({path}) has no >>>>>>> REPLACE end")
+            raise MalformedAnswer(f"the SEARCH block on line {i + 1} ({path}) has no {REPLACE} end")
         blocks.append((path, "".join(lines[i + 1:divider]), "".join(lines[divider + 1:end])))
         current_file = path
         i = end + 1
