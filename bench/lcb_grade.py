@@ -30,9 +30,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks import humaneval  # noqa: E402
-from benchmarks.lcb.grader import grade_generations  # noqa: E402
-from benchmarks.lcb.records import LcbProblem  # noqa: E402
+from evals import humaneval  # noqa: E402
+from evals.lcb.grader import grade_generations  # noqa: E402
+from evals.lcb.records import LcbProblem  # noqa: E402
 
 LCB_VENV = REPO / ".toolchains" / "lcb-venv"
 LCB_PACKAGES = ["numpy", "tqdm"]  # all that livecodebench.evaluation imports beyond the stdlib
@@ -250,7 +250,7 @@ def _return_none(program: str, name: str) -> str:
 
 def run_reference(python: Path, work, workers: int, timeout: int) -> list[list[tuple[list, dict]]]:
     """lcb_runner's (results, metadata) for every generation, grouped like `work`."""
-    from benchmarks.lcb.extraction import code_for_grading
+    from evals.lcb.extraction import code_for_grading
 
     # codegen_metrics asserts every problem has as many generations as the first, so each
     # generation goes in as its own one-generation sample; grading is per generation anyway.

@@ -19,9 +19,9 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks.polyglot.evaluate import default_cache_dir  # noqa: E402
-from benchmarks.polyglot.exercises import PINNED_COMMIT  # noqa: E402
-from benchmarks.polyglot.pipeline import open_checkout, run_evaluation, select_exercises  # noqa: E402
+from evals.polyglot.evaluate import default_cache_dir  # noqa: E402
+from evals.polyglot.exercises import PINNED_COMMIT  # noqa: E402
+from evals.polyglot.pipeline import open_checkout, run_evaluation, select_exercises  # noqa: E402
 from resources.sandbox import default_sandbox  # noqa: E402
 
 DEFAULT_BUNDLE = REPO_ROOT.parent / "shared" / "mirrors" / "polyglot-benchmark.bundle"

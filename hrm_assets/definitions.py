@@ -10,7 +10,7 @@ import dagster as dg
 
 import hrm_assets
 import sensors
-from hrm_assets.resources import default_resources
+from hrm_assets.dagster_resources import default_resources
 
 _NOT_ASSET_MODULES = {"definitions", "resources", "expectations"}
 

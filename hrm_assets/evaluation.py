@@ -1,10 +1,10 @@
 """benchmark_report: HRM fp32, baseline, int8 and nf4 on every benchmark, appended to the DuckDB history;
-and the regression check that compares it with the previous report. The work is in `benchmarks/pipeline.py`."""
+and the regression check that compares it with the previous report. The work is in `evals/pipeline.py`."""
 
 import dagster as dg
 
-from benchmarks.evaluate import EvalSettings
-from benchmarks.pipeline import MODELS, build_report, regression_findings
+from evals.evaluate import EvalSettings
+from evals.pipeline import MODELS, build_report, regression_findings
 from resources.sandbox import Sandbox
 from resources.settings import env_float, env_int, env_str, split_csv
 from resources.warehouse import Warehouse

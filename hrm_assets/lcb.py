@@ -3,7 +3,7 @@
 Partitions are LCB release tags (dynamic partitions `lcb_release`). The default whole-graph run
 materialises only the tags in HRM_LCB_RELEASES, and only when HRM_LCB_SOURCE points at data: with no
 source configured there is nothing to load and nothing is invented (see docs/lcb.md). Each body calls
-one plain function in benchmarks/lcb/.
+one plain function in evals/lcb/.
 """
 
 import os
@@ -11,9 +11,9 @@ import warnings
 
 import dagster as dg
 
-from benchmarks.lcb import pipeline
-from benchmarks.lcb.pipeline import EXECUTION_TABLE, PROBLEMS_TABLE, RAW_TABLE, TEST_OUTPUT_TABLE
-from benchmarks.lcb.records import DIFFICULTIES, PLATFORMS, TEST_TYPES
+from evals.lcb import pipeline
+from evals.lcb.pipeline import EXECUTION_TABLE, PROBLEMS_TABLE, RAW_TABLE, TEST_OUTPUT_TABLE
+from evals.lcb.records import DIFFICULTIES, PLATFORMS, TEST_TYPES
 from hrm_assets.expectations import gx_check
 from resources.warehouse import Warehouse
 

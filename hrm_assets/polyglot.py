@@ -1,6 +1,6 @@
 """Aider Polyglot: the benchmark clone, its 225 exercises as a table, and the reference-solution report.
 
-Each body calls one plain function in benchmarks/polyglot/pipeline.py.
+Each body calls one plain function in evals/polyglot/pipeline.py.
 """
 
 
@@ -9,8 +9,8 @@ import warnings
 
 import dagster as dg
 
-from benchmarks.polyglot import pipeline
-from benchmarks.polyglot.exercises import EXPECTED_COUNTS, EXPECTED_TOTAL, LANGUAGES, PINNED_COMMIT, UPSTREAM
+from evals.polyglot import pipeline
+from evals.polyglot.exercises import EXPECTED_COUNTS, EXPECTED_TOTAL, LANGUAGES, PINNED_COMMIT, UPSTREAM
 from hrm_assets.expectations import gx_check
 from resources.sandbox import Sandbox
 from resources.settings import split_csv

@@ -64,8 +64,8 @@ def _sandbox(workers):
 def _grade(args) -> int:
     import time
 
-    from benchmarks.lcb.grader import evaluate, generations_by_question
-    from benchmarks.lcb.source import load_records
+    from evals.lcb.grader import evaluate, generations_by_question
+    from evals.lcb.source import load_records
     from resources.sandbox import SandboxUnavailable
     from resources.warehouse import write_text_atomic
 
@@ -99,7 +99,7 @@ def _grade(args) -> int:
 
 
 def _load(args) -> int:
-    from benchmarks.lcb.source import LcbSourceError, load_release
+    from evals.lcb.source import LcbSourceError, load_release
     from resources.warehouse import write_parquet_atomic, write_text_atomic
 
     try:
@@ -109,7 +109,7 @@ def _load(args) -> int:
         return 2
     import pyarrow as pa
 
-    from benchmarks.lcb.pipeline import arrow_table
+    from evals.lcb.pipeline import arrow_table
 
     rows = [p.to_row() for p in result.problems]
     write_parquet_atomic(args.out / "problems.parquet",
@@ -122,8 +122,8 @@ def _load(args) -> int:
 
 
 def _repair_prompts(args) -> int:
-    from benchmarks.lcb.scenarios import self_repair_prompts
-    from benchmarks.lcb.source import load_records
+    from evals.lcb.scenarios import self_repair_prompts
+    from evals.lcb.source import load_records
     from resources.warehouse import write_text_atomic
 
     try:
@@ -141,7 +141,7 @@ def _repair_prompts(args) -> int:
 
 
 def _humaneval(args) -> int:
-    from benchmarks import humaneval
+    from evals import humaneval
 
     problems = humaneval.load_problems()
     if args.canonical:

@@ -24,8 +24,8 @@ def register(sub) -> None:
 
 
 def _eval(args) -> int:
-    from benchmarks.polyglot.exercises import PINNED_COMMIT
-    from benchmarks.polyglot.pipeline import open_checkout, run_evaluation, select_exercises
+    from evals.polyglot.exercises import PINNED_COMMIT
+    from evals.polyglot.pipeline import open_checkout, run_evaluation, select_exercises
     from resources.fetchers import FetchError
     from resources.sandbox import SandboxUnavailable, default_sandbox
     from resources.warehouse import default_data_dir, write_text_atomic

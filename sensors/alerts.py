@@ -5,8 +5,8 @@ import os
 
 import dagster as dg
 
-from benchmarks.pipeline import regression_findings
-from benchmarks.report import record_alert
+from evals.pipeline import regression_findings
+from evals.report import record_alert
 from resources.warehouse import Warehouse
 
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import humaneval
-from benchmarks.lcb.grader import grade_generations
-from benchmarks.lcb.records import LcbProblem
-from benchmarks.lcb.scenarios import (grade_execution, grade_test_output, load_execution_problems,
+from evals import humaneval
+from evals.lcb.grader import grade_generations
+from evals.lcb.records import LcbProblem
+from evals.lcb.scenarios import (grade_execution, grade_test_output, load_execution_problems,
                                       load_test_output_problems)
 
 FIXTURES = Path(__file__).parent / "fixtures" / "lcb"

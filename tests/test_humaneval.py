@@ -2,8 +2,8 @@
 
 import dagster as dg
 
-from benchmarks import humaneval
-from benchmarks.lcb.pipeline import HUMANEVAL_TABLE
+from evals import humaneval
+from evals.humaneval import TABLE as HUMANEVAL_TABLE
 from hrm_assets import humaneval as humaneval_assets
 from resources.warehouse import Warehouse
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from benchmarks.lcb.pipeline import PROBLEMS_TABLE, RAW_TABLE, TEST_OUTPUT_TABLE, EXECUTION_TABLE
+from evals.lcb.pipeline import PROBLEMS_TABLE, RAW_TABLE, TEST_OUTPUT_TABLE, EXECUTION_TABLE
 from hrm_assets import lcb as lcb_assets
 from resources.warehouse import Warehouse
 

@@ -56,7 +56,7 @@ def test_grade_refuses_generations_for_quarantined_problems(sandbox, tmp_path, c
 
 
 def test_humaneval_command_grades_samples(sandbox, tmp_path, capsys):
-    from benchmarks import humaneval
+    from evals import humaneval
 
     problems = humaneval.load_problems()[:3]
     samples = tmp_path / "samples.jsonl"

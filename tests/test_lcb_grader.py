@@ -5,11 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.lcb.extraction import code_for_grading, extract_code
-from benchmarks.lcb.grader import evaluate, grade_generations
-from benchmarks.lcb.metrics import mean_pass_at_k, pass_at_k
-from benchmarks.lcb.records import LcbProblem
-from benchmarks.lcb.source import load_records
+from evals.lcb.extraction import code_for_grading, extract_code
+from evals.lcb.grader import evaluate, grade_generations
+from evals.lcb.metrics import mean_pass_at_k, pass_at_k
+from evals.lcb.records import LcbProblem
+from evals.lcb.source import load_records
 
 FIXTURES = Path(__file__).parent / "fixtures" / "lcb"
 
@@ -144,7 +144,7 @@ def test_numpy_imports_despite_the_guard_as_in_lcb_runner(sandbox):
 def _one_batch(sandbox, items, samples):
     """Run the given items as ONE batch (one jail), as run_batches would for a larger workload; the
     jail gets the inputs, the host judges against the outputs."""
-    from benchmarks.lcb.grader import LcbCase, LcbJudge, RunnerJail
+    from evals.lcb.grader import LcbCase, LcbJudge, RunnerJail
 
     cases = {k: LcbCase(v) for k, v in samples.items()}
     shared = {k: {"inputs": c.inputs, "fn_name": c.fn_name} for k, c in cases.items()}
@@ -221,7 +221,7 @@ def test_a_stopped_runner_costs_one_item_limit_not_the_batch(sandbox):
 
 
 def test_one_jail_serves_many_batches_and_each_starts_clean():
-    from benchmarks.lcb.grader import LcbCase, LcbJudge, run_batches
+    from evals.lcb.grader import LcbCase, LcbJudge, run_batches
     from resources.sandbox import Sandbox
 
     # Wrong answers report their output: when the jail's init started, and whether a file is left.
@@ -239,7 +239,7 @@ def test_one_jail_serves_many_batches_and_each_starts_clean():
 
 
 def test_batches_hold_one_problem_each_costliest_first():
-    from benchmarks.lcb.grader import MAX_CHUNK, plan_batches
+    from evals.lcb.grader import MAX_CHUNK, plan_batches
 
     items = [{"shared_key": f"light{i // 4}", "n_tests": 3} for i in range(400)]
     items += [{"shared_key": f"heavy{i // 20}", "n_tests": 15} for i in range(40)]
@@ -258,7 +258,7 @@ def test_results_cross_as_plain_data_with_exact_types():
     import enum
     from fractions import Fraction
 
-    from benchmarks.lcb.runner import Malformed, Opaque, decode_message, decode_value, encode_value
+    from evals.lcb.jail_runner import Malformed, Opaque, decode_message, decode_value, encode_value
 
     class Color(enum.IntEnum):
         RED = 3

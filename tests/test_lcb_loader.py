@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.lcb.records import LcbProblem, filter_window, normalise_record, RejectedRecord
-from benchmarks.lcb.safe_pickle import (TestCaseDecodeError, UnsafePickleError, decode_test_cases, encode_test_cases,
+from evals.lcb.records import LcbProblem, filter_window, normalise_record, RejectedRecord
+from evals.lcb.safe_pickle import (TestCaseDecodeError, UnsafePickleError, decode_test_cases, encode_test_cases,
                                         loads_plain_data)
-from benchmarks.lcb.source import LcbSourceError, load_records, load_release, release_file_numbers, release_files
+from evals.lcb.source import LcbSourceError, load_records, load_release, release_file_numbers, release_files
 
 FIXTURES = Path(__file__).parent / "fixtures" / "lcb"
 

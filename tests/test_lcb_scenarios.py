@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.lcb.grader import grade_generations
-from benchmarks.lcb.pipeline import scenario_eval_problems, to_eval_problems
-from benchmarks.lcb.prompts import codegen_messages, repair_feedback
-from benchmarks.lcb.scenarios import (grade_execution, grade_test_output, load_execution_problems,
+from evals.lcb.grader import grade_generations
+from evals.lcb.pipeline import scenario_eval_problems, to_eval_problems
+from evals.lcb.prompts import codegen_messages, repair_feedback
+from evals.lcb.scenarios import (grade_execution, grade_test_output, load_execution_problems,
                                       load_test_output_problems, self_repair_prompts)
-from benchmarks.lcb.source import load_records
+from evals.lcb.source import load_records
 
 FIXTURES = Path(__file__).parent / "fixtures" / "lcb"
 

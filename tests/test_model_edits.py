@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from benchmarks.polyglot.edits import MalformedAnswer, apply_answer
+from evals.polyglot.edits import MalformedAnswer, apply_answer
 from datagen import repair_grading, synthetic
 from model.edits import (DIVIDER, MARKERS, REPLACE, SEARCH, EditBlock, apply_edit_blocks, apply_edits,
                          format_edit_blocks, parse_edit_blocks)

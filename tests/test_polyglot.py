@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.polyglot.evaluate import Answer, evaluate, generator_solver, reference_solver
-from benchmarks.polyglot.exercises import EXPECTED_COUNTS, LANGUAGES, PINNED_COMMIT
-from benchmarks.polyglot.metrics import summarize
-from benchmarks.polyglot.pipeline import clone_benchmark, select_exercises
+from evals.polyglot.evaluate import Answer, evaluate, generator_solver, reference_solver
+from evals.polyglot.exercises import EXPECTED_COUNTS, LANGUAGES, PINNED_COMMIT
+from evals.polyglot.metrics import summarize
+from evals.polyglot.pipeline import clone_benchmark, select_exercises
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -157,7 +157,7 @@ def test_cli_eval_json_and_missing_toolchain(checkout, exercises, tmp_path):
 
 
 def test_candidate_code_cannot_touch_the_shared_builds(exercises, sandbox):
-    from benchmarks.polyglot.evaluate import default_cache_dir
+    from evals.polyglot.evaluate import default_cache_dir
 
     ex = exercises["go/bowling"]
     reference = ex.reference_files["bowling.go"]
@@ -177,7 +177,7 @@ def test_candidate_code_cannot_touch_the_shared_builds(exercises, sandbox):
 def test_unreadable_exercises_are_quarantined_with_the_file_named(checkout, tmp_path):
     import shutil
 
-    from benchmarks.polyglot.pipeline import TABLE, write_problems
+    from evals.polyglot.pipeline import TABLE, write_problems
     from resources.warehouse import Warehouse
 
     copy = tmp_path / "copy"

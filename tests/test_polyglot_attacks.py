@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.polyglot.evaluate import Answer, evaluate
-from benchmarks.polyglot.exercises import PINNED_COMMIT
-from benchmarks.polyglot.pipeline import clone_benchmark, select_exercises
+from evals.polyglot.evaluate import Answer, evaluate
+from evals.polyglot.exercises import PINNED_COMMIT
+from evals.polyglot.pipeline import clone_benchmark, select_exercises
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SECRET = "HOST_SECRET_6b1f0c_root_only"
@@ -257,7 +257,7 @@ def test_links_and_traversal_in_a_checkout_are_quarantined_and_the_run_completes
 
 
 def test_the_problems_asset_quarantines_links_and_traversal(checkout, secret_file, tmp_path):
-    from benchmarks.polyglot.pipeline import TABLE, write_problems
+    from evals.polyglot.pipeline import TABLE, write_problems
     from resources.warehouse import Warehouse
 
     hostile = _hostile_checkout(checkout, tmp_path / "hostile", secret_file)

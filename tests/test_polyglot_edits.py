@@ -2,7 +2,7 @@
 
 import pytest
 
-from benchmarks.polyglot.edits import MalformedAnswer, apply_answer, check_path
+from evals.polyglot.edits import MalformedAnswer, apply_answer, check_path
 
 STUB = {"bowling.py": "class BowlingGame:\n    def __init__(self):\n        pass\n\n    def roll(self, pins):\n        pass\n"}
 
@@ -67,7 +67,7 @@ def test_paths_cannot_escape_the_exercise():
 def test_only_solution_paths_are_kept_and_the_rest_is_reported():
     """The allow-list: whatever else an answer writes (test-runner config, shadowing modules, tests, metadata)
     is dropped and named, in both formats."""
-    from benchmarks.polyglot.evaluate import Answer, _apply
+    from evals.polyglot.evaluate import Answer, _apply
 
     allowed = {"bowling.py"}
     extra = ["conftest.py", "pytest.ini", "pytest.py", "unittest/__init__.py", ".meta/example.py",
@@ -81,8 +81,8 @@ def test_only_solution_paths_are_kept_and_the_rest_is_reported():
 
 
 def test_directory_solver_reads_whole_files_and_responses(tmp_path):
-    from benchmarks.polyglot.evaluate import Turn, directory_solver
-    from benchmarks.polyglot.exercises import Exercise
+    from evals.polyglot.evaluate import Turn, directory_solver
+    from evals.polyglot.exercises import Exercise
 
     ex = Exercise("java", "bowling", "Score a game.", {"src/main/java/BowlingGame.java": "class BowlingGame {}"},
                   {"src/test/java/BowlingGameTest.java": "class BowlingGameTest {}"})

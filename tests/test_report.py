@@ -4,7 +4,7 @@ import datetime as dt
 
 import pytest
 
-from benchmarks import report as rp
+from evals import report as rp
 
 
 def _rows(report_id, minute, values):

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from benchmarks import evaluate as ev
+from evals import evaluate as ev
 
 
 @pytest.fixture(scope="module")

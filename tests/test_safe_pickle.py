@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.lcb.records import RejectedRecord, normalise_record
-from benchmarks.lcb.safe_pickle import TestCaseDecodeError, UnsafePickleError, decode_test_cases, loads_plain_data
-from benchmarks.lcb.source import load_records
+from evals.lcb.records import RejectedRecord, normalise_record
+from evals.lcb.safe_pickle import TestCaseDecodeError, UnsafePickleError, decode_test_cases, loads_plain_data
+from evals.lcb.source import load_records
 
 FIXTURES = Path(__file__).parent / "fixtures" / "lcb"
 PEAK_LIMIT = 16 << 20  # what decoding one small record may allocate, at most

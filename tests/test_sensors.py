@@ -6,7 +6,7 @@ import subprocess
 import dagster as dg
 import pytest
 
-from benchmarks import report as rp
+from evals import report as rp
 from resources.warehouse import Warehouse
 from sensors.alerts import regression_alert, run_failure_alert
 from sensors.checkpoints import new_checkpoint_sensor

@@ -8,7 +8,7 @@ import pytest
 from datagen.swe.multi_agent import from_tool_workflow, topological_levels
 from datagen.swe.tool_use import (ToolStep, Workflow, build_tool_use_examples, git_merge_conflict, run_workflow,
                                    unavailable_workflows, workflows)
-from datagen.swe.training import from_tool_use, tool_name, with_workflow_example
+from datagen.swe.examples import from_tool_use, tool_name, with_workflow_example
 from datagen.schema import TrainingExample
 
 
@@ -97,7 +97,7 @@ def test_dependency_cycles_are_rejected():
 
 def test_whole_workflows_are_held_out_for_the_report():
     from datagen.swe.tool_use import workflows
-    from datagen.swe.training import _split
+    from datagen.swe.examples import _split
 
     splits = {w.workflow_id: _split(w.workflow_id, test_percent=20) for w in workflows()}
     assert "test" in splits.values() and "train" in splits.values()

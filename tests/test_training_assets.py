@@ -73,8 +73,8 @@ def test_curriculum_training_resumes_where_it_was_killed(data_warehouse, tmp_pat
 
 
 def test_checkpoints_quantized_models_and_report(data_warehouse, sandbox):
-    from benchmarks import report as rp
-    from benchmarks.pipeline import MODELS
+    from evals import report as rp
+    from evals.pipeline import MODELS
     from hrm_assets import evaluation as ev
     from hrm_assets import training as tr
 

@@ -3,6 +3,6 @@
 Entry point for the training-data side: `training_examples(warehouse)` -> list[TrainingExample].
 """
 
-from datagen.swe.training import training_examples
+from datagen.swe.examples import training_examples
 
 __all__ = ["training_examples"]

@@ -16,7 +16,7 @@ from datagen.swe.multi_agent import build_scenarios
 from datagen.swe.repos import baseline_row, repo_from_row, spec_for_key
 from datagen.swe.tasks import TaskSettings, build_tasks
 from datagen.swe.tool_use import build_tool_use_examples
-from datagen.swe.training import with_plan_example, with_trajectory_example, with_workflow_example
+from datagen.swe.examples import with_plan_example, with_trajectory_example, with_workflow_example
 from datagen.swe.trajectories import ScriptedExpert, hrm_policy, load_trajectories, rl_view, rollout
 
 

@@ -75,7 +75,7 @@ class Exercise:
                    source_path=row.get("source_path") or "", commit=row.get("commit") or "")
 
     def to_eval_problem(self):
-        from benchmarks.problem import EvalProblem
+        from evals.problem import EvalProblem
 
         return EvalProblem(benchmark="polyglot", problem_id=self.key, language=self.language,
                            prompt=solver_prompt(self), grading_mode="polyglot_tests",

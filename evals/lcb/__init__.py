@@ -6,10 +6,10 @@ Plain functions for assets, the `hrm lcb` command and benches:
   pass_at_k                     the unbiased estimator
 """
 
-from benchmarks.lcb.grader import evaluate, grade_generations
-from benchmarks.lcb.metrics import mean_pass_at_k, pass_at_k
-from benchmarks.lcb.records import LcbProblem, filter_window
-from benchmarks.lcb.source import load_records, load_release
+from evals.lcb.grader import evaluate, grade_generations
+from evals.lcb.metrics import mean_pass_at_k, pass_at_k
+from evals.lcb.records import LcbProblem, filter_window
+from evals.lcb.source import load_records, load_release
 
 __all__ = ["LcbProblem", "evaluate", "filter_window", "grade_generations", "load_records", "load_release",
            "mean_pass_at_k", "pass_at_k"]

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmarks.lcb.records import LcbProblem, RejectedRecord, filter_window, normalise_record
+from evals.lcb.records import LcbProblem, RejectedRecord, filter_window, normalise_record
 
 HUB_DATASET = "livecodebench/code_generation_lite"
 HUB_PREFIX = "hf://"

@@ -7,10 +7,10 @@ import time
 from pathlib import Path
 from typing import Callable, Iterable
 
-from benchmarks.polyglot.evaluate import ExerciseResult, directory_solver, evaluate, reference_solver
-from benchmarks.polyglot.exercises import (EXPECTED_COUNTS, LANGUAGES, PINNED_COMMIT, Exercise, ExerciseError,
+from evals.polyglot.evaluate import ExerciseResult, directory_solver, evaluate, reference_solver
+from evals.polyglot.exercises import (EXPECTED_COUNTS, LANGUAGES, PINNED_COMMIT, Exercise, ExerciseError,
                                            exercise_dirs, extract_language)
-from benchmarks.polyglot.metrics import failures, summarize
+from evals.polyglot.metrics import failures, summarize
 from resources.fetchers import git_clone, git_head
 from resources.warehouse import write_text_atomic
 

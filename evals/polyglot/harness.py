@@ -23,8 +23,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from benchmarks.polyglot.exercises import Exercise, relative_path
-from benchmarks.polyglot.reports import enable_skipped_tests, judge, test_sources
+from evals.polyglot.exercises import Exercise, relative_path
+from evals.polyglot.reports import enable_skipped_tests, judge, test_sources
 from resources.report_guard import guard_bind, guard_command, read_document
 from resources.sandbox import Sandbox, SandboxJob
 from resources.toolchains import JAVA_JARS, TOOLCHAIN_DIR, toolchain

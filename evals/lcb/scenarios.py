@@ -14,12 +14,12 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from benchmarks.lcb.extraction import extract_execution_answer, extract_test_output_code
-from benchmarks.lcb.grader import run_batches
-from benchmarks.lcb.prompts import execution_messages, repair_feedback, repair_messages, test_output_messages
-from benchmarks.lcb.records import TEST_TYPES
-from benchmarks.lcb.runner import EXECUTION_IMPORTS, lcb_json
-from benchmarks.lcb.source import iter_raw_records
+from evals.lcb.extraction import extract_execution_answer, extract_test_output_code
+from evals.lcb.grader import run_batches
+from evals.lcb.prompts import execution_messages, repair_feedback, repair_messages, test_output_messages
+from evals.lcb.records import TEST_TYPES
+from evals.lcb.jail_runner import EXECUTION_IMPORTS, lcb_json
+from evals.lcb.source import iter_raw_records
 
 EXECUTION_TIMEOUT_S = 3  # lcb_runner's code-execution check_correctness timeout
 EVAL_OUTPUT_LIMIT_S = 10.0  # per prediction (lcb_runner sets no limit: it evals in its own process)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Iterable
 
-from benchmarks.polyglot.evaluate import STATUSES, ExerciseResult
+from evals.polyglot.evaluate import STATUSES, ExerciseResult
 
 
 def summarize(results: Iterable[ExerciseResult], tries: int = 2) -> dict:

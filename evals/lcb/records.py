@@ -10,7 +10,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 
-from benchmarks.lcb.safe_pickle import TestCaseDecodeError, UnsafePickleError, decode_test_cases
+from evals.lcb.safe_pickle import TestCaseDecodeError, UnsafePickleError, decode_test_cases
 
 PLATFORMS = ("leetcode", "atcoder", "codeforces")
 DIFFICULTIES = ("easy", "medium", "hard")

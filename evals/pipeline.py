@@ -6,8 +6,8 @@ from __future__ import annotations
 import datetime as dt
 import time
 
-from benchmarks import report as rp
-from benchmarks.evaluate import Candidate, EvalSettings, evaluate_candidate, load_suite
+from evals import report as rp
+from evals.evaluate import Candidate, EvalSettings, evaluate_candidate, load_suite
 
 MODELS = ("hrm", "baseline", "hrm-int8", "hrm-nf4")
 
@@ -47,7 +47,7 @@ def build_report(models: list[str], settings: EvalSettings, warehouse, sandbox, 
 
 
 def regression_findings(warehouse, thresholds_spec: str) -> dict:
-    """The newest report vs the one before it, with per-metric thresholds (see benchmarks.report)."""
+    """The newest report vs the one before it, with per-metric thresholds (see evals.report)."""
     db = warehouse.history_db()
     ids = rp.report_ids(db)
     if not ids:

