@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from model.config import ModelConfig
-from model.lm import CodeLM, TrunkOutput
+from model.lm import CodeLM, DepthPlan, SegmentRecord, TrunkOutput
 from model.layers import Block
 
 
@@ -18,10 +18,11 @@ class BaselineTransformer(CodeLM):
         self.layers_per_pass = [config.baseline_layers]
         self._init_shared(config.baseline_layers)
 
-    def _trunk(self, x, ctx, cache, act_region, halt_depth, adaptive) -> TrunkOutput:
+    def _trunk(self, x, ctx, cache, plan: DepthPlan, carry) -> TrunkOutput:
         caches = cache.passes[0] if cache is not None else [None] * len(self.blocks)
         ctx.active = None
         h = x
         for block, layer_cache in zip(self.blocks, caches):
             h = block(h, ctx, layer_cache)
-        return TrunkOutput(h, [h])
+        ran = torch.ones(h.shape[:2], dtype=torch.bool, device=h.device)
+        return TrunkOutput(h, [SegmentRecord(0, h, ran)])

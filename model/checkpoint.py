@@ -97,7 +97,10 @@ def load_model_config(directory: str | Path):
     path = Path(directory) / MODEL_CONFIG
     if not path.is_file():
         raise FileNotFoundError(f"{path}: not a checkpoint (no {MODEL_CONFIG})")
-    return ModelConfig.from_dict(json.loads(path.read_text()))
+    try:
+        return ModelConfig.from_dict(json.loads(path.read_text()))
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
 
 
 def load_weights(model, directory: str | Path) -> None:

@@ -20,9 +20,15 @@ class ModelConfig:
     expansion: float = 2.0  # SwiGLU width = expansion * hidden * 2/3, rounded up to a multiple of 64
     H_layers: int = 1
     L_layers: int = 1
-    H_cycles: int = 2  # per token: H_cycles x (L_cycles L-passes, then one H-pass); also the max ACT depth
+    H_cycles: int = 2  # per segment and token: H_cycles x (L_cycles L-passes, then one H-pass)
     L_cycles: int = 2
-    grad_passes: int = 2  # k: only the last k module passes build a graph (2 = HRM's last L + last H)
+    grad_passes: int = 2  # k: only the last k module passes of a segment build a graph (2 = HRM's one-step gradient)
+    # segments (HRM's outer loop): each runs H_cycles x L_cycles from the previous segment's detached (z_H, z_L),
+    # and each gets its own loss (deep supervision); also the fixed depth of inference without adaptive depth
+    segments: int = 1
+    # ACT: the most segments an answer token may run when depth is adaptive (inference); >= segments, so a token
+    # can think longer than in training. None = segments.
+    halt_max_segments: int | None = None
     max_seq_len: int = 256
     rope_theta: float = 10000.0
     norm_eps: float = 1e-5
@@ -30,13 +36,13 @@ class ModelConfig:
     num_languages: int = len(LANGUAGES)
     num_task_types: int = len(TASK_TYPES)
     num_tools: int = len(TOOLS)
-    act: bool = True  # train the Q-head (halt when this token's prediction is already right)
-    halt_threshold: float = 0.9  # inference: halt after a cycle when sigmoid(q) exceeds this (0.5 cost accuracy)
-    halt_min_cycles: int = 1
-    # training: this share of answer tokens halts at a random depth, so the model learns to read the carried
-    # K/V of halted tokens that it meets at inference (without it, halting shifts later tokens' inputs)
+    # ACT (HRM's Q-head): halt and continue logits per token after each segment, trained by Q-learning; in
+    # training an answer token stops when q_halt > q_continue (or at `segments`), at inference up to
+    # halt_max_segments
+    act: bool = False
+    # training: with this probability a token draws a minimum segment count uniform in [2, segments] (HRM's
+    # exploration), so the continue value is learned where the Q-head would already halt
     halt_exploration_prob: float = 0.1
-    deep_supervision: bool = True  # LM loss after every H-cycle (mean), not only the last
     lm_loss_weight: float = 1.0
     edit_loss_weight: float = 0.5
     tool_loss_weight: float = 0.5
@@ -56,8 +62,7 @@ class ModelConfig:
         if self.arch not in ARCHS:
             bad("arch", f"must be one of {ARCHS}")
         for name in ("vocab_size", "hidden_size", "num_heads", "H_layers", "L_layers", "H_cycles", "L_cycles",
-                     "grad_passes", "max_seq_len", "num_languages", "num_task_types", "num_tools",
-                     "halt_min_cycles"):
+                     "grad_passes", "segments", "max_seq_len", "num_languages", "num_task_types", "num_tools"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 bad(name, "must be a positive integer")
@@ -69,10 +74,12 @@ class ModelConfig:
             bad("expansion", "must be > 0")
         if self.grad_passes > self.num_passes:
             bad("grad_passes", f"must be <= H_cycles * (L_cycles + 1) = {self.num_passes}")
-        if self.halt_min_cycles > self.H_cycles:
-            bad("halt_min_cycles", f"must be <= H_cycles={self.H_cycles}")
-        if not 0.0 < self.halt_threshold < 1.0:
-            bad("halt_threshold", "must be in (0, 1)")
+        if self.halt_max_segments is not None:
+            if not isinstance(self.halt_max_segments, int) or isinstance(self.halt_max_segments, bool) \
+                    or self.halt_max_segments < self.segments:
+                bad("halt_max_segments", f"must be an integer >= segments={self.segments}, or None (= segments)")
+            if self.halt_max_segments > self.segments and not self.act:
+                bad("halt_max_segments", "above segments needs act=true (the Q-head decides when to stop)")
         if not 0.0 <= self.halt_exploration_prob <= 1.0:
             bad("halt_exploration_prob", "must be in [0, 1]")
         if not 0 <= self.pad_token_id < self.vocab_size:
@@ -96,7 +103,13 @@ class ModelConfig:
 
     @property
     def num_passes(self) -> int:
+        """Module passes per segment."""
         return self.H_cycles * (self.L_cycles + 1)
+
+    @property
+    def max_segments(self) -> int:
+        """The most segments a token runs: halt_max_segments with adaptive depth (ACT), else segments."""
+        return self.halt_max_segments if self.halt_max_segments is not None else self.segments
 
     def block_params(self) -> int:
         d = self.hidden_size
@@ -111,7 +124,7 @@ class ModelConfig:
 
     def hrm_params(self) -> int:
         d = self.hidden_size
-        extra = 2 * d + 2 * d + (d + 1)  # H_init/L_init, per-module output norms, Q-head
+        extra = 2 * d + 2 * d + 2 * (d + 1)  # H_init/L_init, per-module output norms, Q-head (halt, continue)
         return self.shared_params() + (self.H_layers + self.L_layers) * self.block_params() + extra
 
     def _parity_layers(self) -> int:
@@ -130,6 +143,11 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, data: dict) -> "ModelConfig":
         known = {f.name for f in fields(cls)}
+        legacy = sorted(set(data) & set(_PER_CYCLE_HALTING))
+        if legacy and "segments" not in data:
+            raise ValueError(f"ModelConfig: missing field 'segments' (and 'halt_max_segments'): this config has the "
+                             f"per-H-cycle halting of earlier versions ({', '.join(legacy)}), whose Q-head has one "
+                             "logit where the model now has two (halt, continue) per segment; retrain the checkpoint")
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"ModelConfig: unknown field(s) {', '.join(unknown)}")
@@ -163,6 +181,9 @@ class ModelConfig:
             raise ValueError(f"unknown ModelConfig preset {name!r}; expected one of {', '.join(PRESETS)}")
         return cls(**{**PRESETS[name], **overrides})
 
+
+# fields of the per-H-cycle halting that segments and ACT replaced; found in checkpoints written before them
+_PER_CYCLE_HALTING = ("halt_threshold", "halt_min_cycles", "deep_supervision")
 
 PRESETS: dict[str, dict] = {
     # CPU tests: ~0.2M parameters, trains in seconds

@@ -1,9 +1,11 @@
-"""Multi-task losses: masked next-token cross-entropy (with deep supervision over H-cycles), edit-tag BCE,
-tool-selection CE and the Q-halt BCE, summed with the config's weights; per-task metrics alongside."""
+"""Multi-task losses over segments: masked next-token cross-entropy, edit-tag BCE and tool-selection CE after
+every segment (deep supervision), and the Q-head's halt / continue BCE with Q-learning targets; per-task
+metrics alongside.
+
+Each term is returned as (sum, count) so a trainer can divide by the token count of a whole accumulated step
+(`combine`); a plain forward divides by its own counts."""
 
 from __future__ import annotations
-
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -12,71 +14,121 @@ from model.config import ModelConfig
 from model.vocab import TASK_TYPES
 
 IGNORE = -100
+WEIGHTS = {"lm": "lm_loss_weight", "q": "q_loss_weight", "edit": "edit_loss_weight", "tool": "tool_loss_weight"}
 
 
-def compute_losses(config: ModelConfig, batch: dict, logits: torch.Tensor, cycle_states: list[torch.Tensor],
-                   q_logits: list[torch.Tensor], lm_head: Callable, edit_logits: torch.Tensor,
-                   tool_logits: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-    """cycle_states[c]: the H state after cycle c (the last equals the state behind `logits`); q_logits[c]:
-    the Q-head's halt logit after cycle c ([] for the baseline). lm_head maps states to vocabulary logits."""
+def combine(config: ModelConfig, parts: dict, denominators: dict | None = None) -> torch.Tensor:
+    """The total loss: sum over terms of weight x sum / count, counts from `denominators` when given (e.g. the
+    answer tokens of every micro-batch of an optimizer step), else the parts' own."""
+    total = None
+    for name, (value, count) in parts.items():
+        denominator = (denominators or {}).get(name, count)
+        if isinstance(denominator, torch.Tensor):
+            denominator = denominator.clamp(min=1).to(value.dtype)
+        term = getattr(config, WEIGHTS[name]) * value / (denominator if torch.is_tensor(denominator) else max(denominator, 1))
+        total = term if total is None else total + term
+    return total
+
+
+def q_targets(config: ModelConfig, nxt) -> torch.Tensor:
+    """The continue target from the next segment's Q logits [N, 2]: sigmoid(max(halt, continue)), or
+    sigmoid(halt) when that segment is the last one allowed (there, a token must halt)."""
+    last = nxt.index + 1 >= config.max_segments
+    return torch.sigmoid(nxt.q[..., 0] if last else nxt.q.max(-1).values)
+
+
+def compute_losses(config: ModelConfig, batch: dict, records: list, lookahead, heads, logits: torch.Tensor,
+                   edit_logits: torch.Tensor, tool_logits: torch.Tensor, last_prompt: torch.Tensor,
+                   depth: torch.Tensor) -> tuple[torch.Tensor, dict[str, float], dict]:
+    """records: the segments of this call (model.lm.SegmentRecord: index, H state, which tokens ran it, Q
+    logits); the last record's state is the final one behind logits / edit_logits / tool_logits. lookahead:
+    an extra no-grad segment whose Q logits give the last record's continue target (or None).
+
+    Each segment's terms count the tokens that ran it, over the call's segments (mean per segment), so a
+    token that stopped early adds nothing to later segments, as a halted sequence leaves HRM's batch."""
     labels = batch["labels"]
     answer = labels != IGNORE
     targets = labels[answer]
-    metrics: dict[str, torch.Tensor] = {}  # detached scalars, read back to the host in one go at the end
     zero = logits.sum() * 0.0  # keeps the graph when a batch has nothing to score
-    lm_loss, q_loss = zero, zero
+    S = len(records)
+    metrics: dict[str, torch.Tensor] = {}  # detached scalars, read back to the host in one go at the end
+    parts = {"lm": (zero, answer.sum())}
 
     if targets.numel():
-        per_cycle_ce, per_cycle_correct = [], []
-        for c, state in enumerate(cycle_states):
-            cycle_logits = logits[answer] if c == len(cycle_states) - 1 else lm_head(state[answer])
-            per_cycle_ce.append(F.cross_entropy(cycle_logits.float(), targets, reduction="none"))
-            per_cycle_correct.append((cycle_logits.argmax(-1) == targets).detach())
-        ce, correct = per_cycle_ce[-1], per_cycle_correct[-1]
-        lm_loss = torch.stack([x.mean() for x in per_cycle_ce]).mean() if config.deep_supervision else ce.mean()
-        metrics["lm_loss"], metrics["lm_acc"] = ce.mean(), correct.float().mean()
-        if len(cycle_states) > 1:
-            for c, (x, ok) in enumerate(zip(per_cycle_ce, per_cycle_correct)):
-                metrics[f"lm_loss_cycle{c + 1}"], metrics[f"lm_acc_cycle{c + 1}"] = x.mean(), ok.float().mean()
+        final_ce = F.cross_entropy(logits[answer].float(), targets, reduction="none")
+        final_correct = (logits[answer].argmax(-1) == targets).detach()
+        metrics["lm_loss"], metrics["lm_acc"] = final_ce.mean(), final_correct.float().mean()
+        lm_sum, q_halt, q_continue, q_hits = zero, [], [], []
+        for i, record in enumerate(records):
+            ran = record.ran[answer]
+            if i == S - 1:
+                ce, correct = final_ce[ran], final_correct[ran]
+            else:
+                seg_logits = heads.lm_logits(record.state[answer & record.ran])
+                ce = F.cross_entropy(seg_logits.float(), targets[ran], reduction="none")
+                correct = (seg_logits.argmax(-1) == targets[ran]).detach()
+            lm_sum = lm_sum + ce.sum()
+            if config.max_segments > 1 and ce.numel():
+                n = record.index + 1
+                metrics[f"lm_loss_seg{n}"], metrics[f"lm_acc_seg{n}"] = ce.mean(), correct.float().mean()
+            if record.q is None:
+                continue
+            q = record.q[answer][ran]
+            # halt: is this token's prediction right after this segment (HRM: is the whole sequence right)
+            q_halt.append(F.binary_cross_entropy_with_logits(q[:, 0], correct.float(), reduction="none"))
+            q_hits.append((q[:, 0] > 0) == correct)
+            nxt = records[i + 1] if i + 1 < S else lookahead
+            if nxt is not None:  # continue: bootstrapped from the next segment, where the token ran it
+                went_on = nxt.ran[answer][ran]
+                target = q_targets(config, nxt)[answer][ran][went_on].detach()
+                q_continue.append(F.binary_cross_entropy_with_logits(q[went_on, 1], target, reduction="none"))
+        parts["lm"] = (lm_sum / S, answer.sum())
+        if q_halt:
+            halt = torch.cat(q_halt)
+            cont = torch.cat(q_continue) if q_continue else None
+            parts["q"] = ((halt.sum() + (cont.sum() if cont is not None else 0.0)) / S, answer.sum())
+            metrics["q_halt_loss"], metrics["q_halt_acc"] = halt.mean(), torch.cat(q_hits).float().mean()
+            if cont is not None and cont.numel():
+                metrics["q_continue_loss"] = cont.mean()
 
         task_of_token = batch["task_ids"][:, None].expand_as(labels)[answer] if "task_ids" in batch else None
         if task_of_token is not None:
             for t in task_of_token.unique().tolist():
                 sel = task_of_token == t
-                metrics[f"lm_loss_{TASK_TYPES[t]}"] = ce[sel].mean()
-                metrics[f"lm_acc_{TASK_TYPES[t]}"] = correct[sel].float().mean()
+                metrics[f"lm_loss_{TASK_TYPES[t]}"] = final_ce[sel].mean()
+                metrics[f"lm_acc_{TASK_TYPES[t]}"] = final_correct[sel].float().mean()
+        if config.max_segments > 1:
+            metrics["mean_depth"] = depth[answer].float().mean()
 
-        if q_logits:
-            # Q target: "this token's prediction is already right" at that cycle (HRM's halt target per token)
-            q_terms, q_hits = [], []
-            for q, ok in zip(q_logits, per_cycle_correct):
-                q = q[answer].float()
-                q_terms.append(F.binary_cross_entropy_with_logits(q, ok.float()))
-                q_hits.append(((q > 0) == ok).float().mean())
-            q_loss = torch.stack(q_terms).mean()
-            metrics["q_halt_loss"], metrics["q_halt_acc"] = q_loss, torch.stack(q_hits).mean()
-
-    edit_loss = zero
     if batch.get("edit_tags") is not None:
         tags = batch["edit_tags"]
         tagged = tags >= 0
         if tagged.any():
-            x, y = edit_logits[tagged].float(), tags[tagged].float()
-            edit_loss = F.binary_cross_entropy_with_logits(x, y)
-            metrics["edit_loss"], metrics["edit_acc"] = edit_loss, ((x > 0) == (y > 0.5)).float().mean()
+            y = tags[tagged].float()
+            total = zero
+            for i, record in enumerate(records):
+                x = edit_logits if i == S - 1 else heads.edit(heads.norm(record.state)).squeeze(-1)
+                total = total + F.binary_cross_entropy_with_logits(x[tagged].float(), y, reduction="sum")
+            parts["edit"] = (total / S, tagged.sum())
+            final = edit_logits[tagged].float()
+            metrics["edit_loss"] = F.binary_cross_entropy_with_logits(final, y)
+            metrics["edit_acc"] = ((final > 0) == (y > 0.5)).float().mean()
 
-    tool_loss = zero
     if batch.get("tool_labels") is not None:
         tools = batch["tool_labels"]
         labelled = tools >= 0
         if labelled.any():
-            x = tool_logits[labelled].float()
-            tool_loss = F.cross_entropy(x, tools[labelled])
-            metrics["tool_loss"] = tool_loss
-            metrics["tool_acc"] = (x.argmax(-1) == tools[labelled]).float().mean()
+            rows = torch.arange(len(tools), device=tools.device)
+            total = zero
+            for i, record in enumerate(records):
+                x = tool_logits if i == S - 1 else heads.tool(heads.norm(record.state)[rows, last_prompt])
+                total = total + F.cross_entropy(x[labelled].float(), tools[labelled], reduction="sum")
+            parts["tool"] = (total / S, labelled.sum())
+            final = tool_logits[labelled].float()
+            metrics["tool_loss"] = F.cross_entropy(final, tools[labelled])
+            metrics["tool_acc"] = (final.argmax(-1) == tools[labelled]).float().mean()
 
-    loss = (config.lm_loss_weight * lm_loss + config.edit_loss_weight * edit_loss
-            + config.tool_loss_weight * tool_loss + config.q_loss_weight * q_loss)
+    loss = combine(config, parts)
     metrics["loss"] = loss
     values = torch.stack([v.detach().float() for v in metrics.values()]).tolist()  # one host sync, not one per metric
-    return loss, dict(zip(metrics, values))
+    return loss, dict(zip(metrics, values)), parts

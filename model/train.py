@@ -151,9 +151,12 @@ def train_step_flops(config, batch_size: int, seq_len: int, answer_tokens: int) 
     """Matmul FLOPs of one forward + backward over a [batch_size, seq_len] batch, counted analytically.
 
     Per token and block: 2 x matmul params forward plus attention 4 x seq_len x hidden (QK^T and AV over every
-    key: the prefix-LM mask does not skip work); backward costs 2 x forward. HRM runs every module pass forward,
-    and backward only through the last grad_passes passes; deep supervision adds an LM head per earlier
-    H-cycle on answer tokens (forward + weight gradient). Elementwise work and the optimizer are not counted.
+    key: the prefix-LM mask does not skip work); backward costs 2 x forward. HRM runs `segments` segments of
+    every module pass forward, and backward only through each segment's last grad_passes passes; every
+    segment but the last adds an LM head on answer tokens (deep supervision, forward and backward); ACT with
+    halt_max_segments > segments adds one no-grad lookahead segment. Tokens that stop early under ACT still
+    count (an upper bound: their passes are skipped only when the whole batch has stopped). Elementwise work
+    and the optimizer are not counted.
     """
     d, tokens = config.hidden_size, batch_size * seq_len
     block_forward = 2 * (4 * d * d + 3 * d * config.intermediate_size) + 4 * seq_len * d
@@ -161,10 +164,12 @@ def train_step_flops(config, batch_size: int, seq_len: int, answer_tokens: int) 
     if config.arch == "baseline":
         return float(tokens * (3 * config.baseline_layers * block_forward + 3 * head))
     passes = ([config.L_layers] * config.L_cycles + [config.H_layers]) * config.H_cycles
-    forward = sum(passes) * block_forward
-    backward = 2 * sum(passes[len(passes) - config.grad_passes:]) * block_forward
-    supervision = (config.H_cycles - 1) * 2 * head * answer_tokens if config.deep_supervision else 0
-    return float(tokens * (forward + backward + 3 * head) + supervision)
+    segments = config.segments
+    forward = segments * sum(passes) * block_forward
+    backward = segments * 2 * sum(passes[len(passes) - config.grad_passes:]) * block_forward
+    lookahead = sum(passes) * block_forward if config.act and config.max_segments > segments else 0
+    supervision = (segments - 1) * 3 * head * answer_tokens
+    return float(tokens * (forward + backward + lookahead + 3 * head) + supervision)
 
 
 def _slot_seed(seed: int, step: int, slot: int) -> int:

@@ -117,7 +117,7 @@ def test_cached_decoding_equals_full_forward(arch):
 
 
 def test_cached_adaptive_depth_equals_full_forward_with_the_same_halting():
-    model = make_model(H_cycles=3, L_cycles=2, grad_passes=2)
+    model = make_model(segments=2, halt_max_segments=4, act=True)
     with torch.no_grad():  # a random Q-head so tokens halt at different depths
         torch.manual_seed(3)
         model.q_head.weight.normal_(0, 2.0)
@@ -126,11 +126,11 @@ def test_cached_adaptive_depth_equals_full_forward_with_the_same_halting():
     answers = [[11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24]]
     cached, depths = cached_logits(model, prompts, answers, adaptive_depth=True)
     assert len(set(depths[0].tolist())) > 1, "test needs tokens that halt at different depths"
-    assert depths.min() >= 1 and depths.max() <= 3
+    assert depths.min() >= 1 and depths.max() <= 4
     seq = prompts[0] + answers[0]
     P = len(prompts[0])
-    # full forward with the decode's halting decisions: prompt runs full depth; token t's depth = depths[t-P]
-    halt = torch.full((1, len(seq)), 3)
+    # full forward with the decode's halting decisions: the prompt runs `segments`; token t's depth = depths[t-P]
+    halt = torch.full((1, len(seq)), 2)
     halt[0, P:] = depths[0]
     full = model(batch_of([seq], [P]), halt_depth=halt).logits[0, P - 1:]
     torch.testing.assert_close(cached[0], full, atol=1e-4, rtol=1e-4)
@@ -138,7 +138,7 @@ def test_cached_adaptive_depth_equals_full_forward_with_the_same_halting():
     self_halted = model(batch_of([seq], [P]), adaptive_depth=True)
     torch.testing.assert_close(self_halted.logits[0, P - 1:], full, atol=1e-4, rtol=1e-4)
     assert self_halted.halt_depth[0, P:].tolist() == depths[0].tolist()
-    # and the halting matters: full depth everywhere gives other logits
+    # and the halting matters: fixed depth everywhere gives other logits
     assert not torch.allclose(model(batch_of([seq], [P])).logits[0, P:], full[1:], atol=1e-3)
 
 
@@ -164,7 +164,7 @@ def test_gradient_only_through_the_last_k_passes(k):
 @pytest.mark.parametrize("arch", ["hrm", "baseline"])
 def test_overfits_a_handful_of_sequences(arch):
     torch.manual_seed(0)
-    model = build_model(tiny(arch=arch))
+    model = build_model(tiny(arch=arch, **({"segments": 2, "act": True} if arch == "hrm" else {})))
     seqs = torch.randint(1, 64, (4, 16))
     labels = seqs.roll(-1, 1)
     labels[:, :4] = -100  # prompt
@@ -185,7 +185,7 @@ def test_overfits_a_handful_of_sequences(arch):
     assert metrics["tool_acc"] == 1.0 and metrics["edit_acc"] == 1.0
     assert metrics["lm_loss"] < 0.1
     if arch == "hrm":
-        assert "q_halt_loss" in metrics and "lm_acc_cycle1" in metrics
+        assert "q_halt_loss" in metrics and "lm_acc_seg1" in metrics
 
 
 @pytest.mark.parametrize("preset", ["tiny", "small", "gpu-base", "100m"])
@@ -203,13 +203,18 @@ def test_baseline_parameter_parity(preset):
 
 def test_training_explores_random_halting_depths():
     torch.manual_seed(0)
-    model = build_model(tiny(halt_exploration_prob=0.5))
+    model = build_model(tiny(segments=3, act=True, halt_exploration_prob=0.5))
+    with torch.no_grad():
+        model.q_head.bias.copy_(torch.tensor([5.0, -5.0]))  # the Q-head halts every token after one segment
     ids = torch.randint(1, 64, (2, 24))
     train_out = model(batch_of(ids.tolist(), [6, 6]))
-    eval_out = model.eval()(batch_of(ids.tolist(), [6, 6]))
-    assert (train_out.halt_depth[:, :6] == 2).all()  # the prompt always runs full depth
-    assert set(train_out.halt_depth[:, 6:].unique().tolist()) == {1, 2}
-    assert (eval_out.halt_depth == 2).all()
+    assert (train_out.halt_depth[:, :6] == 3).all()  # the prompt always runs `segments`
+    # exploration: about half the answer tokens draw a minimum of 2 or 3 segments, the rest halt after one
+    assert set(train_out.halt_depth[:, 6:].unique().tolist()) == {1, 2, 3}
+    model.eval()
+    assert (model(batch_of(ids.tolist(), [6, 6])).halt_depth == 3).all()
+    adaptive = model(batch_of(ids.tolist(), [6, 6]), adaptive_depth=True).halt_depth
+    assert (adaptive[:, :6] == 3).all() and (adaptive[:, 6:] == 1).all()
 
 
 def test_hrm_is_an_hrm():

@@ -183,7 +183,7 @@ def test_train_step_flops_matches_the_models_linear_layers():
     attention = 3 * base.baseline_layers * 4 * T * base.hidden_size  # forward QK^T + AV, backward twice that
     assert train_step_flops(base, B, T, 10) == B * T * (6 * (block_linear + lm_head) + attention)
 
-    full = tiny(grad_passes=tiny().num_passes, deep_supervision=False)
+    full = tiny(grad_passes=tiny().num_passes)
     hrm = build_model(full)
     per_pass = {name: sum(m.weight.numel() for m in getattr(hrm, name).modules() if isinstance(m, torch.nn.Linear))
                 for name in ("L", "H")}
