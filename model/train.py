@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from model import checkpoint as ckpt
+from model.losses import combine
 
 
 @dataclass
@@ -48,6 +49,9 @@ class TrainConfig:
     eval_every: int = 0  # steps between validation-loss passes; 0 = never
     eval_batches: int = 4
     qat: bool = False  # 8-bit quantization-aware training (fake-quant in every Linear's forward)
+    # HRM: one optimizer step per segment (the paper's deep supervision), each micro-batch carrying its
+    # detached state to the next; false: one step per batch on the mean of its segments' losses
+    segment_steps: bool = False
     wandb: bool = False  # log to Weights & Biases in offline mode, if wandb is installed
     wandb_project: str = "hrm-code"
 
@@ -177,16 +181,34 @@ def _slot_seed(seed: int, step: int, slot: int) -> int:
 
 
 class _LossOf(torch.nn.Module):
-    """Returns (loss, metrics): DDP must see only the loss tensor, or it waits for gradients of outputs such as
-    edit-head logits that a batch without edit tags never uses."""
+    """Returns (loss terms, metrics, carry): DDP must see only the loss tensors, or it waits for gradients of
+    outputs such as edit-head logits that a batch without edit tags never uses."""
 
     def __init__(self, model: torch.nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, batch):
-        out = self.model(batch)
-        return out.loss, out.metrics
+    def forward(self, batch, carry=None, segments=None):
+        out = self.model(batch, carry=carry, segments=segments)
+        return out.loss_parts, out.metrics, out.carry
+
+
+def step_denominators(batches: list[dict], device, world_size: int = 1) -> dict[str, torch.Tensor]:
+    """What each loss term divides by over a whole optimizer step: answer tokens (LM and Q terms), tagged
+    tokens (edit), labelled sequences (tool), summed over every micro-batch and, under DDP, every rank. So
+    accumulated micro-batches weigh by tokens, as one batch of all of them would."""
+    counts = torch.tensor([[float((b["labels"] != -100).sum()), float((b["edit_tags"] >= 0).sum()) if "edit_tags" in b else 0.0,
+                            float((b["tool_labels"] >= 0).sum()) if "tool_labels" in b else 0.0] for b in batches],
+                          dtype=torch.float64).sum(0).to(device)
+    if world_size > 1:
+        torch.distributed.all_reduce(counts)
+    lm, edit, tool = counts.float().unbind()
+    return {"lm": lm, "q": lm, "edit": edit, "tool": tool}
+
+
+def micro_batch_loss(model_config, parts: dict, denominators: dict, world_size: int = 1) -> torch.Tensor:
+    """This micro-batch's share of the step's loss; DDP averages gradients over ranks, hence x world_size."""
+    return combine(model_config, parts, denominators) * world_size
 
 
 def _start_wandb(cfg: TrainConfig, model_config, out_dir: Path):
@@ -274,37 +296,45 @@ def train(model_config, train_config: TrainConfig, shard_files: list[str], out_d
         sums: dict[str, float] = {}
         counts: dict[str, int] = {}
         loss_sum, step_tokens = 0.0, 0
-        for micro, cpu_batch in enumerate(stream.step_batches(cfg.grad_accum)):
-            # the model's own randomness (ACT exploration) is a function of (seed, step, global micro-batch
-            # slot): ranks differ, and 2 ranks x 1 micro-batch equal 1 rank x 2 accumulated micro-batches
-            torch.manual_seed(_slot_seed(cfg.seed, state["step"], micro * dist.world_size + dist.rank))
-            batch = {k: v.to(dist.device, non_blocking=True) for k, v in cpu_batch.items()}
-            # counted on the host copy: reading them off the GPU would wait for the copy and stall the queue
+        cpu_batches = stream.step_batches(cfg.grad_accum)
+        batches = [{k: v.to(dist.device, non_blocking=True) for k, v in b.items()} for b in cpu_batches]
+        for cpu_batch in cpu_batches:  # counted on the host copies: reading them off the GPU would stall the queue
             step_tokens += int((cpu_batch["input_ids"] != model_config.pad_token_id).sum())
             window_flops += train_step_flops(model_config, *cpu_batch["input_ids"].shape,
                                              int((cpu_batch["labels"] != -100).sum()))
-            sync = micro == cfg.grad_accum - 1 or dist.world_size == 1
-            with (contextlib.nullcontext() if sync else step_module.no_sync()), autocast:
-                loss, model_metrics = runner(batch)
-            (loss / cfg.grad_accum).backward()
-            loss_sum += float(loss.detach())
-            for key, value in (model_metrics or {}).items():  # per-task keys appear only when the task does
-                sums[key] = sums.get(key, 0.0) + float(value)
-                counts[key] = counts.get(key, 0) + 1
-        grad_norm = (torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip) if cfg.grad_clip > 0
-                     else torch.zeros(()))
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        if dist.world_size > 1:  # report the global token count and mean loss; other metrics stay rank 0's
+        denominators = step_denominators(cpu_batches, dist.device, dist.world_size)
+        # segment_steps: one optimizer step per segment, each micro-batch continuing from its carry
+        calls = model_config.segments if cfg.segment_steps and model_config.arch == "hrm" else 1
+        carries = [None] * len(batches)
+        for call in range(calls):
+            for micro, batch in enumerate(batches):
+                # the model's own randomness (ACT exploration) is a function of (seed, step, global micro-batch
+                # slot): ranks differ, and 2 ranks x 1 micro-batch equal 1 rank x 2 accumulated micro-batches
+                torch.manual_seed(_slot_seed(cfg.seed, state["step"], micro * dist.world_size + dist.rank))
+                sync = micro == cfg.grad_accum - 1 or dist.world_size == 1
+                with (contextlib.nullcontext() if sync else step_module.no_sync()), autocast:
+                    parts, model_metrics, carries[micro] = runner(batch, carries[micro], 1 if calls > 1 else None)
+                    loss = micro_batch_loss(model_config, parts, denominators, dist.world_size)
+                loss.backward()
+                loss_sum += float(loss.detach()) / dist.world_size / calls
+                if call == calls - 1:
+                    for key, value in (model_metrics or {}).items():  # per-task keys appear only when the task does
+                        sums[key] = sums.get(key, 0.0) + float(value)
+                        counts[key] = counts.get(key, 0) + 1
+            grad_norm = (torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip) if cfg.grad_clip > 0
+                         else torch.zeros(()))
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        if dist.world_size > 1:  # report the global token count and loss; other metrics stay rank 0's
             totals = torch.tensor([float(step_tokens), loss_sum], dtype=torch.float64, device=dist.device)
             torch.distributed.all_reduce(totals)
-            step_tokens, loss_sum = int(totals[0].item()), totals[1].item() / dist.world_size
+            step_tokens, loss_sum = int(totals[0].item()), totals[1].item()
         state["step"] += 1
         state["tokens_seen"] += step_tokens
         tokens_this_call += step_tokens
         window_tokens += step_tokens
         metrics = {k: v / counts[k] for k, v in sums.items()}
-        metrics.update(loss=loss_sum / cfg.grad_accum, lr=lr, grad_norm=float(grad_norm))
+        metrics.update(loss=loss_sum, lr=lr, grad_norm=float(grad_norm))
         if not math.isfinite(metrics["loss"]):
             raise FloatingPointError(f"step {state['step']}: loss is {metrics['loss']}; lower lr or check the data")
 
@@ -340,7 +370,9 @@ def train(model_config, train_config: TrainConfig, shard_files: list[str], out_d
 
 @torch.no_grad()
 def evaluate(model, model_config, cfg: TrainConfig, data, device) -> dict[str, float]:
-    """Mean loss over eval_batches fixed batches of `data` (a TokenDataset; empty or None: {})."""
+    """Over eval_batches fixed batches of `data` (a TokenDataset; empty or None: {}): val_loss, the LM
+    cross-entropy of the final segment per answer token (comparable across architectures: no auxiliary terms),
+    val_lm_acc likewise, and val_total_loss, the mean training objective (every segment and head)."""
     from model.data import BatchStream
 
     if data is None or len(data) == 0:
@@ -350,13 +382,19 @@ def evaluate(model, model_config, cfg: TrainConfig, data, device) -> dict[str, f
                          pad_id=model_config.pad_token_id, pad_to_multiple=cfg.pad_to_multiple)
     was_training = model.training
     model.eval()
-    total = 0.0
+    total, lm_sum, acc_sum, tokens = 0.0, 0.0, 0.0, 0
     with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=cfg.dtype == "bf16"):
         for _ in range(cfg.eval_batches):
-            batch = {k: v.to(device) for k, v in stream.next_batch().items()}
-            total += float(model(batch).loss)
+            cpu_batch = stream.next_batch()
+            out = model({k: v.to(device) for k, v in cpu_batch.items()})
+            n = int((cpu_batch["labels"] != -100).sum())
+            total += float(out.loss)
+            lm_sum += out.metrics.get("lm_loss", 0.0) * n
+            acc_sum += out.metrics.get("lm_acc", 0.0) * n
+            tokens += n
     model.train(was_training)
-    return {"val_loss": total / cfg.eval_batches}
+    return {"val_loss": lm_sum / max(tokens, 1), "val_lm_acc": acc_sum / max(tokens, 1),
+            "val_total_loss": total / cfg.eval_batches}
 
 
 def load_train_config(path: str | Path) -> TrainConfig:
