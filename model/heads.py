@@ -1,12 +1,13 @@
 """Output heads: the LM head (direct code), the edit-tag head (which prompt lines an edit touches) and the
 tool head (which tool to call), plus their decoding modes: SEARCH/REPLACE blocks whose SEARCH text is copied
-from the file, and tool calls whose arguments are decoded against a schema."""
+from the file, and tool calls written as command lines (the training format) and read into the tool's schema.
+Text a decoder forces (the answer so far) is fed as answer tokens, causally, as in training."""
 
 from __future__ import annotations
 
 import bisect
 import difflib
-import json
+import shlex
 
 import torch
 from torch import nn
@@ -15,7 +16,7 @@ from model.config import ModelConfig
 from model.edits import (DIVIDER, REPLACE, SEARCH, EditBlock, apply_edit_blocks, format_edit_blocks, line_matches,
                          parse_edit_blocks)
 from model.layers import RMSNorm
-from model.validate import TOOL_SCHEMAS, is_required
+from model.validate import TOOL_SCHEMAS
 from model.vocab import TOOLS, language_id, task_id
 
 
@@ -108,16 +109,32 @@ def unique_search(lines: list[str], span: tuple[int, int], text: str, lo: int, h
     return search
 
 
-def decode_edit_blocks(model, tokenizer, prompt: str, source: str, language: str = "none", task: str = "diff_edit",
-                       *, threshold: float = 0.5, max_new_tokens: int = 128, **gen) -> str:
+def file_name_in_prompt(prompt: str, source: str) -> str | None:
+    """The file name of a `### NAME` line right before `source` in the prompt (the repair prompts' format)."""
+    at = prompt.find(source)
+    if at < 0:
+        return None
+    header = prompt[:at].rstrip("\n").rsplit("\n", 1)[-1]
+    return header[4:].strip() or None if header.startswith("### ") else None
+
+
+def decode_edit_blocks(model, tokenizer, prompt: str, source: str, language: str = "none", task: str = "repair",
+                       *, threshold: float = 0.5, max_new_tokens: int = 128, file_name: str | None = None,
+                       **gen) -> str:
     """Edit mode: the edit head picks the touched lines of `source`; each run becomes a SEARCH block copied
-    verbatim from the file (widened until unique), and the LM writes its REPLACE part. Every block applies."""
+    verbatim from the file (widened until unique), and the LM writes its REPLACE part. Every block applies.
+
+    The answer has the training format (`model.edits.format_edit_blocks`: each block after a file name line,
+    the name found in the prompt's `### NAME` line unless given). The blocks so far, the file name line and
+    the SEARCH part up to the divider are fed as answer tokens (causally, as in training), not as prompt."""
     from model.generate import encode_prompt, stream
 
     prompt_ids = encode_prompt(tokenizer, prompt)
     with torch.no_grad():
         out = model(_prompt_batch(model, [prompt_ids], len(prompt_ids), language, task))
     probs = line_edit_probs(tokenizer, prompt_ids, out.edit_logits[0], source)
+    if file_name is None:
+        file_name = file_name_in_prompt(prompt, source)
     lines = source.splitlines(keepends=True)
     if lines and not lines[-1].endswith("\n"):
         lines[-1] += "\n"
@@ -127,15 +144,18 @@ def decode_edit_blocks(model, tokenizer, prompt: str, source: str, language: str
         lo = spans[n - 1][1] if n else 0
         hi = spans[n + 1][0] if n + 1 < len(spans) else len(lines)
         search = unique_search(lines, span, current, lo, hi)
-        forced = answer + f"{SEARCH}\n{search}{DIVIDER}\n"
-        ids = prompt_ids + list(tokenizer.encode(forced))
+        # the forced text ends at the divider: the newline after it (and the indentation it may merge with in
+        # the tokenizer) is the model's to write, as in the training answers' tokens
+        forced = answer + format_edit_blocks([EditBlock(search, "")], file_name).split(DIVIDER)[0] + DIVIDER
         replace = "".join(stream(model, tokenizer, "", language, task, stop=[REPLACE, DIVIDER, SEARCH[:7]],
-                                 max_new_tokens=max_new_tokens, prompt_ids=ids, **gen))
+                                 max_new_tokens=max_new_tokens, prompt_ids=prompt_ids,
+                                 forced_ids=list(tokenizer.encode(forced)), **gen))
+        replace = replace[1:] if replace.startswith("\n") else replace
         if replace and not replace.endswith("\n"):
             replace += "\n"
         blocks.append(EditBlock(search, replace))
         current = apply_edit_blocks(current, [blocks[-1]])
-        answer = format_edit_blocks(blocks)
+        answer = format_edit_blocks(blocks, file_name)
     return answer
 
 
@@ -157,12 +177,22 @@ def snap_edit_blocks(source: str, answer: str) -> str:
     return format_edit_blocks(fixed)
 
 
-# -- tool decoding: arguments decoded against the tool's schema ---------------------------------------
+# -- tool decoding: a command line in the training format, read back into the tool's schema ----------------
+# The tool-use training answers are shell command lines ("git status --short", "python3 -m pip install x",
+# "mkdir -p out"); their tool labels come from the program that starts them.
+PROGRAMS = {"git": ("git",), "pip": ("pip", "python3 -m pip"), "npm": ("npm",), "cargo": ("cargo",), "mvn": ("mvn",),
+            "make": ("make",), "cmake": ("cmake",)}
+FS_COMMANDS = {"read": "cat", "list": "ls", "mkdir": "mkdir -p", "delete": "rm", "move": "mv", "copy": "cp",
+               "write": "printf"}
+
+
 def continuation_logprobs(model, prefix: list[int], options: list[list[int]], prompt_len: int, language: str,
-                          task: str) -> list[float]:
-    """Log-probability of each option's tokens after `prefix`, in one batched forward."""
+                          task: str, adaptive_depth: bool = False) -> list[float]:
+    """Log-probability of each option's tokens after `prefix`, in one batched forward (positions from
+    prompt_len on are answer tokens: causal)."""
     with torch.no_grad():
-        logits = model(_prompt_batch(model, [prefix + o for o in options], prompt_len, language, task)).logits
+        logits = model(_prompt_batch(model, [prefix + o for o in options], prompt_len, language, task),
+                       adaptive_depth=adaptive_depth).logits
     logp = logits.float().log_softmax(-1)
     scores = []
     for r, option in enumerate(options):
@@ -178,55 +208,84 @@ def _clean(value: str, kind: str) -> str:
     return value or "."
 
 
+def _line(text: str, rest: str) -> str:
+    """The command line: the forced text and the generated rest, one space apart if the rest lacks one."""
+    return (text + (rest if not rest or rest[0].isspace() else " " + rest)).strip()
+
+
+def _words(text: str) -> list[str]:
+    """Shell words of a command line (plain whitespace split when quotes do not balance)."""
+    try:
+        words = shlex.split(text)
+    except ValueError:
+        words = text.split()
+    return [w.replace("\n", " ") for w in words if w.strip() and "\x00" not in w]
+
+
 def decode_tool_call(model, tokenizer, prompt: str, language: str = "none", task: str = "tool_use", *,
                      tool: str | None = None, max_arg_tokens: int = 24, max_items: int = 6, **gen) -> dict:
-    """The tool head picks the tool (unless `tool` is given); each argument is then decoded in the schema's order: enums by scoring
-    every allowed value with the LM, strings by generation up to the closing quote (then sanitised), lists
-    item by item. The result is {"tool": ..., "args": {...}} and passes validate.check_tool_call."""
+    """The tool head picks the tool (unless `tool` is given); the LM then writes a command line as the
+    tool-use training answers are written: the program (scored among the tool's programs), an enum such as
+    git's subcommand or fs's operation (each allowed value scored with the LM), the rest generated up to the
+    end of the line. All of it is answer text after the prompt, fed causally. The result is {"tool": ...,
+    "args": {...}, "command": the line}; tool and args pass validate.check_tool_call."""
     from model.generate import encode_prompt, stream
 
     prompt_ids = encode_prompt(tokenizer, prompt)
     P = len(prompt_ids)
+    adaptive = gen.get("adaptive_depth", True)
     if tool is None:
         with torch.no_grad():
             tool = TOOLS[int(model(_prompt_batch(model, [prompt_ids], P, language, task)).tool_logits[0].argmax())]
     elif tool not in TOOL_SCHEMAS:
         raise ValueError(f"unknown tool {tool!r}; expected one of {', '.join(TOOLS)}")
-    args: dict = {}
-    text = '{"tool": ' + json.dumps(tool) + ', "args": {'
 
-    def ids_of(s: str) -> list[int]:
-        return prompt_ids + list(tokenizer.encode(s))
+    def choose(texts: list[str]) -> str:
+        """The most likely of several answer beginnings (each scored as a whole, as tokenized in training)."""
+        if len(texts) == 1:
+            return texts[0]
+        scores = continuation_logprobs(model, prompt_ids, [list(tokenizer.encode(t)) for t in texts], P, language,
+                                       task, adaptive)
+        return texts[max(range(len(texts)), key=scores.__getitem__)]
 
-    def choose(options: list[str]) -> str:
-        scores = continuation_logprobs(model, ids_of(text), [list(tokenizer.encode(o)) for o in options], P, language, task)
-        return options[max(range(len(options)), key=scores.__getitem__)]
+    def rest_of(text: str, stop: str = "\n") -> str:
+        """Generated text after the forced answer `text`, up to `stop`."""
+        return "".join(stream(model, tokenizer, "", language, task, stop=[stop], max_new_tokens=max_arg_tokens,
+                              prompt_ids=prompt_ids, forced_ids=list(tokenizer.encode(text)) if text else None, **gen))
 
-    def string_value() -> str:
-        return "".join(stream(model, tokenizer, "", language, task, stop=['"'], max_new_tokens=max_arg_tokens,
-                              prompt_ids=ids_of(text + '"'), **gen))
+    if tool == "none":
+        return {"tool": tool, "args": {}, "command": ""}
+    if tool == "shell":
+        command = _clean(rest_of(""), "string")
+        return {"tool": tool, "args": {"command": command}, "command": command}
+    if tool == "fs":
+        text = choose(list(FS_COMMANDS.values()))
+        op = next(o for o, c in FS_COMMANDS.items() if c == text)
+        args: dict = {"op": op}
+        if op == "write":
+            text += " '"
+            args["content"] = _clean(rest_of(text, "'"), "string")
+            text += args["content"] + "' >"
+        rest = rest_of(text)
+        words = _words(rest)
+        args["path"] = _clean(words[0] if words else "", "path")
+        if op in ("move", "copy"):
+            args["dest"] = _clean(words[1] if len(words) > 1 else "", "path")
+        return {"tool": tool, "args": args, "command": _line(text, rest)}
 
-    first = True
-    for name, arg in TOOL_SCHEMAS[tool].items():
-        if not is_required(arg, args) and arg.kind != "strings":
-            continue
-        text += ("" if first else ", ") + json.dumps(name) + ": "
-        first = False
-        if arg.kind == "enum":
-            args[name] = json.loads(choose([json.dumps(o) for o in arg.options]))
-            text += json.dumps(args[name])
-        elif arg.kind in ("string", "path"):
-            args[name] = _clean(string_value(), arg.kind)
-            text += json.dumps(args[name])
-        else:
-            items: list[str] = []
-            text += "["
-            while len(items) < max_items and choose(["]", '"'] if not items else ["]", ', "']) != "]":
-                if items:
-                    text += ", "
-                item = _clean(string_value(), "string")
-                items.append(item)
-                text += json.dumps(item)
-            args[name] = items
-            text += "]"
-    return {"tool": tool, "args": args}
+    text = choose(list(PROGRAMS[tool]))
+    args = {}
+    schema = TOOL_SCHEMAS[tool]
+    if "subcommand" in schema:
+        text = choose([f"{text} {option}" for option in schema["subcommand"].options])
+        args["subcommand"] = text.rsplit(" ", 1)[1]
+    rest = rest_of(text)
+    words = [_clean(w, "string") for w in _words(rest)][:max_items]
+    if tool == "mvn":
+        args.update(goals=[w for w in words if not w.startswith("-")], args=[w for w in words if w.startswith("-")])
+    elif tool == "make":
+        targets = [w for w in words if not w.startswith("-") and "=" not in w]
+        args.update(targets=targets, args=[w for w in words if w not in targets])
+    else:
+        args["args"] = words
+    return {"tool": tool, "args": args, "command": _line(text, rest)}
