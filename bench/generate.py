@@ -1,5 +1,5 @@
-"""Generation benchmark: KV-cached decoding vs recomputing the whole sequence, adaptive-depth compute saved
-and accuracy change on a briefly trained model, and the ~100M configuration's peak RSS / weight bytes / speed
+"""Generation benchmark: KV-cached decoding vs recomputing the whole sequence, segments and ACT (accuracy,
+depth, speed) on briefly trained tiny models, and the ~100M configuration's peak RSS / weight bytes / speed
 in fp32, int8 and nf4 (each in a fresh process so peak RSS is its own). Last line: one JSON object.
 
     .venv/bin/python bench/generate.py                 # full run (several minutes on 2 cores)
@@ -73,87 +73,119 @@ def kv_speed(preset: str, prompt_tokens: int, new_tokens: int) -> dict:
             "greedy_tokens_agree": sum(a == b for a, b in zip(cached, recomputed)) / new_tokens}
 
 
-# -- 2. adaptive depth on a briefly trained model --------------------------------------------------
+# -- 2. segments and ACT on a briefly trained model ------------------------------------------------
 NAMES = ["total", "count", "width", "height", "left", "right", "value", "index", "score", "limit"]
-OPS = [("add", "+"), ("subtract", "-"), ("multiply", "*"), ("divide", "/"), ("mod", "%"), ("power", "**")]
+OPS = [("add", "+", lambda x, y: x + y), ("subtract", "-", lambda x, y: x - y), ("multiply", "*", lambda x, y: x * y)]
 
 
-def synthetic_example(rng: random.Random) -> tuple[str, str]:
-    (verb, op), (a, b) = rng.choice(OPS), rng.sample(NAMES, 2)
-    prompt = f"# {verb} {a} and {b}\n"
-    answer = f"def {verb}_{a}_{b}({a}, {b}):\n    return {a} {op} {b}\n"
-    return prompt, answer
+def synthetic_example(rng: random.Random) -> tuple[str, str, int]:
+    """A function to write (copy-like tokens) and its value at two digits (tokens that need computing);
+    returns (prompt, answer, length of the answer before the value)."""
+    (verb, op, value), (a, b) = rng.choice(OPS), rng.sample(NAMES, 2)
+    x, y = rng.randrange(10), rng.randrange(10)
+    prompt = f"# {verb} {a} and {b}; value at ({x}, {y})\n"
+    code = f"def {verb}_{a}_{b}({a}, {b}):\n    return {a} {op} {b}\n# = "
+    return prompt, code + f"{value(x, y)}\n", len(code)
 
 
 def make_batch(examples) -> dict:
-    rows, prompt_lens = [], []
-    for prompt, answer in examples:
+    rows, prompt_lens, hard = [], [], []
+    for prompt, answer, value_at in examples:
         p = TOK.encode_prompt(prompt)
         rows.append(p + TOK.encode(answer) + [TOK.eos_id])
         prompt_lens.append(len(p))
+        hard.append((len(p) - 1 + value_at, len(p) - 1 + len(answer) - 1))  # label positions of the value
     width = max(map(len, rows))
     ids = torch.zeros(len(rows), width, dtype=torch.long)
     labels = torch.full((len(rows), width), -100)
-    for r, (row, P) in enumerate(zip(rows, prompt_lens)):
+    value = torch.zeros(len(rows), width, dtype=torch.bool)
+    for r, (row, P, (a, b)) in enumerate(zip(rows, prompt_lens, hard)):
         ids[r, :len(row)] = torch.tensor(row)
         labels[r, P - 1:len(row) - 1] = torch.tensor(row[P:])
+        value[r, a:b] = True
     n = len(rows)
-    return {"input_ids": ids, "prompt_len": torch.tensor(prompt_lens), "labels": labels,
+    return {"input_ids": ids, "prompt_len": torch.tensor(prompt_lens), "labels": labels, "value_mask": value,
             "language_ids": torch.full((n,), 4), "task_ids": torch.zeros(n, dtype=torch.long)}
 
 
-def adaptive_depth(train_steps: int, eval_prompts: int, halt_threshold: float, grad_passes: int) -> dict:
-    torch.manual_seed(0)
-    rng = random.Random(0)
-    config = ModelConfig.preset("tiny", vocab_size=320, hidden_size=128, max_seq_len=160, grad_passes=grad_passes)
-    model = build_model(config)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.01)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=3e-3, total_steps=train_steps, pct_start=0.1)
-    start = time.perf_counter()
-    for _ in range(train_steps):
-        out = model(make_batch([synthetic_example(rng) for _ in range(16)]))
-        optimizer.zero_grad()
-        out.loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        schedule.step()
-    train_s = time.perf_counter() - start
-    model.eval()
+ACT_VARIANTS = {  # name: (ModelConfig changes, training-step multiplier)
+    "segments1": ({}, 1),
+    "segments1_2x_steps": ({}, 2),  # about the training FLOPs of two segments
+    "segments2": ({"segments": 2}, 1),
+    "segments2_act": ({"segments": 2, "act": True}, 1),
+}
+
+
+def _teacher_forced(model, batch, **kwargs) -> dict:
+    with torch.no_grad():
+        out = model({k: v for k, v in batch.items() if k != "value_mask"}, **kwargs)
+    answer = batch["labels"] != -100
+    right = out.logits.argmax(-1) == batch["labels"]
+    value = batch["value_mask"]
+    depth = out.halt_depth[answer].float().mean()
+    return {"acc": round(float(right[answer].float().mean()), 4), "value_acc": round(float(right[value].float().mean()), 4),
+            "value_depth": round(float(out.halt_depth[value].float().mean()), 3), "mean_depth": round(float(depth), 3)}
+
+
+def _generate_exact(model, held_out, adaptive: bool) -> dict:
+    exact, value_exact, stats_all, tokens, seconds = 0, 0, [], 0, 0.0
+    for prompt, answer, value_at in held_out:  # batch 1: a halted token really skips its remaining passes
+        stats = {}
+        start = time.perf_counter()
+        ids = generate_ids(model, [TOK.encode_prompt(prompt)], 4, 0, max_new_tokens=len(TOK.encode(answer)) + 1,
+                           eos_id=TOK.eos_id, adaptive_depth=adaptive, stats=stats)[0]
+        seconds += time.perf_counter() - start
+        tokens += len(ids) + 1
+        text = TOK.decode(ids)
+        exact += text == answer
+        value_exact += text[value_at:] == answer[value_at:]
+        stats_all.append(stats)
+    depth = sum(s["mean_depth"] * s["decoded_tokens"] for s in stats_all) / sum(s["decoded_tokens"] for s in stats_all)
+    return {"exact": round(exact / len(held_out), 4), "value_exact": round(value_exact / len(held_out), 4),
+            "mean_depth": round(depth, 3), "tokens_per_s": round(tokens / seconds, 1)}
+
+
+def act_ablation(train_steps: int, eval_prompts: int, grad_passes: int, variants: list[str], seed: int = 0) -> dict:
+    """Each variant trains a tiny HRM from the same seed on the same example stream; held-out scores with fixed
+    depth and, for ACT, adaptive depth up to `segments` and up to twice as many segments."""
+    from model.train import train_step_flops
+
     held_out = [synthetic_example(random.Random(10_000 + i)) for i in range(eval_prompts)]
-    batch = make_batch(held_out)
-    with torch.no_grad():
-        full = model(batch)
-    sweep = {}
-    for threshold in (0.5, 0.7, 0.9, 0.97):
-        model.config.halt_threshold = threshold  # read at inference only
-        with torch.no_grad():
-            m = model(batch, adaptive_depth=True).metrics
-        sweep[str(threshold)] = {"acc": round(m["lm_acc"], 4), "compute_saved": round(1 - m["mean_depth"] / config.H_cycles, 4)}
-    model.config.halt_threshold = halt_threshold
-    with torch.no_grad():
-        act = model(batch, adaptive_depth=True)
-    result = {"train_steps": train_steps, "grad_passes": grad_passes, "halt_threshold": halt_threshold, "threshold_sweep": sweep, "train_s": round(train_s, 1), "train_metrics": {k: round(v, 4) for k, v in out.metrics.items()},
-              "teacher_forced_acc_full": round(full.metrics["lm_acc"], 4),
-              "teacher_forced_acc_adaptive": round(act.metrics["lm_acc"], 4),
-              "teacher_forced_compute_saved": round(1 - act.metrics["mean_depth"] / config.H_cycles, 4)}
-    for mode, flag in (("full", False), ("adaptive", True)):
-        exact, stats_all, tokens, seconds = 0, [], 0, 0.0
-        for prompt, answer in held_out:  # batch 1: a halted token really skips its remaining passes
-            stats = {}
-            start = time.perf_counter()
-            ids = generate_ids(model, [TOK.encode_prompt(prompt)], 4, 0, max_new_tokens=len(TOK.encode(answer)) + 1,
-                               eos_id=TOK.eos_id, adaptive_depth=flag, stats=stats)[0]
-            seconds += time.perf_counter() - start
-            tokens += len(ids) + 1
-            exact += TOK.decode(ids) == answer
-            stats_all.append(stats)
-        depth = sum(s["mean_depth"] * s["decoded_tokens"] for s in stats_all) / sum(s["decoded_tokens"] for s in stats_all)
-        result[f"generate_exact_{mode}"] = round(exact / len(held_out), 4)
-        result[f"generate_tokens_per_s_{mode}"] = round(tokens / seconds, 1)
-        result[f"generate_compute_saved_{mode}"] = round(1 - depth / config.H_cycles, 4)
-    result["accuracy_change"] = round(result["teacher_forced_acc_adaptive"] - result["teacher_forced_acc_full"], 4)
-    result["exact_change"] = round(result["generate_exact_adaptive"] - result["generate_exact_full"], 4)
-    return result
+    eval_batch = make_batch(held_out)
+    result = {}
+    for name in variants:
+        changes, multiplier = ACT_VARIANTS[name]
+        torch.manual_seed(seed)
+        rng = random.Random(seed)
+        config = ModelConfig.preset("tiny", vocab_size=320, hidden_size=128, max_seq_len=160, grad_passes=grad_passes,
+                                    **changes)
+        model = build_model(config)
+        steps = train_steps * multiplier
+        optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.01)
+        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=3e-3, total_steps=steps, pct_start=0.1)
+        start, flops = time.perf_counter(), 0.0
+        for _ in range(steps):
+            batch = make_batch([synthetic_example(rng) for _ in range(16)])
+            flops += train_step_flops(config, *batch["input_ids"].shape, int((batch["labels"] != -100).sum()))
+            out = model({k: v for k, v in batch.items() if k != "value_mask"})
+            optimizer.zero_grad()
+            out.loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            schedule.step()
+        model.eval()
+        row = {"config": changes, "train_steps": steps, "train_s": round(time.perf_counter() - start, 1),
+               "train_gflops": round(flops / 1e9, 1), "fixed": _teacher_forced(model, eval_batch),
+               "generate_fixed": _generate_exact(model, held_out, False)}
+        if config.act:
+            row["adaptive"] = _teacher_forced(model, eval_batch, adaptive_depth=True)
+            row["generate_adaptive"] = _generate_exact(model, held_out, True)
+            model.config.halt_max_segments = 2 * config.segments  # read at inference only: think longer
+            row["adaptive_longer"] = _teacher_forced(model, eval_batch, adaptive_depth=True)
+            row["generate_adaptive_longer"] = _generate_exact(model, held_out, True)
+        result[name] = row
+        print(json.dumps({name: row}), file=sys.stderr)
+    return {"grad_passes": grad_passes, "eval_prompts": eval_prompts, "seed": seed, "variants": result}
 
 
 # -- 3. the ~100M configuration: weights and peak RSS, one process per precision ---------------------
@@ -233,8 +265,9 @@ def main() -> None:
     parser.add_argument("--big-tokens", type=int, default=128, help="tokens generated by the ~100M config")
     parser.add_argument("--big-kinds", default="fp32,int8,nf4")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-    parser.add_argument("--halt-threshold", type=float, default=0.9)
-    parser.add_argument("--grad-passes", type=int, default=6, help="k for the adaptive-depth model (6 = all passes)")
+    parser.add_argument("--grad-passes", type=int, default=2, help="k for the segments/ACT models (2 = HRM's one-step gradient)")
+    parser.add_argument("--act-seed", type=int, default=0, help="training seed of the segments/ACT models")
+    parser.add_argument("--act-variants", default=",".join(ACT_VARIANTS), help="comma-separated: " + ", ".join(ACT_VARIANTS))
     parser.add_argument("--sections", default="kv,act,big")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -252,8 +285,8 @@ def main() -> None:
         result["kv_cache"] = kv_speed(args.config, args.prompt_tokens, args.new_tokens)
         print(json.dumps({"kv_cache": result["kv_cache"]}), file=sys.stderr)
     if "act" in sections:
-        result["adaptive_depth"] = adaptive_depth(args.train_steps, args.eval_prompts, args.halt_threshold,
-                                                  args.grad_passes)
+        result["adaptive_depth"] = act_ablation(args.train_steps, args.eval_prompts, args.grad_passes,
+                                                [v for v in args.act_variants.split(",") if v], args.act_seed)
         print(json.dumps({"adaptive_depth": result["adaptive_depth"]}), file=sys.stderr)
     if "big" in sections:
         result["100m"] = big([k for k in args.big_kinds.split(",") if k], args.big_tokens, args.prompt_tokens, args.threads)

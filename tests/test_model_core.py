@@ -224,10 +224,10 @@ def test_hrm_is_an_hrm():
 
 
 def test_the_trunk_traces_into_one_graph_for_torch_compile():
-    # Training with halting exploration: only the loss code (boolean masks over answer tokens) may break
-    # the compiled graph; a break inside the H/L passes would split every forward into pieces.
+    # Training with segments, Q-stopping and exploration: only the loss code (boolean masks over answer tokens)
+    # may break the compiled graph; a break inside the H/L passes would split every forward into pieces.
     torch._dynamo.reset()
-    model = make_model(halt_exploration_prob=1.0).train()
+    model = make_model(segments=2, act=True, halt_max_segments=3, halt_exploration_prob=1.0).train()
     ids = torch.randint(5, 64, (2, 16))
     labels = ids.clone()
     labels[:, :4] = -100
