@@ -71,7 +71,8 @@ def prefill(model, prompts: list[list[int]], languages: torch.Tensor, tasks: tor
     if forced and any(forced):
         # each row's forced tokens end the chunk; the padding before them is masked and takes no position
         ids, valid = _left_padded(forced, model.config.pad_token_id, model.device)
-        out = model.step(ids, cache, languages, tasks, valid=valid, adaptive_depth=adaptive_depth, last_logits_only=True)
+        out = model.step(ids, cache, languages, tasks, valid=valid, adaptive_depth=adaptive_depth,
+                         last_logits_only=True)
         has_forced = torch.tensor([bool(f) for f in forced], device=model.device)
         logits = torch.where(has_forced[:, None], out.logits[:, -1], logits)
     return logits
@@ -191,7 +192,7 @@ def stream_ids(model, prompt: list[int], language_id: int, task_id: int, *, max_
     tokens fed first (causally, as in training); logits_log: see generate_ids."""
     forced = [list(forced_ids)] if forced_ids else None
     _check_lengths(model, [prompt], max_new_tokens, forced)
-    _chunks(model, [prompt], max_new_tokens, max_memory_mb, adaptive_depth, forced)  # raises when one sequence does not fit
+    _chunks(model, [prompt], max_new_tokens, max_memory_mb, adaptive_depth, forced)  # raises if one row does not fit
     stops = {*stop_ids, *([eos_id] if eos_id is not None else [])}
     was_training = model.training
     model.eval()

@@ -163,7 +163,8 @@ class CodeLM(nn.Module):
         if halt_depth is not None:
             return DepthPlan(halt_depth.long(), int(halt_depth.max()))
         adaptive = adaptive_depth and cfg.act
-        cap = torch.where(answer, self.depth_cap(adaptive), fixed) if adaptive else torch.full_like(answer, fixed, dtype=torch.long)
+        cap = torch.where(answer, self.depth_cap(True), fixed) if adaptive else torch.full_like(answer, fixed,
+                                                                                                dtype=torch.long)
         done = carry.segment if carry is not None else 0
         todo = max(self.depth_cap(adaptive) - done, 0) if segments is None else segments
         if adaptive:

@@ -23,9 +23,11 @@ def combine(config: ModelConfig, parts: dict, denominators: dict | None = None) 
     total = None
     for name, (value, count) in parts.items():
         denominator = (denominators or {}).get(name, count)
-        if isinstance(denominator, torch.Tensor):
+        if torch.is_tensor(denominator):
             denominator = denominator.clamp(min=1).to(value.dtype)
-        term = getattr(config, WEIGHTS[name]) * value / (denominator if torch.is_tensor(denominator) else max(denominator, 1))
+        else:
+            denominator = max(float(denominator), 1.0)
+        term = getattr(config, WEIGHTS[name]) * value / denominator
         total = term if total is None else total + term
     return total
 

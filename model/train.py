@@ -197,8 +197,11 @@ def step_denominators(batches: list[dict], device, world_size: int = 1) -> dict[
     """What each loss term divides by over a whole optimizer step: answer tokens (LM and Q terms), tagged
     tokens (edit), labelled sequences (tool), summed over every micro-batch and, under DDP, every rank. So
     accumulated micro-batches weigh by tokens, as one batch of all of them would."""
-    counts = torch.tensor([[float((b["labels"] != -100).sum()), float((b["edit_tags"] >= 0).sum()) if "edit_tags" in b else 0.0,
-                            float((b["tool_labels"] >= 0).sum()) if "tool_labels" in b else 0.0] for b in batches],
+    def count(batch: dict, key: str, labelled) -> float:
+        return float(labelled(batch[key]).sum()) if key in batch else 0.0
+
+    counts = torch.tensor([[count(b, "labels", lambda x: x != -100), count(b, "edit_tags", lambda x: x >= 0),
+                            count(b, "tool_labels", lambda x: x >= 0)] for b in batches],
                           dtype=torch.float64).sum(0).to(device)
     if world_size > 1:
         torch.distributed.all_reduce(counts)

@@ -48,12 +48,13 @@ def test_q_targets_are_bootstrapped_from_the_next_segment():
     T, D = 4, config.hidden_size
     labels = torch.randint(0, 64, (1, T))
     q = [torch.randn(1, T, 2) for _ in range(3)]
-    ran = [torch.tensor([[True] * 4]), torch.tensor([[True, True, True, False]]), torch.tensor([[True, False, True, False]])]
+    ran = [torch.tensor([[True, True, True, True]]), torch.tensor([[True, True, True, False]]),
+           torch.tensor([[True, False, True, False]])]  # token 3 stops after segment 1, token 1 after 2
     states = [torch.randn(1, T, D) for _ in range(3)]
     records = [SegmentRecord(i, states[i], ran[i], q[i]) for i in range(3)]
     logits = model.heads.lm_logits(states[2])
-    _, metrics, _ = compute_losses(config, {"labels": labels}, records, None, model.heads, logits,
-                                   torch.zeros(1, T), torch.zeros(1, config.num_tools), torch.zeros(1, dtype=torch.long),
+    _, metrics, _ = compute_losses(config, {"labels": labels}, records, None, model.heads, logits, torch.zeros(1, T),
+                                   torch.zeros(1, config.num_tools), torch.zeros(1, dtype=torch.long),
                                    torch.ones(1, T, dtype=torch.long))
     # continue after segment 1: sigmoid(max(halt, continue)) of segment 2, for the tokens that ran segment 2
     terms = [F.binary_cross_entropy_with_logits(q[0][0, t, 1], torch.sigmoid(q[1][0, t].max())) for t in (0, 1, 2)]
