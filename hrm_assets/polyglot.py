@@ -3,17 +3,15 @@
 Each body calls one plain function in evals/polyglot/pipeline.py.
 """
 
-
-import os
 import warnings
 
 import dagster as dg
 
 from evals.polyglot import pipeline
-from evals.polyglot.exercises import EXPECTED_COUNTS, EXPECTED_TOTAL, LANGUAGES, PINNED_COMMIT, UPSTREAM
+from evals.polyglot.exercises import EXPECTED_COUNTS, EXPECTED_TOTAL, LANGUAGES, PINNED_COMMIT
 from hrm_assets.expectations import gx_check
 from resources.sandbox import Sandbox
-from resources.settings import split_csv
+from resources.settings import from_env, split_csv
 from resources.warehouse import Warehouse
 
 language_partitions = dg.StaticPartitionsDefinition(list(LANGUAGES))
@@ -24,7 +22,7 @@ MAX_EXPECTED_REFERENCE_FAILURES = 8
 
 
 class PolyglotSourceConfig(dg.Config):
-    source: str = os.environ.get("HRM_POLYGLOT_SOURCE") or UPSTREAM  # URL, local path or git bundle
+    source: str = from_env("HRM_POLYGLOT_SOURCE")  # URL, local path or git bundle
     commit: str = PINNED_COMMIT
 
 

@@ -1,15 +1,15 @@
 """Notice new source data and re-materialise what reads it: a new LiveCodeBench release in the configured
 source (HRM_LCB_SOURCE), a new commit of the Polyglot benchmark source (HRM_POLYGLOT_SOURCE)."""
 
-import os
 import re
 import subprocess
 from pathlib import Path
 
 import dagster as dg
 
+from resources.settings import env_str
+
 LCB_PARTITIONS = "lcb_release"
-POLYGLOT_UPSTREAM = "https://github.com/Aider-AI/polyglot-benchmark.git"
 
 
 def newest_lcb_release(source: str) -> str | None:
@@ -31,7 +31,7 @@ def newest_lcb_release(source: str) -> str | None:
            target=dg.AssetSelection.assets("livecodebench_raw", "lcb_problems"),
            description="A newer LiveCodeBench release file in HRM_LCB_SOURCE adds its partition and loads it.")
 def new_lcb_release_sensor(context: dg.SensorEvaluationContext):
-    release = newest_lcb_release(os.environ.get("HRM_LCB_SOURCE", ""))
+    release = newest_lcb_release(env_str("HRM_LCB_SOURCE"))
     if release is None:
         return dg.SkipReason("HRM_LCB_SOURCE is not a local directory with LiveCodeBench release files")
     if release == context.cursor:
@@ -65,7 +65,7 @@ def materialised_commit(instance) -> str | None:
            description="A Polyglot benchmark source whose HEAD differs from the materialised clone is re-cloned at "
                        "that commit (problems and the corpus follow on the next `hrm materialize`).")
 def new_polyglot_commit_sensor(context: dg.SensorEvaluationContext):
-    source = os.environ.get("HRM_POLYGLOT_SOURCE") or POLYGLOT_UPSTREAM
+    source = env_str("HRM_POLYGLOT_SOURCE")
     head = remote_head(source)
     if head is None:
         return dg.SkipReason(f"cannot read HEAD of {source}")
