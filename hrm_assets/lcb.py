@@ -1,6 +1,6 @@
 """LiveCodeBench: raw releases, the normalised code-generation problems and the scenario tables.
 
-Partitions are LCB release tags (dynamic partitions `lcb_release`). The default whole-graph run
+Partitions are LCB release tags (`resources.partitions.lcb_releases`). The default whole-graph run
 materialises only the tags in HRM_LCB_RELEASES, and only when HRM_LCB_SOURCE points at data: with no
 source configured there is nothing to load and nothing is invented (see docs/lcb.md). Each body calls
 one plain function in evals/lcb/.
@@ -14,12 +14,11 @@ from evals.lcb import pipeline
 from evals.lcb.pipeline import EXECUTION_TABLE, PROBLEMS_TABLE, RAW_TABLE, TEST_OUTPUT_TABLE
 from evals.lcb.records import DIFFICULTIES, PLATFORMS, TEST_TYPES
 from hrm_assets.expectations import gx_check
+from resources.partitions import lcb_releases
 from resources.settings import env_str, from_env, split_csv
 from resources.warehouse import Warehouse
 
 warnings.filterwarnings("ignore", message=".*partitions_def on an AssetCheckSpec.*", category=dg.PreviewWarning)
-
-lcb_releases = dg.DynamicPartitionsDefinition(name="lcb_release")
 
 
 def default_releases() -> list[str]:

@@ -13,12 +13,11 @@ from datagen.swe import pipeline
 from datagen.swe.repos import configured_specs
 from datagen.swe.tasks import TaskSettings
 from hrm_assets.expectations import gx_check, named
+from resources.partitions import swe_repos as swe_repo_partitions
 from resources.sandbox import Sandbox
 from resources.settings import from_env, split_csv
 from resources.swerex import SweRexSessions
 from resources.warehouse import Warehouse
-
-swe_repo_partitions = dg.DynamicPartitionsDefinition(name="swe_repos")
 
 
 # --- swe_repos ----------------------------------------------------------------------------

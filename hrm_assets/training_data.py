@@ -11,11 +11,10 @@ from datagen import pipeline
 from datagen.schema import LANGUAGES, SPLITS, TASK_TYPES
 from datagen.synthetic import DEFAULT_HELDOUT, SyntheticConfig
 from hrm_assets.expectations import gx_check, named
+from resources.partitions import curriculum_stages
 from resources.sandbox import Sandbox
 from resources.settings import from_env, split_csv
 from resources.warehouse import Warehouse
-
-stage_partitions = dg.StaticPartitionsDefinition(list(pipeline.STAGE_KEYS))
 
 # --- code_corpus -----------------------------------------------------------------------------------------
 class CorpusConfig(dg.Config):
@@ -161,7 +160,7 @@ class ShardConfig(dg.Config):
                                       seed=self.seed)
 
 
-@dg.asset(group_name="training_data", kinds={"python", "parquet"}, partitions_def=stage_partitions,
+@dg.asset(group_name="training_data", kinds={"python", "parquet"}, partitions_def=curriculum_stages,
           deps=["training_examples", "tokenizer"],
           check_specs=[dg.AssetCheckSpec("curriculum_shards_gx", asset="curriculum_shards", blocking=True)],
           description="Token shards per curriculum stage (1 syntax, 2 algorithms, 3 edits/repair, 4 tools/agents), "

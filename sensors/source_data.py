@@ -7,9 +7,8 @@ from pathlib import Path
 
 import dagster as dg
 
+from resources.partitions import lcb_releases
 from resources.settings import env_str
-
-LCB_PARTITIONS = "lcb_release"
 
 
 def newest_lcb_release(source: str) -> str | None:
@@ -36,8 +35,8 @@ def new_lcb_release_sensor(context: dg.SensorEvaluationContext):
         return dg.SkipReason("HRM_LCB_SOURCE is not a local directory with LiveCodeBench release files")
     if release == context.cursor:
         return dg.SkipReason(f"{release} already seen")
-    known = context.instance.get_dynamic_partitions(LCB_PARTITIONS)
-    adds = [] if release in known else [dg.AddDynamicPartitionsRequest(LCB_PARTITIONS, [release])]
+    known = context.instance.get_dynamic_partitions(lcb_releases.name)
+    adds = [] if release in known else [lcb_releases.build_add_request([release])]
     return dg.SensorResult(run_requests=[dg.RunRequest(run_key=f"lcb-{release}", partition_key=release)],
                            dynamic_partitions_requests=adds, cursor=release)
 
