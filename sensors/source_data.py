@@ -2,11 +2,11 @@
 source (HRM_LCB_SOURCE), a new commit of the Polyglot benchmark source (HRM_POLYGLOT_SOURCE)."""
 
 import re
-import subprocess
 from pathlib import Path
 
 import dagster as dg
 
+from resources.fetchers import remote_head
 from resources.partitions import lcb_releases
 from resources.settings import env_str
 
@@ -39,16 +39,6 @@ def new_lcb_release_sensor(context: dg.SensorEvaluationContext):
     adds = [] if release in known else [lcb_releases.build_add_request([release])]
     return dg.SensorResult(run_requests=[dg.RunRequest(run_key=f"lcb-{release}", partition_key=release)],
                            dynamic_partitions_requests=adds, cursor=release)
-
-
-def remote_head(source: str, timeout_s: float = 60) -> str | None:
-    """The commit HEAD points to in a git URL, path or bundle (None when unreachable)."""
-    try:
-        proc = subprocess.run(["git", "ls-remote", source, "HEAD"], capture_output=True, text=True, timeout=timeout_s)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    m = re.match(r"([0-9a-f]{40})\s+HEAD", proc.stdout)
-    return m.group(1) if proc.returncode == 0 and m else None
 
 
 def materialised_commit(instance) -> str | None:
