@@ -12,7 +12,7 @@ import sensors
 from hrm_assets.dagster_resources import default_resources
 from resources.settings import env_int, env_str
 
-_NOT_ASSET_MODULES = {"definitions", "resources", "expectations"}
+_NOT_ASSET_MODULES = {"definitions", "dagster_resources", "expectations"}
 
 
 def _asset_modules():

@@ -3,7 +3,7 @@
 Partitions are LCB release tags (`resources.partitions.lcb_releases`). The default whole-graph run
 materialises only the tags in HRM_LCB_RELEASES, and only when HRM_LCB_SOURCE points at data: with no
 source configured there is nothing to load and nothing is invented (see docs/lcb.md). Each body calls
-one plain function in evals/lcb/.
+one plain function in evals/lcb/pipeline.py.
 """
 
 import warnings
