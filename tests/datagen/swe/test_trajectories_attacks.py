@@ -14,7 +14,7 @@ from datagen.swe.repos import baseline_row, parse_repo_spec, repo_from_row
 from datagen.swe.tasks import TaskSettings, build_tasks
 from datagen.swe.trajectories import _evaluate, without_benchmark_files
 
-_spec = importlib.util.spec_from_file_location("swe_tiny_repo3", Path(__file__).with_name("test_swe_tasks.py"))
+_spec = importlib.util.spec_from_file_location("swe_tiny_repo3", Path(__file__).with_name("test_tasks.py"))
 _tiny = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_tiny)
 GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]

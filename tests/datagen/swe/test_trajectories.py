@@ -11,7 +11,7 @@ from datagen.swe.tasks import TaskSettings, build_tasks
 from datagen.swe.trajectories import ScriptedExpert, TextPolicy, load_trajectories, rl_view, rollout
 from resources.swerex import SweRexSessions
 
-_spec = importlib.util.spec_from_file_location("swe_tiny_repo2", Path(__file__).with_name("test_swe_tasks.py"))
+_spec = importlib.util.spec_from_file_location("swe_tiny_repo2", Path(__file__).with_name("test_tasks.py"))
 _tiny = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_tiny)
 

@@ -56,7 +56,7 @@ def test_printing_prompt_like_text_does_not_cut_a_command_short(sessions, sandbo
 
 
 def test_host_files_and_network_are_out_of_reach(sessions, sandbox):
-    repo_root = Path(__file__).resolve().parent.parent
+    repo_root = Path(__file__).resolve().parents[2]
     with sessions.open(sandbox=sandbox) as s:
         assert s.run(f"ls {repo_root}").status == "failed"
         assert s.run("cat /etc/shadow").status == "failed"

@@ -13,7 +13,7 @@ from evals.polyglot.exercises import EXPECTED_COUNTS, LANGUAGES, PINNED_COMMIT
 from evals.polyglot.metrics import summarize
 from evals.polyglot.pipeline import clone_benchmark, select_exercises
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="session")

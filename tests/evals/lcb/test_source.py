@@ -16,7 +16,7 @@ from evals.lcb.safe_pickle import (TestCaseDecodeError, UnsafePickleError, decod
                                         loads_plain_data)
 from evals.lcb.source import LcbSourceError, load_records, load_release, release_file_numbers, release_files
 
-FIXTURES = Path(__file__).parent / "fixtures" / "lcb"
+FIXTURES = Path(__file__).parents[2] / "fixtures" / "lcb"
 
 
 class _Touch:

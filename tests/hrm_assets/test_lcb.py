@@ -11,7 +11,7 @@ from evals.lcb.pipeline import PROBLEMS_TABLE, RAW_TABLE, TEST_OUTPUT_TABLE, EXE
 from hrm_assets import lcb as lcb_assets
 from resources.warehouse import Warehouse
 
-FIXTURES = Path(__file__).parent / "fixtures" / "lcb"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "lcb"
 ASSETS = [lcb_assets.livecodebench_raw, lcb_assets.lcb_problems, lcb_assets.livecodebench_raw_valid,
           lcb_assets.lcb_problems_valid]
 

@@ -13,7 +13,7 @@ import torch
 from model.config import ModelConfig
 from model.train import TrainConfig, train
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 MODEL = dict(max_seq_len=64)
 RUN = dict(max_steps=8, batch_size=4, warmup_steps=2, lr=3e-3, checkpoint_every=2, log_every=1)
 

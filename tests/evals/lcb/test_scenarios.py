@@ -13,7 +13,7 @@ from evals.lcb.scenarios import (grade_execution, grade_test_output, load_execut
                                       load_test_output_problems, self_repair_prompts)
 from evals.lcb.source import load_records
 
-FIXTURES = Path(__file__).parent / "fixtures" / "lcb"
+FIXTURES = Path(__file__).parents[2] / "fixtures" / "lcb"
 
 
 def test_test_output_prediction_prompt_and_grading(sandbox, tmp_path):

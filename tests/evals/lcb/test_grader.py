@@ -11,7 +11,7 @@ from evals.lcb.metrics import mean_pass_at_k, pass_at_k
 from evals.lcb.records import LcbProblem
 from evals.lcb.source import load_records
 
-FIXTURES = Path(__file__).parent / "fixtures" / "lcb"
+FIXTURES = Path(__file__).parents[2] / "fixtures" / "lcb"
 
 
 def stdin_problem(tests, qid="p_stdin"):

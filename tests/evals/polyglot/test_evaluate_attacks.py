@@ -23,7 +23,7 @@ from evals.polyglot.evaluate import Answer, evaluate
 from evals.polyglot.exercises import PINNED_COMMIT
 from evals.polyglot.pipeline import clone_benchmark, select_exercises
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[3]
 SECRET = "HOST_SECRET_6b1f0c_root_only"
 
 

@@ -19,7 +19,7 @@ from evals.lcb.records import RejectedRecord, normalise_record
 from evals.lcb.safe_pickle import TestCaseDecodeError, UnsafePickleError, decode_test_cases, loads_plain_data
 from evals.lcb.source import load_records
 
-FIXTURES = Path(__file__).parent / "fixtures" / "lcb"
+FIXTURES = Path(__file__).parents[2] / "fixtures" / "lcb"
 PEAK_LIMIT = 16 << 20  # what decoding one small record may allocate, at most
 RECORD_LIMIT = 2048  # characters of the crafted test field
 

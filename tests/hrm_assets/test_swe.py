@@ -11,7 +11,8 @@ from resources.swerex import SweRexSessions
 from resources.warehouse import Warehouse
 
 # tests/ is not on sys.path under --import-mode=importlib: load the tiny-repo builder by path
-_spec = importlib.util.spec_from_file_location("swe_tiny_repo", Path(__file__).with_name("test_swe_tasks.py"))
+_spec = importlib.util.spec_from_file_location(
+    "swe_tiny_repo", Path(__file__).parents[1] / "datagen" / "swe" / "test_tasks.py")
 _tiny = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_tiny)
 make_tiny_repo = _tiny.make_tiny_repo

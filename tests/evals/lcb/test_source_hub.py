@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-FIXTURES = Path(__file__).parent / "fixtures" / "lcb"
-REPO = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).parents[2] / "fixtures" / "lcb"
+REPO = Path(__file__).resolve().parents[3]
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 PREFIX = "/datasets/livecodebench/code_generation_lite/resolve/main/"
 

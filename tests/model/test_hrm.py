@@ -10,7 +10,7 @@ import torch
 from model import ModelConfig, build_model
 from model.hrm import HRMCode, ReasoningModule
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -8,7 +8,7 @@ import pytest
 
 from hrm_cli.main import main
 
-FIXTURES = Path(__file__).parent / "fixtures" / "lcb"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "lcb"
 
 
 def test_load_writes_parquet_and_quarantine(tmp_path, capsys):
