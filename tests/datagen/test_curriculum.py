@@ -1,13 +1,8 @@
-"""Training-data pure functions: corpus dedup/decontamination, synthetic ground truth, examples, shards."""
+"""Curriculum: corpus rows become examples, stages are assigned, bad rows are rejected with a reason."""
 
 import json
-import random
 
-import pytest
-
-from datagen import corpus, curriculum, decontaminate, synthetic
-from datagen.repair_grading import repair_fixed
-from model.edits import apply_edits
+from datagen import curriculum
 
 FUNC = '''def add_numbers(first_value, second_value):
     """Return the sum of two numbers, checking both are integers before adding them together."""
@@ -15,94 +10,6 @@ FUNC = '''def add_numbers(first_value, second_value):
         raise TypeError("both values must be integers for this function to work correctly")
     return first_value + second_value
 '''
-
-
-def _write(root, name, text):
-    p = root / name
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(text)
-    return p
-
-
-def test_corpus_removes_exact_and_near_duplicates(tmp_path):
-    other = FUNC.replace("add_numbers", "combine").replace("sum", "total")
-    _write(tmp_path, "a.py", FUNC * 3)
-    _write(tmp_path, "b.py", FUNC * 3)  # exact duplicate
-    _write(tmp_path, "c.py", FUNC * 3 + "\n# one extra comment line\n")  # near duplicate
-    _write(tmp_path, "d.py", "import os\n" + "\n".join(f"def f{i}(x):\n    return x * {i} + os.sep.count('/')\n"
-                                                    for i in range(40)))
-    _write(tmp_path, "e.js", other)  # wrong extension for python: ignored
-    rows, removed, stats = corpus.build_corpus({"python": [str(tmp_path)]}, max_files_per_language=10, min_bytes=50)
-    reasons = sorted(r["reason"] for r in removed)
-    assert reasons == ["exact duplicate", "near duplicate"]
-    assert stats.kept == 2 and stats.per_language == {"python": 2}
-
-
-def test_decontamination_drops_files_sharing_a_long_ngram_with_a_problem(tmp_path):
-    problem = ("def separate_paren_groups(paren_string):\n    result = []\n    current_string = []\n"
-               "    current_depth = 0\n    for c in paren_string:\n        if c == '(':\n            current_depth += 1\n")
-    ngrams = decontaminate.BenchmarkNgrams.from_problems([("humaneval/HumanEval/1", problem)], n=13)
-    assert ngrams.first_overlap("x = 1\n" + problem[40:] + "\nprint(x)") == "humaneval/HumanEval/1"
-    assert ngrams.first_overlap(FUNC) is None
-    # boilerplate found in many problems is not contamination
-    boiler = "if __name__ == '__main__':\n    import unittest\n    unittest.main(verbosity=2, exit=False)\n"
-    many = decontaminate.BenchmarkNgrams.from_problems([(f"p{i}", boiler + f"x{i} = {i}") for i in range(5)], n=13)
-    assert many.first_overlap(boiler) is None
-    _write(tmp_path, "clean.py", FUNC * 2)
-    _write(tmp_path, "leaked.py", FUNC + problem)
-    rows, removed, stats = corpus.build_corpus({"python": [str(tmp_path)]}, max_files_per_language=10, min_bytes=50,
-                                               contamination=ngrams)
-    assert stats.contaminated == 1 and removed[0]["origin"].endswith("leaked.py")
-    assert "HumanEval/1" in removed[0]["reason"]
-
-
-def test_problem_texts_reach_into_json_and_maps():
-    rows = [{"problem_id": "p1", "prompt": "statement", "hidden_tests": json.dumps({"t.py": "assert f() == 1"}),
-             "reference_solution": [("sol.py", "def f(): return 1")]}]
-    (label, text), = decontaminate.problem_texts_from_rows("polyglot_problems", rows)
-    assert label == "polyglot_problems/p1"
-    assert "assert f() == 1" in text and "def f(): return 1" in text and "statement" in text
-
-
-def test_humaneval_package_texts_are_all_164():
-    assert len(decontaminate.humaneval_package_texts()) == 164
-
-
-def test_mutations_search_replace_round_trip():
-    rs = synthetic._r_sum_above(random.Random(3), "python")
-    muts = synthetic.mutations(rs.code, random.Random(0))
-    assert {m[0] for m in muts} == {"flipped operator", "off by one", "wrong variable"}
-    kind, i, old, new = muts[0]
-    lines = rs.code.split("\n")
-    lines[i] = new
-    mutant = "\n".join(lines)
-    block, tags = synthetic.search_replace_block("main.py", mutant, i, old)
-    assert apply_edits(mutant, block) == rs.code
-    assert tags[i] == 1 and sum(tags) == 1
-    with pytest.raises(ValueError):
-        apply_edits(rs.code + "zzz", "no block here")
-
-
-def test_synthetic_tasks_ground_truth_comes_from_the_sandbox(sandbox):
-    cfg = synthetic.SyntheticConfig(exec_per_template=1, repair_per_template=1, languages=("python", "javascript"))
-    result = synthetic.generate_synthetic_tasks(sandbox, cfg)
-    assert not result.rejected
-    ex = [t for t in result.tasks if t["task_type"] == "exec_predict"]
-    assert len(ex) == 2 * len(synthetic.EXEC_TEMPLATES)
-    for t in ex[:6]:  # re-running the program gives the recorded answer
-        files, cmd = synthetic.single_file_job(t["language"], t["program"])
-        assert sandbox.run(cmd, files=files).stdout == t["answer"]
-    rep = [t for t in result.tasks if t["task_type"] == "repair"]
-    assert len(rep) == 2 * len(synthetic.REPAIR_TEMPLATES)
-    for t in rep[:4]:
-        assert repair_fixed(sandbox, t["language"], t["program"], t["answer"], t["test_program"])
-        # the unfixed mutant really fails its test
-        files, cmd = synthetic.single_file_job(t["language"], synthetic.with_tests(t["program"], t["test_program"]))
-        assert sandbox.run(cmd, files=files).status == "failed"
-        assert not repair_fixed(sandbox, t["language"], t["program"], "no edit", t["test_program"])
-    held = {t["template"] for t in result.tasks if t["split"] == "test"}
-    assert held == set(cfg.heldout_templates)
-    assert not held & {t["template"] for t in result.tasks if t["split"] != "test"}
 
 
 def test_corpus_examples_and_stages():

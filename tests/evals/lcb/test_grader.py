@@ -5,9 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from evals.lcb.extraction import code_for_grading, extract_code
 from evals.lcb.grader import evaluate, grade_generations
-from evals.lcb.metrics import mean_pass_at_k, pass_at_k
 from evals.lcb.records import LcbProblem
 from evals.lcb.source import load_records
 
@@ -95,25 +93,6 @@ def test_ignoring_the_alarm_hits_the_global_timeout(sandbox):
     code = "import signal\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)\nwhile True:\n    pass"
     q = grade(p, [code], sandbox, timeout=1)
     assert q["results"] == [[-1]] and q["metadata"][0]["error_code"] == -1
-
-
-def test_extraction_takes_the_last_fenced_block():
-    text = "Idea:\n```python\nprint(1)\n```\nFinal:\n```python\nprint(2)\n```\n"
-    assert extract_code(text) == "print(2)"
-    assert extract_code("print(3)") == ""
-    assert code_for_grading("print(3)") == "print(3)"
-    assert code_for_grading("print(3)", "fenced") == ""
-    assert code_for_grading(text, "auto") == "print(2)"
-
-
-def test_pass_at_k_is_the_unbiased_estimator():
-    from math import comb
-
-    for n, c, k in [(10, 3, 1), (10, 3, 5), (10, 0, 5), (5, 5, 5), (20, 7, 10)]:
-        exact = 1.0 if n - c < k else 1 - comb(n - c, k) / comb(n, k)
-        assert pass_at_k(n, c, k) == pytest.approx(exact)
-    assert mean_pass_at_k([[True, False], [False, False]], 1) == 0.25
-    assert mean_pass_at_k([[True, False]], 5) is None
 
 
 def test_unknown_question_ids_are_refused(sandbox):
@@ -249,8 +228,6 @@ def test_batches_hold_one_problem_each_costliest_first():
         assert len({items[i]["shared_key"] for i in b}) == 1 and len(b) <= MAX_CHUNK
     assert {items[b[0]]["shared_key"] for b in batches[:6]} == {"heavy0", "heavy1"}  # 20 each: 3 batches
     assert len(plan_batches(items[:8], n_workers=2)) == 8  # little work: one generation per batch
-
-
 
 
 def test_results_cross_as_plain_data_with_exact_types():
