@@ -101,6 +101,7 @@ def _attack_source(task, template: str) -> str:
                            expected_values=", ".join(expected))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("lang,attack", [("python", a) for a in PY_ATTACKS] + [("javascript", a) for a in JS_ATTACKS])
 def test_attacks_on_repair_grading_are_not_fixes(sandbox, tasks, lang, attack):
     task = tasks[lang]
@@ -109,6 +110,7 @@ def test_attacks_on_repair_grading_are_not_fixes(sandbox, tasks, lang, attack):
     assert not fixed(sandbox, task, answer), f"{task['lang']} attack {attack} graded as a fix"
 
 
+@pytest.mark.slow
 def test_the_reference_fix_passes_and_non_fixes_fail(sandbox, task):
     assert fixed(sandbox, task, task["answer"])
     assert fixed(sandbox, task, whole_file(task, apply_edits(task["mutant"], task["answer"])))
@@ -116,6 +118,7 @@ def test_the_reference_fix_passes_and_non_fixes_fail(sandbox, task):
     assert not fixed(sandbox, task, whole_file(task, task["mutant"]))  # the bug left in place
 
 
+@pytest.mark.slow
 def test_the_verdict_says_why(sandbox, task):
     ok, why = repair_grading.repair_verdict(sandbox, task["lang"], task["mutant"], whole_file(task, task["mutant"]),
                                             task["tests"], timeout_s=20)

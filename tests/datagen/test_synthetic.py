@@ -24,6 +24,7 @@ def test_mutations_search_replace_round_trip():
         apply_edits(rs.code + "zzz", "no block here")
 
 
+@pytest.mark.slow
 def test_synthetic_tasks_ground_truth_comes_from_the_sandbox(sandbox):
     cfg = synthetic.SyntheticConfig(exec_per_template=1, repair_per_template=1, languages=("python", "javascript"))
     result = synthetic.generate_synthetic_tasks(sandbox, cfg)

@@ -1,6 +1,7 @@
 """HumanEval from the installed package: 164 problems, canonical solutions pass, simple mutations fail."""
 
 import dagster as dg
+import pytest
 
 from evals import humaneval
 from evals.humaneval import TABLE as HUMANEVAL_TABLE
@@ -16,6 +17,7 @@ def test_the_installed_package_holds_164_problems():
     assert evals[0].grading_mode == "humaneval_check" and "def check(" in evals[0].hidden_tests["test.py"]
 
 
+@pytest.mark.slow
 def test_asset_writes_the_table_and_canonical_solutions_pass_164_of_164(sandbox, tmp_path):
     warehouse = Warehouse(root=str(tmp_path))
     result = dg.materialize([humaneval_assets.humaneval_problems, humaneval_assets.humaneval_problems_valid,
@@ -30,6 +32,7 @@ def test_asset_writes_the_table_and_canonical_solutions_pass_164_of_164(sandbox,
     assert len(warehouse.read_table(HUMANEVAL_TABLE)) == 164
 
 
+@pytest.mark.slow
 def test_simple_mutations_fail(sandbox):
     problems = humaneval.load_problems()[::4]  # 41 problems, every kind of test style
     mutations = {}
@@ -49,6 +52,7 @@ def test_simple_mutations_fail(sandbox):
     assert set(timeouts) == {"timed out"}
 
 
+@pytest.mark.slow
 def test_completion_format_and_unknown_tasks(sandbox):
     problems = humaneval.load_problems()[:2]
     samples = [{"task_id": p["task_id"], "completion": p["canonical_solution"]} for p in problems]

@@ -62,6 +62,7 @@ def test_nan_values_are_rejected():
                      [{"benchmark": "b", "metric": "m", "value": float("nan"), "n": 1}], "v")
 
 
+@pytest.mark.slow  # waits seconds for a child process to let go of the file
 def test_history_waits_for_another_process_holding_the_file(tmp_path):
     import subprocess
     import sys

@@ -31,6 +31,7 @@ def _source(tmp_path) -> Path:
     return src
 
 
+@pytest.mark.slow
 def test_release_and_windowed_problems_with_checks(tmp_path):
     warehouse = Warehouse(root=str(tmp_path / "wh"))
     config = {"ops": {"livecodebench_raw": {"config": {"source": str(_source(tmp_path))}},
@@ -52,6 +53,7 @@ def test_release_and_windowed_problems_with_checks(tmp_path):
     assert "evil_pickle" in quarantine and "posix.system" in quarantine and "test2.jsonl" in quarantine
 
 
+@pytest.mark.slow
 def test_missing_data_fails_with_directions(tmp_path, monkeypatch):
     monkeypatch.delenv("HRM_LCB_SOURCE", raising=False)
     monkeypatch.setenv("HF_ENDPOINT", "https://hub.invalid")
@@ -92,6 +94,7 @@ def test_lcb_assets_sit_in_their_groups_with_lineage():
     assert dg.AssetKey("livecodebench_raw") in parents
 
 
+@pytest.mark.slow
 def test_scenario_tables_skip_without_a_source_and_load_with_one(tmp_path):
     warehouse = Warehouse(root=str(tmp_path / "wh"))
     scenario = [lcb_assets.lcb_test_output_problems, lcb_assets.lcb_execution_problems,
@@ -111,6 +114,7 @@ def test_scenario_tables_skip_without_a_source_and_load_with_one(tmp_path):
     assert len(warehouse.read_table(TEST_OUTPUT_TABLE)) == 2 and len(warehouse.read_table(EXECUTION_TABLE)) == 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tag", ["latest", "v0x"])
 def test_bad_release_tags_fail_clearly(tmp_path, tag):
     warehouse = Warehouse(root=str(tmp_path / "wh"))
@@ -121,6 +125,7 @@ def test_bad_release_tags_fail_clearly(tmp_path, tag):
     assert "unknown LiveCodeBench release tag" in failure.event_specific_data.error.to_string()
 
 
+@pytest.mark.slow
 def test_an_empty_window_gives_an_empty_valid_table(tmp_path):
     warehouse = Warehouse(root=str(tmp_path / "wh"))
     config = {"ops": {"livecodebench_raw": {"config": {"source": str(_source(tmp_path))}},
@@ -132,6 +137,7 @@ def test_an_empty_window_gives_an_empty_valid_table(tmp_path):
     assert table.num_rows == 0 and "private_tests" in table.column_names
 
 
+@pytest.mark.slow
 def test_a_release_of_only_bad_rows_fails_its_check(tmp_path):
     src = tmp_path / "bad"
     src.mkdir()

@@ -1,10 +1,13 @@
 """The Polyglot assets on an ephemeral instance with a temporary warehouse."""
 
 import dagster as dg
+import pytest
 
 from hrm_assets.polyglot import (polyglot_benchmark, polyglot_problems, polyglot_problems_valid,
                                  polyglot_reference_failures_known, polyglot_reference_report)
 from resources.warehouse import Warehouse
+
+pytestmark = pytest.mark.slow  # materialises the Polyglot assets
 
 ALL = [polyglot_benchmark, polyglot_problems, polyglot_problems_valid, polyglot_reference_report,
        polyglot_reference_failures_known]

@@ -5,10 +5,13 @@ import json
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from datagen.schema import TASK_TYPES, TrainingExample
 from resources.swerex import SweRexSessions
 from resources.warehouse import Warehouse
+
+pytestmark = pytest.mark.slow  # materialises the SWE assets
 
 # tests/ is not on sys.path under --import-mode=importlib: load the tiny-repo builder by path
 _spec = importlib.util.spec_from_file_location(

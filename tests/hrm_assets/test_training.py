@@ -4,6 +4,9 @@ DuckDB history (the training data comes from the `data_warehouse` fixture in con
 import json
 
 import dagster as dg
+import pytest
+
+pytestmark = pytest.mark.slow  # trains and materialises checkpoints and the report
 
 TINY = json.dumps({"max_seq_len": 256})  # the tiny preset (hidden 64): nf4 fails on hidden 32
 

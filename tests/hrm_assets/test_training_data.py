@@ -5,6 +5,8 @@ import pytest
 
 from resources.warehouse import Warehouse
 
+pytestmark = pytest.mark.slow  # materialises the training-data assets
+
 FUNCS = "\n".join(f'def helper_{i}(value):\n    """Scale value by {i}."""\n    doubled = value * {i}\n'
                   f'    return doubled + {i}\n' for i in range(12))
 

@@ -32,6 +32,7 @@ def test_load_without_data_says_how_to_point_at_it(tmp_path, capsys):
     assert "HRM_LCB_SOURCE" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fixture", ["code_generation_plain.jsonl", "code_generation_pickled.jsonl"])
 def test_grade_writes_pass_at_k_and_per_test_codes(sandbox, tmp_path, capsys, fixture):
     out = tmp_path / "graded.json"
@@ -46,6 +47,7 @@ def test_grade_writes_pass_at_k_and_per_test_codes(sandbox, tmp_path, capsys, fi
     assert json.loads(capsys.readouterr().out)["n_generations"] == 15
 
 
+@pytest.mark.slow
 def test_grade_refuses_generations_for_quarantined_problems(sandbox, tmp_path, capsys):
     gens = tmp_path / "gens.json"
     gens.write_text(json.dumps([{"question_id": "evil_pickle", "code_list": ["print(1)"]}]))
@@ -55,6 +57,7 @@ def test_grade_refuses_generations_for_quarantined_problems(sandbox, tmp_path, c
     assert not Path("/tmp/hrm-lcb-fixture-pickle-marker").exists()
 
 
+@pytest.mark.slow
 def test_humaneval_command_grades_samples(sandbox, tmp_path, capsys):
     from evals import humaneval
 
@@ -68,6 +71,7 @@ def test_humaneval_command_grades_samples(sandbox, tmp_path, capsys):
     assert result["pass@1"] == 0.5 and [t["graded_list"] for t in result["tasks"]] == [[True, False]] * 3
 
 
+@pytest.mark.slow
 def test_repair_prompts_from_a_graded_run(sandbox, tmp_path, capsys):
     graded = tmp_path / "graded.json"
     problems = str(FIXTURES / "code_generation_plain.jsonl")

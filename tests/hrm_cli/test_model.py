@@ -23,6 +23,7 @@ class RecordingStdout(io.StringIO):
         self.flushes += 1
 
 
+@pytest.mark.slow
 def test_train_then_generate_streams(token_shards, tmp_path, capsys, monkeypatch):
     files, tok = token_shards
     config = tmp_path / "run.json"

@@ -209,6 +209,7 @@ def _ambiguous_task(lang: str) -> dict:
             "tests": synthetic.test_block(lang, calls, expected)}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("lang", ["python", "javascript"])
 def test_validator_and_repair_grader_agree_on_an_ambiguous_search(sandbox, lang):
     task = _ambiguous_task(lang)

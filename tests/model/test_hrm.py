@@ -161,6 +161,7 @@ def test_gradient_only_through_the_last_k_passes(k):
     assert model.H.blocks[0].attn.qkv.weight.grad.abs().sum() > 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", ["hrm", "baseline"])
 def test_overfits_a_handful_of_sequences(arch):
     torch.manual_seed(0)
@@ -218,6 +219,7 @@ def test_hrm_is_an_hrm():
     assert model.layers_per_pass == [1, 1, 1, 1, 1, 1]
 
 
+@pytest.mark.slow
 def test_the_trunk_traces_into_one_graph_for_torch_compile():
     # Training with halting exploration: only the loss code (boolean masks over answer tokens) may break
     # the compiled graph; a break inside the H/L passes would split every forward into pieces.

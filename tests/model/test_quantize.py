@@ -37,6 +37,7 @@ def agreement(a, b):
     return same / max(1, sum(max(len(ra), len(rb)) for ra, rb in zip(a, b)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind,minimum,max_ratio", [("int8", 0.8, 0.3), ("nf4", 0.5, 0.2)])
 def test_quantized_greedy_tokens_mostly_agree_with_fp32(trained, kind, minimum, max_ratio):
     _, model, tokenizer, prompts = trained
@@ -49,6 +50,7 @@ def test_quantized_greedy_tokens_mostly_agree_with_fp32(trained, kind, minimum, 
     assert ratio <= max_ratio + 0.1  # tiny model: the fp32 norms and small embeddings weigh relatively more
 
 
+@pytest.mark.slow
 def test_load_checkpoint_quantized(trained):
     out, model, tokenizer, prompts = trained
     int8_model, tok = load_checkpoint(out, quantization="int8")
@@ -69,6 +71,7 @@ def test_fake_quant_rounds_to_int8_grid_with_straight_through_gradient():
     assert torch.equal(x.grad, torch.ones_like(x))
 
 
+@pytest.mark.slow
 def test_qat_switches_linears_keeps_state_dict_and_trains(trained, token_shards, tmp_path):
     _, model, _, _ = trained
     files, _ = token_shards

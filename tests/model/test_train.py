@@ -40,6 +40,7 @@ def test_train_config_validation_names_the_field():
         TrainConfig.from_dict({"lr_typo": 1})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("optimizer", ["adamw", "adam_atan2"])
 def test_tiny_model_overfits_a_handful_of_sequences(shards, tmp_path, optimizer):
     files, tok = shards
@@ -52,6 +53,7 @@ def test_tiny_model_overfits_a_handful_of_sequences(shards, tmp_path, optimizer)
     assert any(k.startswith("lm_loss_") for k in result.final_metrics)
 
 
+@pytest.mark.slow
 def test_resume_after_stop_is_bit_identical(shards, tmp_path):
     files, tok = shards
     cfg = quick(max_steps=8, checkpoint_every=3, grad_accum=2, batch_size=2)
@@ -74,6 +76,7 @@ def test_resume_after_stop_is_bit_identical(shards, tmp_path):
     assert [h["loss"] for h in resumed.loss_history] == [h["loss"] for h in whole.loss_history]
 
 
+@pytest.mark.slow
 def test_callback_can_stop_and_checkpoint_loads(shards, tmp_path):
     from model.checkpoint import load_checkpoint
 

@@ -18,7 +18,7 @@ MODEL = dict(max_seq_len=64)
 RUN = dict(max_steps=8, batch_size=4, warmup_steps=2, lr=3e-3, checkpoint_every=2, log_every=1)
 
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = [pytest.mark.usefixtures("one_torch_thread"), pytest.mark.slow]  # trains in child processes and under torchrun
 
 CHILD = """
 import json, os, sys, time

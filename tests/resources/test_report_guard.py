@@ -3,6 +3,8 @@ time and output, and its document must have the exact shape."""
 
 import json
 
+import pytest
+
 
 def _guarded(sandbox, script: str, timeout: float = 10, **limits) -> dict | None:
     from resources.report_guard import guard_bind, guard_command, read_document
@@ -13,6 +15,7 @@ def _guarded(sandbox, script: str, timeout: float = 10, **limits) -> dict | None
     return read_document(sandbox.run_job(job).stdout)
 
 
+@pytest.mark.slow
 def test_the_guard_reads_only_regular_report_files_and_ends_what_the_script_left(sandbox):
     doc = _guarded(sandbox, 'echo out; echo report > "$HRM_REPORT_DIR/r.txt"; ln -s /etc/passwd "$HRM_REPORT_DIR/link"; '
                             'mkfifo "$HRM_REPORT_DIR/fifo"; (sleep 60; echo late) & exit 3')
@@ -21,6 +24,7 @@ def test_the_guard_reads_only_regular_report_files_and_ends_what_the_script_left
     assert doc["wall_s"] < 5  # the background sleep was killed, not waited for
 
 
+@pytest.mark.slow
 def test_the_guard_limits_time_and_output(sandbox):
     slow = _guarded(sandbox, "echo started; sleep 60", timeout=2)
     assert slow["timed_out"] and slow["exit_code"] != 0 and "started" in slow["output"]

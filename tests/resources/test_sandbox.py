@@ -12,6 +12,8 @@ import pytest
 
 from resources.sandbox import MAX_SLOTS, Sandbox, SandboxJob
 
+pytestmark = pytest.mark.slow  # the jail runs hostile programs
+
 # Our own uid range, so jails of other test modules or processes running meanwhile don't count.
 UID_BASE = 63000
 

@@ -15,6 +15,8 @@ from resources import sandbox as sandbox_module
 from resources.sandbox import Sandbox, SandboxJob
 from resources.toolchains import REPO_ROOT, TOOLCHAIN_DIR
 
+pytestmark = pytest.mark.slow  # each attack runs in the jail
+
 UID_BASE = 62000  # a uid range of our own: other modules' jails may run meanwhile
 ROOT = os.geteuid() == 0
 

@@ -9,6 +9,8 @@ import pytest
 
 from resources.swerex import SweRexSessions
 
+pytestmark = pytest.mark.slow  # jailed shell sessions
+
 
 def _host_pids_with(marker: str) -> list[int]:
     pids = []

@@ -20,6 +20,7 @@ class Interrupt(Exception):
     pass
 
 
+@pytest.mark.slow
 def test_curriculum_training_resumes_where_it_was_killed(data_warehouse, tmp_path):
     from model.tokenizer import CodeTokenizer
     from training import phases
@@ -59,6 +60,7 @@ def test_torchrun_starts_the_training_module_not_the_command_line(tmp_path):
                                   "s2.parquet", "--out", str(tmp_path / "phase-1"), "--tokenizer", str(tmp_path / "tok")]
 
 
+@pytest.mark.slow
 def test_curriculum_phases_under_torchrun_on_two_cpu_ranks(data_warehouse, tmp_path, monkeypatch):
     """The HRM_TORCHRUN_NPROC path: each phase is `python -m training.run` on 2 gloo ranks (DDP)."""
     import torch

@@ -87,6 +87,7 @@ def hostile(tmp_path):
 
 
 # --- the attack is real ------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_the_hostile_sdist_really_writes_its_marker_when_built(hostile, tmp_path):
     """Control: pip building the sdist (what the old code let happen) runs the backend on the host."""
     proc = subprocess.run(["python3", "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:", "--no-index",
@@ -123,6 +124,7 @@ def test_fetching_from_a_find_links_directory_and_a_missing_version(hostile, tmp
 
 
 # --- building the environment -----------------------------------------------------------------------
+@pytest.mark.slow
 def test_env_build_never_builds_an_sdist_only_requirement(hostile, tmp_path, monkeypatch):
     """`evilpkg==1.0` is a plain requirement, but the only distribution is the hostile sdist: wheels only
     means the build fails with pip's reason, and the backend never runs."""
@@ -163,6 +165,7 @@ HOSTILE_LINES = {
 }
 
 
+@pytest.mark.slow
 def test_requirements_file_urls_paths_and_options_are_refused_and_reported(hostile, tmp_path, monkeypatch):
     lines = [line.format(archive=hostile["archive"], links=hostile["links"]) for line in HOSTILE_LINES]
     repo = tmp_path / "victim"
@@ -183,6 +186,7 @@ def test_requirements_file_urls_paths_and_options_are_refused_and_reported(hosti
     assert prepared.to_dict()["refused_requirements"] == refused  # it reaches the swe_repos row
 
 
+@pytest.mark.slow
 def test_pkg_info_direct_references_are_refused_and_reported(hostile, tmp_path):
     victim = _tar(tmp_path / "victim-1.0.tar.gz", {
         "victim-1.0/PKG-INFO": ("Metadata-Version: 2.1\nName: victim\nVersion: 1.0\nRequires-Dist: iniconfig\n"
@@ -229,6 +233,7 @@ def test_a_nested_git_file_is_refused_too(tmp_path):
         prepare_repo(RepoSpec("pypi__victim", "pypi", str(victim), "1.0"), tmp_path / "work")
 
 
+@pytest.mark.slow
 def test_links_to_host_files_are_not_read(tmp_path):
     secret = tmp_path / "host-secret.txt"
     secret.write_text("secretpkg==1.0\ndef leaked():\n    return 'host data'\n")

@@ -113,6 +113,7 @@ def test_pytest_summary_parsing():
     assert parse_pytest_summary(out + "PASSED tests/t.py::test_b[x-1]\n2 passed in 0.1s\n") == {}  # stats forged too
 
 
+@pytest.mark.slow
 def test_baseline_runs_the_suite_in_the_jail(tiny):
     row = tiny["row"]
     assert row["baseline_status"] == "ok"
@@ -121,6 +122,7 @@ def test_baseline_runs_the_suite_in_the_jail(tiny):
     assert len(row["commit"]) == 40
 
 
+@pytest.mark.slow
 def test_bugs_are_seeded_and_deterministic(tiny):
     repo = repo_from_row(tiny["row"])
     a = generate_bugs(repo.repo_dir, "local__tinycalc.abcdef12", seed=7)
@@ -130,6 +132,7 @@ def test_bugs_are_seeded_and_deterministic(tiny):
     assert all(x.instance_id.startswith("local__tinycalc.abcdef12.func_pm_") for x in a)
 
 
+@pytest.mark.slow
 def test_validation_derives_fail_to_pass_and_pass_to_pass(tiny, sandbox):
     row = tiny["row"]
     rows, rejected, stats = build_tasks(sandbox, row, TaskSettings(seed=24, max_bugs=40))
@@ -148,6 +151,7 @@ def test_validation_derives_fail_to_pass_and_pass_to_pass(tiny, sandbox):
     assert all(r["reason"] for r in rejected)
 
 
+@pytest.mark.slow
 def test_problem_statement_is_seeded_per_instance(tiny, sandbox):
     row = {"instance_id": "local__tinycalc.abcdef12.func_pm_remove_cond__aaaa1111",
            "patch": "--- a/tinycalc/__init__.py\n+++ b/tinycalc/__init__.py\n@@ -1,2 +1,1 @@\n-a\n b\n",

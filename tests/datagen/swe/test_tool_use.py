@@ -12,6 +12,7 @@ from datagen.swe.examples import from_tool_use, tool_name, with_workflow_example
 from datagen.schema import TrainingExample
 
 
+@pytest.mark.slow
 def test_git_merge_conflict_is_real_and_resolved(sandbox):
     row = run_workflow(sandbox, git_merge_conflict(random.Random(1)))
     assert row["kept"], row["reason"]
@@ -21,6 +22,7 @@ def test_git_merge_conflict_is_real_and_resolved(sandbox):
     assert all(s["recovers"] == merge["index"] for s in steps[merge["index"] + 1:])
 
 
+@pytest.mark.slow
 def test_error_recovery_variants_fail_then_recover(sandbox):
     kept, rejected = build_tool_use_examples(sandbox, seed=3, only=["make_build_recovery", "fs_reorganise_recovery",
                                                                     "git_nothing_staged"])
@@ -33,6 +35,7 @@ def test_error_recovery_variants_fail_then_recover(sandbox):
         assert any(s["recovers"] == failed[0]["index"] for s in steps)
 
 
+@pytest.mark.slow
 def test_maven_builds_offline_or_says_why_not(sandbox):
     missing = unavailable_workflows().get("maven_package_recovery")
     if missing:  # the machine lacks Debian's Maven plugin packages: the workflow is skipped with the reason
@@ -46,6 +49,7 @@ def test_maven_builds_offline_or_says_why_not(sandbox):
     assert kept[0]["language"] == "java"
 
 
+@pytest.mark.slow
 def test_workflow_with_a_false_final_state_is_dropped(sandbox):
     wf = Workflow("broken", "fs", "normal", "none", "Create a.txt", [ToolStep("echo hi > a.txt", "a.txt written")],
                   check="test -f b.txt")
@@ -63,6 +67,7 @@ def test_workflows_vary_with_the_seed():
     assert len({w.workflow_id for w in workflows(seed=1, variants=2)}) == 2 * len(a)
 
 
+@pytest.mark.slow
 def test_training_examples_and_scenarios_from_a_workflow(sandbox):
     row = run_workflow(sandbox, git_merge_conflict(random.Random(5)))
     assert row["kept"]

@@ -24,6 +24,7 @@ def tiny_task(tmp_path_factory, sandbox):
     return repo_from_row(row), tasks[0]
 
 
+@pytest.mark.slow
 def test_text_policy_acts_through_parsed_commands(tiny_task, sandbox):
     """A text generator that writes the expert's actions as text solves the task; one that babbles does not."""
     repo, task = tiny_task
@@ -63,6 +64,7 @@ def test_loader_reads_swesmith_trajectory_rows_and_rejects_bad_ones(tmp_path):
     assert [r["state"] for r in rl_view(rows)][0] == json.dumps(msgs[:2])
 
 
+@pytest.mark.slow
 def test_hrm_checkpoint_acts_as_an_agent(tiny_task, sandbox, tmp_path):
     """An (untrained) HRM checkpoint rolls out through the same loop; long transcripts are cut to its context."""
     from model import build_model

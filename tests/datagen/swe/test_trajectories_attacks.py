@@ -14,6 +14,8 @@ from datagen.swe.repos import baseline_row, parse_repo_spec, repo_from_row
 from datagen.swe.tasks import TaskSettings, build_tasks
 from datagen.swe.trajectories import _evaluate, without_benchmark_files
 
+pytestmark = pytest.mark.slow  # a real SWE task graded in the jail
+
 _spec = importlib.util.spec_from_file_location("swe_tiny_repo3", Path(__file__).with_name("test_tasks.py"))
 _tiny = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_tiny)

@@ -27,6 +27,7 @@ def grade(problem, codes, sandbox, timeout=1):
     return q
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fixture", ["code_generation_plain.jsonl", "code_generation_pickled.jsonl"])
 def test_fixtures_grade_as_expected(sandbox, fixture):
     problems = load_records([FIXTURES / fixture]).problems
@@ -48,6 +49,7 @@ def test_fixtures_grade_as_expected(sandbox, fixture):
     assert out["by_platform"]["leetcode"]["n"] == 1
 
 
+@pytest.mark.slow
 def test_stdin_semantics(sandbox):
     p = stdin_problem([("1 2\n", "3\n"), ("4 5\n", "9\n"), ("0 0\n", "0\n")])
     q = grade(p, [
@@ -69,6 +71,7 @@ def test_stdin_semantics(sandbox):
     assert q["results"][9] == [True, -2]
 
 
+@pytest.mark.slow
 def test_call_based_semantics(sandbox):
     p = call_problem([("[1, 2]\n3", "[1, 2, 3]"), ("[]\n0", "[0]"), ("[5]\n1", "[5, 1]")])
     q = grade(p, [
@@ -88,6 +91,7 @@ def test_call_based_semantics(sandbox):
     assert q["results"][6] == [-4] and "Error during testing" in q["metadata"][6]["error_message"]
 
 
+@pytest.mark.slow
 def test_ignoring_the_alarm_hits_the_global_timeout(sandbox):
     p = stdin_problem([("1\n", "1\n")])
     code = "import signal\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)\nwhile True:\n    pass"
@@ -95,11 +99,13 @@ def test_ignoring_the_alarm_hits_the_global_timeout(sandbox):
     assert q["results"] == [[-1]] and q["metadata"][0]["error_code"] == -1
 
 
+@pytest.mark.slow
 def test_unknown_question_ids_are_refused(sandbox):
     with pytest.raises(ValueError, match="unknown question ids: nope"):
         grade_generations([stdin_problem([("1\n", "1\n")])], [{"question_id": "nope", "code_list": ["x"]}], sandbox)
 
 
+@pytest.mark.slow
 def test_programs_have_the_recursion_headroom_they_have_under_lcb_runner(sandbox):
     # Under lcb_runner's codegen_metrics (nvidia-livecodebench 26.3) this probe reports 266 levels left
     # in a stdin program, 269 in a call-based method and 267 at module level of call-based code.
@@ -113,6 +119,7 @@ def test_programs_have_the_recursion_headroom_they_have_under_lcb_runner(sandbox
     assert call["graded_list"] == [True, True], call["metadata"]
 
 
+@pytest.mark.slow
 def test_numpy_imports_despite_the_guard_as_in_lcb_runner(sandbox):
     # lcb_runner's worker has numpy loaded before the guard nulls os.putenv (which numpy's import calls).
     q = grade(stdin_problem([("1 2\n", "3\n")]), ["import numpy as np\nprint(int(np.sum(list(map(int, input().split())))))"],
@@ -137,6 +144,7 @@ def _one_batch(sandbox, items, samples):
     return answers
 
 
+@pytest.mark.slow
 def test_a_generation_cannot_touch_the_next_one_in_its_batch(sandbox):
     shared = {"p": {"inputs": ["1\n"], "outputs": ["clean\n"], "fn_name": None}}
     leave_daemon = ("import posix, time\nif posix.fork() == 0:\n    time.sleep(0.5)\n"
@@ -154,6 +162,7 @@ def test_a_generation_cannot_touch_the_next_one_in_its_batch(sandbox):
     assert answers[3]["results"] == [-2]  # not overwritten by the forged line
 
 
+@pytest.mark.slow
 def test_files_a_generation_writes_are_gone_before_the_next_one(sandbox):
     # A module planted in the working directory (first on sys.path) or /tmp must not reach later programs.
     shared = {"p": {"inputs": ["1\n"], "outputs": ["clean\n"], "fn_name": None}}
@@ -168,6 +177,7 @@ def test_files_a_generation_writes_are_gone_before_the_next_one(sandbox):
     assert answers[0]["results"] == [True] and answers[1]["results"] == [True], answers
 
 
+@pytest.mark.slow
 def test_a_program_that_kills_its_runner_only_fails_itself(sandbox):
     p = stdin_problem([("1\n", "1\n")])
     killer = "import posix, signal\nposix.kill(posix.getppid(), signal.SIGKILL)\nprint(1)"
@@ -176,6 +186,7 @@ def test_a_program_that_kills_its_runner_only_fails_itself(sandbox):
     assert q["graded_list"][0] and q["graded_list"][2] and not q["graded_list"][3]
 
 
+@pytest.mark.slow
 def test_a_runner_killed_mid_batch_costs_only_its_killer(sandbox):
     # 40 generations make batches of 3; the killer's batch mates are graded again, one per jail.
     p = stdin_problem([("1\n", "1\n")])
@@ -186,6 +197,7 @@ def test_a_runner_killed_mid_batch_costs_only_its_killer(sandbox):
     assert q["graded_list"][:19] == [True] * 19 and q["graded_list"][20:] == [True, False] * 10
 
 
+@pytest.mark.slow
 def test_a_stopped_runner_costs_one_item_limit_not_the_batch(sandbox):
     import time
 
@@ -199,6 +211,7 @@ def test_a_stopped_runner_costs_one_item_limit_not_the_batch(sandbox):
     assert took < 30, took  # twice one item's limit plus slack, not the sum of its batch's limits
 
 
+@pytest.mark.slow
 def test_one_jail_serves_many_batches_and_each_starts_clean():
     from evals.lcb.grader import LcbCase, LcbJudge, run_batches
     from resources.sandbox import Sandbox
@@ -256,6 +269,7 @@ def test_results_cross_as_plain_data_with_exact_types():
             decode_value(decode_message(forged)["v"])
 
 
+@pytest.mark.slow
 def test_call_based_values_compare_as_lcb_runner_compares_them(sandbox):
     p = call_problem([("1", "[[1, 2]]"), ("2", "0.5"), ("3", "3")], fn="f")
     q = grade(p, [

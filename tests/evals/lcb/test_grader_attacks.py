@@ -16,6 +16,8 @@ from evals.lcb.records import LcbProblem
 from evals.lcb.scenarios import (grade_execution, grade_test_output, load_execution_problems,
                                       load_test_output_problems)
 
+pytestmark = pytest.mark.slow  # the graders run the attacks in the jail
+
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "lcb"
 
 # Write `payload` to every pipe this process holds (the result channel among them), then exit at once.

@@ -16,6 +16,7 @@ from evals.lcb.source import load_records
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "lcb"
 
 
+@pytest.mark.slow
 def test_test_output_prediction_prompt_and_grading(sandbox, tmp_path):
     problems, rejected = load_test_output_problems(FIXTURES / "test_generation.jsonl")
     assert not rejected and [p.instance_id for p in problems] == ["3901/0", "3902/0"]
@@ -33,6 +34,7 @@ def test_test_output_prediction_prompt_and_grading(sandbox, tmp_path):
     assert not marker.exists()  # the model's expression ran in the jail, not here
 
 
+@pytest.mark.slow
 def test_code_execution_grading(sandbox):
     problems, rejected = load_execution_problems(FIXTURES / "execution.jsonl")
     assert not rejected and len(problems) == 2
@@ -56,6 +58,7 @@ def test_scenario_loaders_quarantine_malformed_rows(tmp_path):
     assert [(r["row"], r["reason"][:13]) for r in rejected] == [(2, "missing field"), (3, "not valid JSO")]
 
 
+@pytest.mark.slow
 def test_self_repair_prompts_follow_lcb_runner(sandbox):
     problems = load_records([FIXTURES / "code_generation_plain.jsonl"]).problems
     gens = json.loads((FIXTURES / "generations.json").read_text())
@@ -74,6 +77,7 @@ def test_self_repair_prompts_follow_lcb_runner(sandbox):
     assert repair_feedback(json.dumps({"execution time": 0.1})) == ""
 
 
+@pytest.mark.slow
 def test_eval_problem_mapping_grades_like_the_records(sandbox):
     problems = load_records([FIXTURES / "code_generation_pickled.jsonl"]).problems
     evals = to_eval_problems(problems)

@@ -11,6 +11,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
+
+pytestmark = pytest.mark.slow  # the CLI in a child process against a local hub server
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "lcb"
 REPO = Path(__file__).resolve().parents[3]

@@ -13,6 +13,8 @@ from evals.polyglot.exercises import EXPECTED_COUNTS, LANGUAGES, PINNED_COMMIT
 from evals.polyglot.metrics import summarize
 from evals.polyglot.pipeline import clone_benchmark, select_exercises
 
+pytestmark = pytest.mark.slow  # clones the benchmark bundle and runs its tests in the jail
+
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
 

@@ -23,6 +23,8 @@ from evals.polyglot.evaluate import Answer, evaluate
 from evals.polyglot.exercises import PINNED_COMMIT
 from evals.polyglot.pipeline import clone_benchmark, select_exercises
 
+pytestmark = pytest.mark.slow  # clones the benchmark bundle and runs the attacks in the jail
+
 REPO_ROOT = Path(__file__).resolve().parents[3]
 SECRET = "HOST_SECRET_6b1f0c_root_only"
 
