@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -90,6 +92,7 @@ def test_layer_check_catches_a_sensor_that_imports_an_asset_module(tmp_path):
         "sensors/alerts.py imports hrm_assets.evaluation"]
 
 
+@pytest.mark.slow
 def test_workspace_yaml_loads_with_dagster_cli():
     proc = subprocess.run([sys.executable, "-m", "dagster", "definitions", "validate", "-w", "workspace.yaml"],
                           cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
