@@ -33,6 +33,7 @@ from datagen.swe import requirements as reqs
 from resources.fetchers import FetchError, git_clone
 from resources.pypi import fetch_sdist, sdist_metadata, unpack_sdist
 from resources.sandbox import Sandbox, SandboxJob
+from resources.settings import env_str, split_csv
 
 # Small pure-Python libraries whose sdists ship their tests and need no compiled dependencies.
 DEFAULT_REPO_SPECS = ("addict==2.4.0", "inflection==0.5.1", "cachetools==8.0.2")
@@ -43,7 +44,9 @@ _AUTHOR = {"GIT_AUTHOR_NAME": "hrm-swe", "GIT_AUTHOR_EMAIL": "swe@hrm.invalid",
            "GIT_AUTHOR_DATE": "2000-01-01T00:00:00Z", "GIT_COMMITTER_DATE": "2000-01-01T00:00:00Z"}
 _SUMMARY_LINE = re.compile(r"^(PASSED|FAILED|ERROR|XFAIL|XPASS)\s+(\S.*?)(?:\s+-\s+.*)?$")
 _SUMMARY_HEADER = re.compile(r"^=+ short test summary info =+$")
-_FINAL_STATS = re.compile(r"^=*\s*(?:no tests ran|\d+ [a-z]+(?:, \d+ [a-z]+)*) in [\d.]+s(?: \([\d:.]+\))?\s*=*$")
+# pytest 9 counts unittest subTest results too: "476 passed, 24 subtests passed in 1.42s"
+_STAT = r"\d+ (?:subtests )?[a-z]+"
+_FINAL_STATS = re.compile(rf"^=*\s*(?:no tests ran|{_STAT}(?:, {_STAT})*) in [\d.]+s(?: \([\d:.]+\))?\s*=*$")
 PASSING = ("PASSED", "XFAIL")
 
 
@@ -85,8 +88,7 @@ def parse_repo_spec(text: str) -> RepoSpec:
 
 def configured_specs() -> list[RepoSpec]:
     """Specs from HRM_SWE_REPOS (comma-separated) or the defaults."""
-    raw = os.environ.get("HRM_SWE_REPOS", "")
-    texts = [t for t in (s.strip() for s in raw.split(",")) if t] or list(DEFAULT_REPO_SPECS)
+    texts = list(split_csv(env_str("HRM_SWE_REPOS"))) or list(DEFAULT_REPO_SPECS)
     return [parse_repo_spec(t) for t in texts]
 
 
