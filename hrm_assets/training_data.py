@@ -68,12 +68,15 @@ class SyntheticTasksConfig(dg.Config):
     languages: str = env_str("HRM_SYNTH_LANGUAGES", "python,javascript")
     heldout_templates: str = env_str("HRM_SYNTH_HELDOUT", "")  # "" = datagen.synthetic.DEFAULT_HELDOUT
     seed: int = env_int("HRM_SYNTH_SEED", 0)
+    heldout_exec_tasks: int = env_int("HRM_SYNTH_HELDOUT_EXEC_TASKS", SyntheticConfig.heldout_exec_tasks)
+    heldout_repair_tasks: int = env_int("HRM_SYNTH_HELDOUT_REPAIR_TASKS", SyntheticConfig.heldout_repair_tasks)
 
     def to_settings(self) -> SyntheticConfig:
         return SyntheticConfig(
             exec_per_template=self.exec_per_template, repair_per_template=self.repair_per_template,
             languages=split_csv(self.languages), seed=self.seed,
-            heldout_templates=split_csv(self.heldout_templates) or DEFAULT_HELDOUT)
+            heldout_templates=split_csv(self.heldout_templates) or DEFAULT_HELDOUT,
+            heldout_exec_tasks=self.heldout_exec_tasks, heldout_repair_tasks=self.heldout_repair_tasks)
 
 
 @dg.asset(group_name="training_data", kinds={"python", "parquet"},
