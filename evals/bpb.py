@@ -120,7 +120,8 @@ def model_bits_per_byte(model, tokenizer, texts: list[str], languages: list[str]
 
 def bootstrap_interval(bits: list[float], n_bytes: list[int], *, resamples: int = 2000, seed: int = 0,
                        level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap over files of sum(bits) / sum(bytes): files are drawn with replacement."""
+    """Percentile bootstrap over files of sum(bits) / sum(bytes): files are drawn with replacement. The
+    interval is widened to hold the full-sample value where a skewed resample distribution leaves it out."""
     if not bits:
         raise ValueError("no files to resample")
     rng = random.Random(seed)
@@ -131,4 +132,6 @@ def bootstrap_interval(bits: list[float], n_bytes: list[int], *, resamples: int 
         stats.append(sum(bits[p] for p in picks) / max(1, sum(n_bytes[p] for p in picks)))
     stats.sort()
     tail = (1 - level) / 2
-    return stats[int(tail * (resamples - 1))], stats[int(math.ceil((1 - tail) * (resamples - 1)))]
+    value = ratio(bits, n_bytes)
+    return (min(value, stats[int(tail * (resamples - 1))]),
+            max(value, stats[int(math.ceil((1 - tail) * (resamples - 1)))]))
