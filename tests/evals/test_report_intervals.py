@@ -87,10 +87,11 @@ def test_heldout_code_reads_only_heldout_files_cut_at_a_line_end():
     from datagen.curriculum import heldout_doc_ids
 
     text = "# é comment line\n" * 1000  # 18 bytes a line, a 2-byte character in each
-    rows = [{"doc_id": f"d{i}", "language": lang, "text": text} for lang in ("python", "go") for i in range(12)]
+    rows = [{"doc_id": f"{lang}{i}", "language": lang, "text": text} for lang in ("python", "go") for i in range(100)]
     held = heldout_doc_ids(rows)
     files = ev.heldout_code(rows, ev.EvalSettings(bpb_files_per_language=0, bpb_max_bytes=100))
     assert {f.doc_id for f in files} == held and {f.language for f in files} == {"python", "go"}
+    assert len(held) > 4  # about 5 % of each language
     for f in files:
         assert f.text == "# é comment line\n" * 5  # 90 bytes: whole lines under the cap
     capped = ev.heldout_code(rows, ev.EvalSettings(bpb_files_per_language=1, bpb_max_bytes=0))
