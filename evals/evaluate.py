@@ -308,7 +308,7 @@ def eval_code_bpb(c: Candidate, files: list[CodeFile], s: EvalSettings) -> list[
 # --- tool use --------------------------------------------------------------------------------------------
 def eval_tool_use(c: Candidate, rows: list[dict], s: EvalSettings) -> list[dict]:
     """First-line exact match of the answer (the first tool call) on held-out tool-use examples."""
-    rows = [r for r in rows if r.get("prompt") and r.get("answer")][:s.tool_use_examples]
+    rows = [r for r in rows if r.get("prompt") and r.get("answer")][:s.tool_use_examples or None]  # 0: all
     if not rows:
         return []
     texts = complete(c, [r["prompt"] for r in rows], [r.get("language") or "none" for r in rows], "tool_use",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import os
 import pkgutil
 
 import dagster as dg
@@ -11,8 +10,9 @@ import dagster as dg
 import hrm_assets
 import sensors
 from hrm_assets.dagster_resources import default_resources
+from resources.settings import env_int, env_str
 
-_NOT_ASSET_MODULES = {"definitions", "resources", "expectations"}
+_NOT_ASSET_MODULES = {"definitions", "dagster_resources", "expectations"}
 
 
 def _asset_modules():
@@ -34,8 +34,8 @@ def _automation():
 
 def _executor():
     # In-process by default: on 2 cores the multiprocess executor spends 6-12 s per step re-importing.
-    if os.environ.get("HRM_EXECUTOR", "in_process") == "multiprocess":
-        return dg.multiprocess_executor.configured({"max_concurrent": int(os.environ.get("HRM_MAX_CONCURRENT", "2"))})
+    if env_str("HRM_EXECUTOR") == "multiprocess":
+        return dg.multiprocess_executor.configured({"max_concurrent": env_int("HRM_MAX_CONCURRENT")})
     return dg.in_process_executor
 
 

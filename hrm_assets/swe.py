@@ -1,13 +1,11 @@
 """SWE assets: swe_repos -> swesmith_tasks -> swe_trajectories, tool_use_examples -> multi_agent_scenarios.
 
 Each body maps its config onto plain settings and calls one function in `datagen/swe/pipeline.py`.
-Settings come from HRM_SWE_* environment variables (read when the code location loads); the repo list
-is HRM_SWE_REPOS (see datagen/swe/repos.py). Tables carry TrainingExample columns where a row is one
-example; `datagen.swe.training_examples` gives the finer-grained set (per step, per turn, repair/diff_edit).
+Config defaults come from HRM_SWE_* and HRM_TOOL_USE_* settings (resources/settings.py, read when a run
+builds its config); the repo list is HRM_SWE_REPOS (see datagen/swe/repos.py). Tables carry TrainingExample
+columns where a row is one example; `datagen.swe.examples.training_examples` gives the finer-grained set
+(per step, per turn, repair/diff_edit).
 """
-
-
-import os
 
 import dagster as dg
 
@@ -15,20 +13,11 @@ from datagen.swe import pipeline
 from datagen.swe.repos import configured_specs
 from datagen.swe.tasks import TaskSettings
 from hrm_assets.expectations import gx_check, named
+from resources.partitions import swe_repos as swe_repo_partitions
 from resources.sandbox import Sandbox
-from resources.settings import split_csv
+from resources.settings import from_env, split_csv
 from resources.swerex import SweRexSessions
 from resources.warehouse import Warehouse
-
-swe_repo_partitions = dg.DynamicPartitionsDefinition(name="swe_repos")
-
-
-def _env(name: str, default, kind=str):
-    raw = os.environ.get(name)
-    try:
-        return default if raw in (None, "") else kind(raw)
-    except ValueError:
-        raise ValueError(f"environment variable {name}={raw!r}: expected {kind.__name__}") from None
 
 
 # --- swe_repos ----------------------------------------------------------------------------
@@ -52,9 +41,9 @@ def swe_repos(context: dg.AssetExecutionContext, sandbox: Sandbox, warehouse: Wa
 
 # --- swesmith_tasks -----------------------------------------------------------------------
 class SweTasksConfig(dg.Config):
-    seed: int = _env("HRM_SWE_SEED", 24, int)
-    max_bugs_per_repo: int = _env("HRM_SWE_MAX_BUGS_PER_REPO", 40, int)
-    max_per_modifier: int = _env("HRM_SWE_MAX_PER_MODIFIER", 12, int)
+    seed: int = from_env("HRM_SWE_SEED")
+    max_bugs_per_repo: int = from_env("HRM_SWE_MAX_BUGS_PER_REPO")
+    max_per_modifier: int = from_env("HRM_SWE_MAX_PER_MODIFIER")
 
     def to_settings(self) -> TaskSettings:
         return TaskSettings(seed=self.seed, max_bugs=self.max_bugs_per_repo, max_per_modifier=self.max_per_modifier)
@@ -87,10 +76,10 @@ def swesmith_tasks(context: dg.AssetExecutionContext, config: SweTasksConfig, sa
 
 # --- swe_trajectories ---------------------------------------------------------------------
 class SweTrajectoriesConfig(dg.Config):
-    tasks_per_repo: int = _env("HRM_SWE_TRAJ_TASKS_PER_REPO", 2, int)
-    workers: int = _env("HRM_SWE_TRAJ_WORKERS", 2, int)  # rollouts run tests: about the core count
-    load_from: str = _env("HRM_SWE_TRAJECTORIES", "")  # local SWE-smith trajectory files or an HF dataset name
-    hrm_checkpoint: str = _env("HRM_SWE_AGENT_CHECKPOINT", "")  # also roll out this HRM checkpoint as an agent
+    tasks_per_repo: int = from_env("HRM_SWE_TRAJ_TASKS_PER_REPO")
+    workers: int = from_env("HRM_SWE_TRAJ_WORKERS")  # rollouts run tests: about the core count
+    load_from: str = from_env("HRM_SWE_TRAJECTORIES")  # local SWE-smith trajectory files or an HF dataset name
+    hrm_checkpoint: str = from_env("HRM_SWE_AGENT_CHECKPOINT")  # also roll out this HRM checkpoint as an agent
 
     def to_settings(self) -> pipeline.TrajectorySettings:
         return pipeline.TrajectorySettings(tasks_per_repo=self.tasks_per_repo, workers=self.workers,
@@ -111,9 +100,9 @@ def swe_trajectories(context: dg.AssetExecutionContext, config: SweTrajectoriesC
 
 # --- tool_use_examples --------------------------------------------------------------------
 class ToolUseConfig(dg.Config):
-    seed: int = _env("HRM_TOOL_USE_SEED", 0, int)
-    variants: int = _env("HRM_TOOL_USE_VARIANTS", 1, int)  # seeded variants of each workflow
-    only: str = _env("HRM_TOOL_USE_ONLY", "")  # comma-separated workflow names (default: all)
+    seed: int = from_env("HRM_TOOL_USE_SEED")
+    variants: int = from_env("HRM_TOOL_USE_VARIANTS")  # seeded variants of each workflow
+    only: str = from_env("HRM_TOOL_USE_ONLY")  # comma-separated workflow names (default: all)
 
     def to_settings(self) -> pipeline.ToolUseSettings:
         return pipeline.ToolUseSettings(seed=self.seed, variants=self.variants, only=split_csv(self.only))
@@ -137,7 +126,7 @@ def tool_use_examples(context: dg.AssetExecutionContext, config: ToolUseConfig, 
 
 # --- multi_agent_scenarios ----------------------------------------------------------------
 class ScenarioConfig(dg.Config):
-    max_tasks: int = _env("HRM_SWE_SCENARIO_MAX_TASKS", 60, int)
+    max_tasks: int = from_env("HRM_SWE_SCENARIO_MAX_TASKS")
 
 
 @dg.asset(group_name="training_data", kinds={"python", "parquet"}, deps=["swesmith_tasks", "tool_use_examples"],

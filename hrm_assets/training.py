@@ -10,26 +10,26 @@ import json
 
 import dagster as dg
 
-from resources.settings import env_float, env_int, env_str, split_csv
+from resources.settings import from_env, split_csv
 from resources.warehouse import Warehouse
 from training.pipeline import CheckpointSettings, QuantizeSettings, build_quantized_models, train_checkpoint
 
 
 class CheckpointConfig(dg.Config):
-    preset: str = env_str("HRM_MODEL_PRESET", "tiny")  # ModelConfig preset: tiny, small, 100m, gpu-base
-    model_overrides: str = env_str("HRM_MODEL_OVERRIDES", "")  # JSON of ModelConfig fields
-    steps_per_stage: int = env_int("HRM_TRAIN_STEPS_PER_STAGE", 40)
-    batch_size: int = env_int("HRM_TRAIN_BATCH_SIZE", 16)
-    grad_accum: int = env_int("HRM_TRAIN_GRAD_ACCUM", 1)
-    lr: float = env_float("HRM_TRAIN_LR", 3e-3)
-    warmup_steps: int = env_int("HRM_TRAIN_WARMUP_STEPS", 5)
-    dtype: str = env_str("HRM_TRAIN_DTYPE", "fp32")  # bf16 pays off on GPUs and big CPU matmuls only
-    qat: bool = env_str("HRM_TRAIN_QAT", "0") == "1"
-    wandb: bool = env_str("HRM_WANDB", "0") == "1"  # offline mode; needs the wandb package
-    seed: int = env_int("HRM_TRAIN_SEED", 0)
-    checkpoint_every: int = env_int("HRM_TRAIN_CHECKPOINT_EVERY", 20)
-    max_minutes: float = env_float("HRM_TRAIN_MAX_MINUTES", 2.0)  # wall budget for all phases; 0 = none
-    torchrun_nproc: int = env_int("HRM_TORCHRUN_NPROC", 0)  # > 0: launch each phase with torchrun (DDP)
+    preset: str = from_env("HRM_MODEL_PRESET")  # ModelConfig preset: tiny, small, 100m, gpu-base
+    model_overrides: str = from_env("HRM_MODEL_OVERRIDES")  # JSON of ModelConfig fields
+    steps_per_stage: int = from_env("HRM_TRAIN_STEPS_PER_STAGE")
+    batch_size: int = from_env("HRM_TRAIN_BATCH_SIZE")
+    grad_accum: int = from_env("HRM_TRAIN_GRAD_ACCUM")
+    lr: float = from_env("HRM_TRAIN_LR")
+    warmup_steps: int = from_env("HRM_TRAIN_WARMUP_STEPS")
+    dtype: str = from_env("HRM_TRAIN_DTYPE")  # bf16 pays off on GPUs and big CPU matmuls only
+    qat: bool = from_env("HRM_TRAIN_QAT")
+    wandb: bool = from_env("HRM_WANDB")  # offline mode; needs the wandb package
+    seed: int = from_env("HRM_TRAIN_SEED")
+    checkpoint_every: int = from_env("HRM_TRAIN_CHECKPOINT_EVERY")
+    max_minutes: float = from_env("HRM_TRAIN_MAX_MINUTES")  # wall budget for all phases; 0 = none
+    torchrun_nproc: int = from_env("HRM_TORCHRUN_NPROC")  # > 0: launch each phase with torchrun (DDP)
 
     def to_settings(self) -> CheckpointSettings:
         return CheckpointSettings(
@@ -76,10 +76,10 @@ baseline_checkpoint = _checkpoint_asset(
 
 # --- quantized_models ------------------------------------------------------------------------------------
 class QuantizeConfig(dg.Config):
-    kinds: str = env_str("HRM_QUANT_KINDS", "int8,nf4")
-    eval_tasks: int = env_int("HRM_QUANT_EVAL_TASKS", 32)  # held-out synthetic tasks for the loss delta
-    speed_prompts: int = env_int("HRM_QUANT_SPEED_PROMPTS", 8)
-    speed_new_tokens: int = env_int("HRM_QUANT_SPEED_TOKENS", 16)
+    kinds: str = from_env("HRM_QUANT_KINDS")
+    eval_tasks: int = from_env("HRM_QUANT_EVAL_TASKS")  # held-out synthetic tasks for the loss delta
+    speed_prompts: int = from_env("HRM_QUANT_SPEED_PROMPTS")
+    speed_new_tokens: int = from_env("HRM_QUANT_SPEED_TOKENS")
 
     def to_settings(self) -> QuantizeSettings:
         return QuantizeSettings(kinds=split_csv(self.kinds), eval_tasks=self.eval_tasks,

@@ -1,8 +1,8 @@
 """Training data assets: code_corpus, synthetic_tasks, tokenizer, training_examples, curriculum_shards.
 
 Each body maps its config onto the plain settings of `datagen/pipeline.py`, calls one function there and
-reports; each table has a blocking Great Expectations check. Config defaults come from HRM_* environment
-variables (read when the code location loads).
+reports; each table has a blocking Great Expectations check. Config defaults come from HRM_* settings
+(resources/settings.py, read when a run builds its config).
 """
 
 import dagster as dg
@@ -11,24 +11,22 @@ from datagen import pipeline
 from datagen.schema import LANGUAGES, SPLITS, TASK_TYPES
 from datagen.synthetic import DEFAULT_HELDOUT, SyntheticConfig
 from hrm_assets.expectations import gx_check, named
+from resources.partitions import curriculum_stages
 from resources.sandbox import Sandbox
-from resources.settings import env_float, env_int, env_str, split_csv
+from resources.settings import from_env, split_csv
 from resources.warehouse import Warehouse
-
-stage_partitions = dg.StaticPartitionsDefinition(list(pipeline.STAGE_KEYS))
-
 
 # --- code_corpus -----------------------------------------------------------------------------------------
 class CorpusConfig(dg.Config):
-    sources: str = env_str("HRM_CORPUS_SOURCES", "default")  # "default" or JSON {"language": ["dir", ...]}
-    max_files_per_language: int = env_int("HRM_CORPUS_MAX_FILES_PER_LANGUAGE", 120)
-    min_bytes: int = env_int("HRM_CORPUS_MIN_BYTES", 200)
-    max_bytes: int = env_int("HRM_CORPUS_MAX_BYTES", 64_000)
-    hf_sources: str = env_str("HRM_CORPUS_HF_SOURCES", "")  # comma-separated language|dataset|split|field
-    hf_limit: int = env_int("HRM_CORPUS_HF_LIMIT", 1000)
-    near_dup_threshold: float = env_float("HRM_CORPUS_NEAR_DUP", 0.85)
-    decontamination_ngram: int = env_int("HRM_DECONTAM_NGRAM", 20)
-    benchmark_tables: str = env_str("HRM_DECONTAM_TABLES", ",".join(pipeline.BENCHMARK_TABLES))
+    sources: str = from_env("HRM_CORPUS_SOURCES")  # "default" or JSON {"language": ["dir", ...]}
+    max_files_per_language: int = from_env("HRM_CORPUS_MAX_FILES_PER_LANGUAGE")
+    min_bytes: int = from_env("HRM_CORPUS_MIN_BYTES")
+    max_bytes: int = from_env("HRM_CORPUS_MAX_BYTES")
+    hf_sources: str = from_env("HRM_CORPUS_HF_SOURCES")  # comma-separated language|dataset|split|field
+    hf_limit: int = from_env("HRM_CORPUS_HF_LIMIT")
+    near_dup_threshold: float = from_env("HRM_CORPUS_NEAR_DUP")
+    decontamination_ngram: int = from_env("HRM_DECONTAM_NGRAM")
+    benchmark_tables: str = from_env("HRM_DECONTAM_TABLES")
 
     def to_settings(self) -> pipeline.CorpusSettings:
         return pipeline.CorpusSettings(
@@ -63,13 +61,13 @@ def code_corpus(context: dg.AssetExecutionContext, config: CorpusConfig, warehou
 
 # --- synthetic_tasks -------------------------------------------------------------------------------------
 class SyntheticTasksConfig(dg.Config):
-    exec_per_template: int = env_int("HRM_SYNTH_EXEC_PER_TEMPLATE", 6)
-    repair_per_template: int = env_int("HRM_SYNTH_REPAIR_PER_TEMPLATE", 4)
-    languages: str = env_str("HRM_SYNTH_LANGUAGES", "python,javascript")
-    heldout_templates: str = env_str("HRM_SYNTH_HELDOUT", "")  # "" = datagen.synthetic.DEFAULT_HELDOUT
-    seed: int = env_int("HRM_SYNTH_SEED", 0)
-    heldout_exec_tasks: int = env_int("HRM_SYNTH_HELDOUT_EXEC_TASKS", SyntheticConfig.heldout_exec_tasks)
-    heldout_repair_tasks: int = env_int("HRM_SYNTH_HELDOUT_REPAIR_TASKS", SyntheticConfig.heldout_repair_tasks)
+    exec_per_template: int = from_env("HRM_SYNTH_EXEC_PER_TEMPLATE")
+    repair_per_template: int = from_env("HRM_SYNTH_REPAIR_PER_TEMPLATE")
+    languages: str = from_env("HRM_SYNTH_LANGUAGES")
+    heldout_templates: str = from_env("HRM_SYNTH_HELDOUT")  # "" = datagen.synthetic.DEFAULT_HELDOUT
+    seed: int = from_env("HRM_SYNTH_SEED")
+    heldout_exec_tasks: int = from_env("HRM_SYNTH_HELDOUT_EXEC_TASKS")
+    heldout_repair_tasks: int = from_env("HRM_SYNTH_HELDOUT_REPAIR_TASKS")
 
     def to_settings(self) -> SyntheticConfig:
         return SyntheticConfig(
@@ -82,7 +80,7 @@ class SyntheticTasksConfig(dg.Config):
 @dg.asset(group_name="training_data", kinds={"python", "parquet"},
           check_specs=[dg.AssetCheckSpec("synthetic_tasks_gx", asset="synthetic_tasks", blocking=True)],
           description="Execution-prediction and repair tasks whose answers come from running code in the Sandbox; "
-                      "held-out templates form the test split.")
+                      "the test split holds new instances of the training templates and whole held-out templates.")
 def synthetic_tasks(context: dg.AssetExecutionContext, config: SyntheticTasksConfig, sandbox: Sandbox, warehouse: Warehouse,
                     ) -> dg.MaterializeResult:
     meta = pipeline.build_synthetic_tasks(config.to_settings(), sandbox, warehouse)
@@ -104,8 +102,8 @@ def synthetic_tasks(context: dg.AssetExecutionContext, config: SyntheticTasksCon
 
 # --- tokenizer -------------------------------------------------------------------------------------------
 class TokenizerConfig(dg.Config):
-    vocab_size: int = env_int("HRM_TOKENIZER_VOCAB_SIZE", 2048)
-    max_training_chars: int = env_int("HRM_TOKENIZER_MAX_CHARS", 8_000_000)
+    vocab_size: int = from_env("HRM_TOKENIZER_VOCAB_SIZE")
+    max_training_chars: int = from_env("HRM_TOKENIZER_MAX_CHARS")
 
     def to_settings(self) -> pipeline.TokenizerSettings:
         return pipeline.TokenizerSettings(vocab_size=self.vocab_size, max_training_chars=self.max_training_chars)
@@ -122,9 +120,9 @@ def tokenizer(context: dg.AssetExecutionContext, config: TokenizerConfig, wareho
 
 # --- training_examples -----------------------------------------------------------------------------------
 class TrainingExamplesConfig(dg.Config):
-    corpus_examples_per_file: int = env_int("HRM_CORPUS_EXAMPLES_PER_FILE", 6)
-    max_body_lines: int = env_int("HRM_CORPUS_MAX_BODY_LINES", 12)
-    task_tables: str = env_str("HRM_TASK_TABLES", ",".join(pipeline.TASK_TABLES))
+    corpus_examples_per_file: int = from_env("HRM_CORPUS_EXAMPLES_PER_FILE")
+    max_body_lines: int = from_env("HRM_CORPUS_MAX_BODY_LINES")
+    task_tables: str = from_env("HRM_TASK_TABLES")
 
     def to_settings(self) -> pipeline.ExamplesSettings:
         return pipeline.ExamplesSettings(corpus_examples_per_file=self.corpus_examples_per_file,
@@ -156,16 +154,16 @@ def training_examples(context: dg.AssetExecutionContext, config: TrainingExample
 
 # --- curriculum_shards -----------------------------------------------------------------------------------
 class ShardConfig(dg.Config):
-    max_seq_len: int = env_int("HRM_SHARD_MAX_TOKENS", 256)
-    max_per_language: int = env_int("HRM_SHARD_MAX_PER_LANGUAGE", 600)  # per (language, split); 0 = no cap
-    seed: int = env_int("HRM_SHARD_SEED", 0)
+    max_seq_len: int = from_env("HRM_SHARD_MAX_TOKENS")
+    max_per_language: int = from_env("HRM_SHARD_MAX_PER_LANGUAGE")  # per (language, split); 0 = no cap
+    seed: int = from_env("HRM_SHARD_SEED")
 
     def to_settings(self) -> pipeline.ShardSettings:
         return pipeline.ShardSettings(max_seq_len=self.max_seq_len, max_per_language=self.max_per_language,
                                       seed=self.seed)
 
 
-@dg.asset(group_name="training_data", kinds={"python", "parquet"}, partitions_def=stage_partitions,
+@dg.asset(group_name="training_data", kinds={"python", "parquet"}, partitions_def=curriculum_stages,
           deps=["training_examples", "tokenizer"],
           check_specs=[dg.AssetCheckSpec("curriculum_shards_gx", asset="curriculum_shards", blocking=True)],
           description="Token shards per curriculum stage (1 syntax, 2 algorithms, 3 edits/repair, 4 tools/agents), "

@@ -40,7 +40,8 @@ def git_clone(source: str, dest: Path, commit: str | None = None) -> str:
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
     try:
-        _git("clone", "--quiet", "--no-checkout", str(source), str(tmp / "repo"))
+        # "--": a source that starts with "-" is a repository name, never an option (--upload-pack=...)
+        _git("clone", "--quiet", "--no-checkout", "--", str(source), str(tmp / "repo"))
         repo = tmp / "repo"
         if commit:
             try:
@@ -70,7 +71,7 @@ def git_head(repo: Path) -> str:
 def remote_head(source: str, ref: str = "HEAD") -> str | None:
     """The commit `ref` points to at `source` (None when it cannot be reached)."""
     try:
-        out = _git("ls-remote", str(source), ref, timeout=60)
+        out = _git("ls-remote", "--", str(source), ref, timeout=60)
     except (FetchError, subprocess.TimeoutExpired):
         return None
     return out.split()[0] if out else None

@@ -39,13 +39,14 @@ import dagster as dg
 from pydantic import PrivateAttr
 
 from resources import cgroups, seccomp
+from resources.settings import env_fields, env_str
 from resources.toolchains import all_toolchains
 
 STATUSES = ("ok", "failed", "timeout", "memory", "output_limit", "error")
-SLOT_DIR = Path(os.environ.get("HRM_SANDBOX_SLOT_DIR", "/tmp/hrm-sandbox-slots"))
+SLOT_DIR = Path(env_str("HRM_SANDBOX_SLOT_DIR"))
 # Each jail's private staging files (bwrap's options, passwd, the job's files) go on a tmpfs where there
 # is one: on a busy disk, making and removing them on /tmp cost more than the rest of a jail's start.
-STAGE_DIR = os.environ.get("HRM_SANDBOX_STAGE_DIR") or next(
+STAGE_DIR = env_str("HRM_SANDBOX_STAGE_DIR") or next(
     (d for d in ("/dev/shm",) if os.path.isdir(d) and os.access(d, os.W_OK | os.X_OK)), None)
 MAX_SLOTS = 128
 _MEMORY_PATTERNS = re.compile(
@@ -545,9 +546,7 @@ def _make_world_readable(root: Path, recursive: bool = True) -> None:
 
 def default_sandbox(**overrides) -> Sandbox:
     """The sandbox with settings from HRM_SANDBOX_* environment variables (CLI and benches)."""
-    env = {k[len("HRM_SANDBOX_"):].lower(): v for k, v in os.environ.items() if k.startswith("HRM_SANDBOX_")
-           and k[len("HRM_SANDBOX_"):].lower() in Sandbox.model_fields}
-    return Sandbox(**{**env, **overrides})
+    return Sandbox(**{**env_fields("HRM_SANDBOX_", Sandbox.model_fields), **overrides})
 
 
 def result_json(result: SandboxResult) -> str:

@@ -1,33 +1,265 @@
-"""Typed reads of HRM_* environment variables, for the defaults of asset configs.
+"""Every setting the project reads from the environment, declared once: name, type, default, meaning.
 
-An empty variable counts as unset; a malformed one is an error that names the variable.
+Read a setting with the accessor of its type (`env_str`, `env_int`, `env_float`, `env_bool`); a name that is
+not declared here, or read as another type, is refused. An empty variable counts as unset; a malformed one
+is an error that names the variable. Asset configs take their defaults through `from_env`, which reads the
+variable when the config is built (each run), not when the code location loads.
+
+`python -m resources.settings --markdown` prints the README's configuration table.
 """
 
 from __future__ import annotations
 
 import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def env_str(name: str, default: str) -> str:
-    return os.environ.get(name, default)
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    kind: type  # str, int, float or bool
+    default: str | int | float | bool
+    meaning: str
 
 
-def env_int(name: str, default: int) -> int:
-    value = os.environ.get(name)
+@dataclass(frozen=True)
+class SettingGroup:
+    """`<prefix><FIELD>` for each field of a resource class; the defaults are the class's own."""
+    prefix: str
+    owner: str
+    meaning: str
+
+
+_DECLARED = (
+    # --- where things live, how runs execute ---------------------------------------------------
+    Setting("HRM_DATA_DIR", str, str(REPO_ROOT / ".hrm_data"),
+            "parquet tables, clones, checkpoints, DuckDB history"),
+    Setting("HRM_TOOLCHAIN_DIR", str, str(REPO_ROOT / ".toolchains"),
+            "language toolchains, bound read-only into every jail"),
+    Setting("HRM_EXECUTOR", str, "in_process", "`multiprocess` to run steps in parallel processes"),
+    Setting("HRM_MAX_CONCURRENT", int, 2, "steps at once under the multiprocess executor"),
+    Setting("HRM_SANDBOX_SLOT_DIR", str, "/tmp/hrm-sandbox-slots", "lock files of the sandbox's uid slots"),
+    Setting("HRM_SANDBOX_STAGE_DIR", str, "",
+            "each jail's staging files; empty: /dev/shm where writable, else the system temp dir"),
+    # --- automation ----------------------------------------------------------------------------
+    Setting("HRM_NIGHTLY_CRON", str, "0 2 * * *", "schedule `nightly_regression` (report on the latest checkpoints)"),
+    Setting("HRM_WEEKLY_CRON", str, "0 3 * * 0", "schedule `weekly_retrain` (retrain, quantize, report)"),
+    Setting("HRM_SCHEDULE_TZ", str, "UTC", "time zone of both schedules"),
+    Setting("HRM_REGRESSION_THRESHOLDS", str, "default=0.05",
+            "largest allowed worsening per metric, e.g. `default=0.05,pass@1=0.03` (check and alert)"),
+    # --- benchmark sources ---------------------------------------------------------------------
+    Setting("HRM_POLYGLOT_SOURCE", str, "https://github.com/Aider-AI/polyglot-benchmark",
+            "Polyglot benchmark clone source: URL, path or git bundle"),
+    Setting("HRM_POLYGLOT_CACHE", str, "",
+            "shared Polyglot builds kept between runs; empty: `<data>/cache/polyglot`"),
+    Setting("HRM_LCB_SOURCE", str, "",
+            "LiveCodeBench directory/file or `hf://<dataset>`; empty: the default run skips LCB and an "
+            "explicit load reads `hf://livecodebench/code_generation_lite`"),
+    Setting("HRM_LCB_RELEASES", str, "release_v6", "comma-separated LCB release tags the default run loads"),
+    Setting("HRM_LCB_START_DATE", str, "", "first contest date kept (YYYY-MM-DD); empty: no bound"),
+    Setting("HRM_LCB_END_DATE", str, "", "last contest date kept (YYYY-MM-DD); empty: no bound"),
+    Setting("HRM_LCB_TRAINING_CUTOFF", str, "", "keep LCB problems strictly after this date; empty: all"),
+    Setting("HRM_LCB_TEST_OUTPUT_SOURCE", str, "", "LCB test-output prediction instances; empty: skipped"),
+    Setting("HRM_LCB_EXECUTION_SOURCE", str, "", "LCB code-execution instances; empty: skipped"),
+    Setting("HF_ENDPOINT", str, "https://huggingface.co", "Hugging Face hub the `hf://` LCB source reads"),
+    Setting("HF_HUB_OFFLINE", bool, False, "read `hf://` sources from the local Hugging Face cache only"),
+    # --- training data -------------------------------------------------------------------------
+    Setting("HRM_CORPUS_SOURCES", str, "default", "`default` or JSON `{\"language\": [\"dir\", ...]}`"),
+    Setting("HRM_CORPUS_MAX_FILES_PER_LANGUAGE", int, 120, "corpus files per language"),
+    Setting("HRM_CORPUS_MIN_BYTES", int, 200, "smallest corpus file kept"),
+    Setting("HRM_CORPUS_MAX_BYTES", int, 64_000, "largest corpus file kept"),
+    Setting("HRM_CORPUS_HF_SOURCES", str, "", "comma-separated `language|dataset|split|field` corpus sources"),
+    Setting("HRM_CORPUS_HF_LIMIT", int, 1000, "rows read per Hugging Face corpus source"),
+    Setting("HRM_CORPUS_NEAR_DUP", float, 0.85, "similarity (MinHash) at which a corpus file counts as a near duplicate"),
+    Setting("HRM_DECONTAM_NGRAM", int, 20, "n-gram length (tokens) for decontamination"),
+    Setting("HRM_DECONTAM_TABLES", str, "polyglot_problems,humaneval_problems,lcb_problems",
+            "benchmark tables the corpus is decontaminated against"),
+    Setting("HRM_SYNTH_EXEC_PER_TEMPLATE", int, 6, "execution-prediction tasks per template and language"),
+    Setting("HRM_SYNTH_REPAIR_PER_TEMPLATE", int, 4, "repair tasks per template and language"),
+    Setting("HRM_SYNTH_LANGUAGES", str, "python,javascript", "languages of the synthetic tasks"),
+    Setting("HRM_SYNTH_HELDOUT", str, "", "held-out synthetic templates; empty: datagen.synthetic.DEFAULT_HELDOUT"),
+    Setting("HRM_SYNTH_SEED", int, 0, "seed of the synthetic tasks"),
+    Setting("HRM_SYNTH_HELDOUT_EXEC_TASKS", int, 120,
+            "execution-prediction tasks in each held-out split (instances, templates)"),
+    Setting("HRM_SYNTH_HELDOUT_REPAIR_TASKS", int, 120, "repair tasks in each held-out split (instances, templates)"),
+    Setting("HRM_TOKENIZER_VOCAB_SIZE", int, 2048, "BPE vocabulary (the model's vocab_size follows it)"),
+    Setting("HRM_TOKENIZER_MAX_CHARS", int, 8_000_000, "characters the tokenizer trains on"),
+    Setting("HRM_CORPUS_EXAMPLES_PER_FILE", int, 6, "training examples cut from each corpus file"),
+    Setting("HRM_CORPUS_MAX_BODY_LINES", int, 12, "longest function body turned into an example"),
+    Setting("HRM_TASK_TABLES", str, "tool_use_examples,swe_trajectories,multi_agent_scenarios",
+            "task tables folded into training_examples"),
+    Setting("HRM_SHARD_MAX_TOKENS", int, 256, "longest example kept in a curriculum shard"),
+    Setting("HRM_SHARD_MAX_PER_LANGUAGE", int, 600, "examples per (language, split) per stage; 0: no cap"),
+    Setting("HRM_SHARD_SEED", int, 0, "seed of the shard sampling"),
+    # --- SWE data ------------------------------------------------------------------------------
+    Setting("HRM_SWE_REPOS", str, "",
+            "comma-separated repo specs (see docs/swe.md); empty: addict, inflection and cachetools from PyPI"),
+    Setting("HRM_SWE_SEED", int, 24, "seed of the SWE-smith bug generation"),
+    Setting("HRM_SWE_MAX_BUGS_PER_REPO", int, 40, "bug candidates per repo"),
+    Setting("HRM_SWE_MAX_PER_MODIFIER", int, 12, "bug candidates per modifier"),
+    Setting("HRM_SWE_TRAJ_TASKS_PER_REPO", int, 2, "tasks rolled out per repo"),
+    Setting("HRM_SWE_TRAJ_WORKERS", int, 2, "rollouts at once (each runs tests: about the core count)"),
+    Setting("HRM_SWE_TRAJECTORIES", str, "", "SWE-smith trajectory files or an HF dataset to load as well"),
+    Setting("HRM_SWE_AGENT_CHECKPOINT", str, "", "also roll out this HRM checkpoint as an agent"),
+    Setting("HRM_TOOL_USE_SEED", int, 0, "seed of the tool-use workflows"),
+    Setting("HRM_TOOL_USE_VARIANTS", int, 1, "seeded variants of each tool-use workflow"),
+    Setting("HRM_TOOL_USE_ONLY", str, "", "comma-separated tool-use workflow names; empty: all"),
+    Setting("HRM_SWE_SCENARIO_MAX_TASKS", int, 60, "tasks decomposed into multi-agent scenarios"),
+    # --- training ------------------------------------------------------------------------------
+    Setting("HRM_MODEL_PRESET", str, "tiny", "ModelConfig preset: tiny, small, 100m, gpu-base"),
+    Setting("HRM_MODEL_OVERRIDES", str, "", "JSON of ModelConfig fields over the preset"),
+    Setting("HRM_TRAIN_STEPS_PER_STAGE", int, 40, "optimizer steps per curriculum phase"),
+    Setting("HRM_TRAIN_BATCH_SIZE", int, 16, "sequences per step"),
+    Setting("HRM_TRAIN_GRAD_ACCUM", int, 1, "micro-batches per optimizer step"),
+    Setting("HRM_TRAIN_LR", float, 3e-3, "peak learning rate"),
+    Setting("HRM_TRAIN_WARMUP_STEPS", int, 5, "learning-rate warmup steps"),
+    Setting("HRM_TRAIN_DTYPE", str, "fp32", "fp32 or bf16 (pays off on GPUs and big CPU matmuls only)"),
+    Setting("HRM_TRAIN_QAT", bool, False, "8-bit quantization-aware training"),
+    Setting("HRM_WANDB", bool, False, "log to Weights & Biases in offline mode (needs the wandb package)"),
+    Setting("HRM_TRAIN_SEED", int, 0, "seed of training"),
+    Setting("HRM_TRAIN_CHECKPOINT_EVERY", int, 20, "steps between checkpoints"),
+    Setting("HRM_TRAIN_MAX_MINUTES", float, 2.0, "wall budget of a checkpoint asset, all phases; 0: none"),
+    Setting("HRM_TORCHRUN_NPROC", int, 0, "> 0: each phase runs under torchrun with this many ranks (DDP)"),
+    Setting("HRM_QUANT_KINDS", str, "int8,nf4", "quantized versions of the HRM checkpoint"),
+    Setting("HRM_QUANT_EVAL_TASKS", int, 32, "held-out synthetic tasks for the quantization loss delta"),
+    Setting("HRM_QUANT_SPEED_PROMPTS", int, 8, "prompts of the quantized speed measurement"),
+    Setting("HRM_QUANT_SPEED_TOKENS", int, 16, "new tokens per prompt of the speed measurement"),
+    # --- evaluation ----------------------------------------------------------------------------
+    Setting("HRM_REPORT_MODELS", str, "hrm,baseline,hrm-int8,hrm-nf4", "models in the benchmark report"),
+    Setting("HRM_EVAL_HUMANEVAL_PROBLEMS", int, 4, "HumanEval problems evaluated"),
+    Setting("HRM_EVAL_HUMANEVAL_N", int, 5, "HumanEval samples per problem"),
+    Setting("HRM_EVAL_HUMANEVAL_TEMPERATURE", float, 0.8, "HumanEval sampling temperature"),
+    Setting("HRM_EVAL_MAX_NEW_TOKENS", int, 48, "generation length on HumanEval and LCB"),
+    Setting("HRM_EVAL_POLYGLOT_SUBSET", str, "python:1,javascript:1", "`lang:count`, `lang/exercise` names, or `all`"),
+    Setting("HRM_EVAL_POLYGLOT_FORMATS", str, "whole,diff", "Polyglot edit formats evaluated"),
+    Setting("HRM_EVAL_POLYGLOT_MAX_NEW_TOKENS", int, 64, "generation length on Polyglot"),
+    Setting("HRM_EVAL_LCB_PROBLEMS", int, 10, "LCB problems evaluated"),
+    Setting("HRM_EVAL_LCB_N", int, 1, "LCB samples per problem"),
+    Setting("HRM_EVAL_SYNTHETIC_TASKS", int, 0,
+            "held-out synthetic tasks per type and split, spread over templates (and tool-use tasks); 0: all"),
+    Setting("HRM_EVAL_SYNTHETIC_MAX_NEW_TOKENS", int, 32, "generation length on synthetic tasks"),
+    Setting("HRM_EVAL_BATCH_SIZE", int, 64, "prompts per generation batch"),
+    Setting("HRM_EVAL_SEED", int, 0, "seed of sampling and subsets"),
+)
+SETTINGS: dict[str, Setting] = {s.name: s for s in _DECLARED}
+
+GROUPS: dict[str, SettingGroup] = {g.prefix: g for g in (
+    SettingGroup("HRM_SANDBOX_", "resources.sandbox.Sandbox",
+                 "sandbox limits, one variable per field, e.g. `HRM_SANDBOX_CONCURRENCY=4` (docs/sandbox.md)"),
+    SettingGroup("HRM_SWEREX_", "resources.swerex.SweRexSessions",
+                 "SWE-ReX sessions, one variable per field; `HRM_SWEREX_DEPLOYMENT_OPTIONS` is JSON (docs/swe.md)"),
+)}
+
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+class UnknownSetting(KeyError):
+    """A name that is not declared in SETTINGS (or a prefix not in GROUPS)."""
+
+
+def declared(name: str) -> Setting:
     try:
-        return default if value in (None, "") else int(value)
-    except ValueError:
-        raise ValueError(f"environment variable {name}={value!r}: expected an integer") from None
+        return SETTINGS[name]
+    except KeyError:
+        raise UnknownSetting(f"{name} is not a declared setting (resources/settings.py)") from None
 
 
-def env_float(name: str, default: float) -> float:
-    value = os.environ.get(name)
+def _read(name: str, kind: type):
+    setting = declared(name)
+    if setting.kind is not kind:
+        raise TypeError(f"{name} is declared as {setting.kind.__name__}, read as {kind.__name__}")
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return setting.default
+    if kind is str:
+        return raw
+    if kind is bool:
+        if raw.strip().lower() in _TRUE + _FALSE:
+            return raw.strip().lower() in _TRUE
+        raise ValueError(f"environment variable {name}={raw!r}: expected 1 or 0")
     try:
-        return default if value in (None, "") else float(value)
+        return kind(raw)
     except ValueError:
-        raise ValueError(f"environment variable {name}={value!r}: expected a number") from None
+        expected = "an integer" if kind is int else "a number"
+        raise ValueError(f"environment variable {name}={raw!r}: expected {expected}") from None
+
+
+def env_str(name: str) -> str:
+    return _read(name, str)
+
+
+def env_int(name: str) -> int:
+    return _read(name, int)
+
+
+def env_float(name: str) -> float:
+    return _read(name, float)
+
+
+def env_bool(name: str) -> bool:
+    return _read(name, bool)
+
+
+def value(name: str):
+    """The setting's current value, of its declared type."""
+    return _read(name, declared(name).kind)
+
+
+def from_env(name: str):
+    """A config field whose default is the setting `name`, read each time the config is built."""
+    from pydantic import Field
+
+    declared(name)
+    return Field(default_factory=lambda: value(name), description=f"{declared(name).meaning} (default: ${name})")
+
+
+def env_fields(prefix: str, fields: Iterable[str]) -> dict[str, str]:
+    """{field: raw text} for each `<prefix><FIELD>` variable that is set and not empty."""
+    if prefix not in GROUPS:
+        raise UnknownSetting(f"{prefix}* is not a declared setting group (resources/settings.py)")
+    found = {f: os.environ.get(prefix + f.upper(), "") for f in fields}
+    return {f: raw for f, raw in found.items() if raw != ""}
 
 
 def split_csv(text: str) -> tuple[str, ...]:
     """"a, b,,c" -> ("a", "b", "c"): the comma-separated lists of config strings."""
     return tuple(s.strip() for s in text.split(",") if s.strip())
+
+
+# --- the README's configuration table ----------------------------------------------------------
+def shown_default(setting: Setting) -> str:
+    """The default as the table shows it: paths under the repo as `<repo>/...`, bools as 0/1, empty as `empty`."""
+    default = setting.default
+    if isinstance(default, bool):
+        return f"`{int(default)}`"
+    if default == "":
+        return "empty"
+    text = str(default)
+    if text == str(REPO_ROOT) or text.startswith(str(REPO_ROOT) + os.sep):
+        text = "<repo>" + text[len(str(REPO_ROOT)):]
+    return f"`{text}`"
+
+
+def markdown_table() -> str:
+    rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
+    rows += [f"| `{s.name}` | {shown_default(s)} | {s.meaning.replace('|', chr(92) + '|')} |" for s in _DECLARED]
+    rows += [f"| `{g.prefix}<FIELD>` | each field's default in `{g.owner}` | {g.meaning} |" for g in GROUPS.values()]
+    return "\n".join(rows) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args != ["--markdown"]:
+        print("usage: python -m resources.settings --markdown", file=sys.stderr)
+        return 2
+    sys.stdout.write(markdown_table())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -30,6 +30,7 @@ from typing import Callable, Sequence, TypeVar
 import dagster as dg
 
 from resources.sandbox import Sandbox, SandboxJob, default_sandbox
+from resources.settings import env_fields
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -237,11 +238,8 @@ class JailedSession:
 def default_swe_sessions(**overrides) -> SweRexSessions:
     """Sessions with settings from HRM_SWEREX_* environment variables (HRM_SWEREX_DEPLOYMENT_OPTIONS is JSON)."""
     import json
-    import os
 
-    env: dict = {}
-    for name, field in SweRexSessions.model_fields.items():
-        raw = os.environ.get(f"HRM_SWEREX_{name.upper()}")
-        if raw is not None:
-            env[name] = json.loads(raw) if field.annotation is dict else raw
+    fields = SweRexSessions.model_fields
+    env = {name: json.loads(raw) if fields[name].annotation is dict else raw
+           for name, raw in env_fields("HRM_SWEREX_", fields).items()}
     return SweRexSessions(**{**env, **overrides})

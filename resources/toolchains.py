@@ -15,8 +15,10 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from resources.settings import env_str
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
-TOOLCHAIN_DIR = Path(os.environ.get("HRM_TOOLCHAIN_DIR", REPO_ROOT / ".toolchains"))
+TOOLCHAIN_DIR = Path(env_str("HRM_TOOLCHAIN_DIR"))
 
 LANGUAGES = ("python", "javascript", "cpp", "rust", "go", "java", "shell")
 

@@ -14,11 +14,13 @@ from typing import Any, Iterable
 
 import dagster as dg
 
+from resources.settings import env_str
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def default_data_dir() -> str:
-    return os.environ.get("HRM_DATA_DIR", str(REPO_ROOT / ".hrm_data"))
+    return env_str("HRM_DATA_DIR")
 
 
 class Warehouse(dg.ConfigurableResource):

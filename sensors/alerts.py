@@ -1,12 +1,11 @@
 """Alerts: every failed run, and every report whose regression check finds a worse metric, is recorded in
 the `alerts` table of the warehouse's history database (and logged)."""
 
-import os
-
 import dagster as dg
 
 from evals.pipeline import regression_findings
 from evals.report import record_alert
+from resources.settings import env_str
 from resources.warehouse import Warehouse
 
 
@@ -23,7 +22,7 @@ def run_failure_alert(context: dg.RunFailureSensorContext, warehouse: Warehouse)
 @dg.sensor(name="regression_alert", minimum_interval_seconds=300, default_status=dg.DefaultSensorStatus.RUNNING,
            description="Record an alert when the newest benchmark report regressed against the previous one.")
 def regression_alert(context: dg.SensorEvaluationContext, warehouse: Warehouse):
-    found = regression_findings(warehouse, os.environ.get("HRM_REGRESSION_THRESHOLDS", "default=0.05"))
+    found = regression_findings(warehouse, env_str("HRM_REGRESSION_THRESHOLDS"))
     if found["report_id"] is None or found["report_id"] == context.cursor:
         return dg.SkipReason("no new benchmark report")
     context.update_cursor(found["report_id"])

@@ -1,15 +1,14 @@
 """Notice new source data and re-materialise what reads it: a new LiveCodeBench release in the configured
 source (HRM_LCB_SOURCE), a new commit of the Polyglot benchmark source (HRM_POLYGLOT_SOURCE)."""
 
-import os
 import re
-import subprocess
 from pathlib import Path
 
 import dagster as dg
 
-LCB_PARTITIONS = "lcb_release"
-POLYGLOT_UPSTREAM = "https://github.com/Aider-AI/polyglot-benchmark.git"
+from resources.fetchers import remote_head
+from resources.partitions import lcb_releases
+from resources.settings import env_str
 
 
 def newest_lcb_release(source: str) -> str | None:
@@ -31,25 +30,15 @@ def newest_lcb_release(source: str) -> str | None:
            target=dg.AssetSelection.assets("livecodebench_raw", "lcb_problems"),
            description="A newer LiveCodeBench release file in HRM_LCB_SOURCE adds its partition and loads it.")
 def new_lcb_release_sensor(context: dg.SensorEvaluationContext):
-    release = newest_lcb_release(os.environ.get("HRM_LCB_SOURCE", ""))
+    release = newest_lcb_release(env_str("HRM_LCB_SOURCE"))
     if release is None:
         return dg.SkipReason("HRM_LCB_SOURCE is not a local directory with LiveCodeBench release files")
     if release == context.cursor:
         return dg.SkipReason(f"{release} already seen")
-    known = context.instance.get_dynamic_partitions(LCB_PARTITIONS)
-    adds = [] if release in known else [dg.AddDynamicPartitionsRequest(LCB_PARTITIONS, [release])]
+    known = context.instance.get_dynamic_partitions(lcb_releases.name)
+    adds = [] if release in known else [lcb_releases.build_add_request([release])]
     return dg.SensorResult(run_requests=[dg.RunRequest(run_key=f"lcb-{release}", partition_key=release)],
                            dynamic_partitions_requests=adds, cursor=release)
-
-
-def remote_head(source: str, timeout_s: float = 60) -> str | None:
-    """The commit HEAD points to in a git URL, path or bundle (None when unreachable)."""
-    try:
-        proc = subprocess.run(["git", "ls-remote", source, "HEAD"], capture_output=True, text=True, timeout=timeout_s)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    m = re.match(r"([0-9a-f]{40})\s+HEAD", proc.stdout)
-    return m.group(1) if proc.returncode == 0 and m else None
 
 
 def materialised_commit(instance) -> str | None:
@@ -65,7 +54,7 @@ def materialised_commit(instance) -> str | None:
            description="A Polyglot benchmark source whose HEAD differs from the materialised clone is re-cloned at "
                        "that commit (problems and the corpus follow on the next `hrm materialize`).")
 def new_polyglot_commit_sensor(context: dg.SensorEvaluationContext):
-    source = os.environ.get("HRM_POLYGLOT_SOURCE") or POLYGLOT_UPSTREAM
+    source = env_str("HRM_POLYGLOT_SOURCE")
     head = remote_head(source)
     if head is None:
         return dg.SkipReason(f"cannot read HEAD of {source}")

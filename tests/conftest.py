@@ -59,6 +59,32 @@ def token_shards(tmp_path_factory):
     return files, root / "tokenizer"
 
 
+@pytest.fixture(scope="session")
+def data_warehouse(tmp_path_factory, sandbox):
+    """A warehouse holding corpus, synthetic tasks, tokenizer, examples and curriculum shards, built by the
+    plain pipeline functions (shared by the training-phase and training-asset tests)."""
+    import json
+
+    from datagen import pipeline as dp
+    from hrm_assets import training_data as td
+    from resources.warehouse import Warehouse
+
+    funcs = "\n".join(f'def helper_{i}(value):\n    """Scale value by {i}."""\n    doubled = value * {i}\n'
+                      f'    return doubled + {i}\n' for i in range(12))
+    src = tmp_path_factory.mktemp("src")
+    for i in range(3):
+        (src / f"m{i}.py").write_text(funcs.replace("helper_", f"m{i}_").replace("Scale", f"Scale{i}"))
+    wh = Warehouse(root=str(tmp_path_factory.mktemp("wh")))
+    dp.build_code_corpus(dp.CorpusSettings(sources=json.dumps({"python": [str(src)]}), min_bytes=50), wh)
+    dp.build_synthetic_tasks(td.SyntheticTasksConfig(exec_per_template=1, repair_per_template=1, heldout_exec_tasks=1,
+                                                      heldout_repair_tasks=1).to_settings(), sandbox, wh)
+    dp.build_tokenizer(dp.TokenizerSettings(vocab_size=400), wh)
+    dp.build_training_examples(dp.ExamplesSettings(), wh)
+    for stage in dp.STAGE_KEYS:
+        dp.build_curriculum_shard(dp.ShardSettings(max_seq_len=256), wh, stage)
+    return wh
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """Tiny matmuls on a shared 2-core machine: thread hand-offs cost more than the work."""

@@ -33,6 +33,7 @@ from datagen.swe import requirements as reqs
 from resources.fetchers import FetchError, git_clone
 from resources.pypi import fetch_sdist, sdist_metadata, unpack_sdist
 from resources.sandbox import Sandbox, SandboxJob
+from resources.settings import env_str, split_csv
 
 # Small pure-Python libraries whose sdists ship their tests and need no compiled dependencies.
 DEFAULT_REPO_SPECS = ("addict==2.4.0", "inflection==0.5.1", "cachetools==8.0.2")
@@ -85,8 +86,7 @@ def parse_repo_spec(text: str) -> RepoSpec:
 
 def configured_specs() -> list[RepoSpec]:
     """Specs from HRM_SWE_REPOS (comma-separated) or the defaults."""
-    raw = os.environ.get("HRM_SWE_REPOS", "")
-    texts = [t for t in (s.strip() for s in raw.split(",")) if t] or list(DEFAULT_REPO_SPECS)
+    texts = list(split_csv(env_str("HRM_SWE_REPOS"))) or list(DEFAULT_REPO_SPECS)
     return [parse_repo_spec(t) for t in texts]
 
 

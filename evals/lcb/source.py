@@ -9,16 +9,16 @@ matching files is an error that says how to point the loader at data.
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from evals.lcb.records import LcbProblem, RejectedRecord, filter_window, normalise_record
+from resources.settings import env_bool, env_str
 
 HUB_DATASET = "livecodebench/code_generation_lite"
 HUB_PREFIX = "hf://"
-DEFAULT_SOURCE = HUB_PREFIX + HUB_DATASET
+DEFAULT_SOURCE = HUB_PREFIX + HUB_DATASET  # an explicit load with HRM_LCB_SOURCE unset reads the hub
 N_RELEASES = 6  # release_v6 is the newest tag the notes know; newer testN files are picked up when present
 SOURCE_ENV = "HRM_LCB_SOURCE"
 HOW_TO_POINT = (f"set the environment variable {SOURCE_ENV} (or the asset config field `source`, or "
@@ -59,7 +59,7 @@ def release_file_name(n: int, ext: str = "jsonl") -> str:
 
 
 def resolve_source(source: str | None) -> str:
-    return source or os.environ.get(SOURCE_ENV) or DEFAULT_SOURCE
+    return source or env_str(SOURCE_ENV) or DEFAULT_SOURCE
 
 
 def release_files(source: str | None, tag: str) -> list[Path]:
@@ -103,10 +103,10 @@ def _hub_files(repo: str, tag: str) -> list[Path]:
         from huggingface_hub import hf_hub_download
     except ImportError as exc:  # pragma: no cover - huggingface_hub ships with datasets
         raise LcbSourceError(f"huggingface_hub is not installed ({exc}); {HOW_TO_POINT}") from None
-    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
-    if not offline and not _resolves(os.environ.get("HF_ENDPOINT", "https://huggingface.co")):
+    endpoint = env_str("HF_ENDPOINT")
+    if not env_bool("HF_HUB_OFFLINE") and not _resolves(endpoint):
         # hf_hub_download would retry for ~25 s before giving up; a failed DNS lookup is final.
-        raise LcbSourceError(f"the Hugging Face hub is unreachable (no DNS for {os.environ.get('HF_ENDPOINT', 'huggingface.co')}),"
+        raise LcbSourceError(f"the Hugging Face hub is unreachable (no DNS for {endpoint}),"
                              f" so {repo} cannot be fetched; {HOW_TO_POINT}")
     files = []
     for n in release_file_numbers(tag):

@@ -7,7 +7,6 @@ output goes back to the solver for try 2. Statuses: pass, fail, timeout, unsuppo
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 from dataclasses import asdict, dataclass, field
@@ -18,6 +17,7 @@ from evals.polyglot.edits import EDIT_FORMATS, MalformedAnswer, apply_answer, ch
 from evals.polyglot.exercises import Exercise, ExerciseError, list_files, read_text, solver_prompt
 from evals.polyglot.harness import TEST_TIMEOUT_S, TestRunner, unsupported_reason
 from resources.sandbox import Sandbox, SandboxUnavailable
+from resources.settings import env_str
 from resources.warehouse import default_data_dir
 
 STATUSES = ("pass", "fail", "timeout", "unsupported", "malformed")
@@ -97,7 +97,7 @@ def generator_solver(start: Callable[[Turn], Generator[Answer, Turn, None]]) -> 
 
 def default_cache_dir() -> Path:
     """Where shared builds (Catch main, Go cache, Java CDS archives) live between runs, keyed by a hash."""
-    return Path(os.environ.get("HRM_POLYGLOT_CACHE") or Path(default_data_dir()) / "cache" / "polyglot")
+    return Path(env_str("HRM_POLYGLOT_CACHE") or Path(default_data_dir()) / "cache" / "polyglot")
 
 
 def reference_solver(turn: Turn) -> Answer | None:

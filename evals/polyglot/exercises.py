@@ -15,7 +15,9 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-UPSTREAM = "https://github.com/Aider-AI/polyglot-benchmark"
+from resources.settings import declared
+
+UPSTREAM = declared("HRM_POLYGLOT_SOURCE").default  # the benchmark's home, the default clone source
 PINNED_COMMIT = "7e0611e77b54e2dea774cdc0aa00cf9f7ed6144f"
 LANGUAGES = ("cpp", "go", "java", "javascript", "python", "rust")
 EXPECTED_COUNTS = {"cpp": 26, "go": 39, "java": 47, "javascript": 49, "python": 34, "rust": 30}

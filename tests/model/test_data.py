@@ -1,0 +1,63 @@
+"""Token data: collation, the resumable language-balanced sampler, shard loading that names bad rows."""
+
+import json
+
+import pytest
+
+from model.data import IGNORE, BalancedSampler, Example, TokenDataset, collate, load_shards
+
+
+@pytest.fixture
+def shards(token_shards):
+    return token_shards
+
+
+def test_collate_shifts_labels_onto_answer_positions():
+    e = Example([5, 6, 7, 8, 9], prompt_len=2, language=1, task=2, edit_tags=[1, 0, -1], tool_label=-1,
+                example_id="x")
+    b = collate([e, Example([3, 4, 5], 1, 0, 0, [], 4, "y")], pad_to_multiple=8)
+    assert b["input_ids"].shape == (2, 8)
+    assert b["labels"][0].tolist() == [IGNORE, 7, 8, 9] + [IGNORE] * 4  # <|answer|> at 1 predicts 7
+    assert b["labels"][1].tolist() == [4, 5] + [IGNORE] * 6
+    assert b["edit_tags"][0, :4].tolist() == [1, 0, IGNORE, IGNORE]
+    assert b["tool_labels"].tolist() == [IGNORE, 4]
+    assert b["prompt_len"].tolist() == [2, 1] and b["language_ids"].tolist() == [1, 0]
+
+
+def test_sampler_resumes_exactly_and_balances_languages():
+    examples = [Example([1, 2], 1, 0, 0, [], -1, f"a{i}") for i in range(30)]
+    examples += [Example([1, 2], 1, 5, 0, [], -1, f"b{i}") for i in range(3)]
+    data = TokenDataset.from_examples(examples)
+    a = BalancedSampler(data, seed=3, language_balance=0.0)
+    for _ in range(4):
+        a.draw(5)
+    saved = json.loads(json.dumps(a.state_dict()))
+    expected = [a.draw(5) for _ in range(6)]
+    b = BalancedSampler(data, seed=3, language_balance=0.0)
+    b.load_state_dict(saved)
+    assert [b.draw(5) for _ in range(6)] == expected
+    drawn = [i for batch in expected for i in batch]
+    rare = sum(1 for i in drawn if examples[i].language == 5)
+    assert 8 <= rare <= 22  # about half of 30 draws, though only 3 of 33 examples are that language
+    assert BalancedSampler(data, seed=4).draw(20) != BalancedSampler(data, seed=3).draw(20)
+
+
+def test_load_shards_reads_split_and_names_bad_rows(shards, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    files, _ = shards
+    train_rows, val_rows = load_shards(files, "train"), load_shards(files, "validation")
+    assert len(train_rows) == 20 and len(val_rows) == 4
+    first = pq.read_table(files[0]).to_pylist()[0]
+    assert train_rows.example(0).input_ids == first["input_ids"] and train_rows.example(0).example_id == "python-0"
+    cut = load_shards(files, max_seq_len=8)
+    assert cut.truncated == 20 and len(cut.example(0).input_ids) == 8 and cut.example(0).prompt_len <= 8
+    table = pq.read_table(files[0]).to_pylist()
+    table[1]["prompt_len"] = 0
+    bad = tmp_path / "bad.parquet"
+    pq.write_table(pa.Table.from_pylist(table, schema=pq.read_schema(files[0])), bad)
+    with pytest.raises(ValueError, match=r"bad.parquet row 1 .*prompt_len=0"):
+        load_shards([str(bad)])
+    with pytest.raises(ValueError, match="token id outside"):
+        load_shards(files, vocab_size=10)

@@ -1,0 +1,120 @@
+import json
+
+import pytest
+import torch
+
+from model.config import ModelConfig
+from model.data import collate, load_shards
+from model.train import TrainConfig, train
+
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture
+def shards(token_shards):
+    return token_shards
+
+
+def tiny(**changes) -> ModelConfig:
+    return ModelConfig.preset("tiny", max_seq_len=64, **changes)
+
+
+def quick(**changes) -> TrainConfig:
+    base = dict(max_steps=8, batch_size=4, warmup_steps=2, lr=3e-3, checkpoint_every=3, log_every=1)
+    return TrainConfig(**{**base, **changes})
+
+
+def weights(directory):
+    from safetensors.torch import load_file
+
+    return load_file(str(directory / "model.safetensors"))
+
+
+def test_train_config_validation_names_the_field():
+    with pytest.raises(ValueError, match="TrainConfig.min_lr_ratio"):
+        TrainConfig(min_lr_ratio=1.5)
+    with pytest.raises(ValueError, match="TrainConfig.optimizer"):
+        TrainConfig(optimizer="sgd")
+    with pytest.raises(ValueError, match="unknown field"):
+        TrainConfig.from_dict({"lr_typo": 1})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("optimizer", ["adamw", "adam_atan2"])
+def test_tiny_model_overfits_a_handful_of_sequences(shards, tmp_path, optimizer):
+    files, tok = shards
+    result = train(tiny(), quick(max_steps=60, checkpoint_every=60, log_every=10, lr=1e-2, optimizer=optimizer,
+                                 warmup_steps=5, batch_size=8),
+                   files, tmp_path / "run", tokenizer_dir=tok)
+    first, last = result.loss_history[0]["lm_loss"], result.loss_history[-1]["lm_loss"]
+    assert last < 0.35 * first, result.loss_history
+    assert result.steps == 60 and result.tokens_seen > 0 and result.tokens_per_s > 0
+    assert any(k.startswith("lm_loss_") for k in result.final_metrics)
+
+
+@pytest.mark.slow
+def test_resume_after_stop_is_bit_identical(shards, tmp_path):
+    files, tok = shards
+    cfg = quick(max_steps=8, checkpoint_every=3, grad_accum=2, batch_size=2)
+    whole = train(tiny(), cfg, files, tmp_path / "whole", tokenizer_dir=tok)
+
+    class Killed(Exception):
+        pass
+
+    def die_at_5(step, metrics):
+        if step == 5:
+            raise Killed  # last checkpoint is step 3: steps 4-5 are lost and redone
+    with pytest.raises(Killed):
+        train(tiny(), cfg, files, tmp_path / "cut", tokenizer_dir=tok, callback=die_at_5)
+    assert json.loads((tmp_path / "cut" / "trainer_state.json").read_text())["step"] == 3
+    resumed = train(tiny(), cfg, files, tmp_path / "cut")  # without tokenizer_dir: keeps the saved one
+    assert resumed.resumed_from_step == 3 and resumed.steps == 8
+    assert (tmp_path / "cut" / "tokenizer" / "tokenizer.json").is_file()
+    a, b = weights(tmp_path / "whole"), weights(tmp_path / "cut")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert [h["loss"] for h in resumed.loss_history] == [h["loss"] for h in whole.loss_history]
+
+
+@pytest.mark.slow
+def test_callback_can_stop_and_checkpoint_loads(shards, tmp_path):
+    from model.checkpoint import load_checkpoint
+
+    files, tok = shards
+    seen = []
+    result = train(tiny(), quick(max_steps=20, checkpoint_every=100, eval_every=2), files, tmp_path / "r",
+                   tokenizer_dir=tok, callback=lambda step, m: seen.append((step, "val_loss" in m)) or step == 4)
+    assert seen == [(1, False), (2, True), (3, False), (4, True)] and result.steps == 4
+    with pytest.raises(ValueError, match="another model config .*hidden_size"):
+        train(tiny(hidden_size=32), quick(), files, tmp_path / "r")
+    model, tokenizer = load_checkpoint(tmp_path / "r")
+    assert tokenizer is not None and tokenizer.vocab_size <= 512
+    saved = weights(tmp_path / "r")
+    assert all(torch.equal(saved[k], v) for k, v in model.state_dict().items() if k in saved)
+    data = load_shards(files)
+    batch = collate([data.example(i) for i in range(2)])
+    with torch.no_grad():
+        out = model(batch)
+    assert out.logits.shape[:2] == batch["input_ids"].shape and torch.isfinite(out.loss)
+
+
+def test_train_step_flops_matches_the_models_linear_layers():
+    from model import build_model
+    from model.train import train_step_flops
+
+    B, T = 2, 32
+    base = tiny(arch="baseline")
+    model = build_model(base)
+    block_linear = sum(m.weight.numel() for m in model.blocks.modules() if isinstance(m, torch.nn.Linear))
+    lm_head = model.heads.lm.weight.numel()
+    attention = 3 * base.baseline_layers * 4 * T * base.hidden_size  # forward QK^T + AV, backward twice that
+    assert train_step_flops(base, B, T, 10) == B * T * (6 * (block_linear + lm_head) + attention)
+
+    full = tiny(grad_passes=tiny().num_passes, deep_supervision=False)
+    hrm = build_model(full)
+    per_pass = {name: sum(m.weight.numel() for m in getattr(hrm, name).modules() if isinstance(m, torch.nn.Linear))
+                for name in ("L", "H")}
+    passes = full.H_cycles * (full.L_cycles * per_pass["L"] + per_pass["H"])
+    layers = full.H_cycles * (full.L_cycles * full.L_layers + full.H_layers)
+    assert train_step_flops(full, B, T, 10) == B * T * (6 * (passes + lm_head) + 3 * layers * 4 * T * full.hidden_size)
+    assert train_step_flops(tiny(), B, T, 10) < train_step_flops(full, B, T, 10)  # truncated backward is cheaper
