@@ -16,6 +16,7 @@ def test_phase_flops_are_tokens_times_the_logged_flops_per_token():
     assert phases.add_training_flops([{"step": 5, "loss": 1.0}], 100, 0.0) is None  # nothing logged
 
 
+@pytest.mark.slow
 def test_curriculum_summary_and_history_carry_cumulative_flops(token_shards, tmp_path, one_torch_thread):
     from model.config import ModelConfig
     from model.train import TrainConfig, train_step_flops
