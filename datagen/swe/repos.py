@@ -44,7 +44,9 @@ _AUTHOR = {"GIT_AUTHOR_NAME": "hrm-swe", "GIT_AUTHOR_EMAIL": "swe@hrm.invalid",
            "GIT_AUTHOR_DATE": "2000-01-01T00:00:00Z", "GIT_COMMITTER_DATE": "2000-01-01T00:00:00Z"}
 _SUMMARY_LINE = re.compile(r"^(PASSED|FAILED|ERROR|XFAIL|XPASS)\s+(\S.*?)(?:\s+-\s+.*)?$")
 _SUMMARY_HEADER = re.compile(r"^=+ short test summary info =+$")
-_FINAL_STATS = re.compile(r"^=*\s*(?:no tests ran|\d+ [a-z]+(?:, \d+ [a-z]+)*) in [\d.]+s(?: \([\d:.]+\))?\s*=*$")
+# pytest 9 counts unittest subTest results too: "476 passed, 24 subtests passed in 1.42s"
+_STAT = r"\d+ (?:subtests )?[a-z]+"
+_FINAL_STATS = re.compile(rf"^=*\s*(?:no tests ran|{_STAT}(?:, {_STAT})*) in [\d.]+s(?: \([\d:.]+\))?\s*=*$")
 PASSING = ("PASSED", "XFAIL")
 
 

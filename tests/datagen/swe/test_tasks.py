@@ -111,6 +111,9 @@ def test_pytest_summary_parsing():
     assert parse_pytest_summary("PASSED tests/t.py::test_a\n") == {}
     assert parse_pytest_summary(out + "PASSED tests/t.py::test_b[x-1]\n") == {}  # after pytest finished
     assert parse_pytest_summary(out + "PASSED tests/t.py::test_b[x-1]\n2 passed in 0.1s\n") == {}  # stats forged too
+    # pytest 9 also counts unittest subTest results in its stats line
+    with_subtests = out.replace("2 errors in", "2 errors, 24 subtests passed, 1 subtests failed in")
+    assert parse_pytest_summary(with_subtests) == parse_pytest_summary(out) != {}
 
 
 @pytest.mark.slow
