@@ -44,8 +44,27 @@ def stage_of(task_type: str, answer: str = "", hint: int | str | None = None) ->
     return _STAGE_OF_TASK[task_type]
 
 
-def _doc_split(key: str, validation_percent: int) -> str:
-    return "validation" if int(hashlib.sha1(key.encode()).hexdigest()[:8], 16) % 100 < validation_percent else "train"
+CORPUS_VALIDATION_PERCENT = 5
+
+
+def _doc_hash(doc_id: str) -> int:
+    return int(hashlib.sha1(doc_id.encode()).hexdigest()[:8], 16)
+
+
+def heldout_doc_ids(corpus_rows: Iterable[dict], validation_percent: int = CORPUS_VALIDATION_PERCENT) -> set[str]:
+    """The corpus files never trained on (their completion examples are split "validation"; the code-bpb
+    benchmark reads them): about validation_percent of each language's files by a hash of the doc id, and
+    at least one for a language with two or more files."""
+    by_language: dict[str, list[str]] = {}
+    for doc in corpus_rows:
+        by_language.setdefault(doc["language"], []).append(doc["doc_id"])
+    out = set()
+    for ids in by_language.values():
+        chosen = {d for d in ids if _doc_hash(d) % 100 < validation_percent}
+        if not chosen and len(ids) >= 2 and validation_percent > 0:
+            chosen = {min(ids, key=lambda d: (_doc_hash(d) % 100, d))}
+        out |= chosen
+    return out
 
 
 # --- corpus -> code completion examples ------------------------------------------------------------------
@@ -104,15 +123,18 @@ def _brace_functions(text: str, max_body_lines: int) -> list[tuple[str, str]]:
 
 
 def corpus_examples(corpus_rows: Iterable[dict], *, max_per_doc: int = 8, max_body_lines: int = 16,
-                    max_answer_chars: int = 600, validation_percent: int = 5) -> list[dict]:
+                    max_answer_chars: int = 600,
+                    validation_percent: int = CORPUS_VALIDATION_PERCENT) -> list[dict]:
     """Code-completion examples ("codegen"): prompt = signature (+ docstring/comments), answer = body."""
     out, seen = [], set()
+    corpus_rows = list(corpus_rows)
+    heldout = heldout_doc_ids(corpus_rows, validation_percent)
     for doc in corpus_rows:
         lang = doc["language"]
         pairs = (_python_functions if lang == "python" else _brace_functions)(doc["text"], max_body_lines)
         pairs = [(h, b) for h, b in pairs if b.strip() and len(b) <= max_answer_chars and len(h) <= 800]
         pairs.sort(key=lambda p: hashlib.sha1((doc["doc_id"] + p[0]).encode()).hexdigest())
-        split = _doc_split(doc["doc_id"], validation_percent)
+        split = "validation" if doc["doc_id"] in heldout else "train"
         for head, body in pairs[:max_per_doc]:
             example_id = "corpus-" + hashlib.sha1((doc["doc_id"] + head).encode()).hexdigest()[:14]
             if example_id in seen:  # the same signature twice in one file (overloads, nested helpers)

@@ -69,12 +69,16 @@ def build_synthetic_tasks(config: synthetic.SyntheticConfig, sandbox, warehouse)
     result = synthetic.generate_synthetic_tasks(sandbox, config)
     if not result.tasks:
         raise ValueError(f"synthetic_tasks: every generated task was rejected; first: {result.rejected[:1]}")
+    leaks = synthetic.training_leaks(result.tasks)
+    if leaks:  # the generator keeps held-out programs apart; this guards the table against a change that does not
+        raise ValueError(f"synthetic_tasks: {len(leaks)} held-out tasks show a training task's program, "
+                         f"e.g. {leaks[0]['task_id']}")
     warehouse.write_table("synthetic_tasks", result.tasks)
     if result.rejected:
         warehouse.write_quarantine("synthetic_tasks", result.rejected)
     by = {}
     for t in result.tasks:
-        key = f"{t['task_type']}/{t['split']}"
+        key = f"{t['task_type']}/{t['split']}" + (f"/{t['heldout']}" if t["heldout"] else "")
         by[key] = by.get(key, 0) + 1
     return {"rows": len(result.tasks), "rejected": len(result.rejected), "by_type_split": by,
             "heldout_templates": list(config.heldout_templates), "wall_s": round(time.monotonic() - start, 2)}
@@ -92,13 +96,17 @@ class TokenizerSettings:
 
 
 def build_tokenizer(settings: TokenizerSettings, warehouse) -> dict:
-    """Train byte-level BPE on corpus text and task prompts/answers into `warehouse.tokenizer_dir()`.
+    """Train byte-level BPE on corpus text and task prompts/answers into `warehouse.tokenizer_dir()`;
+    held-out corpus files and held-out or validation tasks are left out, as in training.
 
     Trained into a sibling temp directory and swapped in, so readers never see a half-written tokenizer."""
     texts, total = [], 0
-    tables = [("code_corpus", ["text"]), ("synthetic_tasks", ["prompt", "answer"])]
-    for name, cols in tables:
-        table = warehouse.read_table(name).select(cols).to_pylist()
+    corpus_rows = warehouse.read_table("code_corpus").select(["doc_id", "language", "text"]).to_pylist()
+    heldout = curriculum.heldout_doc_ids(corpus_rows)
+    tasks = warehouse.read_table("synthetic_tasks").select(["split", "prompt", "answer"]).to_pylist()
+    tables = [([r for r in corpus_rows if r["doc_id"] not in heldout], ["text"]),
+              ([r for r in tasks if r["split"] == "train"], ["prompt", "answer"])]
+    for table, cols in tables:
         for row in table:
             for col in cols:
                 if total < settings.max_training_chars:

@@ -9,15 +9,20 @@
   the format the model's tokenizer, decoder and validator use. A model's repair is graded from outside
   its process (`datagen.repair_grading.repair_verdict`), which also checks each reference fix here.
 
-Held-out splits are by template: every task from a held-out template is in split "test", so
-evaluation on it measures generalisation to unseen program shapes.
+Two held-out splits, both with split "test" and told apart by the `heldout` column:
+- "instances": new programs from the training templates (the in-distribution signal);
+- "templates": every task of a held-out template (generalisation to program shapes never trained on).
+Each is drawn from its own seeded stream, and no held-out task shows a program (normalised by
+`program_key`) that a training or validation task shows.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import random
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -339,13 +344,21 @@ def with_tests(code: str, tests: str) -> str:
 
 
 # --- generation ----------------------------------------------------------------------------------------
+HELDOUT_SPLITS = ("instances", "templates")  # the `heldout` column of split "test" rows
+
+
 @dataclass
 class SyntheticConfig:
-    exec_per_template: int = 8  # per language
+    exec_per_template: int = 8  # training tasks per template and language (every validation_every-th: validation)
     repair_per_template: int = 6  # per language
     languages: tuple[str, ...] = LANGUAGES
     heldout_templates: tuple[str, ...] = DEFAULT_HELDOUT
-    validation_every: int = 10  # every n-th in-distribution task goes to "validation"
+    # tasks of each type in EACH held-out split (instances, templates), spread evenly over the split's
+    # templates and languages (rounded up per template and language): n = 120 puts a 95 % interval
+    # within about +-9 points
+    heldout_exec_tasks: int = 120
+    heldout_repair_tasks: int = 120
+    validation_every: int = 10  # every n-th training-template task goes to "validation"
     seed: int = 0
     timeout_s: float = 10.0
 
@@ -356,9 +369,23 @@ class SyntheticResult:
     rejected: list[dict] = field(default_factory=list)
 
 
-def _split(template: str, index: int, cfg: SyntheticConfig) -> str:
-    if template in cfg.heldout_templates:
-        return "test"
+def program_key(program: str) -> str:
+    """A program with every whitespace run collapsed: held-out tasks never share one with training tasks."""
+    return " ".join(program.split())
+
+
+def _templates(templates: list[Template], cfg: SyntheticConfig) -> tuple[list[Template], list[Template]]:
+    """(training templates, held-out templates)."""
+    return ([t for t in templates if t.name not in cfg.heldout_templates],
+            [t for t in templates if t.name in cfg.heldout_templates])
+
+
+def _per_cell(total: int, templates: list[Template], cfg: SyntheticConfig) -> int:
+    cells = len(templates) * len(cfg.languages)
+    return math.ceil(total / cells) if cells and total > 0 else 0
+
+
+def _split(index: int, cfg: SyntheticConfig) -> str:
     return "validation" if cfg.validation_every and index % cfg.validation_every == cfg.validation_every - 1 else "train"
 
 
@@ -388,38 +415,61 @@ def _failure_text(result) -> str:
     return "\n".join(lines[-3:])[-400:] if lines else f"exit code {result.exit_code}"
 
 
-def generate_exec_tasks(sandbox, cfg: SyntheticConfig) -> SyntheticResult:
-    rng = random.Random(f"exec-{cfg.seed}")
+def _draw_programs(rng: random.Random, templates: list[Template], cfg: SyntheticConfig, per_cell: int,
+                   heldout: str, taken: set[str]) -> list[tuple[Template, str, str, str]]:
+    """per_cell programs per template and language whose keys are not in `taken` (which gains them);
+    fewer where a template has run out of new programs."""
     jobs = []
-    for t in EXEC_TEMPLATES:
+    for t in templates:
         for lang in cfg.languages:
-            seen = set()
-            for i in range(cfg.exec_per_template * 3):
-                if len([j for j in jobs if j[0] is t and j[1] == lang]) >= cfg.exec_per_template:
+            picked = 0
+            for _ in range(per_cell * 20):
+                if picked == per_cell:
                     break
                 src = t.render(rng, lang)
-                if src not in seen:
-                    seen.add(src)
-                    jobs.append((t, lang, src))
+                if program_key(src) not in taken:
+                    taken.add(program_key(src))
+                    jobs.append((t, lang, src, heldout))
+                    picked += 1
+    return jobs
+
+
+def exec_program_plan(cfg: SyntheticConfig) -> list[tuple[Template, str, str, str]]:
+    """(template, language, program, heldout) of every execution-prediction task to run: training programs
+    first, then held-out instances and held-out templates, each from its own seeded stream."""
+    train_templates, held_templates = _templates(EXEC_TEMPLATES, cfg)
+    taken: set[str] = set()  # training programs first, so no held-out program repeats one
+    jobs = _draw_programs(random.Random(f"exec-{cfg.seed}"), train_templates, cfg, cfg.exec_per_template, "", taken)
+    jobs += _draw_programs(random.Random(f"exec-instances-{cfg.seed}"), train_templates, cfg,
+                           _per_cell(cfg.heldout_exec_tasks, train_templates, cfg), "instances", taken)
+    jobs += _draw_programs(random.Random(f"exec-templates-{cfg.seed}"), held_templates, cfg,
+                           _per_cell(cfg.heldout_exec_tasks, held_templates, cfg), "templates", taken)
+    return jobs
+
+
+def generate_exec_tasks(sandbox, cfg: SyntheticConfig) -> SyntheticResult:
+    jobs = exec_program_plan(cfg)
     results = sandbox.map(lambda j: _run(sandbox, j[1], j[2], cfg.timeout_s), jobs)
     out = SyntheticResult()
     counters: dict = {}
-    for (t, lang, src), res in zip(jobs, results):
+    for (t, lang, src, heldout), res in zip(jobs, results):
         tid = _task_id("exec", t.name, lang, src)
         if not res.ok:
             out.rejected.append({"task_id": tid, "reason": f"program did not run: {res.status}: {res.stderr[-300:]}",
                                  "source": src})
             continue
-        idx = counters[(t.name, lang)] = counters.get((t.name, lang), -1) + 1
+        idx = counters[(t.name, lang, heldout)] = counters.get((t.name, lang, heldout), -1) + 1
         out.tasks.append({"task_id": tid, "task_type": "exec_predict", "template": t.name, "stage": t.stage,
                           "language": lang, "prompt": exec_prompt(lang, src), "answer": res.stdout,
                           "program": src, "test_program": "", "edit_tags": [], "mutation": "",
-                          "split": _split(t.name, idx, cfg), "sandbox_wall_s": res.wall_s})
+                          "split": "test" if heldout else _split(idx, cfg), "heldout": heldout,
+                          "sandbox_wall_s": res.wall_s})
     return out
 
 
-def _build_repair(sandbox, t: Template, lang: str, rs: RepairSource, rng: random.Random, cfg: SyntheticConfig):
-    """One repair task, or (None, reason)."""
+def _build_repair(sandbox, t: Template, lang: str, rs: RepairSource, rng: random.Random, cfg: SyntheticConfig,
+                  taken: frozenset[str] = frozenset()):
+    """One repair task whose mutant's key is not in `taken`, or (None, reason)."""
     truth = _run(sandbox, lang, print_results_program(lang, rs), cfg.timeout_s)
     if not truth.ok:
         return None, f"correct program did not run: {truth.status}: {truth.stderr[-300:]}"
@@ -427,10 +477,16 @@ def _build_repair(sandbox, t: Template, lang: str, rs: RepairSource, rng: random
     if len(expected) != len(rs.calls):
         return None, f"expected {len(rs.calls)} result lines, got {len(expected)}"
     tests = test_block(lang, rs.calls, expected)
-    for kind, line_index, old, new in mutations(rs.code, rng)[:12]:
+    tried = 0
+    for kind, line_index, old, new in mutations(rs.code, rng):
+        if tried == 12:
+            break
         lines = rs.code.split("\n")
         lines[line_index] = new
         mutant = "\n".join(lines)
+        if program_key(mutant) in taken:  # a training task already shows this mutant
+            continue
+        tried += 1
         failing = _run(sandbox, lang, with_tests(mutant, tests), cfg.timeout_s)
         if failing.status != "failed":  # passes (equivalent mutant) or hangs: not a clean bug
             continue
@@ -445,25 +501,64 @@ def _build_repair(sandbox, t: Template, lang: str, rs: RepairSource, rng: random
     return None, "no mutation made the test fail"
 
 
-def generate_repair_tasks(sandbox, cfg: SyntheticConfig) -> SyntheticResult:
-    rng = random.Random(f"repair-{cfg.seed}")
-    jobs = []
-    for t in REPAIR_TEMPLATES:
-        for lang in cfg.languages:
-            for i in range(cfg.repair_per_template):
-                jobs.append((t, lang, t.render(rng, lang), random.Random(f"{cfg.seed}-{t.name}-{lang}-{i}"), i))
-    built = sandbox.map(lambda j: _build_repair(sandbox, j[0], j[1], j[2], j[3], cfg), jobs)
-    out = SyntheticResult()
-    for (t, lang, rs, _, i), (task, reason) in zip(jobs, built):
-        tid = _task_id("repair", t.name, lang, rs.code + "".join(rs.calls))
+def _repair_jobs(rng: random.Random, cells: list[tuple[Template, str, int]], cfg: SyntheticConfig, heldout: str,
+                 first_index: int = 0) -> list[tuple]:
+    """Jobs (template, language, source, mutation rng, index, heldout): `count` for each (template, language, count)."""
+    tag = f"{heldout}-" if heldout else ""
+    return [(t, lang, t.render(rng, lang), random.Random(f"{cfg.seed}-{tag}{t.name}-{lang}-{i}"), i, heldout)
+            for t, lang, count in cells for i in range(first_index, first_index + count)]
+
+
+def _repair_rows(jobs: list[tuple], built: list[tuple], cfg: SyntheticConfig, taken: set[str],
+                 out: SyntheticResult) -> None:
+    """Append the built tasks of `jobs` to out; a held-out task whose mutant's key is in `taken` (a
+    training task's, or an earlier held-out task's) is dropped, and each kept one joins `taken`."""
+    for (t, lang, rs, _, i, heldout), (task, reason) in zip(jobs, built):
+        tid = _task_id("repair", t.name, lang, rs.code + "".join(rs.calls) + (task["mutant"] if task else ""))
         if task is None:
             out.rejected.append({"task_id": tid, "reason": reason, "source": rs.code})
             continue
+        key = program_key(task["mutant"])
+        if heldout and key in taken:
+            out.rejected.append({"task_id": tid, "reason": "mutant repeats an earlier task's", "source": task["mutant"]})
+            continue
+        taken.add(key)
         out.tasks.append({"task_id": tid, "task_type": "repair", "template": t.name, "stage": t.stage,
                           "language": lang, "prompt": repair_prompt(lang, task["mutant"], task["failure"]),
                           "answer": task["answer"], "program": task["mutant"], "test_program": task["tests"],
                           "edit_tags": task["edit_tags"], "mutation": task["mutation"],
-                          "split": _split(t.name, i, cfg), "sandbox_wall_s": 0.0})
+                          "split": "test" if heldout else _split(i, cfg), "heldout": heldout,
+                          "sandbox_wall_s": 0.0})
+
+
+_REPAIR_ROUNDS = 3  # held-out rounds: a later round redraws the tasks an earlier one lost to repeated mutants
+
+
+def generate_repair_tasks(sandbox, cfg: SyntheticConfig) -> SyntheticResult:
+    """Training tasks first; then both held-out splits, whose mutants avoid every training task's."""
+    train_templates, held_templates = _templates(REPAIR_TEMPLATES, cfg)
+    out, taken = SyntheticResult(), set()
+    cells = [(t, lang, cfg.repair_per_template) for t in train_templates for lang in cfg.languages]
+    jobs = _repair_jobs(random.Random(f"repair-{cfg.seed}"), cells, cfg, "")
+    _repair_rows(jobs, sandbox.map(lambda j: _build_repair(sandbox, *j[:4], cfg), jobs), cfg, taken, out)
+    training = frozenset(taken)
+    for heldout, templates, rng in (
+            ("instances", train_templates, random.Random(f"repair-instances-{cfg.seed}")),
+            ("templates", held_templates, random.Random(f"repair-templates-{cfg.seed}"))):
+        want = _per_cell(cfg.heldout_repair_tasks, templates, cfg)
+        drawn: dict[tuple, int] = {}
+        for _ in range(_REPAIR_ROUNDS):
+            have = Counter((t["template"], t["language"]) for t in out.tasks if t["heldout"] == heldout)
+            cells = [(t, lang, want - have[(t.name, lang)]) for t in templates for lang in cfg.languages
+                     if want > have[(t.name, lang)]]
+            if not cells:
+                break
+            jobs = []
+            for t, lang, count in cells:
+                jobs += _repair_jobs(rng, [(t, lang, count)], cfg, heldout, drawn.get((t.name, lang), 0))
+                drawn[(t.name, lang)] = drawn.get((t.name, lang), 0) + count
+            built = sandbox.map(lambda j: _build_repair(sandbox, *j[:4], cfg, training), jobs)
+            _repair_rows(jobs, built, cfg, taken, out)
     return out
 
 
@@ -471,6 +566,12 @@ def generate_synthetic_tasks(sandbox, cfg: SyntheticConfig) -> SyntheticResult:
     """Execution-prediction and repair tasks, with ground truth from the sandbox."""
     ex, rep = generate_exec_tasks(sandbox, cfg), generate_repair_tasks(sandbox, cfg)
     return SyntheticResult(ex.tasks + rep.tasks, ex.rejected + rep.rejected)
+
+
+def training_leaks(tasks: list[dict]) -> list[dict]:
+    """Held-out (split "test") tasks whose program a training or validation task also shows: must be empty."""
+    seen = {program_key(t["program"]) for t in tasks if t["split"] != "test"}
+    return [t for t in tasks if t["split"] == "test" and program_key(t["program"]) in seen]
 
 
 # --- grading of model answers (repairs: datagen/repair_grading.py) --------------------------------------

@@ -1,10 +1,12 @@
 """One generation loop for every benchmark: HumanEval, Polyglot (2 tries, whole and diff formats), LCB,
-held-out synthetic tasks and tool use, each graded by its own grader in the Sandbox.
+the two held-out synthetic splits and tool use, each graded by its own grader in the Sandbox; and bits
+per byte of held-out code next to gzip and xz (evals/bpb.py).
 
 Every problem is an EvalProblem; `complete` turns prompts into model text (prompts longer than the
 model's context keep their tail, which holds the signature or the edit request); the per-benchmark
 functions only build prompts and call graders. Returned results are report rows without the model
-columns: {"benchmark", "metric", "value", "n"}.
+columns: {"benchmark", "metric", "value", "n", "ci_low", "ci_high"} (the 95 % interval: Wilson for
+rates, a bootstrap over files for bits per byte, none for throughput).
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from evals import bpb
 from evals.problem import EvalProblem
+from evals.report import rate_result
 from model.edits import DIVIDER, REPLACE, SEARCH
 
 HUMANEVAL_STOP = ("\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\nassert ")
@@ -51,9 +55,19 @@ class EvalSettings:
     polyglot_max_new_tokens: int = 128
     lcb_problems: int = 10
     lcb_n: int = 1
-    synthetic_tasks: int = 40  # held-out tasks per task type
+    synthetic_tasks: int = 0  # held-out tasks per task type and split, spread over templates; 0 = all
     synthetic_max_new_tokens: int = 64
+    # repair answers (file line, SEARCH/REPLACE block, eos) run to ~60 tokens with the default tokenizer:
+    # repair generation gets at least this many, whatever synthetic_max_new_tokens says
+    repair_max_new_tokens: int = 80
     tool_use_examples: int = 40
+    bpb_files_per_language: int = 8  # held-out corpus files per language; 0 = all
+    bpb_max_bytes: int = 4096  # each file's first bytes (cut at a line end); 0 = whole files
+    bpb_stride: int = 0  # sliding-window step in tokens; 0 = half the context
+    bootstrap_resamples: int = 2000
+    # benchmarks scored at each earlier curriculum-phase checkpoint of hrm and baseline, for the held-out
+    # score vs training FLOPs curve (evals/curves.py); () = final checkpoints only
+    flops_curve: tuple[str, ...] = ("synthetic-instances", "code-bpb")
     batch_size: int = 16
     seed: int = 0
 
@@ -108,7 +122,7 @@ def eval_humaneval(c: Candidate, records: list[dict], sandbox, s: EvalSettings) 
                      stop=HUMANEVAL_STOP, batch_size=s.batch_size, seed=s.seed)
     samples = {p.problem_id: t for p, t in zip(problems, texts)}
     summary = humaneval.evaluate(records, samples, sandbox, ks=(1, 5))
-    return [{"benchmark": "humaneval", "metric": f"pass@{k}", "value": summary[f"pass@{k}"], "n": len(problems)}
+    return [rate_result("humaneval", f"pass@{k}", summary[f"pass@{k}"], len(problems))
             for k in (1, 5) if summary.get(f"pass@{k}") is not None]
 
 
@@ -123,7 +137,7 @@ def eval_lcb(c: Candidate, problems: list, sandbox, s: EvalSettings) -> list[dic
                      batch_size=s.batch_size, seed=s.seed)
     generations = {p.problem_id: t for p, t in zip(evals, texts)}
     summary = grader.evaluate(problems, generations, sandbox, ks=(1,))
-    return [{"benchmark": "livecodebench", "metric": "pass@1", "value": summary["pass@1"] or 0.0, "n": len(evals)}]
+    return [rate_result("livecodebench", "pass@1", summary["pass@1"] or 0.0, len(evals))]
 
 
 # --- Polyglot --------------------------------------------------------------------------------------------
@@ -160,7 +174,7 @@ def eval_polyglot(c: Candidate, exercises: list, sandbox, s: EvalSettings) -> li
         summary = summarize(results, s.polyglot_tries)
         n = summary["evaluated"]
         for metric in [f"pass_rate_{i}" for i in range(1, s.polyglot_tries + 1)] + ["percent_cases_well_formed"]:
-            rows.append({"benchmark": f"polyglot-{fmt}", "metric": metric, "value": summary[metric] / 100.0, "n": n})
+            rows.append(rate_result(f"polyglot-{fmt}", metric, summary[metric] / 100.0, n))
     return rows
 
 
@@ -181,6 +195,9 @@ def select_polyglot(exercises: list, subset: str) -> list:
 
 
 # --- held-out synthetic tasks ----------------------------------------------------------------------------
+SYNTHETIC_BENCHMARKS = {"instances": "synthetic-instances", "templates": "synthetic-templates"}
+
+
 def synthetic_eval_problems(rows: list[dict]) -> list[EvalProblem]:
     out = []
     for t in rows:
@@ -193,7 +210,20 @@ def synthetic_eval_problems(rows: list[dict]) -> list[EvalProblem]:
     return out
 
 
-def eval_synthetic(c: Candidate, rows: list[dict], sandbox, s: EvalSettings) -> list[dict]:
+def spread(problems: list[EvalProblem], limit: int) -> list[EvalProblem]:
+    """At most `limit` problems (0 = all), taken in turn from each (template, language), so a cap keeps
+    every template in."""
+    if not limit or len(problems) <= limit:
+        return list(problems)
+    groups: dict[tuple, list[EvalProblem]] = {}
+    for p in sorted(problems, key=lambda p: (p.metadata["template"], p.language, p.problem_id)):
+        groups.setdefault((p.metadata["template"], p.language), []).append(p)
+    order = [g[i] for i in range(max(map(len, groups.values()))) for g in groups.values() if i < len(g)]
+    return order[:limit]
+
+
+def eval_synthetic(c: Candidate, rows: list[dict], sandbox, s: EvalSettings,
+                   benchmark: str = "synthetic-instances") -> list[dict]:
     from datagen.repair_grading import repair_fixed
     from datagen.synthetic import exec_answer_correct
 
@@ -201,31 +231,91 @@ def eval_synthetic(c: Candidate, rows: list[dict], sandbox, s: EvalSettings) -> 
     out = []
     for task, mode, metric in (("exec_predict", "exec_output", "exec_exact_match"),
                                ("repair", "repair_tests", "repair_fix_rate")):
-        chosen = [p for p in problems if p.grading_mode == mode][:s.synthetic_tasks]
+        chosen = spread([p for p in problems if p.grading_mode == mode], s.synthetic_tasks)
         if not chosen:
             continue
+        budget = s.synthetic_max_new_tokens if task == "exec_predict" else max(s.synthetic_max_new_tokens,
+                                                                                   s.repair_max_new_tokens)
         texts = complete(c, [p.prompt for p in chosen], [p.language for p in chosen], task,
-                         max_new_tokens=s.synthetic_max_new_tokens, batch_size=s.batch_size, seed=s.seed)
+                         max_new_tokens=budget, batch_size=s.batch_size, seed=s.seed)
         if mode == "exec_output":
             ok = [exec_answer_correct(p.hidden_tests["expected_output"], t[0]) for p, t in zip(chosen, texts)]
         else:
             ok = sandbox.map(lambda pt: repair_fixed(sandbox, pt[0].language, pt[0].visible_files["program"],
                                                      pt[1][0], pt[0].hidden_tests["tests"]), list(zip(chosen, texts)))
-        out.append({"benchmark": "synthetic-heldout", "metric": metric, "value": sum(ok) / len(ok), "n": len(ok)})
+        out.append(rate_result(benchmark, metric, sum(ok) / len(ok), len(ok)))
     return out
+
+
+# --- bits per byte of held-out code ----------------------------------------------------------------------
+@dataclass
+class CodeFile:
+    language: str
+    doc_id: str
+    text: str
+
+
+def heldout_code(corpus_rows: list[dict], s: EvalSettings) -> list[CodeFile]:
+    """The corpus files no training example came from (datagen.curriculum.heldout_doc_ids), per language
+    in doc-id order, each cut to its first bpb_max_bytes at a line end."""
+    from datagen.curriculum import heldout_doc_ids
+
+    held = heldout_doc_ids(corpus_rows)
+    out, per_language = [], {}
+    for r in sorted((r for r in corpus_rows if r["doc_id"] in held), key=lambda r: (r["language"], r["doc_id"])):
+        if s.bpb_files_per_language and per_language.get(r["language"], 0) >= s.bpb_files_per_language:
+            continue
+        text = r["text"]
+        if s.bpb_max_bytes and len(text.encode("utf-8")) > s.bpb_max_bytes:
+            head = text.encode("utf-8")[:s.bpb_max_bytes].decode("utf-8", errors="ignore")
+            text = head[:head.rfind("\n") + 1] or head
+        if text:
+            out.append(CodeFile(r["language"], r["doc_id"], text))
+            per_language[r["language"]] = per_language.get(r["language"], 0) + 1
+    return out
+
+
+def _bpb_result(metric: str, bits: list[float], n_bytes: list[int], s: EvalSettings) -> dict:
+    low, high = bpb.bootstrap_interval(bits, n_bytes, resamples=s.bootstrap_resamples, seed=s.seed)
+    return {"benchmark": "code-bpb", "metric": metric, "value": bpb.ratio(bits, n_bytes), "n": len(bits),
+            "ci_low": low, "ci_high": high}
+
+
+def compressor_results(files: list[CodeFile], s: EvalSettings) -> list[dict]:
+    """gzip -9 and xz -9e bits per byte of the same files, per language (model-independent)."""
+    rows = []
+    for lang in sorted({f.language for f in files}):
+        texts = [f.text for f in files if f.language == lang]
+        for kind in bpb.COMPRESSORS:
+            rows.append(_bpb_result(f"{kind}_bits_per_byte_{lang}", bpb.compressor_file_bits(texts, kind),
+                                    bpb.file_bytes(texts), s))
+    return rows
+
+
+def eval_code_bpb(c: Candidate, files: list[CodeFile], s: EvalSettings) -> list[dict]:
+    """The model's bits per byte per language (sliding window, see evals/bpb.py)."""
+    texts = [f.text for f in files]
+    bits = bpb.model_file_bits(c.model, c.tokenizer, texts, [f.language for f in files],
+                               stride=s.bpb_stride or None, batch_size=max(1, s.batch_size // 2))
+    rows = []
+    for lang in sorted({f.language for f in files}):
+        picked = [i for i, f in enumerate(files) if f.language == lang]
+        rows.append(_bpb_result(f"bits_per_byte_{lang}", [bits[i] for i in picked],
+                                bpb.file_bytes([texts[i] for i in picked]), s))
+    return rows
 
 
 # --- tool use --------------------------------------------------------------------------------------------
 def eval_tool_use(c: Candidate, rows: list[dict], s: EvalSettings) -> list[dict]:
     """First-line exact match of the answer (the first tool call) on held-out tool-use examples."""
-    rows = [r for r in rows if r.get("prompt") and r.get("answer")][:s.tool_use_examples]
+    rows = [r for r in rows if r.get("prompt") and r.get("answer")][:s.tool_use_examples or None]  # 0: all
     if not rows:
         return []
     texts = complete(c, [r["prompt"] for r in rows], [r.get("language") or "none" for r in rows], "tool_use",
                      max_new_tokens=s.synthetic_max_new_tokens, batch_size=s.batch_size, seed=s.seed)
     first = lambda text: (text.strip().splitlines() or [""])[0].strip()  # noqa: E731
     ok = [first(t[0]) == first(r["answer"]) for r, t in zip(rows, texts)]
-    return [{"benchmark": "tool-use", "metric": "first_call_exact_match", "value": sum(ok) / len(ok), "n": len(ok)}]
+    return [rate_result("tool-use", "first_call_exact_match", sum(ok) / len(ok), len(ok))]
 
 
 # --- the suite -------------------------------------------------------------------------------------------
@@ -234,7 +324,9 @@ class EvalSuite:
     humaneval: list[dict] = field(default_factory=list)
     polyglot: list = field(default_factory=list)
     lcb: list = field(default_factory=list)
-    synthetic: list[dict] = field(default_factory=list)
+    synthetic: dict[str, list[dict]] = field(default_factory=dict)  # benchmark -> held-out task rows
+    code: list[CodeFile] = field(default_factory=list)  # held-out corpus files for code-bpb
+    compressors: list[dict] = field(default_factory=list)  # gzip / xz rows of `code`
     tool_use: list[dict] = field(default_factory=list)
     notes: dict[str, str] = field(default_factory=dict)  # benchmark -> why it is missing or partial
 
@@ -264,7 +356,22 @@ def load_suite(warehouse, s: EvalSettings) -> EvalSuite:
     suite.lcb = lcb_rows[:s.lcb_problems]
     if not suite.lcb:
         suite.notes["livecodebench"] = "no LCB problems in the window (set HRM_LCB_SOURCE to evaluate LCB)"
-    suite.synthetic = [r for r in warehouse.read_table("synthetic_tasks").to_pylist() if r["split"] == "test"]
+    held = [r for r in warehouse.read_table("synthetic_tasks").to_pylist() if r["split"] == "test"]
+    if held and "heldout" not in held[0]:  # a table from before the instance split: its test split is templates
+        held = [{**r, "heldout": "templates"} for r in held]
+        suite.notes["synthetic-instances"] = "synthetic_tasks has no held-out instances; re-materialise it"
+    for split, name in SYNTHETIC_BENCHMARKS.items():
+        suite.synthetic[name] = [r for r in held if r["heldout"] == split]
+        if not suite.synthetic[name]:
+            suite.notes.setdefault(name, f"synthetic_tasks has no held-out {split}")
+    try:
+        suite.code = heldout_code(warehouse.read_table("code_corpus").to_pylist(), s)
+    except FileNotFoundError:
+        suite.notes["code-bpb"] = "code_corpus not materialised"
+    if suite.code:
+        suite.compressors = compressor_results(suite.code, s)
+    else:
+        suite.notes.setdefault("code-bpb", "no held-out corpus files (a language needs two files to hold one out)")
     try:
         tool = warehouse.read_table("tool_use_examples").to_pylist()
         suite.tool_use = [r for r in tool if r.get("split") == "test"]
@@ -275,16 +382,20 @@ def load_suite(warehouse, s: EvalSettings) -> EvalSuite:
     return suite
 
 
-def evaluate_candidate(c: Candidate, suite: EvalSuite, sandbox, s: EvalSettings, log=None) -> list[dict]:
-    """Every benchmark the suite holds, plus generation throughput; results as report rows."""
+def evaluate_candidate(c: Candidate, suite: EvalSuite, sandbox, s: EvalSettings, log=None,
+                       only: tuple[str, ...] = ()) -> list[dict]:
+    """Every benchmark the suite holds (or those named in `only`), plus generation throughput; results
+    as report rows."""
     rows = []
-    steps = [("synthetic", lambda: eval_synthetic(c, suite.synthetic, sandbox, s), suite.synthetic),
-             ("humaneval", lambda: eval_humaneval(c, suite.humaneval, sandbox, s), suite.humaneval),
-             ("polyglot", lambda: eval_polyglot(c, suite.polyglot, sandbox, s), suite.polyglot),
-             ("livecodebench", lambda: eval_lcb(c, suite.lcb, sandbox, s), suite.lcb),
-             ("tool-use", lambda: eval_tool_use(c, suite.tool_use, s), suite.tool_use)]
+    steps = [(name, lambda name=name: eval_synthetic(c, suite.synthetic[name], sandbox, s, name),
+              suite.synthetic.get(name)) for name in SYNTHETIC_BENCHMARKS.values()]
+    steps += [("code-bpb", lambda: eval_code_bpb(c, suite.code, s) + suite.compressors, suite.code),
+              ("humaneval", lambda: eval_humaneval(c, suite.humaneval, sandbox, s), suite.humaneval),
+              ("polyglot", lambda: eval_polyglot(c, suite.polyglot, sandbox, s), suite.polyglot),
+              ("livecodebench", lambda: eval_lcb(c, suite.lcb, sandbox, s), suite.lcb),
+              ("tool-use", lambda: eval_tool_use(c, suite.tool_use, s), suite.tool_use)]
     for name, run, data in steps:
-        if not data:
+        if not data or (only and name not in only):
             continue
         t0 = time.monotonic()
         got = run()

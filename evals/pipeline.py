@@ -1,13 +1,17 @@
 """The benchmark report without Dagster: every model on every benchmark, appended to the DuckDB history,
-and the regression findings of the newest report against the one before it."""
+HRM and the baseline against training FLOPs (evals/curves.py), and the regression findings of the newest
+report against the one before it."""
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 import time
+from pathlib import Path
 
 from evals import report as rp
-from evals.evaluate import Candidate, EvalSettings, evaluate_candidate, load_suite
+from evals.curves import CURVE_MODELS, CurvePoint, curve_markdown, curve_png, phase_points
+from evals.evaluate import Candidate, EvalSettings, EvalSuite, evaluate_candidate, load_suite
 
 MODELS = ("hrm", "baseline", "hrm-int8", "hrm-nf4")
 
@@ -22,19 +26,64 @@ def load_candidate(warehouse, name: str) -> Candidate:
     return Candidate(name, model, tok, quant or "none", source["weights_sha256"][:12])
 
 
+def flops_curve(warehouse, suite: EvalSuite, sandbox, settings: EvalSettings, final: dict[str, list[dict]],
+                log=None) -> tuple[list[CurvePoint], dict[str, str]]:
+    """Curve points of HRM and the baseline: each earlier phase checkpoint scored on `settings.flops_curve`
+    benchmarks, the final one with the report's own results; and notes on what could not be drawn."""
+    from model.checkpoint import load_checkpoint
+
+    points, notes = [], {}
+    for model in CURVE_MODELS:
+        if model not in final:
+            continue
+        published = warehouse.latest_checkpoint(f"{model}_checkpoint")
+        found, why = phase_points(model, published)
+        if why:
+            notes[f"flops-curve {model}"] = why
+            continue
+        found[-1].results = final[model]
+        for point in found[:-1] if settings.flops_curve else []:
+            if not Path(point.checkpoint_dir).is_dir():
+                notes[f"flops-curve {model} phase {point.phase}"] = f"checkpoint {point.checkpoint_dir} is gone"
+                continue
+            net, tok = load_checkpoint(point.checkpoint_dir)
+            point.results = evaluate_candidate(Candidate(f"{model}@phase-{point.phase}", net, tok), suite, sandbox,
+                                               settings, log=log, only=settings.flops_curve)
+            points.append(point)
+        points.append(found[-1])
+    return points, notes
+
+
+def _write_bytes_atomic(target: Path, data: bytes) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, target)
+
+
 def build_report(models: list[str], settings: EvalSettings, warehouse, sandbox, log=None) -> dict:
-    """Evaluate every model, append the rows to the history, and return the report with its trend."""
+    """Evaluate every model, append the rows to the history, and return the report with its trend and the
+    held-out-score-vs-training-FLOPs curve (markdown, points, and a PNG under `flops_curve_png`)."""
     suite = load_suite(warehouse, settings)
     report_id, created = rp.new_report_id(), dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     version = rp.code_version()
-    rows, timings = [], {}
+    rows, timings, final = [], {}, {}
     for name in models:
         t0 = time.monotonic()
         candidate = load_candidate(warehouse, name)
         results = evaluate_candidate(candidate, suite, sandbox, settings, log=log)
+        final[name] = results
         rows += rp.make_rows(report_id, created, name, candidate.checkpoint_hash, candidate.quantization, results,
                              version)
         timings[name] = round(time.monotonic() - t0, 1)
+    t0 = time.monotonic()
+    points, curve_notes = flops_curve(warehouse, suite, sandbox, settings, final, log=log)
+    timings["flops_curve"] = round(time.monotonic() - t0, 1)
+    png, png_path = None, None
+    if points:
+        png = curve_png(points, suite.compressors)
+        png_path = warehouse.path("reports", report_id, "flops_curve.png")
+        _write_bytes_atomic(png_path, png)
     db = warehouse.history_db()
     previous_ids = rp.report_ids(db)
     rp.append_history(db, rows)
@@ -42,8 +91,10 @@ def build_report(models: list[str], settings: EvalSettings, warehouse, sandbox, 
     warehouse.write_table("benchmark_report", [{**r.to_dict()} for r in rows])
     return {"report_id": report_id, "rows": rows, "previous": previous,
             "previous_report_id": previous_ids[-1] if previous_ids else None, "models": list(models),
-            "notes": suite.notes, "timings_s": timings,
-            "markdown": rp.report_markdown(rows, previous, list(models))}
+            "notes": {**suite.notes, **curve_notes}, "timings_s": timings,
+            "markdown": rp.report_markdown(rows, previous, list(models)) + "\n" + curve_markdown(points),
+            "flops_curve": [p.to_dict() for p in points], "flops_curve_png": png,
+            "flops_curve_path": str(png_path) if png_path else None}
 
 
 def regression_findings(warehouse, thresholds_spec: str) -> dict:

@@ -1,8 +1,9 @@
 """Benchmark report rows, the append-only DuckDB history table, trends and regression thresholds.
 
 A report row: report_id, created_at, model (name, checkpoint hash, quantization), benchmark, metric,
-value, n, code_version. Every report is appended to `benchmark_history` in Warehouse.history_db();
-the regression check compares one report with the one before it.
+value, n, code_version, and the 95 % interval (ci_low, ci_high; empty for throughput). Every report is
+appended to `benchmark_history` in Warehouse.history_db(); the regression check compares one report with
+the one before it.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from typing import Iterable
 HISTORY_TABLE = "benchmark_history"
 _COLUMNS = (("report_id", "VARCHAR"), ("created_at", "TIMESTAMP"), ("model", "VARCHAR"),
             ("checkpoint_hash", "VARCHAR"), ("quantization", "VARCHAR"), ("benchmark", "VARCHAR"),
-            ("metric", "VARCHAR"), ("value", "DOUBLE"), ("n", "INTEGER"), ("code_version", "VARCHAR"))
+            ("metric", "VARCHAR"), ("value", "DOUBLE"), ("n", "INTEGER"), ("code_version", "VARCHAR"),
+            ("ci_low", "DOUBLE"), ("ci_high", "DOUBLE"))  # columns added later come last (ALTER TABLE appends)
 # metrics where a smaller number is better; every other metric is higher-is-better
-LOWER_IS_BETTER = ("loss", "bytes", "wall_s", "latency_s")
+LOWER_IS_BETTER = ("loss", "bytes", "wall_s", "latency_s", "bits_per_byte")
+Z95 = 1.959963984540054
 
 
 @dataclass
@@ -36,6 +39,8 @@ class ReportRow:
     value: float
     n: int
     code_version: str
+    ci_low: float | None = None  # 95 % interval
+    ci_high: float | None = None
 
     def key(self) -> tuple[str, str, str]:
         return (self.model, self.benchmark, self.metric)
@@ -61,16 +66,39 @@ def code_version(repo_root: str | Path | None = None) -> str:
     return (head or "unknown") + ("+dirty" if dirty else "")
 
 
+def wilson_interval(successes: float, n: int, z: float = Z95) -> tuple[float, float]:
+    """The Wilson score interval of a rate (95 % by default); (0, 1) when n is 0."""
+    if n <= 0:
+        return 0.0, 1.0
+    p = successes / n
+    center = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * ((p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5) / (1 + z * z / n)
+    return max(0.0, min(p, center - half)), min(1.0, max(p, center + half))  # min/max: rounding at p = 0 or 1
+
+
+def rate_result(benchmark: str, metric: str, value: float, n: int) -> dict:
+    """A result row for a rate over n items, with its Wilson interval (value x n successes)."""
+    low, high = wilson_interval(value * n, n)
+    return {"benchmark": benchmark, "metric": metric, "value": value, "n": n, "ci_low": low, "ci_high": high}
+
+
+def _optional(value) -> float | None:
+    return None if value is None else float(value)
+
+
 def make_rows(report_id: str, created_at: _dt.datetime, model: str, checkpoint_hash: str, quantization: str,
               results: Iterable[dict], version: str) -> list[ReportRow]:
-    """results: [{"benchmark", "metric", "value", "n"}] for one model."""
+    """results: [{"benchmark", "metric", "value", "n", "ci_low"?, "ci_high"?}] for one model."""
     rows = []
     for r in results:
         value = float(r["value"])
-        if value != value:  # NaN is no measurement
-            raise ValueError(f"{model}/{r['benchmark']}/{r['metric']}: value is NaN")
+        low, high = _optional(r.get("ci_low")), _optional(r.get("ci_high"))
+        if value != value or low != low or high != high:  # NaN is no measurement
+            raise ValueError(f"{model}/{r['benchmark']}/{r['metric']}: value or interval is NaN")
+        if (low is None) != (high is None) or (low is not None and not low <= value <= high):
+            raise ValueError(f"{model}/{r['benchmark']}/{r['metric']}: interval [{low}, {high}] does not hold {value}")
         rows.append(ReportRow(report_id, created_at, model, checkpoint_hash, quantization, r["benchmark"],
-                              r["metric"], value, int(r["n"]), version))
+                              r["metric"], value, int(r["n"]), version, low, high))
     return rows
 
 
@@ -94,6 +122,8 @@ def _connect(db_path: str | Path):
     con = open_db(db_path)
     cols = ", ".join(f"{name} {kind}" for name, kind in _COLUMNS)
     con.execute(f"CREATE TABLE IF NOT EXISTS {HISTORY_TABLE} ({cols})")
+    for name, kind in _COLUMNS:  # a history written before a column existed gains it (empty for old rows)
+        con.execute(f"ALTER TABLE {HISTORY_TABLE} ADD COLUMN IF NOT EXISTS {name} {kind}")
     return con
 
 
@@ -107,7 +137,8 @@ def append_history(db_path: str | Path, rows: list[ReportRow]) -> int:
             if con.execute(f"SELECT count(*) FROM {HISTORY_TABLE} WHERE report_id = ?", [rid]).fetchone()[0]:
                 raise ValueError(f"report {rid} is already in {db_path}")
         con.execute("BEGIN")
-        con.executemany(f"INSERT INTO {HISTORY_TABLE} VALUES ({', '.join('?' * len(_COLUMNS))})",
+        con.executemany(f"INSERT INTO {HISTORY_TABLE} ({', '.join(c for c, _ in _COLUMNS)}) "
+                        f"VALUES ({', '.join('?' * len(_COLUMNS))})",
                         [[getattr(r, c) for c, _ in _COLUMNS] for r in rows])
         con.execute("COMMIT")
     return len(rows)
@@ -195,17 +226,21 @@ def markdown_table(records: list[dict], columns: list[str]) -> str:
     return head + "".join("| " + " | ".join(_fmt(r.get(c)) for c in columns) + " |\n" for r in records)
 
 
+def with_interval(value: float, low: float | None, high: float | None) -> str:
+    return _fmt(value) if low is None else f"{_fmt(value)} [{_fmt(low)}, {_fmt(high)}]"
+
+
 def side_by_side(rows: list[ReportRow], models: list[str]) -> list[dict]:
-    """One record per (benchmark, metric) with a column per model."""
+    """One record per (benchmark, metric) with a column per model: the value and its 95 % interval."""
     table: dict[tuple[str, str], dict] = {}
     for r in rows:
         rec = table.setdefault((r.benchmark, r.metric), {"benchmark": r.benchmark, "metric": r.metric, "n": r.n})
-        rec[r.model] = r.value
+        rec[r.model] = with_interval(r.value, r.ci_low, r.ci_high)
     return [table[k] for k in sorted(table)]
 
 
 def report_markdown(current: list[ReportRow], previous: list[ReportRow], models: list[str]) -> str:
-    parts = ["### Side by side\n", markdown_table(side_by_side(current, models), ["benchmark", "metric", "n"] + models),
+    parts = ["### Side by side (value [95 % interval])\n", markdown_table(side_by_side(current, models), ["benchmark", "metric", "n"] + models),
              "\n### Trend vs the previous report\n",
              markdown_table(trend(current, previous), ["model", "benchmark", "metric", "value", "previous", "delta"])]
     return "".join(parts)

@@ -1,6 +1,8 @@
 """benchmark_report: HRM fp32, baseline, int8 and nf4 on every benchmark, appended to the DuckDB history;
 and the regression check that compares it with the previous report. The work is in `evals/pipeline.py`."""
 
+import base64
+
 import dagster as dg
 
 from evals.evaluate import EvalSettings
@@ -53,6 +55,13 @@ def benchmark_report(context: dg.AssetExecutionContext, config: ReportConfig, wa
         "history_db": dg.MetadataValue.path(str(warehouse.history_db())),
         "eval_seconds_per_model": dg.MetadataValue.json(report["timings_s"]),
         "values": dg.MetadataValue.json({f"{r.model}/{r.benchmark}/{r.metric}": r.value for r in report["rows"]}),
+        "intervals": dg.MetadataValue.json({f"{r.model}/{r.benchmark}/{r.metric}": [r.ci_low, r.ci_high, r.n]
+                                            for r in report["rows"]}),
+        "flops_curve_points": dg.MetadataValue.json(report["flops_curve"]),
+        **({"flops_curve": dg.MetadataValue.md("![held-out score vs training FLOPs](data:image/png;base64,"
+                                               f"{base64.b64encode(report['flops_curve_png']).decode()})"),
+            "flops_curve_png": dg.MetadataValue.path(report["flops_curve_path"])}
+           if report["flops_curve_png"] else {}),
     })
 
 

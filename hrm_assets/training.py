@@ -46,6 +46,7 @@ def checkpoint_metadata(summary: dict) -> dict:
         "checkpoint_hash": summary["weights_sha256"][:12],
         "params": summary["params"], "tokens_seen": summary["tokens_seen"], "wall_s": summary["wall_s"],
         "train_wall_s": summary["train_wall_s"], "tokens_per_s": summary["tokens_per_s"],
+        "train_flops": summary["train_flops"] or 0.0,  # analytic, from the trainer's log (training/phases.py)
         "final_losses": dg.MetadataValue.json(summary["final_losses"]),
         "phases": dg.MetadataValue.json(summary["phases"]),
         "resumed": any(p["resumed_from_step"] > 0 for p in summary["phases"]),

@@ -66,18 +66,21 @@ class SyntheticTasksConfig(dg.Config):
     languages: str = from_env("HRM_SYNTH_LANGUAGES")
     heldout_templates: str = from_env("HRM_SYNTH_HELDOUT")  # "" = datagen.synthetic.DEFAULT_HELDOUT
     seed: int = from_env("HRM_SYNTH_SEED")
+    heldout_exec_tasks: int = from_env("HRM_SYNTH_HELDOUT_EXEC_TASKS")
+    heldout_repair_tasks: int = from_env("HRM_SYNTH_HELDOUT_REPAIR_TASKS")
 
     def to_settings(self) -> SyntheticConfig:
         return SyntheticConfig(
             exec_per_template=self.exec_per_template, repair_per_template=self.repair_per_template,
             languages=split_csv(self.languages), seed=self.seed,
-            heldout_templates=split_csv(self.heldout_templates) or DEFAULT_HELDOUT)
+            heldout_templates=split_csv(self.heldout_templates) or DEFAULT_HELDOUT,
+            heldout_exec_tasks=self.heldout_exec_tasks, heldout_repair_tasks=self.heldout_repair_tasks)
 
 
 @dg.asset(group_name="training_data", kinds={"python", "parquet"},
           check_specs=[dg.AssetCheckSpec("synthetic_tasks_gx", asset="synthetic_tasks", blocking=True)],
           description="Execution-prediction and repair tasks whose answers come from running code in the Sandbox; "
-                      "held-out templates form the test split.")
+                      "the test split holds new instances of the training templates and whole held-out templates.")
 def synthetic_tasks(context: dg.AssetExecutionContext, config: SyntheticTasksConfig, sandbox: Sandbox, warehouse: Warehouse,
                     ) -> dg.MaterializeResult:
     meta = pipeline.build_synthetic_tasks(config.to_settings(), sandbox, warehouse)

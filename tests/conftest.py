@@ -76,8 +76,8 @@ def data_warehouse(tmp_path_factory, sandbox):
         (src / f"m{i}.py").write_text(funcs.replace("helper_", f"m{i}_").replace("Scale", f"Scale{i}"))
     wh = Warehouse(root=str(tmp_path_factory.mktemp("wh")))
     dp.build_code_corpus(dp.CorpusSettings(sources=json.dumps({"python": [str(src)]}), min_bytes=50), wh)
-    dp.build_synthetic_tasks(td.SyntheticTasksConfig(exec_per_template=1, repair_per_template=1).to_settings(),
-                             sandbox, wh)
+    dp.build_synthetic_tasks(td.SyntheticTasksConfig(exec_per_template=1, repair_per_template=1, heldout_exec_tasks=1,
+                                                      heldout_repair_tasks=1).to_settings(), sandbox, wh)
     dp.build_tokenizer(dp.TokenizerSettings(vocab_size=400), wh)
     dp.build_training_examples(dp.ExamplesSettings(), wh)
     for stage in dp.STAGE_KEYS:

@@ -95,6 +95,29 @@ def torchrun_phase(nproc: int, model_config, train_config, files: list[str], out
         raise RuntimeError(f"torchrun phase {out.name} failed ({proc.returncode}): {proc.stderr[-3000:]}")
 
 
+def add_training_flops(history: list[dict], phase_tokens: int, flops_before: float) -> float | None:
+    """Cumulative training FLOPs after a phase, and `train_flops` (cumulative) on each of its history entries.
+
+    The trainer logs, for each window of steps, the analytic FLOPs (model.train.train_step_flops) and the
+    tokens it processed per second; their ratio is the window's FLOPs per token. The phase's FLOPs are its
+    tokens times the step-weighted mean of that ratio, spread over the windows by their step counts.
+    None when the history has no such window (nothing is then written)."""
+    windows, previous = [], 0
+    for h in history:
+        if h.get("tokens_per_s") and h.get("flops_per_s") is not None and h["step"] > previous:
+            windows.append((h, h["flops_per_s"] / h["tokens_per_s"], h["step"] - previous))
+        previous = h["step"]
+    steps = sum(w[2] for w in windows)
+    if not steps:
+        return None
+    tokens_per_step = phase_tokens / steps
+    total = flops_before
+    for h, per_token, n in windows:
+        total += per_token * n * tokens_per_step
+        h["train_flops"] = total
+    return total
+
+
 def train_curriculum(model_config, train_config, shards: list[tuple[str, str]], run_dir: Path, tok_dir, *,
                      max_minutes: float = 0.0, torchrun_nproc: int = 0, log=None, on_step=None) -> dict:
     """Train phase by phase (stage 1, then 1+2, ...); returns the summary the asset reports.
@@ -105,7 +128,7 @@ def train_curriculum(model_config, train_config, shards: list[tuple[str, str]], 
 
     start = time.monotonic()
     phases, history, stopped_early = [], [], False
-    tokens_seen, train_wall, prev = 0, 0.0, None
+    tokens_seen, train_wall, prev, flops = 0, 0.0, None, 0.0
     for i, (stage, _) in enumerate(shards):
         files = [p for _, p in shards[:i + 1]]
         out = run_dir / f"phase-{stage}"
@@ -135,9 +158,12 @@ def train_curriculum(model_config, train_config, shards: list[tuple[str, str]], 
                       "resumed_from_step": r.resumed_from_step}
         stopped_early |= result["steps"] < train_config.max_steps
         offset = sum(p["steps"] for p in phases)
-        history += [{**h, "global_step": offset + h["step"], "phase": stage} for h in result["history"]]
+        phase_history = [{**h, "global_step": offset + h["step"], "phase": stage} for h in result["history"]]
+        flops = add_training_flops(phase_history, result["tokens_seen"] - tokens_seen, flops) if flops is not None else None
+        history += phase_history
         phases.append({"stage": stage, "steps": result["steps"], "shards": len(files), "wall_s": round(result["wall_s"], 2),
-                       "resumed_from_step": result["resumed_from_step"], "dir": str(out)})
+                       "resumed_from_step": result["resumed_from_step"], "dir": str(out),
+                       "tokens_seen": result["tokens_seen"], "train_flops": flops})
         tokens_seen = result["tokens_seen"]
         train_wall += result["wall_s"]
         final = result["final_metrics"]
@@ -146,4 +172,4 @@ def train_curriculum(model_config, train_config, shards: list[tuple[str, str]], 
             "wall_s": round(time.monotonic() - start, 2), "train_wall_s": round(train_wall, 2),
             "tokens_per_s": round(tokens_seen / train_wall, 1) if train_wall else 0.0,
             "final_losses": {k: round(float(v), 4) for k, v in final.items() if "loss" in k},
-            "stopped_early_by_time_budget": stopped_early}
+            "stopped_early_by_time_budget": stopped_early, "train_flops": flops}

@@ -26,22 +26,23 @@ def test_mutations_search_replace_round_trip():
 
 @pytest.mark.slow
 def test_synthetic_tasks_ground_truth_comes_from_the_sandbox(sandbox):
-    cfg = synthetic.SyntheticConfig(exec_per_template=1, repair_per_template=1, languages=("python", "javascript"))
+    cfg = synthetic.SyntheticConfig(exec_per_template=1, repair_per_template=1, languages=("python", "javascript"),
+                                    heldout_exec_tasks=1, heldout_repair_tasks=1)
     result = synthetic.generate_synthetic_tasks(sandbox, cfg)
     assert not result.rejected
     ex = [t for t in result.tasks if t["task_type"] == "exec_predict"]
-    assert len(ex) == 2 * len(synthetic.EXEC_TEMPLATES)
+    assert len([t for t in ex if t["heldout"] != "instances"]) == 2 * len(synthetic.EXEC_TEMPLATES)
     for t in ex[:6]:  # re-running the program gives the recorded answer
         files, cmd = synthetic.single_file_job(t["language"], t["program"])
         assert sandbox.run(cmd, files=files).stdout == t["answer"]
     rep = [t for t in result.tasks if t["task_type"] == "repair"]
-    assert len(rep) == 2 * len(synthetic.REPAIR_TEMPLATES)
+    assert len([t for t in rep if t["heldout"] != "instances"]) == 2 * len(synthetic.REPAIR_TEMPLATES)
     for t in rep[:4]:
         assert repair_fixed(sandbox, t["language"], t["program"], t["answer"], t["test_program"])
         # the unfixed mutant really fails its test
         files, cmd = synthetic.single_file_job(t["language"], synthetic.with_tests(t["program"], t["test_program"]))
         assert sandbox.run(cmd, files=files).status == "failed"
         assert not repair_fixed(sandbox, t["language"], t["program"], "no edit", t["test_program"])
-    held = {t["template"] for t in result.tasks if t["split"] == "test"}
+    held = {t["template"] for t in result.tasks if t["heldout"] == "templates"}
     assert held == set(cfg.heldout_templates)
     assert not held & {t["template"] for t in result.tasks if t["split"] != "test"}

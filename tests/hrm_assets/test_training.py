@@ -36,9 +36,15 @@ def test_checkpoints_quantized_models_and_report(data_warehouse, sandbox):
     report = result.asset_materializations_for_node("benchmark_report")[0].metadata
     values = report["values"].value
     for model in MODELS:
-        for metric in ("humaneval/pass@1", "humaneval/pass@5", "synthetic-heldout/exec_exact_match",
-                       "synthetic-heldout/repair_fix_rate", "generation/tokens_per_s"):
+        for metric in ("humaneval/pass@1", "humaneval/pass@5", "synthetic-instances/exec_exact_match",
+                       "synthetic-instances/repair_fix_rate", "synthetic-templates/exec_exact_match",
+                       "synthetic-templates/repair_fix_rate", "code-bpb/bits_per_byte_python",
+                       "code-bpb/gzip_bits_per_byte_python", "code-bpb/xz_bits_per_byte_python",
+                       "generation/tokens_per_s"):
             assert f"{model}/{metric}" in values, f"{model}/{metric} missing"
+    assert report["flops_curve"].value.startswith("![held-out score vs training FLOPs](data:image/png;base64,")
+    assert {(p["model"], p["phase"]) for p in report["flops_curve_points"].value} == {
+        (m, s) for m in ("hrm", "baseline") for s in "123"}
     assert "polyglot_problems not materialised" in report["report"].value
     db = data_warehouse.history_db()
     assert len(rp.report_ids(db)) == 1

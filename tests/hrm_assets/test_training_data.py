@@ -28,7 +28,8 @@ def materialized(tmp_path_factory, sandbox):
     instance = dg.DagsterInstance.ephemeral()
     run_config = {"ops": {
         "code_corpus": {"config": {"sources": json.dumps({"python": [str(src)]}), "min_bytes": 50}},
-        "synthetic_tasks": {"config": {"exec_per_template": 1, "repair_per_template": 1}},
+        "synthetic_tasks": {"config": {"exec_per_template": 1, "repair_per_template": 1, "heldout_exec_tasks": 1,
+                                        "heldout_repair_tasks": 1}},
         "tokenizer": {"config": {"vocab_size": 400}},
         "curriculum_shards": {"config": {"max_seq_len": 512}},
     }}
