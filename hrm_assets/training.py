@@ -12,7 +12,8 @@ import dagster as dg
 
 from resources.settings import from_env, split_csv
 from resources.warehouse import Warehouse
-from training.pipeline import CheckpointSettings, QuantizeSettings, build_quantized_models, train_checkpoint
+from training.pipeline import (CheckpointSettings, QuantizeSettings, build_quantized_models, parse_task_weights,
+                               train_checkpoint)
 
 
 class CheckpointConfig(dg.Config):
@@ -24,6 +25,7 @@ class CheckpointConfig(dg.Config):
     lr: float = from_env("HRM_TRAIN_LR")
     warmup_steps: int = from_env("HRM_TRAIN_WARMUP_STEPS")
     dtype: str = from_env("HRM_TRAIN_DTYPE")  # bf16 pays off on GPUs and big CPU matmuls only
+    task_weights: str = from_env("HRM_TRAIN_TASK_WEIGHTS")  # "task=weight,...": sampling weight per task type
     qat: bool = from_env("HRM_TRAIN_QAT")
     wandb: bool = from_env("HRM_WANDB")  # offline mode; needs the wandb package
     seed: int = from_env("HRM_TRAIN_SEED")
@@ -35,7 +37,8 @@ class CheckpointConfig(dg.Config):
         return CheckpointSettings(
             preset=self.preset, model_overrides=json.loads(self.model_overrides) if self.model_overrides.strip() else {},
             steps_per_stage=self.steps_per_stage, batch_size=self.batch_size, grad_accum=self.grad_accum, lr=self.lr,
-            warmup_steps=self.warmup_steps, dtype=self.dtype, qat=self.qat, wandb=self.wandb, seed=self.seed,
+            warmup_steps=self.warmup_steps, dtype=self.dtype, task_weights=parse_task_weights(self.task_weights),
+            qat=self.qat, wandb=self.wandb, seed=self.seed,
             checkpoint_every=self.checkpoint_every, max_minutes=self.max_minutes, torchrun_nproc=self.torchrun_nproc)
 
 
