@@ -147,7 +147,7 @@ def corpus_examples(corpus_rows: Iterable[dict], *, max_per_doc: int = 8, max_bo
     return out
 
 
-def corpus_chunks(corpus_rows: Iterable[dict], *, max_per_doc: int = 4, max_answer_chars: int = 700,
+def corpus_chunks(corpus_rows: Iterable[dict], *, max_per_doc: int = 4, max_answer_chars: int = 600,
                   context_lines: int = 3, validation_percent: int = CORPUS_VALIDATION_PERCENT) -> list[dict]:
     """File-continuation examples ("codegen"): the answer is a run of whole lines of the file (at most
     max_answer_chars), the prompt the lines just before it. Function bodies alone leave out most of a file

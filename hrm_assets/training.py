@@ -17,14 +17,14 @@ from training.pipeline import (CheckpointSettings, QuantizeSettings, build_quant
 
 
 class CheckpointConfig(dg.Config):
-    preset: str = from_env("HRM_MODEL_PRESET")  # ModelConfig preset: tiny, small, 100m, gpu-base
+    preset: str = from_env("HRM_MODEL_PRESET")  # ModelConfig preset (model/config.py PRESETS)
     model_overrides: str = from_env("HRM_MODEL_OVERRIDES")  # JSON of ModelConfig fields
     steps_per_stage: int = from_env("HRM_TRAIN_STEPS_PER_STAGE")
     batch_size: int = from_env("HRM_TRAIN_BATCH_SIZE")
     grad_accum: int = from_env("HRM_TRAIN_GRAD_ACCUM")
     lr: float = from_env("HRM_TRAIN_LR")
     warmup_steps: int = from_env("HRM_TRAIN_WARMUP_STEPS")
-    dtype: str = from_env("HRM_TRAIN_DTYPE")  # bf16 pays off on GPUs and big CPU matmuls only
+    dtype: str = from_env("HRM_TRAIN_DTYPE")  # bf16 autocast (weights stay fp32) or fp32
     task_weights: str = from_env("HRM_TRAIN_TASK_WEIGHTS")  # "task=weight,...": sampling weight per task type
     qat: bool = from_env("HRM_TRAIN_QAT")
     wandb: bool = from_env("HRM_WANDB")  # offline mode; needs the wandb package
