@@ -5,6 +5,7 @@ materialised shards (the same code path as the checkpoint assets), then score he
     .venv/bin/python bench/learn.py --data .hrm_data --out /tmp/learn/a --arch hrm,baseline \\
         --preset cpu-default --steps-per-stage 150 --batch 16 --lr 3e-3 --max-minutes 4
     .venv/bin/python bench/learn.py ... --curve      # also score every phase checkpoint (a learning curve)
+    .venv/bin/python bench/learn.py --data .hrm_data --out - --decode <checkpoint dir>,...   # decoding speed only
 
 Nothing is published to the warehouse: checkpoints go under --out. The last line of output is one JSON object.
 """
@@ -72,6 +73,24 @@ def score(ckpt_dir: str, suite: dict, sandbox, s: EvalSettings, splits: list[str
     return result
 
 
+def decode_timing(ckpt_dir: str, rows: list[dict], prompts: int = 16, new_tokens: int = 32) -> dict:
+    """Seconds to decode the first `prompts` held-out exec prompts greedily, `new_tokens` at most, as one batch."""
+    from model.checkpoint import load_checkpoint
+    from model.generate import generate_ids
+    from model.vocab import language_id, task_id
+
+    model, tok = load_checkpoint(ckpt_dir)
+    chosen = [r for r in rows if r["task_type"] == "exec_predict"][:prompts]
+    ids = [tok.encode_prompt(r["prompt"]) for r in chosen]
+    langs = [language_id(r["language"]) for r in chosen]
+    generate_ids(model, ids, langs, task_id("exec_predict"), max_new_tokens=2, eos_id=tok.eos_id)  # warm-up
+    t0 = time.perf_counter()
+    out = generate_ids(model, ids, langs, task_id("exec_predict"), max_new_tokens=new_tokens, eos_id=tok.eos_id)
+    wall = time.perf_counter() - t0
+    return {"checkpoint": ckpt_dir, "arch": model.config.arch, "prompts": len(ids), "decode_s": round(wall, 3),
+            "new_tokens": sum(map(len, out))}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default=".hrm_data", help="the warehouse root holding shards, tokenizer, tasks")
@@ -92,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--eval-tasks", type=int, default=0, help="held-out tasks per type and split (0 = all)")
     p.add_argument("--curve", action="store_true", help="score each phase checkpoint too")
     p.add_argument("--no-eval", action="store_true")
+    p.add_argument("--decode", default="", help="only time decoding with these checkpoint dirs (comma-separated)")
     args = p.parse_args(argv)
 
     import torch
@@ -102,6 +122,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     warehouse = Warehouse(root=str(Path(args.data).resolve()))
+    if args.decode:
+        held = [r for r in warehouse.read_table("synthetic_tasks").to_pylist() if r["heldout"] == "instances"]
+        print(json.dumps({"threads": torch.get_num_threads(),
+                          "runs": [decode_timing(d, held) for d in args.decode.split(",")]}))
+        return 0
     settings = CheckpointSettings(preset=args.preset, model_overrides=json.loads(args.overrides),
                                   steps_per_stage=args.steps_per_stage, batch_size=args.batch, lr=args.lr,
                                   warmup_steps=args.warmup, dtype=args.dtype, max_minutes=args.max_minutes,
