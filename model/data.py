@@ -7,8 +7,9 @@ Sampling: each draw picks a language with probability proportional to count**lan
 language equally often, 1 = as often as in the data), then the next example of that language's current
 shuffled pass. With task weights, the draw picks a (language, task type) group instead, with probability
 proportional to count**language_balance x the task's weight (1 for a task not named), so a few hundred
-repair tasks are not drowned by thousands of corpus completions of the same language. The order depends only on the seed and the sampler state (draw count and per-language
-cursors), which checkpoints save, so a resumed run sees exactly the batches it would have seen.
+repair tasks are not drowned by thousands of corpus completions of the same language. The order depends
+only on the seed and the sampler state (draw count and per-group cursors), which checkpoints save, so a
+resumed run sees exactly the batches it would have seen.
 """
 
 from __future__ import annotations
@@ -221,9 +222,8 @@ class BalancedSampler:
         key = dataset.language * 1000 + dataset.task if task_weights else dataset.language
         self.groups = sorted(int(x) for x in np.unique(key))
         self.members = [np.flatnonzero(key == group) for group in self.groups]
-        weights = torch.tensor([len(m) ** language_balance * task_weights.get(group % 1000, 1.0) if task_weights
-                                else len(m) ** language_balance for m, group in zip(self.members, self.groups)],
-                               dtype=torch.float64)
+        weights = torch.tensor([len(m) ** language_balance * task_weights.get(group % 1000, 1.0)
+                                for m, group in zip(self.members, self.groups)], dtype=torch.float64)
         if not weights.sum() > 0:
             raise ValueError(f"task_weights={task_weights}: every task in the data has weight 0")
         self.weights = weights / weights.sum()
