@@ -143,6 +143,9 @@ _DECLARED = (
     Setting("HRM_EVAL_SYNTHETIC_TASKS", int, 0,
             "held-out synthetic tasks per type and split, spread over templates (and tool-use tasks); 0: all"),
     Setting("HRM_EVAL_SYNTHETIC_MAX_NEW_TOKENS", int, 32, "generation length on synthetic tasks"),
+    Setting("HRM_EVAL_DECODERS", bool, True,
+            "also score held-out repair and Polyglot diff with the edit decoder, tool use with the tool decoder "
+            "(`*_edit_decoder`, `*_tool_decoder` metrics)"),
     Setting("HRM_EVAL_BATCH_SIZE", int, 64, "prompts per generation batch"),
     Setting("HRM_EVAL_SEED", int, 0, "seed of sampling and subsets"),
 )
