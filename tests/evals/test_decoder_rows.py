@@ -3,6 +3,8 @@ tool decoder, each graded by the same grader as the plain answers (attacks: an e
 answer, a task whose unedited program already passes, a prompt whose file does not fit the context, an
 example without a first command line)."""
 
+import copy
+
 import pytest
 import torch
 
@@ -145,6 +147,18 @@ def test_decoder_rows_follow_the_plain_rows_with_their_intervals(learned, tokeni
                                                                                   "synthetic-instances/edit-decoder"))]
     assert order[:2] == [("synthetic-instances", "repair_fix_rate"),
                          ("synthetic-instances", "repair_fix_rate_edit_decoder")]
+    # the decoder rows come from the decoders: without the edit and tool heads' choices they fail, while
+    # plain sampling, which does not read those heads, still passes
+    headless = copy.deepcopy(learned)
+    with torch.no_grad():
+        headless.heads.edit.bias.fill_(-20.0)  # no line tagged
+        headless.heads.tool.bias.copy_(torch.tensor([20.0] + [-20.0] * (headless.heads.tool.bias.numel() - 1)))
+    c = ev.Candidate("hrm", headless, tokenizer)
+    rows = by_key(ev.evaluate_candidate(c, suite, sandbox, settings(polyglot_formats=())))
+    assert rows[("synthetic-instances", "repair_fix_rate")]["value"] == 1.0
+    assert rows[("synthetic-instances", "repair_fix_rate_edit_decoder")]["value"] == 0.0
+    assert rows[("tool-use", "first_call_exact_match")]["value"] == 1.0
+    assert rows[("tool-use", "first_call_exact_match_tool_decoder")]["value"] == 0.0
 
 
 def test_setting_off_removes_the_decoder_rows_and_the_curve_never_runs_them(tokenizer, sandbox):
