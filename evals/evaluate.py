@@ -356,8 +356,8 @@ def eval_synthetic(c: Candidate, rows: list[dict], sandbox, s: EvalSettings,
 def eval_repair_edit_decoder(c: Candidate, rows: list[dict], sandbox, s: EvalSettings,
                              benchmark: str = "synthetic-instances") -> list[dict]:
     """repair_fix_rate_edit_decoder: the same held-out repair tasks as eval_synthetic, answered by the edit
-    decoder (each REPLACE part up to synthetic_max_new_tokens; a repair's is <= 22 tokens with the default
-    tokenizer) and graded by the same strict grader."""
+    decoder (each REPLACE part up to synthetic_max_new_tokens; those of an earlier default run's repair tasks
+    were <= 22 tokens) and graded by the same strict grader."""
     chosen = _chosen(synthetic_eval_problems(rows), "repair_tests", s)
     if not chosen:
         return []
