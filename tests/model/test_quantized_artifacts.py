@@ -210,10 +210,14 @@ def test_an_interrupted_save_keeps_the_previous_artifact(checkpoint, monkeypatch
     directory = quantize_checkpoint(out, "int8")
     before = (directory / "manifest.json").read_text()
 
-    def crash(path):
-        raise OSError("disk full")
+    real = qa.sha256_file
 
-    monkeypatch.setattr(qa, "sha256_file", crash)  # fails after the new weights file is written
+    def crash(path):
+        if ".int8.tmp-" in str(path):  # hashing the new weights file, written into the temporary directory
+            raise OSError("disk full")
+        return real(path)
+
+    monkeypatch.setattr(qa, "sha256_file", crash)
     with pytest.raises(OSError, match="disk full"):
         quantize_checkpoint(out, "int8")
     monkeypatch.undo()
@@ -269,3 +273,7 @@ def test_a_tied_weight_is_stored_once_and_stays_tied(tmp_path, kind):
     ids = torch.arange(12).view(2, 6)
     with torch.no_grad():
         assert torch.equal(loaded(ids), reference(ids))
+    untied = Tied()
+    untied.head.weight = torch.nn.Parameter(untied.embed.weight.detach().clone())
+    with pytest.raises(qa.ArtifactError, match="head.weight is stored as embed.weight, but the model does not tie"):
+        qa.load_quantized(untied, directory, "0" * 64, kind)
