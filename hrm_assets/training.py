@@ -119,10 +119,11 @@ def _quantization_check(name: str, description: str):
         except FileNotFoundError:
             rows = []
         verdict = quantization_check(warehouse.latest_checkpoint("quantized_models"), rows, QUANT_GOALS[name])
-        return dg.AssetCheckResult(passed=verdict["passed"], severity=getattr(dg.AssetCheckSeverity, verdict["severity"]),
-                                   description=verdict["description"],
-                                   metadata={k: dg.MetadataValue.json(v) if isinstance(v, (dict, list)) else v
-                                             for k, v in verdict["metadata"].items()})
+        return dg.AssetCheckResult(
+            passed=verdict["passed"], severity=getattr(dg.AssetCheckSeverity, verdict["severity"]),
+            description=verdict["description"],
+            metadata={k: dg.MetadataValue.json(v) if isinstance(v, (dict, list)) else v
+                      for k, v in verdict["metadata"].items()})
 
     return _check
 
