@@ -129,6 +129,9 @@ _DECLARED = (
     Setting("HRM_QUANT_EVAL_TASKS", int, 32, "held-out synthetic tasks for the quantization loss delta"),
     Setting("HRM_QUANT_SPEED_PROMPTS", int, 8, "prompts of the quantized speed measurement"),
     Setting("HRM_QUANT_SPEED_TOKENS", int, 16, "new tokens per prompt of the speed measurement"),
+    Setting("HRM_QUANT_QAT_STEPS", int, 0,
+            "> 0: fine-tune HRM this many steps with 8-bit QAT into hrm-int8-qat (add it to HRM_REPORT_MODELS)"),
+    Setting("HRM_QUANT_QAT_LR", float, 0.0, "learning rate of the QAT fine-tune; 0: the HRM run's final rate"),
     # --- evaluation ----------------------------------------------------------------------------
     Setting("HRM_REPORT_MODELS", str, "hrm,baseline,hrm-int8,hrm-nf4", "models in the benchmark report"),
     Setting("HRM_EVAL_HUMANEVAL_PROBLEMS", int, 4, "HumanEval problems evaluated"),
