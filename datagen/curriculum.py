@@ -147,6 +147,43 @@ def corpus_examples(corpus_rows: Iterable[dict], *, max_per_doc: int = 8, max_bo
     return out
 
 
+def corpus_chunks(corpus_rows: Iterable[dict], *, max_per_doc: int = 4, max_answer_chars: int = 600,
+                  context_lines: int = 3, validation_percent: int = CORPUS_VALIDATION_PERCENT) -> list[dict]:
+    """File-continuation examples ("codegen"): the answer is a run of whole lines of the file (at most
+    max_answer_chars), the prompt the lines just before it. Function bodies alone leave out most of a file
+    (imports, declarations, comments, templates) and most of some languages (C++ headers hold few
+    functions the brace matcher finds), which is what bits per byte of held-out files measures."""
+    if max_per_doc <= 0:
+        return []
+    out = []
+    corpus_rows = list(corpus_rows)
+    heldout = heldout_doc_ids(corpus_rows, validation_percent)
+    for doc in corpus_rows:
+        lines = doc["text"].splitlines(keepends=True)
+        chunks, start = [], 0
+        while start < len(lines):
+            end, size = start, 0
+            while end < len(lines) and (end == start or size + len(lines[end]) <= max_answer_chars):
+                size += len(lines[end])
+                end += 1
+            if size <= max_answer_chars and "".join(lines[start:end]).strip():
+                chunks.append((start, end))
+            start = end
+        # spread the kept chunks over the file, so a capped file still shows its start, middle and end
+        step = max(1, len(chunks) / max_per_doc)
+        picked = sorted({chunks[int(i * step)] for i in range(min(max_per_doc, len(chunks)))})
+        split = "validation" if doc["doc_id"] in heldout else "train"
+        lang = doc["language"]
+        for start, end in picked:
+            context = "".join(lines[max(0, start - context_lines):start])
+            out.append({"task_type": "codegen", "language": lang,
+                        "prompt": f"Continue this {lang} file.\n{context}", "answer": "".join(lines[start:end]),
+                        "source_asset": "code_corpus", "split": split,
+                        "example_id": f"chunk-{hashlib.sha1(doc['doc_id'].encode()).hexdigest()[:12]}-{start}",
+                        "edit_tags": [], "tool_calls": [], "stage_hint": 0})
+    return out
+
+
 def synthetic_examples(task_rows: Iterable[dict]) -> list[dict]:
     out = []
     for t in task_rows:

@@ -130,14 +130,16 @@ def build_tokenizer(settings: TokenizerSettings, warehouse) -> dict:
 class ExamplesSettings:
     corpus_examples_per_file: int = 6
     max_body_lines: int = 12
+    corpus_chunks_per_file: int = 0  # file-continuation examples per corpus file (curriculum.corpus_chunks)
     task_tables: tuple[str, ...] = TASK_TABLES  # read when materialised and in the TrainingExample schema
 
 
 def build_training_examples(settings: ExamplesSettings, warehouse, log=None) -> dict:
     curriculum.check_vocab()
-    candidates = curriculum.corpus_examples(warehouse.read_table("code_corpus").to_pylist(),
-                                            max_per_doc=settings.corpus_examples_per_file,
+    corpus_rows = warehouse.read_table("code_corpus").to_pylist()
+    candidates = curriculum.corpus_examples(corpus_rows, max_per_doc=settings.corpus_examples_per_file,
                                             max_body_lines=settings.max_body_lines)
+    candidates += curriculum.corpus_chunks(corpus_rows, max_per_doc=settings.corpus_chunks_per_file)
     candidates += curriculum.synthetic_examples(warehouse.read_table("synthetic_tasks").to_pylist())
     sources = {"code_corpus": "used", "synthetic_tasks": "used"}
     for name in settings.task_tables:

@@ -13,19 +13,21 @@ import dagster as dg
 
 from resources.settings import from_env, split_csv
 from resources.warehouse import Warehouse
-from training.pipeline import CheckpointSettings, QuantizeSettings, build_quantized_models, train_checkpoint
+from training.pipeline import (CheckpointSettings, QuantizeSettings, build_quantized_models, parse_task_weights,
+                               train_checkpoint)
 from training.quantization import QUANT_GOALS, quantization_check
 
 
 class CheckpointConfig(dg.Config):
-    preset: str = from_env("HRM_MODEL_PRESET")  # ModelConfig preset: tiny, small, 100m, gpu-base
+    preset: str = from_env("HRM_MODEL_PRESET")  # ModelConfig preset (model/config.py PRESETS)
     model_overrides: str = from_env("HRM_MODEL_OVERRIDES")  # JSON of ModelConfig fields
     steps_per_stage: int = from_env("HRM_TRAIN_STEPS_PER_STAGE")
     batch_size: int = from_env("HRM_TRAIN_BATCH_SIZE")
     grad_accum: int = from_env("HRM_TRAIN_GRAD_ACCUM")
     lr: float = from_env("HRM_TRAIN_LR")
     warmup_steps: int = from_env("HRM_TRAIN_WARMUP_STEPS")
-    dtype: str = from_env("HRM_TRAIN_DTYPE")  # bf16 pays off on GPUs and big CPU matmuls only
+    dtype: str = from_env("HRM_TRAIN_DTYPE")  # bf16 autocast (weights stay fp32) or fp32
+    task_weights: str = from_env("HRM_TRAIN_TASK_WEIGHTS")  # "task=weight,...": sampling weight per task type
     qat: bool = from_env("HRM_TRAIN_QAT")
     wandb: bool = from_env("HRM_WANDB")  # offline mode; needs the wandb package
     seed: int = from_env("HRM_TRAIN_SEED")
@@ -37,7 +39,8 @@ class CheckpointConfig(dg.Config):
         return CheckpointSettings(
             preset=self.preset, model_overrides=json.loads(self.model_overrides) if self.model_overrides.strip() else {},
             steps_per_stage=self.steps_per_stage, batch_size=self.batch_size, grad_accum=self.grad_accum, lr=self.lr,
-            warmup_steps=self.warmup_steps, dtype=self.dtype, qat=self.qat, wandb=self.wandb, seed=self.seed,
+            warmup_steps=self.warmup_steps, dtype=self.dtype, task_weights=parse_task_weights(self.task_weights),
+            qat=self.qat, wandb=self.wandb, seed=self.seed,
             checkpoint_every=self.checkpoint_every, max_minutes=self.max_minutes, torchrun_nproc=self.torchrun_nproc)
 
 

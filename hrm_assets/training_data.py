@@ -122,11 +122,14 @@ def tokenizer(context: dg.AssetExecutionContext, config: TokenizerConfig, wareho
 class TrainingExamplesConfig(dg.Config):
     corpus_examples_per_file: int = from_env("HRM_CORPUS_EXAMPLES_PER_FILE")
     max_body_lines: int = from_env("HRM_CORPUS_MAX_BODY_LINES")
+    corpus_chunks_per_file: int = from_env("HRM_CORPUS_CHUNKS_PER_FILE")
     task_tables: str = from_env("HRM_TASK_TABLES")
 
     def to_settings(self) -> pipeline.ExamplesSettings:
         return pipeline.ExamplesSettings(corpus_examples_per_file=self.corpus_examples_per_file,
-                                         max_body_lines=self.max_body_lines, task_tables=split_csv(self.task_tables))
+                                         max_body_lines=self.max_body_lines,
+                                         corpus_chunks_per_file=self.corpus_chunks_per_file,
+                                         task_tables=split_csv(self.task_tables))
 
 
 @dg.asset(group_name="training_data", kinds={"python", "parquet"},

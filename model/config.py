@@ -189,6 +189,13 @@ PRESETS: dict[str, dict] = {
     # CPU tests: ~0.2M parameters, trains in seconds
     "tiny": dict(vocab_size=512, hidden_size=64, num_heads=4, expansion=2.0, H_layers=1, L_layers=1,
                  H_cycles=2, L_cycles=2, grad_passes=2, max_seq_len=256),
+    # the default run (`bash scripts/main.sh`): ~2.2M parameters with its 2k vocabulary; ~700 steps of 16
+    # sequences train in about 5 minutes on 2 CPU cores in bf16 (docs/training.md, "The default run")
+    "cpu-default": dict(vocab_size=2048, hidden_size=256, num_heads=4, expansion=2.0, H_layers=1, L_layers=1,
+                        H_cycles=2, L_cycles=2, grad_passes=2, max_seq_len=384),
+    # about an hour of 2-core CPU training for both models (docs/training.md): wider, longer context
+    "cpu-long": dict(vocab_size=2048, hidden_size=384, num_heads=6, expansion=2.0, H_layers=1, L_layers=1,
+                     H_cycles=2, L_cycles=2, grad_passes=2, max_seq_len=512),
     # default for the CPU benches: ~8M parameters with an 8k vocabulary
     "small": dict(vocab_size=8192, hidden_size=256, num_heads=4, expansion=4.0, H_layers=2, L_layers=2,
                   H_cycles=2, L_cycles=2, grad_passes=2, max_seq_len=1024),

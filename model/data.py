@@ -5,8 +5,11 @@ empty; per token, negative = no tag), tool_label int32 (-1 = none), split, examp
 
 Sampling: each draw picks a language with probability proportional to count**language_balance (0 = every
 language equally often, 1 = as often as in the data), then the next example of that language's current
-shuffled pass. The order depends only on the seed and the sampler state (draw count and per-language
-cursors), which checkpoints save, so a resumed run sees exactly the batches it would have seen.
+shuffled pass. With task weights, the draw picks a (language, task type) group instead, with probability
+proportional to count**language_balance x the task's weight (1 for a task not named), so a few hundred
+repair tasks are not drowned by thousands of corpus completions of the same language. The order depends
+only on the seed and the sampler state (draw count and per-group cursors), which checkpoints save, so a
+resumed run sees exactly the batches it would have seen.
 """
 
 from __future__ import annotations
@@ -205,24 +208,33 @@ def collate(examples: list[Example], pad_id: int = 0, pad_to_multiple: int = 8,
 class BalancedSampler:
     """Deterministic language-balanced draws; `state_dict()` / `load_state_dict()` make resume exact."""
 
-    def __init__(self, dataset: TokenDataset, seed: int = 0, language_balance: float = 0.5):
+    def __init__(self, dataset: TokenDataset, seed: int = 0, language_balance: float = 0.5,
+                 task_weights: dict[str, float] | None = None):
         if len(dataset) == 0:
             raise ValueError(f"no training examples in {dataset.files}")
         if language_balance < 0:
             raise ValueError(f"language_balance={language_balance}: must be >= 0")
+        task_weights = {task_id(name): float(w) for name, w in (task_weights or {}).items()}
+        if any(w < 0 for w in task_weights.values()):
+            raise ValueError(f"task_weights={task_weights}: weights must be >= 0")
         self.seed = seed
-        self.languages = sorted(int(x) for x in np.unique(dataset.language))
-        self.members = [np.flatnonzero(dataset.language == lang) for lang in self.languages]
-        weights = torch.tensor([len(m) ** language_balance for m in self.members], dtype=torch.float64)
+        # the groups a draw picks from: languages, or (language, task) pairs when tasks are weighted
+        key = dataset.language * 1000 + dataset.task if task_weights else dataset.language
+        self.groups = sorted(int(x) for x in np.unique(key))
+        self.members = [np.flatnonzero(key == group) for group in self.groups]
+        weights = torch.tensor([len(m) ** language_balance * task_weights.get(group % 1000, 1.0)
+                                for m, group in zip(self.members, self.groups)], dtype=torch.float64)
+        if not weights.sum() > 0:
+            raise ValueError(f"task_weights={task_weights}: every task in the data has weight 0")
         self.weights = weights / weights.sum()
         self.draws = 0
-        self.cursors = [0] * len(self.languages)  # position in the language's never-ending shuffled stream
+        self.cursors = [0] * len(self.groups)  # position in each group's never-ending shuffled stream
         self._perm_cache: dict[tuple[int, int], list[int]] = {}
 
     def _permutation(self, lang_pos: int, epoch: int) -> list[int]:
         key = (lang_pos, epoch)
         if key not in self._perm_cache:
-            if len(self._perm_cache) > 4 * len(self.languages):
+            if len(self._perm_cache) > 4 * len(self.groups):
                 self._perm_cache.clear()
             g = torch.Generator().manual_seed(self.seed * 1_000_003 + lang_pos * 7919 + epoch)
             self._perm_cache[key] = torch.randperm(len(self.members[lang_pos]), generator=g).tolist()
@@ -243,12 +255,12 @@ class BalancedSampler:
 
     def state_dict(self) -> dict:
         return {"seed": self.seed, "draws": self.draws, "cursors": list(self.cursors),
-                "languages": list(self.languages)}
+                "languages": list(self.groups)}
 
     def load_state_dict(self, state: dict) -> None:
-        if state["languages"] != self.languages:
-            raise ValueError(f"sampler state languages {state['languages']} differ from the data's "
-                             f"{self.languages}: resume with the same shards")
+        if state["languages"] != self.groups:  # the key predates task groups; it holds the group ids
+            raise ValueError(f"sampler state groups {state['languages']} differ from the data's "
+                             f"{self.groups}: resume with the same shards and task weights")
         self.seed, self.draws, self.cursors = state["seed"], state["draws"], list(state["cursors"])
 
 
@@ -260,9 +272,9 @@ class BatchStream:
 
     def __init__(self, dataset: TokenDataset, batch_size: int, *, seed: int = 0, language_balance: float = 0.5,
                  rank: int = 0, world_size: int = 1, pad_id: int = 0, pad_to_multiple: int = 8,
-                 pad_to: int | None = None):
+                 pad_to: int | None = None, task_weights: dict[str, float] | None = None):
         self.dataset = dataset
-        self.sampler = BalancedSampler(dataset, seed, language_balance)
+        self.sampler = BalancedSampler(dataset, seed, language_balance, task_weights)
         self.batch_size, self.rank, self.world_size = batch_size, rank, world_size
         self.pad_id, self.pad_to_multiple, self.pad_to = pad_id, pad_to_multiple, pad_to
 

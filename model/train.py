@@ -23,6 +23,7 @@ import torch
 
 from model import checkpoint as ckpt
 from model.losses import combine
+from model.vocab import TASK_TYPES
 
 
 @dataclass
@@ -41,6 +42,9 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model
     seed: int = 0
     language_balance: float = 0.5  # sampling weight per language = count ** language_balance
+    # {task type: weight}: sample (language, task) groups, weight count ** language_balance x task weight
+    # (1 for tasks not named); empty = sample languages only
+    task_weights: dict[str, float] = field(default_factory=dict)
     split: str = "train"
     pad_to_multiple: int = 8
     fixed_length: bool = False  # pad every batch to max_seq_len (static shapes, fewer torch.compile recompiles)
@@ -84,6 +88,10 @@ class TrainConfig:
                 "language_balance", "must be >= 0")
         if self.dtype not in ("bf16", "fp32"):
             bad("dtype", "must be 'bf16' or 'fp32'")
+        if not isinstance(self.task_weights, dict) or any(
+                k not in TASK_TYPES or isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0
+                for k, v in self.task_weights.items()):
+            bad("task_weights", f"must map task types ({', '.join(TASK_TYPES)}) to numbers >= 0")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -246,7 +254,8 @@ def train(model_config, train_config: TrainConfig, shard_files: list[str], out_d
     stream = BatchStream(dataset, cfg.batch_size, seed=cfg.seed, language_balance=cfg.language_balance,
                          rank=dist.rank, world_size=dist.world_size, pad_id=model_config.pad_token_id,
                          pad_to_multiple=cfg.pad_to_multiple,
-                         pad_to=model_config.max_seq_len if cfg.fixed_length else None)
+                         pad_to=model_config.max_seq_len if cfg.fixed_length else None,
+                         task_weights=cfg.task_weights)
     optimizer = build_optimizer(model, cfg.optimizer, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
 
     state = {"step": 0, "tokens_seen": 0, "history": [], "wall_s": 0.0}

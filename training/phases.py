@@ -70,7 +70,7 @@ def seed_phase(prev_dir: Path, new_dir: Path, model_config, train_config, files:
                                 weight_decay=train_config.weight_decay)
     previous = json.loads((prev_dir / ckpt.TRAINER_STATE).read_text())
     data = load_shards(files, train_config.split, model_config.max_seq_len, model_config.vocab_size)
-    sampler = BalancedSampler(data, train_config.seed, train_config.language_balance)
+    sampler = BalancedSampler(data, train_config.seed, train_config.language_balance, train_config.task_weights)
     state = {"step": 0, "tokens_seen": previous["tokens_seen"], "history": [], "wall_s": 0.0,
              "sampler": sampler.state_dict()}
     ckpt.save_checkpoint(new_dir, model, model_config, train_config=train_config.to_dict(), tokenizer_dir=tok_dir,

@@ -25,12 +25,25 @@ class CheckpointSettings:
     lr: float = 3e-3
     warmup_steps: int = 5
     dtype: str = "fp32"  # bf16 pays off on GPUs and big CPU matmuls only
+    task_weights: dict = field(default_factory=dict)  # {task type: sampling weight}, see model.data
     qat: bool = False
     wandb: bool = False  # offline mode; needs the wandb package
     seed: int = 0
     checkpoint_every: int = 20
     max_minutes: float = 2.0  # wall budget for all phases; 0 = none
     torchrun_nproc: int = 0  # > 0: launch each phase with torchrun (DDP)
+
+
+def parse_task_weights(text: str) -> dict[str, float]:
+    """"repair=3, exec_predict=2" -> {"repair": 3.0, "exec_predict": 2.0}; a bad entry is an error naming it."""
+    out = {}
+    for item in (x.strip() for x in text.split(",") if x.strip()):
+        task, _, weight = item.partition("=")
+        try:
+            out[task.strip()] = float(weight)
+        except ValueError:
+            raise ValueError(f"task weight {item!r}: expected task=number") from None
+    return out
 
 
 def build_configs(settings: CheckpointSettings, arch: str, vocab_size: int):
@@ -41,7 +54,8 @@ def build_configs(settings: CheckpointSettings, arch: str, vocab_size: int):
                                       **{"vocab_size": vocab_size, **settings.model_overrides, "arch": arch})
     train_config = TrainConfig(max_steps=settings.steps_per_stage, batch_size=settings.batch_size,
                                grad_accum=settings.grad_accum, lr=settings.lr, warmup_steps=settings.warmup_steps,
-                               dtype=settings.dtype, qat=settings.qat, wandb=settings.wandb, seed=settings.seed,
+                               dtype=settings.dtype, task_weights=dict(settings.task_weights), qat=settings.qat,
+                               wandb=settings.wandb, seed=settings.seed,
                                checkpoint_every=settings.checkpoint_every, log_every=5)
     return model_config, train_config
 

@@ -1,5 +1,6 @@
 """Curriculum: corpus rows become examples, stages are assigned, bad rows are rejected with a reason."""
 
+import hashlib
 import json
 
 from datagen import curriculum
@@ -24,6 +25,29 @@ def test_corpus_examples_and_stages():
     assert "// Add returns the sum." in g["prompt"] and g["answer"].endswith("}\n")
     assert curriculum.stage_of("repair") == "3" and curriculum.stage_of("tool_use") == "4"
     assert curriculum.stage_of("codegen", "x\n" * 20) == "2" and curriculum.stage_of("exec_predict", hint=1) == "1"
+
+
+def test_corpus_chunks_are_runs_of_whole_lines_spread_over_each_file():
+    lines = [f"int value_{i} = {i} * {i};  // entry {i}\n" for i in range(200)]
+    rows = [{"doc_id": f"h{i}", "language": "cpp", "text": "".join(lines)} for i in range(40)]
+    chunks = curriculum.corpus_chunks(rows, max_per_doc=4, max_answer_chars=300, context_lines=2)
+    heldout = curriculum.heldout_doc_ids(rows)
+    assert heldout and len(chunks) == 4 * len(rows)
+    text = "".join(lines)
+    for c in chunks:
+        assert c["task_type"] == "codegen" and len(c["answer"]) <= 300 and c["answer"] in text
+        assert c["answer"].endswith("\n") and (c["answer"] == text[:len(c["answer"])] or
+                                                text[text.index(c["answer"]) - 1] == "\n")
+        context = c["prompt"].split("\n", 1)[1]
+        assert text.index(c["answer"]) == 0 or text[:text.index(c["answer"])].endswith(context)
+    doc_of = {f"chunk-{hashlib.sha1(r['doc_id'].encode()).hexdigest()[:12]}": r["doc_id"] for r in rows}
+    for c in chunks:  # a held-out file (never trained on, read by code-bpb) gives validation examples only
+        assert (c["split"] == "validation") == (doc_of[c["example_id"].rsplit("-", 1)[0]] in heldout)
+    starts = [text.index(c["answer"]) for c in chunks[:4]]  # the first file's four chunks
+    assert starts[0] == 0 and starts == sorted(starts) and starts[-1] > len(text) // 2
+    assert curriculum.corpus_chunks(rows, max_per_doc=0) == []
+    long_line = [{"doc_id": "x", "language": "go", "text": "a" * 500 + "\nshort\n"}]
+    assert [c["answer"] for c in curriculum.corpus_chunks(long_line, max_answer_chars=300)] == ["short\n"]
 
 
 def test_build_training_examples_rejects_bad_rows_with_reason():

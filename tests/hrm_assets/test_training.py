@@ -21,7 +21,8 @@ def test_checkpoints_quantized_models_and_report(data_warehouse, sandbox):
     from hrm_assets import training as tr
 
     instance = dg.DagsterInstance.ephemeral()
-    tiny = {"model_overrides": TINY, "steps_per_stage": 2, "batch_size": 4, "max_minutes": 0.0, "warmup_steps": 1}
+    tiny = {"preset": "tiny", "model_overrides": TINY, "steps_per_stage": 2, "batch_size": 4, "max_minutes": 0.0,
+            "warmup_steps": 1, "dtype": "fp32"}
     report_cfg = {"models": ",".join((*MODELS, QAT_MODEL)), "humaneval_problems": 1, "humaneval_n": 5,
                   "max_new_tokens": 8, "synthetic_tasks": 2, "synthetic_max_new_tokens": 8, "batch_size": 8}
     quant_cfg = {"eval_tasks": 4, "speed_prompts": 2, "speed_new_tokens": 4, "qat_steps": 2}

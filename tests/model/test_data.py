@@ -42,6 +42,46 @@ def test_sampler_resumes_exactly_and_balances_languages():
     assert BalancedSampler(data, seed=4).draw(20) != BalancedSampler(data, seed=3).draw(20)
 
 
+def test_task_weights_draw_language_task_groups_and_resume_exactly():
+    from model.vocab import task_id
+
+    codegen, repair = task_id("codegen"), task_id("repair")
+    examples = [Example([1, 2], 1, 4, codegen, [], -1, f"c{i}") for i in range(90)]
+    examples += [Example([1, 2], 1, 4, repair, [], -1, f"r{i}") for i in range(10)]
+    data = TokenDataset.from_examples(examples)
+
+    def repair_share(sampler):
+        drawn = [i for _ in range(40) for i in sampler.draw(10)]
+        return sum(examples[i].task == repair for i in drawn) / len(drawn)
+
+    # one language: without weights repair comes up as often as in the data (10 %); with its weight 9 x
+    # (count ** 0 = 1 per group) it is drawn nine times as often as codegen
+    assert repair_share(BalancedSampler(data, seed=1, language_balance=0.0)) < 0.2
+    assert repair_share(BalancedSampler(data, seed=1, language_balance=0.0, task_weights={"repair": 9})) > 0.8
+    # count ** 1 x weight 9: 90 vs 90, about half
+    assert 0.35 < repair_share(BalancedSampler(data, seed=1, language_balance=1.0, task_weights={"repair": 9})) < 0.65
+    a = BalancedSampler(data, seed=2, task_weights={"repair": 3})
+    a.draw(7)
+    saved = json.loads(json.dumps(a.state_dict()))
+    expected = [a.draw(5) for _ in range(4)]
+    b = BalancedSampler(data, seed=2, task_weights={"repair": 3})
+    b.load_state_dict(saved)
+    assert [b.draw(5) for _ in range(4)] == expected
+    with pytest.raises(ValueError, match="sampler state groups"):  # language groups vs (language, task) groups
+        BalancedSampler(data, seed=2).load_state_dict(saved)
+    with pytest.raises(ValueError, match="every task in the data has weight 0"):
+        BalancedSampler(data, task_weights={"repair": 0, "codegen": 0})
+
+
+def test_train_config_refuses_bad_task_weights():
+    from model.train import TrainConfig
+
+    assert TrainConfig(task_weights={"repair": 2, "exec_predict": 1.5}).task_weights["repair"] == 2
+    for bad in ({"poetry": 1.0}, {"repair": -1}, {"repair": "2"}):
+        with pytest.raises(ValueError, match="TrainConfig.task_weights"):
+            TrainConfig(task_weights=bad)
+
+
 def test_load_shards_reads_split_and_names_bad_rows(shards, tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq

@@ -74,7 +74,7 @@ def test_values_are_typed_empty_is_unset_and_malformed_names_the_variable(monkey
     monkeypatch.setenv("HRM_TRAIN_BATCH_SIZE", "3")
     monkeypatch.setenv("HRM_MODEL_PRESET", "")
     assert env_float("HRM_TRAIN_LR") == 0.01 and env_int("HRM_TRAIN_BATCH_SIZE") == 3
-    assert env_str("HRM_MODEL_PRESET") == "tiny"
+    assert env_str("HRM_MODEL_PRESET") == "cpu-default"
     for raw, expected in (("1", True), ("0", False), ("true", True), ("No", False), ("", False)):
         monkeypatch.setenv("HRM_WANDB", raw)
         assert env_bool("HRM_WANDB") is expected, raw
@@ -265,8 +265,8 @@ def test_a_stale_readme_table_is_detected():
     readme = (REPO_ROOT / "README.md").read_text()
     dropped = "\n".join(line for line in readme.splitlines() if not line.startswith("| `HRM_SWE_SEED`"))
     assert table_problems(dropped) == ["missing from the README: HRM_SWE_SEED"]
-    changed = readme.replace("| `HRM_TRAIN_LR` | `0.003` |", "| `HRM_TRAIN_LR` | `0.001` |")
-    assert table_problems(changed) == ["HRM_TRAIN_LR: README says `0.001`, the registry `0.003`"]
+    changed = readme.replace("| `HRM_TRAIN_LR` | `0.002` |", "| `HRM_TRAIN_LR` | `0.001` |")
+    assert table_problems(changed) == ["HRM_TRAIN_LR: README says `0.001`, the registry `0.002`"]
     extra = readme.replace(END, "| `HRM_GHOST` | `1` | gone |\n" + END)
     assert table_problems(extra) == ["not a setting: HRM_GHOST"]
     reworded = readme.replace("| seed of training |", "| the seed |")
