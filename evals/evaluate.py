@@ -7,6 +7,11 @@ model's context keep their tail, which holds the signature or the edit request);
 functions only build prompts and call graders. Returned results are report rows without the model
 columns: {"benchmark", "metric", "value", "n", "ci_low", "ci_high"} (the 95 % interval: Wilson for
 rates, a bootstrap over files for bits per byte, none for throughput).
+
+With `EvalSettings.decoders`, held-out repair and Polyglot's diff format are scored a second time with the
+model's edit decoder (model.heads.decode_edit_blocks: SEARCH copied from the file, the LM writes REPLACE)
+and tool use with its tool decoder (model.heads.decode_tool_call). Those rows carry the plain metric's
+name plus `_edit_decoder` / `_tool_decoder`, and go through the same graders as the plain answers.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from evals import bpb
@@ -23,6 +29,8 @@ from model.edits import DIVIDER, REPLACE, SEARCH
 
 HUMANEVAL_STOP = ("\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\nassert ")
 SYNTHETIC_STOP = ()
+# metric suffixes of the rows scored with the model's decoders
+EDIT_DECODER, TOOL_DECODER = "_edit_decoder", "_tool_decoder"
 
 
 @dataclass
@@ -36,6 +44,7 @@ class Candidate:
     checkpoint_hash: str = ""
     decoded_tokens: int = 0
     generation_s: float = 0.0
+    decoder_errors: list[str] = field(default_factory=list)  # prompts a decoder could not run on, and why
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -68,6 +77,9 @@ class EvalSettings:
     # benchmarks scored at each earlier curriculum-phase checkpoint of hrm and baseline, for the held-out
     # score vs training FLOPs curve (evals/curves.py); () = final checkpoints only
     flops_curve: tuple[str, ...] = ("synthetic-instances", "code-bpb")
+    # also score held-out repair and Polyglot diff with the edit decoder, tool use with the tool decoder
+    # (metrics ending in _edit_decoder / _tool_decoder; not on the FLOPs curve's earlier checkpoints)
+    decoders: bool = True
     batch_size: int = 16
     seed: int = 0
 
@@ -105,6 +117,73 @@ def complete(c: Candidate, prompts: list[str], languages: list[str], task: str, 
         for (i, _, _), row in zip(chunk, new):
             out[i].append(cut_at_stop(c.tokenizer.decode(row), stop)[0])
     return out
+
+
+# --- the decoders ----------------------------------------------------------------------------------------
+def fit_prompt_text(tokenizer, prompt: str, limit: int) -> str:
+    """`prompt`, or its tail (the files and the request end it) when it encodes to more than `limit` tokens:
+    the decoders take text, so this is `_fit` at the text level."""
+    from model.generate import encode_prompt
+
+    size = len(encode_prompt(tokenizer, prompt))
+    ids, keep = tokenizer.encode(prompt), limit - 1  # - 1: <|answer|>
+    while size > limit and keep > 0:
+        prompt = tokenizer.decode(ids[-keep:])
+        size = len(encode_prompt(tokenizer, prompt))
+        keep -= max(1, size - limit)  # text decoded from a cut may encode to a few more tokens
+    if size > limit:
+        raise ValueError(f"no room for a prompt: {limit} tokens left in the context")
+    return prompt
+
+
+@contextmanager
+def _decoding(c: Candidate):
+    """One decoder call at a time (Polyglot solves in threads), in eval mode."""
+    with c._lock:
+        was_training = c.model.training
+        c.model.eval()
+        try:
+            yield
+        finally:
+            c.model.train(was_training)
+
+
+def edit_decoder_answer(c: Candidate, prompt: str, sources: dict, language: str, max_new_tokens: int) -> str:
+    """The edit decoder's SEARCH/REPLACE answer to `prompt` for each file of `sources` (name -> text; name
+    None: the file name is the prompt's `### NAME` line), the files' blocks one after the other. A file
+    the decoder cannot run on (it does not fit in the context with its answer) adds no block; the reason
+    goes to c.decoder_errors."""
+    from model.heads import decode_edit_blocks
+
+    parts = []
+    for name, source in sources.items():
+        # room for the forced answer (file line, markers, SEARCH lines) and the REPLACE part
+        reserve = max_new_tokens + len(c.tokenizer.encode(f"{name or ''}\n{source}")) + 8
+        try:
+            text = fit_prompt_text(c.tokenizer, prompt, c.model.config.max_seq_len - reserve)
+            with _decoding(c):
+                parts.append(decode_edit_blocks(c.model, c.tokenizer, text, source, language, "repair",
+                                                max_new_tokens=max_new_tokens, file_name=name))
+        except ValueError as exc:
+            c.decoder_errors.append(f"edit decoder, {name or 'file'}: {exc}")
+    return "".join(parts)
+
+
+def tool_decoder_command(c: Candidate, prompt: str, language: str, max_arg_tokens: int) -> str:
+    """The tool decoder's command line for `prompt` ("" when it cannot run; the reason goes to
+    c.decoder_errors)."""
+    from model.heads import decode_tool_call
+
+    # room for the forced text (program, subcommand, an fs write's content) and the generated rest
+    reserve = 3 * max_arg_tokens + 8
+    try:
+        text = fit_prompt_text(c.tokenizer, prompt, c.model.config.max_seq_len - reserve)
+        with _decoding(c):
+            return decode_tool_call(c.model, c.tokenizer, text, language, "tool_use",
+                                    max_arg_tokens=max_arg_tokens)["command"]
+    except ValueError as exc:
+        c.decoder_errors.append(f"tool decoder: {exc}")
+        return ""
 
 
 # --- HumanEval -------------------------------------------------------------------------------------------
@@ -164,17 +243,34 @@ def polyglot_solver(c: Candidate, edit_format: str, s: EvalSettings):
     return solve
 
 
-def eval_polyglot(c: Candidate, exercises: list, sandbox, s: EvalSettings) -> list[dict]:
+def polyglot_edit_decoder_solver(c: Candidate, s: EvalSettings):
+    """Diff-format answers from the edit decoder: blocks for each solution file shown in the prompt."""
+    from evals.polyglot.evaluate import Answer
+
+    def solve(turn) -> Answer:
+        prompt = polyglot_prompt(turn.message, turn.files, "diff")
+        return Answer(response=edit_decoder_answer(c, prompt, dict(sorted(turn.files.items())),
+                                                   turn.exercise.language, s.polyglot_max_new_tokens))
+
+    return solve
+
+
+def eval_polyglot(c: Candidate, exercises: list, sandbox, s: EvalSettings, edit_decoder: bool = False) -> list[dict]:
+    """Each format of s.polyglot_formats; with `edit_decoder`, the diff format answered by the edit decoder
+    (metrics with the _edit_decoder suffix)."""
     from evals.polyglot.evaluate import evaluate
     from evals.polyglot.metrics import summarize
 
     rows = []
-    for fmt in s.polyglot_formats:
-        results = evaluate(exercises, polyglot_solver(c, fmt, s), sandbox, edit_format=fmt, tries=s.polyglot_tries)
+    formats = [f for f in s.polyglot_formats if f == "diff"] if edit_decoder else s.polyglot_formats
+    for fmt in formats:
+        solver = polyglot_edit_decoder_solver(c, s) if edit_decoder else polyglot_solver(c, fmt, s)
+        results = evaluate(exercises, solver, sandbox, edit_format=fmt, tries=s.polyglot_tries)
         summary = summarize(results, s.polyglot_tries)
         n = summary["evaluated"]
         for metric in [f"pass_rate_{i}" for i in range(1, s.polyglot_tries + 1)] + ["percent_cases_well_formed"]:
-            rows.append(rate_result(f"polyglot-{fmt}", metric, summary[metric] / 100.0, n))
+            rows.append(rate_result(f"polyglot-{fmt}", metric + (EDIT_DECODER if edit_decoder else ""),
+                                    summary[metric] / 100.0, n))
     return rows
 
 
@@ -222,16 +318,27 @@ def spread(problems: list[EvalProblem], limit: int) -> list[EvalProblem]:
     return order[:limit]
 
 
+def _chosen(problems: list[EvalProblem], mode: str, s: EvalSettings) -> list[EvalProblem]:
+    return spread([p for p in problems if p.grading_mode == mode], s.synthetic_tasks)
+
+
+def _repairs_fixed(sandbox, chosen: list[EvalProblem], answers: list[str]) -> list[bool]:
+    """The strict repair grader (datagen.repair_grading) on each answer, in the Sandbox."""
+    from datagen.repair_grading import repair_fixed
+
+    return sandbox.map(lambda pa: repair_fixed(sandbox, pa[0].language, pa[0].visible_files["program"], pa[1],
+                                               pa[0].hidden_tests["tests"]), list(zip(chosen, answers)))
+
+
 def eval_synthetic(c: Candidate, rows: list[dict], sandbox, s: EvalSettings,
                    benchmark: str = "synthetic-instances") -> list[dict]:
-    from datagen.repair_grading import repair_fixed
     from datagen.synthetic import exec_answer_correct
 
     problems = synthetic_eval_problems(rows)
     out = []
     for task, mode, metric in (("exec_predict", "exec_output", "exec_exact_match"),
                                ("repair", "repair_tests", "repair_fix_rate")):
-        chosen = spread([p for p in problems if p.grading_mode == mode], s.synthetic_tasks)
+        chosen = _chosen(problems, mode, s)
         if not chosen:
             continue
         budget = s.synthetic_max_new_tokens if task == "exec_predict" else max(s.synthetic_max_new_tokens,
@@ -241,10 +348,23 @@ def eval_synthetic(c: Candidate, rows: list[dict], sandbox, s: EvalSettings,
         if mode == "exec_output":
             ok = [exec_answer_correct(p.hidden_tests["expected_output"], t[0]) for p, t in zip(chosen, texts)]
         else:
-            ok = sandbox.map(lambda pt: repair_fixed(sandbox, pt[0].language, pt[0].visible_files["program"],
-                                                     pt[1][0], pt[0].hidden_tests["tests"]), list(zip(chosen, texts)))
+            ok = _repairs_fixed(sandbox, chosen, [t[0] for t in texts])
         out.append(rate_result(benchmark, metric, sum(ok) / len(ok), len(ok)))
     return out
+
+
+def eval_repair_edit_decoder(c: Candidate, rows: list[dict], sandbox, s: EvalSettings,
+                             benchmark: str = "synthetic-instances") -> list[dict]:
+    """repair_fix_rate_edit_decoder: the same held-out repair tasks as eval_synthetic, answered by the edit
+    decoder (each REPLACE part up to synthetic_max_new_tokens; those of an earlier default run's repair tasks
+    were <= 22 tokens) and graded by the same strict grader."""
+    chosen = _chosen(synthetic_eval_problems(rows), "repair_tests", s)
+    if not chosen:
+        return []
+    answers = [edit_decoder_answer(c, p.prompt, {None: p.visible_files["program"]}, p.language,
+                                   s.synthetic_max_new_tokens) for p in chosen]
+    ok = _repairs_fixed(sandbox, chosen, answers)
+    return [rate_result(benchmark, "repair_fix_rate" + EDIT_DECODER, sum(ok) / len(ok), len(ok))]
 
 
 # --- bits per byte of held-out code ----------------------------------------------------------------------
@@ -306,16 +426,28 @@ def eval_code_bpb(c: Candidate, files: list[CodeFile], s: EvalSettings) -> list[
 
 
 # --- tool use --------------------------------------------------------------------------------------------
-def eval_tool_use(c: Candidate, rows: list[dict], s: EvalSettings) -> list[dict]:
-    """First-line exact match of the answer (the first tool call) on held-out tool-use examples."""
-    rows = [r for r in rows if r.get("prompt") and r.get("answer")][:s.tool_use_examples or None]  # 0: all
+def eval_tool_use(c: Candidate, rows: list[dict], s: EvalSettings, tool_decoder: bool = False) -> list[dict]:
+    """First-line exact match of the answer (the first tool call) on held-out tool-use examples; with
+    `tool_decoder`, the first call is the tool decoder's command line (first_call_exact_match_tool_decoder)."""
+    # an answer without a first line is no example (an empty command would match it)
+    rows = [r for r in rows if r.get("prompt") and first_line(r.get("answer") or "")][:s.tool_use_examples or None]
     if not rows:
         return []
-    texts = complete(c, [r["prompt"] for r in rows], [r.get("language") or "none" for r in rows], "tool_use",
-                     max_new_tokens=s.synthetic_max_new_tokens, batch_size=s.batch_size, seed=s.seed)
-    first = lambda text: (text.strip().splitlines() or [""])[0].strip()  # noqa: E731
-    ok = [first(t[0]) == first(r["answer"]) for r, t in zip(rows, texts)]
-    return [rate_result("tool-use", "first_call_exact_match", sum(ok) / len(ok), len(ok))]
+    languages = [r.get("language") or "none" for r in rows]
+    if tool_decoder:
+        texts = [tool_decoder_command(c, r["prompt"], lang, s.synthetic_max_new_tokens)
+                 for r, lang in zip(rows, languages)]
+    else:
+        texts = [t[0] for t in complete(c, [r["prompt"] for r in rows], languages, "tool_use",
+                                        max_new_tokens=s.synthetic_max_new_tokens, batch_size=s.batch_size,
+                                        seed=s.seed)]
+    ok = [first_line(t) == first_line(r["answer"]) for r, t in zip(rows, texts)]
+    return [rate_result("tool-use", "first_call_exact_match" + (TOOL_DECODER if tool_decoder else ""),
+                        sum(ok) / len(ok), len(ok))]
+
+
+def first_line(text: str) -> str:
+    return (text.strip().splitlines() or [""])[0].strip()
 
 
 # --- the suite -------------------------------------------------------------------------------------------
@@ -385,23 +517,38 @@ def load_suite(warehouse, s: EvalSettings) -> EvalSuite:
 def evaluate_candidate(c: Candidate, suite: EvalSuite, sandbox, s: EvalSettings, log=None,
                        only: tuple[str, ...] = ()) -> list[dict]:
     """Every benchmark the suite holds (or those named in `only`), plus generation throughput; results
-    as report rows."""
-    rows = []
-    steps = [(name, lambda name=name: eval_synthetic(c, suite.synthetic[name], sandbox, s, name),
-              suite.synthetic.get(name)) for name in SYNTHETIC_BENCHMARKS.values()]
+    as report rows. With s.decoders, the decoder steps (`<benchmark>/edit-decoder`, `tool-use/tool-decoder`)
+    follow their plain ones; `only` names them separately."""
+    rows, steps = [], []
+    for name in SYNTHETIC_BENCHMARKS.values():
+        steps.append((name, lambda name=name: eval_synthetic(c, suite.synthetic[name], sandbox, s, name),
+                      suite.synthetic.get(name)))
+        if s.decoders:
+            steps.append((f"{name}/edit-decoder",
+                          lambda name=name: eval_repair_edit_decoder(c, suite.synthetic[name], sandbox, s, name),
+                          suite.synthetic.get(name)))
     steps += [("code-bpb", lambda: eval_code_bpb(c, suite.code, s) + suite.compressors, suite.code),
               ("humaneval", lambda: eval_humaneval(c, suite.humaneval, sandbox, s), suite.humaneval),
-              ("polyglot", lambda: eval_polyglot(c, suite.polyglot, sandbox, s), suite.polyglot),
-              ("livecodebench", lambda: eval_lcb(c, suite.lcb, sandbox, s), suite.lcb),
+              ("polyglot", lambda: eval_polyglot(c, suite.polyglot, sandbox, s), suite.polyglot)]
+    if s.decoders and "diff" in s.polyglot_formats:
+        steps.append(("polyglot/edit-decoder", lambda: eval_polyglot(c, suite.polyglot, sandbox, s, edit_decoder=True),
+                      suite.polyglot))
+    steps += [("livecodebench", lambda: eval_lcb(c, suite.lcb, sandbox, s), suite.lcb),
               ("tool-use", lambda: eval_tool_use(c, suite.tool_use, s), suite.tool_use)]
+    if s.decoders:
+        steps.append(("tool-use/tool-decoder", lambda: eval_tool_use(c, suite.tool_use, s, tool_decoder=True),
+                      suite.tool_use))
     for name, run, data in steps:
         if not data or (only and name not in only):
             continue
-        t0 = time.monotonic()
+        t0, errors = time.monotonic(), len(c.decoder_errors)
         got = run()
         rows += got
         if log:
             log(f"{c.name} {name}: {json.dumps(got)} in {time.monotonic() - t0:.1f} s")
+            if len(c.decoder_errors) > errors:
+                log(f"{c.name} {name}: the decoder could not run {len(c.decoder_errors) - errors} times "
+                    f"(first: {c.decoder_errors[errors]})")
     rows.append({"benchmark": "generation", "metric": "tokens_per_s", "value": round(c.tokens_per_s, 2),
                  "n": c.decoded_tokens})
     return rows

@@ -13,16 +13,27 @@ from evals import report as rp
 from evals.curves import CURVE_MODELS, CurvePoint, curve_markdown, curve_png, phase_points
 from evals.evaluate import Candidate, EvalSettings, EvalSuite, evaluate_candidate, load_suite
 
-MODELS = ("hrm", "baseline", "hrm-int8", "hrm-nf4")
+MODELS = ("hrm", "baseline", "hrm-int8", "hrm-nf4")  # the default report
+QAT_MODEL = "hrm-int8-qat"  # opt-in: needs HRM_QUANT_QAT_STEPS > 0
+# models scored on some benchmarks only: the QAT model is there for the quantization comparison
+MODEL_BENCHMARKS = {QAT_MODEL: ("synthetic-instances",)}
 
 
 def load_candidate(warehouse, name: str) -> Candidate:
-    """A benchmark Candidate for "hrm", "baseline", "hrm-int8" or "hrm-nf4" (the latest published checkpoint)."""
+    """A benchmark Candidate for "hrm", "baseline" (the latest published checkpoint), "hrm-int8", "hrm-nf4" (the
+    saved artifact of HRM's checkpoint) or "hrm-int8-qat" (the int8 artifact of quantized_models' QAT checkpoint)."""
     from model.checkpoint import load_checkpoint
 
+    if name == QAT_MODEL:
+        qat = warehouse.latest_checkpoint("quantized_models").get("qat")
+        if not qat:
+            raise FileNotFoundError("quantized_models has no QAT checkpoint: set HRM_QUANT_QAT_STEPS > 0 and "
+                                    "materialise quantized_models")
+        model, tok = load_checkpoint(qat["checkpoint_dir"], quantization="int8", require_artifact=True)
+        return Candidate(name, model, tok, "int8-qat", qat["weights_sha256"][:12])
     base, _, quant = name.partition("-")
     source = warehouse.latest_checkpoint(f"{base}_checkpoint")
-    model, tok = load_checkpoint(source["checkpoint_dir"], quantization=quant or None)
+    model, tok = load_checkpoint(source["checkpoint_dir"], quantization=quant or None, require_artifact=bool(quant))
     return Candidate(name, model, tok, quant or "none", source["weights_sha256"][:12])
 
 
@@ -71,7 +82,7 @@ def build_report(models: list[str], settings: EvalSettings, warehouse, sandbox, 
     for name in models:
         t0 = time.monotonic()
         candidate = load_candidate(warehouse, name)
-        results = evaluate_candidate(candidate, suite, sandbox, settings, log=log)
+        results = evaluate_candidate(candidate, suite, sandbox, settings, log=log, only=MODEL_BENCHMARKS.get(name, ()))
         final[name] = results
         rows += rp.make_rows(report_id, created, name, candidate.checkpoint_hash, candidate.quantization, results,
                              version)

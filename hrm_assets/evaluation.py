@@ -25,6 +25,7 @@ class ReportConfig(dg.Config):
     lcb_n: int = from_env("HRM_EVAL_LCB_N")
     synthetic_tasks: int = from_env("HRM_EVAL_SYNTHETIC_TASKS")
     synthetic_max_new_tokens: int = from_env("HRM_EVAL_SYNTHETIC_MAX_NEW_TOKENS")
+    decoders: bool = from_env("HRM_EVAL_DECODERS")
     batch_size: int = from_env("HRM_EVAL_BATCH_SIZE")
     seed: int = from_env("HRM_EVAL_SEED")
 
@@ -35,7 +36,8 @@ class ReportConfig(dg.Config):
             polyglot_subset=self.polyglot_subset, polyglot_formats=split_csv(self.polyglot_formats),
             polyglot_max_new_tokens=self.polyglot_max_new_tokens, lcb_problems=self.lcb_problems, lcb_n=self.lcb_n,
             synthetic_tasks=self.synthetic_tasks, synthetic_max_new_tokens=self.synthetic_max_new_tokens,
-            tool_use_examples=self.synthetic_tasks, batch_size=self.batch_size, seed=self.seed)
+            tool_use_examples=self.synthetic_tasks, decoders=self.decoders, batch_size=self.batch_size,
+            seed=self.seed)
 
 
 @dg.asset(group_name="evaluation", kinds={"duckdb", "python"},

@@ -1,5 +1,6 @@
 """Training assets: hrm_checkpoint, baseline_checkpoint (curriculum training in the `gpu` pool, resumed after
-a failure) and quantized_models (int8 and nf4 versions of the HRM checkpoint).
+a failure) and quantized_models (int8 and nf4 artifacts of the HRM checkpoint, and an 8-bit QAT fine-tune), with
+its checks on the quantized models' task scores in benchmark_report.
 
 Each body maps its config onto the plain settings of `training/pipeline.py` and calls one function there;
 the curriculum phases, run fingerprints and the torchrun launch are in `training/phases.py`.
@@ -14,6 +15,7 @@ from resources.settings import from_env, split_csv
 from resources.warehouse import Warehouse
 from training.pipeline import (CheckpointSettings, QuantizeSettings, build_quantized_models, parse_task_weights,
                                train_checkpoint)
+from training.quantization import QUANT_GOALS, quantization_check
 
 
 class CheckpointConfig(dg.Config):
@@ -83,32 +85,59 @@ class QuantizeConfig(dg.Config):
     eval_tasks: int = from_env("HRM_QUANT_EVAL_TASKS")  # held-out synthetic tasks for the loss delta
     speed_prompts: int = from_env("HRM_QUANT_SPEED_PROMPTS")
     speed_new_tokens: int = from_env("HRM_QUANT_SPEED_TOKENS")
+    qat_steps: int = from_env("HRM_QUANT_QAT_STEPS")  # > 0: an 8-bit QAT fine-tune of HRM (hrm-int8-qat)
+    qat_lr: float = from_env("HRM_QUANT_QAT_LR")  # 0: the HRM run's final learning rate
 
     def to_settings(self) -> QuantizeSettings:
         return QuantizeSettings(kinds=split_csv(self.kinds), eval_tasks=self.eval_tasks,
-                                speed_prompts=self.speed_prompts, speed_new_tokens=self.speed_new_tokens)
+                                speed_prompts=self.speed_prompts, speed_new_tokens=self.speed_new_tokens,
+                                qat_steps=self.qat_steps, qat_lr=self.qat_lr)
 
 
-@dg.asset(group_name="training", kinds={"pytorch"}, pool="gpu", deps=["hrm_checkpoint", "synthetic_tasks"],
-          check_specs=[dg.AssetCheckSpec("int8_within_5_percent", asset="quantized_models", blocking=False,
-                                         description="8-bit held-out loss within 5 % of fp32")])
+@dg.asset(group_name="training", kinds={"pytorch"}, pool="gpu", deps=["hrm_checkpoint", "synthetic_tasks"])
 def quantized_models(context: dg.AssetExecutionContext, config: QuantizeConfig, warehouse: Warehouse,
                      ) -> dg.MaterializeResult:
-    """int8 and nf4 versions of the HRM checkpoint: bytes, tokens/s and held-out quality vs fp32."""
-    manifest = build_quantized_models(config.to_settings(), warehouse)
+    """int8 and nf4 artifacts of the HRM checkpoint (and of an 8-bit QAT fine-tune when configured): bytes,
+    tokens/s and held-out loss vs fp32, each measured on the artifact loaded back."""
+    manifest = build_quantized_models(config.to_settings(), warehouse, log=context.log.info)
     results = manifest["results"]
     table = "| model | bytes | tokens/s | held-out loss | loss Δ % |\n|---|---|---|---|---|\n" + "".join(
         f"| {k} | {v['bytes']:,} | {v['tokens_per_s']} | {v['heldout_loss']} | {v.get('loss_delta_pct', 0.0)} |\n"
         for k, v in results.items())
-    if "int8" in results:
-        delta = results["int8"]["loss_delta_pct"]
-        check = dg.AssetCheckResult(check_name="int8_within_5_percent", passed=abs(delta) <= 5.0,
-                                    severity=dg.AssetCheckSeverity.WARN, metadata={"loss_delta_pct": delta})
-    else:
-        check = dg.AssetCheckResult(check_name="int8_within_5_percent", passed=True,
-                                    metadata={"note": "int8 not configured"})
     return dg.MaterializeResult(
         metadata={"table": dg.MetadataValue.md(table), "results": dg.MetadataValue.json(results),
                   "source_checkpoint": dg.MetadataValue.path(manifest["source_checkpoint"]),
-                  "heldout_tasks": manifest["heldout_tasks"]},
-        check_results=[check])
+                  "artifacts": dg.MetadataValue.json({k: v["artifact"] for k, v in results.items() if "artifact" in v}),
+                  "qat": dg.MetadataValue.json(manifest["qat"] or {"note": "not configured (HRM_QUANT_QAT_STEPS=0)"}),
+                  "heldout_tasks": manifest["heldout_tasks"]})
+
+
+def _quantization_check(name: str, description: str):
+    # runs after benchmark_report (additional_deps), whose synthetic-instances scores it compares
+    @dg.asset_check(asset="quantized_models", name=name, blocking=False, additional_deps=["benchmark_report"],
+                    description=description)
+    def _check(warehouse: Warehouse) -> dg.AssetCheckResult:
+        try:
+            rows = warehouse.read_table("benchmark_report").to_pylist()
+        except FileNotFoundError:
+            rows = []
+        verdict = quantization_check(warehouse.latest_checkpoint("quantized_models"), rows, QUANT_GOALS[name])
+        return dg.AssetCheckResult(
+            passed=verdict["passed"], severity=getattr(dg.AssetCheckSeverity, verdict["severity"]),
+            description=verdict["description"],
+            metadata={k: dg.MetadataValue.json(v) if isinstance(v, (dict, list)) else v
+                      for k, v in verdict["metadata"].items()})
+
+    return _check
+
+
+int8_within_5_percent = _quantization_check(
+    "int8_within_5_percent", "hrm-int8 loses < 5 % (relative) of fp32 HRM's synthetic-instances exec_exact_match and "
+                             "repair_fix_rate in the newest benchmark_report; fails when int8 is configured but its "
+                             "artifact or report rows are missing")
+nf4_within_10_percent = _quantization_check(
+    "nf4_within_10_percent", "hrm-nf4 loses < 10 % (relative) of fp32 HRM's synthetic-instances scores; fails when nf4 "
+                             "is configured but its artifact or report rows are missing")
+int8_qat_within_5_percent = _quantization_check(
+    "int8_qat_within_5_percent", "hrm-int8-qat (8-bit QAT fine-tune, int8) loses < 5 % of fp32 HRM's "
+                                 "synthetic-instances scores; passes with a note when QAT is not configured")

@@ -1,7 +1,8 @@
 """Checkpoint directories: written atomically, loaded for inference or to resume training exactly.
 
 Layout: model.safetensors, config.json (ModelConfig), train_config.json, tokenizer/ (copied),
-optimizer.pt, rng.pt (per-rank RNG states), trainer_state.json (step, tokens, sampler position, history).
+optimizer.pt, rng.pt (per-rank RNG states), trainer_state.json (step, tokens, sampler position, history),
+and quantized/<scheme>/ once the weights are quantized (model/quantized_artifacts.py).
 optimizer.pt and rng.pt are our own files and load with torch.load(weights_only=True).
 """
 
@@ -112,24 +113,61 @@ def load_weights(model, directory: str | Path) -> None:
     load_model(unwrap(model), str(path), strict=True)
 
 
-def load_checkpoint(directory: str | Path, quantization: str | None = None, device=None):
-    """(model in eval mode, CodeTokenizer or None when the checkpoint has no tokenizer/)."""
+def load_checkpoint(directory: str | Path, quantization: str | None = None, device=None, *,
+                    require_artifact: bool = False):
+    """(model in eval mode, CodeTokenizer or None when the checkpoint has no tokenizer/).
+
+    With `quantization`, the saved artifact `quantized/<scheme>/` is loaded when present (it must match
+    this checkpoint's weights: model.quantized_artifacts.ArtifactError otherwise); without one, the fp32
+    weights are quantized in memory, or FileNotFoundError when `require_artifact`."""
     from model import build_model
     from model.tokenizer import CodeTokenizer
 
     directory = Path(directory)
     recover(directory)
     model = build_model(load_model_config(directory))
-    load_weights(model, directory)
-    model.eval()
     if quantization is not None:
-        from model.quantize import quantize_model
+        from model.quantize import KINDS, quantize_model
+        from model.quantized_artifacts import artifact_dir, find_artifact, load_quantized, sha256_file
 
-        model = quantize_model(model, quantization, device=device)
-    elif device is not None:
-        model = model.to(device)
+        if quantization not in KINDS:
+            raise ValueError(f"quantization={quantization!r}: expected one of {KINDS}")
+        artifact = find_artifact(directory, quantization)
+        if artifact is not None:
+            weights = directory / WEIGHTS
+            if not weights.is_file():
+                raise FileNotFoundError(f"{weights}: not a checkpoint (no {WEIGHTS})")
+            model = load_quantized(model, artifact, sha256_file(weights), quantization)
+            if device is not None:
+                model = model.to(device)
+        elif require_artifact:
+            raise FileNotFoundError(f"{artifact_dir(directory, quantization)}: no {quantization} artifact for this "
+                                    "checkpoint (write one with model.checkpoint.quantize_checkpoint)")
+        else:
+            load_weights(model, directory)
+            model = quantize_model(model.eval(), quantization, device=device)
+    else:
+        load_weights(model, directory)
+        if device is not None:
+            model = model.to(device)
+    model.eval()
     tokenizer = CodeTokenizer.load(directory / TOKENIZER_DIR) if (directory / TOKENIZER_DIR).is_dir() else None
     return model, tokenizer
+
+
+def quantize_checkpoint(directory: str | Path, scheme: str) -> Path:
+    """Quantize the checkpoint's fp32 weights and save them as `quantized/<scheme>/` beside them (atomically,
+    replacing an older artifact); returns that directory."""
+    from model import build_model
+    from model.quantize import quantize_model
+    from model.quantized_artifacts import save_quantized, sha256_file
+
+    directory = Path(directory)
+    recover(directory)
+    source = sha256_file(directory / WEIGHTS)
+    model = build_model(load_model_config(directory))
+    load_weights(model, directory)
+    return save_quantized(quantize_model(model.eval(), scheme, device="cpu"), directory, scheme, source)
 
 
 def load_training_state(directory: str | Path, model, optimizer) -> tuple[dict, list | None]:

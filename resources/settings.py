@@ -133,6 +133,9 @@ _DECLARED = (
     Setting("HRM_QUANT_EVAL_TASKS", int, 32, "held-out synthetic tasks for the quantization loss delta"),
     Setting("HRM_QUANT_SPEED_PROMPTS", int, 8, "prompts of the quantized speed measurement"),
     Setting("HRM_QUANT_SPEED_TOKENS", int, 16, "new tokens per prompt of the speed measurement"),
+    Setting("HRM_QUANT_QAT_STEPS", int, 0,
+            "> 0: fine-tune HRM this many steps with 8-bit QAT into hrm-int8-qat (add it to HRM_REPORT_MODELS)"),
+    Setting("HRM_QUANT_QAT_LR", float, 0.0, "learning rate of the QAT fine-tune; 0: the HRM run's final rate"),
     # --- evaluation ----------------------------------------------------------------------------
     Setting("HRM_REPORT_MODELS", str, "hrm,baseline,hrm-int8,hrm-nf4", "models in the benchmark report"),
     Setting("HRM_EVAL_HUMANEVAL_PROBLEMS", int, 4, "HumanEval problems evaluated"),
@@ -147,6 +150,9 @@ _DECLARED = (
     Setting("HRM_EVAL_SYNTHETIC_TASKS", int, 0,
             "held-out synthetic tasks per type and split, spread over templates (and tool-use tasks); 0: all"),
     Setting("HRM_EVAL_SYNTHETIC_MAX_NEW_TOKENS", int, 32, "generation length on synthetic tasks"),
+    Setting("HRM_EVAL_DECODERS", bool, True,
+            "also score held-out repair and Polyglot diff with the edit decoder, tool use with the tool decoder "
+            "(`*_edit_decoder`, `*_tool_decoder` metrics)"),
     Setting("HRM_EVAL_BATCH_SIZE", int, 64, "prompts per generation batch"),
     Setting("HRM_EVAL_SEED", int, 0, "seed of sampling and subsets"),
 )

@@ -12,7 +12,7 @@ from model.config import ModelConfig
 from model.tokenizer import CodeTokenizer
 from training.phases import run_fingerprint, sha256_file, stage_shards, train_curriculum
 from training.plots import loss_curve_png
-from training.quantization import heldout_batch, measure
+from training.quantization import heldout_batch, measure, qat_finetune
 
 
 @dataclass
@@ -87,27 +87,58 @@ class QuantizeSettings:
     eval_tasks: int = 32  # held-out synthetic tasks for the loss delta
     speed_prompts: int = 8
     speed_new_tokens: int = 16
+    qat_steps: int = 0  # > 0: also fine-tune the fp32 checkpoint this many steps with 8-bit QAT (hrm-int8-qat)
+    qat_lr: float = 0.0  # 0: the source run's final learning rate (lr x min_lr_ratio)
 
 
-def build_quantized_models(settings: QuantizeSettings, warehouse) -> dict:
-    """Quantize the HRM checkpoint (bitsandbytes int8 / nf4) and compare with fp32 on held-out tasks."""
+def _measure_artifact(ckpt_dir: Path, kind: str, tok, batch, prompts, settings: QuantizeSettings,
+                      fp32: dict) -> dict:
+    """Quantize `ckpt_dir` into its `quantized/<kind>/` artifact, load that back and measure it."""
+    from model.checkpoint import load_checkpoint, quantize_checkpoint
+
+    t0 = time.perf_counter()
+    artifact = quantize_checkpoint(ckpt_dir, kind)
+    quantize_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    model, _ = load_checkpoint(ckpt_dir, quantization=kind, require_artifact=True)
+    load_s = time.perf_counter() - t0
+    r = measure(model, tok, batch, prompts, settings.speed_new_tokens)
+    r["loss_delta_pct"] = round(100.0 * (r["heldout_loss"] - fp32["heldout_loss"]) / fp32["heldout_loss"], 3)
+    r["bytes_ratio"] = round(r["bytes"] / fp32["bytes"], 4)
+    r.update(artifact=str(artifact), artifact_bytes=(artifact / "model.safetensors").stat().st_size,
+             quantize_and_save_s=round(quantize_s, 3), load_s=round(load_s, 3))
+    return r
+
+
+def build_quantized_models(settings: QuantizeSettings, warehouse, log=None) -> dict:
+    """Quantize the HRM checkpoint (bitsandbytes int8 / nf4) into saved artifacts beside its weights
+    (`quantized/<kind>/`), optionally fine-tune an 8-bit QAT copy and quantize it too, and compare each
+    loaded artifact with fp32 on held-out tasks (loss, bytes, speed). Task scores come from benchmark_report."""
     from model.checkpoint import load_checkpoint
 
     source = warehouse.latest_checkpoint("hrm_checkpoint")
-    ckpt_dir = source["checkpoint_dir"]
+    ckpt_dir = Path(source["checkpoint_dir"])
+    source_sha = sha256_file(ckpt_dir / "model.safetensors")
+    if source_sha != source["weights_sha256"]:
+        raise ValueError(f"{ckpt_dir / 'model.safetensors'}: sha256 {source_sha[:12]} is not the published "
+                         f"{source['weights_sha256'][:12]}; re-materialise hrm_checkpoint")
     fp32, tok = load_checkpoint(ckpt_dir)
     batch, n = heldout_batch(warehouse, tok, fp32.config.max_seq_len - settings.speed_new_tokens, settings.eval_tasks)
     prompts = [row[:int(pl)].tolist() for row, pl in zip(batch["input_ids"], batch["prompt_len"])][:settings.speed_prompts]
     results = {"fp32": measure(fp32, tok, batch, prompts, settings.speed_new_tokens)}
-    base = results["fp32"]["heldout_loss"]
     for kind in settings.kinds:
-        model, _ = load_checkpoint(ckpt_dir, quantization=kind)
-        r = measure(model, tok, batch, prompts, settings.speed_new_tokens)
-        r["loss_delta_pct"] = round(100.0 * (r["heldout_loss"] - base) / base, 3)
-        r["bytes_ratio"] = round(r["bytes"] / results["fp32"]["bytes"], 4)
-        results[kind] = r
-    manifest = {"source_checkpoint": ckpt_dir, "source_sha256": source["weights_sha256"], "heldout_tasks": n,
-                "results": results, "created_at": time.time(),
-                "load": "model.checkpoint.load_checkpoint(source_checkpoint, quantization=<kind>)"}
+        results[kind] = _measure_artifact(ckpt_dir, kind, tok, batch, prompts, settings, results["fp32"])
+    qat = None
+    if settings.qat_steps > 0:
+        run = qat_finetune(ckpt_dir, stage_shards(warehouse), warehouse.checkpoint_dir("quantized_models"),
+                           warehouse.tokenizer_dir(), settings.qat_steps, settings.qat_lr, source_sha, log=log)
+        qat_dir = Path(run["checkpoint_dir"])
+        results["int8-qat"] = _measure_artifact(qat_dir, "int8", tok, batch, prompts, settings, results["fp32"])
+        qat = {**run, "weights_sha256": sha256_file(qat_dir / "model.safetensors")}
+    manifest = {"source_checkpoint": str(ckpt_dir), "source_sha256": source_sha, "kinds": list(settings.kinds),
+                "qat_steps": settings.qat_steps, "qat": qat, "heldout_tasks": n, "results": results,
+                "created_at": time.time(),
+                "load": "model.checkpoint.load_checkpoint(source_checkpoint, quantization=<kind>) loads "
+                        "source_checkpoint/quantized/<kind>/ (qat: qat.checkpoint_dir, int8)"}
     warehouse.publish_checkpoint("quantized_models", manifest)
     return manifest

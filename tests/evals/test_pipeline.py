@@ -46,3 +46,31 @@ def test_a_model_without_a_published_checkpoint_is_named(tmp_path, name, checkpo
     assert name in MODELS
     with pytest.raises(FileNotFoundError, match=f"{checkpoint} has not been materialised"):
         load_candidate(Warehouse(root=str(tmp_path)), name)
+
+
+def test_a_quantized_model_is_loaded_from_its_artifact_or_named_missing(tmp_path):
+    import torch
+
+    from evals.pipeline import QAT_MODEL
+    from model import build_model
+    from model.checkpoint import quantize_checkpoint, save_checkpoint
+    from model.config import ModelConfig
+    from model.quantized_artifacts import sha256_file
+
+    wh = Warehouse(root=str(tmp_path / "wh"))
+    ckpt = tmp_path / "ckpt"
+    config = ModelConfig.preset("tiny", max_seq_len=64, vocab_size=300)
+    save_checkpoint(ckpt, build_model(config), config)
+    sha = sha256_file(ckpt / "model.safetensors")
+    wh.publish_checkpoint("hrm_checkpoint", {"checkpoint_dir": str(ckpt), "weights_sha256": sha})
+    with pytest.raises(FileNotFoundError, match=r"quantized/int8: no int8 artifact for this checkpoint"):
+        load_candidate(wh, "hrm-int8")  # never quantized in memory behind the report's back
+    quantize_checkpoint(ckpt, "int8")
+    candidate = load_candidate(wh, "hrm-int8")
+    assert (candidate.quantization, candidate.checkpoint_hash) == ("int8", sha[:12])
+    assert any(type(m).__name__ == "Linear8bitLt" for m in candidate.model.modules())
+    batch = {"input_ids": torch.zeros(1, 4, dtype=torch.long), "prompt_len": torch.tensor([2])}
+    assert candidate.model(batch).logits.shape[-1] == 300
+    wh.publish_checkpoint("quantized_models", {"qat": None})
+    with pytest.raises(FileNotFoundError, match="quantized_models has no QAT checkpoint: set HRM_QUANT_QAT_STEPS"):
+        load_candidate(wh, QAT_MODEL)
