@@ -362,7 +362,7 @@ class SyntheticConfig:
     heldout_repair_tasks: int = 120
     validation_every: int = 10  # every n-th training-template task goes to "validation"
     seed: int = 0
-    timeout_s: float = 10.0
+    timeout_s: float = 10.0  # the grader's limit on a held-out reference fix (batched programs get _PROGRAM_LIMIT_S)
 
 
 @dataclass
@@ -393,6 +393,11 @@ def _split(index: int, cfg: SyntheticConfig) -> str:
 
 def _task_id(kind: str, template: str, lang: str, source: str) -> str:
     return f"{kind}-{template}-{lang}-{hashlib.sha1(source.encode()).hexdigest()[:10]}"
+
+
+_MUTANTS_TRIED = 12  # candidate mutants run per task; the first whose test fails is the bug
+_MUTANTS_PER_ROUND = 2
+_PROGRAM_LIMIT_S = 0.5  # per generated program in a batch; they run in microseconds unless they hang
 
 
 def _run_all(sandbox, programs: list[tuple[str, str]], timeout_s: float) -> list[ProgramRun]:
@@ -471,11 +476,6 @@ def generate_exec_tasks(sandbox, cfg: SyntheticConfig) -> SyntheticResult:
     return out
 
 
-_MUTANTS_TRIED = 12  # candidate mutants run per task; the first whose test fails is the bug
-_MUTANTS_PER_ROUND = 2
-_PROGRAM_LIMIT_S = 0.5  # per generated program in a batch; they run in microseconds unless they hang
-
-
 @dataclass
 class _RepairJob:
     template: Template
@@ -488,7 +488,7 @@ class _RepairJob:
 
 def _build_repairs(sandbox, jobs: list[_RepairJob], cfg: SyntheticConfig, taken: frozenset[str] = frozenset(),
                    grade_reference: bool = True) -> list[tuple[dict | None, str]]:
-    """(task, None) or (None, reason) per job, each with a mutant whose key is not in `taken`.
+    """(task, "") or (None, reason) per job, each with a mutant whose key is not in `taken`.
 
     Every program runs in the Sandbox, batched: the correct function (its results become the test's
     expected values), up to _MUTANTS_TRIED mutants against that test (the first that fails is the bug) and
