@@ -103,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--dtype", default="fp32")
+    p.add_argument("--micro-batch-tokens", type=int, default=0, help="HRM_TRAIN_MICRO_BATCH_TOKENS")
     p.add_argument("--task-weights", default="", help="task=weight,... (HRM_TRAIN_TASK_WEIGHTS)")
     p.add_argument("--max-minutes", type=float, default=0.0, help="wall budget per model, all phases")
     p.add_argument("--stages", default="", help="comma-separated stages to train on (default: every shard)")
@@ -129,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     settings = CheckpointSettings(preset=args.preset, model_overrides=json.loads(args.overrides),
                                   steps_per_stage=args.steps_per_stage, batch_size=args.batch, lr=args.lr,
+                                  micro_batch_tokens=args.micro_batch_tokens,
                                   warmup_steps=args.warmup, dtype=args.dtype, max_minutes=args.max_minutes,
                                   checkpoint_every=10 ** 6, task_weights=parse_task_weights(args.task_weights))
     shards = stage_shards(warehouse)

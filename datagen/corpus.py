@@ -89,23 +89,26 @@ def _stable_order(path: str) -> str:
     return hashlib.sha1(path.encode()).hexdigest()
 
 
-def iter_source_files(language: str, roots: Iterable[str], max_candidates: int) -> list[Path]:
-    """Up to max_candidates files of the language under roots, in a stable order spread across dirs."""
+def iter_source_files(language: str, roots: Iterable[str], max_candidates: int) -> list[tuple[Path, str]]:
+    """Up to max_candidates (file, key) pairs of the language under roots, in a stable order spread across
+    dirs. The key is the file's path below its root: the order, and the doc ids made from it, are the same
+    wherever the tree is installed (a clone's own venv holds Go's sources)."""
     exts = EXTENSIONS[language]
-    found: list[Path] = []
+    found: list[tuple[Path, str]] = []
     for root in roots:
         root_path = Path(root)
         if root_path.is_file():
-            found.append(root_path)
+            found.append((root_path, root_path.name))
             continue
         if not root_path.is_dir():
             raise FileNotFoundError(f"corpus source for {language} does not exist: {root}")
         for dirpath, dirnames, filenames in os.walk(root_path):
             dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS and not d.startswith("."))
-            found += [Path(dirpath) / f for f in sorted(filenames) if f.endswith(exts)]
+            found += [(Path(dirpath) / f, str((Path(dirpath) / f).relative_to(root_path)))
+                      for f in sorted(filenames) if f.endswith(exts)]
             if len(found) >= max_candidates:
                 break
-    return sorted(found, key=lambda p: _stable_order(str(p)))
+    return sorted(found, key=lambda pair: _stable_order(pair[1]))
 
 
 def collect_local(sources: dict[str, list[str]], max_files_per_language: int, min_bytes: int, max_bytes: int,
@@ -113,7 +116,7 @@ def collect_local(sources: dict[str, list[str]], max_files_per_language: int, mi
     rows = []
     for language in sorted(sources):
         kept = 0
-        for path in iter_source_files(language, sources[language], max_files_per_language * 20):
+        for path, key in iter_source_files(language, sources[language], max_files_per_language * 20):
             if kept >= max_files_per_language:
                 break
             stats.files_seen += 1
@@ -126,7 +129,7 @@ def collect_local(sources: dict[str, list[str]], max_files_per_language: int, mi
             except (UnicodeDecodeError, OSError):
                 stats.not_text += 1
                 continue
-            rows.append(corpus_row(language, text, f"local:{path}"))
+            rows.append(corpus_row(language, text, f"local:{path}", identity=f"local:{key}"))
             kept += 1
     return rows
 
@@ -162,8 +165,9 @@ def collect_hf(spec: str, limit: int, min_bytes: int, max_bytes: int, stats: Cor
     return rows
 
 
-def corpus_row(language: str, text: str, origin: str) -> dict:
-    return {"doc_id": hashlib.sha1(f"{origin}\0{text}".encode()).hexdigest()[:16], "language": language,
+def corpus_row(language: str, text: str, origin: str, identity: str | None = None) -> dict:
+    """A corpus row; its doc_id hashes `identity` (default: origin) with the text."""
+    return {"doc_id": hashlib.sha1(f"{identity or origin}\0{text}".encode()).hexdigest()[:16], "language": language,
             "origin": origin, "text": text, "sha256": hashlib.sha256(text.encode()).hexdigest(),
             "n_bytes": len(text.encode()), "n_lines": text.count("\n") + 1}
 

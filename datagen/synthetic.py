@@ -12,8 +12,10 @@
 Two held-out splits, both with split "test" and told apart by the `heldout` column:
 - "instances": new programs from the training templates (the in-distribution signal);
 - "templates": every task of a held-out template (generalisation to program shapes never trained on).
-Each is drawn from its own seeded stream, and no held-out task shows a program (normalised by
-`program_key`) that a training or validation task shows.
+Each is drawn from its own seeded stream, before the training tasks, and no held-out task shows a program
+(normalised by `program_key`) that a training or validation task shows.
+
+Programs run in batches (`datagen.batch_run`): one jailed interpreter runs a few hundred of them.
 """
 
 from __future__ import annotations
@@ -26,9 +28,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable
 
+from datagen.batch_run import ProgramRun, run_programs
 from datagen.repair_grading import repair_verdict
 from model.edits import EditBlock, apply_edits, format_edit_blocks
-from resources.programs import single_file_job
 
 LANGUAGES = ("python", "javascript")
 FILE_NAMES = {"python": "main.py", "javascript": "main.js"}
@@ -360,7 +362,7 @@ class SyntheticConfig:
     heldout_repair_tasks: int = 120
     validation_every: int = 10  # every n-th training-template task goes to "validation"
     seed: int = 0
-    timeout_s: float = 10.0
+    timeout_s: float = 10.0  # the grader's limit on a held-out reference fix (batched programs get _PROGRAM_LIMIT_S)
 
 
 @dataclass
@@ -393,9 +395,19 @@ def _task_id(kind: str, template: str, lang: str, source: str) -> str:
     return f"{kind}-{template}-{lang}-{hashlib.sha1(source.encode()).hexdigest()[:10]}"
 
 
-def _run(sandbox, lang: str, source: str, timeout_s: float):
-    files, command = single_file_job(lang, source)
-    return sandbox.run(command, files=files, timeout_s=timeout_s)
+_MUTANTS_TRIED = 12  # candidate mutants run per task; the first whose test fails is the bug
+_MUTANTS_PER_ROUND = 2
+_PROGRAM_LIMIT_S = 0.5  # per generated program in a batch; they run in microseconds unless they hang
+
+
+def _run_all(sandbox, programs: list[tuple[str, str]], timeout_s: float) -> list[ProgramRun]:
+    """Run (language, source) programs in batches per language; results in the given order."""
+    out: list[ProgramRun | None] = [None] * len(programs)
+    for lang in sorted({lang for lang, _ in programs}):
+        where = [i for i, (l, _) in enumerate(programs) if l == lang]
+        for i, run in zip(where, run_programs(sandbox, lang, [programs[i][1] for i in where], timeout_s)):
+            out[i] = run
+    return out
 
 
 def exec_prompt(lang: str, source: str) -> str:
@@ -407,12 +419,8 @@ def repair_prompt(lang: str, mutant: str, failure: str) -> str:
             f"### {FILE_NAMES[lang]}\n{mutant}### test output\n{failure}\n")
 
 
-def _failure_text(result) -> str:
-    lines = (result.stderr or result.stdout).strip().splitlines()
-    errors = [line.strip() for line in lines if re.match(r"^\s*\w*(Error|Exception)\b", line)]
-    if errors:  # node prints the error line first, then a stack; Python prints it last
-        return errors[0][:400]
-    return "\n".join(lines[-3:])[-400:] if lines else f"exit code {result.exit_code}"
+def _failure_text(run: ProgramRun) -> str:
+    return run.error.strip()[:400] or f"{run.status}"
 
 
 def _draw_programs(rng: random.Random, templates: list[Template], cfg: SyntheticConfig, per_cell: int,
@@ -435,27 +443,28 @@ def _draw_programs(rng: random.Random, templates: list[Template], cfg: Synthetic
 
 
 def exec_program_plan(cfg: SyntheticConfig) -> list[tuple[Template, str, str, str]]:
-    """(template, language, program, heldout) of every execution-prediction task to run: training programs
-    first, then held-out instances and held-out templates, each from its own seeded stream."""
+    """(template, language, program, heldout) of every execution-prediction task to run, each split from its
+    own seeded stream. The held-out splits are drawn first, so their size does not depend on how many
+    training programs a small template has, and training takes only programs neither split shows."""
     train_templates, held_templates = _templates(EXEC_TEMPLATES, cfg)
-    taken: set[str] = set()  # training programs first, so no held-out program repeats one
-    jobs = _draw_programs(random.Random(f"exec-{cfg.seed}"), train_templates, cfg, cfg.exec_per_template, "", taken)
-    jobs += _draw_programs(random.Random(f"exec-instances-{cfg.seed}"), train_templates, cfg,
-                           _per_cell(cfg.heldout_exec_tasks, train_templates, cfg), "instances", taken)
+    taken: set[str] = set()
+    jobs = _draw_programs(random.Random(f"exec-instances-{cfg.seed}"), train_templates, cfg,
+                          _per_cell(cfg.heldout_exec_tasks, train_templates, cfg), "instances", taken)
     jobs += _draw_programs(random.Random(f"exec-templates-{cfg.seed}"), held_templates, cfg,
                            _per_cell(cfg.heldout_exec_tasks, held_templates, cfg), "templates", taken)
+    jobs += _draw_programs(random.Random(f"exec-{cfg.seed}"), train_templates, cfg, cfg.exec_per_template, "", taken)
     return jobs
 
 
 def generate_exec_tasks(sandbox, cfg: SyntheticConfig) -> SyntheticResult:
     jobs = exec_program_plan(cfg)
-    results = sandbox.map(lambda j: _run(sandbox, j[1], j[2], cfg.timeout_s), jobs)
+    results = _run_all(sandbox, [(lang, src) for _, lang, src, _ in jobs], _PROGRAM_LIMIT_S)
     out = SyntheticResult()
     counters: dict = {}
     for (t, lang, src, heldout), res in zip(jobs, results):
         tid = _task_id("exec", t.name, lang, src)
         if not res.ok:
-            out.rejected.append({"task_id": tid, "reason": f"program did not run: {res.status}: {res.stderr[-300:]}",
+            out.rejected.append({"task_id": tid, "reason": f"program did not run: {res.status}: {res.error[-300:]}",
                                  "source": src})
             continue
         idx = counters[(t.name, lang, heldout)] = counters.get((t.name, lang, heldout), -1) + 1
@@ -463,71 +472,121 @@ def generate_exec_tasks(sandbox, cfg: SyntheticConfig) -> SyntheticResult:
                           "language": lang, "prompt": exec_prompt(lang, src), "answer": res.stdout,
                           "program": src, "test_program": "", "edit_tags": [], "mutation": "",
                           "split": "test" if heldout else _split(idx, cfg), "heldout": heldout,
-                          "sandbox_wall_s": res.wall_s})
+                          "sandbox_wall_s": 0.0})
     return out
+
+
+@dataclass
+class _RepairJob:
+    template: Template
+    lang: str
+    source: RepairSource
+    rng: random.Random  # orders the mutation candidates
+    index: int
+    heldout: str
+
+
+def _build_repairs(sandbox, jobs: list[_RepairJob], cfg: SyntheticConfig, taken: frozenset[str] = frozenset(),
+                   grade_reference: bool = True) -> list[tuple[dict | None, str]]:
+    """(task, "") or (None, reason) per job, each with a mutant whose key is not in `taken`.
+
+    Every program runs in the Sandbox, batched: the correct function (its results become the test's
+    expected values), up to _MUTANTS_TRIED mutants against that test (the first that fails is the bug) and
+    the reference fix against the test. With grade_reference the reference fix also goes through the
+    model's grader (`repair_verdict`), which must accept it."""
+    truths = _run_all(sandbox, [(j.lang, print_results_program(j.lang, j.source)) for j in jobs], _PROGRAM_LIMIT_S)
+    built: list[tuple[dict | None, str]] = [(None, "")] * len(jobs)
+    candidates: dict[int, list[tuple[str, int, str, str, str]]] = {}  # job: (kind, line, old line, mutant, tests)
+    for n, (job, truth) in enumerate(zip(jobs, truths)):
+        expected = truth.stdout.strip().splitlines()
+        if not truth.ok:
+            built[n] = (None, f"correct program did not run: {truth.status}: {truth.error[-300:]}")
+            continue
+        if len(expected) != len(job.source.calls):
+            built[n] = (None, f"expected {len(job.source.calls)} result lines, got {len(expected)}")
+            continue
+        tests = test_block(job.lang, job.source.calls, expected)
+        built[n] = (None, "no mutation made the test fail")
+        tried = 0
+        for kind, line_index, old, new in mutations(job.source.code, job.rng):
+            if tried == _MUTANTS_TRIED:
+                break
+            lines = job.source.code.split("\n")
+            lines[line_index] = new
+            mutant = "\n".join(lines)
+            if program_key(mutant) in taken:  # another split already shows this mutant
+                continue
+            tried += 1
+            candidates.setdefault(n, []).append((kind, line_index, old, mutant, tests))
+    chosen: dict[int, dict] = {}
+    # rounds of a few candidates per job, so a job stops at its first failing mutant: a mutant that hangs
+    # costs its whole time limit
+    for first in range(0, _MUTANTS_TRIED, _MUTANTS_PER_ROUND):
+        batch = [(n, c) for n, cs in candidates.items() if n not in chosen for c in cs[first:first + _MUTANTS_PER_ROUND]]
+        runs = _run_all(sandbox, [(jobs[n].lang, with_tests(c[3], c[4])) for n, c in batch], _PROGRAM_LIMIT_S)
+        for (n, (kind, line_index, old, mutant, tests)), run in zip(batch, runs):
+            if n in chosen or run.status != "failed":  # passes (equivalent mutant) or hangs: not a clean bug
+                continue
+            job = jobs[n]
+            answer, tags = search_replace_block(FILE_NAMES[job.lang], mutant, line_index, old)
+            if apply_edits(mutant, answer) != job.source.code:
+                continue
+            chosen[n] = {"answer": answer, "edit_tags": tags, "mutation": kind, "mutant": mutant,
+                         "failure": _failure_text(run), "tests": tests}
+    order = sorted(chosen)
+    fixed = _run_all(sandbox, [(jobs[n].lang, with_tests(apply_edits(chosen[n]["mutant"], chosen[n]["answer"]),
+                                                          chosen[n]["tests"])) for n in order], _PROGRAM_LIMIT_S)
+    for n, run in zip(order, fixed):
+        built[n] = (chosen[n], "") if run.ok else (None, f"fixed program fails: {run.status}: {run.error[-300:]}")
+    if grade_reference:
+        graded = [n for n in order if built[n][0] is not None]
+        verdicts = sandbox.map(lambda n: repair_verdict(sandbox, jobs[n].lang, chosen[n]["mutant"], chosen[n]["answer"],
+                                                        chosen[n]["tests"], cfg.timeout_s), graded)
+        for n, (ok, why) in zip(graded, verdicts):
+            if not ok:  # the grader must accept the reference fix
+                built[n] = (None, f"fixed program fails: {why}")
+    return built
 
 
 def _build_repair(sandbox, t: Template, lang: str, rs: RepairSource, rng: random.Random, cfg: SyntheticConfig,
                   taken: frozenset[str] = frozenset()):
-    """One repair task whose mutant's key is not in `taken`, or (None, reason)."""
-    truth = _run(sandbox, lang, print_results_program(lang, rs), cfg.timeout_s)
-    if not truth.ok:
-        return None, f"correct program did not run: {truth.status}: {truth.stderr[-300:]}"
-    expected = truth.stdout.strip().splitlines()
-    if len(expected) != len(rs.calls):
-        return None, f"expected {len(rs.calls)} result lines, got {len(expected)}"
-    tests = test_block(lang, rs.calls, expected)
-    tried = 0
-    for kind, line_index, old, new in mutations(rs.code, rng):
-        if tried == 12:
-            break
-        lines = rs.code.split("\n")
-        lines[line_index] = new
-        mutant = "\n".join(lines)
-        if program_key(mutant) in taken:  # a training task already shows this mutant
-            continue
-        tried += 1
-        failing = _run(sandbox, lang, with_tests(mutant, tests), cfg.timeout_s)
-        if failing.status != "failed":  # passes (equivalent mutant) or hangs: not a clean bug
-            continue
-        answer, tags = search_replace_block(FILE_NAMES[lang], mutant, line_index, old)
-        if apply_edits(mutant, answer) != rs.code:
-            continue
-        fixed, why = repair_verdict(sandbox, lang, mutant, answer, tests, cfg.timeout_s)
-        if not fixed:  # the grader must accept the reference fix
-            return None, f"fixed program fails: {why}"
-        return {"answer": answer, "edit_tags": tags, "mutation": kind, "mutant": mutant,
-                "failure": _failure_text(failing), "tests": tests}, None
-    return None, "no mutation made the test fail"
+    """One repair task (see _build_repairs), or (None, reason)."""
+    return _build_repairs(sandbox, [_RepairJob(t, lang, rs, rng, 0, "")], cfg, taken)[0]
 
 
 def _repair_jobs(rng: random.Random, cells: list[tuple[Template, str, int]], cfg: SyntheticConfig, heldout: str,
-                 first_index: int = 0) -> list[tuple]:
-    """Jobs (template, language, source, mutation rng, index, heldout): `count` for each (template, language, count)."""
+                 first_index: int = 0) -> list[_RepairJob]:
+    """`count` jobs for each (template, language, count)."""
     tag = f"{heldout}-" if heldout else ""
-    return [(t, lang, t.render(rng, lang), random.Random(f"{cfg.seed}-{tag}{t.name}-{lang}-{i}"), i, heldout)
+    return [_RepairJob(t, lang, t.render(rng, lang), random.Random(f"{cfg.seed}-{tag}{t.name}-{lang}-{i}"), i, heldout)
             for t, lang, count in cells for i in range(first_index, first_index + count)]
 
 
-def _repair_rows(jobs: list[tuple], built: list[tuple], cfg: SyntheticConfig, taken: set[str],
+def _repair_rows(jobs: list[_RepairJob], built: list[tuple], cfg: SyntheticConfig, taken: set[str],
                  out: SyntheticResult) -> None:
-    """Append the built tasks of `jobs` to out; a held-out task whose mutant's key is in `taken` (a
-    training task's, or an earlier held-out task's) is dropped, and each kept one joins `taken`."""
-    for (t, lang, rs, _, i, heldout), (task, reason) in zip(jobs, built):
+    """Append the built tasks of `jobs` to out; a held-out task whose mutant's key is in `taken` (an
+    earlier held-out task's) is dropped, and each kept one joins `taken`; a task that repeats one in out is
+    dropped."""
+    ids = {t["task_id"] for t in out.tasks}
+    for job, (task, reason) in zip(jobs, built):
+        t, lang, rs, heldout = job.template, job.lang, job.source, job.heldout
         tid = _task_id("repair", t.name, lang, rs.code + "".join(rs.calls) + (task["mutant"] if task else ""))
         if task is None:
             out.rejected.append({"task_id": tid, "reason": reason, "source": rs.code})
+            continue
+        if tid in ids:  # the same function, calls and mutant again (a template with few variants)
             continue
         key = program_key(task["mutant"])
         if heldout and key in taken:
             out.rejected.append({"task_id": tid, "reason": "mutant repeats an earlier task's", "source": task["mutant"]})
             continue
         taken.add(key)
+        ids.add(tid)
         out.tasks.append({"task_id": tid, "task_type": "repair", "template": t.name, "stage": t.stage,
                           "language": lang, "prompt": repair_prompt(lang, task["mutant"], task["failure"]),
                           "answer": task["answer"], "program": task["mutant"], "test_program": task["tests"],
                           "edit_tags": task["edit_tags"], "mutation": task["mutation"],
-                          "split": "test" if heldout else _split(i, cfg), "heldout": heldout,
+                          "split": "test" if heldout else _split(job.index, cfg), "heldout": heldout,
                           "sandbox_wall_s": 0.0})
 
 
@@ -535,13 +594,10 @@ _REPAIR_ROUNDS = 3  # held-out rounds: a later round redraws the tasks an earlie
 
 
 def generate_repair_tasks(sandbox, cfg: SyntheticConfig) -> SyntheticResult:
-    """Training tasks first; then both held-out splits, whose mutants avoid every training task's."""
+    """Both held-out splits first, then the training tasks, whose mutants avoid every held-out task's.
+    Only held-out reference fixes go through the model's grader (training ones are checked by running)."""
     train_templates, held_templates = _templates(REPAIR_TEMPLATES, cfg)
     out, taken = SyntheticResult(), set()
-    cells = [(t, lang, cfg.repair_per_template) for t in train_templates for lang in cfg.languages]
-    jobs = _repair_jobs(random.Random(f"repair-{cfg.seed}"), cells, cfg, "")
-    _repair_rows(jobs, sandbox.map(lambda j: _build_repair(sandbox, *j[:4], cfg), jobs), cfg, taken, out)
-    training = frozenset(taken)
     for heldout, templates, rng in (
             ("instances", train_templates, random.Random(f"repair-instances-{cfg.seed}")),
             ("templates", held_templates, random.Random(f"repair-templates-{cfg.seed}"))):
@@ -557,8 +613,11 @@ def generate_repair_tasks(sandbox, cfg: SyntheticConfig) -> SyntheticResult:
             for t, lang, count in cells:
                 jobs += _repair_jobs(rng, [(t, lang, count)], cfg, heldout, drawn.get((t.name, lang), 0))
                 drawn[(t.name, lang)] = drawn.get((t.name, lang), 0) + count
-            built = sandbox.map(lambda j: _build_repair(sandbox, *j[:4], cfg, training), jobs)
-            _repair_rows(jobs, built, cfg, taken, out)
+            _repair_rows(jobs, _build_repairs(sandbox, jobs, cfg, frozenset(taken)), cfg, taken, out)
+    cells = [(t, lang, cfg.repair_per_template) for t in train_templates for lang in cfg.languages]
+    jobs = _repair_jobs(random.Random(f"repair-{cfg.seed}"), cells, cfg, "")
+    built = _build_repairs(sandbox, jobs, cfg, frozenset(taken), grade_reference=False)
+    _repair_rows(jobs, built, cfg, taken, out)
     return out
 
 

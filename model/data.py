@@ -272,20 +272,38 @@ class BatchStream:
 
     def __init__(self, dataset: TokenDataset, batch_size: int, *, seed: int = 0, language_balance: float = 0.5,
                  rank: int = 0, world_size: int = 1, pad_id: int = 0, pad_to_multiple: int = 8,
-                 pad_to: int | None = None, task_weights: dict[str, float] | None = None):
+                 pad_to: int | None = None, task_weights: dict[str, float] | None = None, max_tokens: int = 0):
         self.dataset = dataset
         self.sampler = BalancedSampler(dataset, seed, language_balance, task_weights)
         self.batch_size, self.rank, self.world_size = batch_size, rank, world_size
         self.pad_id, self.pad_to_multiple, self.pad_to = pad_id, pad_to_multiple, pad_to
+        self.max_tokens = 0 if pad_to else max_tokens
 
     def step_batches(self, grad_accum: int = 1) -> list[dict[str, torch.Tensor]]:
+        """The step's micro-batches for this rank. With max_tokens, each micro-batch's examples are sorted by
+        length and cut into pieces of at most max_tokens padded tokens (one example at least), so a 40-token
+        task is not padded to a 384-token file chunk; the losses weigh by tokens, so the step's gradient is
+        the one of the uncut micro-batch."""
         indices = self.sampler.draw(self.batch_size * self.world_size * grad_accum)
         batches = []
         for micro in range(grad_accum):
             start = (micro * self.world_size + self.rank) * self.batch_size
             examples = [self.dataset.example(i) for i in indices[start:start + self.batch_size]]
-            batches.append(collate(examples, self.pad_id, self.pad_to_multiple, self.pad_to))
+            for piece in self._pieces(examples):
+                batches.append(collate(piece, self.pad_id, self.pad_to_multiple, self.pad_to))
         return batches
+
+    def _pieces(self, examples: list[Example]) -> list[list[Example]]:
+        if not self.max_tokens:
+            return [examples]
+        pieces, current = [], []
+        for e in sorted(examples, key=lambda e: len(e.input_ids)):
+            padded = -(-len(e.input_ids) // self.pad_to_multiple) * self.pad_to_multiple
+            if current and padded * (len(current) + 1) > self.max_tokens:
+                pieces.append(current)
+                current = []
+            current.append(e)
+        return pieces + [current]
 
     def next_batch(self) -> dict[str, torch.Tensor]:
         return self.step_batches(1)[0]

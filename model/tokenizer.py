@@ -118,7 +118,10 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int, out_dir: str | Path |
     if vocab_size < minimum:
         raise ValueError(f"vocab_size={vocab_size}: must be at least {minimum} (256 bytes + special tokens)")
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    # one token per digit: numbers keep a fixed, place-aligned spelling, which small models need to learn
+    # arithmetic (a BPE merge of "12" and another of "123" share nothing)
+    tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True),
+                                                 pre_tokenizers.ByteLevel(add_prefix_space=False)])
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials, show_progress=False,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())

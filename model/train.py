@@ -48,6 +48,9 @@ class TrainConfig:
     split: str = "train"
     pad_to_multiple: int = 8
     fixed_length: bool = False  # pad every batch to max_seq_len (static shapes, fewer torch.compile recompiles)
+    # cut each micro-batch, sorted by length, into pieces of at most this many padded tokens (0: never);
+    # the same gradient with less padding. Ignored with fixed_length.
+    micro_batch_tokens: int = 0
     checkpoint_every: int = 200
     log_every: int = 10
     eval_every: int = 0  # steps between validation-loss passes; 0 = never
@@ -72,7 +75,7 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 bad(name, "must be a positive integer")
-        for name in ("warmup_steps", "eval_every", "seed"):
+        for name in ("warmup_steps", "eval_every", "seed", "micro_batch_tokens"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
                 bad(name, "must be an integer >= 0")
         if not self.lr > 0:
@@ -255,7 +258,7 @@ def train(model_config, train_config: TrainConfig, shard_files: list[str], out_d
                          rank=dist.rank, world_size=dist.world_size, pad_id=model_config.pad_token_id,
                          pad_to_multiple=cfg.pad_to_multiple,
                          pad_to=model_config.max_seq_len if cfg.fixed_length else None,
-                         task_weights=cfg.task_weights)
+                         task_weights=cfg.task_weights, max_tokens=cfg.micro_batch_tokens)
     optimizer = build_optimizer(model, cfg.optimizer, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
 
     state = {"step": 0, "tokens_seen": 0, "history": [], "wall_s": 0.0}
@@ -323,7 +326,7 @@ def train(model_config, train_config: TrainConfig, shard_files: list[str], out_d
                 # the model's own randomness (ACT exploration) is a function of (seed, step, global micro-batch
                 # slot): ranks differ, and 2 ranks x 1 micro-batch equal 1 rank x 2 accumulated micro-batches
                 torch.manual_seed(_slot_seed(cfg.seed, state["step"], micro * dist.world_size + dist.rank))
-                sync = micro == cfg.grad_accum - 1 or dist.world_size == 1
+                sync = micro == len(batches) - 1 or dist.world_size == 1
                 with (contextlib.nullcontext() if sync else step_module.no_sync()), autocast:
                     parts, model_metrics, carries[micro] = runner(batch, carries[micro], 1 if calls > 1 else None)
                     loss = micro_batch_loss(model_config, parts, denominators, dist.world_size)

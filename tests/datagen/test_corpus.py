@@ -1,5 +1,7 @@
 """The code corpus drops exact and near duplicates."""
 
+import random
+
 from datagen import corpus
 
 FUNC = '''def add_numbers(first_value, second_value):
@@ -29,3 +31,18 @@ def test_corpus_removes_exact_and_near_duplicates(tmp_path):
     reasons = sorted(r["reason"] for r in removed)
     assert reasons == ["exact duplicate", "near duplicate"]
     assert stats.kept == 2 and stats.per_language == {"python": 2}
+
+
+def test_the_corpus_is_the_same_wherever_its_source_tree_is_installed(tmp_path):
+    # a clean clone's venv holds Go's sources at another absolute path: the files picked, their doc ids
+    # (which decide the held-out files) and their order must not depend on it
+    for where in ("one/site", "two/deeper/site"):
+        for i in range(30):
+            rng = random.Random(i)
+            body = "\n".join(f"def {''.join(rng.choices('abcdefgh', k=8))}(x):\n    return x * {rng.randint(0, 999)}\n"
+                             for _ in range(12))
+            _write(tmp_path / where, f"pkg{i % 4}/mod{i}.py", body)
+    picked = [corpus.build_corpus({"python": [str(tmp_path / where)]}, max_files_per_language=12, min_bytes=50)[0]
+              for where in ("one/site", "two/deeper/site")]
+    assert [r["doc_id"] for r in picked[0]] == [r["doc_id"] for r in picked[1]]
+    assert len(picked[0]) == 12 and picked[0][0]["origin"] != picked[1][0]["origin"]

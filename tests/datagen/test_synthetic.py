@@ -4,9 +4,10 @@ import random
 
 import pytest
 
-from datagen import synthetic
+from datagen import batch_run, synthetic
 from datagen.repair_grading import repair_fixed
 from model.edits import apply_edits
+from resources.programs import single_file_job
 
 
 def test_mutations_search_replace_round_trip():
@@ -32,16 +33,18 @@ def test_synthetic_tasks_ground_truth_comes_from_the_sandbox(sandbox):
     assert not result.rejected
     ex = [t for t in result.tasks if t["task_type"] == "exec_predict"]
     assert len([t for t in ex if t["heldout"] != "instances"]) == 2 * len(synthetic.EXEC_TEMPLATES)
-    for t in ex[:6]:  # re-running the program gives the recorded answer
-        files, cmd = synthetic.single_file_job(t["language"], t["program"])
+    for t in ex:  # running the program alone gives the answer its batch recorded
+        files, cmd = single_file_job(t["language"], t["program"])
         assert sandbox.run(cmd, files=files).stdout == t["answer"]
     rep = [t for t in result.tasks if t["task_type"] == "repair"]
     assert len([t for t in rep if t["heldout"] != "instances"]) == 2 * len(synthetic.REPAIR_TEMPLATES)
     for t in rep[:4]:
         assert repair_fixed(sandbox, t["language"], t["program"], t["answer"], t["test_program"])
         # the unfixed mutant really fails its test
-        files, cmd = synthetic.single_file_job(t["language"], synthetic.with_tests(t["program"], t["test_program"]))
-        assert sandbox.run(cmd, files=files).status == "failed"
+        files, cmd = single_file_job(t["language"], synthetic.with_tests(t["program"], t["test_program"]))
+        alone = sandbox.run(cmd, files=files)
+        assert alone.status == "failed"
+        assert t["prompt"].rstrip().endswith(batch_run._error_line(alone.stderr))  # the same failure text
         assert not repair_fixed(sandbox, t["language"], t["program"], "no edit", t["test_program"])
     held = {t["template"] for t in result.tasks if t["heldout"] == "templates"}
     assert held == set(cfg.heldout_templates)

@@ -10,18 +10,25 @@ from datagen import curriculum, synthetic
 
 
 def test_heldout_instances_never_repeat_a_training_program_even_when_a_template_runs_out():
-    # collatz has 39 distinct Python programs: 30 for training leave 9, so random held-out draws would
-    # repeat training programs most of the time
+    # collatz has 39 distinct Python programs: the held-out instances take theirs first (10), so training
+    # gets fewer than the 30 it asks for and never one of them
     cfg = synthetic.SyntheticConfig(exec_per_template=30, languages=("python",), heldout_exec_tasks=90)
     plan = synthetic.exec_program_plan(cfg)
-    train = {synthetic.program_key(src) for _, _, src, heldout in plan if not heldout}
+    train = [(t.name, synthetic.program_key(src)) for t, _, src, heldout in plan if not heldout]
     held = [(t.name, synthetic.program_key(src)) for t, _, src, heldout in plan if heldout == "instances"]
-    assert not {key for _, key in held} & train
+    assert not {key for _, key in held} & {key for _, key in train}
     assert len({key for _, key in held}) == len(held)  # no held-out program twice either
-    collatz = [key for name, key in held if name == "collatz"]
-    assert 0 < len(collatz) <= 9
-    assert len([k for n, k in held if n == "arith"]) == 10  # ceil(90 / 9 templates)
+    assert len({key for _, key in train}) == len(train)
+    assert len([k for n, k in held if n == "collatz"]) == 10  # ceil(90 / 9 templates)
+    assert 0 < len([k for n, k in train if n == "collatz"]) <= 29
+    assert len([k for n, k in held if n == "arith"]) == 10
     assert synthetic.exec_program_plan(cfg) == plan  # seeded: the same plan every time
+
+
+def test_heldout_instances_do_not_depend_on_the_training_size():
+    small, large = (synthetic.SyntheticConfig(exec_per_template=n, languages=("python",)) for n in (2, 40))
+    held = [[src for _, _, src, heldout in synthetic.exec_program_plan(cfg) if heldout] for cfg in (small, large)]
+    assert held[0] == held[1]
 
 
 def test_heldout_split_sizes_spread_over_templates_and_languages():

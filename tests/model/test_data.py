@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from model.data import IGNORE, BalancedSampler, Example, TokenDataset, collate, load_shards
+from model.data import IGNORE, BalancedSampler, BatchStream, Example, TokenDataset, collate, load_shards
 
 
 @pytest.fixture
@@ -101,3 +101,18 @@ def test_load_shards_reads_split_and_names_bad_rows(shards, tmp_path):
         load_shards([str(bad)])
     with pytest.raises(ValueError, match="token id outside"):
         load_shards(files, vocab_size=10)
+
+
+def test_micro_batches_cut_by_length_hold_the_same_examples_within_the_token_budget():
+    lengths = [5, 40, 7, 33, 12, 60, 3, 9]
+    data = TokenDataset.from_examples([Example(list(range(3, 3 + n)), 1, language=4, task=1, edit_tags=[], tool_label=-1,
+                                               example_id=str(n))
+                                       for n in lengths])
+    uncut = BatchStream(data, 8, seed=1).step_batches(1)
+    cut = BatchStream(data, 8, seed=1, max_tokens=64).step_batches(1)
+    assert len(uncut) == 1 and len(cut) > 2
+    assert all(b["input_ids"].numel() <= 64 or b["input_ids"].shape[0] == 1 for b in cut)
+    real = lambda batches: sorted(int((b["input_ids"][r] != 0).sum()) for b in batches for r in range(len(b["input_ids"])))
+    assert real(cut) == real(uncut)
+    assert sum(b["input_ids"].numel() for b in cut) < uncut[0]["input_ids"].numel()
+    assert len(BatchStream(data, 8, seed=1, max_tokens=64, pad_to=64).step_batches(1)) == 1  # fixed shapes: uncut

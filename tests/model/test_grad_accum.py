@@ -65,3 +65,17 @@ def test_segment_steps_take_one_optimizer_step_per_segment(token_shards, tmp_pat
     optimizer = torch.load(tmp_path / "r" / "optimizer.pt", weights_only=True)
     assert {int(s["step"]) for s in optimizer["state"].values()} == {6}  # 2 batches x 3 segments
     assert "lm_loss_seg3" in result.final_metrics and result.final_metrics["loss"] > 0
+
+
+def test_length_cut_micro_batches_train_like_the_uncut_batch(token_shards, tmp_path):
+    files, tok = token_shards
+    config = ModelConfig.preset("tiny", max_seq_len=64)
+    base = dict(max_steps=2, batch_size=8, lr=1e-3, warmup_steps=0, dtype="fp32", checkpoint_every=2, log_every=1)
+    whole = train(config, TrainConfig(**base), files, tmp_path / "a")
+    cut = train(config, TrainConfig(micro_batch_tokens=64, **base), files, tmp_path / "b")
+    assert cut.final_metrics["loss"] == pytest.approx(whole.final_metrics["loss"], rel=1e-5)
+    from safetensors.torch import load_file
+
+    a, b = (load_file(tmp_path / d / "model.safetensors") for d in ("a", "b"))
+    for name in a:
+        torch.testing.assert_close(b[name], a[name], atol=1e-5, rtol=1e-4, msg=name)
