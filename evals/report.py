@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable
 
+from resources.settings import named_numbers
+
 HISTORY_TABLE = "benchmark_history"
 _COLUMNS = (("report_id", "VARCHAR"), ("created_at", "TIMESTAMP"), ("model", "VARCHAR"),
             ("checkpoint_hash", "VARCHAR"), ("quantization", "VARCHAR"), ("benchmark", "VARCHAR"),
@@ -180,14 +182,7 @@ def trend(current: list[ReportRow], previous: list[ReportRow]) -> list[dict]:
 
 def parse_thresholds(spec: str) -> dict[str, float]:
     """"default=0.05,pass@1=0.03,exec_exact_match=0.05" -> {metric: largest allowed worsening}."""
-    out = {"default": 0.05}
-    for item in (s.strip() for s in (spec or "").split(",") if s.strip()):
-        name, _, value = item.partition("=")
-        try:
-            out[name.strip()] = float(value)
-        except ValueError:
-            raise ValueError(f"regression threshold {item!r}: expected metric=number") from None
-    return out
+    return {"default": 0.05, **named_numbers(spec, "regression threshold", "metric")}
 
 
 def _lower_is_better(metric: str) -> bool:

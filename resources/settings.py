@@ -244,6 +244,19 @@ def split_csv(text: str) -> tuple[str, ...]:
     return tuple(s.strip() for s in text.split(",") if s.strip())
 
 
+def named_numbers(text: str, what: str, key: str) -> dict[str, float]:
+    """"a=3, b=0.5" -> {"a": 3.0, "b": 0.5}; a bad entry is an error naming it (`what`) and the expected
+    `key=number` form."""
+    out = {}
+    for item in split_csv(text or ""):
+        name, _, value = item.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise ValueError(f"{what} {item!r}: expected {key}=number") from None
+    return out
+
+
 # --- the README's configuration table ----------------------------------------------------------
 def shown_default(setting: Setting) -> str:
     """The default as the table shows it: paths under the repo as `<repo>/...`, bools as 0/1, empty as `empty`."""

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from model.config import ModelConfig
 from model.tokenizer import CodeTokenizer
+from resources.settings import named_numbers
 from training.phases import run_fingerprint, sha256_file, stage_shards, train_curriculum
 from training.plots import loss_curve_png
 from training.quantization import heldout_batch, measure, qat_finetune
@@ -37,14 +38,7 @@ class CheckpointSettings:
 
 def parse_task_weights(text: str) -> dict[str, float]:
     """"repair=3, exec_predict=2" -> {"repair": 3.0, "exec_predict": 2.0}; a bad entry is an error naming it."""
-    out = {}
-    for item in (x.strip() for x in text.split(",") if x.strip()):
-        task, _, weight = item.partition("=")
-        try:
-            out[task.strip()] = float(weight)
-        except ValueError:
-            raise ValueError(f"task weight {item!r}: expected task=number") from None
-    return out
+    return named_numbers(text, "task weight", "task")
 
 
 def build_configs(settings: CheckpointSettings, arch: str, vocab_size: int):
