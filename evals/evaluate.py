@@ -11,7 +11,8 @@ rates, a bootstrap over files for bits per byte, none for throughput).
 With `EvalSettings.decoders`, held-out repair and Polyglot's diff format are scored a second time with the
 model's edit decoder (model.heads.decode_edit_blocks: SEARCH copied from the file, the LM writes REPLACE)
 and tool use with its tool decoder (model.heads.decode_tool_call). Those rows carry the plain metric's
-name plus `_edit_decoder` / `_tool_decoder`, and go through the same graders as the plain answers.
+name plus `_edit_decoder` / `_tool_decoder`, and go through the same graders as the plain answers. Held-out
+repair is also graded with each greedy answer's SEARCH text snapped to the file (`repair_fix_rate_snap`).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from model.edits import DIVIDER, REPLACE, SEARCH
 HUMANEVAL_STOP = ("\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\nassert ")
 SYNTHETIC_STOP = ()
 # metric suffixes of the rows scored with the model's decoders
-EDIT_DECODER, TOOL_DECODER = "_edit_decoder", "_tool_decoder"
+EDIT_DECODER, TOOL_DECODER, SNAP = "_edit_decoder", "_tool_decoder", "_snap"
 
 
 @dataclass
@@ -77,8 +78,9 @@ class EvalSettings:
     # benchmarks scored at each earlier curriculum-phase checkpoint of hrm and baseline, for the held-out
     # score vs training FLOPs curve (evals/curves.py); () = final checkpoints only
     flops_curve: tuple[str, ...] = ("synthetic-instances", "code-bpb")
-    # also score held-out repair and Polyglot diff with the edit decoder, tool use with the tool decoder
-    # (metrics ending in _edit_decoder / _tool_decoder; not on the FLOPs curve's earlier checkpoints)
+    # also score held-out repair and Polyglot diff with the edit decoder, tool use with the tool decoder, and
+    # held-out repair with SEARCH snapped (metrics ending in _edit_decoder / _tool_decoder / _snap; not on the
+    # FLOPs curve's earlier checkpoints)
     decoders: bool = True
     batch_size: int = 16
     seed: int = 0
@@ -353,6 +355,24 @@ def eval_synthetic(c: Candidate, rows: list[dict], sandbox, s: EvalSettings,
     return out
 
 
+def eval_repair_snap(c: Candidate, rows: list[dict], sandbox, s: EvalSettings,
+                     benchmark: str = "synthetic-instances") -> list[dict]:
+    """repair_fix_rate_snap: the plain row's greedy answers, each SEARCH that matches no whole lines of the
+    file replaced by the file span it resembles most (model.heads.snap_edit_blocks; REPLACE untouched), graded
+    by the same strict grader. It measures the fixes lost only to SEARCH text not copied exactly."""
+    from model.heads import snap_edit_blocks
+
+    chosen = _chosen(synthetic_eval_problems(rows), "repair_tests", s)
+    if not chosen:
+        return []
+    texts = complete(c, [p.prompt for p in chosen], [p.language for p in chosen], "repair",
+                     max_new_tokens=max(s.synthetic_max_new_tokens, s.repair_max_new_tokens),
+                     batch_size=s.batch_size, seed=s.seed)
+    answers = [snap_edit_blocks(p.visible_files["program"], t[0]) for p, t in zip(chosen, texts)]
+    ok = _repairs_fixed(sandbox, chosen, answers)
+    return [rate_result(benchmark, "repair_fix_rate" + SNAP, sum(ok) / len(ok), len(ok))]
+
+
 def eval_repair_edit_decoder(c: Candidate, rows: list[dict], sandbox, s: EvalSettings,
                              benchmark: str = "synthetic-instances") -> list[dict]:
     """repair_fix_rate_edit_decoder: the same held-out repair tasks as eval_synthetic, answered by the edit
@@ -526,6 +546,8 @@ def evaluate_candidate(c: Candidate, suite: EvalSuite, sandbox, s: EvalSettings,
         if s.decoders:
             steps.append((f"{name}/edit-decoder",
                           lambda name=name: eval_repair_edit_decoder(c, suite.synthetic[name], sandbox, s, name),
+                          suite.synthetic.get(name)))
+            steps.append((f"{name}/snap", lambda name=name: eval_repair_snap(c, suite.synthetic[name], sandbox, s, name),
                           suite.synthetic.get(name)))
     steps += [("code-bpb", lambda: eval_code_bpb(c, suite.code, s) + suite.compressors, suite.code),
               ("humaneval", lambda: eval_humaneval(c, suite.humaneval, sandbox, s), suite.humaneval),

@@ -161,12 +161,17 @@ def decode_edit_blocks(model, tokenizer, prompt: str, source: str, language: str
 
 def snap_edit_blocks(source: str, answer: str) -> str:
     """Repair free-form blocks: replace each SEARCH that matches no whole lines of the file by the file span of
-    the same length that matches it best, so blocks the LM wrote from memory apply."""
+    the same length that matches it best, so blocks the LM wrote from memory apply. An answer that does not
+    parse is returned as it is (the grader fails it)."""
+    try:
+        parsed = parse_edit_blocks(answer)
+    except ValueError:
+        return answer
     lines = source.splitlines(keepends=True)
     if lines and not lines[-1].endswith("\n"):
         lines[-1] += "\n"
     fixed, text = [], "".join(lines)
-    for block in parse_edit_blocks(answer):
+    for block in parsed:
         if not block.search or line_matches(text, block.search):
             fixed.append(block)
             continue

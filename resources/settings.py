@@ -155,7 +155,8 @@ _DECLARED = (
     Setting("HRM_EVAL_SYNTHETIC_MAX_NEW_TOKENS", int, 32, "generation length on synthetic tasks"),
     Setting("HRM_EVAL_DECODERS", bool, True,
             "also score held-out repair and Polyglot diff with the edit decoder, tool use with the tool decoder "
-            "(`*_edit_decoder`, `*_tool_decoder` metrics)"),
+            "(`*_edit_decoder`, `*_tool_decoder` metrics), and held-out repair with SEARCH text snapped to the file "
+            "(`repair_fix_rate_snap`)"),
     Setting("HRM_EVAL_BATCH_SIZE", int, 64, "prompts per generation batch"),
     Setting("HRM_EVAL_SEED", int, 0, "seed of sampling and subsets"),
 )

@@ -116,6 +116,7 @@ def by_key(rows: list[dict]) -> dict:
 
 
 DECODER_KEYS = {("synthetic-instances", "repair_fix_rate_edit_decoder"),
+                ("synthetic-instances", "repair_fix_rate_snap"),
                 ("polyglot-diff", "pass_rate_1_edit_decoder"),
                 ("polyglot-diff", "percent_cases_well_formed_edit_decoder"),
                 ("tool-use", "first_call_exact_match_tool_decoder")}
@@ -147,6 +148,9 @@ def test_decoder_rows_follow_the_plain_rows_with_their_intervals(learned, tokeni
                                                                                   "synthetic-instances/edit-decoder"))]
     assert order[:2] == [("synthetic-instances", "repair_fix_rate"),
                          ("synthetic-instances", "repair_fix_rate_edit_decoder")]
+    order = [(r["benchmark"], r["metric"]) for r in ev.evaluate_candidate(c, suite, sandbox, settings(),
+                                                                            only=("synthetic-instances/snap",))]
+    assert order[0] == ("synthetic-instances", "repair_fix_rate_snap")
     # the decoder rows come from the decoders: without the edit and tool heads' choices they fail, while
     # plain sampling, which does not read those heads, still passes
     headless = copy.deepcopy(learned)
@@ -167,12 +171,13 @@ def test_setting_off_removes_the_decoder_rows_and_the_curve_never_runs_them(toke
     on = by_key(ev.evaluate_candidate(c, suite, sandbox, settings()))
     assert {("synthetic-instances", "repair_fix_rate_edit_decoder"),
             ("tool-use", "first_call_exact_match_tool_decoder")} <= set(on)
+    assert ("synthetic-instances", "repair_fix_rate_snap") in on
     for row in on.values():
-        if row["metric"].endswith((ev.EDIT_DECODER, ev.TOOL_DECODER)):
+        if row["metric"].endswith((ev.EDIT_DECODER, ev.TOOL_DECODER, ev.SNAP)):
             assert row["n"] == 1 and (row["ci_low"], row["ci_high"]) == pytest.approx(
                 wilson_interval(row["value"] * row["n"], row["n"])), row
     off = ev.evaluate_candidate(c, suite, sandbox, settings(decoders=False))
-    assert [r["metric"] for r in off if r["metric"].endswith((ev.EDIT_DECODER, ev.TOOL_DECODER))] == []
+    assert [r["metric"] for r in off if r["metric"].endswith((ev.EDIT_DECODER, ev.TOOL_DECODER, ev.SNAP))] == []
     assert {("synthetic-instances", "repair_fix_rate"), ("tool-use", "first_call_exact_match")} <= set(by_key(off))
     # the FLOPs curve scores earlier checkpoints with only=settings.flops_curve: no decoder step
     curve = ev.evaluate_candidate(c, suite, sandbox, settings(), only=ev.EvalSettings().flops_curve)
@@ -248,6 +253,26 @@ def test_a_file_that_does_not_fit_the_context_is_a_recorded_failure(tokenizer, s
     [result] = ev.eval_repair_edit_decoder(c, [REPAIR], sandbox, settings())
     assert (result["value"], result["n"]) == (0.0, 1)
     assert len(c.decoder_errors) == 1 and c.decoder_errors[0].startswith("edit decoder, file: ")
+
+
+SNAPPED_FIX = "main.py\n<<<<<<< SEARCH\n            count -= y\n=======\n            count += x\n>>>>>>> REPLACE\n"
+
+
+@pytest.mark.parametrize("answer, fixed", [
+    (SNAPPED_FIX, True),  # SEARCH one character off the buggy line: snapped to it, the fix applies
+    (SNAPPED_FIX.replace("count += x", "count -= x"), False),  # snapped, but REPLACE keeps the bug
+    (SNAPPED_FIX.replace("count += x", "count += x +"), False),  # snapped, REPLACE breaks the program
+    (SNAPPED_FIX.replace("            count -= y", "    return count"), False),  # the wrong line, exactly
+    ("main.py\n<<<<<<< SEARCH\n            count -= y\n=======\n", False),  # a block cut short
+    ("", False), ("count += x", False)])  # no block at all
+def test_snap_rows_move_search_text_only_and_the_strict_grader_decides(tokenizer, sandbox, monkeypatch, answer,
+                                                                      fixed):
+    monkeypatch.setattr(ev, "complete", lambda c, prompts, *a, **k: [[answer] for _ in prompts])
+    c = ev.Candidate("hrm", tiny_model(tokenizer), tokenizer)
+    [plain] = [r for r in ev.eval_synthetic(c, [REPAIR], sandbox, settings()) if r["metric"] == "repair_fix_rate"]
+    [snap] = ev.eval_repair_snap(c, [REPAIR], sandbox, settings())
+    assert plain["value"] == 0.0  # the plain row grades the answer as written: its SEARCH is not in the file
+    assert (snap["metric"], snap["value"], snap["n"]) == ("repair_fix_rate_snap", float(fixed), 1)
 
 
 def test_tool_decoder_failures_never_match(tokenizer):
