@@ -54,7 +54,7 @@ class SegmentRecord:
 
 @dataclass
 class ModelOutput:
-    logits: torch.Tensor  # [B, T, V]
+    logits: torch.Tensor | None  # [B, T, V]; None with answer_logits_only
     loss: torch.Tensor | None
     metrics: dict[str, float]
     hidden: torch.Tensor  # [B, T, D] final state (before the heads' norm)
@@ -119,12 +119,14 @@ class CodeLM(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     def forward(self, batch: dict, *, adaptive_depth: bool = False, halt_depth: torch.Tensor | None = None,
-                carry: Carry | None = None, segments: int | None = None) -> ModelOutput:
+                carry: Carry | None = None, segments: int | None = None,
+                answer_logits_only: bool = False) -> ModelOutput:
         """Full forward over [B, T]. adaptive_depth lets the Q-head stop answer tokens, up to halt_max_segments
         (prompt tokens always run `segments`, as in generation); halt_depth [B, T] imposes per-token segment
         counts instead. In training with ACT, answer tokens stop by the Q-head (with exploration) up to
         `segments`. carry / segments: continue from an earlier call's carry for this many segments (one
-        optimizer step per segment); the output's carry continues it."""
+        optimizer step per segment); the output's carry continues it. answer_logits_only (training, with labels):
+        the LM head runs on the answer positions only, inside the loss, and the output has no logits (None)."""
         cfg = self.config
         ids = batch["input_ids"]
         B, T = ids.shape
@@ -144,16 +146,19 @@ class CodeLM(nn.Module):
         trunk = self._trunk(self.embed(ids, language_ids, task_ids), ctx, None, plan, carry)
 
         hidden = self.heads.norm(trunk.state)
-        logits = self.heads.lm(hidden)
+        labels = batch.get("labels")
+        if answer_logits_only and labels is None:
+            raise ValueError("answer_logits_only needs labels")
+        logits = None if answer_logits_only else self.heads.lm(hidden)
         edit_logits = self.heads.edit(hidden).squeeze(-1)
         last_prompt = (prompt_len - 1).clamp(min=0)
         tool_logits = self.heads.tool(hidden[torch.arange(B, device=device), last_prompt])
         depth = trunk.depth if trunk.depth is not None else torch.ones(B, T, dtype=torch.long, device=device)
         loss, metrics, parts = None, {}, None
-        if batch.get("labels") is not None:
+        if labels is not None:
             loss, metrics, parts = compute_losses(cfg, {**batch, "task_ids": task_ids}, trunk.records,
                                                   trunk.lookahead, self.heads, logits, edit_logits, tool_logits,
-                                                  last_prompt, depth)
+                                                  last_prompt, depth, hidden)
         return ModelOutput(logits, loss, metrics, trunk.state, edit_logits, tool_logits, depth, parts, trunk.carry)
 
     def _plan(self, answer, adaptive_depth, halt_depth, carry, segments) -> DepthPlan:

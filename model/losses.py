@@ -39,10 +39,11 @@ def q_targets(config: ModelConfig, nxt) -> torch.Tensor:
     return torch.sigmoid(nxt.q[..., 0] if last else nxt.q.max(-1).values)
 
 
-def compute_losses(config: ModelConfig, batch: dict, records: list, lookahead, heads, logits: torch.Tensor,
+def compute_losses(config: ModelConfig, batch: dict, records: list, lookahead, heads, logits: torch.Tensor | None,
                    edit_logits: torch.Tensor, tool_logits: torch.Tensor, last_prompt: torch.Tensor,
-                   depth: torch.Tensor) -> tuple[torch.Tensor, dict[str, float], dict]:
-    """records: the segments of this call (model.lm.SegmentRecord: index, H state, which tokens ran it, Q
+                   depth: torch.Tensor, hidden: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float], dict]:
+    """logits: the final LM logits [B, T, V], or None: then the LM head runs here on `hidden` (the final state
+    after the heads' norm) at the answer positions only. records: the segments of this call (model.lm.SegmentRecord: index, H state, which tokens ran it, Q
     logits); the last record's state is the final one behind logits / edit_logits / tool_logits. lookahead:
     an extra no-grad segment whose Q logits give the last record's continue target (or None).
 
@@ -51,14 +52,15 @@ def compute_losses(config: ModelConfig, batch: dict, records: list, lookahead, h
     labels = batch["labels"]
     answer = labels != IGNORE
     targets = labels[answer]
-    zero = logits.sum() * 0.0  # keeps the graph when a batch has nothing to score
+    answer_logits = heads.lm(hidden[answer]) if logits is None else logits[answer]
+    zero = answer_logits.sum() * 0.0  # keeps the graph when a batch has nothing to score
     S = len(records)
     metrics: dict[str, torch.Tensor] = {}  # detached scalars, read back to the host in one go at the end
     parts = {"lm": (zero, answer.sum())}
 
     if targets.numel():
-        final_ce = F.cross_entropy(logits[answer].float(), targets, reduction="none")
-        final_correct = (logits[answer].argmax(-1) == targets).detach()
+        final_ce = F.cross_entropy(answer_logits.float(), targets, reduction="none")
+        final_correct = (answer_logits.argmax(-1) == targets).detach()
         metrics["lm_loss"], metrics["lm_acc"] = final_ce.mean(), final_correct.float().mean()
         lm_sum, q_halt, q_continue, q_hits = zero, [], [], []
         for i, record in enumerate(records):

@@ -163,13 +163,15 @@ def _set_rng_state(state: dict, device: torch.device) -> None:
 
 
 def train_step_flops(config, batch_size: int, seq_len: int, answer_tokens: int) -> float:
-    """Matmul FLOPs of one forward + backward over a [batch_size, seq_len] batch, counted analytically.
+    """Matmul FLOPs of one training forward + backward over a [batch_size, seq_len] batch with `answer_tokens`
+    scored tokens, counted analytically.
 
     Per token and block: 2 x matmul params forward plus attention 4 x seq_len x hidden (QK^T and AV over every
     key: the prefix-LM mask does not skip work); backward costs 2 x forward. HRM runs `segments` segments of
-    every module pass forward, and backward only through each segment's last grad_passes passes; every
-    segment but the last adds an LM head on answer tokens (deep supervision, forward and backward); ACT with
-    halt_max_segments > segments adds one no-grad lookahead segment. Tokens that stop early under ACT still
+    every module pass forward, and backward only through each segment's last grad_passes passes. The LM head
+    runs on answer tokens only (the trainer asks for answer_logits_only), once per segment for HRM (deep
+    supervision), forward and backward. ACT with halt_max_segments > segments adds one no-grad lookahead
+    segment. Tokens that stop early under ACT still
     count (an upper bound: their passes are skipped only when the whole batch has stopped). Elementwise work
     and the optimizer are not counted.
     """
@@ -177,14 +179,22 @@ def train_step_flops(config, batch_size: int, seq_len: int, answer_tokens: int) 
     block_forward = 2 * (4 * d * d + 3 * d * config.intermediate_size) + 4 * seq_len * d
     head = 2 * d * config.vocab_size
     if config.arch == "baseline":
-        return float(tokens * (3 * config.baseline_layers * block_forward + 3 * head))
+        return float(tokens * 3 * config.baseline_layers * block_forward + 3 * head * answer_tokens)
     passes = ([config.L_layers] * config.L_cycles + [config.H_layers]) * config.H_cycles
     segments = config.segments
     forward = segments * sum(passes) * block_forward
     backward = segments * 2 * sum(passes[len(passes) - config.grad_passes:]) * block_forward
     lookahead = sum(passes) * block_forward if config.act and config.max_segments > segments else 0
-    supervision = (segments - 1) * 3 * head * answer_tokens
-    return float(tokens * (forward + backward + lookahead + 3 * head) + supervision)
+    supervision = segments * 3 * head * answer_tokens
+    return float(tokens * (forward + backward + lookahead) + supervision)
+
+
+def batch_train_flops(config, input_ids: torch.Tensor, labels: torch.Tensor) -> float:
+    """train_step_flops summed over the rows of a padded batch at each row's own length: padding is not
+    useful work, so it is not counted (the padded work is train_step_flops(config, *input_ids.shape, ...))."""
+    lengths = (input_ids != config.pad_token_id).sum(1).tolist()
+    answers = (labels != -100).sum(1).tolist()
+    return sum(train_step_flops(config, 1, n, a) for n, a in zip(lengths, answers))
 
 
 def _slot_seed(seed: int, step: int, slot: int) -> int:
@@ -200,7 +210,7 @@ class _LossOf(torch.nn.Module):
         self.model = model
 
     def forward(self, batch, carry=None, segments=None):
-        out = self.model(batch, carry=carry, segments=segments)
+        out = self.model(batch, carry=carry, segments=segments, answer_logits_only=True)
         return out.loss_parts, out.metrics, out.carry
 
 
@@ -315,8 +325,7 @@ def train(model_config, train_config: TrainConfig, shard_files: list[str], out_d
         batches = [{k: v.to(dist.device, non_blocking=True) for k, v in b.items()} for b in cpu_batches]
         for cpu_batch in cpu_batches:  # counted on the host copies: reading them off the GPU would stall the queue
             step_tokens += int((cpu_batch["input_ids"] != model_config.pad_token_id).sum())
-            window_flops += train_step_flops(model_config, *cpu_batch["input_ids"].shape,
-                                             int((cpu_batch["labels"] != -100).sum()))
+            window_flops += batch_train_flops(model_config, cpu_batch["input_ids"], cpu_batch["labels"])
         denominators = step_denominators(cpu_batches, dist.device, dist.world_size)
         # segment_steps: one optimizer step per segment, each micro-batch continuing from its carry
         calls = model_config.segments if cfg.segment_steps and model_config.arch == "hrm" else 1

@@ -108,7 +108,8 @@ def test_train_step_flops_matches_the_models_linear_layers():
     block_linear = sum(m.weight.numel() for m in model.blocks.modules() if isinstance(m, torch.nn.Linear))
     lm_head = model.heads.lm.weight.numel()
     attention = 3 * base.baseline_layers * 4 * T * base.hidden_size  # forward QK^T + AV, backward twice that
-    assert train_step_flops(base, B, T, 10) == B * T * (6 * (block_linear + lm_head) + attention)
+    # the LM head runs on the 10 answer tokens only
+    assert train_step_flops(base, B, T, 10) == B * T * (6 * block_linear + attention) + 10 * 6 * lm_head
 
     full = tiny(grad_passes=tiny().num_passes)
     hrm = build_model(full)
@@ -116,5 +117,49 @@ def test_train_step_flops_matches_the_models_linear_layers():
                 for name in ("L", "H")}
     passes = full.H_cycles * (full.L_cycles * per_pass["L"] + per_pass["H"])
     layers = full.H_cycles * (full.L_cycles * full.L_layers + full.H_layers)
-    assert train_step_flops(full, B, T, 10) == B * T * (6 * (passes + lm_head) + 3 * layers * 4 * T * full.hidden_size)
+    assert train_step_flops(full, B, T, 10) == (B * T * (6 * passes + 3 * layers * 4 * T * full.hidden_size)
+                                                + 10 * 6 * lm_head)
     assert train_step_flops(tiny(), B, T, 10) < train_step_flops(full, B, T, 10)  # truncated backward is cheaper
+
+
+@pytest.mark.parametrize("arch, changes", [("baseline", {}), ("hrm", {}),
+                                           ("hrm", dict(segments=2, act=True, halt_max_segments=3))])
+def test_answer_only_logits_give_the_full_heads_loss_and_gradients(arch, changes):
+    from model import build_model
+    from model.data import Example
+
+    config = tiny(arch=arch, **changes)
+    g = torch.Generator().manual_seed(3)
+    rows = [Example(torch.randint(5, 500, (n,), generator=g).tolist(), p, 1, 2, [], -1, f"r{n}")
+            for n, p in ((40, 30), (17, 5), (25, 24))]
+    batch = collate(rows)
+    grads, losses = [], []
+    for only in (False, True):
+        torch.manual_seed(0)
+        model = build_model(config).train()
+        torch.manual_seed(1)  # the same ACT exploration draws
+        out = model(batch, answer_logits_only=only)
+        out.loss.backward()
+        losses.append(out.loss.detach())
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+        assert (out.logits is None) == only
+    assert torch.allclose(losses[0], losses[1], rtol=1e-5, atol=1e-6)
+    assert grads[0].keys() == grads[1].keys()
+    for name in grads[0]:
+        assert torch.allclose(grads[0][name], grads[1][name], rtol=1e-4, atol=1e-6), name
+    with pytest.raises(ValueError, match="needs labels"):
+        build_model(config)({"input_ids": batch["input_ids"]}, answer_logits_only=True)
+
+
+def test_batch_flops_count_each_rows_own_tokens_not_the_padding():
+    from model.data import Example
+    from model.train import batch_train_flops, train_step_flops
+
+    config = tiny()
+    rows = [Example(list(range(5, 5 + n)), p, 0, 0, [], -1, f"r{n}") for n, p in ((40, 30), (9, 4))]
+    batch = collate(rows)
+    assert batch["input_ids"].shape == (2, 40)  # the short row is 31 pads
+    alone = [batch_train_flops(config, *(lambda b: (b["input_ids"], b["labels"]))(collate([r]))) for r in rows]
+    assert batch_train_flops(config, batch["input_ids"], batch["labels"]) == sum(alone)
+    assert alone == [train_step_flops(config, 1, 40, 10), train_step_flops(config, 1, 9, 5)]
+    assert sum(alone) < train_step_flops(config, 2, 40, 15)  # what the padded shape would claim
