@@ -64,7 +64,7 @@ def measure(config: ModelConfig, args, device: torch.device) -> dict:
     optimizer = build_optimizer(model, "adamw", lr=1e-4, betas=(0.9, 0.95), weight_decay=0.1)
     runner = torch.compile(model) if args.compile else model
     batch = synthetic_batch(config, args.batch, args.seq, args.lengths)
-    flops = batch_train_flops(config, batch["input_ids"], batch["labels"])
+    flops = batch_train_flops(config, batch)
     tokens = int((batch["input_ids"] != config.pad_token_id).sum())
     batch = {k: v.to(device) for k, v in batch.items()}
     autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=args.dtype == "bf16")

@@ -59,6 +59,17 @@ def prefix_lm_mask(query_index: torch.Tensor, key_valid: torch.Tensor, prompt_en
     return (allowed | (j == i))[:, None]
 
 
+def packed_prefix_lm_mask(doc_ids: torch.Tensor, prompt_mask: torch.Tensor) -> torch.Tensor:
+    """prefix_lm_mask for rows that hold several documents (doc_ids [B, T], -1 = padding; prompt_mask [B, T]):
+    query i sees key j of its own document when j is a prompt token or j <= i, and always itself."""
+    T = doc_ids.shape[1]
+    j = torch.arange(T, device=doc_ids.device)
+    i = j[:, None]
+    same = (doc_ids[:, :, None] == doc_ids[:, None, :]) & (doc_ids >= 0)[:, None, :]
+    allowed = same & (prompt_mask[:, None, :] | (j <= i))
+    return (allowed | (j == i))[:, None]
+
+
 @dataclass
 class AttnContext:
     """What every attention layer of one forward/decode call shares."""
@@ -135,7 +146,9 @@ class CodeEmbedding(nn.Module):
         self.tasks = nn.Embedding(config.num_task_types, config.hidden_size)
 
     def forward(self, input_ids, language_ids, task_ids):
-        return self.tokens(input_ids) + (self.languages(language_ids) + self.tasks(task_ids))[:, None, :]
+        """language_ids / task_ids: [B] (one per row) or [B, T] (per token: packed rows)."""
+        extra = self.languages(language_ids) + self.tasks(task_ids)
+        return self.tokens(input_ids) + (extra if extra.dim() == 3 else extra[:, None, :])
 
 
 class KVCache:

@@ -12,7 +12,7 @@ from torch import nn
 from model.config import ModelConfig
 from model.heads import OutputHeads
 from model.layers import (AttnContext, CodeEmbedding, KVCache, RotaryEmbedding, cache_bytes_per_token, init_weights,
-                          prefix_lm_mask)
+                          packed_prefix_lm_mask, prefix_lm_mask)
 from model.losses import compute_losses
 from model.vocab import LANGUAGES
 
@@ -59,7 +59,7 @@ class ModelOutput:
     metrics: dict[str, float]
     hidden: torch.Tensor  # [B, T, D] final state (before the heads' norm)
     edit_logits: torch.Tensor  # [B, T]
-    tool_logits: torch.Tensor  # [B, num_tools], read at the last prompt token
+    tool_logits: torch.Tensor  # [B, num_tools], read at the last prompt token (packed rows: one per document)
     halt_depth: torch.Tensor  # [B, T] segments each token ran
     loss_parts: dict | None = None  # {name: (sum, count)} per loss term, for token-weighted accumulation
     carry: Carry | None = None  # the state after this call's last segment
@@ -133,15 +133,25 @@ class CodeLM(nn.Module):
         device = ids.device
         if T > cfg.max_seq_len:
             raise ValueError(f"input_ids has {T} positions, above max_seq_len={cfg.max_seq_len}")
-        prompt_len = batch.get("prompt_len")
-        prompt_len = torch.zeros(B, dtype=torch.long, device=device) if prompt_len is None else prompt_len
         language_ids, task_ids = self._conditioning(batch, B, device)
-        valid = ids != cfg.pad_token_id
-        positions = (valid.long().cumsum(1) - 1).clamp(min=0)
-        cos, sin = self.rope(positions)
         index = torch.arange(T, device=device)
-        ctx = AttnContext(cos, sin, prefix_lm_mask(index, valid, prompt_len))
-        answer = index[None, :] >= prompt_len[:, None]
+        if "doc_ids" in batch:  # packed rows (model.data.collate_packed): several documents per row
+            prompt_mask = batch["prompt_mask"]
+            positions, mask = batch["positions"], packed_prefix_lm_mask(batch["doc_ids"], prompt_mask)
+            answer = ~prompt_mask
+            # each document's last prompt token reads the tool head
+            last = prompt_mask & ~torch.cat([prompt_mask[:, 1:], prompt_mask.new_zeros(B, 1)], 1)
+            tool_at = last.nonzero(as_tuple=True)
+        else:
+            prompt_len = batch.get("prompt_len")
+            prompt_len = torch.zeros(B, dtype=torch.long, device=device) if prompt_len is None else prompt_len
+            valid = ids != cfg.pad_token_id
+            positions = (valid.long().cumsum(1) - 1).clamp(min=0)
+            mask = prefix_lm_mask(index, valid, prompt_len)
+            answer = index[None, :] >= prompt_len[:, None]
+            tool_at = (torch.arange(B, device=device), (prompt_len - 1).clamp(min=0))
+        cos, sin = self.rope(positions)
+        ctx = AttnContext(cos, sin, mask)
         plan = self._plan(answer, adaptive_depth, halt_depth, carry, segments)
         trunk = self._trunk(self.embed(ids, language_ids, task_ids), ctx, None, plan, carry)
 
@@ -151,14 +161,16 @@ class CodeLM(nn.Module):
             raise ValueError("answer_logits_only needs labels")
         logits = None if answer_logits_only else self.heads.lm(hidden)
         edit_logits = self.heads.edit(hidden).squeeze(-1)
-        last_prompt = (prompt_len - 1).clamp(min=0)
-        tool_logits = self.heads.tool(hidden[torch.arange(B, device=device), last_prompt])
+        tool_logits = self.heads.tool(hidden[tool_at])
         depth = trunk.depth if trunk.depth is not None else torch.ones(B, T, dtype=torch.long, device=device)
         loss, metrics, parts = None, {}, None
         if labels is not None:
-            loss, metrics, parts = compute_losses(cfg, {**batch, "task_ids": task_ids}, trunk.records,
-                                                  trunk.lookahead, self.heads, logits, edit_logits, tool_logits,
-                                                  last_prompt, depth, hidden)
+            tool_labels = batch.get("tool_labels")
+            if tool_labels is not None and tool_labels.dim() == 2:  # packed: per token, at each last prompt token
+                tool_labels = tool_labels[tool_at]
+            loss, metrics, parts = compute_losses(cfg, {**batch, "task_ids": task_ids, "tool_labels": tool_labels},
+                                                  trunk.records, trunk.lookahead, self.heads, logits, edit_logits,
+                                                  tool_logits, tool_at, depth, hidden)
         return ModelOutput(logits, loss, metrics, trunk.state, edit_logits, tool_logits, depth, parts, trunk.carry)
 
     def _plan(self, answer, adaptive_depth, halt_depth, carry, segments) -> DepthPlan:

@@ -51,6 +51,9 @@ class TrainConfig:
     # cut each micro-batch, sorted by length, into pieces of at most this many padded tokens (0: never);
     # the same gradient with less padding. Ignored with fixed_length.
     micro_batch_tokens: int = 0
+    # pack each micro-batch's examples into rows of up to max_seq_len tokens, one document each (document-aware
+    # prefix-LM mask, positions restart per document); cut by micro_batch_tokens like unpacked examples
+    pack: bool = False
     checkpoint_every: int = 200
     log_every: int = 10
     eval_every: int = 0  # steps between validation-loss passes; 0 = never
@@ -91,6 +94,8 @@ class TrainConfig:
                 "language_balance", "must be >= 0")
         if self.dtype not in ("bf16", "fp32"):
             bad("dtype", "must be 'bf16' or 'fp32'")
+        if self.pack and self.fixed_length:
+            bad("pack", "packs rows without padding them; it cannot be combined with fixed_length")
         if not isinstance(self.task_weights, dict) or any(
                 k not in TASK_TYPES or isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0
                 for k, v in self.task_weights.items()):
@@ -189,12 +194,28 @@ def train_step_flops(config, batch_size: int, seq_len: int, answer_tokens: int) 
     return float(tokens * (forward + backward + lookahead) + supervision)
 
 
-def batch_train_flops(config, input_ids: torch.Tensor, labels: torch.Tensor) -> float:
-    """train_step_flops summed over the rows of a padded batch at each row's own length: padding is not
-    useful work, so it is not counted (the padded work is train_step_flops(config, *input_ids.shape, ...))."""
-    lengths = (input_ids != config.pad_token_id).sum(1).tolist()
-    answers = (labels != -100).sum(1).tolist()
-    return sum(train_step_flops(config, 1, n, a) for n, a in zip(lengths, answers))
+def real_tokens(config, batch: dict) -> int:
+    """The batch's tokens that are not padding."""
+    if "doc_ids" in batch:
+        return int((batch["doc_ids"] >= 0).sum())
+    return int((batch["input_ids"] != config.pad_token_id).sum())
+
+
+def batch_train_flops(config, batch: dict) -> float:
+    """train_step_flops summed over the documents of a batch, each at its own length: padding is not useful
+    work, nor is attention across the documents of a packed row, so neither is counted (the padded work
+    is train_step_flops(config, *input_ids.shape, ...))."""
+    answers = batch["labels"] != -100
+    if "doc_ids" in batch:  # packed rows: one id per document, -1 = padding
+        docs = batch["doc_ids"] + (batch["doc_ids"].max() + 1) * torch.arange(len(answers))[:, None]
+        docs, answers = docs[batch["doc_ids"] >= 0], answers[batch["doc_ids"] >= 0]
+        _, lengths = docs.unique_consecutive(return_counts=True)
+        answer_counts = [int(a.sum()) for a in answers.split(lengths.tolist())]
+        lengths = lengths.tolist()
+    else:
+        lengths = (batch["input_ids"] != config.pad_token_id).sum(1).tolist()
+        answer_counts = answers.sum(1).tolist()
+    return sum(train_step_flops(config, 1, n, a) for n, a in zip(lengths, answer_counts))
 
 
 def _slot_seed(seed: int, step: int, slot: int) -> int:
@@ -268,7 +289,8 @@ def train(model_config, train_config: TrainConfig, shard_files: list[str], out_d
                          rank=dist.rank, world_size=dist.world_size, pad_id=model_config.pad_token_id,
                          pad_to_multiple=cfg.pad_to_multiple,
                          pad_to=model_config.max_seq_len if cfg.fixed_length else None,
-                         task_weights=cfg.task_weights, max_tokens=cfg.micro_batch_tokens)
+                         task_weights=cfg.task_weights, max_tokens=cfg.micro_batch_tokens,
+                         pack_to=model_config.max_seq_len if cfg.pack else 0)
     optimizer = build_optimizer(model, cfg.optimizer, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
 
     state = {"step": 0, "tokens_seen": 0, "history": [], "wall_s": 0.0}
@@ -324,8 +346,8 @@ def train(model_config, train_config: TrainConfig, shard_files: list[str], out_d
         cpu_batches = stream.step_batches(cfg.grad_accum)
         batches = [{k: v.to(dist.device, non_blocking=True) for k, v in b.items()} for b in cpu_batches]
         for cpu_batch in cpu_batches:  # counted on the host copies: reading them off the GPU would stall the queue
-            step_tokens += int((cpu_batch["input_ids"] != model_config.pad_token_id).sum())
-            window_flops += batch_train_flops(model_config, cpu_batch["input_ids"], cpu_batch["labels"])
+            step_tokens += real_tokens(model_config, cpu_batch)
+            window_flops += batch_train_flops(model_config, cpu_batch)
         denominators = step_denominators(cpu_batches, dist.device, dist.world_size)
         # segment_steps: one optimizer step per segment, each micro-batch continuing from its carry
         calls = model_config.segments if cfg.segment_steps and model_config.arch == "hrm" else 1

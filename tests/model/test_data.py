@@ -116,3 +116,21 @@ def test_micro_batches_cut_by_length_hold_the_same_examples_within_the_token_bud
     assert real(cut) == real(uncut)
     assert sum(b["input_ids"].numel() for b in cut) < uncut[0]["input_ids"].numel()
     assert len(BatchStream(data, 8, seed=1, max_tokens=64, pad_to=64).step_batches(1)) == 1  # fixed shapes: uncut
+
+
+def test_packed_micro_batches_hold_the_same_documents_in_fewer_padded_tokens():
+    lengths = [5, 40, 7, 33, 12, 60, 3, 9]
+    data = TokenDataset.from_examples([Example(list(range(3, 3 + n)), 1, language=4, task=1, edit_tags=[],
+                                               tool_label=-1, example_id=str(n)) for n in lengths])
+    uncut = BatchStream(data, 8, seed=1).step_batches(1)
+    for max_tokens in (0, 64):
+        packed = BatchStream(data, 8, seed=1, pack_to=64, max_tokens=max_tokens).step_batches(1)
+        docs = sorted(int(n) for b in packed for row in b["doc_ids"] for n in row[row >= 0].bincount())
+        assert docs == sorted(lengths)
+        assert all(b["input_ids"].shape[1] <= 64 for b in packed)
+        assert sum(b["input_ids"].numel() for b in packed) < uncut[0]["input_ids"].numel()
+        # position restarts at every document
+        for b in packed:
+            starts = (b["positions"] == 0) & (b["doc_ids"] >= 0)
+            assert int(starts.sum()) == int(sum(row[row >= 0].unique().numel() for row in b["doc_ids"]))
+    assert "doc_ids" not in BatchStream(data, 8, seed=1, pack_to=64, pad_to=64).step_batches(1)[0]  # fixed: unpacked

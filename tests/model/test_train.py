@@ -159,7 +159,78 @@ def test_batch_flops_count_each_rows_own_tokens_not_the_padding():
     rows = [Example(list(range(5, 5 + n)), p, 0, 0, [], -1, f"r{n}") for n, p in ((40, 30), (9, 4))]
     batch = collate(rows)
     assert batch["input_ids"].shape == (2, 40)  # the short row is 31 pads
-    alone = [batch_train_flops(config, *(lambda b: (b["input_ids"], b["labels"]))(collate([r]))) for r in rows]
-    assert batch_train_flops(config, batch["input_ids"], batch["labels"]) == sum(alone)
+    alone = [batch_train_flops(config, collate([r])) for r in rows]
+    assert batch_train_flops(config, batch) == sum(alone)
     assert alone == [train_step_flops(config, 1, 40, 10), train_step_flops(config, 1, 9, 5)]
     assert sum(alone) < train_step_flops(config, 2, 40, 15)  # what the padded shape would claim
+
+
+def _examples(spec, seed=3, tools=()):
+    from model.data import Example
+
+    g = torch.Generator().manual_seed(seed)
+    return [Example(torch.randint(5, 500, (n,), generator=g).tolist(), p, i % 3, i % 4,
+                    [int(t % 3 == 0) for t in range(p)] if i % 2 else [], tools[i] if i < len(tools) else -1, f"e{i}")
+            for i, (n, p) in enumerate(spec)]
+
+
+@pytest.mark.parametrize("arch, changes", [("baseline", {}), ("hrm", {}), ("hrm", dict(segments=2))])
+def test_packed_rows_give_the_unpacked_loss_and_gradients_on_the_same_tokens(arch, changes):
+    from model import build_model
+    from model.data import collate_packed, pack_rows
+
+    config = tiny(arch=arch, **changes)
+    examples = _examples([(40, 30), (17, 5), (25, 24), (9, 3), (30, 2), (12, 11)], tools=(2, -1, 0, -1, -1, 3))
+    rows = pack_rows(examples, 64)
+    assert len(rows) < len(examples) and all(sum(len(e.input_ids) for e in r) <= 64 for r in rows)
+    assert sorted(e.example_id for r in rows for e in r) == sorted(e.example_id for e in examples)
+    results = []
+    for batch in (collate(examples), collate_packed(rows)):
+        torch.manual_seed(0)
+        model = build_model(config).train()
+        out = model(batch, answer_logits_only=True)
+        out.loss.backward()
+        results.append((out.loss.detach(), out.metrics,
+                        {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
+    (loss, metrics, grads), (packed_loss, packed_metrics, packed_grads) = results
+    assert torch.allclose(loss, packed_loss, rtol=1e-5, atol=1e-6)
+    assert metrics.keys() == packed_metrics.keys()  # per-task, edit and tool terms all present
+    for key in metrics:
+        assert metrics[key] == pytest.approx(packed_metrics[key], rel=1e-4, abs=1e-6), key
+    assert grads.keys() == packed_grads.keys()
+    for name in grads:
+        assert torch.allclose(grads[name], packed_grads[name], rtol=1e-3, atol=1e-6), name
+
+
+def test_packed_documents_never_see_each_other():
+    from model import build_model
+    from model.data import collate_packed
+
+    config = tiny()
+    a, b, c = _examples([(20, 8), (15, 6), (10, 4)])
+    model = build_model(config).eval()
+    with torch.no_grad():
+        first = model(collate_packed([[a, b]])).hidden[0, 20:35]
+        changed = model(collate_packed([[_examples([(20, 8)], seed=9)[0], b]])).hidden[0, 20:35]
+        alone = model(collate([b])).hidden[0, :15]
+    assert torch.allclose(first, changed, atol=1e-5)  # b does not see the document before it
+    assert torch.allclose(first, alone, atol=1e-5)  # and equals b in its own row
+
+
+def test_batch_flops_of_packed_rows_count_each_document_alone():
+    from model.data import collate_packed
+    from model.train import batch_train_flops
+
+    config = tiny()
+    examples = _examples([(40, 30), (17, 5), (9, 3)])
+    packed = collate_packed([[examples[0], examples[1]], [examples[2]]])
+    assert batch_train_flops(config, packed) == sum(batch_train_flops(config, collate([e])) for e in examples)
+
+
+def test_packing_refuses_an_example_longer_than_a_row_and_the_fixed_length_recipe():
+    from model.data import pack_rows
+
+    with pytest.raises(ValueError, match="example e0 has 40 tokens, above the packing capacity 32"):
+        pack_rows(_examples([(40, 30)]), 32)
+    with pytest.raises(ValueError, match="TrainConfig.pack"):
+        TrainConfig(pack=True, fixed_length=True)
