@@ -8,6 +8,7 @@ is reported next to the measured one, with an MFU against each. FLOPs are analyt
 train_step_flops) over each row's own tokens: padding is not useful work and is not counted.
 
     .venv/bin/python bench/train.py                      # small preset, bf16 autocast, 8 rows of up to 256 tokens
+    .venv/bin/python bench/train.py --pack               # the same sequences packed into rows of 256 tokens
     .venv/bin/python bench/train.py --lengths full       # every row 256 tokens (no padding)
     .venv/bin/python bench/train.py --preset gpu-100m --batch 16 --seq 2048 --compile    # on a GPU
 
@@ -29,10 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from model import build_model  # noqa: E402
 from model.config import ModelConfig  # noqa: E402
-from model.data import Example, collate  # noqa: E402
+from model.data import Example, collate, collate_packed, pack_rows  # noqa: E402
 from model.hardware import datasheet_bf16_peak, sustained_matmul_peak  # noqa: E402
 from model.optim import build_optimizer  # noqa: E402
-from model.train import batch_train_flops, setup_distributed  # noqa: E402
+from model.train import batch_train_flops, real_tokens, setup_distributed  # noqa: E402
 
 DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
 GOAL_MFU = {"cpu": 0.30, "cuda": 0.40}
@@ -43,10 +44,12 @@ def synchronize(device: torch.device) -> None:
         torch.accelerator.synchronize(device)
 
 
-def synthetic_batch(config: ModelConfig, batch: int, seq: int, lengths: str = "spread", seed: int = 0) -> dict:
+def synthetic_batch(config: ModelConfig, batch: int, seq: int, lengths: str = "spread", seed: int = 0,
+                    pack: bool = False) -> dict:
     """Random tokens, the first half of each row a prompt, every language and task type represented. lengths
     "full": every row `seq` tokens; "spread": row lengths evenly spread over [seq/4, seq], padded to the
-    longest (as a batch of real examples is)."""
+    longest (as a batch of real examples is). pack: the same sequences packed into rows of up to `seq`
+    tokens (model.data.collate_packed), as the trainer packs them with pack=True."""
     g = torch.Generator().manual_seed(seed)
     examples = []
     for row in range(batch):
@@ -54,6 +57,8 @@ def synthetic_batch(config: ModelConfig, batch: int, seq: int, lengths: str = "s
         ids = torch.randint(1, config.vocab_size, (n,), generator=g).tolist()
         examples.append(Example(ids, n // 2, row % config.num_languages, row % config.num_task_types, [], -1,
                                 f"row{row}"))
+    if pack:
+        return collate_packed(pack_rows(examples, seq), pad_id=config.pad_token_id)
     return collate(examples, pad_id=config.pad_token_id)
 
 
@@ -63,9 +68,9 @@ def measure(config: ModelConfig, args, device: torch.device) -> dict:
     model = build_model(config).to(device)
     optimizer = build_optimizer(model, "adamw", lr=1e-4, betas=(0.9, 0.95), weight_decay=0.1)
     runner = torch.compile(model) if args.compile else model
-    batch = synthetic_batch(config, args.batch, args.seq, args.lengths)
+    batch = synthetic_batch(config, args.batch, args.seq, args.lengths, pack=args.pack)
     flops = batch_train_flops(config, batch)
-    tokens = int((batch["input_ids"] != config.pad_token_id).sum())
+    tokens = real_tokens(config, batch)
     batch = {k: v.to(device) for k, v in batch.items()}
     autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=args.dtype == "bf16")
     walls, cpus = [], []
@@ -95,6 +100,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seq", type=int, default=256)
     parser.add_argument("--lengths", choices=["spread", "full"], default="spread",
                         help="row lengths: spread over [seq/4, seq] and padded (default), or all seq")
+    parser.add_argument("--pack", action="store_true", help="pack the rows' sequences into rows of up to --seq "
+                        "tokens, one document each (the trainer's pack=True)")
     parser.add_argument("--logits", choices=["answer", "all"], default="answer",
                         help="LM head on the answer tokens only, as the trainer runs it (default), or on every "
                              "position (the FLOPs still count answer tokens only: the extra work is waste)")
@@ -116,11 +123,12 @@ def main(argv: list[str] | None = None) -> dict:
     dtypes = ["bf16", "fp32"] if device.type == "cpu" else [args.dtype]
     peaks = {d: sustained_matmul_peak(DTYPES[d], device, args.matmul_n, args.matmul_iters) for d in dtypes}
     peak = peaks[args.dtype]
-    sample = synthetic_batch(base, args.batch, args.seq, args.lengths)
-    padding = 1 - float((sample["input_ids"] != base.pad_token_id).float().mean())
+    sample = synthetic_batch(base, args.batch, args.seq, args.lengths, pack=args.pack)
+    padding = 1 - real_tokens(base, sample) / sample["input_ids"].numel()
     summary = {"bench": "train", "device": str(device), "torch": torch.__version__,
                "threads": torch.get_num_threads(), "preset": args.preset, "batch": args.batch, "seq": args.seq,
-               "lengths": args.lengths, "logits": args.logits, "padded_seq": int(sample["input_ids"].shape[1]),
+               "lengths": args.lengths, "pack": args.pack, "logits": args.logits,
+               "rows": int(sample["input_ids"].shape[0]), "padded_seq": int(sample["input_ids"].shape[1]),
                "padding_fraction": round(padding, 4), "dtype": args.dtype, "compile": args.compile,
                "peak_flops_per_s": peak.flops_per_s, "peak_method": peak.method, "peak_threads": peak.threads,
                **{f"peak_{d}": p.to_dict() for d, p in peaks.items()},
