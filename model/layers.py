@@ -136,6 +136,16 @@ class Block(nn.Module):
         return x + self.mlp(self.mlp_norm(x))
 
 
+def run_block(block: Block, x, ctx: AttnContext, cache, memo, checkpointing: bool):
+    """block(x, ...), with its activations recomputed in backward when `checkpointing` applies (training with
+    a graph and no KV cache)."""
+    if checkpointing and cache is None and torch.is_grad_enabled():
+        from torch.utils.checkpoint import checkpoint
+
+        return checkpoint(block, x, ctx, None, memo, use_reentrant=False)
+    return block(x, ctx, cache, memo)
+
+
 class CodeEmbedding(nn.Module):
     """Token + language + task-type embeddings (our replacement for HRM's per-puzzle embeddings)."""
 

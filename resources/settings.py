@@ -113,7 +113,7 @@ _DECLARED = (
     Setting("HRM_SWE_SCENARIO_MAX_TASKS", int, 60, "tasks decomposed into multi-agent scenarios"),
     # --- training ------------------------------------------------------------------------------
     Setting("HRM_MODEL_PRESET", str, "cpu-default",
-            "ModelConfig preset: cpu-default, cpu-long, tiny, small, 100m, gpu-base"),
+            "ModelConfig preset: cpu-default, cpu-long, tiny, small, 100m, gpu-base, gpu-100m, gpu-1b"),
     Setting("HRM_MODEL_OVERRIDES", str, "", "JSON of ModelConfig fields over the preset"),
     Setting("HRM_TRAIN_STEPS_PER_STAGE", int, 220, "optimizer steps per curriculum phase"),
     Setting("HRM_TRAIN_BATCH_SIZE", int, 16, "sequences per step"),

@@ -18,7 +18,7 @@ from training.quantization import heldout_batch, measure, qat_finetune
 
 @dataclass
 class CheckpointSettings:
-    preset: str = "tiny"  # ModelConfig preset: tiny, small, 100m, gpu-base
+    preset: str = "tiny"  # ModelConfig preset (model/config.py PRESETS)
     model_overrides: dict = field(default_factory=dict)  # ModelConfig fields
     steps_per_stage: int = 40
     batch_size: int = 16

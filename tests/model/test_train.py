@@ -234,3 +234,29 @@ def test_packing_refuses_an_example_longer_than_a_row_and_the_fixed_length_recip
         pack_rows(_examples([(40, 30)]), 32)
     with pytest.raises(ValueError, match="TrainConfig.pack"):
         TrainConfig(pack=True, fixed_length=True)
+
+
+@pytest.mark.parametrize("arch", ["baseline", "hrm"])
+def test_activation_checkpointing_gives_the_same_loss_and_gradients(arch):
+    from model import build_model
+
+    batch = collate(_examples([(40, 30), (17, 5), (25, 24)], tools=(1, -1, 2)))
+    grads = []
+    for recompute in (False, True):
+        torch.manual_seed(0)
+        model = build_model(tiny(arch=arch, segments=2, activation_checkpointing=recompute)).train()
+        calls = []
+        for block in (model.blocks if arch == "baseline" else model.L.blocks):
+            block.mlp.register_forward_hook(lambda *_: calls.append(1))
+        out = model(batch, answer_logits_only=True)
+        forward_calls = len(calls)
+        out.loss.backward()
+        # recomputed in backward: the blocks that built a graph run again
+        assert (len(calls) > forward_calls) == recompute
+        grads.append((out.loss.detach(), {n: p.grad for n, p in model.named_parameters() if p.grad is not None}))
+    (loss, plain), (loss2, recomputed) = grads
+    assert torch.allclose(loss, loss2) and plain.keys() == recomputed.keys()
+    for name in plain:
+        assert torch.allclose(plain[name], recomputed[name], rtol=1e-4, atol=1e-7), name
+    with pytest.raises(ValueError, match="activation_checkpointing"):
+        tiny(act=True, activation_checkpointing=True)
