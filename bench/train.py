@@ -112,6 +112,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--matmul-n", type=int, default=2048, help="size of the peak-measuring matmuls")
     parser.add_argument("--matmul-iters", type=int, default=50, help="back-to-back matmuls timed for the peak")
     parser.add_argument("--archs", default="hrm,baseline")
+    parser.add_argument("--attention", choices=["sdpa", "flex"], default="sdpa",
+                        help="attention of the training forward (flex: FlexAttention block masks, for GPUs)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for the training steps "
                         "(default: torch's); the peak is the best of 1 .. this many")
     args = parser.parse_args(argv)
@@ -119,7 +121,8 @@ def main(argv: list[str] | None = None) -> dict:
         torch.set_num_threads(args.threads)
 
     device = setup_distributed().device
-    base = ModelConfig.preset(args.preset, max_seq_len=max(args.seq, ModelConfig.preset(args.preset).max_seq_len))
+    base = ModelConfig.preset(args.preset, max_seq_len=max(args.seq, ModelConfig.preset(args.preset).max_seq_len),
+                              attention=args.attention)
     dtypes = ["bf16", "fp32"] if device.type == "cpu" else [args.dtype]
     peaks = {d: sustained_matmul_peak(DTYPES[d], device, args.matmul_n, args.matmul_iters) for d in dtypes}
     peak = peaks[args.dtype]
@@ -127,7 +130,7 @@ def main(argv: list[str] | None = None) -> dict:
     padding = 1 - real_tokens(base, sample) / sample["input_ids"].numel()
     summary = {"bench": "train", "device": str(device), "torch": torch.__version__,
                "threads": torch.get_num_threads(), "preset": args.preset, "batch": args.batch, "seq": args.seq,
-               "lengths": args.lengths, "pack": args.pack, "logits": args.logits,
+               "lengths": args.lengths, "pack": args.pack, "attention": args.attention, "logits": args.logits,
                "rows": int(sample["input_ids"].shape[0]), "padded_seq": int(sample["input_ids"].shape[1]),
                "padding_fraction": round(padding, 4), "dtype": args.dtype, "compile": args.compile,
                "peak_flops_per_s": peak.flops_per_s, "peak_method": peak.method, "peak_threads": peak.threads,

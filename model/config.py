@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from model.vocab import LANGUAGES, TASK_TYPES, TOOLS
 
 ARCHS = ("hrm", "baseline")
+ATTENTION = ("sdpa", "flex")
 
 
 @dataclass
@@ -51,6 +52,10 @@ class ModelConfig:
     # training: recompute each block's activations in the backward pass instead of keeping them (less memory,
     # about one more forward of compute); not with ACT, whose frozen tokens read state the recompute would not see
     activation_checkpointing: bool = False
+    # full forwards (training, scoring): "sdpa" with a dense boolean mask, or "flex": FlexAttention with a block
+    # mask of the same prefix-LM rule, which skips masked blocks (packed rows, long prompts) when compiled on
+    # a GPU; cached decoding always uses SDPA
+    attention: str = "sdpa"
 
     def __post_init__(self) -> None:
         self.validate()
@@ -64,6 +69,8 @@ class ModelConfig:
 
         if self.arch not in ARCHS:
             bad("arch", f"must be one of {ARCHS}")
+        if self.attention not in ATTENTION:
+            bad("attention", f"must be one of {ATTENTION}")
         for name in ("vocab_size", "hidden_size", "num_heads", "H_layers", "L_layers", "H_cycles", "L_cycles",
                      "grad_passes", "segments", "max_seq_len", "num_languages", "num_task_types", "num_tools"):
             value = getattr(self, name)

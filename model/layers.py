@@ -70,6 +70,20 @@ def packed_prefix_lm_mask(doc_ids: torch.Tensor, prompt_mask: torch.Tensor) -> t
     return (allowed | (j == i))[:, None]
 
 
+def flex_block_mask(doc_ids: torch.Tensor, prompt_mask: torch.Tensor):
+    """The FlexAttention BlockMask of packed_prefix_lm_mask (an unpacked row is one document whose padding has
+    doc id -1): query q sees key k of its own document when k is a prompt token or k <= q, and itself."""
+    from torch.nn.attention.flex_attention import create_block_mask
+
+    B, T = doc_ids.shape
+
+    def rule(b, h, q, k):
+        same = (doc_ids[b, q] == doc_ids[b, k]) & (doc_ids[b, k] >= 0)
+        return (same & (prompt_mask[b, k] | (k <= q))) | (q == k)
+
+    return create_block_mask(rule, B, None, T, T, device=doc_ids.device)
+
+
 @dataclass
 class AttnContext:
     """What every attention layer of one forward/decode call shares."""
@@ -79,6 +93,7 @@ class AttnContext:
     mask: torch.Tensor | None  # None = every query sees every key
     cache_start: int = 0  # slot of the first new token in the KV cache
     active: torch.Tensor | None = None  # [B, T] ACT: tokens still computing; the rest keep their last K/V
+    block_mask: object | None = None  # a FlexAttention BlockMask: used instead of `mask` (full forwards only)
 
 
 class Attention(nn.Module):
@@ -106,7 +121,12 @@ class Attention(nn.Module):
             k_cache[:, :, ctx.cache_start:end] = k
             v_cache[:, :, ctx.cache_start:end] = v
             k, v = k_cache[:, :, :end].to(q.dtype), v_cache[:, :, :end].to(q.dtype)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=ctx.mask)
+        if ctx.block_mask is not None and cache is None:
+            from torch.nn.attention.flex_attention import flex_attention
+
+            y = flex_attention(q, k, v, block_mask=ctx.block_mask)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=ctx.mask)
         return self.out(y.transpose(1, 2).reshape(B, T, D))
 
 

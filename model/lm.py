@@ -12,7 +12,7 @@ from torch import nn
 from model.config import ModelConfig
 from model.heads import OutputHeads
 from model.layers import (AttnContext, CodeEmbedding, KVCache, RotaryEmbedding, cache_bytes_per_token, init_weights,
-                          packed_prefix_lm_mask, prefix_lm_mask)
+                          flex_block_mask, packed_prefix_lm_mask, prefix_lm_mask)
 from model.losses import compute_losses
 from model.vocab import LANGUAGES
 
@@ -136,8 +136,8 @@ class CodeLM(nn.Module):
         language_ids, task_ids = self._conditioning(batch, B, device)
         index = torch.arange(T, device=device)
         if "doc_ids" in batch:  # packed rows (model.data.collate_packed): several documents per row
-            prompt_mask = batch["prompt_mask"]
-            positions, mask = batch["positions"], packed_prefix_lm_mask(batch["doc_ids"], prompt_mask)
+            doc_ids, prompt_mask = batch["doc_ids"], batch["prompt_mask"]
+            positions = batch["positions"]
             answer = ~prompt_mask
             # each document's last prompt token reads the tool head
             last = prompt_mask & ~torch.cat([prompt_mask[:, 1:], prompt_mask.new_zeros(B, 1)], 1)
@@ -147,11 +147,15 @@ class CodeLM(nn.Module):
             prompt_len = torch.zeros(B, dtype=torch.long, device=device) if prompt_len is None else prompt_len
             valid = ids != cfg.pad_token_id
             positions = (valid.long().cumsum(1) - 1).clamp(min=0)
-            mask = prefix_lm_mask(index, valid, prompt_len)
             answer = index[None, :] >= prompt_len[:, None]
+            # one document per row, as packed rows describe it
+            doc_ids, prompt_mask = torch.where(valid, 0, -1), index[None, :] < prompt_len[:, None]
             tool_at = (torch.arange(B, device=device), (prompt_len - 1).clamp(min=0))
         cos, sin = self.rope(positions)
-        ctx = AttnContext(cos, sin, mask)
+        if cfg.attention == "flex":
+            ctx = AttnContext(cos, sin, None, block_mask=flex_block_mask(doc_ids, prompt_mask))
+        else:
+            ctx = AttnContext(cos, sin, packed_prefix_lm_mask(doc_ids, prompt_mask))
         plan = self._plan(answer, adaptive_depth, halt_depth, carry, segments)
         trunk = self._trunk(self.embed(ids, language_ids, task_ids), ctx, None, plan, carry)
 

@@ -261,3 +261,26 @@ def test_activation_checkpointing_gives_the_same_loss_and_gradients(arch):
         assert torch.allclose(plain[name], recomputed[name], rtol=1e-4, atol=1e-7), name
     with pytest.raises(ValueError, match="activation_checkpointing"):
         tiny(act=True, activation_checkpointing=True)
+
+
+@pytest.mark.filterwarnings("ignore")  # FlexAttention warns that uncompiled CPU runs are slow
+@pytest.mark.parametrize("packed", [False, True])
+def test_flex_attention_gives_the_sdpa_losses(packed):
+    # forward only: FlexAttention has no backward on CPU (bench/gpu_check.sh compares gradients on a GPU)
+    from model import build_model
+    from model.data import collate_packed, pack_rows
+
+    examples = _examples([(40, 30), (17, 5), (25, 24), (9, 3)], tools=(1, -1, 2, -1))
+    batch = collate_packed(pack_rows(examples, 64)) if packed else collate(examples)
+    outputs = []
+    for attention in ("sdpa", "flex"):
+        torch.manual_seed(0)
+        model = build_model(tiny(segments=2, attention=attention)).train()
+        with torch.no_grad():
+            outputs.append(model(batch, answer_logits_only=True))
+    sdpa, flex = outputs
+    assert torch.allclose(sdpa.loss, flex.loss, rtol=1e-5, atol=1e-6)
+    for key in sdpa.metrics:
+        assert sdpa.metrics[key] == pytest.approx(flex.metrics[key], rel=1e-4, abs=1e-6), key
+    with pytest.raises(ValueError, match="attention"):
+        tiny(attention="dense")
