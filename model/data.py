@@ -375,6 +375,58 @@ class BatchStream:
         return self.step_batches(1)[0]
 
 
+class StepPrefetcher:
+    """`stream.step_batches(grad_accum)` built up to `depth` steps ahead in a background thread, so building
+    the next step's batches overlaps this step's compute. The sampler state after each step's draw travels
+    with its batches: `sampler_state()` is the state after the steps handed out, which is what a checkpoint
+    must store for an exact resume (the thread's own draws run ahead of it)."""
+
+    def __init__(self, stream: BatchStream, grad_accum: int, depth: int = 1, pin: bool = False):
+        import queue
+        import threading
+
+        self.stream, self.grad_accum, self.pin = stream, grad_accum, pin
+        self._state = stream.sampler.state_dict()
+        self._queue: queue.Queue = queue.Queue(maxsize=max(depth, 1))
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._work, name="batch-prefetch", daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
+        import queue
+
+        while not self._stop.is_set():
+            try:
+                batches = self.stream.step_batches(self.grad_accum)
+                if self.pin:
+                    batches = [{k: v.pin_memory() for k, v in b.items()} for b in batches]
+                item = (batches, self.stream.sampler.state_dict(), None)
+            except Exception as exc:  # handed to the trainer, which raises it
+                item = (None, None, exc)
+            while not self._stop.is_set():
+                try:
+                    self._queue.put(item, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            if item[2] is not None:
+                return
+
+    def next(self) -> list[dict[str, torch.Tensor]]:
+        batches, state, error = self._queue.get()
+        if error is not None:
+            raise error
+        self._state = state
+        return batches
+
+    def sampler_state(self) -> dict:
+        return self._state
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
 def shard_schema():
     import pyarrow as pa
 

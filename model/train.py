@@ -54,6 +54,7 @@ class TrainConfig:
     # pack each micro-batch's examples into rows of up to max_seq_len tokens, one document each (document-aware
     # prefix-LM mask, positions restart per document); cut by micro_batch_tokens like unpacked examples
     pack: bool = False
+    prefetch_steps: int = 1  # steps of batches built ahead in a background thread (0: build in the loop)
     checkpoint_every: int = 200
     log_every: int = 10
     eval_every: int = 0  # steps between validation-loss passes; 0 = never
@@ -78,7 +79,7 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 bad(name, "must be a positive integer")
-        for name in ("warmup_steps", "eval_every", "seed", "micro_batch_tokens"):
+        for name in ("warmup_steps", "eval_every", "seed", "micro_batch_tokens", "prefetch_steps"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
                 bad(name, "must be an integer >= 0")
         if not self.lr > 0:
@@ -271,7 +272,7 @@ def train(model_config, train_config: TrainConfig, shard_files: list[str], out_d
     """Train; `callback(step, metrics)` runs every log_every steps on rank 0 and may return True to stop
     early (a checkpoint is written first)."""
     from model import build_model
-    from model.data import BatchStream, load_shards
+    from model.data import BatchStream, StepPrefetcher, load_shards
     from model.optim import build_optimizer, lr_at
 
     cfg, out = train_config, Path(out_dir)
@@ -324,7 +325,7 @@ def train(model_config, train_config: TrainConfig, shard_files: list[str], out_d
             rng_states = [None] * dist.world_size
             torch.distributed.all_gather_object(rng_states, _rng_state(dist.device))
         if dist.is_main:
-            state["sampler"] = stream.sampler.state_dict()
+            state["sampler"] = feeder.sampler_state() if feeder else stream.sampler.state_dict()
             ckpt.save_checkpoint(out, model, model_config, train_config=cfg.to_dict(), tokenizer_dir=tokenizer_dir,
                                  optimizer=optimizer, rng_states=rng_states, trainer_state=state)
         if dist.world_size > 1:
@@ -335,76 +336,82 @@ def train(model_config, train_config: TrainConfig, shard_files: list[str], out_d
     tokens_this_call, window_tokens, window_flops, window_start = 0, 0, 0.0, time.perf_counter()
     metrics: dict[str, float] = {}
     stop = False
-    while state["step"] < cfg.max_steps and not stop:
-        lr = lr_at(state["step"], base_lr=cfg.lr, warmup_steps=cfg.warmup_steps, total_steps=cfg.max_steps,
-                   min_lr_ratio=cfg.min_lr_ratio)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        sums: dict[str, float] = {}
-        counts: dict[str, int] = {}
-        loss_sum, step_tokens = 0.0, 0
-        cpu_batches = stream.step_batches(cfg.grad_accum)
-        batches = [{k: v.to(dist.device, non_blocking=True) for k, v in b.items()} for b in cpu_batches]
-        for cpu_batch in cpu_batches:  # counted on the host copies: reading them off the GPU would stall the queue
-            step_tokens += real_tokens(model_config, cpu_batch)
-            window_flops += batch_train_flops(model_config, cpu_batch)
-        denominators = step_denominators(cpu_batches, dist.device, dist.world_size)
-        # segment_steps: one optimizer step per segment, each micro-batch continuing from its carry
-        calls = model_config.segments if cfg.segment_steps and model_config.arch == "hrm" else 1
-        carries = [None] * len(batches)
-        for call in range(calls):
-            for micro, batch in enumerate(batches):
-                # the model's own randomness (ACT exploration) is a function of (seed, step, global micro-batch
-                # slot): ranks differ, and 2 ranks x 1 micro-batch equal 1 rank x 2 accumulated micro-batches
-                torch.manual_seed(_slot_seed(cfg.seed, state["step"], micro * dist.world_size + dist.rank))
-                sync = micro == len(batches) - 1 or dist.world_size == 1
-                with (contextlib.nullcontext() if sync else step_module.no_sync()), autocast:
-                    parts, model_metrics, carries[micro] = runner(batch, carries[micro], 1 if calls > 1 else None)
-                    loss = micro_batch_loss(model_config, parts, denominators, dist.world_size)
-                loss.backward()
-                loss_sum += float(loss.detach()) / dist.world_size / calls
-                if call == calls - 1:
-                    for key, value in (model_metrics or {}).items():  # per-task keys appear only when the task does
-                        sums[key] = sums.get(key, 0.0) + float(value)
-                        counts[key] = counts.get(key, 0) + 1
-            grad_norm = (torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip) if cfg.grad_clip > 0
-                         else torch.zeros(()))
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-        if dist.world_size > 1:  # report the global token count and loss; other metrics stay rank 0's
-            totals = torch.tensor([float(step_tokens), loss_sum], dtype=torch.float64, device=dist.device)
-            torch.distributed.all_reduce(totals)
-            step_tokens, loss_sum = int(totals[0].item()), totals[1].item()
-        state["step"] += 1
-        state["tokens_seen"] += step_tokens
-        tokens_this_call += step_tokens
-        window_tokens += step_tokens
-        metrics = {k: v / counts[k] for k, v in sums.items()}
-        metrics.update(loss=loss_sum, lr=lr, grad_norm=float(grad_norm))
-        if not math.isfinite(metrics["loss"]):
-            raise FloatingPointError(f"step {state['step']}: loss is {metrics['loss']}; lower lr or check the data")
+    feeder = (StepPrefetcher(stream, cfg.grad_accum, cfg.prefetch_steps, pin=dist.device.type == "cuda")
+              if cfg.prefetch_steps and state["step"] < cfg.max_steps else None)
+    try:
+        while state["step"] < cfg.max_steps and not stop:
+            lr = lr_at(state["step"], base_lr=cfg.lr, warmup_steps=cfg.warmup_steps, total_steps=cfg.max_steps,
+                       min_lr_ratio=cfg.min_lr_ratio)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            sums: dict[str, float] = {}
+            counts: dict[str, int] = {}
+            loss_sum, step_tokens = 0.0, 0
+            cpu_batches = feeder.next() if feeder else stream.step_batches(cfg.grad_accum)
+            batches = [{k: v.to(dist.device, non_blocking=True) for k, v in b.items()} for b in cpu_batches]
+            for cpu_batch in cpu_batches:  # counted on the host copies: reading them off the GPU would stall the queue
+                step_tokens += real_tokens(model_config, cpu_batch)
+                window_flops += batch_train_flops(model_config, cpu_batch)
+            denominators = step_denominators(cpu_batches, dist.device, dist.world_size)
+            # segment_steps: one optimizer step per segment, each micro-batch continuing from its carry
+            calls = model_config.segments if cfg.segment_steps and model_config.arch == "hrm" else 1
+            carries = [None] * len(batches)
+            for call in range(calls):
+                for micro, batch in enumerate(batches):
+                    # the model's own randomness (ACT exploration) is a function of (seed, step, global micro-batch
+                    # slot): ranks differ, and 2 ranks x 1 micro-batch equal 1 rank x 2 accumulated micro-batches
+                    torch.manual_seed(_slot_seed(cfg.seed, state["step"], micro * dist.world_size + dist.rank))
+                    sync = micro == len(batches) - 1 or dist.world_size == 1
+                    with (contextlib.nullcontext() if sync else step_module.no_sync()), autocast:
+                        parts, model_metrics, carries[micro] = runner(batch, carries[micro], 1 if calls > 1 else None)
+                        loss = micro_batch_loss(model_config, parts, denominators, dist.world_size)
+                    loss.backward()
+                    loss_sum += float(loss.detach()) / dist.world_size / calls
+                    if call == calls - 1:
+                        for key, value in (model_metrics or {}).items():  # per-task keys appear only when the task does
+                            sums[key] = sums.get(key, 0.0) + float(value)
+                            counts[key] = counts.get(key, 0) + 1
+                grad_norm = (torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip) if cfg.grad_clip > 0
+                             else torch.zeros(()))
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+            if dist.world_size > 1:  # report the global token count and loss; other metrics stay rank 0's
+                totals = torch.tensor([float(step_tokens), loss_sum], dtype=torch.float64, device=dist.device)
+                torch.distributed.all_reduce(totals)
+                step_tokens, loss_sum = int(totals[0].item()), totals[1].item()
+            state["step"] += 1
+            state["tokens_seen"] += step_tokens
+            tokens_this_call += step_tokens
+            window_tokens += step_tokens
+            metrics = {k: v / counts[k] for k, v in sums.items()}
+            metrics.update(loss=loss_sum, lr=lr, grad_norm=float(grad_norm))
+            if not math.isfinite(metrics["loss"]):
+                raise FloatingPointError(f"step {state['step']}: loss is {metrics['loss']}; lower lr or check the data")
 
-        last = state["step"] == cfg.max_steps
-        if state["step"] % cfg.log_every == 0 or last:
-            now = time.perf_counter()
-            metrics["tokens_per_s"] = window_tokens / max(now - window_start, 1e-9)
-            metrics["flops_per_s"] = window_flops * dist.world_size / max(now - window_start, 1e-9)
-            window_tokens, window_flops, window_start = 0, 0.0, now
-            if cfg.eval_every and state["step"] % cfg.eval_every == 0:
-                metrics.update(evaluate(model, model_config, cfg, validation, dist.device))
-            state["history"].append({"step": state["step"], **metrics})
-            if dist.is_main:
-                if run is not None:
-                    run.log(metrics, step=state["step"])
-                if callback is not None and callback(state["step"], dict(metrics)):
-                    stop = True
-            if dist.world_size > 1:
-                flag = torch.tensor([int(stop)], device=dist.device)
-                torch.distributed.broadcast(flag, 0)
-                stop = bool(flag.item())
-        if state["step"] % cfg.checkpoint_every == 0 or last or stop:
-            state["wall_s"] = wall_before + time.perf_counter() - started
-            save()
+            last = state["step"] == cfg.max_steps
+            if state["step"] % cfg.log_every == 0 or last:
+                now = time.perf_counter()
+                metrics["tokens_per_s"] = window_tokens / max(now - window_start, 1e-9)
+                metrics["flops_per_s"] = window_flops * dist.world_size / max(now - window_start, 1e-9)
+                window_tokens, window_flops, window_start = 0, 0.0, now
+                if cfg.eval_every and state["step"] % cfg.eval_every == 0:
+                    metrics.update(evaluate(model, model_config, cfg, validation, dist.device))
+                state["history"].append({"step": state["step"], **metrics})
+                if dist.is_main:
+                    if run is not None:
+                        run.log(metrics, step=state["step"])
+                    if callback is not None and callback(state["step"], dict(metrics)):
+                        stop = True
+                if dist.world_size > 1:
+                    flag = torch.tensor([int(stop)], device=dist.device)
+                    torch.distributed.broadcast(flag, 0)
+                    stop = bool(flag.item())
+            if state["step"] % cfg.checkpoint_every == 0 or last or stop:
+                state["wall_s"] = wall_before + time.perf_counter() - started
+                save()
+    finally:
+        if feeder:
+            feeder.close()
 
     wall = time.perf_counter() - started
     if run is not None:

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 
 from model.data import IGNORE, BalancedSampler, BatchStream, Example, TokenDataset, collate, load_shards
 
@@ -134,3 +135,37 @@ def test_packed_micro_batches_hold_the_same_documents_in_fewer_padded_tokens():
             starts = (b["positions"] == 0) & (b["doc_ids"] >= 0)
             assert int(starts.sum()) == int(sum(row[row >= 0].unique().numel() for row in b["doc_ids"]))
     assert "doc_ids" not in BatchStream(data, 8, seed=1, pack_to=64, pad_to=64).step_batches(1)[0]  # fixed: unpacked
+
+
+def test_prefetched_steps_are_the_streams_steps_and_the_saved_sampler_state_is_the_consumed_ones():
+    from model.data import StepPrefetcher
+
+    data = TokenDataset.from_examples([Example(list(range(3, 3 + n)), 1, language=n % 3, task=1, edit_tags=[],
+                                               tool_label=-1, example_id=str(n)) for n in range(4, 40)])
+    plain = BatchStream(data, 4, seed=7, max_tokens=64)
+    feeder = StepPrefetcher(BatchStream(data, 4, seed=7, max_tokens=64), grad_accum=2, depth=3)
+    try:
+        for _ in range(5):
+            expected, got = plain.step_batches(2), feeder.next()
+            assert len(expected) == len(got)
+            for a, b in zip(expected, got):
+                assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+            # the worker has drawn ahead; the state to checkpoint is the one after the steps handed out
+            assert feeder.sampler_state() == plain.sampler.state_dict()
+    finally:
+        feeder.close()
+    assert not feeder._thread.is_alive()
+
+
+def test_a_failing_batch_build_is_raised_by_the_trainer_side():
+    from model.data import StepPrefetcher
+
+    data = TokenDataset.from_examples([Example([3, 4, 5], 1, language=0, task=0, edit_tags=[], tool_label=-1,
+                                               example_id="only")])
+    stream = BatchStream(data, 2, seed=0, pack_to=2)  # a 3-token example cannot be packed into rows of 2
+    feeder = StepPrefetcher(stream, grad_accum=1)
+    try:
+        with pytest.raises(ValueError, match="above the packing capacity 2"):
+            feeder.next()
+    finally:
+        feeder.close()
