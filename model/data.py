@@ -14,6 +14,7 @@ resumed run sees exactly the batches it would have seen.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -112,6 +113,43 @@ def load_shards(files: list[str], split: str = "train", max_seq_len: int | None 
     tags, tag_offsets = _concat_lists(tag_lists)
     return TokenDataset(tokens.astype(np.int32), offsets, merged[0], merged[1], merged[2], merged[3], tags.astype(np.int8),
                         tag_offsets, [x for p in parts for x in p[8]], max_seq_len, list(files))
+
+
+MAPPED_ARRAYS = ("tokens", "offsets", "prompt_len", "language", "task", "tool_label", "tags", "tag_offsets")
+
+
+def load_shards_mapped(files: list[str], cache_dir: str, split: str = "train", max_seq_len: int | None = None,
+                       vocab_size: int | None = None) -> TokenDataset:
+    """load_shards through an on-disk copy of its arrays (.npy under cache_dir), opened memory-mapped: the
+    ranks of a machine share one page cache instead of each holding every token in its own memory. The copy
+    is keyed by the shards' paths, sizes and modification times, the split and the vocabulary size; it is
+    written to a temporary directory and renamed into place, so a killed or concurrent writer never leaves a
+    half-written copy that a reader would take."""
+    import hashlib
+    import os
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    stats = [(str(Path(f).resolve()), os.stat(f).st_size, os.stat(f).st_mtime_ns) for f in files]
+    key = hashlib.sha256(json.dumps([stats, split, vocab_size]).encode()).hexdigest()[:16]
+    root = Path(cache_dir)
+    target = root / f"tokens-{split}-{key}"
+    if not (target / "complete").is_file():
+        data = load_shards(files, split, None, vocab_size)  # validates every row, naming a bad one
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=root, prefix=".writing-"))
+        for name in MAPPED_ARRAYS:
+            np.save(tmp / f"{name}.npy", getattr(data, name))
+        (tmp / "example_ids.json").write_text(json.dumps(data.example_ids))
+        (tmp / "complete").write_text("")
+        try:
+            os.rename(tmp, target)
+        except OSError:  # another process put its copy there first: same content
+            shutil.rmtree(tmp, ignore_errors=True)
+    arrays = {name: np.load(target / f"{name}.npy", mmap_mode="r") for name in MAPPED_ARRAYS}
+    example_ids = json.loads((target / "example_ids.json").read_text())
+    return TokenDataset(**arrays, example_ids=example_ids, max_seq_len=max_seq_len, files=list(files))
 
 
 def _concat_lists(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:

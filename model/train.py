@@ -54,6 +54,9 @@ class TrainConfig:
     # pack each micro-batch's examples into rows of up to max_seq_len tokens, one document each (document-aware
     # prefix-LM mask, positions restart per document); cut by micro_batch_tokens like unpacked examples
     pack: bool = False
+    # a directory: the training tokens are copied there once as .npy arrays and read memory-mapped (ranks on a
+    # machine share them); "" = read the shards into this process's memory
+    token_cache: str = ""
     prefetch_steps: int = 1  # steps of batches built ahead in a background thread (0: build in the loop)
     checkpoint_every: int = 200
     log_every: int = 10
@@ -272,7 +275,7 @@ def train(model_config, train_config: TrainConfig, shard_files: list[str], out_d
     """Train; `callback(step, metrics)` runs every log_every steps on rank 0 and may return True to stop
     early (a checkpoint is written first)."""
     from model import build_model
-    from model.data import BatchStream, StepPrefetcher, load_shards
+    from model.data import BatchStream, StepPrefetcher, load_shards, load_shards_mapped
     from model.optim import build_optimizer, lr_at
 
     cfg, out = train_config, Path(out_dir)
@@ -283,7 +286,11 @@ def train(model_config, train_config: TrainConfig, shard_files: list[str], out_d
         from model.quantize import enable_qat
 
         enable_qat(model)
-    dataset = load_shards(shard_files, cfg.split, model_config.max_seq_len, model_config.vocab_size)
+    if cfg.token_cache:
+        dataset = load_shards_mapped(shard_files, cfg.token_cache, cfg.split, model_config.max_seq_len,
+                                     model_config.vocab_size)
+    else:
+        dataset = load_shards(shard_files, cfg.split, model_config.max_seq_len, model_config.vocab_size)
     validation = (load_shards(shard_files, "validation", model_config.max_seq_len, model_config.vocab_size)
                   if cfg.eval_every else None)
     stream = BatchStream(dataset, cfg.batch_size, seed=cfg.seed, language_balance=cfg.language_balance,

@@ -169,3 +169,36 @@ def test_a_failing_batch_build_is_raised_by_the_trainer_side():
             feeder.next()
     finally:
         feeder.close()
+
+
+def test_memory_mapped_tokens_read_like_the_shards_and_are_rebuilt_when_a_shard_changes(shards, tmp_path):
+    import os
+    from pathlib import Path
+
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from model.data import load_shards_mapped
+
+    import shutil
+
+    files = [shutil.copy(f, tmp_path / Path(f).name) for f in shards[0]]  # the shards fixture is shared: copies
+    plain = load_shards(files, max_seq_len=16)
+    cache = tmp_path / "cache"
+    mapped = load_shards_mapped(files, str(cache), max_seq_len=16)
+    assert isinstance(mapped.tokens, np.memmap) and len(mapped) == len(plain)
+    assert [mapped.example(i) for i in range(len(plain))] == [plain.example(i) for i in range(len(plain))]
+    assert mapped.truncated == plain.truncated
+    copies = sorted(p.name for p in cache.iterdir())
+    assert len(copies) == 1 and copies[0].startswith("tokens-train-")
+    again = load_shards_mapped(files, str(cache))  # reused, not rewritten
+    assert sorted(p.name for p in cache.iterdir()) == copies and again.example_ids == plain.example_ids
+    # a shard rewritten with a bad row: a new key, and the error names the file and row; no copy is left
+    table = pq.read_table(files[0]).to_pylist()
+    table[0]["prompt_len"] = 0
+    pq.write_table(pa.Table.from_pylist(table, schema=pq.read_schema(files[0])), files[0])
+    os.utime(files[0], ns=(1, 1))
+    with pytest.raises(ValueError, match=r"shard-0.parquet row 0 .*prompt_len=0"):
+        load_shards_mapped(files, str(cache))
+    assert sorted(p.name for p in cache.iterdir()) == copies
