@@ -139,8 +139,11 @@ class CodeLM(nn.Module):
             doc_ids, prompt_mask = batch["doc_ids"], batch["prompt_mask"]
             positions = batch["positions"]
             answer = ~prompt_mask
-            # each document's last prompt token reads the tool head
-            last = prompt_mask & ~torch.cat([prompt_mask[:, 1:], prompt_mask.new_zeros(B, 1)], 1)
+            # each document's last prompt token reads the tool head (the next token is an answer token or
+            # another document's, or there is none)
+            next_prompt = torch.cat([prompt_mask[:, 1:], prompt_mask.new_zeros(B, 1)], 1)
+            next_doc = torch.cat([doc_ids[:, 1:], doc_ids.new_full((B, 1), -1)], 1)
+            last = prompt_mask & (~next_prompt | (next_doc != doc_ids))
             tool_at = last.nonzero(as_tuple=True)
         else:
             prompt_len = batch.get("prompt_len")

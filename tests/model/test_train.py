@@ -180,26 +180,30 @@ def test_packed_rows_give_the_unpacked_loss_and_gradients_on_the_same_tokens(arc
     from model.data import collate_packed, pack_rows
 
     config = tiny(arch=arch, **changes)
-    examples = _examples([(40, 30), (17, 5), (25, 24), (9, 3), (30, 2), (12, 11)], tools=(2, -1, 0, -1, -1, 3))
+    # (9, 9): a document that is all prompt, so the next document's prompt follows its last prompt token
+    examples = _examples([(40, 30), (17, 5), (25, 24), (9, 9), (30, 2), (12, 11)], tools=(2, -1, 0, 1, -1, 3))
     rows = pack_rows(examples, 64)
     assert len(rows) < len(examples) and all(sum(len(e.input_ids) for e in r) <= 64 for r in rows)
     assert sorted(e.example_id for r in rows for e in r) == sorted(e.example_id for e in examples)
+    by_id = {e.example_id: e for e in examples}
+    by_hand = [[by_id[i] for i in row] for row in (("e3", "e1", "e5"), ("e0",), ("e2", "e4"))]
     results = []
-    for batch in (collate(examples), collate_packed(rows)):
+    for batch in (collate(examples), collate_packed(rows), collate_packed(by_hand)):
         torch.manual_seed(0)
         model = build_model(config).train()
         out = model(batch, answer_logits_only=True)
         out.loss.backward()
         results.append((out.loss.detach(), out.metrics,
                         {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
-    (loss, metrics, grads), (packed_loss, packed_metrics, packed_grads) = results
-    assert torch.allclose(loss, packed_loss, rtol=1e-5, atol=1e-6)
-    assert metrics.keys() == packed_metrics.keys()  # per-task, edit and tool terms all present
-    for key in metrics:
-        assert metrics[key] == pytest.approx(packed_metrics[key], rel=1e-4, abs=1e-6), key
-    assert grads.keys() == packed_grads.keys()
-    for name in grads:
-        assert torch.allclose(grads[name], packed_grads[name], rtol=1e-3, atol=1e-6), name
+    (loss, metrics, grads) = results[0]
+    for packed_loss, packed_metrics, packed_grads in results[1:]:
+        assert torch.allclose(loss, packed_loss, rtol=1e-5, atol=1e-6)
+        assert metrics.keys() == packed_metrics.keys()  # per-task, edit and tool terms all present
+        for key in metrics:
+            assert metrics[key] == pytest.approx(packed_metrics[key], rel=1e-4, abs=1e-6), key
+        assert grads.keys() == packed_grads.keys()
+        for name in grads:
+            assert torch.allclose(grads[name], packed_grads[name], rtol=1e-3, atol=1e-6), name
 
 
 def test_packed_documents_never_see_each_other():
