@@ -180,9 +180,8 @@ def train_step_flops(config, batch_size: int, seq_len: int, answer_tokens: int) 
     every module pass forward, and backward only through each segment's last grad_passes passes. The LM head
     runs on answer tokens only (the trainer asks for answer_logits_only), once per segment for HRM (deep
     supervision), forward and backward. ACT with halt_max_segments > segments adds one no-grad lookahead
-    segment. Tokens that stop early under ACT still
-    count (an upper bound: their passes are skipped only when the whole batch has stopped). Elementwise work
-    and the optimizer are not counted.
+    segment. Tokens that stop early under ACT still count (an upper bound: their passes are skipped only when
+    the whole batch has stopped). Elementwise work and the optimizer are not counted.
     """
     d, tokens = config.hidden_size, batch_size * seq_len
     block_forward = 2 * (4 * d * d + 3 * d * config.intermediate_size) + 4 * seq_len * d
