@@ -115,7 +115,7 @@ _DECLARED = (
     Setting("HRM_MODEL_PRESET", str, "cpu-default",
             "ModelConfig preset: cpu-default, cpu-long, tiny, small, 100m, gpu-base, gpu-100m, gpu-1b"),
     Setting("HRM_MODEL_OVERRIDES", str, "", "JSON of ModelConfig fields over the preset"),
-    Setting("HRM_TRAIN_STEPS_PER_STAGE", int, 240, "optimizer steps per curriculum phase"),
+    Setting("HRM_TRAIN_STEPS_PER_STAGE", int, 220, "optimizer steps per curriculum phase"),
     Setting("HRM_TRAIN_BATCH_SIZE", int, 16, "sequences per step"),
     Setting("HRM_TRAIN_GRAD_ACCUM", int, 1, "micro-batches per optimizer step"),
     Setting("HRM_TRAIN_MICRO_BATCH_TOKENS", int, 2048,
