@@ -46,6 +46,9 @@ class Candidate:
     decoded_tokens: int = 0
     generation_s: float = 0.0
     decoder_errors: list[str] = field(default_factory=list)  # prompts a decoder could not run on, and why
+    # greedy repair answers of eval_synthetic, by (benchmark, problem ids, token budget): the snap rows grade
+    # the same answers without decoding them again
+    repair_answers: dict = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -347,6 +350,8 @@ def eval_synthetic(c: Candidate, rows: list[dict], sandbox, s: EvalSettings,
                                                                                    s.repair_max_new_tokens)
         texts = complete(c, [p.prompt for p in chosen], [p.language for p in chosen], task,
                          max_new_tokens=budget, batch_size=s.batch_size, seed=s.seed)
+        if mode == "repair_tests":
+            c.repair_answers[(benchmark, tuple(p.problem_id for p in chosen), budget)] = [t[0] for t in texts]
         if mode == "exec_output":
             ok = [exec_answer_correct(p.hidden_tests["expected_output"], t[0]) for p, t in zip(chosen, texts)]
         else:
@@ -365,10 +370,12 @@ def eval_repair_snap(c: Candidate, rows: list[dict], sandbox, s: EvalSettings,
     chosen = _chosen(synthetic_eval_problems(rows), "repair_tests", s)
     if not chosen:
         return []
-    texts = complete(c, [p.prompt for p in chosen], [p.language for p in chosen], "repair",
-                     max_new_tokens=max(s.synthetic_max_new_tokens, s.repair_max_new_tokens),
-                     batch_size=s.batch_size, seed=s.seed)
-    answers = [snap_edit_blocks(p.visible_files["program"], t[0]) for p, t in zip(chosen, texts)]
+    budget = max(s.synthetic_max_new_tokens, s.repair_max_new_tokens)
+    texts = c.repair_answers.get((benchmark, tuple(p.problem_id for p in chosen), budget))
+    if texts is None:  # the plain step did not run on these problems
+        texts = [t[0] for t in complete(c, [p.prompt for p in chosen], [p.language for p in chosen], "repair",
+                                        max_new_tokens=budget, batch_size=s.batch_size, seed=s.seed)]
+    answers = [snap_edit_blocks(p.visible_files["program"], t) for p, t in zip(chosen, texts)]
     ok = _repairs_fixed(sandbox, chosen, answers)
     return [rate_result(benchmark, "repair_fix_rate" + SNAP, sum(ok) / len(ok), len(ok))]
 

@@ -25,6 +25,7 @@ class CheckpointConfig(dg.Config):
     batch_size: int = from_env("HRM_TRAIN_BATCH_SIZE")
     grad_accum: int = from_env("HRM_TRAIN_GRAD_ACCUM")
     micro_batch_tokens: int = from_env("HRM_TRAIN_MICRO_BATCH_TOKENS")
+    pack: bool = from_env("HRM_TRAIN_PACK")
     lr: float = from_env("HRM_TRAIN_LR")
     warmup_steps: int = from_env("HRM_TRAIN_WARMUP_STEPS")
     dtype: str = from_env("HRM_TRAIN_DTYPE")  # bf16 autocast (weights stay fp32) or fp32
@@ -40,7 +41,7 @@ class CheckpointConfig(dg.Config):
         return CheckpointSettings(
             preset=self.preset, model_overrides=json.loads(self.model_overrides) if self.model_overrides.strip() else {},
             steps_per_stage=self.steps_per_stage, batch_size=self.batch_size, grad_accum=self.grad_accum,
-            micro_batch_tokens=self.micro_batch_tokens, lr=self.lr,
+            micro_batch_tokens=self.micro_batch_tokens, pack=self.pack, lr=self.lr,
             warmup_steps=self.warmup_steps, dtype=self.dtype, task_weights=parse_task_weights(self.task_weights),
             qat=self.qat, wandb=self.wandb, seed=self.seed,
             checkpoint_every=self.checkpoint_every, max_minutes=self.max_minutes, torchrun_nproc=self.torchrun_nproc)

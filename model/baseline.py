@@ -8,7 +8,7 @@ from torch import nn
 
 from model.config import ModelConfig
 from model.lm import CodeLM, DepthPlan, SegmentRecord, TrunkOutput
-from model.layers import Block
+from model.layers import Block, run_block
 
 
 class BaselineTransformer(CodeLM):
@@ -23,6 +23,6 @@ class BaselineTransformer(CodeLM):
         ctx.active = None
         h = x
         for block, layer_cache in zip(self.blocks, caches):
-            h = block(h, ctx, layer_cache)
+            h = run_block(block, h, ctx, layer_cache, None, self.config.activation_checkpointing)
         ran = torch.ones(h.shape[:2], dtype=torch.bool, device=h.device)
         return TrunkOutput(h, [SegmentRecord(0, h, ran)])

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from model.vocab import LANGUAGES, TASK_TYPES, TOOLS
 
 ARCHS = ("hrm", "baseline")
+ATTENTION = ("sdpa", "flex")
 
 
 @dataclass
@@ -48,6 +49,13 @@ class ModelConfig:
     tool_loss_weight: float = 0.5
     q_loss_weight: float = 0.5
     baseline_layers: int | None = None  # None: computed so the baseline matches the HRM parameter count
+    # training: recompute each block's activations in the backward pass instead of keeping them (less memory,
+    # about one more forward of compute); not with ACT, whose frozen tokens read state the recompute would not see
+    activation_checkpointing: bool = False
+    # full forwards (training, scoring): "sdpa" with a dense boolean mask, or "flex": FlexAttention with a block
+    # mask of the same prefix-LM rule, which skips masked blocks (packed rows, long prompts) when compiled on
+    # a GPU; cached decoding always uses SDPA
+    attention: str = "sdpa"
 
     def __post_init__(self) -> None:
         self.validate()
@@ -61,6 +69,8 @@ class ModelConfig:
 
         if self.arch not in ARCHS:
             bad("arch", f"must be one of {ARCHS}")
+        if self.attention not in ATTENTION:
+            bad("attention", f"must be one of {ATTENTION}")
         for name in ("vocab_size", "hidden_size", "num_heads", "H_layers", "L_layers", "H_cycles", "L_cycles",
                      "grad_passes", "segments", "max_seq_len", "num_languages", "num_task_types", "num_tools"):
             value = getattr(self, name)
@@ -74,6 +84,8 @@ class ModelConfig:
             bad("expansion", "must be > 0")
         if self.grad_passes > self.num_passes:
             bad("grad_passes", f"must be <= H_cycles * (L_cycles + 1) = {self.num_passes}")
+        if self.activation_checkpointing and self.act:
+            bad("activation_checkpointing", "cannot be combined with act (ACT's per-token state is not recomputed)")
         if self.halt_max_segments is not None:
             if not isinstance(self.halt_max_segments, int) or isinstance(self.halt_max_segments, bool) \
                     or self.halt_max_segments < self.segments:
@@ -205,4 +217,10 @@ PRESETS: dict[str, dict] = {
     # one-GPU training run: HRM's 512-wide 4+4 layer shape, longer truncated BPTT as in HRM-Text
     "gpu-base": dict(vocab_size=32768, hidden_size=512, num_heads=8, expansion=4.0, H_layers=4, L_layers=4,
                      H_cycles=2, L_cycles=2, grad_passes=4, max_seq_len=2048),
+    # one-GPU presets of the speed work (docs/model.md "GPU recipes": packed rows, bf16, compile):
+    # the 100m shape (~107M) and ~0.94B (2048 wide, 8+8 layers)
+    "gpu-100m": dict(vocab_size=32768, hidden_size=768, num_heads=12, expansion=4.0, H_layers=4, L_layers=4,
+                     H_cycles=2, L_cycles=2, grad_passes=2, max_seq_len=2048),
+    "gpu-1b": dict(vocab_size=32768, hidden_size=2048, num_heads=16, expansion=4.0, H_layers=8, L_layers=8,
+                   H_cycles=2, L_cycles=2, grad_passes=2, max_seq_len=2048),
 }

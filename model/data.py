@@ -14,6 +14,7 @@ resumed run sees exactly the batches it would have seen.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -114,6 +115,43 @@ def load_shards(files: list[str], split: str = "train", max_seq_len: int | None 
                         tag_offsets, [x for p in parts for x in p[8]], max_seq_len, list(files))
 
 
+MAPPED_ARRAYS = ("tokens", "offsets", "prompt_len", "language", "task", "tool_label", "tags", "tag_offsets")
+
+
+def load_shards_mapped(files: list[str], cache_dir: str, split: str = "train", max_seq_len: int | None = None,
+                       vocab_size: int | None = None) -> TokenDataset:
+    """load_shards through an on-disk copy of its arrays (.npy under cache_dir), opened memory-mapped: the
+    ranks of a machine share one page cache instead of each holding every token in its own memory. The copy
+    is keyed by the shards' paths, sizes and modification times, the split and the vocabulary size; it is
+    written to a temporary directory and renamed into place, so a killed or concurrent writer never leaves a
+    half-written copy that a reader would take."""
+    import hashlib
+    import os
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    stats = [(str(Path(f).resolve()), os.stat(f).st_size, os.stat(f).st_mtime_ns) for f in files]
+    key = hashlib.sha256(json.dumps([stats, split, vocab_size]).encode()).hexdigest()[:16]
+    root = Path(cache_dir)
+    target = root / f"tokens-{split}-{key}"
+    if not (target / "complete").is_file():
+        data = load_shards(files, split, None, vocab_size)  # validates every row, naming a bad one
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=root, prefix=".writing-"))
+        for name in MAPPED_ARRAYS:
+            np.save(tmp / f"{name}.npy", getattr(data, name))
+        (tmp / "example_ids.json").write_text(json.dumps(data.example_ids))
+        (tmp / "complete").write_text("")
+        try:
+            os.rename(tmp, target)
+        except OSError:  # another process put its copy there first: same content
+            shutil.rmtree(tmp, ignore_errors=True)
+    arrays = {name: np.load(target / f"{name}.npy", mmap_mode="r") for name in MAPPED_ARRAYS}
+    example_ids = json.loads((target / "example_ids.json").read_text())
+    return TokenDataset(**arrays, example_ids=example_ids, max_seq_len=max_seq_len, files=list(files))
+
+
 def _concat_lists(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
     values = np.concatenate([v for v, _ in parts])
     offsets, base = [np.zeros(1, np.int64)], 0
@@ -205,6 +243,62 @@ def collate(examples: list[Example], pad_id: int = 0, pad_to_multiple: int = 8,
     }
 
 
+def pack_rows(examples: list[Example], capacity: int) -> list[list[Example]]:
+    """First-fit decreasing: the examples in rows of at most `capacity` tokens (an example is never split)."""
+    rows: list[list[Example]] = []
+    room: list[int] = []
+    for e in sorted(examples, key=lambda e: -len(e.input_ids)):
+        n = len(e.input_ids)
+        if n > capacity:
+            raise ValueError(f"example {e.example_id} has {n} tokens, above the packing capacity {capacity}")
+        slot = next((r for r, left in enumerate(room) if left >= n), None)
+        if slot is None:
+            rows.append([e])
+            room.append(capacity - n)
+        else:
+            rows[slot].append(e)
+            room[slot] -= n
+    return rows
+
+
+def collate_packed(rows: list[list[Example]], pad_id: int = 0, pad_to_multiple: int = 8) -> dict[str, torch.Tensor]:
+    """Several examples per row, each its own document: per-token doc ids (-1 = padding), positions that restart
+    at every document, language and task ids, a prompt mask (the document-aware prefix-LM mask comes from
+    doc ids and prompt mask), labels that never cross a document boundary, and tool labels at each document's
+    last prompt token. The model's losses on it equal those on `collate` of the same examples."""
+    longest = max(sum(len(e.input_ids) for e in row) for row in rows)
+    length = -(-longest // pad_to_multiple) * pad_to_multiple
+    shape = (len(rows), length)
+    out = {"input_ids": torch.full(shape, pad_id, dtype=torch.long),
+           "labels": torch.full(shape, IGNORE, dtype=torch.long),
+           "edit_tags": torch.full(shape, IGNORE, dtype=torch.long),
+           "tool_labels": torch.full(shape, IGNORE, dtype=torch.long),
+           "doc_ids": torch.full(shape, -1, dtype=torch.long),
+           "positions": torch.zeros(shape, dtype=torch.long),
+           "language_ids": torch.zeros(shape, dtype=torch.long),
+           "task_ids": torch.zeros(shape, dtype=torch.long),
+           "prompt_mask": torch.zeros(shape, dtype=torch.bool)}
+    for r, row in enumerate(rows):
+        at = 0
+        for d, e in enumerate(row):
+            n, p = len(e.input_ids), e.prompt_len
+            end = at + n
+            out["input_ids"][r, at:end] = torch.tensor(e.input_ids, dtype=torch.long)
+            out["labels"][r, at + p - 1:end - 1] = out["input_ids"][r, at + p:end]
+            if e.edit_tags:
+                tags = torch.tensor(e.edit_tags, dtype=torch.long)
+                out["edit_tags"][r, at:at + len(tags)] = torch.where(tags < 0, IGNORE, tags)
+            if e.tool_label >= 0:
+                out["tool_labels"][r, at + p - 1] = e.tool_label
+            out["doc_ids"][r, at:end] = d
+            out["positions"][r, at:end] = torch.arange(n)
+            out["language_ids"][r, at:end] = e.language
+            out["task_ids"][r, at:end] = e.task
+            out["prompt_mask"][r, at:at + p] = True
+            at = end
+    return out
+
+
 class BalancedSampler:
     """Deterministic language-balanced draws; `state_dict()` / `load_state_dict()` make resume exact."""
 
@@ -272,33 +366,43 @@ class BatchStream:
 
     def __init__(self, dataset: TokenDataset, batch_size: int, *, seed: int = 0, language_balance: float = 0.5,
                  rank: int = 0, world_size: int = 1, pad_id: int = 0, pad_to_multiple: int = 8,
-                 pad_to: int | None = None, task_weights: dict[str, float] | None = None, max_tokens: int = 0):
+                 pad_to: int | None = None, task_weights: dict[str, float] | None = None, max_tokens: int = 0,
+                 pack_to: int = 0):
         self.dataset = dataset
         self.sampler = BalancedSampler(dataset, seed, language_balance, task_weights)
         self.batch_size, self.rank, self.world_size = batch_size, rank, world_size
         self.pad_id, self.pad_to_multiple, self.pad_to = pad_id, pad_to_multiple, pad_to
         self.max_tokens = 0 if pad_to else max_tokens
+        self.pack_to = 0 if pad_to else pack_to
 
     def step_batches(self, grad_accum: int = 1) -> list[dict[str, torch.Tensor]]:
         """The step's micro-batches for this rank. With max_tokens, each micro-batch's examples are sorted by
         length and cut into pieces of at most max_tokens padded tokens (one example at least), so a 40-token
         task is not padded to a 384-token file chunk; the losses weigh by tokens, so the step's gradient is
-        the one of the uncut micro-batch."""
+        the one of the uncut micro-batch. With pack_to, each micro-batch's examples are packed into rows of at
+        most pack_to tokens (collate_packed: one document per example), cut by max_tokens the same way."""
         indices = self.sampler.draw(self.batch_size * self.world_size * grad_accum)
         batches = []
         for micro in range(grad_accum):
             start = (micro * self.world_size + self.rank) * self.batch_size
             examples = [self.dataset.example(i) for i in indices[start:start + self.batch_size]]
-            for piece in self._pieces(examples):
+            if self.pack_to:
+                for piece in self._pieces(pack_rows(examples, self.pack_to), lambda row: sum(len(e.input_ids)
+                                                                                           for e in row)):
+                    batches.append(collate_packed(piece, self.pad_id, self.pad_to_multiple))
+                continue
+            for piece in self._pieces(examples, lambda e: len(e.input_ids)):
                 batches.append(collate(piece, self.pad_id, self.pad_to_multiple, self.pad_to))
         return batches
 
-    def _pieces(self, examples: list[Example]) -> list[list[Example]]:
+    def _pieces(self, items: list, size) -> list[list]:
+        """`items` (examples, or packed rows) sorted by `size` and cut into pieces of at most max_tokens padded
+        tokens, one item at least."""
         if not self.max_tokens:
-            return [examples]
+            return [items]
         pieces, current = [], []
-        for e in sorted(examples, key=lambda e: len(e.input_ids)):
-            padded = -(-len(e.input_ids) // self.pad_to_multiple) * self.pad_to_multiple
+        for e in sorted(items, key=size):
+            padded = -(-size(e) // self.pad_to_multiple) * self.pad_to_multiple
             if current and padded * (len(current) + 1) > self.max_tokens:
                 pieces.append(current)
                 current = []
@@ -307,6 +411,58 @@ class BatchStream:
 
     def next_batch(self) -> dict[str, torch.Tensor]:
         return self.step_batches(1)[0]
+
+
+class StepPrefetcher:
+    """`stream.step_batches(grad_accum)` built up to `depth` steps ahead in a background thread, so building
+    the next step's batches overlaps this step's compute. The sampler state after each step's draw travels
+    with its batches: `sampler_state()` is the state after the steps handed out, which is what a checkpoint
+    must store for an exact resume (the thread's own draws run ahead of it)."""
+
+    def __init__(self, stream: BatchStream, grad_accum: int, depth: int = 1, pin: bool = False):
+        import queue
+        import threading
+
+        self.stream, self.grad_accum, self.pin = stream, grad_accum, pin
+        self._state = stream.sampler.state_dict()
+        self._queue: queue.Queue = queue.Queue(maxsize=max(depth, 1))
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._work, name="batch-prefetch", daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
+        import queue
+
+        while not self._stop.is_set():
+            try:
+                batches = self.stream.step_batches(self.grad_accum)
+                if self.pin:
+                    batches = [{k: v.pin_memory() for k, v in b.items()} for b in batches]
+                item = (batches, self.stream.sampler.state_dict(), None)
+            except Exception as exc:  # handed to the trainer, which raises it
+                item = (None, None, exc)
+            while not self._stop.is_set():
+                try:
+                    self._queue.put(item, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            if item[2] is not None:
+                return
+
+    def next(self) -> list[dict[str, torch.Tensor]]:
+        batches, state, error = self._queue.get()
+        if error is not None:
+            raise error
+        self._state = state
+        return batches
+
+    def sampler_state(self) -> dict:
+        return self._state
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
 
 
 def shard_schema():

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from model.config import ModelConfig
-from model.layers import Block, RMSNorm
+from model.layers import Block, RMSNorm, run_block
 from model.lm import Carry, CodeLM, DepthPlan, SegmentRecord, TrunkOutput
 
 
@@ -27,11 +27,12 @@ class ReasoningModule(nn.Module):
         super().__init__()
         self.blocks = nn.ModuleList(Block(config) for _ in range(num_layers))
         self.norm = RMSNorm(config.hidden_size, config.norm_eps)
+        self.checkpointing = config.activation_checkpointing
 
     def forward(self, state, injection, ctx, caches, memos):
         h = state + injection
         for block, cache, memo in zip(self.blocks, caches, memos):
-            h = block(h, ctx, cache, memo)
+            h = run_block(block, h, ctx, cache, memo, self.checkpointing)
         return self.norm(h)
 
     def carry_into_cache(self, ctx, caches, memos) -> None:

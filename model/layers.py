@@ -59,6 +59,31 @@ def prefix_lm_mask(query_index: torch.Tensor, key_valid: torch.Tensor, prompt_en
     return (allowed | (j == i))[:, None]
 
 
+def packed_prefix_lm_mask(doc_ids: torch.Tensor, prompt_mask: torch.Tensor) -> torch.Tensor:
+    """prefix_lm_mask for rows that hold several documents (doc_ids [B, T], -1 = padding; prompt_mask [B, T]):
+    query i sees key j of its own document when j is a prompt token or j <= i, and always itself."""
+    T = doc_ids.shape[1]
+    j = torch.arange(T, device=doc_ids.device)
+    i = j[:, None]
+    same = (doc_ids[:, :, None] == doc_ids[:, None, :]) & (doc_ids >= 0)[:, None, :]
+    allowed = same & (prompt_mask[:, None, :] | (j <= i))
+    return (allowed | (j == i))[:, None]
+
+
+def flex_block_mask(doc_ids: torch.Tensor, prompt_mask: torch.Tensor):
+    """The FlexAttention BlockMask of packed_prefix_lm_mask (an unpacked row is one document whose padding has
+    doc id -1): query q sees key k of its own document when k is a prompt token or k <= q, and itself."""
+    from torch.nn.attention.flex_attention import create_block_mask
+
+    B, T = doc_ids.shape
+
+    def rule(b, h, q, k):
+        same = (doc_ids[b, q] == doc_ids[b, k]) & (doc_ids[b, k] >= 0)
+        return (same & (prompt_mask[b, k] | (k <= q))) | (q == k)
+
+    return create_block_mask(rule, B, None, T, T, device=doc_ids.device)
+
+
 @dataclass
 class AttnContext:
     """What every attention layer of one forward/decode call shares."""
@@ -68,6 +93,7 @@ class AttnContext:
     mask: torch.Tensor | None  # None = every query sees every key
     cache_start: int = 0  # slot of the first new token in the KV cache
     active: torch.Tensor | None = None  # [B, T] ACT: tokens still computing; the rest keep their last K/V
+    block_mask: object | None = None  # a FlexAttention BlockMask: used instead of `mask` (full forwards only)
 
 
 class Attention(nn.Module):
@@ -95,7 +121,12 @@ class Attention(nn.Module):
             k_cache[:, :, ctx.cache_start:end] = k
             v_cache[:, :, ctx.cache_start:end] = v
             k, v = k_cache[:, :, :end].to(q.dtype), v_cache[:, :, :end].to(q.dtype)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=ctx.mask)
+        if ctx.block_mask is not None and cache is None:
+            from torch.nn.attention.flex_attention import flex_attention
+
+            y = flex_attention(q, k, v, block_mask=ctx.block_mask)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=ctx.mask)
         return self.out(y.transpose(1, 2).reshape(B, T, D))
 
 
@@ -125,6 +156,16 @@ class Block(nn.Module):
         return x + self.mlp(self.mlp_norm(x))
 
 
+def run_block(block: Block, x, ctx: AttnContext, cache, memo, checkpointing: bool):
+    """block(x, ...), with its activations recomputed in backward when `checkpointing` applies (training with
+    a graph and no KV cache)."""
+    if checkpointing and cache is None and torch.is_grad_enabled():
+        from torch.utils.checkpoint import checkpoint
+
+        return checkpoint(block, x, ctx, None, memo, use_reentrant=False)
+    return block(x, ctx, cache, memo)
+
+
 class CodeEmbedding(nn.Module):
     """Token + language + task-type embeddings (our replacement for HRM's per-puzzle embeddings)."""
 
@@ -135,7 +176,9 @@ class CodeEmbedding(nn.Module):
         self.tasks = nn.Embedding(config.num_task_types, config.hidden_size)
 
     def forward(self, input_ids, language_ids, task_ids):
-        return self.tokens(input_ids) + (self.languages(language_ids) + self.tasks(task_ids))[:, None, :]
+        """language_ids / task_ids: [B] (one per row) or [B, T] (per token: packed rows)."""
+        extra = self.languages(language_ids) + self.tasks(task_ids)
+        return self.tokens(input_ids) + (extra if extra.dim() == 3 else extra[:, None, :])
 
 
 class KVCache:

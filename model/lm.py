@@ -12,7 +12,7 @@ from torch import nn
 from model.config import ModelConfig
 from model.heads import OutputHeads
 from model.layers import (AttnContext, CodeEmbedding, KVCache, RotaryEmbedding, cache_bytes_per_token, init_weights,
-                          prefix_lm_mask)
+                          flex_block_mask, packed_prefix_lm_mask, prefix_lm_mask)
 from model.losses import compute_losses
 from model.vocab import LANGUAGES
 
@@ -54,12 +54,12 @@ class SegmentRecord:
 
 @dataclass
 class ModelOutput:
-    logits: torch.Tensor  # [B, T, V]
+    logits: torch.Tensor | None  # [B, T, V]; None with answer_logits_only
     loss: torch.Tensor | None
     metrics: dict[str, float]
     hidden: torch.Tensor  # [B, T, D] final state (before the heads' norm)
     edit_logits: torch.Tensor  # [B, T]
-    tool_logits: torch.Tensor  # [B, num_tools], read at the last prompt token
+    tool_logits: torch.Tensor  # [B, num_tools], read at the last prompt token (packed rows: one per document)
     halt_depth: torch.Tensor  # [B, T] segments each token ran
     loss_parts: dict | None = None  # {name: (sum, count)} per loss term, for token-weighted accumulation
     carry: Carry | None = None  # the state after this call's last segment
@@ -119,41 +119,65 @@ class CodeLM(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     def forward(self, batch: dict, *, adaptive_depth: bool = False, halt_depth: torch.Tensor | None = None,
-                carry: Carry | None = None, segments: int | None = None) -> ModelOutput:
+                carry: Carry | None = None, segments: int | None = None,
+                answer_logits_only: bool = False) -> ModelOutput:
         """Full forward over [B, T]. adaptive_depth lets the Q-head stop answer tokens, up to halt_max_segments
         (prompt tokens always run `segments`, as in generation); halt_depth [B, T] imposes per-token segment
         counts instead. In training with ACT, answer tokens stop by the Q-head (with exploration) up to
         `segments`. carry / segments: continue from an earlier call's carry for this many segments (one
-        optimizer step per segment); the output's carry continues it."""
+        optimizer step per segment); the output's carry continues it. answer_logits_only (training, with labels):
+        the LM head runs on the answer positions only, inside the loss, and the output has no logits (None)."""
         cfg = self.config
         ids = batch["input_ids"]
         B, T = ids.shape
         device = ids.device
         if T > cfg.max_seq_len:
             raise ValueError(f"input_ids has {T} positions, above max_seq_len={cfg.max_seq_len}")
-        prompt_len = batch.get("prompt_len")
-        prompt_len = torch.zeros(B, dtype=torch.long, device=device) if prompt_len is None else prompt_len
         language_ids, task_ids = self._conditioning(batch, B, device)
-        valid = ids != cfg.pad_token_id
-        positions = (valid.long().cumsum(1) - 1).clamp(min=0)
-        cos, sin = self.rope(positions)
         index = torch.arange(T, device=device)
-        ctx = AttnContext(cos, sin, prefix_lm_mask(index, valid, prompt_len))
-        answer = index[None, :] >= prompt_len[:, None]
+        if "doc_ids" in batch:  # packed rows (model.data.collate_packed): several documents per row
+            doc_ids, prompt_mask = batch["doc_ids"], batch["prompt_mask"]
+            positions = batch["positions"]
+            answer = ~prompt_mask
+            # each document's last prompt token reads the tool head (the next token is an answer token or
+            # another document's, or there is none)
+            next_prompt = torch.cat([prompt_mask[:, 1:], prompt_mask.new_zeros(B, 1)], 1)
+            next_doc = torch.cat([doc_ids[:, 1:], doc_ids.new_full((B, 1), -1)], 1)
+            last = prompt_mask & (~next_prompt | (next_doc != doc_ids))
+            tool_at = last.nonzero(as_tuple=True)
+        else:
+            prompt_len = batch.get("prompt_len")
+            prompt_len = torch.zeros(B, dtype=torch.long, device=device) if prompt_len is None else prompt_len
+            valid = ids != cfg.pad_token_id
+            positions = (valid.long().cumsum(1) - 1).clamp(min=0)
+            answer = index[None, :] >= prompt_len[:, None]
+            # one document per row, as packed rows describe it
+            doc_ids, prompt_mask = torch.where(valid, 0, -1), index[None, :] < prompt_len[:, None]
+            tool_at = (torch.arange(B, device=device), (prompt_len - 1).clamp(min=0))
+        cos, sin = self.rope(positions)
+        if cfg.attention == "flex":
+            ctx = AttnContext(cos, sin, None, block_mask=flex_block_mask(doc_ids, prompt_mask))
+        else:
+            ctx = AttnContext(cos, sin, packed_prefix_lm_mask(doc_ids, prompt_mask))
         plan = self._plan(answer, adaptive_depth, halt_depth, carry, segments)
         trunk = self._trunk(self.embed(ids, language_ids, task_ids), ctx, None, plan, carry)
 
         hidden = self.heads.norm(trunk.state)
-        logits = self.heads.lm(hidden)
+        labels = batch.get("labels")
+        if answer_logits_only and labels is None:
+            raise ValueError("answer_logits_only needs labels")
+        logits = None if answer_logits_only else self.heads.lm(hidden)
         edit_logits = self.heads.edit(hidden).squeeze(-1)
-        last_prompt = (prompt_len - 1).clamp(min=0)
-        tool_logits = self.heads.tool(hidden[torch.arange(B, device=device), last_prompt])
+        tool_logits = self.heads.tool(hidden[tool_at])
         depth = trunk.depth if trunk.depth is not None else torch.ones(B, T, dtype=torch.long, device=device)
         loss, metrics, parts = None, {}, None
-        if batch.get("labels") is not None:
-            loss, metrics, parts = compute_losses(cfg, {**batch, "task_ids": task_ids}, trunk.records,
-                                                  trunk.lookahead, self.heads, logits, edit_logits, tool_logits,
-                                                  last_prompt, depth)
+        if labels is not None:
+            tool_labels = batch.get("tool_labels")
+            if tool_labels is not None and tool_labels.dim() == 2:  # packed: per token, at each last prompt token
+                tool_labels = tool_labels[tool_at]
+            loss, metrics, parts = compute_losses(cfg, {**batch, "task_ids": task_ids, "tool_labels": tool_labels},
+                                                  trunk.records, trunk.lookahead, self.heads, logits, edit_logits,
+                                                  tool_logits, tool_at, depth, hidden)
         return ModelOutput(logits, loss, metrics, trunk.state, edit_logits, tool_logits, depth, parts, trunk.carry)
 
     def _plan(self, answer, adaptive_depth, halt_depth, carry, segments) -> DepthPlan:

@@ -39,10 +39,12 @@ def q_targets(config: ModelConfig, nxt) -> torch.Tensor:
     return torch.sigmoid(nxt.q[..., 0] if last else nxt.q.max(-1).values)
 
 
-def compute_losses(config: ModelConfig, batch: dict, records: list, lookahead, heads, logits: torch.Tensor,
-                   edit_logits: torch.Tensor, tool_logits: torch.Tensor, last_prompt: torch.Tensor,
-                   depth: torch.Tensor) -> tuple[torch.Tensor, dict[str, float], dict]:
-    """records: the segments of this call (model.lm.SegmentRecord: index, H state, which tokens ran it, Q
+def compute_losses(config: ModelConfig, batch: dict, records: list, lookahead, heads, logits: torch.Tensor | None,
+                   edit_logits: torch.Tensor, tool_logits: torch.Tensor, tool_at: tuple,
+                   depth: torch.Tensor, hidden: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float], dict]:
+    """logits: the final LM logits [B, T, V], or None: then the LM head runs here on `hidden` (the final state
+    after the heads' norm) at the answer positions only. tool_at: the (rows, positions) index the tool logits
+    were read at, one per entry of batch["tool_labels"]. records: the segments of this call (model.lm.SegmentRecord: index, H state, which tokens ran it, Q
     logits); the last record's state is the final one behind logits / edit_logits / tool_logits. lookahead:
     an extra no-grad segment whose Q logits give the last record's continue target (or None).
 
@@ -51,14 +53,15 @@ def compute_losses(config: ModelConfig, batch: dict, records: list, lookahead, h
     labels = batch["labels"]
     answer = labels != IGNORE
     targets = labels[answer]
-    zero = logits.sum() * 0.0  # keeps the graph when a batch has nothing to score
+    answer_logits = heads.lm(hidden[answer]) if logits is None else logits[answer]
+    zero = answer_logits.sum() * 0.0  # keeps the graph when a batch has nothing to score
     S = len(records)
     metrics: dict[str, torch.Tensor] = {}  # detached scalars, read back to the host in one go at the end
     parts = {"lm": (zero, answer.sum())}
 
     if targets.numel():
-        final_ce = F.cross_entropy(logits[answer].float(), targets, reduction="none")
-        final_correct = (logits[answer].argmax(-1) == targets).detach()
+        final_ce = F.cross_entropy(answer_logits.float(), targets, reduction="none")
+        final_correct = (answer_logits.argmax(-1) == targets).detach()
         metrics["lm_loss"], metrics["lm_acc"] = final_ce.mean(), final_correct.float().mean()
         lm_sum, q_halt, q_continue, q_hits = zero, [], [], []
         for i, record in enumerate(records):
@@ -93,7 +96,10 @@ def compute_losses(config: ModelConfig, batch: dict, records: list, lookahead, h
             if cont is not None and cont.numel():
                 metrics["q_continue_loss"] = cont.mean()
 
-        task_of_token = batch["task_ids"][:, None].expand_as(labels)[answer] if "task_ids" in batch else None
+        task_of_token = None
+        if batch.get("task_ids") is not None:
+            task_ids = batch["task_ids"]  # [B], or [B, T] in packed rows
+            task_of_token = (task_ids if task_ids.dim() == 2 else task_ids[:, None].expand_as(labels))[answer]
         if task_of_token is not None:
             for t in task_of_token.unique().tolist():
                 sel = task_of_token == t
@@ -120,10 +126,9 @@ def compute_losses(config: ModelConfig, batch: dict, records: list, lookahead, h
         tools = batch["tool_labels"]
         labelled = tools >= 0
         if labelled.any():
-            rows = torch.arange(len(tools), device=tools.device)
             total = zero
             for i, record in enumerate(records):
-                x = tool_logits if i == S - 1 else heads.tool(heads.norm(record.state)[rows, last_prompt])
+                x = tool_logits if i == S - 1 else heads.tool(heads.norm(record.state)[tool_at])
                 total = total + F.cross_entropy(x[labelled].float(), tools[labelled], reduction="sum")
             parts["tool"] = (total / S, labelled.sum())
             final = tool_logits[labelled].float()

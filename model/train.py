@@ -51,6 +51,13 @@ class TrainConfig:
     # cut each micro-batch, sorted by length, into pieces of at most this many padded tokens (0: never);
     # the same gradient with less padding. Ignored with fixed_length.
     micro_batch_tokens: int = 0
+    # pack each micro-batch's examples into rows of up to max_seq_len tokens, one document each (document-aware
+    # prefix-LM mask, positions restart per document); cut by micro_batch_tokens like unpacked examples
+    pack: bool = False
+    # a directory: the training tokens are copied there once as .npy arrays and read memory-mapped (ranks on a
+    # machine share them); "" = read the shards into this process's memory
+    token_cache: str = ""
+    prefetch_steps: int = 1  # steps of batches built ahead in a background thread (0: build in the loop)
     checkpoint_every: int = 200
     log_every: int = 10
     eval_every: int = 0  # steps between validation-loss passes; 0 = never
@@ -75,7 +82,7 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 bad(name, "must be a positive integer")
-        for name in ("warmup_steps", "eval_every", "seed", "micro_batch_tokens"):
+        for name in ("warmup_steps", "eval_every", "seed", "micro_batch_tokens", "prefetch_steps"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
                 bad(name, "must be an integer >= 0")
         if not self.lr > 0:
@@ -91,6 +98,8 @@ class TrainConfig:
                 "language_balance", "must be >= 0")
         if self.dtype not in ("bf16", "fp32"):
             bad("dtype", "must be 'bf16' or 'fp32'")
+        if self.pack and self.fixed_length:
+            bad("pack", "packs rows without padding them; it cannot be combined with fixed_length")
         if not isinstance(self.task_weights, dict) or any(
                 k not in TASK_TYPES or isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0
                 for k, v in self.task_weights.items()):
@@ -163,28 +172,53 @@ def _set_rng_state(state: dict, device: torch.device) -> None:
 
 
 def train_step_flops(config, batch_size: int, seq_len: int, answer_tokens: int) -> float:
-    """Matmul FLOPs of one forward + backward over a [batch_size, seq_len] batch, counted analytically.
+    """Matmul FLOPs of one training forward + backward over a [batch_size, seq_len] batch with `answer_tokens`
+    scored tokens, counted analytically.
 
     Per token and block: 2 x matmul params forward plus attention 4 x seq_len x hidden (QK^T and AV over every
     key: the prefix-LM mask does not skip work); backward costs 2 x forward. HRM runs `segments` segments of
-    every module pass forward, and backward only through each segment's last grad_passes passes; every
-    segment but the last adds an LM head on answer tokens (deep supervision, forward and backward); ACT with
-    halt_max_segments > segments adds one no-grad lookahead segment. Tokens that stop early under ACT still
-    count (an upper bound: their passes are skipped only when the whole batch has stopped). Elementwise work
-    and the optimizer are not counted.
+    every module pass forward, and backward only through each segment's last grad_passes passes. The LM head
+    runs on answer tokens only (the trainer asks for answer_logits_only), once per segment for HRM (deep
+    supervision), forward and backward. ACT with halt_max_segments > segments adds one no-grad lookahead
+    segment. Tokens that stop early under ACT still count (an upper bound: their passes are skipped only when
+    the whole batch has stopped). Elementwise work and the optimizer are not counted.
     """
     d, tokens = config.hidden_size, batch_size * seq_len
     block_forward = 2 * (4 * d * d + 3 * d * config.intermediate_size) + 4 * seq_len * d
     head = 2 * d * config.vocab_size
     if config.arch == "baseline":
-        return float(tokens * (3 * config.baseline_layers * block_forward + 3 * head))
+        return float(tokens * 3 * config.baseline_layers * block_forward + 3 * head * answer_tokens)
     passes = ([config.L_layers] * config.L_cycles + [config.H_layers]) * config.H_cycles
     segments = config.segments
     forward = segments * sum(passes) * block_forward
     backward = segments * 2 * sum(passes[len(passes) - config.grad_passes:]) * block_forward
     lookahead = sum(passes) * block_forward if config.act and config.max_segments > segments else 0
-    supervision = (segments - 1) * 3 * head * answer_tokens
-    return float(tokens * (forward + backward + lookahead + 3 * head) + supervision)
+    supervision = segments * 3 * head * answer_tokens
+    return float(tokens * (forward + backward + lookahead) + supervision)
+
+
+def real_tokens(config, batch: dict) -> int:
+    """The batch's tokens that are not padding."""
+    if "doc_ids" in batch:
+        return int((batch["doc_ids"] >= 0).sum())
+    return int((batch["input_ids"] != config.pad_token_id).sum())
+
+
+def batch_train_flops(config, batch: dict) -> float:
+    """train_step_flops summed over the documents of a batch, each at its own length: padding is not useful
+    work, nor is attention across the documents of a packed row, so neither is counted (the padded work
+    is train_step_flops(config, *input_ids.shape, ...))."""
+    answers = batch["labels"] != -100
+    if "doc_ids" in batch:  # packed rows: one id per document, -1 = padding
+        docs = batch["doc_ids"] + (batch["doc_ids"].max() + 1) * torch.arange(len(answers))[:, None]
+        docs, answers = docs[batch["doc_ids"] >= 0], answers[batch["doc_ids"] >= 0]
+        _, lengths = docs.unique_consecutive(return_counts=True)
+        answer_counts = [int(a.sum()) for a in answers.split(lengths.tolist())]
+        lengths = lengths.tolist()
+    else:
+        lengths = (batch["input_ids"] != config.pad_token_id).sum(1).tolist()
+        answer_counts = answers.sum(1).tolist()
+    return sum(train_step_flops(config, 1, n, a) for n, a in zip(lengths, answer_counts))
 
 
 def _slot_seed(seed: int, step: int, slot: int) -> int:
@@ -200,7 +234,7 @@ class _LossOf(torch.nn.Module):
         self.model = model
 
     def forward(self, batch, carry=None, segments=None):
-        out = self.model(batch, carry=carry, segments=segments)
+        out = self.model(batch, carry=carry, segments=segments, answer_logits_only=True)
         return out.loss_parts, out.metrics, out.carry
 
 
@@ -240,7 +274,7 @@ def train(model_config, train_config: TrainConfig, shard_files: list[str], out_d
     """Train; `callback(step, metrics)` runs every log_every steps on rank 0 and may return True to stop
     early (a checkpoint is written first)."""
     from model import build_model
-    from model.data import BatchStream, load_shards
+    from model.data import BatchStream, StepPrefetcher, load_shards, load_shards_mapped
     from model.optim import build_optimizer, lr_at
 
     cfg, out = train_config, Path(out_dir)
@@ -251,14 +285,19 @@ def train(model_config, train_config: TrainConfig, shard_files: list[str], out_d
         from model.quantize import enable_qat
 
         enable_qat(model)
-    dataset = load_shards(shard_files, cfg.split, model_config.max_seq_len, model_config.vocab_size)
+    if cfg.token_cache:
+        dataset = load_shards_mapped(shard_files, cfg.token_cache, cfg.split, model_config.max_seq_len,
+                                     model_config.vocab_size)
+    else:
+        dataset = load_shards(shard_files, cfg.split, model_config.max_seq_len, model_config.vocab_size)
     validation = (load_shards(shard_files, "validation", model_config.max_seq_len, model_config.vocab_size)
                   if cfg.eval_every else None)
     stream = BatchStream(dataset, cfg.batch_size, seed=cfg.seed, language_balance=cfg.language_balance,
                          rank=dist.rank, world_size=dist.world_size, pad_id=model_config.pad_token_id,
                          pad_to_multiple=cfg.pad_to_multiple,
                          pad_to=model_config.max_seq_len if cfg.fixed_length else None,
-                         task_weights=cfg.task_weights, max_tokens=cfg.micro_batch_tokens)
+                         task_weights=cfg.task_weights, max_tokens=cfg.micro_batch_tokens,
+                         pack_to=model_config.max_seq_len if cfg.pack else 0)
     optimizer = build_optimizer(model, cfg.optimizer, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
 
     state = {"step": 0, "tokens_seen": 0, "history": [], "wall_s": 0.0}
@@ -292,7 +331,7 @@ def train(model_config, train_config: TrainConfig, shard_files: list[str], out_d
             rng_states = [None] * dist.world_size
             torch.distributed.all_gather_object(rng_states, _rng_state(dist.device))
         if dist.is_main:
-            state["sampler"] = stream.sampler.state_dict()
+            state["sampler"] = feeder.sampler_state() if feeder else stream.sampler.state_dict()
             ckpt.save_checkpoint(out, model, model_config, train_config=cfg.to_dict(), tokenizer_dir=tokenizer_dir,
                                  optimizer=optimizer, rng_states=rng_states, trainer_state=state)
         if dist.world_size > 1:
@@ -303,77 +342,82 @@ def train(model_config, train_config: TrainConfig, shard_files: list[str], out_d
     tokens_this_call, window_tokens, window_flops, window_start = 0, 0, 0.0, time.perf_counter()
     metrics: dict[str, float] = {}
     stop = False
-    while state["step"] < cfg.max_steps and not stop:
-        lr = lr_at(state["step"], base_lr=cfg.lr, warmup_steps=cfg.warmup_steps, total_steps=cfg.max_steps,
-                   min_lr_ratio=cfg.min_lr_ratio)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        sums: dict[str, float] = {}
-        counts: dict[str, int] = {}
-        loss_sum, step_tokens = 0.0, 0
-        cpu_batches = stream.step_batches(cfg.grad_accum)
-        batches = [{k: v.to(dist.device, non_blocking=True) for k, v in b.items()} for b in cpu_batches]
-        for cpu_batch in cpu_batches:  # counted on the host copies: reading them off the GPU would stall the queue
-            step_tokens += int((cpu_batch["input_ids"] != model_config.pad_token_id).sum())
-            window_flops += train_step_flops(model_config, *cpu_batch["input_ids"].shape,
-                                             int((cpu_batch["labels"] != -100).sum()))
-        denominators = step_denominators(cpu_batches, dist.device, dist.world_size)
-        # segment_steps: one optimizer step per segment, each micro-batch continuing from its carry
-        calls = model_config.segments if cfg.segment_steps and model_config.arch == "hrm" else 1
-        carries = [None] * len(batches)
-        for call in range(calls):
-            for micro, batch in enumerate(batches):
-                # the model's own randomness (ACT exploration) is a function of (seed, step, global micro-batch
-                # slot): ranks differ, and 2 ranks x 1 micro-batch equal 1 rank x 2 accumulated micro-batches
-                torch.manual_seed(_slot_seed(cfg.seed, state["step"], micro * dist.world_size + dist.rank))
-                sync = micro == len(batches) - 1 or dist.world_size == 1
-                with (contextlib.nullcontext() if sync else step_module.no_sync()), autocast:
-                    parts, model_metrics, carries[micro] = runner(batch, carries[micro], 1 if calls > 1 else None)
-                    loss = micro_batch_loss(model_config, parts, denominators, dist.world_size)
-                loss.backward()
-                loss_sum += float(loss.detach()) / dist.world_size / calls
-                if call == calls - 1:
-                    for key, value in (model_metrics or {}).items():  # per-task keys appear only when the task does
-                        sums[key] = sums.get(key, 0.0) + float(value)
-                        counts[key] = counts.get(key, 0) + 1
-            grad_norm = (torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip) if cfg.grad_clip > 0
-                         else torch.zeros(()))
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-        if dist.world_size > 1:  # report the global token count and loss; other metrics stay rank 0's
-            totals = torch.tensor([float(step_tokens), loss_sum], dtype=torch.float64, device=dist.device)
-            torch.distributed.all_reduce(totals)
-            step_tokens, loss_sum = int(totals[0].item()), totals[1].item()
-        state["step"] += 1
-        state["tokens_seen"] += step_tokens
-        tokens_this_call += step_tokens
-        window_tokens += step_tokens
-        metrics = {k: v / counts[k] for k, v in sums.items()}
-        metrics.update(loss=loss_sum, lr=lr, grad_norm=float(grad_norm))
-        if not math.isfinite(metrics["loss"]):
-            raise FloatingPointError(f"step {state['step']}: loss is {metrics['loss']}; lower lr or check the data")
+    feeder = (StepPrefetcher(stream, cfg.grad_accum, cfg.prefetch_steps, pin=dist.device.type == "cuda")
+              if cfg.prefetch_steps and state["step"] < cfg.max_steps else None)
+    try:
+        while state["step"] < cfg.max_steps and not stop:
+            lr = lr_at(state["step"], base_lr=cfg.lr, warmup_steps=cfg.warmup_steps, total_steps=cfg.max_steps,
+                       min_lr_ratio=cfg.min_lr_ratio)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            sums: dict[str, float] = {}
+            counts: dict[str, int] = {}
+            loss_sum, step_tokens = 0.0, 0
+            cpu_batches = feeder.next() if feeder else stream.step_batches(cfg.grad_accum)
+            batches = [{k: v.to(dist.device, non_blocking=True) for k, v in b.items()} for b in cpu_batches]
+            for cpu_batch in cpu_batches:  # counted on the host copies: reading them off the GPU would stall the queue
+                step_tokens += real_tokens(model_config, cpu_batch)
+                window_flops += batch_train_flops(model_config, cpu_batch)
+            denominators = step_denominators(cpu_batches, dist.device, dist.world_size)
+            # segment_steps: one optimizer step per segment, each micro-batch continuing from its carry
+            calls = model_config.segments if cfg.segment_steps and model_config.arch == "hrm" else 1
+            carries = [None] * len(batches)
+            for call in range(calls):
+                for micro, batch in enumerate(batches):
+                    # the model's own randomness (ACT exploration) is a function of (seed, step, global micro-batch
+                    # slot): ranks differ, and 2 ranks x 1 micro-batch equal 1 rank x 2 accumulated micro-batches
+                    torch.manual_seed(_slot_seed(cfg.seed, state["step"], micro * dist.world_size + dist.rank))
+                    sync = micro == len(batches) - 1 or dist.world_size == 1
+                    with (contextlib.nullcontext() if sync else step_module.no_sync()), autocast:
+                        parts, model_metrics, carries[micro] = runner(batch, carries[micro], 1 if calls > 1 else None)
+                        loss = micro_batch_loss(model_config, parts, denominators, dist.world_size)
+                    loss.backward()
+                    loss_sum += float(loss.detach()) / dist.world_size / calls
+                    if call == calls - 1:
+                        for key, value in (model_metrics or {}).items():  # per-task keys appear only when the task does
+                            sums[key] = sums.get(key, 0.0) + float(value)
+                            counts[key] = counts.get(key, 0) + 1
+                grad_norm = (torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip) if cfg.grad_clip > 0
+                             else torch.zeros(()))
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+            if dist.world_size > 1:  # report the global token count and loss; other metrics stay rank 0's
+                totals = torch.tensor([float(step_tokens), loss_sum], dtype=torch.float64, device=dist.device)
+                torch.distributed.all_reduce(totals)
+                step_tokens, loss_sum = int(totals[0].item()), totals[1].item()
+            state["step"] += 1
+            state["tokens_seen"] += step_tokens
+            tokens_this_call += step_tokens
+            window_tokens += step_tokens
+            metrics = {k: v / counts[k] for k, v in sums.items()}
+            metrics.update(loss=loss_sum, lr=lr, grad_norm=float(grad_norm))
+            if not math.isfinite(metrics["loss"]):
+                raise FloatingPointError(f"step {state['step']}: loss is {metrics['loss']}; lower lr or check the data")
 
-        last = state["step"] == cfg.max_steps
-        if state["step"] % cfg.log_every == 0 or last:
-            now = time.perf_counter()
-            metrics["tokens_per_s"] = window_tokens / max(now - window_start, 1e-9)
-            metrics["flops_per_s"] = window_flops * dist.world_size / max(now - window_start, 1e-9)
-            window_tokens, window_flops, window_start = 0, 0.0, now
-            if cfg.eval_every and state["step"] % cfg.eval_every == 0:
-                metrics.update(evaluate(model, model_config, cfg, validation, dist.device))
-            state["history"].append({"step": state["step"], **metrics})
-            if dist.is_main:
-                if run is not None:
-                    run.log(metrics, step=state["step"])
-                if callback is not None and callback(state["step"], dict(metrics)):
-                    stop = True
-            if dist.world_size > 1:
-                flag = torch.tensor([int(stop)], device=dist.device)
-                torch.distributed.broadcast(flag, 0)
-                stop = bool(flag.item())
-        if state["step"] % cfg.checkpoint_every == 0 or last or stop:
-            state["wall_s"] = wall_before + time.perf_counter() - started
-            save()
+            last = state["step"] == cfg.max_steps
+            if state["step"] % cfg.log_every == 0 or last:
+                now = time.perf_counter()
+                metrics["tokens_per_s"] = window_tokens / max(now - window_start, 1e-9)
+                metrics["flops_per_s"] = window_flops * dist.world_size / max(now - window_start, 1e-9)
+                window_tokens, window_flops, window_start = 0, 0.0, now
+                if cfg.eval_every and state["step"] % cfg.eval_every == 0:
+                    metrics.update(evaluate(model, model_config, cfg, validation, dist.device))
+                state["history"].append({"step": state["step"], **metrics})
+                if dist.is_main:
+                    if run is not None:
+                        run.log(metrics, step=state["step"])
+                    if callback is not None and callback(state["step"], dict(metrics)):
+                        stop = True
+                if dist.world_size > 1:
+                    flag = torch.tensor([int(stop)], device=dist.device)
+                    torch.distributed.broadcast(flag, 0)
+                    stop = bool(flag.item())
+            if state["step"] % cfg.checkpoint_every == 0 or last or stop:
+                state["wall_s"] = wall_before + time.perf_counter() - started
+                save()
+    finally:
+        if feeder:
+            feeder.close()
 
     wall = time.perf_counter() - started
     if run is not None:

@@ -113,7 +113,7 @@ _DECLARED = (
     Setting("HRM_SWE_SCENARIO_MAX_TASKS", int, 60, "tasks decomposed into multi-agent scenarios"),
     # --- training ------------------------------------------------------------------------------
     Setting("HRM_MODEL_PRESET", str, "cpu-default",
-            "ModelConfig preset: cpu-default, cpu-long, tiny, small, 100m, gpu-base"),
+            "ModelConfig preset: cpu-default, cpu-long, tiny, small, 100m, gpu-base, gpu-100m, gpu-1b"),
     Setting("HRM_MODEL_OVERRIDES", str, "", "JSON of ModelConfig fields over the preset"),
     Setting("HRM_TRAIN_STEPS_PER_STAGE", int, 220, "optimizer steps per curriculum phase"),
     Setting("HRM_TRAIN_BATCH_SIZE", int, 16, "sequences per step"),
@@ -121,6 +121,9 @@ _DECLARED = (
     Setting("HRM_TRAIN_MICRO_BATCH_TOKENS", int, 2048,
             "cut each micro-batch, sorted by length, into pieces of at most this many padded tokens (the same "
             "gradient with less padding); 0: never"),
+    Setting("HRM_TRAIN_PACK", bool, True,
+            "pack each micro-batch's sequences into rows of up to max_seq_len tokens, one document each (no "
+            "padding between them; the same loss as unpacked), cut by HRM_TRAIN_MICRO_BATCH_TOKENS"),
     Setting("HRM_TRAIN_LR", float, 2e-3, "peak learning rate"),
     Setting("HRM_TRAIN_WARMUP_STEPS", int, 20, "learning-rate warmup steps"),
     Setting("HRM_TRAIN_DTYPE", str, "bf16", "bf16 (autocast; weights stay fp32) or fp32"),

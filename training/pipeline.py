@@ -18,12 +18,13 @@ from training.quantization import heldout_batch, measure, qat_finetune
 
 @dataclass
 class CheckpointSettings:
-    preset: str = "tiny"  # ModelConfig preset: tiny, small, 100m, gpu-base
+    preset: str = "tiny"  # ModelConfig preset (model/config.py PRESETS)
     model_overrides: dict = field(default_factory=dict)  # ModelConfig fields
     steps_per_stage: int = 40
     batch_size: int = 16
     grad_accum: int = 1
     micro_batch_tokens: int = 0  # cut micro-batches by length into pieces of at most this many padded tokens
+    pack: bool = False  # pack sequences into rows of up to max_seq_len tokens (model.data.collate_packed)
     lr: float = 3e-3
     warmup_steps: int = 5
     dtype: str = "fp32"  # bf16 pays off on GPUs and big CPU matmuls only
@@ -49,7 +50,7 @@ def build_configs(settings: CheckpointSettings, arch: str, vocab_size: int):
                                       **{"vocab_size": vocab_size, **settings.model_overrides, "arch": arch})
     train_config = TrainConfig(max_steps=settings.steps_per_stage, batch_size=settings.batch_size,
                                grad_accum=settings.grad_accum, micro_batch_tokens=settings.micro_batch_tokens,
-                               lr=settings.lr, warmup_steps=settings.warmup_steps,
+                               pack=settings.pack, lr=settings.lr, warmup_steps=settings.warmup_steps,
                                dtype=settings.dtype, task_weights=dict(settings.task_weights), qat=settings.qat,
                                wandb=settings.wandb, seed=settings.seed,
                                checkpoint_every=settings.checkpoint_every, log_every=5)

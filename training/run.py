@@ -18,7 +18,7 @@ from pathlib import Path
 
 from model.config import PRESETS, ModelConfig
 
-DESCRIPTION = ("--config is a preset name (cpu-default, cpu-long, tiny, small, 100m, gpu-base) or a JSON file "
+DESCRIPTION = (f"--config is a preset name ({', '.join(PRESETS)}) or a JSON file "
                '{"model": "<preset>" | {"preset": "<name>", ...fields}, "train": {...TrainConfig}}. '
                "Under torchrun every rank runs this same command (DDP).")
 

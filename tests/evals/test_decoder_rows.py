@@ -270,6 +270,11 @@ def test_snap_rows_move_search_text_only_and_the_strict_grader_decides(tokenizer
     monkeypatch.setattr(ev, "complete", lambda c, prompts, *a, **k: [[answer] for _ in prompts])
     c = ev.Candidate("hrm", tiny_model(tokenizer), tokenizer)
     [plain] = [r for r in ev.eval_synthetic(c, [REPAIR], sandbox, settings()) if r["metric"] == "repair_fix_rate"]
+
+    def no_second_decoding(*args, **kwargs):
+        raise AssertionError("the snap row re-decoded the plain row's greedy answers")
+
+    monkeypatch.setattr(ev, "complete", no_second_decoding)
     [snap] = ev.eval_repair_snap(c, [REPAIR], sandbox, settings())
     assert plain["value"] == 0.0  # the plain row grades the answer as written: its SEARCH is not in the file
     assert (snap["metric"], snap["value"], snap["n"]) == ("repair_fix_rate_snap", float(fixed), 1)

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 
 from model.data import IGNORE, BalancedSampler, BatchStream, Example, TokenDataset, collate, load_shards
 
@@ -116,3 +117,88 @@ def test_micro_batches_cut_by_length_hold_the_same_examples_within_the_token_bud
     assert real(cut) == real(uncut)
     assert sum(b["input_ids"].numel() for b in cut) < uncut[0]["input_ids"].numel()
     assert len(BatchStream(data, 8, seed=1, max_tokens=64, pad_to=64).step_batches(1)) == 1  # fixed shapes: uncut
+
+
+def test_packed_micro_batches_hold_the_same_documents_in_fewer_padded_tokens():
+    lengths = [5, 40, 7, 33, 12, 60, 3, 9]
+    data = TokenDataset.from_examples([Example(list(range(3, 3 + n)), 1, language=4, task=1, edit_tags=[],
+                                               tool_label=-1, example_id=str(n)) for n in lengths])
+    uncut = BatchStream(data, 8, seed=1).step_batches(1)
+    for max_tokens in (0, 64):
+        packed = BatchStream(data, 8, seed=1, pack_to=64, max_tokens=max_tokens).step_batches(1)
+        docs = sorted(int(n) for b in packed for row in b["doc_ids"] for n in row[row >= 0].bincount())
+        assert docs == sorted(lengths)
+        assert all(b["input_ids"].shape[1] <= 64 for b in packed)
+        assert sum(b["input_ids"].numel() for b in packed) < uncut[0]["input_ids"].numel()
+        # position restarts at every document
+        for b in packed:
+            starts = (b["positions"] == 0) & (b["doc_ids"] >= 0)
+            assert int(starts.sum()) == int(sum(row[row >= 0].unique().numel() for row in b["doc_ids"]))
+    assert "doc_ids" not in BatchStream(data, 8, seed=1, pack_to=64, pad_to=64).step_batches(1)[0]  # fixed: unpacked
+
+
+def test_prefetched_steps_are_the_streams_steps_and_the_saved_sampler_state_is_the_consumed_ones():
+    from model.data import StepPrefetcher
+
+    data = TokenDataset.from_examples([Example(list(range(3, 3 + n)), 1, language=n % 3, task=1, edit_tags=[],
+                                               tool_label=-1, example_id=str(n)) for n in range(4, 40)])
+    plain = BatchStream(data, 4, seed=7, max_tokens=64)
+    feeder = StepPrefetcher(BatchStream(data, 4, seed=7, max_tokens=64), grad_accum=2, depth=3)
+    try:
+        for _ in range(5):
+            expected, got = plain.step_batches(2), feeder.next()
+            assert len(expected) == len(got)
+            for a, b in zip(expected, got):
+                assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+            # the worker has drawn ahead; the state to checkpoint is the one after the steps handed out
+            assert feeder.sampler_state() == plain.sampler.state_dict()
+    finally:
+        feeder.close()
+    assert not feeder._thread.is_alive()
+
+
+def test_a_failing_batch_build_is_raised_by_the_trainer_side():
+    from model.data import StepPrefetcher
+
+    data = TokenDataset.from_examples([Example([3, 4, 5], 1, language=0, task=0, edit_tags=[], tool_label=-1,
+                                               example_id="only")])
+    stream = BatchStream(data, 2, seed=0, pack_to=2)  # a 3-token example cannot be packed into rows of 2
+    feeder = StepPrefetcher(stream, grad_accum=1)
+    try:
+        with pytest.raises(ValueError, match="above the packing capacity 2"):
+            feeder.next()
+    finally:
+        feeder.close()
+
+
+def test_memory_mapped_tokens_read_like_the_shards_and_are_rebuilt_when_a_shard_changes(shards, tmp_path):
+    import os
+    from pathlib import Path
+
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from model.data import load_shards_mapped
+
+    import shutil
+
+    files = [shutil.copy(f, tmp_path / Path(f).name) for f in shards[0]]  # the shards fixture is shared: copies
+    plain = load_shards(files, max_seq_len=16)
+    cache = tmp_path / "cache"
+    mapped = load_shards_mapped(files, str(cache), max_seq_len=16)
+    assert isinstance(mapped.tokens, np.memmap) and len(mapped) == len(plain)
+    assert [mapped.example(i) for i in range(len(plain))] == [plain.example(i) for i in range(len(plain))]
+    assert mapped.truncated == plain.truncated
+    copies = sorted(p.name for p in cache.iterdir())
+    assert len(copies) == 1 and copies[0].startswith("tokens-train-")
+    again = load_shards_mapped(files, str(cache))  # reused, not rewritten
+    assert sorted(p.name for p in cache.iterdir()) == copies and again.example_ids == plain.example_ids
+    # a shard rewritten with a bad row: a new key, and the error names the file and row; no copy is left
+    table = pq.read_table(files[0]).to_pylist()
+    table[0]["prompt_len"] = 0
+    pq.write_table(pa.Table.from_pylist(table, schema=pq.read_schema(files[0])), files[0])
+    os.utime(files[0], ns=(1, 1))
+    with pytest.raises(ValueError, match=r"shard-0.parquet row 0 .*prompt_len=0"):
+        load_shards_mapped(files, str(cache))
+    assert sorted(p.name for p in cache.iterdir()) == copies

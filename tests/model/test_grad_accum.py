@@ -79,3 +79,20 @@ def test_length_cut_micro_batches_train_like_the_uncut_batch(token_shards, tmp_p
     a, b = (load_file(tmp_path / d / "model.safetensors") for d in ("a", "b"))
     for name in a:
         torch.testing.assert_close(b[name], a[name], atol=1e-5, rtol=1e-4, msg=name)
+
+
+@pytest.mark.parametrize("micro_batch_tokens", [0, 128])
+def test_packed_training_follows_the_unpacked_run(token_shards, tmp_path, micro_batch_tokens):
+    files, tok = token_shards
+    config = ModelConfig.preset("tiny", max_seq_len=64)
+    base = dict(max_steps=2, batch_size=8, lr=1e-3, warmup_steps=0, dtype="fp32", checkpoint_every=2, log_every=1)
+    whole = train(config, TrainConfig(**base), files, tmp_path / "a")
+    packed = train(config, TrainConfig(pack=True, micro_batch_tokens=micro_batch_tokens, **base), files,
+                   tmp_path / "b")
+    assert packed.final_metrics["loss"] == pytest.approx(whole.final_metrics["loss"], rel=1e-5)
+    assert packed.tokens_seen == whole.tokens_seen
+    from safetensors.torch import load_file
+
+    a, b = (load_file(tmp_path / d / "model.safetensors") for d in ("a", "b"))
+    for name in a:
+        torch.testing.assert_close(b[name], a[name], atol=1e-5, rtol=1e-4, msg=name)

@@ -43,10 +43,12 @@ def test_config_validation_names_the_field_and_round_trips():
         ModelConfig(arch="rnn")
     with pytest.raises(ValueError, match="unknown field"):
         ModelConfig.from_dict({"hidden": 3})
-    for name in ("tiny", "small", "100m", "gpu-base"):
+    for name in ("tiny", "small", "100m", "gpu-base", "gpu-100m", "gpu-1b"):
         config = ModelConfig.preset(name)
         assert ModelConfig.from_json(config.to_json()) == config
     assert 0.9e8 < ModelConfig.preset("100m").estimated_params() < 1.2e8
+    assert 0.9e8 < ModelConfig.preset("gpu-100m").estimated_params() < 1.2e8
+    assert 0.9e9 < ModelConfig.preset("gpu-1b").estimated_params() < 1.1e9
     assert ModelConfig.preset("tiny").estimated_params() < 1e6
     assert build_model("tiny").config == ModelConfig.preset("tiny")
     assert build_model({**ModelConfig.preset("tiny").to_dict(), "arch": "baseline"}).config.arch == "baseline"
@@ -189,7 +191,7 @@ def test_overfits_a_handful_of_sequences(arch):
         assert "q_halt_loss" in metrics and "lm_acc_seg1" in metrics
 
 
-@pytest.mark.parametrize("preset", ["tiny", "small", "gpu-base", "100m"])
+@pytest.mark.parametrize("preset", ["tiny", "small", "gpu-base", "100m", "gpu-100m", "gpu-1b"])
 def test_baseline_parameter_parity(preset):
     config = ModelConfig.preset(preset)
     baseline = config.with_changes(arch="baseline")
