@@ -59,7 +59,7 @@ class ModelOutput:
     metrics: dict[str, float]
     hidden: torch.Tensor  # [B, T, D] final state (before the heads' norm)
     edit_logits: torch.Tensor  # [B, T]
-    tool_logits: torch.Tensor  # [B, num_tools], read at the last prompt token (packed rows: one per document)
+    tool_logits: torch.Tensor  # [B, num_tools], read at the last prompt token (packed rows: [B, T, num_tools])
     halt_depth: torch.Tensor  # [B, T] segments each token ran
     loss_parts: dict | None = None  # {name: (sum, count)} per loss term, for token-weighted accumulation
     carry: Carry | None = None  # the state after this call's last segment
@@ -143,8 +143,7 @@ class CodeLM(nn.Module):
             # another document's, or there is none)
             next_prompt = torch.cat([prompt_mask[:, 1:], prompt_mask.new_zeros(B, 1)], 1)
             next_doc = torch.cat([doc_ids[:, 1:], doc_ids.new_full((B, 1), -1)], 1)
-            last = prompt_mask & (~next_prompt | (next_doc != doc_ids))
-            tool_at = last.nonzero(as_tuple=True)
+            tool_at = prompt_mask & (~next_prompt | (next_doc != doc_ids))  # a mask: selected in the loss code
         else:
             prompt_len = batch.get("prompt_len")
             prompt_len = torch.zeros(B, dtype=torch.long, device=device) if prompt_len is None else prompt_len
@@ -168,16 +167,15 @@ class CodeLM(nn.Module):
             raise ValueError("answer_logits_only needs labels")
         logits = None if answer_logits_only else self.heads.lm(hidden)
         edit_logits = self.heads.edit(hidden).squeeze(-1)
-        tool_logits = self.heads.tool(hidden[tool_at])
+        # packed rows: every position's (the loss code picks each document's last prompt token; a boolean
+        # selection here would break a compiled graph)
+        tool_logits = self.heads.tool(hidden if "doc_ids" in batch else hidden[tool_at])
         depth = trunk.depth if trunk.depth is not None else torch.ones(B, T, dtype=torch.long, device=device)
         loss, metrics, parts = None, {}, None
         if labels is not None:
-            tool_labels = batch.get("tool_labels")
-            if tool_labels is not None and tool_labels.dim() == 2:  # packed: per token, at each last prompt token
-                tool_labels = tool_labels[tool_at]
-            loss, metrics, parts = compute_losses(cfg, {**batch, "task_ids": task_ids, "tool_labels": tool_labels},
-                                                  trunk.records, trunk.lookahead, self.heads, logits, edit_logits,
-                                                  tool_logits, tool_at, depth, hidden)
+            loss, metrics, parts = compute_losses(cfg, {**batch, "task_ids": task_ids}, trunk.records,
+                                                  trunk.lookahead, self.heads, logits, edit_logits, tool_logits,
+                                                  tool_at, depth, hidden)
         return ModelOutput(logits, loss, metrics, trunk.state, edit_logits, tool_logits, depth, parts, trunk.carry)
 
     def _plan(self, answer, adaptive_depth, halt_depth, carry, segments) -> DepthPlan:

@@ -43,8 +43,10 @@ def compute_losses(config: ModelConfig, batch: dict, records: list, lookahead, h
                    edit_logits: torch.Tensor, tool_logits: torch.Tensor, tool_at: tuple,
                    depth: torch.Tensor, hidden: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float], dict]:
     """logits: the final LM logits [B, T, V], or None: then the LM head runs here on `hidden` (the final state
-    after the heads' norm) at the answer positions only. tool_at: the (rows, positions) index the tool logits
-    were read at, one per entry of batch["tool_labels"]. records: the segments of this call (model.lm.SegmentRecord: index, H state, which tokens ran it, Q
+    after the heads' norm) at the answer positions only. tool_at: where the tool head reads: a (rows,
+    positions) index, one per entry of batch["tool_labels"] [B], for which tool_logits is [B, tools]; or, for
+    packed rows, a [B, T] mask of each document's last prompt token, with tool_logits [B, T, tools] and
+    tool_labels [B, T]. records: the segments of this call (model.lm.SegmentRecord: index, H state, which tokens ran it, Q
     logits); the last record's state is the final one behind logits / edit_logits / tool_logits. lookahead:
     an extra no-grad segment whose Q logits give the last record's continue target (or None).
 
@@ -124,6 +126,8 @@ def compute_losses(config: ModelConfig, batch: dict, records: list, lookahead, h
 
     if batch.get("tool_labels") is not None:
         tools = batch["tool_labels"]
+        if tools.dim() == 2:  # packed rows: one label and one logit row per document
+            tools, tool_logits = tools[tool_at], tool_logits[tool_at]
         labelled = tools >= 0
         if labelled.any():
             total = zero

@@ -239,3 +239,19 @@ def test_the_trunk_traces_into_one_graph_for_torch_compile():
     places = [str(reason.user_stack[-1].filename) if reason.user_stack else "" for reason in explanation.break_reasons]
     assert all(place.endswith("losses.py") for place in places), [r.reason for r in explanation.break_reasons]
     torch._dynamo.reset()
+
+
+def test_packed_rows_trace_into_one_graph_too():
+    # packed rows (several documents a row): the forward finds each document's last prompt token without a
+    # data-dependent shape, so again only the loss code may break the compiled graph
+    from model.data import Example, collate_packed
+
+    torch._dynamo.reset()
+    model = make_model(segments=2).train()
+    g = torch.Generator().manual_seed(0)
+    docs = [Example(torch.randint(5, 64, (n,), generator=g).tolist(), p, 1, 2, [], tool, f"d{n}")
+            for n, p, tool in ((12, 4, 1), (9, 9, 0), (10, 3, -1))]
+    explanation = torch._dynamo.explain(model)(collate_packed([docs[:2], docs[2:]]), answer_logits_only=True)
+    places = [str(reason.user_stack[-1].filename) if reason.user_stack else "" for reason in explanation.break_reasons]
+    assert all(place.endswith("losses.py") for place in places), [r.reason for r in explanation.break_reasons]
+    torch._dynamo.reset()
