@@ -31,17 +31,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from model import build_model  # noqa: E402
 from model.config import ModelConfig  # noqa: E402
 from model.data import Example, collate, collate_packed, pack_rows  # noqa: E402
-from model.hardware import datasheet_bf16_peak, sustained_matmul_peak  # noqa: E402
+from model.hardware import datasheet_bf16_peak, sustained_matmul_peak, synchronize  # noqa: E402
 from model.optim import build_optimizer  # noqa: E402
 from model.train import batch_train_flops, real_tokens, setup_distributed  # noqa: E402
 
 DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
 GOAL_MFU = {"cpu": 0.30, "cuda": 0.40}
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type != "cpu":
-        torch.accelerator.synchronize(device)
 
 
 def synthetic_batch(config: ModelConfig, batch: int, seq: int, lengths: str = "spread", seed: int = 0,

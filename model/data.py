@@ -14,8 +14,15 @@ resumed run sees exactly the batches it would have seen.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import queue
+import shutil
+import tempfile
+import threading
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -125,12 +132,6 @@ def load_shards_mapped(files: list[str], cache_dir: str, split: str = "train", m
     is keyed by the shards' paths, sizes and modification times, the split and the vocabulary size; it is
     written to a temporary directory and renamed into place, so a killed or concurrent writer never leaves a
     half-written copy that a reader would take."""
-    import hashlib
-    import os
-    import shutil
-    import tempfile
-    from pathlib import Path
-
     stats = [(str(Path(f).resolve()), os.stat(f).st_size, os.stat(f).st_mtime_ns) for f in files]
     key = hashlib.sha256(json.dumps([stats, split, vocab_size]).encode()).hexdigest()[:16]
     root = Path(cache_dir)
@@ -420,9 +421,6 @@ class StepPrefetcher:
     must store for an exact resume (the thread's own draws run ahead of it)."""
 
     def __init__(self, stream: BatchStream, grad_accum: int, depth: int = 1, pin: bool = False):
-        import queue
-        import threading
-
         self.stream, self.grad_accum, self.pin = stream, grad_accum, pin
         self._state = stream.sampler.state_dict()
         self._queue: queue.Queue = queue.Queue(maxsize=max(depth, 1))
@@ -431,8 +429,6 @@ class StepPrefetcher:
         self._thread.start()
 
     def _work(self) -> None:
-        import queue
-
         while not self._stop.is_set():
             try:
                 batches = self.stream.step_batches(self.grad_accum)

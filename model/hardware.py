@@ -43,7 +43,8 @@ class MatmulPeak:
         return asdict(self)
 
 
-def _sync(device: torch.device) -> None:
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (nothing to wait for on a CPU)."""
     if device.type != "cpu":
         torch.accelerator.synchronize(device)
 
@@ -53,11 +54,11 @@ def _loop_rate(n: int, iters: int, warmup: int, dtype: torch.dtype, device: torc
     b = torch.randn(n, n, dtype=dtype, device=device)
     for _ in range(warmup):
         a @ b
-    _sync(device)
+    synchronize(device)
     start = time.perf_counter()
     for _ in range(iters):
         a @ b
-    _sync(device)
+    synchronize(device)
     return 2 * n ** 3 * iters / (time.perf_counter() - start)
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up (idempotent) and materialise the whole asset graph on the embedded default instance
-# (SQLite under .dagster_home, in-process executor, the cpu-default model: about 6 minutes of CPU
-# training for HRM and 4 for the baseline; docs/training.md, "The default run").
+# (SQLite under .dagster_home, in-process executor, the cpu-default model: about 5 minutes of CPU
+# training for HRM and 3 for the baseline; docs/training.md, "The default run").
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
