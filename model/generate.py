@@ -231,6 +231,39 @@ def generate(model, tokenizer, prompts: list[str], language: str = "none", task:
     return [cut_at_stop(tokenizer.decode(row), stop)[0] for row in new]
 
 
+class StopText:
+    """The text of a growing list of token ids, released piece by piece: text that may still become a stop
+    string, or an incomplete UTF-8 character, is held back; `add` returns the new piece and whether a stop
+    string ended the text (the stop string itself is never released)."""
+
+    def __init__(self, tokenizer, stop: Sequence[str] = ()):
+        self.tokenizer, self.stop = tokenizer, tuple(s for s in stop if s)
+        self.hold = max((len(s) for s in self.stop), default=1) - 1
+        self.ids: list[int] = []
+        self.emitted = 0
+
+    def add(self, token: int) -> tuple[str, bool]:
+        self.ids.append(token)
+        text, stopped = cut_at_stop(self.tokenizer.decode(self.ids), self.stop)
+        if stopped:
+            return self._release(len(text), text), True
+        safe = len(text) - self.hold
+        while safe > self.emitted and text[safe - 1] == "\ufffd":  # partial multi-byte character
+            safe -= 1
+        return self._release(safe, text), False
+
+    def finish(self) -> str:
+        """The held-back rest, once no more tokens come."""
+        text = cut_at_stop(self.tokenizer.decode(self.ids), self.stop)[0]
+        return self._release(len(text), text)
+
+    def _release(self, upto: int, text: str) -> str:
+        if upto <= self.emitted:
+            return ""
+        piece, self.emitted = text[self.emitted:upto], upto
+        return piece
+
+
 def stream(model, tokenizer, prompt: str, language: str = "none", task: str = "codegen",
            stop: Sequence[str] = (), *, max_new_tokens: int = 256, prompt_ids: list[int] | None = None,
            **kwargs) -> Iterator[str]:
@@ -239,22 +272,13 @@ def stream(model, tokenizer, prompt: str, language: str = "none", task: str = "c
     forced_ids (in kwargs): answer tokens fed after the prompt, causally; their text is not yielded."""
     ids = prompt_ids if prompt_ids is not None else encode_prompt(tokenizer, prompt)
     kwargs.setdefault("eos_id", getattr(tokenizer, "eos_id", None))
-    hold = max((len(s) for s in stop), default=1) - 1
-    new: list[int] = []
-    emitted = 0
+    text = StopText(tokenizer, stop)
     for token in stream_ids(model, ids, language_id(language), task_id(task), max_new_tokens=max_new_tokens, **kwargs):
-        new.append(token)
-        text, stopped = cut_at_stop(tokenizer.decode(new), stop)
+        piece, stopped = text.add(token)
+        if piece:
+            yield piece
         if stopped:
-            if len(text) > emitted:
-                yield text[emitted:]
             return
-        safe = len(text) - hold
-        while safe > emitted and text[safe - 1] == "\ufffd":  # partial multi-byte character
-            safe -= 1
-        if safe > emitted:
-            yield text[emitted:safe]
-            emitted = safe
-    text = cut_at_stop(tokenizer.decode(new), stop)[0]
-    if len(text) > emitted:
-        yield text[emitted:]
+    piece = text.finish()
+    if piece:
+        yield piece

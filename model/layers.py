@@ -197,6 +197,55 @@ class KVCache:
     def nbytes(self) -> int:
         return sum(k.nbytes + v.nbytes for layers in self.passes for k, v in layers)
 
+    @property
+    def batch_size(self) -> int:
+        return self.valid.shape[0]
+
+    def select(self, rows: torch.Tensor) -> "KVCache":
+        """A cache of the given rows only (a continuous batch drops the rows that finished)."""
+        out = KVCache.__new__(KVCache)
+        out.passes = [[(k.index_select(0, rows), v.index_select(0, rows)) for k, v in layers] for layers in self.passes]
+        out.valid, out.next_position = self.valid.index_select(0, rows), self.next_position.index_select(0, rows)
+        out.length, out.max_len = self.length, self.max_len
+        return out
+
+    def _first_used(self) -> int:
+        used = self.valid[:, :self.length].any(0).nonzero()
+        return int(used[0]) if len(used) else self.length
+
+    @staticmethod
+    def concat(caches: list["KVCache"], room: int) -> "KVCache":
+        """The rows of every cache in one cache with `room` free slots after the longest: each cache's used
+        slots are right-aligned (its leading slots that no row uses are dropped, the gap is invalid padding).
+        Positions are per row (next_position) and padding is masked, so a row decodes the same after a merge."""
+        spans = [(c._first_used(), c.length) for c in caches]
+        width = max(end - start for start, end in spans)
+        first = caches[0]
+        rows = sum(c.batch_size for c in caches)
+        out = KVCache.__new__(KVCache)
+        out.length, out.max_len = width, width + room
+        out.valid = torch.zeros(rows, out.max_len, dtype=torch.bool, device=first.valid.device)
+        out.next_position = torch.cat([c.next_position for c in caches])
+        out.passes = []
+        for p, layers in enumerate(first.passes):
+            merged = []
+            for i, (k0, _) in enumerate(layers):
+                shape = (rows, k0.shape[1], out.max_len, k0.shape[3])
+                k, v = torch.zeros(shape, dtype=k0.dtype, device=k0.device), torch.zeros(shape, dtype=k0.dtype, device=k0.device)
+                row = 0
+                for c, (start, end) in zip(caches, spans):
+                    b, offset = c.batch_size, width - (end - start)
+                    k[row:row + b, :, offset:width] = c.passes[p][i][0][:, :, start:end]
+                    v[row:row + b, :, offset:width] = c.passes[p][i][1][:, :, start:end]
+                    row += b
+                merged.append((k, v))
+            out.passes.append(merged)
+        row = 0
+        for c, (start, end) in zip(caches, spans):
+            out.valid[row:row + c.batch_size, width - (end - start):width] = c.valid[:, start:end]
+            row += c.batch_size
+        return out
+
 
 def cache_bytes_per_token(layers_per_pass: list[int], config: ModelConfig, dtype: torch.dtype) -> int:
     return sum(layers_per_pass) * 2 * config.hidden_size * torch.empty((), dtype=dtype).element_size()
