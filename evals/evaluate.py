@@ -32,6 +32,9 @@ HUMANEVAL_STOP = ("\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\nassert "
 SYNTHETIC_STOP = ()
 # metric suffixes of the rows scored with the model's decoders
 EDIT_DECODER, TOOL_DECODER, SNAP = "_edit_decoder", "_tool_decoder", "_snap"
+# steps that read a local model's logits or heads: an endpoint candidate skips them
+NEEDS_WEIGHTS = ("code-bpb", "synthetic-instances/edit-decoder", "synthetic-templates/edit-decoder",
+                 "polyglot/edit-decoder", "tool-use/tool-decoder")
 
 
 @dataclass
@@ -49,6 +52,9 @@ class Candidate:
     # greedy repair answers of eval_synthetic, by (benchmark, problem ids, token budget): the snap rows grade
     # the same answers without decoding them again
     repair_answers: dict = field(default_factory=dict, repr=False)
+    # an OpenAI-compatible endpoint (inference.remote.OpenAIEndpoint) instead of a local model: it writes the
+    # text; the benchmarks that read the model's logits or heads (bits per byte, the decoders) are skipped
+    endpoint: object | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -102,6 +108,13 @@ def complete(c: Candidate, prompts: list[str], languages: list[str], task: str, 
     from model.generate import cut_at_stop, generate_ids
     from model.vocab import language_id, task_id
 
+    if c.endpoint is not None:
+        t0, before = time.perf_counter(), c.endpoint.completion_tokens
+        out = c.endpoint.complete(prompts, languages, task, max_new_tokens=max_new_tokens, n=n,
+                                  temperature=temperature, stop=stop, seed=seed)
+        c.generation_s += time.perf_counter() - t0
+        c.decoded_tokens += c.endpoint.completion_tokens - before
+        return out
     limit = c.model.config.max_seq_len - max_new_tokens
     if limit < 2:
         raise ValueError(f"{c.name}: max_new_tokens={max_new_tokens} leaves no room for a prompt in "
@@ -569,6 +582,8 @@ def evaluate_candidate(c: Candidate, suite: EvalSuite, sandbox, s: EvalSettings,
                       suite.tool_use))
     for name, run, data in steps:
         if not data or (only and name not in only):
+            continue
+        if c.model is None and name in NEEDS_WEIGHTS:
             continue
         t0, errors = time.monotonic(), len(c.decoder_errors)
         got = run()

@@ -12,6 +12,7 @@ from pathlib import Path
 from evals import report as rp
 from evals.curves import CURVE_MODELS, CurvePoint, curve_markdown, curve_png, phase_points
 from evals.evaluate import Candidate, EvalSettings, EvalSuite, evaluate_candidate, load_suite
+from inference.specs import ModelSpec, is_spec, parse_spec
 
 MODELS = ("hrm", "baseline", "hrm-int8", "hrm-nf4")  # the default report
 QAT_MODEL = "hrm-int8-qat"  # opt-in: needs HRM_QUANT_QAT_STEPS > 0
@@ -19,11 +20,29 @@ QAT_MODEL = "hrm-int8-qat"  # opt-in: needs HRM_QUANT_QAT_STEPS > 0
 MODEL_BENCHMARKS = {QAT_MODEL: ("synthetic-instances",)}
 
 
-def load_candidate(warehouse, name: str) -> Candidate:
-    """A benchmark Candidate for "hrm", "baseline" (the latest published checkpoint), "hrm-int8", "hrm-nf4" (the
-    saved artifact of HRM's checkpoint) or "hrm-int8-qat" (the int8 artifact of quantized_models' QAT checkpoint)."""
+def candidate_from_spec(spec: ModelSpec, workers: int = 8) -> Candidate:
+    """A Candidate for a model spec (inference/specs.py): a local checkpoint or an OpenAI-compatible endpoint."""
+    if spec.kind == "openai":
+        from inference.remote import OpenAIEndpoint
+
+        return Candidate(spec.text, None, None, "endpoint", endpoint=OpenAIEndpoint(spec, workers=workers))
+    from model.checkpoint import WEIGHTS, load_checkpoint
+    from model.quantized_artifacts import sha256_file
+
+    model, tok = load_checkpoint(spec.path, quantization=spec.quantization)
+    if tok is None:
+        raise ValueError(f"{spec.text}: the checkpoint has no tokenizer/, so it cannot be evaluated")
+    return Candidate(spec.text, model, tok, spec.quantization or "none", sha256_file(Path(spec.path) / WEIGHTS)[:12])
+
+
+def load_candidate(warehouse, name: str, workers: int = 8) -> Candidate:
+    """A benchmark Candidate for a model spec (`local:...`, `openai:...`), or for "hrm", "baseline" (the latest
+    published checkpoint), "hrm-int8", "hrm-nf4" (the saved artifact of HRM's checkpoint) or "hrm-int8-qat" (the
+    int8 artifact of quantized_models' QAT checkpoint)."""
     from model.checkpoint import load_checkpoint
 
+    if is_spec(name):
+        return candidate_from_spec(parse_spec(name), workers)
     if name == QAT_MODEL:
         qat = warehouse.latest_checkpoint("quantized_models").get("qat")
         if not qat:
