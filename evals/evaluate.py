@@ -72,14 +72,14 @@ class EvalSettings:
     polyglot_formats: tuple[str, ...] = ("whole", "diff")
     polyglot_tries: int = 2
     polyglot_max_new_tokens: int = 128
-    lcb_problems: int = 10
+    lcb_problems: int = 10  # 0 = every problem in the window
     lcb_n: int = 1
     synthetic_tasks: int = 0  # held-out tasks per task type and split, spread over templates; 0 = all
     synthetic_max_new_tokens: int = 64
     # repair answers (file line, SEARCH/REPLACE block, eos) run to ~60 tokens with the default tokenizer:
     # repair generation gets at least this many, whatever synthetic_max_new_tokens says
     repair_max_new_tokens: int = 80
-    tool_use_examples: int = 40
+    tool_use_examples: int = 40  # 0 = all
     bpb_files_per_language: int = 8  # held-out corpus files per language; 0 = all
     bpb_max_bytes: int = 4096  # each file's first bytes (cut at a line end); 0 = whole files
     bpb_stride: int = 0  # sliding-window step in tokens; 0 = half the context
@@ -93,6 +93,28 @@ class EvalSettings:
     decoders: bool = True
     batch_size: int = 16
     seed: int = 0
+
+
+# Presets over EvalSettings: `smoke` is the dataclass defaults (small subsets, for tests and the default main
+# command); `standard` is large enough to separate models by a few points; `full` is every problem (HumanEval
+# 164, Polyglot 225 in both formats, the whole LCB window, every held-out synthetic and tool-use task and
+# corpus file). Generation lengths are the same in every preset.
+PRESETS: dict[str, dict] = {
+    "smoke": {},
+    "standard": {"humaneval_problems": 0, "humaneval_n": 5,
+                 "polyglot_subset": "cpp:8,go:8,java:8,javascript:8,python:8,rust:8", "lcb_problems": 100,
+                 "synthetic_tasks": 120, "tool_use_examples": 120, "bpb_files_per_language": 32},
+    "full": {"humaneval_problems": 0, "humaneval_n": 10, "polyglot_subset": "all",
+             "polyglot_formats": ("whole", "diff"), "lcb_problems": 0, "synthetic_tasks": 0, "tool_use_examples": 0,
+             "bpb_files_per_language": 0},
+}
+
+
+def preset_settings(name: str, **overrides) -> EvalSettings:
+    """The EvalSettings of preset `name` (smoke, standard, full) with `overrides` (EvalSettings fields) on top."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown evaluation preset {name!r}: expected one of {', '.join(PRESETS)}")
+    return EvalSettings(**{**PRESETS[name], **overrides})
 
 
 # --- the generation loop ---------------------------------------------------------------------------------
@@ -525,7 +547,7 @@ def load_suite(warehouse, s: EvalSettings) -> EvalSuite:
         from evals.lcb.pipeline import read_problems
 
         lcb_rows += read_problems(warehouse, release)
-    suite.lcb = lcb_rows[:s.lcb_problems]
+    suite.lcb = lcb_rows[:s.lcb_problems or None]  # 0 = the whole window
     if not suite.lcb:
         suite.notes["livecodebench"] = "no LCB problems in the window (set HRM_LCB_SOURCE to evaluate LCB)"
     held = [r for r in warehouse.read_table("synthetic_tasks").to_pylist() if r["split"] == "test"]
