@@ -11,7 +11,8 @@ from pathlib import Path
 
 from evals import report as rp
 from evals.curves import CURVE_MODELS, CurvePoint, curve_markdown, curve_png, phase_points
-from evals.evaluate import Candidate, EvalSettings, EvalSuite, evaluate_candidate, load_suite
+from evals.evaluate import (NEEDS_WEIGHTS, SYNTHETIC_BENCHMARKS, Candidate, EvalSettings, EvalSuite, evaluate_candidate,
+                            load_suite)
 from inference.specs import ModelSpec, is_spec, parse_spec
 
 MODELS = ("hrm", "baseline", "hrm-int8", "hrm-nf4")  # the default report
@@ -43,6 +44,9 @@ def load_candidate(warehouse, name: str, workers: int = 8) -> Candidate:
 
     if is_spec(name):
         return candidate_from_spec(parse_spec(name), workers)
+    if name not in (*MODELS, QAT_MODEL):
+        raise ValueError(f"model {name!r}: expected a model spec (local:CKPT_DIR[@int8|@nf4] or "
+                         f"openai:BASE_URL#MODEL) or one of the warehouse's models {', '.join((*MODELS, QAT_MODEL))}")
     if name == QAT_MODEL:
         qat = warehouse.latest_checkpoint("quantized_models").get("qat")
         if not qat:
@@ -137,3 +141,36 @@ def regression_findings(warehouse, thresholds_spec: str) -> dict:
     previous = rp.load_report(db, ids[-2]) if len(ids) > 1 else []
     return {"report_id": ids[-1], "previous_report_id": ids[-2] if len(ids) > 1 else None,
             "regressions": rp.regressions(current, previous, rp.parse_thresholds(thresholds_spec))}
+
+
+# `hrm eval --benchmark NAME`: the evaluation steps (evals.evaluate.evaluate_candidate) each name runs; all = every one
+BENCHMARK_STEPS = {
+    "humaneval": ("humaneval",),
+    "polyglot": ("polyglot", "polyglot/edit-decoder"),
+    "lcb": ("livecodebench",),
+    "synthetic": tuple(f"{name}{step}" for name in SYNTHETIC_BENCHMARKS.values()
+                       for step in ("", "/edit-decoder", "/snap")),
+    "all": (),
+}
+
+
+def evaluate_model(spec: str, benchmark: str, settings: EvalSettings, warehouse, sandbox, workers: int = 8,
+                   log=None) -> dict:
+    """One model spec on one benchmark (or all), with the code `benchmark_report` runs: the result rows
+    (with intervals and, for pass/fail metrics, per-problem results) and the notes on what was not evaluated."""
+    if benchmark not in BENCHMARK_STEPS:
+        raise ValueError(f"unknown benchmark {benchmark!r}: expected one of {', '.join(BENCHMARK_STEPS)}")
+    suite = load_suite(warehouse, settings)
+    candidate = load_candidate(warehouse, spec, workers)
+    only = BENCHMARK_STEPS[benchmark]
+    t0 = time.monotonic()
+    rows = evaluate_candidate(candidate, suite, sandbox, settings, log=log, only=only)
+    wanted = {step.split("/")[0] for step in only}
+    notes = {k: v for k, v in suite.notes.items() if not wanted or k in wanted}
+    if candidate.model is None:
+        skipped = [step for step in NEEDS_WEIGHTS if not only or step in only]
+        if skipped:
+            notes["endpoint"] = f"an endpoint has no weights to read: skipped {', '.join(skipped)}"
+    return {"model": spec, "benchmark": benchmark, "checkpoint_hash": candidate.checkpoint_hash,
+            "quantization": candidate.quantization, "rows": rows, "notes": notes,
+            "seconds": round(time.monotonic() - t0, 1)}
