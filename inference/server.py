@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 import uuid
 
@@ -64,10 +65,33 @@ def _choice(body: dict, name: str, options, default: str) -> str:
     return value
 
 
+class LoopInbox:
+    """Hands engine events to the event loop's request queues with one loop wake-up per batch of events (a
+    decoding step makes one event per running row; a wake-up each would cost more than the step)."""
+
+    def __init__(self, loop):
+        self.loop, self.items, self.lock, self.scheduled = loop, [], threading.Lock(), False
+
+    def put(self, queue: asyncio.Queue, item) -> None:
+        with self.lock:
+            self.items.append((queue, item))
+            if self.scheduled:
+                return
+            self.scheduled = True
+        self.loop.call_soon_threadsafe(self._deliver)
+
+    def _deliver(self) -> None:
+        with self.lock:
+            items, self.items, self.scheduled = self.items, [], False
+        for queue, item in items:
+            queue.put_nowait(item)
+
+
 class Server:
     def __init__(self, engine: BatchEngine, tokenizer, model_name: str = "hrm"):
         self.engine, self.tokenizer, self.model_name = engine, tokenizer, model_name
         self.created = int(time.time())
+        self._inbox: LoopInbox | None = None
 
     # -- request parsing ---------------------------------------------------------------------------
     def _check_common(self, body) -> None:
@@ -136,9 +160,11 @@ class Server:
 
     # -- running -----------------------------------------------------------------------------------
     def start(self, seqs: list[Sequence]) -> asyncio.Queue:
-        loop, queue = asyncio.get_running_loop(), asyncio.Queue()
+        if self._inbox is None:
+            self._inbox = LoopInbox(asyncio.get_running_loop())
+        inbox, queue = self._inbox, asyncio.Queue()
         for i, seq in enumerate(seqs):
-            seq.sink = lambda event, i=i: loop.call_soon_threadsafe(queue.put_nowait, (i, event))
+            seq.sink = lambda event, i=i: inbox.put(queue, (i, event))
         try:
             self.engine.submit(seqs)
         except QueueFull as exc:
@@ -151,14 +177,16 @@ class Server:
         return queue
 
     async def events(self, seqs: list[Sequence], queue: asyncio.Queue):
-        """(choice index, event) until every sequence ended; a client that leaves cancels its sequences."""
+        """Lists of (choice index, event), as they arrive, until every sequence ended; a client that leaves
+        cancels its sequences."""
         open_ = len(seqs)
         try:
             while open_:
-                i, event = await queue.get()
-                if event[0] != "text":
-                    open_ -= 1
-                yield i, event
+                batch = [await queue.get()]
+                while not queue.empty():
+                    batch.append(queue.get_nowait())
+                open_ -= sum(event[0] != "text" for _, event in batch)
+                yield batch
         finally:
             for seq in seqs:
                 seq.cancelled = True
@@ -214,13 +242,14 @@ def create_app(engine: BatchEngine, tokenizer, model_name: str = "hrm"):
                                               bool(isinstance(options, dict) and options.get("include_usage"))),
                                          media_type="text/event-stream")
             texts, reasons, failure = [""] * len(seqs), [None] * len(seqs), None
-            async for i, event in server.events(seqs, queue):
-                if event[0] == "text":
-                    texts[i] += event[1]
-                elif event[0] == "done":
-                    reasons[i] = event[1]
-                else:
-                    failure = event[1]
+            async for batch in server.events(seqs, queue):
+                for i, event in batch:
+                    if event[0] == "text":
+                        texts[i] += event[1]
+                    elif event[0] == "done":
+                        reasons[i] = event[1]
+                    else:
+                        failure = event[1]
             if failure:
                 return error(ApiError(500, f"generation failed: {failure}", kind="server_error"))
             choices = [({"index": i, "message": {"role": "assistant", "content": t}, "finish_reason": r}
@@ -250,15 +279,19 @@ async def _sse(server: Server, seqs, queue, head: dict, chat: bool, prompt_lengt
     if chat:
         yield chunk([{"index": i, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}
                      for i in range(len(seqs))])
-    async for i, event in server.events(seqs, queue):
-        if event[0] == "error":
-            yield f"data: {json.dumps(ApiError(500, f'generation failed: {event[1]}', kind='server_error').body())}\n\n"
-            return
-        text, reason = (event[1], None) if event[0] == "text" else ("", event[1])
-        if chat:
-            yield chunk([{"index": i, "delta": {"content": text} if text else {}, "finish_reason": reason}])
-        else:
-            yield chunk([{"index": i, "text": text, "logprobs": None, "finish_reason": reason}])
+    async for batch in server.events(seqs, queue):
+        out = []
+        for i, event in batch:
+            if event[0] == "error":
+                body = ApiError(500, f"generation failed: {event[1]}", kind="server_error").body()
+                yield "".join(out) + f"data: {json.dumps(body)}\n\n"
+                return
+            text, reason = (event[1], None) if event[0] == "text" else ("", event[1])
+            if chat:
+                out.append(chunk([{"index": i, "delta": {"content": text} if text else {}, "finish_reason": reason}]))
+            else:
+                out.append(chunk([{"index": i, "text": text, "logprobs": None, "finish_reason": reason}]))
+        yield "".join(out)
     if include_usage:
         yield chunk([], usage=server.usage(seqs, prompt_lengths))
     yield "data: [DONE]\n\n"
