@@ -106,7 +106,8 @@ def lcb_problems_valid(context: dg.AssetCheckExecutionContext, warehouse: Wareho
 
 @dg.asset(group_name="problems", kinds={"parquet"}, output_required=False,
           description="Test-output prediction instances (livecodebench/test_generation format) inside the "
-                      "contest-date window, with their lcb_runner prompts. Skipped when no source is configured (HRM_LCB_TEST_OUTPUT_SOURCE).")
+                      "contest-date window, with their lcb_runner prompts. Skipped when no source is "
+                      "configured (HRM_LCB_TEST_OUTPUT_SOURCE).")
 def lcb_test_output_problems(context: dg.AssetExecutionContext, config: LcbScenarioSourceConfig,
                              warehouse: Warehouse):
     if not config.test_output_source:
@@ -118,7 +119,8 @@ def lcb_test_output_problems(context: dg.AssetExecutionContext, config: LcbScena
 
 @dg.asset(group_name="problems", kinds={"parquet"}, output_required=False,
           description="Code-execution instances (livecodebench/execution-v2 format) inside the contest-date "
-                      "window, with their lcb_runner prompts. Skipped when no source is configured (HRM_LCB_EXECUTION_SOURCE).")
+                      "window, with their lcb_runner prompts. Skipped when no source is configured "
+                      "(HRM_LCB_EXECUTION_SOURCE).")
 def lcb_execution_problems(context: dg.AssetExecutionContext, config: LcbScenarioSourceConfig,
                            warehouse: Warehouse):
     if not config.execution_source:

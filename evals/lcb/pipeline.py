@@ -189,8 +189,8 @@ def scenario_eval_problems(test_output=(), execution=()) -> list[EvalProblem]:
                                          "difficulty": p.difficulty}))
     for p in execution:
         messages = p.messages()
-        out.append(EvalProblem(benchmark="livecodebench", problem_id=p.id, language="python", prompt=prompt_text(messages),
-                               grading_mode="exec_output", date=p.contest_date,
+        out.append(EvalProblem(benchmark="livecodebench", problem_id=p.id, language="python",
+                               prompt=prompt_text(messages), grading_mode="exec_output", date=p.contest_date,
                                hidden_tests={"code": p.code, "output": p.output},
                                metadata={"scenario": "code_execution", "system_message": messages[0]["content"],
                                          "input": p.input, "difficulty": p.difficulty}))
