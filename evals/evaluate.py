@@ -246,17 +246,13 @@ def eval_humaneval(c: Candidate, records: list[dict], sandbox, s: EvalSettings) 
 
 
 # --- LiveCodeBench ---------------------------------------------------------------------------------------
-def eval_lcb(c: Candidate, problems: list, sandbox, s: EvalSettings) -> list[dict]:
-    from evals.lcb import grader
-    from evals.lcb.pipeline import to_eval_problems
+def eval_lcb(c: Candidate, problems: list, sandbox, s: EvalSettings, test_output: list = (),
+             execution: list = ()) -> list[dict]:
+    """The four LCB scenarios (evals/lcb/scoring.py): code generation and self-repair on `problems`,
+    test-output prediction and code execution (with and without CoT) on their tables' instances."""
+    from evals.lcb import scoring
 
-    evals = to_eval_problems(problems)
-    texts = complete(c, [p.prompt for p in evals], ["python"] * len(evals), "codegen",
-                     max_new_tokens=s.max_new_tokens, n=s.lcb_n, temperature=0.2 if s.lcb_n > 1 else 0.0,
-                     batch_size=s.batch_size, seed=s.seed)
-    generations = {p.problem_id: t for p, t in zip(evals, texts)}
-    summary = grader.evaluate(problems, generations, sandbox, ks=(1,))
-    return [rate_result("livecodebench", "pass@1", summary["pass@1"] or 0.0, len(evals))]
+    return scoring.score_all(problems, test_output, execution, lambda *a, **k: complete(c, *a, **k), sandbox, s)
 
 
 # --- Polyglot --------------------------------------------------------------------------------------------
@@ -518,6 +514,8 @@ class EvalSuite:
     humaneval: list[dict] = field(default_factory=list)
     polyglot: list = field(default_factory=list)
     lcb: list = field(default_factory=list)
+    lcb_test_output: list = field(default_factory=list)  # TestOutputProblems
+    lcb_execution: list = field(default_factory=list)  # ExecutionProblems
     synthetic: dict[str, list[dict]] = field(default_factory=dict)  # benchmark -> held-out task rows
     code: list[CodeFile] = field(default_factory=list)  # held-out corpus files for code-bpb
     compressors: list[dict] = field(default_factory=list)  # gzip / xz rows of `code`
@@ -550,6 +548,7 @@ def load_suite(warehouse, s: EvalSettings) -> EvalSuite:
     suite.lcb = lcb_rows[:s.lcb_problems or None]  # 0 = the whole window
     if not suite.lcb:
         suite.notes["livecodebench"] = "no LCB problems in the window (set HRM_LCB_SOURCE to evaluate LCB)"
+    _load_lcb_scenarios(warehouse, s, suite)
     try:
         held = [r for r in warehouse.read_table("synthetic_tasks").to_pylist() if r["split"] == "test"]
     except FileNotFoundError:
@@ -580,6 +579,25 @@ def load_suite(warehouse, s: EvalSettings) -> EvalSuite:
     return suite
 
 
+def _load_lcb_scenarios(warehouse, s: EvalSettings, suite: EvalSuite) -> None:
+    """The test-output and execution instances their tables hold (already inside the configured date
+    window), the first s.lcb_problems of each; a table not materialised is a note."""
+    from evals.lcb.pipeline import EXECUTION_TABLE, TEST_OUTPUT_TABLE
+    from evals.lcb.scenarios import ExecutionProblem, TestOutputProblem
+
+    for table, kind, attr, env in (
+            (TEST_OUTPUT_TABLE, TestOutputProblem, "lcb_test_output", "HRM_LCB_TEST_OUTPUT_SOURCE"),
+            (EXECUTION_TABLE, ExecutionProblem, "lcb_execution", "HRM_LCB_EXECUTION_SOURCE")):
+        try:
+            rows = warehouse.read_table(table).to_pylist()
+        except FileNotFoundError:
+            suite.notes[f"livecodebench/{table}"] = f"{table} not materialised (set {env} to score it)"
+            continue
+        setattr(suite, attr, [kind.from_row(r) for r in rows][:s.lcb_problems])
+        if not getattr(suite, attr):
+            suite.notes[f"livecodebench/{table}"] = f"{table} has no instances in the window"
+
+
 def evaluate_candidate(c: Candidate, suite: EvalSuite, sandbox, s: EvalSettings, log=None,
                        only: tuple[str, ...] = ()) -> list[dict]:
     """Every benchmark the suite holds (or those named in `only`), plus generation throughput; results
@@ -601,7 +619,8 @@ def evaluate_candidate(c: Candidate, suite: EvalSuite, sandbox, s: EvalSettings,
     if s.decoders and "diff" in s.polyglot_formats:
         steps.append(("polyglot/edit-decoder", lambda: eval_polyglot(c, suite.polyglot, sandbox, s, edit_decoder=True),
                       suite.polyglot))
-    steps += [("livecodebench", lambda: eval_lcb(c, suite.lcb, sandbox, s), suite.lcb),
+    steps += [("livecodebench", lambda: eval_lcb(c, suite.lcb, sandbox, s, suite.lcb_test_output, suite.lcb_execution),
+               suite.lcb or suite.lcb_test_output or suite.lcb_execution),
               ("tool-use", lambda: eval_tool_use(c, suite.tool_use, s), suite.tool_use)]
     if s.decoders:
         steps.append(("tool-use/tool-decoder", lambda: eval_tool_use(c, suite.tool_use, s, tool_decoder=True),

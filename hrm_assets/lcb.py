@@ -38,7 +38,7 @@ class LcbWindowConfig(dg.Config):
     training_cutoff: str = from_env("HRM_LCB_TRAINING_CUTOFF")  # keep problems strictly after it
 
 
-class LcbScenarioSourceConfig(dg.Config):
+class LcbScenarioSourceConfig(LcbWindowConfig):  # the scenario tables keep lcb_problems' date window
     test_output_source: str = from_env("HRM_LCB_TEST_OUTPUT_SOURCE")
     execution_source: str = from_env("HRM_LCB_EXECUTION_SOURCE")
 
@@ -105,29 +105,39 @@ def lcb_problems_valid(context: dg.AssetCheckExecutionContext, warehouse: Wareho
 
 
 @dg.asset(group_name="problems", kinds={"parquet"}, output_required=False,
-          description="Test-output prediction instances (livecodebench/test_generation format) with their "
-                      "lcb_runner prompts. Skipped when no source is configured (HRM_LCB_TEST_OUTPUT_SOURCE).")
+          description="Test-output prediction instances (livecodebench/test_generation format) inside the "
+                      "contest-date window, with their lcb_runner prompts. Skipped when no source is "
+                      "configured (HRM_LCB_TEST_OUTPUT_SOURCE).")
 def lcb_test_output_problems(context: dg.AssetExecutionContext, config: LcbScenarioSourceConfig,
                              warehouse: Warehouse):
     if not config.test_output_source:
         context.log.info("no test_output_source configured (HRM_LCB_TEST_OUTPUT_SOURCE): skipped")
         return
-    out = pipeline.write_test_output_problems(warehouse, config.test_output_source)
-    yield dg.MaterializeResult(metadata={"dagster/row_count": out["rows"], "rejected": out["rejected"],
-                                         "source": config.test_output_source})
+    out = pipeline.write_test_output_problems(warehouse, config.test_output_source, *_window(config))
+    yield _scenario_result(out, config.test_output_source)
 
 
 @dg.asset(group_name="problems", kinds={"parquet"}, output_required=False,
-          description="Code-execution instances (livecodebench/execution-v2 format) with their lcb_runner "
-                      "prompts. Skipped when no source is configured (HRM_LCB_EXECUTION_SOURCE).")
+          description="Code-execution instances (livecodebench/execution-v2 format) inside the contest-date "
+                      "window, with their lcb_runner prompts. Skipped when no source is configured "
+                      "(HRM_LCB_EXECUTION_SOURCE).")
 def lcb_execution_problems(context: dg.AssetExecutionContext, config: LcbScenarioSourceConfig,
                            warehouse: Warehouse):
     if not config.execution_source:
         context.log.info("no execution_source configured (HRM_LCB_EXECUTION_SOURCE): skipped")
         return
-    out = pipeline.write_execution_problems(warehouse, config.execution_source)
-    yield dg.MaterializeResult(metadata={"dagster/row_count": out["rows"], "rejected": out["rejected"],
-                                         "source": config.execution_source})
+    out = pipeline.write_execution_problems(warehouse, config.execution_source, *_window(config))
+    yield _scenario_result(out, config.execution_source)
+
+
+def _window(config: LcbWindowConfig) -> tuple:
+    return config.start_date or None, config.end_date or None, config.training_cutoff or None
+
+
+def _scenario_result(out: dict, source: str) -> dg.MaterializeResult:
+    return dg.MaterializeResult(metadata={"dagster/row_count": out["rows"], "loaded_rows": out["loaded_rows"],
+                                          "rejected": out["rejected"], "source": source,
+                                          "window": dg.MetadataValue.json(out["window"])})
 
 
 @dg.asset_check(asset=lcb_test_output_problems, blocking=True,

@@ -6,8 +6,8 @@ import json
 from collections import Counter
 from datetime import datetime
 
-from evals.lcb.prompts import codegen_messages
-from evals.lcb.records import TEST_TYPES, LcbProblem, filter_window
+from evals.lcb.prompts import codegen_messages, prompt_text
+from evals.lcb.records import TEST_TYPES, LcbProblem, date_in_window, filter_window
 from evals.lcb.source import load_release, resolve_source
 from evals.problem import EvalProblem
 
@@ -108,22 +108,35 @@ def check_frame(warehouse, table: str, partition: str | None):
     return frame
 
 
-def write_test_output_problems(warehouse, source: str) -> dict:
-    from evals.lcb.scenarios import load_test_output_problems
+def write_test_output_problems(warehouse, source: str, start_date=None, end_date=None, training_cutoff=None) -> dict:
+    """lcb_test_output_problems: the instances inside the contest-date window (the same window as lcb_problems)."""
+    from evals.lcb.scenarios import TestOutputProblem, load_test_output_problems
 
     problems, rejected = load_test_output_problems(_scenario_files(source, "livecodebench/test_generation"))
-    warehouse.write_table(TEST_OUTPUT_TABLE, [p.to_row() for p in problems])
-    warehouse.write_quarantine(TEST_OUTPUT_TABLE, rejected)
-    return {"rows": len(problems), "rejected": len(rejected)}
+    dummy = TestOutputProblem("", "", "", "", "2000-01-01", "", [{"input": "", "output": "", "testtype": "functional"}],
+                              "def f():\n    pass", "", 0)
+    return _write_windowed(warehouse, TEST_OUTPUT_TABLE, problems, rejected, dummy,
+                           (start_date, end_date, training_cutoff))
 
 
-def write_execution_problems(warehouse, source: str) -> dict:
-    from evals.lcb.scenarios import load_execution_problems
+def write_execution_problems(warehouse, source: str, start_date=None, end_date=None, training_cutoff=None) -> dict:
+    """lcb_execution_problems: the instances inside the contest-date window (the same window as lcb_problems)."""
+    from evals.lcb.scenarios import ExecutionProblem, load_execution_problems
 
     problems, rejected = load_execution_problems(_scenario_files(source, "livecodebench/execution-v2"))
-    warehouse.write_table(EXECUTION_TABLE, [p.to_row() for p in problems])
-    warehouse.write_quarantine(EXECUTION_TABLE, rejected)
-    return {"rows": len(problems), "rejected": len(rejected)}
+    dummy = ExecutionProblem("", "", "2000-01-01", "", "", "", "", "", "")
+    return _write_windowed(warehouse, EXECUTION_TABLE, problems, rejected, dummy,
+                           (start_date, end_date, training_cutoff))
+
+
+def _write_windowed(warehouse, table: str, problems: list, rejected: list, dummy, window: tuple) -> dict:
+    kept = [p for p in problems if date_in_window(p.contest_date, *window)]
+    rows = [p.to_row() for p in kept]
+    # an empty window still gets every column, so the table's check and readers find them
+    warehouse.write_table(table, arrow_table(rows) if rows else arrow_table([dummy.to_row()]).slice(0, 0))
+    warehouse.write_quarantine(table, rejected)
+    return {"rows": len(rows), "loaded_rows": len(problems), "rejected": len(rejected),
+            "window": dict(zip(("start_date", "end_date", "training_cutoff"), window))}
 
 
 def _scenario_files(source: str, default_repo: str):
@@ -152,15 +165,15 @@ def to_eval_problems(problems: list[LcbProblem]) -> list[EvalProblem]:
     """Code-generation problems in the shared EvalProblem shape (graded by evals.lcb.grade_generations)."""
     out = []
     for p in problems:
-        system, user = codegen_messages(p)
+        messages = codegen_messages(p)
         out.append(EvalProblem(
-            benchmark="livecodebench", problem_id=p.question_id, language="python", prompt=user["content"],
+            benchmark="livecodebench", problem_id=p.question_id, language="python", prompt=prompt_text(messages),
             grading_mode="lcb_call" if p.func_name else "lcb_stdin",
             visible_files={"starter.py": p.starter_code} if p.starter_code else {},
             hidden_tests={"input_output.json": json.dumps(p.evaluation_sample())}, date=p.contest_date,
             metadata={"platform": p.platform, "difficulty": p.difficulty, "contest_id": p.contest_id,
                       "question_title": p.question_title, "starter_code": p.starter_code,
-                      "system_message": system["content"], "category": category(p)}))
+                      "system_message": messages[0]["content"], "category": category(p)}))
     return out
 
 
@@ -168,17 +181,17 @@ def scenario_eval_problems(test_output=(), execution=()) -> list[EvalProblem]:
     """Test-output prediction and code-execution instances as EvalProblems (grading mode exec_output)."""
     out = []
     for p in test_output:
-        system, user = p.messages()
+        messages = p.messages()
         out.append(EvalProblem(benchmark="livecodebench", problem_id=p.instance_id, language="python",
-                               prompt=user["content"], grading_mode="exec_output", date=p.contest_date,
+                               prompt=prompt_text(messages), grading_mode="exec_output", date=p.contest_date,
                                hidden_tests={"expected_output": p.expected_output},
-                               metadata={"scenario": "test_output_prediction", "system_message": system["content"],
+                               metadata={"scenario": "test_output_prediction", "system_message": messages[0]["content"],
                                          "difficulty": p.difficulty}))
     for p in execution:
-        system, user = p.messages()
-        out.append(EvalProblem(benchmark="livecodebench", problem_id=p.id, language="python", prompt=user["content"],
-                               grading_mode="exec_output", date=p.contest_date,
+        messages = p.messages()
+        out.append(EvalProblem(benchmark="livecodebench", problem_id=p.id, language="python",
+                               prompt=prompt_text(messages), grading_mode="exec_output", date=p.contest_date,
                                hidden_tests={"code": p.code, "output": p.output},
-                               metadata={"scenario": "code_execution", "system_message": system["content"],
+                               metadata={"scenario": "code_execution", "system_message": messages[0]["content"],
                                          "input": p.input, "difficulty": p.difficulty}))
     return out

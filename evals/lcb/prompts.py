@@ -93,6 +93,16 @@ def _chat(system: str, user: str) -> list[dict]:
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
+def prompt_text(messages: list[dict]) -> str:
+    """The text our model is prompted with for lcb_runner's chat messages: the user turn alone. The model
+    has no chat template or system role (its prompts carry a task and language id instead), so every
+    scenario drops the system message the same way."""
+    roles = [m["role"] for m in messages]
+    if roles != ["system", "user"]:
+        raise ValueError(f"expected a system and a user message, got {roles}")
+    return messages[1]["content"]
+
+
 def codegen_user_prompt(question_content: str, starter_code: str) -> str:
     prompt = f"### Question:\n{question_content}\n\n"
     if starter_code:

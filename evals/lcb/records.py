@@ -158,7 +158,12 @@ def parse_day(value: str | date | None) -> date | None:
 
 def in_window(problem: LcbProblem, start_date=None, end_date=None, training_cutoff=None) -> bool:
     """Inclusive contest-date window; `training_cutoff` keeps only problems strictly after it."""
-    day = problem.contest_day
+    return date_in_window(problem.contest_day, start_date, end_date, training_cutoff)
+
+
+def date_in_window(contest_date, start_date=None, end_date=None, training_cutoff=None) -> bool:
+    """The same window for any contest date (a date or an ISO text), e.g. a scenario instance's."""
+    day = parse_day(contest_date)
     start, end, cutoff = parse_day(start_date), parse_day(end_date), parse_day(training_cutoff)
     return ((start is None or day >= start) and (end is None or day <= end)
             and (cutoff is None or day > cutoff))

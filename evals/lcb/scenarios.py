@@ -58,6 +58,11 @@ class TestOutputProblem:
         row["prompt"] = self.messages()[1]["content"]
         return row
 
+    @classmethod
+    def from_row(cls, row: dict) -> "TestOutputProblem":
+        """A row of the lcb_test_output_problems table (to_row's output)."""
+        return _test_output_problem({**row, "test": row["tests"]})
+
 
 @dataclass
 class ExecutionProblem:
@@ -81,6 +86,11 @@ class ExecutionProblem:
         row["problem_id"] = json.dumps(self.problem_id)
         row["prompt"] = self.messages()[1]["content"]
         return row
+
+    @classmethod
+    def from_row(cls, row: dict) -> "ExecutionProblem":
+        """A row of the lcb_execution_problems table (to_row's output)."""
+        return _execution_problem(row)
 
 
 def _date_ok(value) -> str:
@@ -156,7 +166,8 @@ def grade_test_output(problems: list[TestOutputProblem], outputs: dict[str, list
     """Per instance: the prediction extracted from each model output, checked against the expected output
     as lcb_runner does (right-hand side of the assert, evaluated, == json.loads(expected)). Each
     prediction is evaluated in the sandbox, in its own process, which never sees the expected output;
-    its value comes back as plain data and is compared here."""
+    its value comes back as plain data and is compared here. `error_list` says why each failed
+    (see `answer_error`; "" for a pass)."""
     by_id = {p.instance_id: p for p in problems}
     keys = [k for k in outputs if k in by_id]
     missing = sorted(set(outputs) - set(by_id))
@@ -168,9 +179,10 @@ def grade_test_output(problems: list[TestOutputProblem], outputs: dict[str, list
     out = []
     for k in keys:
         expected = _json_expected(by_id[k].expected_output)
-        graded = [_matches(next(answers), expected) for _ in preds[k]]
+        verdicts = [_verdict(pred, next(answers), expected) for pred in preds[k]]
+        graded = [ok for ok, _ in verdicts]
         out.append({"instance_id": k, "pred_list": preds[k], "graded_list": graded,
-                    "pass@1": sum(graded) / len(graded) if graded else 0.0})
+                    "error_list": [why for _, why in verdicts], "pass@1": sum(graded) / len(graded) if graded else 0.0})
     return out
 
 
@@ -191,6 +203,28 @@ def _literal_expected(text: str):
         return _NO_VALUE
 
 
+def answer_error(prediction: str, answer: dict, matched: bool) -> str:
+    """Why a prediction failed, from what its sandboxed evaluation answered ("" when it passed):
+    no_answer (nothing was extracted), wrong_answer (a value, not the expected one), timeout,
+    runtime_error (evaluating it raised), runner_error."""
+    if matched:
+        return ""
+    if not prediction.strip():
+        return "no_answer"
+    if "value" in answer:
+        return "wrong_answer"
+    if answer.get("global_timeout") or answer.get("result") == "timed out":
+        return "timeout"
+    if "runner_error" in answer:
+        return "runner_error"
+    return "runtime_error"
+
+
+def _verdict(prediction: str, answer: dict, expected) -> tuple[bool, str]:
+    ok = _matches(answer, expected)
+    return ok, answer_error(prediction, answer, ok)
+
+
 def _matches(answer: dict, expected) -> bool:
     """A plain-data value that equals the expected value (an opaque one equals nothing)."""
     if expected is _NO_VALUE or "value" not in answer:
@@ -207,7 +241,9 @@ def grade_execution(problems: list[ExecutionProblem], outputs: dict[str, list[st
     kept apart: the prediction is evaluated after the code in the sandbox, in a process that never sees
     the expected output, and its value is compared here with the output's (ast.literal_eval here, or
     evaluated in its own sandboxed process when it is not a literal). Predictions that contain the input
-    expression are dropped, and an instance whose predictions all were scores 0."""
+    expression are dropped, and an instance whose predictions all were scores 0: `graded_list` and
+    `error_list` hold the kept predictions (`sample_list`: their positions in the outputs), or all of
+    them, failed with "input_repeated", when none was kept."""
     by_id = {p.id: p for p in problems}
     missing = sorted(set(outputs) - set(by_id))
     if missing:
@@ -216,7 +252,7 @@ def grade_execution(problems: list[ExecutionProblem], outputs: dict[str, list[st
     for key, outs in outputs.items():
         p = by_id[key]
         preds = [extract_execution_answer(o, cot) if extract else o for o in outs]
-        kept = [g for g in preds if p.input not in g]
+        kept = [(i, g) for i, g in enumerate(preds) if p.input not in g]
         plan.append((key, preds, kept))
     expected = {key: _literal_expected(by_id[key].output) for key, _, kept in plan if kept}
     unliteral = [key for key, value in expected.items() if value is _NO_VALUE]
@@ -226,16 +262,20 @@ def grade_execution(problems: list[ExecutionProblem], outputs: dict[str, list[st
                 "timeout": EXECUTION_TIMEOUT_S, "limit_s": EXECUTION_TIMEOUT_S + 1}
 
     items = [item(key, by_id[key].output) for key in unliteral]
-    items += [item(key, g) for key, _, kept in plan for g in kept]
+    items += [item(key, g) for key, _, kept in plan for _, g in kept]
     answers = iter(run_batches(sandbox, "exec_value", items))
     for key in unliteral:
         answer = next(answers)
         expected[key] = answer["value"] if "value" in answer else _NO_VALUE
     out = []
     for key, preds, kept in plan:
-        graded = [_matches(next(answers), expected[key]) for _ in kept] or [False] * len(preds)
-        out.append({"id": key, "pred_list": preds, "graded_list": graded,
-                    "pass@1": sum(graded) / len(graded) if graded else 0.0})
+        verdicts = [_verdict(g, next(answers), expected[key]) for _, g in kept]
+        samples = [i for i, _ in kept]
+        if not kept:
+            verdicts, samples = [(False, "input_repeated")] * len(preds), list(range(len(preds)))
+        graded = [ok for ok, _ in verdicts]
+        out.append({"id": key, "pred_list": preds, "graded_list": graded, "error_list": [why for _, why in verdicts],
+                    "sample_list": samples, "pass@1": sum(graded) / len(graded) if graded else 0.0})
     return out
 
 

@@ -115,6 +115,23 @@ def test_scenario_tables_skip_without_a_source_and_load_with_one(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("window, rows", [({"start_date": "2025-02-02"}, 2), ({"end_date": "2025-02-01"}, 0),
+                                          ({"training_cutoff": "2025-02-02"}, 0)])
+def test_scenario_tables_keep_the_date_window(tmp_path, window, rows):
+    warehouse = Warehouse(root=str(tmp_path / "wh"))
+    scenario = [lcb_assets.lcb_test_output_problems, lcb_assets.lcb_execution_problems,
+                lcb_assets.lcb_test_output_problems_valid, lcb_assets.lcb_execution_problems_valid]
+    config = {"test_output_source": str(FIXTURES / "test_generation.jsonl"),
+              "execution_source": str(FIXTURES / "execution.jsonl"),
+              "start_date": "", "end_date": "", "training_cutoff": "", **window}
+    result = dg.materialize(scenario, resources={"warehouse": warehouse}, instance=dg.DagsterInstance.ephemeral(),
+                            run_config={"ops": {"lcb_test_output_problems": {"config": config},
+                                                "lcb_execution_problems": {"config": config}}})
+    assert result.success and all(e.passed for e in result.get_asset_check_evaluations())
+    assert len(warehouse.read_table(TEST_OUTPUT_TABLE)) == rows and len(warehouse.read_table(EXECUTION_TABLE)) == rows
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("tag", ["latest", "v0x"])
 def test_bad_release_tags_fail_clearly(tmp_path, tag):
     warehouse = Warehouse(root=str(tmp_path / "wh"))
