@@ -160,6 +160,9 @@ class Server:
 
     # -- running -----------------------------------------------------------------------------------
     def start(self, seqs: list[Sequence]) -> asyncio.Queue:
+        if len(seqs) > self.engine.max_queue:
+            raise ApiError(400, f"the request asks for {len(seqs)} completions; this server holds at most "
+                                f"{self.engine.max_queue} at once", "n")
         if self._inbox is None:
             self._inbox = LoopInbox(asyncio.get_running_loop())
         inbox, queue = self._inbox, asyncio.Queue()

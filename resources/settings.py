@@ -143,7 +143,9 @@ _DECLARED = (
             "> 0: fine-tune HRM this many steps with 8-bit QAT into hrm-int8-qat (add it to HRM_REPORT_MODELS)"),
     Setting("HRM_QUANT_QAT_LR", float, 0.0, "learning rate of the QAT fine-tune; 0: the HRM run's final rate"),
     # --- evaluation ----------------------------------------------------------------------------
-    Setting("HRM_REPORT_MODELS", str, "hrm,baseline,hrm-int8,hrm-nf4", "models in the benchmark report"),
+    Setting("HRM_REPORT_MODELS", str, "hrm,baseline,hrm-int8,hrm-nf4",
+            "models in the benchmark report: warehouse names (hrm, baseline, hrm-int8, hrm-nf4, hrm-int8-qat) and "
+            "model specs (local:CKPT_DIR[@int8|@nf4], openai:BASE_URL#MODEL), comma-separated"),
     Setting("HRM_EVAL_HUMANEVAL_PROBLEMS", int, 4, "HumanEval problems evaluated"),
     Setting("HRM_EVAL_HUMANEVAL_N", int, 5, "HumanEval samples per problem"),
     Setting("HRM_EVAL_HUMANEVAL_TEMPERATURE", float, 0.8, "HumanEval sampling temperature"),

@@ -2,6 +2,7 @@
 HTTP for the errors; answers equal the generator's own."""
 
 import json
+import time
 import urllib.error
 import urllib.request
 
@@ -123,7 +124,20 @@ def test_long_prompts_keep_their_tail_only_when_asked(client, served):
     assert r.usage.prompt_tokens == 128 - 8
 
 
-def test_a_full_queue_answers_429(served):
-    base_url, _, _, engine = served
+def test_a_full_queue_answers_429_and_a_request_bigger_than_the_queue_400(served, client):
+    base_url = served[0]
     code, got = post(base_url, "/completions", {"model": "hrm", "prompt": "x", "n": 13, "max_tokens": 2})
+    assert code == 400 and got["error"]["param"] == "n"
+    stream = client.completions.create(model="hrm", prompt="add two numbers #1", n=10, max_tokens=100,
+                                       temperature=1.0, stream=True)
+    next(iter(stream))  # ten rows are running
+    code, got = post(base_url, "/completions", {"model": "hrm", "prompt": "x", "n": 3, "max_tokens": 2})
+    stream.close()  # the client leaves: its rows are cancelled
     assert code == 429 and got["error"]["code"] == "queue_full"
+    engine = served[3]
+    deadline = time.monotonic() + 30
+    while engine.load() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert engine.load() == 0
+    code, got = post(base_url, "/completions", {"model": "hrm", "prompt": "x", "n": 3, "max_tokens": 2})
+    assert code == 200 and len(got["choices"]) == 3
