@@ -7,8 +7,9 @@ import dagster as dg
 
 from evals.evaluate import EvalSettings
 from evals.pipeline import build_report, regression_findings
+from evals.report import describe
 from resources.sandbox import Sandbox
-from resources.settings import env_str, from_env, split_csv
+from resources.settings import env_float, env_str, from_env, split_csv
 from resources.warehouse import Warehouse
 
 
@@ -68,14 +69,14 @@ def benchmark_report(context: dg.AssetExecutionContext, config: ReportConfig, wa
 
 
 @dg.asset_check(asset=benchmark_report, name="no_regression", blocking=False,
-                description="Fails when a metric is worse than in the previous report by more than its threshold "
-                            "(HRM_REGRESSION_THRESHOLDS, e.g. 'default=0.05,pass@1=0.03').")
+                description="Fails when a metric is significantly worse than in the previous report: a paired "
+                            "per-problem test at HRM_REGRESSION_ALPHA where both reports hold per-problem results, "
+                            "else a worsening beyond HRM_REGRESSION_THRESHOLDS (e.g. 'default=0.05').")
 def no_regression(warehouse: Warehouse) -> dg.AssetCheckResult:
-    found = regression_findings(warehouse, env_str("HRM_REGRESSION_THRESHOLDS"))
+    found = regression_findings(warehouse, env_str("HRM_REGRESSION_THRESHOLDS"), env_float("HRM_REGRESSION_ALPHA"))
     return dg.AssetCheckResult(
         passed=not found["regressions"], severity=dg.AssetCheckSeverity.ERROR,
         metadata={"report_id": found["report_id"] or "none", "previous_report_id": found["previous_report_id"] or "none",
                   "regressions": dg.MetadataValue.json(found["regressions"]),
                   "count": len(found["regressions"])},
-        description="; ".join(f"{r['model']}/{r['benchmark']}/{r['metric']} {r['previous']:.4g} -> {r['value']:.4g}"
-                              for r in found["regressions"]) or "no regression")
+        description="; ".join(describe(r) for r in found["regressions"]) or "no regression")

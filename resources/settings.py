@@ -51,7 +51,10 @@ _DECLARED = (
     Setting("HRM_WEEKLY_CRON", str, "0 3 * * 0", "schedule `weekly_retrain` (retrain, quantize, report)"),
     Setting("HRM_SCHEDULE_TZ", str, "UTC", "time zone of both schedules"),
     Setting("HRM_REGRESSION_THRESHOLDS", str, "default=0.05",
-            "largest allowed worsening per metric, e.g. `default=0.05,pass@1=0.03` (check and alert)"),
+            "largest allowed worsening per metric without per-problem results on both sides (bits per byte, "
+            "speed, reports from before per-problem results), e.g. `default=0.05,bits_per_byte_python=0.1`"),
+    Setting("HRM_REGRESSION_ALPHA", float, 0.05,
+            "significance level of the paired per-problem regression test (one-sided exact McNemar; check and alert)"),
     # --- benchmark sources ---------------------------------------------------------------------
     Setting("HRM_POLYGLOT_SOURCE", str, "https://github.com/Aider-AI/polyglot-benchmark",
             "Polyglot benchmark clone source: URL, path or git bundle"),
