@@ -267,7 +267,8 @@ def regressions(current: list[ReportRow], previous: list[ReportRow], thresholds:
 
 def describe(finding: dict) -> str:
     """One line per regression finding, for check descriptions and alerts."""
-    head = f"{finding['model']}/{finding['benchmark']}/{finding['metric']} {finding['previous']:.4g} -> {finding['value']:.4g}"
+    head = (f"{finding['model']}/{finding['benchmark']}/{finding['metric']} "
+            f"{finding['previous']:.4g} -> {finding['value']:.4g}")
     if finding.get("test") != "paired":
         return head
     shown = ", ".join(finding["worse_problems"][:10]) + (" ..." if len(finding["worse_problems"]) > 10 else "")
