@@ -61,22 +61,22 @@ class Candidate:
 
 @dataclass
 class EvalSettings:
-    humaneval_problems: int = 10  # first N problems; 0 = all 164
+    humaneval_problems: int = 4  # first N problems; 0 = all 164
     humaneval_n: int = 5  # samples per problem (pass@k needs n >= k)
     humaneval_temperature: float = 0.8
-    max_new_tokens: int = 96
-    polyglot_subset: str = "python:2,javascript:1"  # language:count, or language/exercise names
+    max_new_tokens: int = 48
+    polyglot_subset: str = "python:1,javascript:1"  # language:count, language/exercise names, or "all"
     polyglot_formats: tuple[str, ...] = ("whole", "diff")
     polyglot_tries: int = 2
-    polyglot_max_new_tokens: int = 128
+    polyglot_max_new_tokens: int = 64
     lcb_problems: int = 10  # 0 = every problem in the window
     lcb_n: int = 1
     synthetic_tasks: int = 0  # held-out tasks per task type and split, spread over templates; 0 = all
-    synthetic_max_new_tokens: int = 64
+    synthetic_max_new_tokens: int = 32
     # repair answers (file line, SEARCH/REPLACE block, eos) run to ~60 tokens with the default tokenizer:
     # repair generation gets at least this many, whatever synthetic_max_new_tokens says
     repair_max_new_tokens: int = 80
-    tool_use_examples: int = 40  # 0 = all
+    tool_use_examples: int = 0  # 0 = all
     bpb_files_per_language: int = 8  # held-out corpus files per language; 0 = all
     bpb_max_bytes: int = 4096  # each file's first bytes (cut at a line end); 0 = whole files
     bpb_stride: int = 0  # sliding-window step in tokens; 0 = half the context
@@ -88,12 +88,12 @@ class EvalSettings:
     # held-out repair with SEARCH snapped (metrics ending in _edit_decoder / _tool_decoder / _snap; not on the
     # FLOPs curve's earlier checkpoints)
     decoders: bool = True
-    batch_size: int = 16
+    batch_size: int = 64
     seed: int = 0
 
 
 # Presets over EvalSettings: `smoke` is the dataclass defaults (small subsets, for tests and the default main
-# command); `standard` is large enough to separate models by a few points; `full` is every problem (HumanEval
+# command; the HRM_EVAL_* settings' defaults are the same values); `standard` is large enough to separate models by a few points; `full` is every problem (HumanEval
 # 164, Polyglot 225 in both formats, the whole LCB window, every held-out synthetic and tool-use task and
 # corpus file). Generation lengths are the same in every preset.
 PRESETS: dict[str, dict] = {

@@ -147,6 +147,9 @@ _DECLARED = (
     Setting("HRM_QUANT_QAT_LR", float, 0.0, "learning rate of the QAT fine-tune; 0: the HRM run's final rate"),
     # --- evaluation ----------------------------------------------------------------------------
     Setting("HRM_REPORT_MODELS", str, "hrm,baseline,hrm-int8,hrm-nf4", "models in the benchmark report"),
+    Setting("HRM_EVAL_PRESET", str, "smoke",
+            "evaluation preset: `smoke` (small subsets), `standard`, `full` (every problem); each HRM_EVAL_* "
+            "setting below overrides it only when set, and its default is the smoke value"),
     Setting("HRM_EVAL_HUMANEVAL_PROBLEMS", int, 4, "HumanEval problems evaluated"),
     Setting("HRM_EVAL_HUMANEVAL_N", int, 5, "HumanEval samples per problem"),
     Setting("HRM_EVAL_HUMANEVAL_TEMPERATURE", float, 0.8, "HumanEval sampling temperature"),
@@ -236,6 +239,16 @@ def from_env(name: str):
 
     declared(name)
     return Field(default_factory=lambda: value(name), description=f"{declared(name).meaning} (default: ${name})")
+
+
+def from_env_if_set(name: str):
+    """A config field that is the setting `name` when its variable is set (not empty), else None: the
+    caller falls back to something else (an evaluation preset's value)."""
+    from pydantic import Field
+
+    declared(name)
+    return Field(default_factory=lambda: value(name) if os.environ.get(name, "") != "" else None,
+                 description=f"{declared(name).meaning} (default: ${name} when set)")
 
 
 def env_fields(prefix: str, fields: Iterable[str]) -> dict[str, str]:
