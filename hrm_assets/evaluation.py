@@ -58,7 +58,7 @@ def benchmark_report(context: dg.AssetExecutionContext, config: ReportConfig, wa
     notes = "".join(f"- {k}: {v}\n" for k, v in report["notes"].items())
     return dg.MaterializeResult(metadata={
         "report_id": report["report_id"], "previous_report_id": report["previous_report_id"] or "none",
-        "dagster/row_count": len(report["rows"]),
+        "dagster/row_count": len(report["rows"]), "per_problem_results": report["problem_results"],
         "report": dg.MetadataValue.md(report["markdown"] + ("\n### Not evaluated\n" + notes if notes else "")),
         "history_db": dg.MetadataValue.path(str(warehouse.history_db())),
         "eval_seconds_per_model": dg.MetadataValue.json(report["timings_s"]),
