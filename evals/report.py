@@ -105,6 +105,9 @@ def make_rows(report_id: str, created_at: _dt.datetime, model: str, checkpoint_h
             raise ValueError(f"{model}/{r['benchmark']}/{r['metric']}: value or interval is NaN")
         if (low is None) != (high is None) or (low is not None and not low <= value <= high):
             raise ValueError(f"{model}/{r['benchmark']}/{r['metric']}: interval [{low}, {high}] does not hold {value}")
+        if r.get("problems") and len({p["problem"] for p in r["problems"]}) != int(r["n"]):
+            raise ValueError(f"{model}/{r['benchmark']}/{r['metric']}: n = {r['n']} but "
+                             f"{len({p['problem'] for p in r['problems']})} problems have results")
         rows.append(ReportRow(report_id, created_at, model, checkpoint_hash, quantization, r["benchmark"],
                               r["metric"], value, int(r["n"]), version, low, high))
     return rows

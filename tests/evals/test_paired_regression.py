@@ -98,3 +98,5 @@ def test_per_problem_results_are_stored_with_the_report(tmp_path):
         rp.append_history(db, rp.make_rows("r2", dt.datetime(2026, 1, 2), "hrm", "h", "none", results, "v"),
                           rp.problem_rows("r3", "hrm", results))
     assert rp.report_ids(db) == ["r1"]  # nothing of the refused report was written
+    with pytest.raises(ValueError, match="n = 3 but 2 problems"):
+        rp.make_rows("r4", dt.datetime(2026, 1, 3), "hrm", "h", "none", [{**results[0], "n": 3}], "v")
