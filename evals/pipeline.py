@@ -1,6 +1,6 @@
 """The benchmark report without Dagster: every model on every benchmark, appended to the DuckDB history,
 HRM and the baseline against training FLOPs (evals/curves.py), and the regression findings of the newest
-report against the one before it."""
+report against the one before it (paired per problem where both reports hold per-problem results)."""
 
 from __future__ import annotations
 
@@ -101,7 +101,7 @@ def build_report(models: list[str], settings: EvalSettings, warehouse, sandbox, 
     suite = load_suite(warehouse, settings)
     report_id, created = rp.new_report_id(), dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     version = rp.code_version()
-    rows, timings, final = [], {}, {}
+    rows, problems, timings, final = [], [], {}, {}
     for name in models:
         t0 = time.monotonic()
         candidate = load_candidate(warehouse, name)
@@ -109,6 +109,7 @@ def build_report(models: list[str], settings: EvalSettings, warehouse, sandbox, 
         final[name] = results
         rows += rp.make_rows(report_id, created, name, candidate.checkpoint_hash, candidate.quantization, results,
                              version)
+        problems += rp.problem_rows(report_id, name, results)
         timings[name] = round(time.monotonic() - t0, 1)
     t0 = time.monotonic()
     points, curve_notes = flops_curve(warehouse, suite, sandbox, settings, final, log=log)
@@ -120,10 +121,10 @@ def build_report(models: list[str], settings: EvalSettings, warehouse, sandbox, 
         _write_bytes_atomic(png_path, png)
     db = warehouse.history_db()
     previous_ids = rp.report_ids(db)
-    rp.append_history(db, rows)
+    rp.append_history(db, rows, problems)
     previous = rp.load_report(db, previous_ids[-1]) if previous_ids else []
     warehouse.write_table("benchmark_report", [{**r.to_dict()} for r in rows])
-    return {"report_id": report_id, "rows": rows, "previous": previous,
+    return {"report_id": report_id, "rows": rows, "problem_results": len(problems), "previous": previous,
             "previous_report_id": previous_ids[-1] if previous_ids else None, "models": list(models),
             "notes": {**suite.notes, **curve_notes}, "timings_s": timings,
             "markdown": rp.report_markdown(rows, previous, list(models)) + "\n" + curve_markdown(points),
@@ -131,16 +132,20 @@ def build_report(models: list[str], settings: EvalSettings, warehouse, sandbox, 
             "flops_curve_path": str(png_path) if png_path else None}
 
 
-def regression_findings(warehouse, thresholds_spec: str) -> dict:
-    """The newest report vs the one before it, with per-metric thresholds (see evals.report)."""
+def regression_findings(warehouse, thresholds_spec: str, alpha: float = 0.05) -> dict:
+    """The newest report vs the one before it: a paired test per problem at level alpha where both hold
+    per-problem results, per-metric thresholds elsewhere (see evals.report.regressions)."""
     db = warehouse.history_db()
     ids = rp.report_ids(db)
     if not ids:
         return {"report_id": None, "previous_report_id": None, "regressions": []}
-    current = rp.load_report(db, ids[-1])
-    previous = rp.load_report(db, ids[-2]) if len(ids) > 1 else []
-    return {"report_id": ids[-1], "previous_report_id": ids[-2] if len(ids) > 1 else None,
-            "regressions": rp.regressions(current, previous, rp.parse_thresholds(thresholds_spec))}
+    current, thresholds = rp.load_report(db, ids[-1]), rp.parse_thresholds(thresholds_spec)
+    if len(ids) == 1:
+        return {"report_id": ids[-1], "previous_report_id": None, "regressions": []}
+    found = rp.regressions(current, rp.load_report(db, ids[-2]), thresholds,
+                           problems_now=rp.load_problems(db, ids[-1]), problems_before=rp.load_problems(db, ids[-2]),
+                           alpha=alpha)
+    return {"report_id": ids[-1], "previous_report_id": ids[-2], "alpha": alpha, "regressions": found}
 
 
 # `hrm eval --benchmark NAME`: the evaluation steps (evals.evaluate.evaluate_candidate) each name runs; all = every one

@@ -1,9 +1,11 @@
-"""Benchmark report rows, the append-only DuckDB history table, trends and regression thresholds.
+"""Benchmark report rows, the append-only DuckDB history tables, trends and the regression check.
 
 A report row: report_id, created_at, model (name, checkpoint hash, quantization), benchmark, metric,
 value, n, code_version, and the 95 % interval (ci_low, ci_high; empty for throughput). Every report is
-appended to `benchmark_history` in Warehouse.history_db(); the regression check compares one report with
-the one before it.
+appended to `benchmark_history` in Warehouse.history_db(), and the per-problem results of its pass-rate rows
+(a result dict's "problems", see evals/stats.py) to `benchmark_results` in the same transaction. The
+regression check compares one report with the one before it: problem by problem where both have per-problem
+results (a paired exact test at level alpha), with absolute thresholds elsewhere.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ _COLUMNS = (("report_id", "VARCHAR"), ("created_at", "TIMESTAMP"), ("model", "VA
             ("checkpoint_hash", "VARCHAR"), ("quantization", "VARCHAR"), ("benchmark", "VARCHAR"),
             ("metric", "VARCHAR"), ("value", "DOUBLE"), ("n", "INTEGER"), ("code_version", "VARCHAR"),
             ("ci_low", "DOUBLE"), ("ci_high", "DOUBLE"))  # columns added later come last (ALTER TABLE appends)
+RESULTS_TABLE = "benchmark_results"
+_RESULT_COLUMNS = (("report_id", "VARCHAR"), ("model", "VARCHAR"), ("benchmark", "VARCHAR"), ("metric", "VARCHAR"),
+                   ("problem", "VARCHAR"), ("sample", "INTEGER"), ("passed", "BOOLEAN"), ("error_kind", "VARCHAR"))
 # metrics where a smaller number is better; every other metric is higher-is-better
 LOWER_IS_BETTER = ("loss", "bytes", "wall_s", "latency_s", "bits_per_byte")
 Z95 = 1.959963984540054
@@ -90,7 +95,8 @@ def _optional(value) -> float | None:
 
 def make_rows(report_id: str, created_at: _dt.datetime, model: str, checkpoint_hash: str, quantization: str,
               results: Iterable[dict], version: str) -> list[ReportRow]:
-    """results: [{"benchmark", "metric", "value", "n", "ci_low"?, "ci_high"?}] for one model."""
+    """results: [{"benchmark", "metric", "value", "n", "ci_low"?, "ci_high"?, "problems"?}] for one model
+    (the per-problem results go to `problem_rows`)."""
     rows = []
     for r in results:
         value = float(r["value"])
@@ -99,6 +105,9 @@ def make_rows(report_id: str, created_at: _dt.datetime, model: str, checkpoint_h
             raise ValueError(f"{model}/{r['benchmark']}/{r['metric']}: value or interval is NaN")
         if (low is None) != (high is None) or (low is not None and not low <= value <= high):
             raise ValueError(f"{model}/{r['benchmark']}/{r['metric']}: interval [{low}, {high}] does not hold {value}")
+        if r.get("problems") and len({p["problem"] for p in r["problems"]}) != int(r["n"]):
+            raise ValueError(f"{model}/{r['benchmark']}/{r['metric']}: n = {r['n']} but "
+                             f"{len({p['problem'] for p in r['problems']})} problems have results")
         rows.append(ReportRow(report_id, created_at, model, checkpoint_hash, quantization, r["benchmark"],
                               r["metric"], value, int(r["n"]), version, low, high))
     return rows
@@ -126,14 +135,30 @@ def _connect(db_path: str | Path):
     con.execute(f"CREATE TABLE IF NOT EXISTS {HISTORY_TABLE} ({cols})")
     for name, kind in _COLUMNS:  # a history written before a column existed gains it (empty for old rows)
         con.execute(f"ALTER TABLE {HISTORY_TABLE} ADD COLUMN IF NOT EXISTS {name} {kind}")
+    con.execute(f"CREATE TABLE IF NOT EXISTS {RESULTS_TABLE} ({', '.join(f'{n} {k}' for n, k in _RESULT_COLUMNS)})")
     return con
 
 
-def append_history(db_path: str | Path, rows: list[ReportRow]) -> int:
-    """Append one report's rows in a single transaction; a report id is never appended twice."""
+def problem_rows(report_id: str, model: str, results: Iterable[dict]) -> list[dict]:
+    """The `benchmark_results` rows of one model's results: one per entry of each result's "problems"."""
+    out = []
+    for r in results:
+        for p in r.get("problems") or ():
+            out.append({"report_id": report_id, "model": model, "benchmark": r["benchmark"], "metric": r["metric"],
+                        "problem": str(p["problem"]), "sample": int(p["sample"]), "passed": bool(p["passed"]),
+                        "error_kind": "" if p["passed"] else str(p.get("error_kind") or "failed")})
+    return out
+
+
+def append_history(db_path: str | Path, rows: list[ReportRow], problems: list[dict] = ()) -> int:
+    """Append one report's rows, and its per-problem results (`problem_rows`) to `benchmark_results`, in a
+    single transaction; a report id is never appended twice."""
     if not rows:
         return 0
     ids = {r.report_id for r in rows}
+    stray = {p["report_id"] for p in problems} - ids
+    if stray:
+        raise ValueError(f"per-problem results of reports {sorted(stray)} come without their report rows")
     with _connect(db_path) as con:
         for rid in ids:
             if con.execute(f"SELECT count(*) FROM {HISTORY_TABLE} WHERE report_id = ?", [rid]).fetchone()[0]:
@@ -142,8 +167,23 @@ def append_history(db_path: str | Path, rows: list[ReportRow]) -> int:
         con.executemany(f"INSERT INTO {HISTORY_TABLE} ({', '.join(c for c, _ in _COLUMNS)}) "
                         f"VALUES ({', '.join('?' * len(_COLUMNS))})",
                         [[getattr(r, c) for c, _ in _COLUMNS] for r in rows])
+        if problems:
+            con.executemany(f"INSERT INTO {RESULTS_TABLE} VALUES ({', '.join('?' * len(_RESULT_COLUMNS))})",
+                            [[p[c] for c, _ in _RESULT_COLUMNS] for p in problems])
         con.execute("COMMIT")
     return len(rows)
+
+
+def load_problems(db_path: str | Path, report_id: str) -> dict[tuple[str, str, str], list[dict]]:
+    """(model, benchmark, metric) -> that row's per-problem results in report_id (absent: none stored)."""
+    out: dict[tuple[str, str, str], list[dict]] = {}
+    with _connect(db_path) as con:
+        cur = con.execute(f"SELECT model, benchmark, metric, problem, sample, passed, error_kind FROM {RESULTS_TABLE} "
+                          "WHERE report_id = ? ORDER BY model, benchmark, metric, problem, sample", [report_id])
+        for model, benchmark, metric, problem, sample, passed, kind in cur.fetchall():
+            out.setdefault((model, benchmark, metric), []).append(
+                {"problem": problem, "sample": sample, "passed": passed, "error_kind": kind})
+    return out
 
 
 def report_ids(db_path: str | Path) -> list[str]:
@@ -189,22 +229,54 @@ def _lower_is_better(metric: str) -> bool:
     return any(token in metric for token in LOWER_IS_BETTER)
 
 
+def is_breakdown(benchmark: str) -> bool:
+    """Rows `<benchmark>/<group>` (by language, by difficulty) split a main row's problems."""
+    return "/" in benchmark
+
+
 def regressions(current: list[ReportRow], previous: list[ReportRow], thresholds: dict[str, float],
-                ignore_metrics: Iterable[str] = ("tokens_per_s",)) -> list[dict]:
-    """Metrics that got worse than the previous report by more than their threshold (absolute)."""
-    ignored = set(ignore_metrics)
+                ignore_metrics: Iterable[str] = ("tokens_per_s",), *, problems_now: dict | None = None,
+                problems_before: dict | None = None, alpha: float = 0.05) -> list[dict]:
+    """Metrics significantly worse than in the previous report.
+
+    A row with per-problem results in both reports (problems_now / problems_before, as `load_problems`
+    returns them) is compared problem by problem (evals.stats.paired_drop_test): a regression when the
+    one-sided p-value is below alpha; the finding names the problems that got worse. Any other row (bits per
+    byte, throughput, rows of reports from before per-problem results) is a regression when it got worse by
+    more than its absolute threshold. Breakdown rows are left to their main row, `ignore_metrics` to no one."""
+    from evals.stats import paired_drop_test
+
+    ignored, now, before_problems = set(ignore_metrics), problems_now or {}, problems_before or {}
     before = {r.key(): r for r in previous}
     found = []
     for r in current:
         p = before.get(r.key())
-        if p is None or r.metric in ignored:
+        if p is None or r.metric in ignored or is_breakdown(r.benchmark):
+            continue
+        base = {"model": r.model, "benchmark": r.benchmark, "metric": r.metric, "previous": p.value, "value": r.value}
+        if now.get(r.key()) and before_problems.get(r.key()):
+            t = paired_drop_test(before_problems[r.key()], now[r.key()])
+            if t["p_value"] < alpha:
+                found.append({**base, "test": "paired", "p_value": t["p_value"], "alpha": alpha,
+                              "paired_problems": t["paired"], "worse": len(t["worse"]), "better": len(t["better"]),
+                              "worse_problems": t["worse"]})
             continue
         limit = thresholds.get(r.metric, thresholds.get("default", 0.05))
         worse = (r.value - p.value) if _lower_is_better(r.metric) else (p.value - r.value)
         if worse > limit:
-            found.append({"model": r.model, "benchmark": r.benchmark, "metric": r.metric, "previous": p.value,
-                          "value": r.value, "worsened_by": round(worse, 6), "threshold": limit})
+            found.append({**base, "test": "threshold", "worsened_by": round(worse, 6), "threshold": limit})
     return found
+
+
+def describe(finding: dict) -> str:
+    """One line per regression finding, for check descriptions and alerts."""
+    head = (f"{finding['model']}/{finding['benchmark']}/{finding['metric']} "
+            f"{finding['previous']:.4g} -> {finding['value']:.4g}")
+    if finding.get("test") != "paired":
+        return head
+    shown = ", ".join(finding["worse_problems"][:10]) + (" ..." if len(finding["worse_problems"]) > 10 else "")
+    return (f"{head} (p = {finding['p_value']:.2g} < {finding['alpha']}; {finding['worse']} problems worse: {shown}; "
+            f"{finding['better']} better)")
 
 
 # --- presentation ----------------------------------------------------------------------------------------

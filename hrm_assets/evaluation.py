@@ -2,42 +2,48 @@
 and the regression check that compares it with the previous report. The work is in `evals/pipeline.py`."""
 
 import base64
+from typing import Optional
 
 import dagster as dg
 
-from evals.evaluate import EvalSettings
+from evals.evaluate import EvalSettings, preset_settings
 from evals.pipeline import build_report, regression_findings
+from evals.report import describe
 from resources.sandbox import Sandbox
-from resources.settings import env_str, from_env, split_csv
+from resources.settings import env_float, env_str, from_env, from_env_if_set, split_csv
 from resources.warehouse import Warehouse
 
 
 class ReportConfig(dg.Config):
+    """The evaluation preset (HRM_EVAL_PRESET) with the fields set here or in their HRM_EVAL_* variables on top;
+    a field left None takes the preset's value."""
     models: str = from_env("HRM_REPORT_MODELS")
-    humaneval_problems: int = from_env("HRM_EVAL_HUMANEVAL_PROBLEMS")
-    humaneval_n: int = from_env("HRM_EVAL_HUMANEVAL_N")
-    humaneval_temperature: float = from_env("HRM_EVAL_HUMANEVAL_TEMPERATURE")
-    max_new_tokens: int = from_env("HRM_EVAL_MAX_NEW_TOKENS")
-    polyglot_subset: str = from_env("HRM_EVAL_POLYGLOT_SUBSET")
-    polyglot_formats: str = from_env("HRM_EVAL_POLYGLOT_FORMATS")
-    polyglot_max_new_tokens: int = from_env("HRM_EVAL_POLYGLOT_MAX_NEW_TOKENS")
-    lcb_problems: int = from_env("HRM_EVAL_LCB_PROBLEMS")
-    lcb_n: int = from_env("HRM_EVAL_LCB_N")
-    synthetic_tasks: int = from_env("HRM_EVAL_SYNTHETIC_TASKS")
-    synthetic_max_new_tokens: int = from_env("HRM_EVAL_SYNTHETIC_MAX_NEW_TOKENS")
-    decoders: bool = from_env("HRM_EVAL_DECODERS")
-    batch_size: int = from_env("HRM_EVAL_BATCH_SIZE")
-    seed: int = from_env("HRM_EVAL_SEED")
+    preset: str = from_env("HRM_EVAL_PRESET")
+    humaneval_problems: Optional[int] = from_env_if_set("HRM_EVAL_HUMANEVAL_PROBLEMS")
+    humaneval_n: Optional[int] = from_env_if_set("HRM_EVAL_HUMANEVAL_N")
+    humaneval_temperature: Optional[float] = from_env_if_set("HRM_EVAL_HUMANEVAL_TEMPERATURE")
+    max_new_tokens: Optional[int] = from_env_if_set("HRM_EVAL_MAX_NEW_TOKENS")
+    polyglot_subset: Optional[str] = from_env_if_set("HRM_EVAL_POLYGLOT_SUBSET")
+    polyglot_formats: Optional[str] = from_env_if_set("HRM_EVAL_POLYGLOT_FORMATS")
+    polyglot_max_new_tokens: Optional[int] = from_env_if_set("HRM_EVAL_POLYGLOT_MAX_NEW_TOKENS")
+    lcb_problems: Optional[int] = from_env_if_set("HRM_EVAL_LCB_PROBLEMS")
+    lcb_n: Optional[int] = from_env_if_set("HRM_EVAL_LCB_N")
+    synthetic_tasks: Optional[int] = from_env_if_set("HRM_EVAL_SYNTHETIC_TASKS")
+    synthetic_max_new_tokens: Optional[int] = from_env_if_set("HRM_EVAL_SYNTHETIC_MAX_NEW_TOKENS")
+    decoders: Optional[bool] = from_env_if_set("HRM_EVAL_DECODERS")
+    batch_size: Optional[int] = from_env_if_set("HRM_EVAL_BATCH_SIZE")
+    seed: Optional[int] = from_env_if_set("HRM_EVAL_SEED")
 
     def to_settings(self) -> EvalSettings:
-        return EvalSettings(
-            humaneval_problems=self.humaneval_problems, humaneval_n=self.humaneval_n,
-            humaneval_temperature=self.humaneval_temperature, max_new_tokens=self.max_new_tokens,
-            polyglot_subset=self.polyglot_subset, polyglot_formats=split_csv(self.polyglot_formats),
-            polyglot_max_new_tokens=self.polyglot_max_new_tokens, lcb_problems=self.lcb_problems, lcb_n=self.lcb_n,
-            synthetic_tasks=self.synthetic_tasks, synthetic_max_new_tokens=self.synthetic_max_new_tokens,
-            tool_use_examples=self.synthetic_tasks, decoders=self.decoders, batch_size=self.batch_size,
-            seed=self.seed)
+        fields = ("humaneval_problems", "humaneval_n", "humaneval_temperature", "max_new_tokens", "polyglot_subset",
+                  "polyglot_max_new_tokens", "lcb_problems", "lcb_n", "synthetic_tasks", "synthetic_max_new_tokens",
+                  "decoders", "batch_size", "seed")
+        overrides = {f: getattr(self, f) for f in fields if getattr(self, f) is not None}
+        if self.polyglot_formats is not None:
+            overrides["polyglot_formats"] = split_csv(self.polyglot_formats)
+        if self.synthetic_tasks is not None:  # the tool-use examples follow the held-out task count
+            overrides["tool_use_examples"] = self.synthetic_tasks
+        return preset_settings(self.preset, **overrides)
 
 
 @dg.asset(group_name="evaluation", kinds={"duckdb", "python"},
@@ -52,7 +58,7 @@ def benchmark_report(context: dg.AssetExecutionContext, config: ReportConfig, wa
     notes = "".join(f"- {k}: {v}\n" for k, v in report["notes"].items())
     return dg.MaterializeResult(metadata={
         "report_id": report["report_id"], "previous_report_id": report["previous_report_id"] or "none",
-        "dagster/row_count": len(report["rows"]),
+        "dagster/row_count": len(report["rows"]), "per_problem_results": report["problem_results"],
         "report": dg.MetadataValue.md(report["markdown"] + ("\n### Not evaluated\n" + notes if notes else "")),
         "history_db": dg.MetadataValue.path(str(warehouse.history_db())),
         "eval_seconds_per_model": dg.MetadataValue.json(report["timings_s"]),
@@ -68,14 +74,14 @@ def benchmark_report(context: dg.AssetExecutionContext, config: ReportConfig, wa
 
 
 @dg.asset_check(asset=benchmark_report, name="no_regression", blocking=False,
-                description="Fails when a metric is worse than in the previous report by more than its threshold "
-                            "(HRM_REGRESSION_THRESHOLDS, e.g. 'default=0.05,pass@1=0.03').")
+                description="Fails when a metric is significantly worse than in the previous report: a paired "
+                            "per-problem test at HRM_REGRESSION_ALPHA where both reports hold per-problem results, "
+                            "else a worsening beyond HRM_REGRESSION_THRESHOLDS (e.g. 'default=0.05').")
 def no_regression(warehouse: Warehouse) -> dg.AssetCheckResult:
-    found = regression_findings(warehouse, env_str("HRM_REGRESSION_THRESHOLDS"))
+    found = regression_findings(warehouse, env_str("HRM_REGRESSION_THRESHOLDS"), env_float("HRM_REGRESSION_ALPHA"))
     return dg.AssetCheckResult(
         passed=not found["regressions"], severity=dg.AssetCheckSeverity.ERROR,
         metadata={"report_id": found["report_id"] or "none", "previous_report_id": found["previous_report_id"] or "none",
                   "regressions": dg.MetadataValue.json(found["regressions"]),
                   "count": len(found["regressions"])},
-        description="; ".join(f"{r['model']}/{r['benchmark']}/{r['metric']} {r['previous']:.4g} -> {r['value']:.4g}"
-                              for r in found["regressions"]) or "no regression")
+        description="; ".join(describe(r) for r in found["regressions"]) or "no regression")

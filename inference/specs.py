@@ -12,6 +12,8 @@ import os
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
+from resources.settings import env_str
+
 QUANTIZATIONS = ("int8", "nf4")
 PREFIXES = ("local:", "openai:")
 
@@ -53,4 +55,4 @@ def parse_spec(text: str) -> ModelSpec:
 
 def api_key() -> str:
     """The endpoint's key (local servers take any)."""
-    return os.environ.get("HRM_OPENAI_API_KEY") or os.environ.get("OPENAI_API_KEY") or "none"
+    return env_str("HRM_OPENAI_API_KEY") or os.environ.get("OPENAI_API_KEY") or "none"

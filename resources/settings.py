@@ -51,7 +51,10 @@ _DECLARED = (
     Setting("HRM_WEEKLY_CRON", str, "0 3 * * 0", "schedule `weekly_retrain` (retrain, quantize, report)"),
     Setting("HRM_SCHEDULE_TZ", str, "UTC", "time zone of both schedules"),
     Setting("HRM_REGRESSION_THRESHOLDS", str, "default=0.05",
-            "largest allowed worsening per metric, e.g. `default=0.05,pass@1=0.03` (check and alert)"),
+            "largest allowed worsening per metric without per-problem results on both sides (bits per byte, "
+            "speed, reports from before per-problem results), e.g. `default=0.05,bits_per_byte_python=0.1`"),
+    Setting("HRM_REGRESSION_ALPHA", float, 0.05,
+            "significance level of the paired per-problem regression test (one-sided exact McNemar; check and alert)"),
     # --- benchmark sources ---------------------------------------------------------------------
     Setting("HRM_POLYGLOT_SOURCE", str, "https://github.com/Aider-AI/polyglot-benchmark",
             "Polyglot benchmark clone source: URL, path or git bundle"),
@@ -146,6 +149,11 @@ _DECLARED = (
     Setting("HRM_REPORT_MODELS", str, "hrm,baseline,hrm-int8,hrm-nf4",
             "models in the benchmark report: warehouse names (hrm, baseline, hrm-int8, hrm-nf4, hrm-int8-qat) and "
             "model specs (local:CKPT_DIR[@int8|@nf4], openai:BASE_URL#MODEL), comma-separated"),
+    Setting("HRM_OPENAI_API_KEY", str, "",
+            "the key sent to openai: model specs' endpoints (else OPENAI_API_KEY); never logged"),
+    Setting("HRM_EVAL_PRESET", str, "smoke",
+            "evaluation preset: `smoke` (small subsets), `standard`, `full` (every problem); each HRM_EVAL_* "
+            "setting below overrides it only when set, and its default is the smoke value"),
     Setting("HRM_EVAL_HUMANEVAL_PROBLEMS", int, 4, "HumanEval problems evaluated"),
     Setting("HRM_EVAL_HUMANEVAL_N", int, 5, "HumanEval samples per problem"),
     Setting("HRM_EVAL_HUMANEVAL_TEMPERATURE", float, 0.8, "HumanEval sampling temperature"),
@@ -235,6 +243,16 @@ def from_env(name: str):
 
     declared(name)
     return Field(default_factory=lambda: value(name), description=f"{declared(name).meaning} (default: ${name})")
+
+
+def from_env_if_set(name: str):
+    """A config field that is the setting `name` when its variable is set (not empty), else None: the
+    caller falls back to something else (an evaluation preset's value)."""
+    from pydantic import Field
+
+    declared(name)
+    return Field(default_factory=lambda: value(name) if os.environ.get(name, "") != "" else None,
+                 description=f"{declared(name).meaning} (default: ${name} when set)")
 
 
 def env_fields(prefix: str, fields: Iterable[str]) -> dict[str, str]:

@@ -4,8 +4,8 @@ the `alerts` table of the warehouse's history database (and logged)."""
 import dagster as dg
 
 from evals.pipeline import regression_findings
-from evals.report import record_alert
-from resources.settings import env_str
+from evals.report import describe, record_alert
+from resources.settings import env_float, env_str
 from resources.warehouse import Warehouse
 
 
@@ -22,14 +22,14 @@ def run_failure_alert(context: dg.RunFailureSensorContext, warehouse: Warehouse)
 @dg.sensor(name="regression_alert", minimum_interval_seconds=300, default_status=dg.DefaultSensorStatus.RUNNING,
            description="Record an alert when the newest benchmark report regressed against the previous one.")
 def regression_alert(context: dg.SensorEvaluationContext, warehouse: Warehouse):
-    found = regression_findings(warehouse, env_str("HRM_REGRESSION_THRESHOLDS"))
+    found = regression_findings(warehouse, env_str("HRM_REGRESSION_THRESHOLDS"), env_float("HRM_REGRESSION_ALPHA"))
     if found["report_id"] is None or found["report_id"] == context.cursor:
         return dg.SkipReason("no new benchmark report")
     context.update_cursor(found["report_id"])
     if not found["regressions"]:
         return dg.SkipReason(f"report {found['report_id']}: no regression")
     message = f"report {found['report_id']} regressed on {len(found['regressions'])} metric(s) vs " \
-              f"{found['previous_report_id']}"
+              f"{found['previous_report_id']}: " + "; ".join(describe(r) for r in found["regressions"])
     record_alert(warehouse.history_db(), "regression", message, found)
     context.log.error(message)
     return dg.SkipReason(message + " (alert recorded)")

@@ -14,10 +14,10 @@ from __future__ import annotations
 from typing import Callable
 
 from evals.lcb.grader import as_problem, grade_generations
-from evals.lcb.metrics import mean_pass_at_k
+from evals.lcb.metrics import mean_pass_at_k, pass_at_k
 from evals.lcb.prompts import codegen_messages, prompt_text
 from evals.lcb.scenarios import grade_execution, grade_test_output, self_repair_prompts
-from evals.report import rate_result
+from evals.stats import breakdown_results, rate_interval
 
 BENCHMARK = "livecodebench"
 Generate = Callable[..., list[list[str]]]
@@ -32,10 +32,13 @@ def _generate(generate: Generate, prompts: list[str], task: str, s, n: int) -> l
                     temperature=0.2 if n > 1 else 0.0, stop=(), batch_size=s.batch_size, seed=s.seed)
 
 
-def _row(metric: str, graded_lists: list[list[bool]], entries: list[dict], k: int = 1) -> dict:
-    """lcb_runner's pass@k: the unbiased estimator per problem, averaged over problems."""
+def _row(metric: str, graded_lists: list[list[bool]], entries: list[dict], s, k: int = 1) -> dict:
+    """lcb_runner's pass@k: the unbiased estimator per problem, averaged over problems; the 95 % interval is
+    the bootstrap over problems (evals/stats.py)."""
     value = mean_pass_at_k(graded_lists, k) or 0.0
-    return {**rate_result(BENCHMARK, metric, value, len(graded_lists)), "problems": entries}
+    low, high = rate_interval([pass_at_k(len(g), sum(g), k) for g in graded_lists], s.bootstrap_resamples, s.seed)
+    return {"benchmark": BENCHMARK, "metric": metric, "value": value, "n": len(graded_lists), "ci_low": low,
+            "ci_high": high, "problems": entries}
 
 
 def codegen_error(code: str, passed: bool, metadata: dict) -> str:
@@ -82,9 +85,11 @@ def code_generation(problems, generate: Generate, sandbox, s) -> tuple[list[dict
     entries = [{"problem": q["question_id"], "sample": i, "passed": ok, "error_kind": why}
                for q in graded for i, (ok, why) in enumerate(_verdicts(q))]
     lists = [q["graded_list"] for q in graded]
-    rows = [_row("pass@1", lists, entries)]
+    rows = [_row("pass@1", lists, entries, s)]
+    difficulty = {q["question_id"]: q["difficulty"] for q in graded if q.get("difficulty")}
+    rows += breakdown_results(BENCHMARK, "pass@1", entries, difficulty, resamples=s.bootstrap_resamples, seed=s.seed)
     if s.lcb_n >= 5:
-        rows.append(_row("pass@5", lists, entries, k=5))
+        rows.append(_row("pass@5", lists, entries, s, k=5))
     return rows, graded
 
 
@@ -117,7 +122,7 @@ def self_repair(problems, graded: list[dict], generate: Generate, sandbox, s) ->
         ok, why = repaired.get(key) or first[key]
         entries.append({"problem": key[0], "sample": key[1], "passed": ok, "error_kind": why})
         lists.setdefault(key[0], []).append(ok)
-    return [_row("self_repair_pass@1", list(lists.values()), entries)]
+    return [_row("self_repair_pass@1", list(lists.values()), entries, s)]
 
 
 def test_output_prediction(problems, generate: Generate, sandbox, s) -> list[dict]:
@@ -128,7 +133,7 @@ def test_output_prediction(problems, generate: Generate, sandbox, s) -> list[dic
     graded = grade_test_output(problems, {p.instance_id: t for p, t in zip(problems, texts)}, sandbox)
     entries = [{"problem": g["instance_id"], "sample": i, "passed": ok, "error_kind": why}
                for g in graded for i, (ok, why) in enumerate(zip(g["graded_list"], g["error_list"]))]
-    return [_row("test_output_pass@1", [g["graded_list"] for g in graded], entries)]
+    return [_row("test_output_pass@1", [g["graded_list"] for g in graded], entries, s)]
 
 
 test_output_prediction.__test__ = False  # not a pytest test when imported into a test module
@@ -144,7 +149,7 @@ def code_execution(problems, generate: Generate, sandbox, s, cot: bool = False) 
     graded = grade_execution(problems, {p.id: t for p, t in zip(problems, texts)}, sandbox, cot=cot)
     entries = [{"problem": g["id"], "sample": i, "passed": ok, "error_kind": why}
                for g in graded for i, ok, why in zip(g["sample_list"], g["graded_list"], g["error_list"])]
-    return [_row("execution_cot_pass@1" if cot else "execution_pass@1", [g["graded_list"] for g in graded], entries)]
+    return [_row("execution_cot_pass@1" if cot else "execution_pass@1", [g["graded_list"] for g in graded], entries, s)]
 
 
 def score_all(problems, test_output, execution, generate: Generate, sandbox, s) -> list[dict]:

@@ -141,6 +141,14 @@ def test_decoder_rows_follow_the_plain_rows_with_their_intervals(learned, tokeni
         assert (row["value"], row["n"]) == (1.0, 1), row
         assert (row["ci_low"], row["ci_high"]) == pytest.approx(wilson_interval(1, 1)), row
     assert c.decoder_errors == []
+    # every rate row names its problems; Polyglot adds a row per language that names none
+    assert rows[("polyglot-diff", "pass_rate_1_edit_decoder")]["problems"] == [
+        {"problem": "python/double", "sample": 1, "passed": True, "error_kind": ""}]
+    assert rows[("synthetic-instances", "repair_fix_rate_snap")]["problems"] == [
+        {"problem": "repair-1", "sample": 0, "passed": True, "error_kind": ""}]
+    assert rows[("polyglot-diff/python", "pass_rate_1")]["n"] == 1
+    assert "problems" not in rows[("polyglot-diff/python", "pass_rate_1")]
+    assert "problems" not in rows[("generation", "tokens_per_s")]
     assert any(line.startswith("hrm synthetic-instances/edit-decoder: ") for line in logged)
     # decoder rows sit right after their plain rows
     order = [(r["benchmark"], r["metric"]) for r in ev.evaluate_candidate(c, suite, sandbox, settings(),
@@ -161,6 +169,8 @@ def test_decoder_rows_follow_the_plain_rows_with_their_intervals(learned, tokeni
     rows = by_key(ev.evaluate_candidate(c, suite, sandbox, settings(polyglot_formats=())))
     assert rows[("synthetic-instances", "repair_fix_rate")]["value"] == 1.0
     assert rows[("synthetic-instances", "repair_fix_rate_edit_decoder")]["value"] == 0.0
+    [failed] = rows[("synthetic-instances", "repair_fix_rate_edit_decoder")]["problems"]
+    assert not failed["passed"] and failed["error_kind"] in ("no_apply", "wrong_answer", "bad_output")
     assert rows[("tool-use", "first_call_exact_match")]["value"] == 1.0
     assert rows[("tool-use", "first_call_exact_match_tool_decoder")]["value"] == 0.0
 

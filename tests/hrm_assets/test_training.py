@@ -66,6 +66,10 @@ def test_checkpoints_quantized_models_and_report(data_warehouse, sandbox):
     assert "polyglot_problems not materialised" in report["report"].value
     db = data_warehouse.history_db()
     assert len(rp.report_ids(db)) == 1
+    stored = rp.load_problems(db, report["report_id"].value)  # the per-problem results, with the report
+    assert [p["sample"] for p in stored[("hrm", "humaneval", "pass@1")]] == [0, 1, 2, 3, 4]  # 1 problem x 5
+    assert report["per_problem_results"].value == sum(len(v) for v in stored.values())
+    assert ("hrm-nf4", "synthetic-templates", "exec_exact_match") in stored
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert checks["no_regression"] is True
     assert data_warehouse.read_table("benchmark_report").num_rows == len(values)

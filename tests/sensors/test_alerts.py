@@ -51,3 +51,32 @@ def test_regression_alert_records_once_per_regressed_report(instance, tmp_path, 
     assert alerts[0]["details"]["regressions"][0]["metric"] == "pass@1"
     regression_alert(dg.build_sensor_context(instance=instance, resources={"warehouse": warehouse}, cursor="r2"))
     assert len(rp.list_alerts(db)) == 1
+
+
+def test_regression_alert_and_check_use_the_paired_test_at_the_configured_alpha(instance, tmp_path, monkeypatch):
+    from evals import stats
+    from hrm_assets.evaluation import no_regression
+
+    monkeypatch.setenv("HRM_REGRESSION_THRESHOLDS", "default=0.05")
+    warehouse = Warehouse(root=str(tmp_path))
+    db = warehouse.history_db()
+    names = [f"p{i:02d}" for i in range(20)]
+
+    def add(report_id, minute, passing):
+        results = [stats.problem_rate_result("lcb", "pass@1", [stats.problem(p, p in passing) for p in names],
+                                             resamples=100)]
+        rp.append_history(db, rp.make_rows(report_id, dt.datetime(2026, 1, 1, 0, minute), "hrm", "h", "none",
+                                           results, "v"), rp.problem_rows(report_id, "hrm", results))
+
+    add("r1", 0, set(names[:10]))
+    add("r2", 1, set(names[3:10]))  # 3 problems flipped to fail: p = 1/8
+    monkeypatch.setenv("HRM_REGRESSION_ALPHA", "0.05")
+    assert no_regression(dg.build_asset_check_context(resources={"warehouse": warehouse})).passed
+    regression_alert(dg.build_sensor_context(instance=instance, resources={"warehouse": warehouse}))
+    assert rp.list_alerts(db) == []
+    monkeypatch.setenv("HRM_REGRESSION_ALPHA", "0.2")
+    result = no_regression(dg.build_asset_check_context(resources={"warehouse": warehouse}))
+    assert not result.passed and "p00, p01, p02" in result.description
+    regression_alert(dg.build_sensor_context(instance=instance, resources={"warehouse": warehouse}, cursor="r1"))
+    [alert] = rp.list_alerts(db)
+    assert alert["details"]["regressions"][0]["worse_problems"] == ["p00", "p01", "p02"]
