@@ -242,8 +242,8 @@ def regressions(current: list[ReportRow], previous: list[ReportRow], thresholds:
     A row with per-problem results in both reports (problems_now / problems_before, as `load_problems`
     returns them) is compared problem by problem (evals.stats.paired_drop_test): a regression when the
     one-sided p-value is below alpha; the finding names the problems that got worse. Any other row (bits per
-    byte, throughput, rows of reports from before per-problem results) is a regression when it got worse by
-    more than its absolute threshold. Breakdown rows are left to their main row, `ignore_metrics` to no one."""
+    byte, throughput, rows of reports from before per-problem results, rows whose two problem sets do not
+    overlap) is a regression when it got worse by more than its absolute threshold. Breakdown rows are left to their main row, `ignore_metrics` to no one."""
     from evals.stats import paired_drop_test
 
     ignored, now, before_problems = set(ignore_metrics), problems_now or {}, problems_before or {}
@@ -254,17 +254,21 @@ def regressions(current: list[ReportRow], previous: list[ReportRow], thresholds:
         if p is None or r.metric in ignored or is_breakdown(r.benchmark):
             continue
         base = {"model": r.model, "benchmark": r.benchmark, "metric": r.metric, "previous": p.value, "value": r.value}
+        unpaired = False
         if now.get(r.key()) and before_problems.get(r.key()):
             t = paired_drop_test(before_problems[r.key()], now[r.key()])
-            if t["p_value"] < alpha:
-                found.append({**base, "test": "paired", "p_value": t["p_value"], "alpha": alpha,
-                              "paired_problems": t["paired"], "worse": len(t["worse"]), "better": len(t["better"]),
-                              "worse_problems": t["worse"]})
-            continue
+            if t["paired"]:
+                if t["p_value"] < alpha:
+                    found.append({**base, "test": "paired", "p_value": t["p_value"], "alpha": alpha,
+                                  "paired_problems": t["paired"], "worse": len(t["worse"]),
+                                  "better": len(t["better"]), "worse_problems": t["worse"]})
+                continue
+            unpaired = True  # no problem in common (e.g. another preset): only the threshold can compare
         limit = thresholds.get(r.metric, thresholds.get("default", 0.05))
         worse = (r.value - p.value) if _lower_is_better(r.metric) else (p.value - r.value)
         if worse > limit:
-            found.append({**base, "test": "threshold", "worsened_by": round(worse, 6), "threshold": limit})
+            found.append({**base, "test": "threshold", "worsened_by": round(worse, 6), "threshold": limit,
+                          **({"note": "the two reports share no problem"} if unpaired else {})})
     return found
 
 

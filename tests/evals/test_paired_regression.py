@@ -13,9 +13,9 @@ from resources.warehouse import Warehouse
 PROBLEMS = [f"task/{i:02d}" for i in range(30)]
 
 
-def _write(db, report_id, minute, passing, extra=(), samples=1):
-    """One hrm report: humaneval pass@1 over PROBLEMS (those in `passing` pass every sample) and `extra` rows."""
-    problems = [stats.problem(p, p in passing, "failed", s) for p in PROBLEMS for s in range(samples)]
+def _write(db, report_id, minute, passing, extra=(), samples=1, ids=PROBLEMS):
+    """One hrm report: humaneval pass@1 over `ids` (those in `passing` pass every sample) and `extra` rows."""
+    problems = [stats.problem(p, p in passing, "failed", s) for p in ids for s in range(samples)]
     results = [stats.problem_rate_result("humaneval", "pass@1", problems, resamples=200), *extra]
     rows = rp.make_rows(report_id, dt.datetime(2026, 1, 1, 0, minute), "hrm", "h", "none", results, "v")
     rp.append_history(db, rows, rp.problem_rows(report_id, "hrm", results))
@@ -100,3 +100,11 @@ def test_per_problem_results_are_stored_with_the_report(tmp_path):
     assert rp.report_ids(db) == ["r1"]  # nothing of the refused report was written
     with pytest.raises(ValueError, match="n = 3 but 2 problems"):
         rp.make_rows("r4", dt.datetime(2026, 1, 3), "hrm", "h", "none", [{**results[0], "n": 3}], "v")
+
+
+def test_reports_on_disjoint_problems_fall_back_to_the_threshold(tmp_path):
+    wh = Warehouse(root=str(tmp_path))
+    _write(wh.history_db(), "r1", 0, set(PROBLEMS))  # all pass
+    _write(wh.history_db(), "r2", 1, set(), ids=[f"other/{i:02d}" for i in range(30)])  # none shared, all fail
+    [finding] = regression_findings(wh, "default=0.05")["regressions"]
+    assert finding["test"] == "threshold" and finding["note"] == "the two reports share no problem"
