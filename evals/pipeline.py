@@ -171,7 +171,7 @@ def evaluate_model(spec: str, benchmark: str, settings: EvalSettings, warehouse,
     t0 = time.monotonic()
     rows = evaluate_candidate(candidate, suite, sandbox, settings, log=log, only=only)
     wanted = {step.split("/")[0] for step in only}
-    notes = {k: v for k, v in suite.notes.items() if not wanted or k in wanted}
+    notes = {k: v for k, v in suite.notes.items() if not wanted or k.split("/")[0] in wanted}
     if candidate.model is None:
         skipped = [step for step in NEEDS_WEIGHTS if not only or step in only]
         if skipped:

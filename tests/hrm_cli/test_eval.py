@@ -2,6 +2,7 @@
 openai: spec; greedy answers, hence per-problem results, are identical."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +12,7 @@ from inference.server import BackgroundServer, create_app
 from model.checkpoint import load_checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "lcb"
 
 
 def run_eval(spec, benchmark, data_dir, out, *extra):
@@ -40,9 +42,34 @@ def recorded(monkeypatch):
     return calls
 
 
+@pytest.fixture
+def every_benchmark(data_warehouse, polyglot_bundle, tmp_path):
+    """The shared warehouse (corpus, synthetic tasks) plus a Polyglot python exercise cloned from the bundle and
+    the LCB fixture problems of all four scenarios, so `--benchmark all` has something in every benchmark."""
+    import shutil
+
+    from evals.lcb import pipeline as lcb
+    from evals.polyglot.exercises import PINNED_COMMIT
+    from evals.polyglot.pipeline import clone_benchmark, write_problems
+    from resources.warehouse import Warehouse
+
+    root = tmp_path / "wh"
+    shutil.copytree(data_warehouse.root, root)
+    wh = Warehouse(root=str(root))
+    checkout = tmp_path / "polyglot"
+    clone_benchmark(str(polyglot_bundle), checkout, PINNED_COMMIT)
+    write_problems(wh, checkout, "python")
+    lcb.write_release(wh, str(FIXTURES / "code_generation_plain.jsonl"), "release_v1")
+    lcb.write_problems(wh, "release_v1")
+    lcb.write_test_output_problems(wh, str(FIXTURES / "test_generation.jsonl"))
+    lcb.write_execution_problems(wh, str(FIXTURES / "execution.jsonl"))
+    return wh
+
+
 @pytest.mark.slow
-def test_openai_spec_against_hrm_serve_equals_the_local_checkpoint(tiny_checkpoint, data_warehouse, tmp_path,
+def test_openai_spec_against_hrm_serve_equals_the_local_checkpoint(tiny_checkpoint, every_benchmark, tmp_path,
                                                                     recorded):
+    data_warehouse = every_benchmark
     local = run_eval(f"local:{tiny_checkpoint}", "all", data_warehouse.root, tmp_path / "local.json")
     local_calls = list(recorded)
     recorded.clear()
@@ -55,7 +82,11 @@ def test_openai_spec_against_hrm_serve_equals_the_local_checkpoint(tiny_checkpoi
     assert len(local_calls) >= 3 and sum(bool(t.strip()) for t in texts) > len(texts) / 2  # real answers
     assert recorded == local_calls  # the same prompts got the same answers
     local_rows, remote_rows = per_problem(local), per_problem(remote)
-    assert {k for k in local_rows if k[0] == "humaneval"} and {k[0] for k in local_rows} > {"humaneval"}
+    benchmarks = {k[0].split("/")[0] for k in local_rows}
+    assert {"humaneval", "livecodebench", "polyglot-whole", "polyglot-diff", "synthetic-instances"} <= benchmarks
+    assert {k[1] for k in local_rows if k[0] == "livecodebench"} >= {
+        "pass@1", "self_repair_pass@1", "test_output_pass@1", "execution_pass@1", "execution_cot_pass@1"}
+    assert all(v[2] for k, v in local_rows.items() if k[0] in ("humaneval", "livecodebench"))  # per-problem results
     assert remote_rows == {k: v for k, v in local_rows.items() if k in remote_rows}
     # the endpoint has no weights: only the weight-reading steps are missing, and the notes say so
     assert {k[0] for k in local_rows} - {k[0] for k in remote_rows} <= {"code-bpb"}
@@ -70,3 +101,33 @@ def test_bad_specs_and_unreachable_endpoints_are_clear_errors(tmp_path, capsys):
         assert main(["eval", "--model", spec, "--benchmark", "humaneval", "--data-dir", str(tmp_path),
                      "--json", str(tmp_path / "o.json")]) == 2
         assert why in capsys.readouterr().err, spec
+
+
+@pytest.mark.slow
+def test_the_report_takes_model_specs_next_to_warehouse_names(tiny_checkpoint, data_warehouse, sandbox, tmp_path):
+    import shutil
+
+    from evals.evaluate import preset_settings
+    from evals.pipeline import build_report
+    from evals.report import load_problems
+    from resources.warehouse import Warehouse
+
+    shutil.copytree(data_warehouse.root, tmp_path / "wh")
+    wh = Warehouse(root=str(tmp_path / "wh"))
+    model, tok = load_checkpoint(tiny_checkpoint)
+    engine = BatchEngine(model, tok)
+    specs = [f"local:{tiny_checkpoint}", f"local:{tiny_checkpoint}@int8"]
+    with BackgroundServer(create_app(engine, tok, "hrm")) as base_url:
+        specs.append(f"openai:{base_url}#hrm")
+        report = build_report(specs, preset_settings("smoke", flops_curve=()), wh, sandbox)
+    engine.close()
+    by_model = {}
+    for row in report["rows"]:
+        by_model.setdefault(row.model, {})[(row.benchmark, row.metric)] = row
+    assert set(by_model) == set(specs)
+    assert by_model[specs[1]][("synthetic-instances", "exec_exact_match")].quantization == "int8"
+    local, remote = by_model[specs[0]], by_model[specs[2]]
+    assert ("code-bpb", "bits_per_byte_python") in local and ("code-bpb", "bits_per_byte_python") not in remote
+    assert all(remote[k].value == local[k].value for k in remote if k[0].startswith("synthetic"))  # greedy rows
+    problems = load_problems(wh.history_db(), report["report_id"])
+    assert {key[0] for key in problems} == set(specs)
