@@ -59,6 +59,13 @@ class Candidate:
     # text; the benchmarks that read the model's logits or heads (bits per byte, the decoders) are skipped
     endpoint: object | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _engine: object | None = field(default=None, repr=False)
+
+    def close(self) -> None:
+        """Stop the generation engine's thread (a closed candidate starts a new one if used again)."""
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            engine.close()
 
     @property
     def tokens_per_s(self) -> float:
@@ -130,7 +137,7 @@ def complete(c: Candidate, prompts: list[str], languages: list[str], task: str, 
              n: int = 1, temperature: float = 0.0, stop: tuple[str, ...] = (), batch_size: int = 16,
              seed: int = 0) -> list[list[str]]:
     """n completions per prompt (greedy when temperature is 0), each cut before the first stop string."""
-    from model.generate import cut_at_stop, generate_ids
+    from inference.engine import Sequence
     from model.vocab import language_id, task_id
 
     if c.endpoint is not None:
@@ -144,22 +151,28 @@ def complete(c: Candidate, prompts: list[str], languages: list[str], task: str, 
     if limit < 2:
         raise ValueError(f"{c.name}: max_new_tokens={max_new_tokens} leaves no room for a prompt in "
                          f"max_seq_len={c.model.config.max_seq_len}")
-    work = [(i, _fit(c.tokenizer.encode_prompt(p), limit), language_id(lang))
-            for i, (p, lang) in enumerate(zip(prompts, languages)) for _ in range(n)]
-    out: list[list[str]] = [[] for _ in prompts]
-    for start in range(0, len(work), batch_size):
-        chunk = work[start:start + batch_size]
-        with c._lock:
-            t0 = time.perf_counter()
-            new = generate_ids(c.model, [w[1] for w in chunk], [w[2] for w in chunk], task_id(task),
-                               max_new_tokens=max_new_tokens, temperature=temperature,
-                               top_p=0.95 if temperature else 1.0, eos_id=c.tokenizer.eos_id,
-                               seed=seed + start)
-            c.generation_s += time.perf_counter() - t0
-            c.decoded_tokens += sum(len(row) for row in new)
-        for (i, _, _), row in zip(chunk, new):
-            out[i].append(cut_at_stop(c.tokenizer.decode(row), stop)[0])
-    return out
+    # row k (prompt k // n, sample k % n) samples with seed + k, so its text does not depend on the batch
+    seqs = [Sequence(prompt_ids=_fit(c.tokenizer.encode_prompt(p), limit), max_new_tokens=max_new_tokens,
+                     language_id=language_id(lang), task_id=task_id(task), temperature=temperature,
+                     top_p=0.95 if temperature else 1.0, seed=seed + i * n + j, stop=tuple(stop))
+            for i, (p, lang) in enumerate(zip(prompts, languages)) for j in range(n)]
+    t0 = time.perf_counter()
+    texts = _engine(c, batch_size).run(seqs)
+    with c._lock:
+        c.generation_s += time.perf_counter() - t0
+        c.decoded_tokens += sum(len(seq.new_ids) for seq in seqs)
+    return [texts[i * n:(i + 1) * n] for i in range(len(prompts))]
+
+
+def _engine(c: Candidate, max_batch: int):
+    """The candidate's continuous-batching engine (inference/engine.py): every generation of a local model goes
+    through it, so calls from concurrent threads (Polyglot's exercises) decode in one batch."""
+    from inference.engine import BatchEngine
+
+    with c._lock:
+        if c._engine is None:
+            c._engine = BatchEngine(c.model, c.tokenizer, max_batch=max_batch, max_queue=1 << 30)
+        return c._engine
 
 
 # --- the decoders ----------------------------------------------------------------------------------------
@@ -678,20 +691,23 @@ def evaluate_candidate(c: Candidate, suite: EvalSuite, sandbox, s: EvalSettings,
     if s.decoders:
         steps.append(("tool-use/tool-decoder", lambda: eval_tool_use(c, suite.tool_use, s, tool_decoder=True),
                       suite.tool_use))
-    for name, run, data in steps:
-        if not data or (only and name not in only):
-            continue
-        if c.model is None and name in NEEDS_WEIGHTS:
-            continue
-        t0, errors = time.monotonic(), len(c.decoder_errors)
-        got = run()
-        rows += got
-        if log:
-            shown = [{k: v for k, v in r.items() if k != "problems"} for r in got]  # per-problem results go to DuckDB
-            log(f"{c.name} {name}: {json.dumps(shown)} in {time.monotonic() - t0:.1f} s")
-            if len(c.decoder_errors) > errors:
-                log(f"{c.name} {name}: the decoder could not run {len(c.decoder_errors) - errors} times "
-                    f"(first: {c.decoder_errors[errors]})")
+    try:
+        for name, run, data in steps:
+            if not data or (only and name not in only):
+                continue
+            if c.model is None and name in NEEDS_WEIGHTS:
+                continue
+            t0, errors = time.monotonic(), len(c.decoder_errors)
+            got = run()
+            rows += got
+            if log:
+                shown = [{k: v for k, v in r.items() if k != "problems"} for r in got]  # per-problem results go to DuckDB
+                log(f"{c.name} {name}: {json.dumps(shown)} in {time.monotonic() - t0:.1f} s")
+                if len(c.decoder_errors) > errors:
+                    log(f"{c.name} {name}: the decoder could not run {len(c.decoder_errors) - errors} times "
+                        f"(first: {c.decoder_errors[errors]})")
+    finally:
+        c.close()  # its engine thread and the model reference it holds
     rows.append({"benchmark": "generation", "metric": "tokens_per_s", "value": round(c.tokens_per_s, 2),
                  "n": c.decoded_tokens})
     return rows

@@ -33,7 +33,7 @@ class Sequence:
 
     prompt_ids: list[int]
     max_new_tokens: int
-    sink: Callable[[tuple], None]
+    sink: Callable[[tuple], None] | None = None
     language_id: int = 0
     task_id: int = 0
     temperature: float = 0.0
@@ -111,6 +111,34 @@ class BatchEngine:
                         seq._generator.seed()
             self._pending.extend(sequences)
             self._cv.notify()
+
+    def run(self, sequences: list[Sequence]) -> list[str]:
+        """Decode `sequences` (their sinks are replaced) and wait: their texts, in order. The engine's other
+        work goes on meanwhile, so concurrent callers share its batches. RuntimeError on a failed step."""
+        texts, errors = [[] for _ in sequences], []
+        left, done = [len(sequences)], threading.Event()
+        lock = threading.Lock()
+
+        def sink(i, event):
+            if event[0] == "text":
+                texts[i].append(event[1])
+                return
+            with lock:
+                if event[0] == "error":
+                    errors.append(event[1])
+                left[0] -= 1
+                if left[0] == 0:
+                    done.set()
+
+        for i, seq in enumerate(sequences):
+            seq.sink = lambda event, i=i: sink(i, event)
+        if not sequences:
+            return []
+        self.submit(sequences)
+        done.wait()
+        if errors:
+            raise RuntimeError(f"generation failed: {errors[0]}")
+        return ["".join(t) for t in texts]
 
     def close(self, timeout: float = 10.0) -> None:
         with self._cv:

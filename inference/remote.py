@@ -52,8 +52,9 @@ class OpenAIEndpoint:
 
     def complete(self, prompts: list[str], languages: list[str], task: str, *, max_new_tokens: int, n: int = 1,
                  temperature: float = 0.0, stop: tuple[str, ...] = (), seed: int = 0) -> list[list[str]]:
-        """n completions per prompt, in prompt order."""
+        """n completions per prompt, in prompt order. Sample j of prompt i has seed + i * n + j (hrm serve gives
+        sample j of a request seed + j), as in local evaluation."""
         with ThreadPoolExecutor(self.workers) as pool:
             return list(pool.map(lambda i: self._one(prompts[i], languages[i], task, max_new_tokens=max_new_tokens,
-                                                     n=n, temperature=temperature, stop=stop, seed=seed + i),
+                                                     n=n, temperature=temperature, stop=stop, seed=seed + i * n),
                                  range(len(prompts))))

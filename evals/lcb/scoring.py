@@ -86,10 +86,10 @@ def code_generation(problems, generate: Generate, sandbox, s) -> tuple[list[dict
                for q in graded for i, (ok, why) in enumerate(_verdicts(q))]
     lists = [q["graded_list"] for q in graded]
     rows = [_row("pass@1", lists, entries, s)]
-    difficulty = {q["question_id"]: q["difficulty"] for q in graded if q.get("difficulty")}
-    rows += breakdown_results(BENCHMARK, "pass@1", entries, difficulty, resamples=s.bootstrap_resamples, seed=s.seed)
     if s.lcb_n >= 5:
         rows.append(_row("pass@5", lists, entries, s, k=5))
+    difficulty = {q["question_id"]: q["difficulty"] for q in graded if q.get("difficulty")}
+    rows += breakdown_results(BENCHMARK, "pass@1", entries, difficulty, resamples=s.bootstrap_resamples, seed=s.seed)
     return rows, graded
 
 

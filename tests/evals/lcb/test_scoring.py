@@ -78,7 +78,12 @@ def test_code_generation_pass_at_1_and_5_and_why_each_sample_failed(sandbox):
     assert call["task"] == "codegen" and call["n"] == 5 and call["temperature"] == 0.2
     # the prompt text is code generation's EvalProblem prompt: the user turn of lcb_runner's messages
     assert call["prompts"] == [e.prompt for e in to_eval_problems(codegen_problems())]
+    rows, by_difficulty = rows[:2], rows[2:]
     assert [r["metric"] for r in rows] == ["pass@1", "pass@5"] and all(set(r) == ROW_KEYS for r in rows)
+    # breakdown rows by difficulty: pass@1 per group, without per-problem results (the main row holds them)
+    assert by_difficulty and all(r["benchmark"].startswith("livecodebench/") and r["metric"] == "pass@1"
+                                 and "problems" not in r for r in by_difficulty)
+    assert sum(r["n"] for r in by_difficulty) == 3
     assert rows[0]["benchmark"] == "livecodebench" and rows[0]["n"] == 3
     assert rows[0]["value"] == pytest.approx((1 / 5 + 0 + 1) / 3)
     assert rows[1]["value"] == pytest.approx((1 + 0 + 1) / 3)  # unbiased pass@5 with n = 5: any pass counts
