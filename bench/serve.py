@@ -1,6 +1,6 @@
 """`hrm serve` under load: tokens/s and time to first token (p50 / p95) with 1, 8 and 32 concurrent streaming
-clients (the official openai client, each in its own thread, in another process than the server), and the 32 requests served one at a time vs
-all at once (batched ÷ one-at-a-time throughput; goal ≥ 4×). Same requests (greedy, same prompts and
+clients (the official openai client, each in its own thread, in another process than the server), and the 32
+requests served one at a time vs all at once (batched ÷ one-at-a-time throughput; goal ≥ 4×). Same requests (greedy, same prompts and
 max_tokens) at every level, so every level decodes the same tokens. Last line: one JSON object.
 
     .venv/bin/python bench/serve.py                                  # cpu-default preset, random weights

@@ -106,9 +106,10 @@ class EvalSettings:
 
 
 # Presets over EvalSettings: `smoke` is the dataclass defaults (small subsets, for tests and the default main
-# command; the HRM_EVAL_* settings' defaults are the same values); `standard` is large enough to separate models by a few points; `full` is every problem (HumanEval
-# 164, Polyglot 225 in both formats, the whole LCB window, every held-out synthetic and tool-use task and
-# corpus file). Generation lengths are the same in every preset.
+# command; the HRM_EVAL_* settings' defaults are the same values); `standard` is large enough to separate
+# models by a few points; `full` is every problem (HumanEval 164, Polyglot 225 in both formats, the whole LCB
+# window, every held-out synthetic and tool-use task and corpus file). Generation lengths are the same in
+# every preset.
 PRESETS: dict[str, dict] = {
     "smoke": {},
     "standard": {"humaneval_problems": 0, "humaneval_n": 5,

@@ -243,7 +243,8 @@ def regressions(current: list[ReportRow], previous: list[ReportRow], thresholds:
     returns them) is compared problem by problem (evals.stats.paired_drop_test): a regression when the
     one-sided p-value is below alpha; the finding names the problems that got worse. Any other row (bits per
     byte, throughput, rows of reports from before per-problem results, rows whose two problem sets do not
-    overlap) is a regression when it got worse by more than its absolute threshold. Breakdown rows are left to their main row, `ignore_metrics` to no one."""
+    overlap) is a regression when it got worse by more than its absolute threshold. Breakdown rows are left
+    to their main row, `ignore_metrics` to no one."""
     from evals.stats import paired_drop_test
 
     ignored, now, before_problems = set(ignore_metrics), problems_now or {}, problems_before or {}
@@ -311,7 +312,8 @@ def side_by_side(rows: list[ReportRow], models: list[str]) -> list[dict]:
 
 
 def report_markdown(current: list[ReportRow], previous: list[ReportRow], models: list[str]) -> str:
-    parts = ["### Side by side (value [95 % interval])\n", markdown_table(side_by_side(current, models), ["benchmark", "metric", "n"] + models),
+    parts = ["### Side by side (value [95 % interval])\n",
+             markdown_table(side_by_side(current, models), ["benchmark", "metric", "n"] + models),
              "\n### Trend vs the previous report\n",
              markdown_table(trend(current, previous), ["model", "benchmark", "metric", "value", "previous", "delta"])]
     return "".join(parts)

@@ -38,8 +38,8 @@ def _eval(args) -> int:
         overrides["humaneval_temperature"] = args.temperature
     try:
         settings = preset_settings(args.preset, **overrides)
-        result = evaluate_model(args.model, args.benchmark, settings, Warehouse(root=args.data_dir) if args.data_dir else Warehouse(),
-                                default_sandbox(),
+        warehouse = Warehouse(root=args.data_dir) if args.data_dir else Warehouse()
+        result = evaluate_model(args.model, args.benchmark, settings, warehouse, default_sandbox(),
                                 workers=args.workers, log=lambda m: print(m, file=sys.stderr))
     except (ValueError, FileNotFoundError, ConnectionError) as exc:
         print(f"hrm eval: {exc}", file=sys.stderr)

@@ -40,7 +40,8 @@ def parse_spec(text: str) -> ModelSpec:
         if "@" in path:
             path, _, quant = path.rpartition("@")
             if quant not in QUANTIZATIONS:
-                raise ValueError(f"model spec {text!r}: quantization must be one of {', '.join(QUANTIZATIONS)}; {forms}")
+                raise ValueError(f"model spec {text!r}: quantization must be one of "
+                                 f"{', '.join(QUANTIZATIONS)}; {forms}")
         if not path:
             raise ValueError(f"model spec {text!r}: no checkpoint directory; {forms}")
         return ModelSpec(text, "local", path=path, quantization=quant)

@@ -231,7 +231,8 @@ class KVCache:
             merged = []
             for i, (k0, _) in enumerate(layers):
                 shape = (rows, k0.shape[1], out.max_len, k0.shape[3])
-                k, v = torch.zeros(shape, dtype=k0.dtype, device=k0.device), torch.zeros(shape, dtype=k0.dtype, device=k0.device)
+                k = torch.zeros(shape, dtype=k0.dtype, device=k0.device)
+                v = torch.zeros_like(k)
                 row = 0
                 for c, (start, end) in zip(caches, spans):
                     b, offset = c.batch_size, width - (end - start)
