@@ -24,6 +24,7 @@ import math
 import os
 import re
 import selectors
+import shlex
 import shutil
 import signal
 import subprocess
@@ -58,11 +59,15 @@ _SYSTEM_BINDS = ("/etc/alternatives", "/etc/ld.so.cache", "/etc/ld.so.conf", "/e
 # /proc files bound over with an empty file: the VM's kernel command line, and the key files (the
 # keyring calls are denied anyway; these would still list keys of the slot uid and every uid's counts).
 _MASKED_PROC = ("/proc/cmdline", "/proc/keys", "/proc/key-users")
-# Runs as the jail's user, first thing: a HOME, then the job's input, then the command.
+# Runs as the jail's user, first thing: a HOME, then the job's input, then the command. $1 is the compile
+# step (a shell script, or empty) and $2 the run phase's CPU limit: the compile step runs with fd 6 (the
+# host's phase pipe) closed, then the limit drops to the run's and one byte on fd 6 tells the host that
+# the run phase starts; the program itself never holds fd 6.
 _PRELUDE = (
     'if [ -d /opt/hrm-home ]; then cp -R /opt/hrm-home /tmp/home; else mkdir /tmp/home; fi && '
     'src= && { [ ! -d /.input ] || src=/.input/.; } && { [ ! -d /.files ] || src="$src /.files/."; } && '
-    '{ [ -z "$src" ] || cp -R $src /work/; } && cd "$HRM_CWD" && exec "$@"'
+    '{ [ -z "$src" ] || cp -R $src /work/; } && cd "$HRM_CWD" && c=$1 && t=$2 && shift 2 && '
+    '{ [ -z "$c" ] || { sh -c "$c" 6>&- || exit; ulimit -t "$t" && echo >&6; }; } && exec "$@" 6>&-'
 )
 # The launcher: $1 the staging dir (bwrap's options, seccomp filter, fstab; bwrap's status goes to
 # $1/status), $2 the cgroup file that moves its writer into the jail's cgroup (or ""), $3-$7 the
@@ -71,7 +76,7 @@ _PRELUDE = (
 _LAUNCH = (
     '{ [ -z "$2" ] || echo 0 > "$2"; } && ulimit -t "$3" && ulimit -d "$4" && ulimit -f "$5" && '
     '{ ulimit -u "$6" 2>/dev/null || ulimit -p "$6"; } && ulimit -n "$7" && ulimit -c 0 && '
-    '{MOUNT}s=$1 && shift 7 && exec bwrap --args 3 -- "$@" 3<"$s/args" {SECCOMP}5>"$s/status"'
+    '{MOUNT}s=$1 && shift 7 && exec bwrap --args 3 -- "$@" 3<"$s/args" {SECCOMP}5>"$s/status"{PHASE}'
 )
 _MOUNT = 'mount -n -c -i -a -T "$1/fstab" && '
 _CLEAR_KEYRINGS = ('p=$(keyctl get_persistent @u); u=$(keyctl id @u); s=$(keyctl id @us); '
@@ -94,6 +99,11 @@ class SandboxResult:
     stdout: str
     stderr: str
     wall_s: float
+    # Which phase ended the job: "compile" (the job's compile step failed or ran out of time, or the jail
+    # died before the run began) or "run". Jobs without a compile step are all run.
+    phase: str = "run"
+    compile_wall_s: float | None = None  # jail start-up and the compile step; None without one
+    run_wall_s: float | None = None  # from the end of the compile step (or the start) to the end
 
     @property
     def ok(self) -> bool:
@@ -105,7 +115,9 @@ class SandboxResult:
 
 @dataclass(frozen=True)
 class SandboxJob:
-    """One jailed command. `files` (relative path -> content) and `input_dir` are copied into /work."""
+    """One jailed command. `files` (relative path -> content) and `input_dir` are copied into /work.
+    `compile`, when given, runs first in the same jail under its own limits (`compile_timeout_s`, wall
+    clock and CPU per process); `command` then runs under `timeout_s` alone."""
 
     command: Sequence[str]
     files: Mapping[str, str | bytes] = field(default_factory=dict)
@@ -118,6 +130,8 @@ class SandboxJob:
     timeout_s: float | None = None
     memory_mb: int | None = None
     max_processes: int | None = None
+    compile: Sequence[str] | None = None
+    compile_timeout_s: float | None = None
 
 
 @dataclass
@@ -144,6 +158,7 @@ class Sandbox(dg.ConfigurableResource):
 
     concurrency: int = max(1, os.cpu_count() or 1)
     timeout_s: float = 60.0
+    compile_timeout_s: float = 60.0  # a job's compile step, apart from timeout_s (docs/sandbox.md)
     memory_mb: int = 2048
     work_mb: int = 1024
     tmp_mb: int = 512
@@ -193,7 +208,7 @@ class Sandbox(dg.ConfigurableResource):
         return self.run_job(SandboxJob(command=list(command), **options))
 
     def run_job(self, job: SandboxJob) -> SandboxResult:
-        with self._slot_gate(), self._jail(job) as launch:
+        with self._slot_gate(), self._jail(job, phase_pipe=True) as launch:
             return self._execute(job, launch)
 
     def run_many(self, jobs: Iterable[SandboxJob]) -> list[SandboxResult]:
@@ -240,8 +255,9 @@ class Sandbox(dg.ConfigurableResource):
             return self._gate
 
     @contextlib.contextmanager
-    def _jail(self, job: SandboxJob, new_session: bool = True):
-        """A slot, its staging dir and cgroup, and the launcher argv; all released on exit."""
+    def _jail(self, job: SandboxJob, new_session: bool = True, phase_pipe: bool = False):
+        """A slot, its staging dir and cgroup, and the launcher argv; all released on exit. With a compile
+        step and `phase_pipe`, `_Launch.phase_fd` reads the byte that marks the start of the run phase."""
         self.check_available()
         memory_mb = int(job.memory_mb or self.memory_mb)
         with _Slot() as slot, tempfile.TemporaryDirectory(prefix="hrm-sbx-", dir=STAGE_DIR) as stage:
@@ -249,25 +265,43 @@ class Sandbox(dg.ConfigurableResource):
             if os.geteuid() == 0:
                 _empty_keyrings(uid)
             cgroup = _jail_cgroup(uid, memory_mb)
+            phase_fd = None
             try:
+                if job.compile is not None:
+                    if phase_pipe:  # opened for reading first, so the launcher's open for writing never blocks
+                        os.mkfifo(Path(stage) / "phase", 0o600)
+                        phase_fd = os.open(Path(stage) / "phase", os.O_RDONLY | os.O_NONBLOCK)
+                    else:
+                        (Path(stage) / "phase").write_bytes(b"")
                 argv = self._launcher(job, uid, Path(stage), cgroup, memory_mb, new_session)
-                yield _Launch(argv, Path(stage), cgroup)
+                yield _Launch(argv, Path(stage), cgroup, phase_fd)
             finally:
+                if phase_fd is not None:
+                    os.close(phase_fd)
                 if cgroup is not None and not cgroup.remove():  # kills whatever is left in it first
                     _LOG.warning("sandbox: jail cgroup %s could not be removed", cgroup.path)
 
     def _execute(self, job: SandboxJob, launch: "_Launch") -> SandboxResult:
         timeout = float(job.timeout_s or self.timeout_s)
+        compiles = job.compile is not None
         start = time.monotonic()
         try:
             proc = subprocess.Popen(launch.argv, stdin=subprocess.PIPE if job.stdin else subprocess.DEVNULL,
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
         except OSError as exc:
-            return SandboxResult("error", None, "", f"sandbox failed to start: {exc}", 0.0)
+            return SandboxResult("error", None, "", f"sandbox failed to start: {exc}", 0.0,
+                                 "compile" if compiles else "run")
         if job.stdin:
             threading.Thread(target=_feed, args=(proc, job.stdin), daemon=True).start()
-        out, err, timed_out, overflow = self._collect(proc, start + timeout)
-        wall = time.monotonic() - start
+        clock = _PhaseClock(start, timeout, self._compile_timeout(job) if compiles else None)
+        out, err, timed_out, overflow = self._collect(proc, clock, launch.phase_fd)
+        end = time.monotonic()
+        wall = end - start
+        if clock.run_start is not None:
+            phase, run_wall = "run", end - clock.run_start
+        else:
+            phase, run_wall = ("compile", None) if compiles else ("run", wall)
+        phase_wall, phase_limit = (run_wall, timeout) if phase == "run" else (wall, clock.compile_timeout)
         try:
             status_doc = (launch.stage / "status").read_text("utf-8", "replace")
         except OSError:
@@ -289,13 +323,20 @@ class Sandbox(dg.ConfigurableResource):
             status = "ok"
         elif launch.cgroup is not None and launch.cgroup.oom_killed():
             status = "memory"
-        elif exit_code in (128 + signal.SIGXCPU, -signal.SIGXCPU, 128 + signal.SIGKILL) and wall >= timeout * 0.9:
+        elif (exit_code in (128 + signal.SIGXCPU, -signal.SIGXCPU, 128 + signal.SIGKILL)
+              and phase_wall >= phase_limit * 0.9):
             status = "timeout"
         elif _MEMORY_PATTERNS.search(stderr[-20000:]) or _MEMORY_PATTERNS.search(stdout[-5000:]):
             status = "memory"
         else:
             status = "failed"
-        return SandboxResult(status, exit_code, stdout, stderr, round(wall, 4))
+        compile_wall = (clock.run_start or end) - start if compiles else None
+        return SandboxResult(status, exit_code, stdout, stderr, round(wall, 4), phase,
+                             None if compile_wall is None else round(compile_wall, 4),
+                             None if run_wall is None else round(run_wall, 4))
+
+    def _compile_timeout(self, job: SandboxJob) -> float:
+        return float(job.compile_timeout_s or self.compile_timeout_s)
 
     def _launcher(self, job: SandboxJob, uid: int, stage: Path, cgroup, memory_mb: int,
                   new_session: bool) -> list[str]:
@@ -375,13 +416,19 @@ class Sandbox(dg.ConfigurableResource):
         (stage / "args").write_bytes(b"".join(a.encode() + b"\0" for a in args))
         # bwrap takes the command itself from its argv, which the jail sees as /proc/1/cmdline: only
         # the command and setpriv's options, no host path.
-        command = ["sh", "-c", _PRELUDE, "sandbox", *job.command]
+        run_cpu = max(1, math.ceil(float(job.timeout_s or self.timeout_s)) + 1)
+        cpu = run_cpu
+        compile_script = ""
+        if job.compile is not None:
+            compile_script = shlex.join(job.compile)
+            cpu = max(cpu, math.ceil(self._compile_timeout(job)) + 1)
+        command = ["sh", "-c", _PRELUDE, "sandbox", compile_script, str(run_cpu), *job.command]
         if root:
             command[0:0] = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--inh-caps=-all",
                             "--bounding-set=-all", "--no-new-privs", "--"]
         script = (_LAUNCH.replace("{MOUNT}", _MOUNT if root else "")
-                  .replace("{SECCOMP}", '4<"$s/seccomp" ' if program is not None else ""))
-        cpu = max(1, math.ceil(float(job.timeout_s or self.timeout_s)) + 1)
+                  .replace("{SECCOMP}", '4<"$s/seccomp" ' if program is not None else "")
+                  .replace("{PHASE}", ' 6>"$s/phase"' if job.compile is not None else ""))
         limits = [cpu, memory_mb << 10, self.max_file_size_mb << 11, job.max_processes or self.max_processes,
                   self.max_open_files]
         argv = ["sh", "-c", script, "hrm-sandbox", str(stage), str(cgroup.join_file) if cgroup else "",
@@ -391,20 +438,31 @@ class Sandbox(dg.ConfigurableResource):
     def _inodes(self, mb: int) -> int:
         return max(1024, mb * self.inodes_per_mb)
 
-    def _collect(self, proc: subprocess.Popen, deadline: float):
+    def _collect(self, proc: subprocess.Popen, clock: "_PhaseClock", phase_fd: int | None = None):
         bufs = {proc.stdout: bytearray(), proc.stderr: bytearray()}
         sel = selectors.DefaultSelector()
         for stream in bufs:
             sel.register(stream, selectors.EVENT_READ)
+        if phase_fd is not None:
+            sel.register(phase_fd, selectors.EVENT_READ)
         timed_out = overflow = False
         total = 0
-        while sel.get_map():
-            remaining = deadline - time.monotonic()
+        while any(stream in bufs for stream in (key.fileobj for key in sel.get_map().values())):
+            remaining = clock.deadline - time.monotonic()
             if remaining <= 0:
                 timed_out = True
                 break
             for key, _ in sel.select(timeout=min(remaining, 0.5)):
-                chunk = os.read(key.fd, 65536)
+                try:
+                    chunk = os.read(key.fd, 65536)
+                except BlockingIOError:
+                    continue
+                if key.fileobj == phase_fd:
+                    if chunk:
+                        clock.run_started(time.monotonic())
+                    else:
+                        sel.unregister(phase_fd)
+                    continue
                 if not chunk:
                     sel.unregister(key.fileobj)
                     continue
@@ -434,6 +492,22 @@ class _Launch:
     argv: list[str]
     stage: Path
     cgroup: "cgroups.JailCgroup | None"
+    phase_fd: int | None = None
+
+
+class _PhaseClock:
+    """The wall-clock deadline of a run: `compile_timeout` from the start while the compile step runs,
+    then `timeout` from the moment the run phase begins (or from the start, for a job without one)."""
+
+    def __init__(self, start: float, timeout: float, compile_timeout: float | None):
+        self.timeout, self.compile_timeout = timeout, compile_timeout
+        self.run_start: float | None = None
+        self.deadline = start + (timeout if compile_timeout is None else compile_timeout)
+
+    def run_started(self, now: float) -> None:
+        if self.run_start is None:  # only the first mark counts
+            self.run_start = now
+            self.deadline = now + self.timeout
 
 
 _warned: set[str] = set()
