@@ -39,7 +39,7 @@ from typing import Callable, Iterable, Mapping, Sequence, TypeVar
 import dagster as dg
 from pydantic import PrivateAttr
 
-from resources import cgroups, seccomp
+from resources import cgroups, seccomp, toolcache
 from resources.settings import env_fields, env_str
 from resources.toolchains import all_toolchains
 
@@ -81,6 +81,7 @@ _LAUNCH = (
 _MOUNT = 'mount -n -c -i -a -T "$1/fstab" && '
 _CLEAR_KEYRINGS = ('p=$(keyctl get_persistent @u); u=$(keyctl id @u); s=$(keyctl id @us); '
                    'for k in $p $s $u; do keyctl invalidate "$k"; done')
+_FSTAB_SAFE = re.compile(r"[A-Za-z0-9_./+-]+")
 JAIL_SLACK_MB = 64  # the cgroup's limit above memory_mb: the jail's own processes and kernel memory
 _LOG = logging.getLogger("hrm.sandbox")
 
@@ -168,6 +169,7 @@ class Sandbox(dg.ConfigurableResource):
     max_file_size_mb: int = 256
     uid_base: int = 61000
     inodes_per_mb: int = 128  # inode cap of the /work and /tmp tmpfs, per MB of their size (root only)
+    toolchain_caches: bool = True  # mount the prebuilt, read-only toolchain caches (resources/toolcache.py)
 
     _gate: threading.BoundedSemaphore | None = PrivateAttr(default=None)
     _gate_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
@@ -360,6 +362,7 @@ class Sandbox(dg.ConfigurableResource):
                 lines.append(f"sandbox {stage / name} tmpfs size={mb << 20},nr_inodes={self._inodes(mb)},"
                              "mode=1777,nosuid,nodev 0 0\n")
                 args += ["--bind", str(stage / name), f"/{name}"]
+            lines += self._cache_overlays(stage, cgroup, args)
             (stage / "fstab").write_text("".join(lines))
         else:
             args += ["--size", str(self.work_mb << 20), "--perms", "1777", "--tmpfs", "/work",
@@ -434,6 +437,25 @@ class Sandbox(dg.ConfigurableResource):
         argv = ["sh", "-c", script, "hrm-sandbox", str(stage), str(cgroup.join_file) if cgroup else "",
                 *map(str, limits), *command]
         return ["unshare", "--mount", "--", *argv] if root else argv
+
+    def _cache_overlays(self, stage: Path, cgroup, args: list[str]) -> list[str]:
+        """fstab lines that mount each prebuilt toolchain cache (resources/toolcache.py) as the lower layer of
+        an overlay whose upper layer is this jail's own, and the binds that put them in the jail. Only with
+        a memory cgroup: the upper layer lives in the staging dir, so the cgroup is what bounds it."""
+        if not self.toolchain_caches or cgroup is None:
+            return []
+        lower = toolcache.go_cache()
+        if lower is None:
+            return []
+        if not _FSTAB_SAFE.fullmatch(str(lower)) or not _FSTAB_SAFE.fullmatch(str(stage)):
+            _warn_once(f"sandbox: toolchain cache path {lower} or {stage} cannot go in an fstab; not mounted")
+            return []
+        upper, work, merged = stage / "gocache.upper", stage / "gocache.work", stage / "gocache"
+        for d in (upper, work, merged):
+            d.mkdir()
+        upper.chmod(0o1777)  # the merged root takes the upper layer's owner and mode: the jail adds entries
+        args += ["--bind", str(merged), toolcache.GO_MOUNT]
+        return [f"overlay {merged} overlay lowerdir={lower},upperdir={upper},workdir={work} 0 0\n"]
 
     def _inodes(self, mb: int) -> int:
         return max(1024, mb * self.inodes_per_mb)
