@@ -69,10 +69,12 @@ def go_cache() -> Path | None:
         return None
     target = CACHE_ROOT / f"go-{key}"
     try:
-        st = target.stat()
+        st, root = target.stat(), CACHE_ROOT.stat()
     except OSError:
         return None
-    return target if st.st_uid == 0 and (st.st_mode & 0o7777) == 0o1777 else None
+    sealed = st.st_uid == 0 and (st.st_mode & 0o7777) == 0o1777
+    hidden = root.st_uid == 0 and (root.st_mode & 0o077) == 0  # its 1777 folders are reachable by root only
+    return target if sealed and hidden else None
 
 
 def build(sandbox=None, log=print) -> dict[str, str]:
@@ -83,18 +85,19 @@ def build(sandbox=None, log=print) -> dict[str, str]:
     if key is None:
         return {"go": "skipped: no Go toolchain"}
     target = CACHE_ROOT / f"go-{key}"
+    CACHE_ROOT.mkdir(parents=True, exist_ok=True)
+    os.chown(CACHE_ROOT, 0, 0)
+    CACHE_ROOT.chmod(0o700)  # the sealed folders are 1777 inside: nobody but root may reach them
+    go_cache.cache_clear()
     if go_cache() is not None:
         return {"go": f"present: {target}"}
     from resources.sandbox import SandboxJob, default_sandbox
 
     sandbox = sandbox or default_sandbox()
-    CACHE_ROOT.mkdir(parents=True, exist_ok=True)
-    os.chown(CACHE_ROOT, 0, 0)
-    CACHE_ROOT.chmod(0o700)  # the sealed folders are 1777 inside: nobody but root may reach them
     staging = Path(tempfile.mkdtemp(prefix=".go-", dir=CACHE_ROOT))
     try:
         staging.chmod(0o777)  # written by the building jail's unprivileged uid
-        log(f"[toolcache] building the Go standard-library cache in a jail (once; about a minute)")
+        log("[toolcache] building the Go standard-library cache in a jail (once; about a minute)")
         result = sandbox.run_job(SandboxJob(command=["sh", "-c", _GO_WARM_SCRIPT], files=_GO_WARM_FILES,
                                             rw_binds=[(str(staging), "/cache")], timeout_s=1800,
                                             memory_mb=max(sandbox.memory_mb, 4096)))
