@@ -17,6 +17,7 @@ this machine. docs/sandbox.md has the details and what each limit counts.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import logging
@@ -39,7 +40,7 @@ from typing import Callable, Iterable, Mapping, Sequence, TypeVar
 import dagster as dg
 from pydantic import PrivateAttr
 
-from resources import cgroups, seccomp, toolcache
+from resources import cgroups, mounts, seccomp, toolcache
 from resources.settings import env_fields, env_str
 from resources.toolchains import all_toolchains
 
@@ -59,29 +60,28 @@ _SYSTEM_BINDS = ("/etc/alternatives", "/etc/ld.so.cache", "/etc/ld.so.conf", "/e
 # /proc files bound over with an empty file: the VM's kernel command line, and the key files (the
 # keyring calls are denied anyway; these would still list keys of the slot uid and every uid's counts).
 _MASKED_PROC = ("/proc/cmdline", "/proc/keys", "/proc/key-users")
-# Runs as the jail's user, first thing: a HOME, then the job's input, then the command. $1 is the compile
-# step (a shell script, or empty) and $2 the run phase's CPU limit: the compile step runs with fd 6 (the
-# host's phase pipe) closed, then the limit drops to the run's and one byte on fd 6 tells the host that
-# the run phase starts; the program itself never holds fd 6.
-_PRELUDE = (
-    'if [ -d /opt/hrm-home ]; then cp -R /opt/hrm-home /tmp/home; else mkdir /tmp/home; fi && '
-    'src= && { [ ! -d /.input ] || src=/.input/.; } && { [ ! -d /.files ] || src="$src /.files/."; } && '
-    '{ [ -z "$src" ] || cp -R $src /work/; } && cd "$HRM_CWD" && c=$1 && t=$2 && shift 2 && '
-    '{ [ -z "$c" ] || { sh -c "$c" 6>&- || exit; ulimit -t "$t" && echo >&6; }; } && exec "$@" 6>&-'
-)
-# The launcher: $1 the staging dir (bwrap's options, seccomp filter, fstab; bwrap's status goes to
-# $1/status), $2 the cgroup file that moves its writer into the jail's cgroup (or ""), $3-$7 the
-# rlimits, then the jail's command. bash spells the process limit -u, dash -p; -d is in KiB and -f
-# in 512-byte blocks in both (as `sh`). Root only: mount the capped tmpfs listed in $1/fstab.
+# Run as the jail's user, first thing, where the host could not do it beforehand (without root, or with an
+# input_dir): a HOME, then the job's input and files. Then _RUN, wherever the job has a compile step or a
+# cwd other than /work: $1 is the compile step (a shell script, or empty) and $2 the run phase's CPU
+# limit. The compile step runs with fd 6 (the host's phase pipe) closed, then the limit drops to the
+# run's and one byte on fd 6 tells the host that the run phase starts; the program never holds fd 6.
+_MAKE_HOME = 'if [ -d /opt/hrm-home ]; then cp -R /opt/hrm-home /tmp/home; else mkdir /tmp/home; fi'
+_COPY_IN = ('src= && { [ ! -d /.input ] || src=/.input/.; } && { [ ! -d /.files ] || src="$src /.files/."; } && '
+            '{ [ -z "$src" ] || cp -R $src /work/; }')
+_RUN = ('cd "$HRM_CWD" && c=$1 && t=$2 && shift 2 && '
+        '{ [ -z "$c" ] || { sh -c "$c" 6>&- || exit; ulimit -t "$t" && echo >&6; }; } && exec "$@" 6>&-')
+# The launcher: $1 the staging dir (bwrap's options, seccomp filter; bwrap's status goes to $1/status),
+# $2 the cgroup file that moves its writer into the jail's cgroup (or ""), $3-$7 the rlimits, then the
+# jail's command. bash spells the process limit -u, dash -p; -d is in KiB and -f in 512-byte blocks in
+# both (as `sh`).
 _LAUNCH = (
     '{ [ -z "$2" ] || echo 0 > "$2"; } && ulimit -t "$3" && ulimit -d "$4" && ulimit -f "$5" && '
     '{ ulimit -u "$6" 2>/dev/null || ulimit -p "$6"; } && ulimit -n "$7" && ulimit -c 0 && '
-    '{MOUNT}s=$1 && shift 7 && exec bwrap --args 3 -- "$@" 3<"$s/args" {SECCOMP}5>"$s/status"{PHASE}'
+    's=$1 && shift 7 && exec bwrap --args 3 -- "$@" 3<"$s/args" {SECCOMP}5>"$s/status"{PHASE}'
 )
-_MOUNT = 'mount -n -c -i -a -T "$1/fstab" && '
 _CLEAR_KEYRINGS = ('p=$(keyctl get_persistent @u); u=$(keyctl id @u); s=$(keyctl id @us); '
                    'for k in $p $s $u; do keyctl invalidate "$k"; done')
-_FSTAB_SAFE = re.compile(r"[A-Za-z0-9_./+-]+")
+_OPTION_SAFE = re.compile(r"[A-Za-z0-9_./+-]+")  # a path that can go in mount options as it is
 JAIL_SLACK_MB = 64  # the cgroup's limit above memory_mb: the jail's own processes and kernel memory
 _LOG = logging.getLogger("hrm.sandbox")
 
@@ -262,13 +262,21 @@ class Sandbox(dg.ConfigurableResource):
         step and `phase_pipe`, `_Launch.phase_fd` reads the byte that marks the start of the run phase."""
         self.check_available()
         memory_mb = int(job.memory_mb or self.memory_mb)
-        with _Slot() as slot, tempfile.TemporaryDirectory(prefix="hrm-sbx-", dir=STAGE_DIR) as stage:
+        root = os.geteuid() == 0
+        if root:
+            _reap_stale_mounts()
+        with _Slot() as slot, tempfile.TemporaryDirectory(prefix=f"hrm-sbx-{os.getpid()}-", dir=STAGE_DIR) as stage:
             uid = self.uid_base + slot
-            if os.geteuid() == 0:
+            if root:
                 _empty_keyrings(uid)
             cgroup = _jail_cgroup(uid, memory_mb)
             phase_fd = None
+            mounted = False
             try:
+                if root:
+                    Path(stage).chmod(0o700)  # the jail's /work and /tmp are mounted below it, on the host
+                    mounted = True
+                    self._mount_filesystems(Path(stage), cgroup)
                 if job.compile is not None:
                     if phase_pipe:  # opened for reading first, so the launcher's open for writing never blocks
                         os.mkfifo(Path(stage) / "phase", 0o600)
@@ -282,6 +290,8 @@ class Sandbox(dg.ConfigurableResource):
                     os.close(phase_fd)
                 if cgroup is not None and not cgroup.remove():  # kills whatever is left in it first
                     _LOG.warning("sandbox: jail cgroup %s could not be removed", cgroup.path)
+                if mounted and not mounts.detach(stage) and os.path.ismount(stage):
+                    _LOG.warning("sandbox: the jail's filesystems under %s could not be unmounted", stage)
 
     def _execute(self, job: SandboxJob, launch: "_Launch") -> SandboxResult:
         timeout = float(job.timeout_s or self.timeout_s)
@@ -355,15 +365,10 @@ class Sandbox(dg.ConfigurableResource):
         (stage / "empty").write_bytes(b"")
         for p in _MASKED_PROC:
             args += ["--ro-bind", str(stage / "empty"), p]
-        if root:  # tmpfs with an inode cap, mounted by the launcher (bwrap cannot set nr_inodes)
-            lines = []
-            for name, mb in (("work", self.work_mb), ("tmp", self.tmp_mb)):
-                (stage / name).mkdir()
-                lines.append(f"sandbox {stage / name} tmpfs size={mb << 20},nr_inodes={self._inodes(mb)},"
-                             "mode=1777,nosuid,nodev 0 0\n")
-                args += ["--bind", str(stage / name), f"/{name}"]
-            lines += self._cache_overlays(stage, cgroup, args)
-            (stage / "fstab").write_text("".join(lines))
+        if root:  # tmpfs with an inode cap and the cache overlays, mounted by _mount_filesystems
+            args += ["--bind", str(stage / "work"), "/work", "--bind", str(stage / "tmp"), "/tmp"]
+            if (stage / "gocache").is_mount():
+                args += ["--bind", str(stage / "gocache"), toolcache.GO_MOUNT]
         else:
             args += ["--size", str(self.work_mb << 20), "--perms", "1777", "--tmpfs", "/work",
                      "--size", str(self.tmp_mb << 20), "--perms", "1777", "--tmpfs", "/tmp"]
@@ -385,14 +390,15 @@ class Sandbox(dg.ConfigurableResource):
             env.update(tc.env)
         if job.input_dir is not None:
             args += ["--ro-bind", str(Path(job.input_dir).resolve()), "/.input"]
-        if job.files:
+        # As root, the host makes HOME and writes the job's files into /work itself (owned by the jail's
+        # uid, as a copy made inside would be), unless an input_dir must go in first.
+        copy_in_jail = not root or job.input_dir is not None
+        if root:
+            self._make_home(stage / "tmp", uid)
+        if job.files and not (not copy_in_jail and _write_files(job.files, stage / "work", uid)):
+            copy_in_jail = True
             files_dir = stage / "files"
-            for rel, content in job.files.items():
-                target = (files_dir / rel).resolve()
-                if not str(target).startswith(str(files_dir.resolve()) + os.sep):
-                    raise ValueError(f"sandbox file path escapes the work dir: {rel!r}")
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(content.encode() if isinstance(content, str) else content)
+            _write_files(job.files, files_dir, None)
             _make_world_readable(files_dir)
             args += ["--ro-bind", str(files_dir), "/.files"]
         for src, dest in job.ro_binds:
@@ -400,7 +406,8 @@ class Sandbox(dg.ConfigurableResource):
         for src, dest in job.rw_binds:
             args += ["--bind", str(src), dest]
         args = _with_parent_dirs(args)
-        _make_world_readable(stage, recursive=False)
+        if not root:
+            _make_world_readable(stage, recursive=False)
         env["PATH"] = ":".join(path + ["/usr/local/bin", "/usr/bin", "/bin"])
         env.update(job.env)
         args += ["--clearenv"]
@@ -425,37 +432,60 @@ class Sandbox(dg.ConfigurableResource):
         if job.compile is not None:
             compile_script = shlex.join(job.compile)
             cpu = max(cpu, math.ceil(self._compile_timeout(job)) + 1)
-        command = ["sh", "-c", _PRELUDE, "sandbox", compile_script, str(run_cpu), *job.command]
+        prelude = ([] if root else [_MAKE_HOME]) + ([_COPY_IN] if copy_in_jail else [])
+        if prelude or job.compile is not None or job.cwd != "/work":
+            command = ["sh", "-c", " && ".join([*prelude, _RUN]), "sandbox", compile_script, str(run_cpu),
+                       *job.command]
+        else:
+            command = list(job.command)
         if root:
             command[0:0] = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--inh-caps=-all",
                             "--bounding-set=-all", "--no-new-privs", "--"]
-        script = (_LAUNCH.replace("{MOUNT}", _MOUNT if root else "")
-                  .replace("{SECCOMP}", '4<"$s/seccomp" ' if program is not None else "")
+        script = (_LAUNCH.replace("{SECCOMP}", '4<"$s/seccomp" ' if program is not None else "")
                   .replace("{PHASE}", ' 6>"$s/phase"' if job.compile is not None else ""))
         limits = [cpu, memory_mb << 10, self.max_file_size_mb << 11, job.max_processes or self.max_processes,
                   self.max_open_files]
-        argv = ["sh", "-c", script, "hrm-sandbox", str(stage), str(cgroup.join_file) if cgroup else "",
+        return ["sh", "-c", script, "hrm-sandbox", str(stage), str(cgroup.join_file) if cgroup else "",
                 *map(str, limits), *command]
-        return ["unshare", "--mount", "--", *argv] if root else argv
 
-    def _cache_overlays(self, stage: Path, cgroup, args: list[str]) -> list[str]:
-        """fstab lines that mount each prebuilt toolchain cache (resources/toolcache.py) as the lower layer of
-        an overlay whose upper layer is this jail's own, and the binds that put them in the jail. Only with
-        a memory cgroup: the upper layer lives in the staging dir, so the cgroup is what bounds it."""
-        if not self.toolchain_caches or cgroup is None:
-            return []
-        lower = toolcache.go_cache()
+    def _mount_filesystems(self, stage: Path, cgroup) -> None:
+        """Mount, below `stage`, the jail's /work and /tmp (tmpfs capped in size and inodes: bwrap cannot set
+        nr_inodes) and each prebuilt toolchain cache (resources/toolcache.py) as the lower layer of an
+        overlay whose upper layer is this jail's own. `stage` is made a private mount point first, so none of
+        it propagates elsewhere, and `_jail` detaches the lot on exit. The overlay only with a memory cgroup:
+        its upper layer lives in the staging dir, so the cgroup is what bounds it."""
+        mounts.mount(stage, stage, None, mounts.MS_BIND)
+        mounts.mount(None, stage, None, mounts.MS_PRIVATE)
+        for name, mb in (("work", self.work_mb), ("tmp", self.tmp_mb)):
+            (stage / name).mkdir()
+            mounts.mount("sandbox", stage / name, "tmpfs", mounts.MS_NOSUID | mounts.MS_NODEV,
+                         f"size={mb << 20},nr_inodes={self._inodes(mb)},mode=1777")
+        lower = toolcache.go_cache() if self.toolchain_caches and cgroup is not None else None
         if lower is None:
-            return []
-        if not _FSTAB_SAFE.fullmatch(str(lower)) or not _FSTAB_SAFE.fullmatch(str(stage)):
-            _warn_once(f"sandbox: toolchain cache path {lower} or {stage} cannot go in an fstab; not mounted")
-            return []
+            return
+        if not _OPTION_SAFE.fullmatch(str(lower)) or not _OPTION_SAFE.fullmatch(str(stage)):
+            _warn_once(f"sandbox: toolchain cache path {lower} or {stage} cannot go in mount options; not mounted")
+            return
         upper, work, merged = stage / "gocache.upper", stage / "gocache.work", stage / "gocache"
         for d in (upper, work, merged):
             d.mkdir()
         upper.chmod(0o1777)  # the merged root takes the upper layer's owner and mode: the jail adds entries
-        args += ["--bind", str(merged), toolcache.GO_MOUNT]
-        return [f"overlay {merged} overlay lowerdir={lower},upperdir={upper},workdir={work} 0 0\n"]
+        mounts.mount("overlay", merged, "overlay", mounts.MS_NOSUID | mounts.MS_NODEV,
+                     f"lowerdir={lower},upperdir={upper},workdir={work}")
+
+    @staticmethod
+    def _make_home(tmp: Path, uid: int) -> None:
+        """/tmp/home, owned by the jail's uid, from the toolchains' home skeleton where there is one."""
+        home = tmp / "home"
+        skeleton = next((src for tc in all_toolchains() if tc.available for src, dest in tc.binds
+                         if dest == "/opt/hrm-home" and os.path.isdir(src)), None)
+        if skeleton is None:
+            home.mkdir(0o755)
+        else:
+            shutil.copytree(skeleton, home, symlinks=True)
+        for dirpath, dirnames, filenames in os.walk(home):
+            for n in [dirpath, *(os.path.join(dirpath, f) for f in dirnames + filenames)]:
+                os.lchown(n, uid, uid)
 
     def _inodes(self, mb: int) -> int:
         return max(1024, mb * self.inodes_per_mb)
@@ -610,6 +640,65 @@ def _with_parent_dirs(args: list[str]) -> list[str]:
             out.append(args[i])
             i += 1
     return out
+
+
+def _write_files(files: Mapping[str, str | bytes], root: Path, uid: int | None) -> bool:
+    """Write `files` below `root` (folders 0755, files 0644, owned by `uid` unless None); False when they
+    do not fit (the jail's capped /work), with whatever was written removed again."""
+    root.mkdir(parents=True, exist_ok=True)
+    base = str(root.resolve()) + os.sep
+    made: list[Path] = []
+    try:
+        for rel, content in files.items():
+            target = (root / rel).resolve()
+            if not str(target).startswith(base):
+                raise ValueError(f"sandbox file path escapes the work dir: {rel!r}")
+            missing = [p for p in reversed(target.parents) if str(p).startswith(base) and not p.exists()]
+            for d in missing:
+                d.mkdir(0o755)
+                made.append(d)
+                if uid is not None:
+                    os.chown(d, uid, uid)
+            target.write_bytes(content.encode() if isinstance(content, str) else content)
+            made.append(target)
+            if uid is not None:
+                os.chown(target, uid, uid)
+    except OSError as exc:
+        if uid is None or exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise
+        for p in reversed(made):
+            p.rmdir() if p.is_dir() else p.unlink(missing_ok=True)
+        return False
+    return True
+
+
+_reaped = threading.Lock()
+_reap_done = False
+
+
+def _reap_stale_mounts() -> None:
+    """Detach and remove the jail filesystems of host processes that died without doing it (once per
+    process): each staging dir is named after the process that made it."""
+    global _reap_done
+    with _reaped:
+        if _reap_done:
+            return
+        _reap_done = True
+        prefix = os.path.join(os.path.realpath(STAGE_DIR or tempfile.gettempdir()), "hrm-sbx-")
+        for point in mounts.mount_points():
+            m = re.fullmatch(re.escape(prefix) + r"(\d+)-[^/]+", point)
+            if not m or int(m.group(1)) == os.getpid():
+                continue
+            try:
+                os.kill(int(m.group(1)), 0)
+                continue  # alive (or another process now has the pid): leave it
+            except ProcessLookupError:
+                pass
+            except PermissionError:
+                continue
+            if mounts.detach(point):
+                shutil.rmtree(point, ignore_errors=True)
+                _LOG.warning("sandbox: removed the jail filesystems a dead process left at %s", point)
 
 
 def _kill_tree(proc: subprocess.Popen) -> None:
