@@ -1,17 +1,20 @@
 """The one way this project runs untrusted code: a bubblewrap jail.
 
-Layout of a run (as root): a launcher shell, in a mount namespace of its own (`unshare --mount`),
-joins the jail's memory cgroup (resources/cgroups.py), sets the rlimits (CPU, data, file size,
-processes, open files, no core), mounts /work and /tmp as tmpfs capped in size and inodes, and execs
-`bwrap`, which reads its arguments from a file (so no host path shows in the jail's /proc/*/cmdline).
-bwrap builds the jail (read-only /usr and toolchains, no network, own PID/IPC/UTS/cgroup namespaces,
-cleared environment, /proc/cmdline and the key files in /proc masked) and loads the seccomp filter
-(resources/seccomp.py); `setpriv` then drops to an unprivileged uid of its own (one per concurrent
-slot, so RLIMIT_NPROC is really counted) with no capabilities. Killing bwrap kills the namespace's
-init, which takes every descendant with it, including ones that called setsid. The slot uid's kernel
-keyrings are emptied before a run whenever they hold anything. Without root, bwrap runs in a user
-namespace instead, with bwrap's own size-capped tmpfs; `Sandbox.layers()` says which layers hold on
-this machine. docs/sandbox.md has the details and what each limit counts.
+Layout of a run (as root): the host process mounts the jail's /work and /tmp (tmpfs capped in size and
+inodes) and the prebuilt toolchain caches (an overlay per jail over a sealed, root-owned lower layer;
+resources/toolcache.py) below the jail's private staging mount, writes HOME and the job's files, and
+starts a launcher shell that joins the jail's memory cgroup (resources/cgroups.py), sets the rlimits (CPU,
+data, file size, processes, open files, no core) and execs `bwrap`, which reads its arguments from a file
+(so no host path shows in the jail's /proc/*/cmdline). bwrap builds the jail (read-only /usr and
+toolchains, no network, own mount/PID/IPC/UTS/cgroup namespaces, cleared environment, /proc/cmdline and the
+key files in /proc masked) and loads the seccomp filter (resources/seccomp.py); `setpriv` then drops to an
+unprivileged uid of its own (one per concurrent slot, so RLIMIT_NPROC is really counted) with no
+capabilities. A job's optional compile step runs first under its own time limits, and the result says
+which phase ended the job. Killing bwrap kills the namespace's init, which takes every descendant with it,
+including ones that called setsid. The slot uid's kernel keyrings are emptied before a run whenever they
+hold anything. Without root, bwrap runs in a user namespace instead, with bwrap's own size-capped tmpfs;
+`Sandbox.layers()` says which layers hold on this machine. docs/sandbox.md has the details and what each
+limit counts.
 """
 
 from __future__ import annotations
@@ -90,7 +93,10 @@ R = TypeVar("R")
 
 
 class SandboxUnavailable(RuntimeError):
-    """bubblewrap (or, as root, setpriv/unshare/mount) is missing: nothing untrusted may run."""
+    """bubblewrap (or, as root, setpriv) is missing: nothing untrusted may run."""
+
+
+_FOUND_TOOLS: set[str] = set()
 
 
 @dataclass(frozen=True)
@@ -177,13 +183,13 @@ class Sandbox(dg.ConfigurableResource):
     # --- public API -------------------------------------------------------------------------
     @staticmethod
     def check_available() -> None:
-        missing = [t for t in ("bwrap", "sh") if not shutil.which(t)]
-        if os.geteuid() == 0:
-            missing += [t for t in ("setpriv", "unshare", "mount") if not shutil.which(t)]
+        needed = ("bwrap", "sh", "setpriv") if os.geteuid() == 0 else ("bwrap", "sh")
+        missing = [t for t in needed if t not in _FOUND_TOOLS and not shutil.which(t)]
         if missing:
             raise SandboxUnavailable(
                 f"sandbox tools missing: {', '.join(missing)}; run scripts/setup.sh as root "
-                "(apt-get install bubblewrap util-linux mount)")
+                "(apt-get install bubblewrap util-linux)")
+        _FOUND_TOOLS.update(needed)  # a PATH search per tool and jail cost a few hundred microseconds
 
     def layers(self) -> dict[str, str]:
         """Which of the jail's layers hold on this machine, one line each (`hrm sandbox layers`). A missing
@@ -629,11 +635,12 @@ def _with_parent_dirs(args: list[str]) -> list[str]:
     i = 0
     while i < len(args):
         if args[i] in ("--ro-bind", "--bind"):
-            dest = Path(args[i + 2])
-            for parent in reversed(dest.parents):
-                if str(parent) not in made:
-                    made.add(str(parent))
-                    out += ["--perms", "0755", "--dir", str(parent)]
+            parts = args[i + 2].split("/")[1:-1]
+            for n in range(1, len(parts) + 1):
+                parent = "/" + "/".join(parts[:n])
+                if parent not in made:
+                    made.add(parent)
+                    out += ["--perms", "0755", "--dir", parent]
             out += args[i:i + 3]
             i += 3
         else:

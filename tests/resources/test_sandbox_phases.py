@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from resources import toolcache
-from resources.sandbox import Sandbox
+import resources.sandbox as sandbox_module
+from resources import mounts, toolcache
+from resources.sandbox import Sandbox, SandboxJob
 from resources.toolchains import toolchain
 
 UID_BASE = 63400  # our own uid range (see tests/resources/test_sandbox.py)
@@ -196,3 +197,31 @@ def test_the_cache_is_unused_unless_root_owned_and_hidden(tmp_path, monkeypatch)
         assert toolcache.go_cache() is None
     finally:
         toolcache.go_cache.cache_clear()
+
+
+# --- the jail's filesystems, mounted by the host process -------------------------------------------
+def test_a_jails_filesystems_are_private_to_root_and_gone_after_it(sandbox):
+    if os.geteuid() != 0:
+        pytest.skip("the host mounts the jail's filesystems as root only")
+    sb = _sandbox()
+    with sb.process(SandboxJob(command=["sh", "-c", "echo secret > /work/f; echo ready; read x"])) as jail:
+        assert jail.proc.stdout.readline() == b"ready\n"
+        stage = next(Path(p) for p in mounts.mount_points() if f"/hrm-sbx-{os.getpid()}-" in p
+                     and p.endswith("/work")).parent
+        assert (stage.stat().st_mode & 0o777) == 0o700 and (stage / "work" / "f").read_text() == "secret\n"
+    assert not any(str(stage) in p for p in mounts.mount_points()) and not stage.exists()
+
+
+def test_filesystems_a_dead_process_left_are_reaped(sandbox, tmp_path, monkeypatch):
+    if os.geteuid() != 0:
+        pytest.skip("root only")
+    dead = subprocess.run(["sh", "-c", "echo $$"], capture_output=True, text=True).stdout.strip()
+    stage = Path(sandbox_module.STAGE_DIR or "/tmp") / f"hrm-sbx-{dead}-left"
+    (stage / "work").mkdir(parents=True)
+    mounts.mount(stage, stage, None, mounts.MS_BIND)
+    mounts.mount(None, stage, None, mounts.MS_PRIVATE)
+    mounts.mount("sandbox", stage / "work", "tmpfs", 0, "size=1048576")
+    (stage / "work" / "left").write_text("x")
+    monkeypatch.setattr(sandbox_module, "_reap_done", False)
+    sandbox_module._reap_stale_mounts()
+    assert not any(str(stage) in p for p in mounts.mount_points()) and not stage.exists()
