@@ -62,6 +62,20 @@ def test_a_slow_compile_does_not_count_against_the_run_limit(sandbox):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("language", ["cpp", "rust"])
+def test_a_compile_longer_than_the_run_limit_passes(sandbox, tmp_path, language):
+    if not toolchain(language).available:
+        pytest.skip(toolchain(language).reason)
+    source = {"cpp": "#include <iostream>\n#include <map>\n#include <regex>\n"
+                     "int main() { std::map<int, int> m{{4, 2}}; std::cout << m[4] << std::endl; }\n",
+              "rust": "use std::collections::HashMap;\nfn main() { let mut m = HashMap::new(); m.insert(4, 2); "
+                      "println!(\"{}\", m[&4]); }\n"}[language]
+    out = _cli(tmp_path, language, source, "--timeout", "0.1")
+    assert (out["status"], out["phase"], out["stdout"]) == ("ok", "run", "2\n"), out
+    assert out["compile_wall_s"] > 0.1 > out["run_wall_s"], out  # the compile alone outlasts the run limit
+
+
+@pytest.mark.slow
 def test_a_program_that_loops_forever_times_out_in_the_run_phase(go_cache, tmp_path):
     out = _cli(tmp_path, "go", "package main\n\nfunc main() {\n\tfor {\n\t}\n}\n", "--timeout", "1")
     assert (out["status"], out["phase"]) == ("timeout", "run"), out
