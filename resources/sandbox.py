@@ -415,6 +415,8 @@ class Sandbox(dg.ConfigurableResource):
         if not root:
             _make_world_readable(stage, recursive=False)
         env["PATH"] = ":".join(path + ["/usr/local/bin", "/usr/bin", "/bin"])
+        if root and (stage / "gocache").is_mount():
+            env["GOCACHE"] = toolcache.GO_MOUNT
         env.update(job.env)
         args += ["--clearenv"]
         for k, v in env.items():

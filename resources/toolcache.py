@@ -6,8 +6,8 @@ Go keeps no compiled standard library in its GOROOT: a jail with an empty build 
 of its own from trusted inputs only (the toolchain and the warm-up code below, never a program of a job),
 then seals the result root-owned: files 0644, folders 1777, all under a root-only (0700) folder.
 
-Every later jail sees the cache at its GOCACHE (/tmp/gocache) through an overlay mount that its launcher
-makes: the sealed folder is the lower layer, a fresh empty folder of that jail's staging dir the upper
+Every later jail sees the cache at its GOCACHE (/opt/hrm-cache/go) through an overlay mount that the host
+makes for it: the sealed folder is the lower layer, a fresh empty folder of that jail's staging dir the upper
 one. New entries (the job's own packages) land in the jail's upper layer and vanish with it; an entry of
 the lower layer can be read but not written (root-owned 0644), nor removed or renamed (the sticky
 folders), so no job can change what a later job compiles against. docs/sandbox.md says why an overlay
@@ -32,7 +32,9 @@ from pathlib import Path
 from resources.toolchains import TOOLCHAIN_DIR, toolchain
 
 CACHE_ROOT = TOOLCHAIN_DIR / "caches"
-GO_MOUNT = "/tmp/gocache"  # the jails' GOCACHE (resources/toolchains.py)
+# The jails' GOCACHE where the cache is mounted (otherwise the toolchain's /tmp/gocache, empty): outside
+# /tmp, which long-lived jails (the LCB runner) empty between programs and expect to hold HOME alone.
+GO_MOUNT = "/opt/hrm-cache/go"
 _LOG = logging.getLogger("hrm.toolcache")
 # `go build std` compiles every standard-library package; the test compiles a test binary's own
 # dependencies (testing/internal/testdeps and the like) and runs vet's checks on them, as `go test` does.

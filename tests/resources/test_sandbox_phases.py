@@ -130,7 +130,7 @@ def test_a_job_without_a_compile_step_is_all_run(sandbox):
 # chmod and hard-link each entry; replace a folder; and leave a new entry for the next jail to find.
 _POISON = r"""
 import json, os
-root = "/tmp/gocache"
+root = os.environ["GOCACHE"]
 done = {"write": 0, "truncate": 0, "remove": 0, "rename": 0, "chmod": 0, "link": 0, "folder": 0}
 tried = 0
 for sub in sorted(os.listdir(root)):
@@ -183,7 +183,7 @@ def test_a_jail_cannot_poison_the_shared_cache_for_a_later_jail(go_cache):
     assert _signature(go_cache) == before  # nothing of the host's copy changed, nothing added
     # the next jail builds against the untouched cache (fast: the standard library is all hits), and the
     # attacker's new entry is gone with its jail
-    listing = sb.run(["ls", "-a", "/tmp/gocache/00"])
+    listing = sb.run(["sh", "-c", 'ls -a "$GOCACHE/00"'])
     assert listing.status == "ok" and listing.stdout.count("\n") > 2 and "poison" not in listing.stdout, listing
     run = sb.run(["/tmp/prog"], compile=["sh", "-c", "go build -o /tmp/prog main.go"], files={"main.go": GO_HELLO})
     assert (run.status, run.stdout) == ("ok", "hello 42\n"), run
