@@ -1,22 +1,26 @@
 """The one way this project runs untrusted code: a bubblewrap jail.
 
-Layout of a run (as root): a launcher shell, in a mount namespace of its own (`unshare --mount`),
-joins the jail's memory cgroup (resources/cgroups.py), sets the rlimits (CPU, data, file size,
-processes, open files, no core), mounts /work and /tmp as tmpfs capped in size and inodes, and execs
-`bwrap`, which reads its arguments from a file (so no host path shows in the jail's /proc/*/cmdline).
-bwrap builds the jail (read-only /usr and toolchains, no network, own PID/IPC/UTS/cgroup namespaces,
-cleared environment, /proc/cmdline and the key files in /proc masked) and loads the seccomp filter
-(resources/seccomp.py); `setpriv` then drops to an unprivileged uid of its own (one per concurrent
-slot, so RLIMIT_NPROC is really counted) with no capabilities. Killing bwrap kills the namespace's
-init, which takes every descendant with it, including ones that called setsid. The slot uid's kernel
-keyrings are emptied before a run whenever they hold anything. Without root, bwrap runs in a user
-namespace instead, with bwrap's own size-capped tmpfs; `Sandbox.layers()` says which layers hold on
-this machine. docs/sandbox.md has the details and what each limit counts.
+Layout of a run (as root): the host process mounts the jail's /work and /tmp (tmpfs capped in size and
+inodes) and the prebuilt toolchain caches (an overlay per jail over a sealed, root-owned lower layer;
+resources/toolcache.py) below the jail's private staging mount, writes HOME and the job's files, and
+starts a launcher shell that joins the jail's memory cgroup (resources/cgroups.py), sets the rlimits (CPU,
+data, file size, processes, open files, no core) and execs `bwrap`, which reads its arguments from a file
+(so no host path shows in the jail's /proc/*/cmdline). bwrap builds the jail (read-only /usr and
+toolchains, no network, own mount/PID/IPC/UTS/cgroup namespaces, cleared environment, /proc/cmdline and the
+key files in /proc masked) and loads the seccomp filter (resources/seccomp.py); `setpriv` then drops to an
+unprivileged uid of its own (one per concurrent slot, so RLIMIT_NPROC is really counted) with no
+capabilities. A job's optional compile step runs first under its own time limits, and the result says
+which phase ended the job. Killing bwrap kills the namespace's init, which takes every descendant with it,
+including ones that called setsid. The slot uid's kernel keyrings are emptied before a run whenever they
+hold anything. Without root, bwrap runs in a user namespace instead, with bwrap's own size-capped tmpfs;
+`Sandbox.layers()` says which layers hold on this machine. docs/sandbox.md has the details and what each
+limit counts.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import logging
@@ -24,6 +28,7 @@ import math
 import os
 import re
 import selectors
+import shlex
 import shutil
 import signal
 import subprocess
@@ -38,7 +43,7 @@ from typing import Callable, Iterable, Mapping, Sequence, TypeVar
 import dagster as dg
 from pydantic import PrivateAttr
 
-from resources import cgroups, seccomp
+from resources import cgroups, mounts, seccomp, toolcache
 from resources.settings import env_fields, env_str
 from resources.toolchains import all_toolchains
 
@@ -58,24 +63,28 @@ _SYSTEM_BINDS = ("/etc/alternatives", "/etc/ld.so.cache", "/etc/ld.so.conf", "/e
 # /proc files bound over with an empty file: the VM's kernel command line, and the key files (the
 # keyring calls are denied anyway; these would still list keys of the slot uid and every uid's counts).
 _MASKED_PROC = ("/proc/cmdline", "/proc/keys", "/proc/key-users")
-# Runs as the jail's user, first thing: a HOME, then the job's input, then the command.
-_PRELUDE = (
-    'if [ -d /opt/hrm-home ]; then cp -R /opt/hrm-home /tmp/home; else mkdir /tmp/home; fi && '
-    'src= && { [ ! -d /.input ] || src=/.input/.; } && { [ ! -d /.files ] || src="$src /.files/."; } && '
-    '{ [ -z "$src" ] || cp -R $src /work/; } && cd "$HRM_CWD" && exec "$@"'
-)
-# The launcher: $1 the staging dir (bwrap's options, seccomp filter, fstab; bwrap's status goes to
-# $1/status), $2 the cgroup file that moves its writer into the jail's cgroup (or ""), $3-$7 the
-# rlimits, then the jail's command. bash spells the process limit -u, dash -p; -d is in KiB and -f
-# in 512-byte blocks in both (as `sh`). Root only: mount the capped tmpfs listed in $1/fstab.
+# Run as the jail's user, first thing, where the host could not do it beforehand (without root, or with an
+# input_dir): a HOME, then the job's input and files. Then _RUN, wherever the job has a compile step or a
+# cwd other than /work: $1 is the compile step (a shell script, or empty) and $2 the run phase's CPU
+# limit. The compile step runs with fd 6 (the host's phase pipe) closed, then the limit drops to the
+# run's and one byte on fd 6 tells the host that the run phase starts; the program never holds fd 6.
+_MAKE_HOME = 'if [ -d /opt/hrm-home ]; then cp -R /opt/hrm-home /tmp/home; else mkdir /tmp/home; fi'
+_COPY_IN = ('src= && { [ ! -d /.input ] || src=/.input/.; } && { [ ! -d /.files ] || src="$src /.files/."; } && '
+            '{ [ -z "$src" ] || cp -R $src /work/; }')
+_RUN = ('cd "$HRM_CWD" && c=$1 && t=$2 && shift 2 && '
+        '{ [ -z "$c" ] || { sh -c "$c" 6>&- || exit; ulimit -t "$t" && echo >&6; }; } && exec "$@" 6>&-')
+# The launcher: $1 the staging dir (bwrap's options, seccomp filter; bwrap's status goes to $1/status),
+# $2 the cgroup file that moves its writer into the jail's cgroup (or ""), $3-$7 the rlimits, then the
+# jail's command. bash spells the process limit -u, dash -p; -d is in KiB and -f in 512-byte blocks in
+# both (as `sh`).
 _LAUNCH = (
     '{ [ -z "$2" ] || echo 0 > "$2"; } && ulimit -t "$3" && ulimit -d "$4" && ulimit -f "$5" && '
     '{ ulimit -u "$6" 2>/dev/null || ulimit -p "$6"; } && ulimit -n "$7" && ulimit -c 0 && '
-    '{MOUNT}s=$1 && shift 7 && exec bwrap --args 3 -- "$@" 3<"$s/args" {SECCOMP}5>"$s/status"'
+    's=$1 && shift 7 && exec bwrap --args 3 -- "$@" 3<"$s/args" {SECCOMP}5>"$s/status"{PHASE}'
 )
-_MOUNT = 'mount -n -c -i -a -T "$1/fstab" && '
 _CLEAR_KEYRINGS = ('p=$(keyctl get_persistent @u); u=$(keyctl id @u); s=$(keyctl id @us); '
                    'for k in $p $s $u; do keyctl invalidate "$k"; done')
+_OPTION_SAFE = re.compile(r"[A-Za-z0-9_./+-]+")  # a path that can go in mount options as it is
 JAIL_SLACK_MB = 64  # the cgroup's limit above memory_mb: the jail's own processes and kernel memory
 _LOG = logging.getLogger("hrm.sandbox")
 
@@ -84,7 +93,10 @@ R = TypeVar("R")
 
 
 class SandboxUnavailable(RuntimeError):
-    """bubblewrap (or, as root, setpriv/unshare/mount) is missing: nothing untrusted may run."""
+    """bubblewrap (or, as root, setpriv) is missing: nothing untrusted may run."""
+
+
+_FOUND_TOOLS: set[str] = set()
 
 
 @dataclass(frozen=True)
@@ -94,6 +106,11 @@ class SandboxResult:
     stdout: str
     stderr: str
     wall_s: float
+    # Which phase ended the job: "compile" (the job's compile step failed or ran out of time, or the jail
+    # died before the run began) or "run". Jobs without a compile step are all run.
+    phase: str = "run"
+    compile_wall_s: float | None = None  # jail start-up and the compile step; None without one
+    run_wall_s: float | None = None  # from the end of the compile step (or the start) to the end
 
     @property
     def ok(self) -> bool:
@@ -105,7 +122,9 @@ class SandboxResult:
 
 @dataclass(frozen=True)
 class SandboxJob:
-    """One jailed command. `files` (relative path -> content) and `input_dir` are copied into /work."""
+    """One jailed command. `files` (relative path -> content) and `input_dir` are copied into /work.
+    `compile`, when given, runs first in the same jail under its own limits (`compile_timeout_s`, wall
+    clock and CPU per process); `command` then runs under `timeout_s` alone."""
 
     command: Sequence[str]
     files: Mapping[str, str | bytes] = field(default_factory=dict)
@@ -118,6 +137,8 @@ class SandboxJob:
     timeout_s: float | None = None
     memory_mb: int | None = None
     max_processes: int | None = None
+    compile: Sequence[str] | None = None
+    compile_timeout_s: float | None = None
 
 
 @dataclass
@@ -144,6 +165,7 @@ class Sandbox(dg.ConfigurableResource):
 
     concurrency: int = max(1, os.cpu_count() or 1)
     timeout_s: float = 60.0
+    compile_timeout_s: float = 60.0  # a job's compile step, apart from timeout_s (docs/sandbox.md)
     memory_mb: int = 2048
     work_mb: int = 1024
     tmp_mb: int = 512
@@ -153,6 +175,7 @@ class Sandbox(dg.ConfigurableResource):
     max_file_size_mb: int = 256
     uid_base: int = 61000
     inodes_per_mb: int = 128  # inode cap of the /work and /tmp tmpfs, per MB of their size (root only)
+    toolchain_caches: bool = True  # mount the prebuilt, read-only toolchain caches (resources/toolcache.py)
 
     _gate: threading.BoundedSemaphore | None = PrivateAttr(default=None)
     _gate_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
@@ -160,13 +183,13 @@ class Sandbox(dg.ConfigurableResource):
     # --- public API -------------------------------------------------------------------------
     @staticmethod
     def check_available() -> None:
-        missing = [t for t in ("bwrap", "sh") if not shutil.which(t)]
-        if os.geteuid() == 0:
-            missing += [t for t in ("setpriv", "unshare", "mount") if not shutil.which(t)]
+        needed = ("bwrap", "sh", "setpriv") if os.geteuid() == 0 else ("bwrap", "sh")
+        missing = [t for t in needed if t not in _FOUND_TOOLS and not shutil.which(t)]
         if missing:
             raise SandboxUnavailable(
                 f"sandbox tools missing: {', '.join(missing)}; run scripts/setup.sh as root "
-                "(apt-get install bubblewrap util-linux mount)")
+                "(apt-get install bubblewrap util-linux)")
+        _FOUND_TOOLS.update(needed)  # a PATH search per tool and jail cost a few hundred microseconds
 
     def layers(self) -> dict[str, str]:
         """Which of the jail's layers hold on this machine, one line each (`hrm sandbox layers`). A missing
@@ -193,7 +216,7 @@ class Sandbox(dg.ConfigurableResource):
         return self.run_job(SandboxJob(command=list(command), **options))
 
     def run_job(self, job: SandboxJob) -> SandboxResult:
-        with self._slot_gate(), self._jail(job) as launch:
+        with self._slot_gate(), self._jail(job, phase_pipe=True) as launch:
             return self._execute(job, launch)
 
     def run_many(self, jobs: Iterable[SandboxJob]) -> list[SandboxResult]:
@@ -240,34 +263,63 @@ class Sandbox(dg.ConfigurableResource):
             return self._gate
 
     @contextlib.contextmanager
-    def _jail(self, job: SandboxJob, new_session: bool = True):
-        """A slot, its staging dir and cgroup, and the launcher argv; all released on exit."""
+    def _jail(self, job: SandboxJob, new_session: bool = True, phase_pipe: bool = False):
+        """A slot, its staging dir and cgroup, and the launcher argv; all released on exit. With a compile
+        step and `phase_pipe`, `_Launch.phase_fd` reads the byte that marks the start of the run phase."""
         self.check_available()
         memory_mb = int(job.memory_mb or self.memory_mb)
-        with _Slot() as slot, tempfile.TemporaryDirectory(prefix="hrm-sbx-", dir=STAGE_DIR) as stage:
+        root = os.geteuid() == 0
+        if root:
+            _reap_stale_mounts()
+        with _Slot() as slot, tempfile.TemporaryDirectory(prefix=f"hrm-sbx-{os.getpid()}-", dir=STAGE_DIR) as stage:
             uid = self.uid_base + slot
-            if os.geteuid() == 0:
+            if root:
                 _empty_keyrings(uid)
             cgroup = _jail_cgroup(uid, memory_mb)
+            phase_fd = None
+            mounted = False
             try:
+                if root:
+                    Path(stage).chmod(0o700)  # the jail's /work and /tmp are mounted below it, on the host
+                    mounted = True
+                    self._mount_filesystems(Path(stage), cgroup)
+                if job.compile is not None:
+                    if phase_pipe:  # opened for reading first, so the launcher's open for writing never blocks
+                        os.mkfifo(Path(stage) / "phase", 0o600)
+                        phase_fd = os.open(Path(stage) / "phase", os.O_RDONLY | os.O_NONBLOCK)
+                    else:
+                        (Path(stage) / "phase").write_bytes(b"")
                 argv = self._launcher(job, uid, Path(stage), cgroup, memory_mb, new_session)
-                yield _Launch(argv, Path(stage), cgroup)
+                yield _Launch(argv, Path(stage), cgroup, phase_fd)
             finally:
+                if phase_fd is not None:
+                    os.close(phase_fd)
                 if cgroup is not None and not cgroup.remove():  # kills whatever is left in it first
                     _LOG.warning("sandbox: jail cgroup %s could not be removed", cgroup.path)
+                if mounted and not mounts.detach(stage) and os.path.ismount(stage):
+                    _LOG.warning("sandbox: the jail's filesystems under %s could not be unmounted", stage)
 
     def _execute(self, job: SandboxJob, launch: "_Launch") -> SandboxResult:
         timeout = float(job.timeout_s or self.timeout_s)
+        compiles = job.compile is not None
         start = time.monotonic()
         try:
             proc = subprocess.Popen(launch.argv, stdin=subprocess.PIPE if job.stdin else subprocess.DEVNULL,
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
         except OSError as exc:
-            return SandboxResult("error", None, "", f"sandbox failed to start: {exc}", 0.0)
+            return SandboxResult("error", None, "", f"sandbox failed to start: {exc}", 0.0,
+                                 "compile" if compiles else "run")
         if job.stdin:
             threading.Thread(target=_feed, args=(proc, job.stdin), daemon=True).start()
-        out, err, timed_out, overflow = self._collect(proc, start + timeout)
-        wall = time.monotonic() - start
+        clock = _PhaseClock(start, timeout, self._compile_timeout(job) if compiles else None)
+        out, err, timed_out, overflow = self._collect(proc, clock, launch.phase_fd)
+        end = time.monotonic()
+        wall = end - start
+        if clock.run_start is not None:
+            phase, run_wall = "run", end - clock.run_start
+        else:
+            phase, run_wall = ("compile", None) if compiles else ("run", wall)
+        phase_wall, phase_limit = (run_wall, timeout) if phase == "run" else (wall, clock.compile_timeout)
         try:
             status_doc = (launch.stage / "status").read_text("utf-8", "replace")
         except OSError:
@@ -289,13 +341,20 @@ class Sandbox(dg.ConfigurableResource):
             status = "ok"
         elif launch.cgroup is not None and launch.cgroup.oom_killed():
             status = "memory"
-        elif exit_code in (128 + signal.SIGXCPU, -signal.SIGXCPU, 128 + signal.SIGKILL) and wall >= timeout * 0.9:
+        elif (exit_code in (128 + signal.SIGXCPU, -signal.SIGXCPU, 128 + signal.SIGKILL)
+              and phase_wall >= phase_limit * 0.9):
             status = "timeout"
         elif _MEMORY_PATTERNS.search(stderr[-20000:]) or _MEMORY_PATTERNS.search(stdout[-5000:]):
             status = "memory"
         else:
             status = "failed"
-        return SandboxResult(status, exit_code, stdout, stderr, round(wall, 4))
+        compile_wall = (clock.run_start or end) - start if compiles else None
+        return SandboxResult(status, exit_code, stdout, stderr, round(wall, 4), phase,
+                             None if compile_wall is None else round(compile_wall, 4),
+                             None if run_wall is None else round(run_wall, 4))
+
+    def _compile_timeout(self, job: SandboxJob) -> float:
+        return float(job.compile_timeout_s or self.compile_timeout_s)
 
     def _launcher(self, job: SandboxJob, uid: int, stage: Path, cgroup, memory_mb: int,
                   new_session: bool) -> list[str]:
@@ -312,14 +371,10 @@ class Sandbox(dg.ConfigurableResource):
         (stage / "empty").write_bytes(b"")
         for p in _MASKED_PROC:
             args += ["--ro-bind", str(stage / "empty"), p]
-        if root:  # tmpfs with an inode cap, mounted by the launcher (bwrap cannot set nr_inodes)
-            lines = []
-            for name, mb in (("work", self.work_mb), ("tmp", self.tmp_mb)):
-                (stage / name).mkdir()
-                lines.append(f"sandbox {stage / name} tmpfs size={mb << 20},nr_inodes={self._inodes(mb)},"
-                             "mode=1777,nosuid,nodev 0 0\n")
-                args += ["--bind", str(stage / name), f"/{name}"]
-            (stage / "fstab").write_text("".join(lines))
+        if root:  # tmpfs with an inode cap and the cache overlays, mounted by _mount_filesystems
+            args += ["--bind", str(stage / "work"), "/work", "--bind", str(stage / "tmp"), "/tmp"]
+            if (stage / "gocache").is_mount():
+                args += ["--bind", str(stage / "gocache"), toolcache.GO_MOUNT]
         else:
             args += ["--size", str(self.work_mb << 20), "--perms", "1777", "--tmpfs", "/work",
                      "--size", str(self.tmp_mb << 20), "--perms", "1777", "--tmpfs", "/tmp"]
@@ -341,14 +396,15 @@ class Sandbox(dg.ConfigurableResource):
             env.update(tc.env)
         if job.input_dir is not None:
             args += ["--ro-bind", str(Path(job.input_dir).resolve()), "/.input"]
-        if job.files:
+        # As root, the host makes HOME and writes the job's files into /work itself (owned by the jail's
+        # uid, as a copy made inside would be), unless an input_dir must go in first.
+        copy_in_jail = not root or job.input_dir is not None
+        if root:
+            self._make_home(stage / "tmp", uid)
+        if job.files and not (not copy_in_jail and _write_files(job.files, stage / "work", uid)):
+            copy_in_jail = True
             files_dir = stage / "files"
-            for rel, content in job.files.items():
-                target = (files_dir / rel).resolve()
-                if not str(target).startswith(str(files_dir.resolve()) + os.sep):
-                    raise ValueError(f"sandbox file path escapes the work dir: {rel!r}")
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(content.encode() if isinstance(content, str) else content)
+            _write_files(job.files, files_dir, None)
             _make_world_readable(files_dir)
             args += ["--ro-bind", str(files_dir), "/.files"]
         for src, dest in job.ro_binds:
@@ -356,8 +412,11 @@ class Sandbox(dg.ConfigurableResource):
         for src, dest in job.rw_binds:
             args += ["--bind", str(src), dest]
         args = _with_parent_dirs(args)
-        _make_world_readable(stage, recursive=False)
+        if not root:
+            _make_world_readable(stage, recursive=False)
         env["PATH"] = ":".join(path + ["/usr/local/bin", "/usr/bin", "/bin"])
+        if root and (stage / "gocache").is_mount():
+            env["GOCACHE"] = toolcache.GO_MOUNT
         env.update(job.env)
         args += ["--clearenv"]
         for k, v in env.items():
@@ -375,36 +434,95 @@ class Sandbox(dg.ConfigurableResource):
         (stage / "args").write_bytes(b"".join(a.encode() + b"\0" for a in args))
         # bwrap takes the command itself from its argv, which the jail sees as /proc/1/cmdline: only
         # the command and setpriv's options, no host path.
-        command = ["sh", "-c", _PRELUDE, "sandbox", *job.command]
+        run_cpu = max(1, math.ceil(float(job.timeout_s or self.timeout_s)) + 1)
+        cpu = run_cpu
+        compile_script = ""
+        if job.compile is not None:
+            compile_script = shlex.join(job.compile)
+            cpu = max(cpu, math.ceil(self._compile_timeout(job)) + 1)
+        prelude = ([] if root else [_MAKE_HOME]) + ([_COPY_IN] if copy_in_jail else [])
+        if prelude or job.compile is not None or job.cwd != "/work":
+            command = ["sh", "-c", " && ".join([*prelude, _RUN]), "sandbox", compile_script, str(run_cpu),
+                       *job.command]
+        else:
+            command = list(job.command)
         if root:
             command[0:0] = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--inh-caps=-all",
                             "--bounding-set=-all", "--no-new-privs", "--"]
-        script = (_LAUNCH.replace("{MOUNT}", _MOUNT if root else "")
-                  .replace("{SECCOMP}", '4<"$s/seccomp" ' if program is not None else ""))
-        cpu = max(1, math.ceil(float(job.timeout_s or self.timeout_s)) + 1)
+        script = (_LAUNCH.replace("{SECCOMP}", '4<"$s/seccomp" ' if program is not None else "")
+                  .replace("{PHASE}", ' 6>"$s/phase"' if job.compile is not None else ""))
         limits = [cpu, memory_mb << 10, self.max_file_size_mb << 11, job.max_processes or self.max_processes,
                   self.max_open_files]
-        argv = ["sh", "-c", script, "hrm-sandbox", str(stage), str(cgroup.join_file) if cgroup else "",
+        return ["sh", "-c", script, "hrm-sandbox", str(stage), str(cgroup.join_file) if cgroup else "",
                 *map(str, limits), *command]
-        return ["unshare", "--mount", "--", *argv] if root else argv
+
+    def _mount_filesystems(self, stage: Path, cgroup) -> None:
+        """Mount, below `stage`, the jail's /work and /tmp (tmpfs capped in size and inodes: bwrap cannot set
+        nr_inodes) and each prebuilt toolchain cache (resources/toolcache.py) as the lower layer of an
+        overlay whose upper layer is this jail's own. `stage` is made a private mount point first, so none of
+        it propagates elsewhere, and `_jail` detaches the lot on exit. The overlay only with a memory cgroup:
+        its upper layer lives in the staging dir, so the cgroup is what bounds it."""
+        mounts.mount(stage, stage, None, mounts.MS_BIND)
+        mounts.mount(None, stage, None, mounts.MS_PRIVATE)
+        for name, mb in (("work", self.work_mb), ("tmp", self.tmp_mb)):
+            (stage / name).mkdir()
+            mounts.mount("sandbox", stage / name, "tmpfs", mounts.MS_NOSUID | mounts.MS_NODEV,
+                         f"size={mb << 20},nr_inodes={self._inodes(mb)},mode=1777")
+        lower = toolcache.go_cache() if self.toolchain_caches and cgroup is not None else None
+        if lower is None:
+            return
+        if not _OPTION_SAFE.fullmatch(str(lower)) or not _OPTION_SAFE.fullmatch(str(stage)):
+            _warn_once(f"sandbox: toolchain cache path {lower} or {stage} cannot go in mount options; not mounted")
+            return
+        upper, work, merged = stage / "gocache.upper", stage / "gocache.work", stage / "gocache"
+        for d in (upper, work, merged):
+            d.mkdir()
+        upper.chmod(0o1777)  # the merged root takes the upper layer's owner and mode: the jail adds entries
+        mounts.mount("overlay", merged, "overlay", mounts.MS_NOSUID | mounts.MS_NODEV,
+                     f"lowerdir={lower},upperdir={upper},workdir={work}")
+
+    @staticmethod
+    def _make_home(tmp: Path, uid: int) -> None:
+        """/tmp/home, owned by the jail's uid, from the toolchains' home skeleton where there is one."""
+        home = tmp / "home"
+        skeleton = next((src for tc in all_toolchains() if tc.available for src, dest in tc.binds
+                         if dest == "/opt/hrm-home" and os.path.isdir(src)), None)
+        if skeleton is None:
+            home.mkdir(0o755)
+        else:
+            shutil.copytree(skeleton, home, symlinks=True)
+        for dirpath, dirnames, filenames in os.walk(home):
+            for n in [dirpath, *(os.path.join(dirpath, f) for f in dirnames + filenames)]:
+                os.lchown(n, uid, uid)
 
     def _inodes(self, mb: int) -> int:
         return max(1024, mb * self.inodes_per_mb)
 
-    def _collect(self, proc: subprocess.Popen, deadline: float):
+    def _collect(self, proc: subprocess.Popen, clock: "_PhaseClock", phase_fd: int | None = None):
         bufs = {proc.stdout: bytearray(), proc.stderr: bytearray()}
         sel = selectors.DefaultSelector()
         for stream in bufs:
             sel.register(stream, selectors.EVENT_READ)
+        if phase_fd is not None:
+            sel.register(phase_fd, selectors.EVENT_READ)
         timed_out = overflow = False
         total = 0
-        while sel.get_map():
-            remaining = deadline - time.monotonic()
+        while any(stream in bufs for stream in (key.fileobj for key in sel.get_map().values())):
+            remaining = clock.deadline - time.monotonic()
             if remaining <= 0:
                 timed_out = True
                 break
             for key, _ in sel.select(timeout=min(remaining, 0.5)):
-                chunk = os.read(key.fd, 65536)
+                try:
+                    chunk = os.read(key.fd, 65536)
+                except BlockingIOError:
+                    continue
+                if key.fileobj == phase_fd:
+                    if chunk:
+                        clock.run_started(time.monotonic())
+                    else:
+                        sel.unregister(phase_fd)
+                    continue
                 if not chunk:
                     sel.unregister(key.fileobj)
                     continue
@@ -434,6 +552,22 @@ class _Launch:
     argv: list[str]
     stage: Path
     cgroup: "cgroups.JailCgroup | None"
+    phase_fd: int | None = None
+
+
+class _PhaseClock:
+    """The wall-clock deadline of a run: `compile_timeout` from the start while the compile step runs,
+    then `timeout` from the moment the run phase begins (or from the start, for a job without one)."""
+
+    def __init__(self, start: float, timeout: float, compile_timeout: float | None):
+        self.timeout, self.compile_timeout = timeout, compile_timeout
+        self.run_start: float | None = None
+        self.deadline = start + (timeout if compile_timeout is None else compile_timeout)
+
+    def run_started(self, now: float) -> None:
+        if self.run_start is None:  # only the first mark counts
+            self.run_start = now
+            self.deadline = now + self.timeout
 
 
 _warned: set[str] = set()
@@ -503,17 +637,77 @@ def _with_parent_dirs(args: list[str]) -> list[str]:
     i = 0
     while i < len(args):
         if args[i] in ("--ro-bind", "--bind"):
-            dest = Path(args[i + 2])
-            for parent in reversed(dest.parents):
-                if str(parent) not in made:
-                    made.add(str(parent))
-                    out += ["--perms", "0755", "--dir", str(parent)]
+            parts = args[i + 2].split("/")[1:-1]
+            for n in range(1, len(parts) + 1):
+                parent = "/" + "/".join(parts[:n])
+                if parent not in made:
+                    made.add(parent)
+                    out += ["--perms", "0755", "--dir", parent]
             out += args[i:i + 3]
             i += 3
         else:
             out.append(args[i])
             i += 1
     return out
+
+
+def _write_files(files: Mapping[str, str | bytes], root: Path, uid: int | None) -> bool:
+    """Write `files` below `root` (folders 0755, files 0644, owned by `uid` unless None); False when they
+    do not fit (the jail's capped /work), with whatever was written removed again."""
+    root.mkdir(parents=True, exist_ok=True)
+    base = str(root.resolve()) + os.sep
+    made: list[Path] = []
+    try:
+        for rel, content in files.items():
+            target = (root / rel).resolve()
+            if not str(target).startswith(base):
+                raise ValueError(f"sandbox file path escapes the work dir: {rel!r}")
+            missing = [p for p in reversed(target.parents) if str(p).startswith(base) and not p.exists()]
+            for d in missing:
+                d.mkdir(0o755)
+                made.append(d)
+                if uid is not None:
+                    os.chown(d, uid, uid)
+            target.write_bytes(content.encode() if isinstance(content, str) else content)
+            made.append(target)
+            if uid is not None:
+                os.chown(target, uid, uid)
+    except OSError as exc:
+        if uid is None or exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise
+        for p in reversed(made):
+            p.rmdir() if p.is_dir() else p.unlink(missing_ok=True)
+        return False
+    return True
+
+
+_reaped = threading.Lock()
+_reap_done = False
+
+
+def _reap_stale_mounts() -> None:
+    """Detach and remove the jail filesystems of host processes that died without doing it (once per
+    process): each staging dir is named after the process that made it."""
+    global _reap_done
+    with _reaped:
+        if _reap_done:
+            return
+        _reap_done = True
+        prefix = os.path.join(os.path.realpath(STAGE_DIR or tempfile.gettempdir()), "hrm-sbx-")
+        for point in mounts.mount_points():
+            m = re.fullmatch(re.escape(prefix) + r"(\d+)-[^/]+", point)
+            if not m or int(m.group(1)) == os.getpid():
+                continue
+            try:
+                os.kill(int(m.group(1)), 0)
+                continue  # alive (or another process now has the pid): leave it
+            except ProcessLookupError:
+                pass
+            except PermissionError:
+                continue
+            if mounts.detach(point):
+                shutil.rmtree(point, ignore_errors=True)
+                _LOG.warning("sandbox: removed the jail filesystems a dead process left at %s", point)
 
 
 def _kill_tree(proc: subprocess.Popen) -> None:

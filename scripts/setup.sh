@@ -75,7 +75,15 @@ directory = "/usr/share/cargo/registry"
 [net]
 offline = true
 CARGO
-chmod -R a+rX "$TOOLCHAINS"
+# Everything readable by the jails, except the sealed caches (root-only folder; resources/toolcache.py).
+find "$TOOLCHAINS" -path "$TOOLCHAINS/caches" -prune -o -exec chmod a+rX {} +
+# Prebuilt toolchain caches every jail reads and none can change (Go's standard library: about a minute,
+# once per Go release). Root only: they are sealed root-owned.
+if [ "$(id -u)" = 0 ] && command -v bwrap >/dev/null; then
+  .venv/bin/python -m resources.toolcache
+else
+  log "not building the prebuilt toolchain caches (root and bubblewrap needed): Go compiles its standard library in every jail"
+fi
 
 # --- 4. Dagster home ---------------------------------------------------------------------------
 mkdir -p .dagster_home
