@@ -99,7 +99,8 @@ def test_code_generation_pass_at_1_and_5_and_why_each_sample_failed(sandbox):
 def test_one_sample_gives_pass_at_1_only_and_greedy_decoding(sandbox):
     script = Scripted(lambda prompt: [SUM_RIGHT if "Print their sum" in prompt else PAIR_WRONG])
     rows, _ = scoring.code_generation(codegen_problems(), script, sandbox, settings(lcb_n=1))
-    assert [r["metric"] for r in rows] == ["pass@1"] and rows[0]["value"] == pytest.approx(1 / 3)
+    main = [r for r in rows if r["benchmark"] == "livecodebench"]
+    assert [r["metric"] for r in main] == ["pass@1"] and main[0]["value"] == pytest.approx(1 / 3)
     assert script.calls[0]["temperature"] == 0.0 and script.calls[0]["n"] == 1
 
 
