@@ -79,11 +79,26 @@ class Warehouse(dg.ConfigurableResource):
         raise FileNotFoundError(f"table {name!r}{f' partition {partition!r}' if partition else ''} "
                                 f"not materialised (expected {f})")
 
-    def table_hash(self, name: str, partition: str | None = None) -> str:
+    def table_hash(self, name: str, partition: str | None = None, ignore: Iterable[str] = ()) -> str:
         """sha256 of the table's parquet bytes (of every partition, in order, when partition=None on a
-        partitioned table): equal tables written by the same pyarrow hash alike."""
+        partitioned table): equal tables written by the same pyarrow hash alike. With `ignore`, of the rows
+        without those columns (timings that differ run to run), read back and hashed in Arrow IPC form."""
         base = Path(self.root) / "tables" / name
-        return content_hash(self.table_files(name, partition), base)
+        files = self.table_files(name, partition)
+        if not ignore:
+            return content_hash(files, base)
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        digest = hashlib.sha256()
+        for f in files:
+            table = pq.read_table(f)
+            table = table.drop_columns([c for c in ignore if c in table.column_names])
+            sink = pa.BufferOutputStream()
+            with pa.ipc.new_stream(sink, table.schema) as writer:
+                writer.write_table(table)
+            digest.update(f"{f.relative_to(base)}\0".encode() + sink.getvalue().to_pybytes())
+        return digest.hexdigest()
 
     def read_partition_rows(self, name: str) -> list[dict]:
         """Rows of every partition, read one by one (partitions may infer different types for empty lists)."""

@@ -52,3 +52,13 @@ def test_table_hash_of_a_partition_and_of_the_whole_table(tmp_path):
     wh.write_table("t", [{"k": "c"}], partition="p2")
     assert wh.table_hash("t", "p1") == p1 and wh.table_hash("t") != whole
     assert [f.parent.name for f in wh.table_files("t")] == ["part=p1", "part=p2"]
+
+
+def test_table_hash_can_leave_timing_columns_out(tmp_path):
+    wh = Warehouse(root=str(tmp_path))
+    wh.write_table("t", [{"k": "a", "wall_s": 1.5}], partition="p")
+    first, with_timing = wh.table_hash("t", "p", ignore=["wall_s"]), wh.table_hash("t", "p")
+    wh.write_table("t", [{"k": "a", "wall_s": 2.5}], partition="p")
+    assert wh.table_hash("t", "p", ignore=["wall_s"]) == first and wh.table_hash("t", "p") != with_timing
+    wh.write_table("t", [{"k": "b", "wall_s": 2.5}], partition="p")
+    assert wh.table_hash("t", "p", ignore=["wall_s"]) != first
