@@ -11,6 +11,7 @@ from evals.pipeline import build_report, regression_findings
 from evals.report import describe
 from hrm_assets.metadata import report_headline, report_summary
 from hrm_assets.versions import report_version, source_version
+from resources.credentials import Credentials
 from resources.sandbox import Sandbox
 from resources.settings import env_float, env_str, from_env, from_env_if_set, split_csv
 from resources.warehouse import Warehouse
@@ -54,9 +55,9 @@ class ReportConfig(dg.Config):
           description="HRM fp32, baseline, int8 and nf4 on HumanEval, Polyglot, LCB (when configured), held-out "
                       "synthetic tasks and tool use; one row per (model, benchmark, metric) in the DuckDB history.")
 def benchmark_report(context: dg.AssetExecutionContext, config: ReportConfig, warehouse: Warehouse,
-                     sandbox: Sandbox) -> dg.MaterializeResult:
+                     sandbox: Sandbox, credentials: Credentials) -> dg.MaterializeResult:
     report = build_report(list(split_csv(config.models)), config.to_settings(), warehouse, sandbox,
-                          log=context.log.info)
+                          log=context.log.info, api_key=credentials.openai_api_key)
     notes = "".join(f"- {k}: {v}\n" for k, v in report["notes"].items())
     rows = report["rows"]
     return dg.MaterializeResult(data_version=report_version(rows), metadata={
