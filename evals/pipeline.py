@@ -21,12 +21,13 @@ QAT_MODEL = "hrm-int8-qat"  # opt-in: needs HRM_QUANT_QAT_STEPS > 0
 MODEL_BENCHMARKS = {QAT_MODEL: ("synthetic-instances",)}
 
 
-def candidate_from_spec(spec: ModelSpec, workers: int = 8) -> Candidate:
-    """A Candidate for a model spec (inference/specs.py): a local checkpoint or an OpenAI-compatible endpoint."""
+def candidate_from_spec(spec: ModelSpec, workers: int = 8, api_key: str = "") -> Candidate:
+    """A Candidate for a model spec (inference/specs.py): a local checkpoint or an OpenAI-compatible endpoint
+    (with `api_key`, else the key in the environment)."""
     if spec.kind == "openai":
         from inference.remote import OpenAIEndpoint
 
-        return Candidate(spec.text, None, None, "endpoint", endpoint=OpenAIEndpoint(spec, workers=workers))
+        return Candidate(spec.text, None, None, "endpoint", endpoint=OpenAIEndpoint(spec, workers=workers, key=api_key))
     from model.checkpoint import WEIGHTS, load_checkpoint
     from model.quantized_artifacts import sha256_file
 
@@ -36,14 +37,14 @@ def candidate_from_spec(spec: ModelSpec, workers: int = 8) -> Candidate:
     return Candidate(spec.text, model, tok, spec.quantization or "none", sha256_file(Path(spec.path) / WEIGHTS)[:12])
 
 
-def load_candidate(warehouse, name: str, workers: int = 8) -> Candidate:
+def load_candidate(warehouse, name: str, workers: int = 8, api_key: str = "") -> Candidate:
     """A benchmark Candidate for a model spec (`local:...`, `openai:...`), or for "hrm", "baseline" (the latest
     published checkpoint), "hrm-int8", "hrm-nf4" (the saved artifact of HRM's checkpoint) or "hrm-int8-qat" (the
     int8 artifact of quantized_models' QAT checkpoint)."""
     from model.checkpoint import load_checkpoint
 
     if is_spec(name):
-        return candidate_from_spec(parse_spec(name), workers)
+        return candidate_from_spec(parse_spec(name), workers, api_key)
     if name not in (*MODELS, QAT_MODEL):
         raise ValueError(f"model {name!r}: expected a model spec (local:CKPT_DIR[@int8|@nf4] or "
                          f"openai:BASE_URL#MODEL) or one of the warehouse's models {', '.join((*MODELS, QAT_MODEL))}")
@@ -95,16 +96,17 @@ def _write_bytes_atomic(target: Path, data: bytes) -> None:
     os.replace(tmp, target)
 
 
-def build_report(models: list[str], settings: EvalSettings, warehouse, sandbox, log=None) -> dict:
+def build_report(models: list[str], settings: EvalSettings, warehouse, sandbox, log=None, api_key: str = "") -> dict:
     """Evaluate every model, append the rows to the history, and return the report with its trend and the
-    held-out-score-vs-training-FLOPs curve (markdown, points, and a PNG under `flops_curve_png`)."""
+    held-out-score-vs-training-FLOPs curve (markdown, points, and a PNG under `flops_curve_png`). `api_key`
+    goes to openai: model specs' endpoints (else the key in the environment)."""
     suite = load_suite(warehouse, settings)
     report_id, created = rp.new_report_id(), dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     version = rp.code_version()
     rows, problems, timings, final = [], [], {}, {}
     for name in models:
         t0 = time.monotonic()
-        candidate = load_candidate(warehouse, name)
+        candidate = load_candidate(warehouse, name, api_key=api_key)
         results = evaluate_candidate(candidate, suite, sandbox, settings, log=log, only=MODEL_BENCHMARKS.get(name, ()))
         final[name] = results
         rows += rp.make_rows(report_id, created, name, candidate.checkpoint_hash, candidate.quantization, results,

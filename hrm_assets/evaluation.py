@@ -9,6 +9,9 @@ import dagster as dg
 from evals.evaluate import EvalSettings, preset_settings
 from evals.pipeline import build_report, regression_findings
 from evals.report import describe
+from hrm_assets.metadata import report_headline, report_summary
+from hrm_assets.versions import report_version, source_version
+from resources.credentials import Credentials
 from resources.sandbox import Sandbox
 from resources.settings import env_float, env_str, from_env, from_env_if_set, split_csv
 from resources.warehouse import Warehouse
@@ -46,17 +49,20 @@ class ReportConfig(dg.Config):
         return preset_settings(self.preset, **overrides)
 
 
-@dg.asset(group_name="evaluation", kinds={"duckdb", "python"},
+@dg.asset(group_name="evaluation", kinds={"duckdb", "python"}, code_version=source_version("evals.pipeline"),
           deps=["hrm_checkpoint", "baseline_checkpoint", "quantized_models", "synthetic_tasks", "polyglot_problems",
                 "humaneval_problems", "lcb_problems", "tool_use_examples"],
           description="HRM fp32, baseline, int8 and nf4 on HumanEval, Polyglot, LCB (when configured), held-out "
                       "synthetic tasks and tool use; one row per (model, benchmark, metric) in the DuckDB history.")
 def benchmark_report(context: dg.AssetExecutionContext, config: ReportConfig, warehouse: Warehouse,
-                     sandbox: Sandbox) -> dg.MaterializeResult:
+                     sandbox: Sandbox, credentials: Credentials) -> dg.MaterializeResult:
     report = build_report(list(split_csv(config.models)), config.to_settings(), warehouse, sandbox,
-                          log=context.log.info)
+                          log=context.log.info, api_key=credentials.openai_api_key)
     notes = "".join(f"- {k}: {v}\n" for k, v in report["notes"].items())
-    return dg.MaterializeResult(metadata={
+    rows = report["rows"]
+    return dg.MaterializeResult(data_version=report_version(rows), metadata={
+        "summary": dg.MetadataValue.md(report_summary(report["report_id"], rows, report["models"])),
+        **report_headline(rows),
         "report_id": report["report_id"], "previous_report_id": report["previous_report_id"] or "none",
         "dagster/row_count": len(report["rows"]), "per_problem_results": report["problem_results"],
         "report": dg.MetadataValue.md(report["markdown"] + ("\n### Not evaluated\n" + notes if notes else "")),

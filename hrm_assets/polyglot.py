@@ -10,6 +10,8 @@ import dagster as dg
 from evals.polyglot import pipeline
 from evals.polyglot.exercises import EXPECTED_COUNTS, EXPECTED_TOTAL, LANGUAGES, PINNED_COMMIT
 from hrm_assets.expectations import gx_check
+from hrm_assets.metadata import table_result
+from hrm_assets.versions import hash_version, source_version
 from resources.partitions import polyglot_languages
 from resources.sandbox import Sandbox
 from resources.settings import from_env, split_csv
@@ -19,6 +21,7 @@ from resources.warehouse import Warehouse
 warnings.filterwarnings("ignore", message=".*partitions_def on an AssetCheckSpec.*", category=dg.PreviewWarning)
 # The reference report fails at most this many exercises with every toolchain installed (see pipeline.py).
 MAX_EXPECTED_REFERENCE_FAILURES = 8
+CODE_VERSION = source_version("evals.polyglot.pipeline")
 
 
 class PolyglotSourceConfig(dg.Config):
@@ -26,7 +29,7 @@ class PolyglotSourceConfig(dg.Config):
     commit: str = PINNED_COMMIT
 
 
-@dg.asset(group_name="sources", kinds={"git"},
+@dg.asset(group_name="sources", kinds={"git"}, code_version=CODE_VERSION,
           description="A git clone of Aider-AI/polyglot-benchmark at a pinned commit.")
 def polyglot_benchmark(context: dg.AssetExecutionContext, config: PolyglotSourceConfig,
                        warehouse: Warehouse) -> dg.MaterializeResult:
@@ -34,18 +37,19 @@ def polyglot_benchmark(context: dg.AssetExecutionContext, config: PolyglotSource
     context.log.info(f"polyglot-benchmark {info['commit']} at {info['path']}: {info['counts']}")
     return dg.MaterializeResult(metadata={
         "commit": info["commit"], "source": config.source, "path": dg.MetadataValue.path(info["path"]),
-        "total_exercises": info["total"], "counts": dg.MetadataValue.json(info["counts"])})
+        "total_exercises": info["total"], "counts": dg.MetadataValue.json(info["counts"])},
+        data_version=hash_version(info["commit"]))
 
 
 @dg.asset(group_name="problems", kinds={"parquet", "duckdb"}, partitions_def=polyglot_languages,
-          deps=[polyglot_benchmark],
+          deps=[polyglot_benchmark], code_version=CODE_VERSION,
           description="One row per exercise: instructions, stubs, hidden tests, editor, build and reference "
                       "files, cross-language key. Parquet partition per language; DuckDB view polyglot_problems.")
 def polyglot_problems(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
     out = pipeline.write_problems(warehouse, warehouse.polyglot_checkout(), context.partition_key)
     for bad in out["rejected_rows"]:
         context.log.warning(f"quarantined {bad['path']}: {bad['reason']}")
-    return dg.MaterializeResult(metadata={
+    return table_result(warehouse, pipeline.TABLE, context.partition_key, metadata={
         "dagster/row_count": out["rows"], "expected_rows": out["expected"], "rejected": out["rejected"],
         "rejected_exercises": dg.MetadataValue.json({b["path"]: b["reason"] for b in out["rejected_rows"]}),
         "commit": out["commit"], "path": dg.MetadataValue.path(out["path"])})
@@ -88,7 +92,7 @@ class PolyglotReportConfig(dg.Config):
     exercises: str = ""  # comma-separated names or language/name keys; empty = all
 
 
-@dg.asset(group_name="problems", kinds={"python", "duckdb"}, deps=[polyglot_problems],
+@dg.asset(group_name="problems", kinds={"python", "duckdb"}, deps=[polyglot_problems], code_version=CODE_VERSION,
           description="Every reference solution run through our evaluator in the Sandbox: per-language "
                       "pass counts and each failure with its reason.")
 def polyglot_reference_report(context: dg.AssetExecutionContext, config: PolyglotReportConfig,
@@ -96,9 +100,9 @@ def polyglot_reference_report(context: dg.AssetExecutionContext, config: Polyglo
     report, report_file = pipeline.reference_report(warehouse, sandbox, split_csv(config.languages),
                                                     split_csv(config.exercises), log=context.log.info)
     passes = {lang: s["counts"]["pass"] for lang, s in report["languages"].items()}
-    return dg.MaterializeResult(metadata={
+    return table_result(warehouse, pipeline.RESULTS_TABLE, metadata={
         "passed": report["counts"]["pass"], "exercises": report["counts"]["total"],
-        "pass_rate_1": report["pass_rate_1"], "unsupported": report["counts"]["unsupported"],
+        "pass_rate_1": dg.MetadataValue.float(report["pass_rate_1"]), "unsupported": report["counts"]["unsupported"],
         "passes_by_language": dg.MetadataValue.json(passes),
         "languages": dg.MetadataValue.md(pipeline.languages_markdown(report)),
         "failures": dg.MetadataValue.md(pipeline.failures_markdown(report)),

@@ -13,15 +13,20 @@ from datagen.swe import pipeline
 from datagen.swe.repos import configured_specs
 from datagen.swe.tasks import TaskSettings
 from hrm_assets.expectations import gx_check, named
+from hrm_assets.metadata import table_result
+from hrm_assets.versions import source_version
 from resources.partitions import swe_repos as swe_repo_partitions
 from resources.sandbox import Sandbox
 from resources.settings import from_env, split_csv
 from resources.swerex import SweRexSessions
 from resources.warehouse import Warehouse
 
+CODE_VERSION = source_version("datagen.swe.pipeline")
+
 
 # --- swe_repos ----------------------------------------------------------------------------
 @dg.asset(group_name="sources", kinds={"python", "git", "parquet"}, partitions_def=swe_repo_partitions,
+          code_version=CODE_VERSION,
           metadata={"hrm/default_partitions": dg.MetadataValue.json([s.key for s in configured_specs()])},
           description="Pinned source repos (PyPI sdists, git, SWE-smith profiles) with a test env and a jailed "
                       "baseline test run; or a SWE-smith task dataset to load.")
@@ -32,7 +37,7 @@ def swe_repos(context: dg.AssetExecutionContext, sandbox: Sandbox, warehouse: Wa
     if refused:
         context.log.warning(f"{context.partition_key}: requirements refused (not built on the host):\n"
                             + "\n".join(refused))
-    return dg.MaterializeResult(metadata={
+    return table_result(warehouse, "swe_repos", context.partition_key, metadata={
         "spec": row["spec"], "kind": row["kind"], "commit": row.get("commit", ""), "tests": row["n_tests"],
         "passing_tests": row["n_passed"], "baseline_wall_s": row.get("baseline_wall_s", 0.0),
         "requirements": dg.MetadataValue.json(row.get("requirements", [])),
@@ -50,6 +55,7 @@ class SweTasksConfig(dg.Config):
 
 
 @dg.asset(group_name="problems", kinds={"python", "parquet"}, partitions_def=swe_repo_partitions, deps=["swe_repos"],
+          code_version=CODE_VERSION,
           check_specs=[dg.AssetCheckSpec("swesmith_tasks_gx", asset="swesmith_tasks", blocking=True)],
           description="SWE-smith procedural bugs validated in the sandbox (FAIL_TO_PASS / PASS_TO_PASS), HF "
                       "SWE-smith schema, static problem statements; or loaded SWE-smith rows.")
@@ -65,7 +71,8 @@ def swesmith_tasks(context: dg.AssetExecutionContext, config: SweTasksConfig, sa
         gxe.ExpectColumnValuesToNotBeNull(column="bug_type"),
         gxe.ExpectColumnValuesToNotBeNull(column="problem_statement"),
     ])
-    return dg.MaterializeResult(
+    return table_result(
+        warehouse, "swesmith_tasks", key,
         metadata={"dagster/row_count": meta["tasks"], "candidates": meta["candidates"], "rejected": meta["rejected"],
                   "tasks_per_minute": meta["tasks_per_minute"], "fail_to_pass_median": meta["fail_to_pass_median"],
                   "by_bug_type": dg.MetadataValue.json(meta["by_bug_type"]),
@@ -86,7 +93,7 @@ class SweTrajectoriesConfig(dg.Config):
                                            load_from=self.load_from, hrm_checkpoint=self.hrm_checkpoint)
 
 
-@dg.asset(group_name="training_data", kinds={"python", "parquet"}, deps=["swesmith_tasks"],
+@dg.asset(group_name="training_data", kinds={"python", "parquet"}, deps=["swesmith_tasks"], code_version=CODE_VERSION,
           description="Agent trajectories (SWE-smith format): scripted expert (and HRM) rollouts in jailed SWE-ReX "
                       "sessions, loaded SWE-smith trajectories; RL view in table swe_trajectories_rl.")
 def swe_trajectories(context: dg.AssetExecutionContext, config: SweTrajectoriesConfig, sandbox: Sandbox,
@@ -94,7 +101,7 @@ def swe_trajectories(context: dg.AssetExecutionContext, config: SweTrajectoriesC
     meta = pipeline.build_swe_trajectories(config.to_settings(), sandbox, swe_sessions, warehouse, context.log)
     if meta["collected"] and meta["resolved_collected"] == 0:
         raise RuntimeError(f"swe_trajectories: no collected episode resolved its task ({meta})")
-    return dg.MaterializeResult(metadata={"dagster/row_count": meta["rows"], **{
+    return table_result(warehouse, "swe_trajectories", metadata={"dagster/row_count": meta["rows"], **{
         k: (dg.MetadataValue.json(v) if isinstance(v, dict) else v) for k, v in meta.items() if k != "rows"}})
 
 
@@ -108,7 +115,7 @@ class ToolUseConfig(dg.Config):
         return pipeline.ToolUseSettings(seed=self.seed, variants=self.variants, only=split_csv(self.only))
 
 
-@dg.asset(group_name="training_data", kinds={"python", "parquet"},
+@dg.asset(group_name="training_data", kinds={"python", "parquet"}, code_version=CODE_VERSION,
           check_specs=[dg.AssetCheckSpec("tool_use_examples_complete", asset="tool_use_examples", blocking=False)],
           description="Multi-step CLI workflows (git, pip, npm, cargo, fs, make, cmake; error-recovery variants) "
                       "executed in the sandbox and kept only if their final-state check passes.")
@@ -118,7 +125,8 @@ def tool_use_examples(context: dg.AssetExecutionContext, config: ToolUseConfig, 
     check = dg.AssetCheckResult(check_name="tool_use_examples_complete", passed=meta["rejected"] == 0,
                                 severity=dg.AssetCheckSeverity.WARN,
                                 metadata={"rejections": dg.MetadataValue.json(meta["rejections"])})
-    return dg.MaterializeResult(
+    return table_result(
+        warehouse, "tool_use_examples",
         metadata={"dagster/row_count": meta["rows"], "rejected": meta["rejected"],
                   "by_category": dg.MetadataValue.json(meta["by_category"]),
                   "by_variant": dg.MetadataValue.json(meta["by_variant"])}, check_results=[check])
@@ -130,12 +138,12 @@ class ScenarioConfig(dg.Config):
 
 
 @dg.asset(group_name="training_data", kinds={"python", "parquet"}, deps=["swesmith_tasks", "tool_use_examples"],
+          code_version=CODE_VERSION,
           description="Tasks decomposed into sub-tasks for specialist roles, with a dependency graph, parallel "
                       "groups and failure/fallback variants (input for the meta-agent orchestrator).")
 def multi_agent_scenarios(context: dg.AssetExecutionContext, config: ScenarioConfig,
                           warehouse: Warehouse) -> dg.MaterializeResult:
     meta = pipeline.build_multi_agent(config.max_tasks, warehouse)
-    return dg.MaterializeResult(metadata={"dagster/row_count": meta["rows"],
-                                          "by_variant": dg.MetadataValue.json(meta["by_variant"]),
-                                          "by_source": dg.MetadataValue.json(meta["by_source"]),
-                                          "roles": dg.MetadataValue.json(meta["roles"])})
+    return table_result(warehouse, "multi_agent_scenarios", metadata={
+        "dagster/row_count": meta["rows"], "by_variant": dg.MetadataValue.json(meta["by_variant"]),
+        "by_source": dg.MetadataValue.json(meta["by_source"]), "roles": dg.MetadataValue.json(meta["roles"])})

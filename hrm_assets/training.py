@@ -11,11 +11,15 @@ import json
 
 import dagster as dg
 
+from hrm_assets.metadata import checkpoint_headline, floats
+from hrm_assets.versions import files_version, hash_version, json_version, source_version
 from resources.settings import from_env, split_csv
 from resources.warehouse import Warehouse
 from training.pipeline import (CheckpointSettings, QuantizeSettings, build_quantized_models, parse_task_weights,
                                train_checkpoint)
 from training.quantization import QUANT_GOALS, quantization_check
+
+CODE_VERSION = source_version("training.pipeline")
 
 
 class CheckpointConfig(dg.Config):
@@ -49,7 +53,7 @@ class CheckpointConfig(dg.Config):
 
 def checkpoint_metadata(summary: dict) -> dict:
     png64 = base64.b64encode(summary["loss_curve_png"]).decode()
-    return {
+    return {**checkpoint_headline(summary),
         "checkpoint": dg.MetadataValue.path(summary["checkpoint_dir"]),
         "checkpoint_hash": summary["weights_sha256"][:12],
         "params": summary["params"], "tokens_seen": summary["tokens_seen"], "wall_s": summary["wall_s"],
@@ -64,12 +68,13 @@ def checkpoint_metadata(summary: dict) -> dict:
 
 
 def _checkpoint_asset(name: str, arch: str, description: str):
-    @dg.asset(name=name, group_name="training", kinds={"pytorch"}, pool="gpu",
+    @dg.asset(name=name, group_name="training", kinds={"pytorch"}, pool="gpu", code_version=CODE_VERSION,
               deps=["curriculum_shards", "tokenizer"], description=description,
               tags={"dagster/max_runtime": str(6 * 3600)})
     def _asset(context: dg.AssetExecutionContext, config: CheckpointConfig, warehouse: Warehouse) -> dg.MaterializeResult:
         summary = train_checkpoint(config.to_settings(), warehouse, name, arch, log=context.log.info)
-        return dg.MaterializeResult(metadata=checkpoint_metadata(summary))
+        return dg.MaterializeResult(metadata=checkpoint_metadata(summary),
+                                    data_version=hash_version(summary["weights_sha256"]))
 
     return _asset
 
@@ -97,7 +102,8 @@ class QuantizeConfig(dg.Config):
                                 qat_steps=self.qat_steps, qat_lr=self.qat_lr)
 
 
-@dg.asset(group_name="training", kinds={"pytorch"}, pool="gpu", deps=["hrm_checkpoint", "synthetic_tasks"])
+@dg.asset(group_name="training", kinds={"pytorch"}, pool="gpu", deps=["hrm_checkpoint", "synthetic_tasks"],
+          code_version=CODE_VERSION)
 def quantized_models(context: dg.AssetExecutionContext, config: QuantizeConfig, warehouse: Warehouse,
                      ) -> dg.MaterializeResult:
     """int8 and nf4 artifacts of the HRM checkpoint (and of an 8-bit QAT fine-tune when configured): bytes,
@@ -107,8 +113,11 @@ def quantized_models(context: dg.AssetExecutionContext, config: QuantizeConfig, 
     table = "| model | bytes | tokens/s | held-out loss | loss Δ % |\n|---|---|---|---|---|\n" + "".join(
         f"| {k} | {v['bytes']:,} | {v['tokens_per_s']} | {v['heldout_loss']} | {v.get('loss_delta_pct', 0.0)} |\n"
         for k, v in results.items())
+    headline = floats({f"{kind}/{k}": v.get(k) for kind, v in results.items()
+                       for k in ("heldout_loss", "loss_delta_pct", "bytes", "tokens_per_s")})
     return dg.MaterializeResult(
-        metadata={"table": dg.MetadataValue.md(table), "results": dg.MetadataValue.json(results),
+        data_version=json_version({k: files_version(v["artifact"]).value for k, v in results.items() if "artifact" in v}),
+        metadata={**headline, "table": dg.MetadataValue.md(table), "results": dg.MetadataValue.json(results),
                   "source_checkpoint": dg.MetadataValue.path(manifest["source_checkpoint"]),
                   "artifacts": dg.MetadataValue.json({k: v["artifact"] for k, v in results.items() if "artifact" in v}),
                   "qat": dg.MetadataValue.json(manifest["qat"] or {"note": "not configured (HRM_QUANT_QAT_STEPS=0)"}),

@@ -11,10 +11,14 @@ from datagen import pipeline
 from datagen.schema import LANGUAGES, SPLITS, TASK_TYPES
 from datagen.synthetic import DEFAULT_HELDOUT, SyntheticConfig
 from hrm_assets.expectations import gx_check, named
+from hrm_assets.metadata import table_result
+from hrm_assets.versions import files_version, source_version
 from resources.partitions import curriculum_stages
 from resources.sandbox import Sandbox
 from resources.settings import from_env, split_csv
 from resources.warehouse import Warehouse
+
+CODE_VERSION = source_version("datagen.pipeline")
 
 # --- code_corpus -----------------------------------------------------------------------------------------
 class CorpusConfig(dg.Config):
@@ -36,7 +40,7 @@ class CorpusConfig(dg.Config):
             benchmark_tables=split_csv(self.benchmark_tables))
 
 
-@dg.asset(group_name="sources", kinds={"python", "parquet"}, deps=list(pipeline.BENCHMARK_TABLES),
+@dg.asset(group_name="sources", kinds={"python", "parquet"}, deps=list(pipeline.BENCHMARK_TABLES), code_version=CODE_VERSION,
           check_specs=[dg.AssetCheckSpec("code_corpus_gx", asset="code_corpus", blocking=True)],
           description="Source files from local trees (and HF datasets), deduplicated and decontaminated "
                       "against every benchmark we evaluate on.")
@@ -49,7 +53,8 @@ def code_corpus(context: dg.AssetExecutionContext, config: CorpusConfig, warehou
         gxe.ExpectColumnValuesToBeBetween(column="text_len", min_value=1),
     ])
     stats = meta["stats"]
-    return dg.MaterializeResult(
+    return table_result(
+        warehouse, "code_corpus",
         metadata={"dagster/row_count": meta["rows"], "bytes": meta["bytes"],
                   "removed_contaminated": stats["contaminated"], "removed_exact_duplicates": stats["exact_duplicates"],
                   "removed_near_duplicates": stats["near_duplicates"],
@@ -77,7 +82,7 @@ class SyntheticTasksConfig(dg.Config):
             heldout_exec_tasks=self.heldout_exec_tasks, heldout_repair_tasks=self.heldout_repair_tasks)
 
 
-@dg.asset(group_name="training_data", kinds={"python", "parquet"},
+@dg.asset(group_name="training_data", kinds={"python", "parquet"}, code_version=CODE_VERSION,
           check_specs=[dg.AssetCheckSpec("synthetic_tasks_gx", asset="synthetic_tasks", blocking=True)],
           description="Execution-prediction and repair tasks whose answers come from running code in the Sandbox; "
                       "the test split holds new instances of the training templates and whole held-out templates.")
@@ -92,7 +97,8 @@ def synthetic_tasks(context: dg.AssetExecutionContext, config: SyntheticTasksCon
         gxe.ExpectColumnValuesToNotBeNull(column="answer"),
         gxe.ExpectColumnDistinctValuesToContainSet(column="split", value_set=["train", "test"]),
     ])
-    return dg.MaterializeResult(
+    return table_result(
+        warehouse, "synthetic_tasks",
         metadata={"dagster/row_count": meta["rows"], "rejected": meta["rejected"],
                   "by_type_split": dg.MetadataValue.json(meta["by_type_split"]),
                   "heldout_templates": dg.MetadataValue.json(meta["heldout_templates"]),
@@ -109,13 +115,14 @@ class TokenizerConfig(dg.Config):
         return pipeline.TokenizerSettings(vocab_size=self.vocab_size, max_training_chars=self.max_training_chars)
 
 
-@dg.asset(group_name="training_data", kinds={"python"}, deps=["code_corpus", "synthetic_tasks"],
+@dg.asset(group_name="training_data", kinds={"python"}, deps=["code_corpus", "synthetic_tasks"], code_version=CODE_VERSION,
           description="Byte-level BPE tokenizer with language/task/tool/edit special tokens.")
 def tokenizer(context: dg.AssetExecutionContext, config: TokenizerConfig, warehouse: Warehouse) -> dg.MaterializeResult:
     meta = pipeline.build_tokenizer(config.to_settings(), warehouse)
     return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(meta["path"]), "vocab_size": meta["vocab_size"],
                                           "training_chars": meta["training_chars"],
-                                          "chars_per_token": meta["chars_per_token"], "wall_s": meta["wall_s"]})
+                                          "chars_per_token": meta["chars_per_token"], "wall_s": meta["wall_s"]},
+                                data_version=files_version(warehouse.tokenizer_dir()))
 
 
 # --- training_examples -----------------------------------------------------------------------------------
@@ -132,7 +139,7 @@ class TrainingExamplesConfig(dg.Config):
                                          task_tables=split_csv(self.task_tables))
 
 
-@dg.asset(group_name="training_data", kinds={"python", "parquet"},
+@dg.asset(group_name="training_data", kinds={"python", "parquet"}, code_version=CODE_VERSION,
           deps=["code_corpus", "synthetic_tasks", *pipeline.TASK_TABLES],
           check_specs=[dg.AssetCheckSpec("training_examples_gx", asset="training_examples", blocking=True)],
           description="Every task source in the one TrainingExample schema, with its curriculum stage.")
@@ -149,7 +156,8 @@ def training_examples(context: dg.AssetExecutionContext, config: TrainingExample
         gxe.ExpectColumnValuesToBeBetween(column="answer_len", min_value=1),
         gxe.ExpectColumnValuesToNotBeNull(column="source_asset"),
     ])
-    return dg.MaterializeResult(
+    return table_result(
+        warehouse, "training_examples",
         metadata={"dagster/row_count": meta["rows"], "rejected": meta["rejected"],
                   "sources": dg.MetadataValue.json(meta["sources"]), "counts": dg.MetadataValue.json(meta["counts"])},
         check_results=[named(check, "training_examples_gx")])
@@ -166,7 +174,7 @@ class ShardConfig(dg.Config):
                                       seed=self.seed)
 
 
-@dg.asset(group_name="training_data", kinds={"python", "parquet"}, partitions_def=curriculum_stages,
+@dg.asset(group_name="training_data", kinds={"python", "parquet"}, partitions_def=curriculum_stages, code_version=CODE_VERSION,
           deps=["training_examples", "tokenizer"],
           check_specs=[dg.AssetCheckSpec("curriculum_shards_gx", asset="curriculum_shards", blocking=True)],
           description="Token shards per curriculum stage (1 syntax, 2 algorithms, 3 edits/repair, 4 tools/agents), "
@@ -184,7 +192,8 @@ def curriculum_shards(context: dg.AssetExecutionContext, config: ShardConfig, wa
         gxe.ExpectColumnValuesToBeBetween(column="tool_label", min_value=-1),
         gxe.ExpectColumnValuesToBeInSet(column="split", value_set=["train", "validation", "test"]),
     ], metadata={"stage": stage, "empty": meta["rows"] == 0})
-    return dg.MaterializeResult(
+    return table_result(
+        warehouse, "curriculum_shards", stage,
         metadata={"dagster/row_count": meta["rows"], "path": dg.MetadataValue.path(meta["path"]),
                   "tokens": meta["tokens"], "dropped_too_long": meta["dropped_too_long"],
                   "per_language": dg.MetadataValue.json(meta["per_language"]),

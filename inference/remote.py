@@ -18,11 +18,13 @@ MAX_STOP = 4  # the OpenAI API's limit; further stop strings are applied here
 
 
 class OpenAIEndpoint:
-    def __init__(self, spec: ModelSpec, workers: int = 8, timeout_s: float = 600.0):
+    def __init__(self, spec: ModelSpec, workers: int = 8, timeout_s: float = 600.0, key: str = ""):
+        """`key`: the endpoint's key when the caller holds it (a Dagster resource), else api_key()."""
         import openai
 
         self.spec, self.workers = spec, workers
-        self._client = openai.OpenAI(base_url=spec.base_url, api_key=api_key(), timeout=timeout_s, max_retries=2)
+        self._client = openai.OpenAI(base_url=spec.base_url, api_key=key or api_key(), timeout=timeout_s,
+                                     max_retries=2)
         try:
             served = {m.id: m for m in self._client.models.list().data}
         except openai.APIError as exc:

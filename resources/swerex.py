@@ -62,6 +62,7 @@ class SweRexSessions(dg.ConfigurableResource):
 
     deployment: str = "local"
     deployment_options: dict = {}  # passed to swe-rex's <Kind>DeploymentConfig (image, host, port, ...)
+    auth_token: str = ""  # the remote deployment's token: set it with dg.EnvVar so the UI never shows it
     startup_timeout_s: float = 30.0  # a loaded 2-core machine needs well over SWE-ReX's 1 s default
     command_timeout_s: float = 60.0
     session_cpu_s: float = 600.0  # RLIMIT_CPU of each process in the session
@@ -96,7 +97,10 @@ class SweRexSessions(dg.ConfigurableResource):
 
         kinds = {"docker": cfg.DockerDeploymentConfig, "modal": cfg.ModalDeploymentConfig,
                  "remote": cfg.RemoteDeploymentConfig, "local": cfg.LocalDeploymentConfig}
-        return kinds[self.deployment](**self.deployment_options)
+        options = dict(self.deployment_options)
+        if self.deployment == "remote" and self.auth_token:
+            options["auth_token"] = self.auth_token
+        return kinds[self.deployment](**options)
 
 
 class JailedSession:
@@ -241,5 +245,10 @@ def default_swe_sessions(**overrides) -> SweRexSessions:
 
     fields = SweRexSessions.model_fields
     env = {name: json.loads(raw) if fields[name].annotation is dict else raw
-           for name, raw in env_fields("HRM_SWEREX_", fields).items()}
+           for name, raw in env_fields("HRM_SWEREX_", [f for f in fields if f != "auth_token"]).items()}
+    if "auth_token" in env.get("deployment_options", {}):
+        raise ValueError("HRM_SWEREX_DEPLOYMENT_OPTIONS holds an auth_token, which the Dagster UI would show: "
+                         "set HRM_SWEREX_AUTH_TOKEN instead")
+    if env_fields("HRM_SWEREX_", ["auth_token"]):
+        env["auth_token"] = dg.EnvVar("HRM_SWEREX_AUTH_TOKEN")  # resolved in the run, shown by name only
     return SweRexSessions(**{**env, **overrides})

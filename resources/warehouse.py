@@ -6,6 +6,7 @@ never leaves a half-written table and never loses the one already materialised.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -65,6 +66,39 @@ class Warehouse(dg.ConfigurableResource):
     def partitions(self, name: str) -> list[str]:
         base = Path(self.root) / "tables" / name
         return sorted(p.name.split("=", 1)[1] for p in base.glob("part=*") if (p / "data.parquet").exists())
+
+    def table_files(self, name: str, partition: str | None = None) -> list[Path]:
+        """The parquet file of one partition, or (partition=None on a partitioned table) of every partition."""
+        f = self.table_file(name, partition)
+        if f.exists():
+            return [f]
+        if partition is None:
+            files = [self.table_file(name, p) for p in self.partitions(name)]
+            if files:
+                return files
+        raise FileNotFoundError(f"table {name!r}{f' partition {partition!r}' if partition else ''} "
+                                f"not materialised (expected {f})")
+
+    def table_hash(self, name: str, partition: str | None = None, ignore: Iterable[str] = ()) -> str:
+        """sha256 of the table's parquet bytes (of every partition, in order, when partition=None on a
+        partitioned table): equal tables written by the same pyarrow hash alike. With `ignore`, of the rows
+        without those columns (timings that differ run to run), read back and hashed in Arrow IPC form."""
+        base = Path(self.root) / "tables" / name
+        files = self.table_files(name, partition)
+        if not ignore:
+            return content_hash(files, base)
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        digest = hashlib.sha256()
+        for f in files:
+            table = pq.read_table(f)
+            table = table.drop_columns([c for c in ignore if c in table.column_names])
+            sink = pa.BufferOutputStream()
+            with pa.ipc.new_stream(sink, table.schema) as writer:
+                writer.write_table(table)
+            digest.update(f"{f.relative_to(base)}\0".encode() + sink.getvalue().to_pybytes())
+        return digest.hexdigest()
 
     def read_partition_rows(self, name: str) -> list[dict]:
         """Rows of every partition, read one by one (partitions may infer different types for empty lists)."""
@@ -148,6 +182,21 @@ def write_parquet_atomic(target: Path, rows: Any) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def content_hash(paths: Iterable[Path], relative_to: Path) -> str:
+    """sha256 over each file's path (relative to `relative_to`) and bytes; a directory counts as all the
+    files under it, in sorted order."""
+    digest = hashlib.sha256()
+    files = []
+    for p in paths:
+        files += sorted(f for f in Path(p).rglob("*") if f.is_file()) if Path(p).is_dir() else [Path(p)]
+    for f in files:
+        digest.update(f"{f.relative_to(relative_to)}\0{f.stat().st_size}\0".encode())
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
 
 
 def write_text_atomic(target: Path, text: str) -> None:

@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import time
+from collections import deque
 from pathlib import Path
 
 from datagen.pipeline import STAGE_KEYS
@@ -83,16 +84,31 @@ def torchrun_command(nproc: int, config_file: Path, files: list[str], out: Path,
             "--config", str(config_file), "--shards", *files, "--out", str(out), "--tokenizer", str(tok_dir)]
 
 
-def torchrun_phase(nproc: int, model_config, train_config, files: list[str], out: Path, tok_dir) -> None:
-    """One phase under torchrun (DDP); its configs go to `<out>.config.json` for every rank to read."""
+def run_streaming(cmd: list[str], env: dict, log=None, prefix: str = "") -> tuple[int, str]:
+    """Run `cmd`, passing each line of its merged stdout/stderr to `log` as it comes; returns the exit
+    status and the output's last lines (for the error message)."""
+    tail: deque[str] = deque(maxlen=60)
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                          bufsize=1) as proc:
+        for line in proc.stdout:
+            tail.append(line)
+            if log and line.strip():
+                log(prefix + line.rstrip())
+        returncode = proc.wait()
+    return returncode, "".join(tail)
+
+
+def torchrun_phase(nproc: int, model_config, train_config, files: list[str], out: Path, tok_dir, log=None) -> None:
+    """One phase under torchrun (DDP); its configs go to `<out>.config.json` for every rank to read, and the
+    ranks' output goes to `log` line by line while they train."""
     cfg_file = out.with_name(out.name + ".config.json")
     write_text_atomic(cfg_file, json.dumps({"model": model_config.to_dict(), "train": train_config.to_dict()}))
     # the ranks import this checkout's packages, whatever the caller's working directory
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p)}
-    proc = subprocess.run(torchrun_command(nproc, cfg_file, files, out, tok_dir), capture_output=True, text=True,
-                          env=env)
-    if proc.returncode != 0:
-        raise RuntimeError(f"torchrun phase {out.name} failed ({proc.returncode}): {proc.stderr[-3000:]}")
+    returncode, tail = run_streaming(torchrun_command(nproc, cfg_file, files, out, tok_dir), env, log,
+                                     prefix=f"{out.name} torchrun: ")
+    if returncode != 0:
+        raise RuntimeError(f"torchrun phase {out.name} failed ({returncode}): {tail[-3000:]}")
 
 
 def add_training_flops(history: list[dict], phase_tokens: int, flops_before: float) -> float | None:
@@ -146,7 +162,7 @@ def train_curriculum(model_config, train_config, shards: list[tuple[str, str]], 
             return _deadline is not None and time.monotonic() > _deadline
 
         if torchrun_nproc > 0:
-            torchrun_phase(torchrun_nproc, model_config, train_config, files, out, tok_dir)
+            torchrun_phase(torchrun_nproc, model_config, train_config, files, out, tok_dir, log=log)
             state = json.loads((out / ckpt.TRAINER_STATE).read_text())
             result = {"steps": state["step"], "tokens_seen": state["tokens_seen"], "history": state["history"],
                       "wall_s": state["wall_s"], "final_metrics": state["history"][-1] if state["history"] else {},

@@ -72,6 +72,7 @@ def train_checkpoint(settings: CheckpointSettings, warehouse, name: str, arch: s
     (run_dir / "loss_curve.png").write_bytes(png)
     summary.update(name=name, arch=arch, params=model_config.estimated_params(), model_config=model_config.to_dict(),
                    weights_sha256=sha256_file(ckpt_dir / "model.safetensors"), run_dir=str(run_dir),
+                   weights_bytes=(ckpt_dir / "model.safetensors").stat().st_size,
                    loss_curve=str(run_dir / "loss_curve.png"), created_at=time.time())
     warehouse.publish_checkpoint(name, {k: v for k, v in summary.items() if k != "history"})
     summary["loss_curve_png"] = png

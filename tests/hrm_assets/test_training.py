@@ -6,6 +6,8 @@ import json
 import dagster as dg
 import pytest
 
+from resources.credentials import Credentials
+
 pytestmark = pytest.mark.slow  # trains and materialises checkpoints and the report
 
 TINY = json.dumps({"max_seq_len": 256})  # the tiny preset (hidden 64): nf4 fails on hidden 32
@@ -31,17 +33,23 @@ def test_checkpoints_quantized_models_and_report(data_warehouse, sandbox):
     checks = [getattr(tr, name) for name in QUANT_CHECKS]
     result = dg.materialize([tr.hrm_checkpoint, tr.baseline_checkpoint, tr.quantized_models, ev.benchmark_report,
                              ev.no_regression, *checks], instance=instance, run_config=run_config,
-                            resources={"warehouse": data_warehouse, "sandbox": sandbox})
+                            resources={"warehouse": data_warehouse, "sandbox": sandbox, "credentials": Credentials()})
     assert result.success
     meta = result.asset_materializations_for_node("hrm_checkpoint")[0].metadata
     assert meta["tokens_seen"].value > 0 and meta["loss_curve"].value.startswith("![loss curve](data:image/png;base64,")
     assert set(meta["final_losses"].value) >= {"loss"}
+    assert isinstance(meta["loss"], dg.FloatMetadataValue) and meta["weights_bytes"].value > 0
+    published = data_warehouse.latest_checkpoint("hrm_checkpoint")
+    event = instance.get_latest_materialization_event(dg.AssetKey("hrm_checkpoint"))
+    assert event.asset_materialization.tags["dagster/data_version"] == published["weights_sha256"][:16]
     quant = result.asset_materializations_for_node("quantized_models")[0].metadata["results"].value
     for kind in ("int8", "nf4", "int8-qat"):
         assert quant[kind]["bytes"] < quant["fp32"]["bytes"] and quant[kind]["artifact"].endswith(
             "/quantized/" + kind.removesuffix("-qat"))
     report = result.asset_materializations_for_node("benchmark_report")[0].metadata
     values = report["values"].value
+    assert list(report)[0] == "summary" and report["summary"].value.startswith(f"**Report {report['report_id'].value}**")
+    assert report["hrm/humaneval/pass@1"].value == values["hrm/humaneval/pass@1"]
     assert {k for k in values if k.startswith("hrm-int8-qat/")} == {
         "hrm-int8-qat/synthetic-instances/exec_exact_match", "hrm-int8-qat/synthetic-instances/repair_fix_rate",
         "hrm-int8-qat/generation/tokens_per_s"}
@@ -90,7 +98,7 @@ def test_a_quantization_check_fails_when_the_report_leaves_its_model_out(data_wa
                              *[getattr(tr, name) for name in QUANT_CHECKS]],
                             selection=["hrm_checkpoint", "quantized_models", "benchmark_report"],
                             instance=dg.DagsterInstance.ephemeral(), run_config=run_config,
-                            resources={"warehouse": data_warehouse, "sandbox": sandbox})
+                            resources={"warehouse": data_warehouse, "sandbox": sandbox, "credentials": Credentials()})
     assert result.success
     evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
     for name, model in (("int8_within_5_percent", "hrm-int8"), ("nf4_within_10_percent", "hrm-nf4")):

@@ -29,3 +29,36 @@ def test_partition_rows_are_read_one_partition_at_a_time(tmp_path):
     wh.write_table("t", [{"k": "b", "files": ["x.py"]}], partition="p2")
     assert wh.read_partition_rows("t") == [{"k": "a", "files": []}, {"k": "b", "files": ["x.py"]}]
     assert wh.read_partition_rows("missing") == []
+
+
+def test_table_hash_follows_the_rows_not_the_write(tmp_path):
+    wh = Warehouse(root=str(tmp_path))
+    wh.write_table("t", [{"k": "a", "v": 1}])
+    first = wh.table_hash("t")
+    wh.write_table("t", [{"k": "a", "v": 1}])  # rewritten with the same rows
+    assert wh.table_hash("t") == first and len(first) == 64
+    wh.write_table("t", [{"k": "a", "v": 2}])
+    assert wh.table_hash("t") != first
+    with pytest.raises(FileNotFoundError, match="'missing' not materialised"):
+        wh.table_hash("missing")
+
+
+def test_table_hash_of_a_partition_and_of_the_whole_table(tmp_path):
+    wh = Warehouse(root=str(tmp_path))
+    wh.write_table("t", [{"k": "a"}], partition="p1")
+    wh.write_table("t", [{"k": "b"}], partition="p2")
+    p1, whole = wh.table_hash("t", "p1"), wh.table_hash("t")
+    assert p1 != wh.table_hash("t", "p2") and whole not in (p1, wh.table_hash("t", "p2"))
+    wh.write_table("t", [{"k": "c"}], partition="p2")
+    assert wh.table_hash("t", "p1") == p1 and wh.table_hash("t") != whole
+    assert [f.parent.name for f in wh.table_files("t")] == ["part=p1", "part=p2"]
+
+
+def test_table_hash_can_leave_timing_columns_out(tmp_path):
+    wh = Warehouse(root=str(tmp_path))
+    wh.write_table("t", [{"k": "a", "wall_s": 1.5}], partition="p")
+    first, with_timing = wh.table_hash("t", "p", ignore=["wall_s"]), wh.table_hash("t", "p")
+    wh.write_table("t", [{"k": "a", "wall_s": 2.5}], partition="p")
+    assert wh.table_hash("t", "p", ignore=["wall_s"]) == first and wh.table_hash("t", "p") != with_timing
+    wh.write_table("t", [{"k": "b", "wall_s": 2.5}], partition="p")
+    assert wh.table_hash("t", "p", ignore=["wall_s"]) != first

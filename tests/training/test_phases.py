@@ -76,9 +76,35 @@ def test_curriculum_phases_under_torchrun_on_two_cpu_ranks(data_warehouse, tmp_p
     mc, tc = build_configs(_settings(steps_per_stage=2, checkpoint_every=2), "hrm",
                            CodeTokenizer.load(tok_dir).vocab_size)
     shards = phases.stage_shards(data_warehouse)[:2]
-    done = phases.train_curriculum(mc, tc, shards, tmp_path / "run", tok_dir, torchrun_nproc=2)
+    lines = []
+    done = phases.train_curriculum(mc, tc, shards, tmp_path / "run", tok_dir, torchrun_nproc=2, log=lines.append)
     assert [(p["stage"], p["steps"], p["shards"]) for p in done["phases"]] == [("1", 2, 1), ("2", 2, 2)]
+    assert any(line.startswith("phase-2 torchrun: step 2/2 loss") for line in lines), lines  # the ranks' progress
     assert done["tokens_seen"] > 0 and "loss" in done["final_losses"]
     for phase in ("phase-1", "phase-2"):
         rng_states = torch.load(tmp_path / "run" / phase / "rng.pt", weights_only=True)
         assert len(rng_states) == 2  # one RNG state per rank: the phase really ran on two processes
+
+
+def test_subprocess_output_reaches_the_log_while_it_runs(tmp_path):
+    """The child waits for a file that only the log callback writes: without line-by-line streaming it
+    would time out instead of finishing."""
+    import os
+    import sys
+
+    from training.phases import run_streaming
+
+    flag = tmp_path / "seen"
+    child = ("import os, sys, time\nprint('first', flush=True)\ndeadline = time.time() + 20\n"
+             f"while not os.path.exists({str(flag)!r}) and time.time() < deadline: time.sleep(0.05)\n"
+             f"print('saw the log' if os.path.exists({str(flag)!r}) else 'never logged', file=sys.stderr)\n"
+             "sys.exit(3)\n")
+    lines = []
+
+    def log(line):
+        lines.append(line)
+        flag.write_text("x")
+
+    code, tail = run_streaming([sys.executable, "-c", child], dict(os.environ), log, prefix="p: ")
+    assert (code, lines) == (3, ["p: first", "p: saw the log"])
+    assert tail == "first\nsaw the log\n"
