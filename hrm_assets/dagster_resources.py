@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from resources.alerts import default_alert_sink
 from resources.sandbox import default_sandbox
 from resources.swerex import default_swe_sessions
 from resources.warehouse import Warehouse
 
 
 def default_resources() -> dict:
-    return {"sandbox": default_sandbox(), "warehouse": Warehouse(), "swe_sessions": default_swe_sessions()}
+    return {"sandbox": default_sandbox(), "warehouse": Warehouse(), "swe_sessions": default_swe_sessions(),
+            "alerts": default_alert_sink()}
