@@ -8,6 +8,7 @@ Sending never raises: it returns how the delivery went, for the alert history to
 from __future__ import annotations
 
 import datetime as dt
+import http.client
 import json
 import time
 import urllib.error
@@ -79,7 +80,8 @@ def post(url: str, body: dict, timeout: float, attempts: int = 3) -> dict:
             with urllib.request.urlopen(request, timeout=timeout) as response:
                 response.read(1024)
             return {"status": "sent", "attempts": attempt}
-        except (urllib.error.URLError, OSError, ValueError) as error:  # HTTPError is a URLError
+        # HTTPError is a URLError; a server that answers garbage raises http.client's own errors.
+        except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as error:
             reason = _reason(error, url)
             if not _retryable(error) or attempt == attempts:
                 break

@@ -5,7 +5,7 @@ the delivery went, in the `alerts` table of the warehouse's history database (an
 import json
 
 import dagster as dg
-from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus  # not exported
 
 from evals.pipeline import regression_findings
 from evals.report import describe, record_alert

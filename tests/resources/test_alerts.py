@@ -78,6 +78,28 @@ def test_a_hanging_webhook_times_out_once(webhook):
     assert delivery["status"] == "failed" and delivery["attempts"] == 1 and "timed out" in delivery["reason"]
 
 
+def test_a_server_that_answers_garbage_is_reported_failed():
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def answer_garbage():
+        for _ in range(3):
+            conn, _ = listener.accept()
+            with conn:
+                conn.recv(65536)
+                conn.sendall(b"this is not HTTP\r\n\r\n")
+
+    threading.Thread(target=answer_garbage, daemon=True).start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/hooks/T0KEN"
+    try:
+        delivery = AlertSink(webhook_url=url).send("run_failure", "m", {})
+    finally:
+        listener.close()
+    assert delivery["status"] == "failed" and "BadStatusLine" in delivery["reason"]
+
+
 def test_no_webhook_means_not_configured(webhook):
     assert AlertSink().send("run_failure", "m", {}) == {"status": "not_configured"}
     assert send_alert("", "slack", "k", "m", {}, None, None, 1.0) == {"status": "not_configured"}
@@ -107,7 +129,7 @@ def test_the_ui_shows_the_variable_name_not_the_url(monkeypatch, webhook):
     defs = dg.Definitions(sensors=[uses_alerts], resources={"alerts": sink})
     # The repository snapshot is what the code server sends the webserver for the resource's page.
     snapshot = serialize_value(RepositorySnap.from_def(defs.get_repository_def()))
-    assert "T0KEN" not in snapshot and "127.0.0.1:" + webhook.url.split(":")[2].split("/")[0] not in snapshot
+    assert "T0KEN" not in snapshot and webhook.url.split("/hooks")[0] not in snapshot
     assert "HRM_ALERT_WEBHOOK_URL" in snapshot
     uses_alerts.evaluate_tick(dg.build_sensor_context(resources={"alerts": sink}))
     assert [b["kind"] for b in webhook.bodies()] == ["run_failure"]
