@@ -347,6 +347,7 @@ def list_alerts(db_path: str | Path) -> list[dict]:
         if not columns:
             return []
         delivery = "delivery" if "delivery" in columns else "NULL"
-        cur = con.execute(f"SELECT created_at, kind, message, details, {delivery} FROM {ALERTS_TABLE} ORDER BY created_at")
+        cur = con.execute(f"SELECT created_at, kind, message, details, {delivery} FROM {ALERTS_TABLE} "
+                          "ORDER BY created_at")
         return [{"created_at": r[0], "kind": r[1], "message": r[2], "details": json.loads(r[3]),
                  "delivery": json.loads(r[4]) if r[4] is not None else None} for r in cur.fetchall()]

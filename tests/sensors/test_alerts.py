@@ -169,7 +169,8 @@ def test_a_webhook_that_fails_leaves_the_sensor_running_and_the_history_says_so(
     tick(run_failure_alert, instance, repo, resources, cursor)
     [alert] = rp.list_alerts(warehouse.history_db())
     assert result.run_id in alert["message"] and alert["delivery"]["status"] == "failed"
-    assert {"refused": "ConnectionRefused", "500": "HTTP 500", "hangs": "timed out"}[down] in alert["delivery"]["reason"]
+    expected = {"refused": "ConnectionRefused", "500": "HTTP 500", "hangs": "timed out"}[down]
+    assert expected in alert["delivery"]["reason"]
 
 
 def test_the_webhook_url_is_never_logged_nor_recorded(instance, tmp_path, closed_port_url, caplog, capsys):
