@@ -327,22 +327,29 @@ def rows_json(rows: list[ReportRow]) -> str:
 ALERTS_TABLE = "alerts"
 
 
-def record_alert(db_path: str | Path, kind: str, message: str, details: dict | None = None) -> None:
-    """Append an alert (run failure, regression) to the `alerts` table next to the report history."""
+def record_alert(db_path: str | Path, kind: str, message: str, details: dict | None = None,
+                 delivery: dict | None = None) -> None:
+    """Append an alert (run failure, failed check, regression) to the `alerts` table next to the report history,
+    with how its delivery to the webhook went (None: not attempted)."""
     with open_db(db_path) as con:
         con.execute(f"CREATE TABLE IF NOT EXISTS {ALERTS_TABLE} (created_at TIMESTAMP, kind VARCHAR, "
                     "message VARCHAR, details VARCHAR)")
-        con.execute(f"INSERT INTO {ALERTS_TABLE} VALUES (?, ?, ?, ?)",
+        con.execute(f"ALTER TABLE {ALERTS_TABLE} ADD COLUMN IF NOT EXISTS delivery VARCHAR")  # tables from before
+        con.execute(f"INSERT INTO {ALERTS_TABLE} (created_at, kind, message, details, delivery) VALUES (?, ?, ?, ?, ?)",
                     [_dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None), kind, message,
-                     json.dumps(details or {}, default=str)])
+                     json.dumps(details or {}, default=str), None if delivery is None else json.dumps(delivery)])
 
 
 def list_alerts(db_path: str | Path) -> list[dict]:
     if not Path(db_path).exists():
         return []
     with open_db(db_path) as con:
-        if not con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?",
-                           [ALERTS_TABLE]).fetchone()[0]:
+        columns = {r[0] for r in con.execute("SELECT column_name FROM information_schema.columns WHERE table_name = ?",
+                                             [ALERTS_TABLE]).fetchall()}
+        if not columns:
             return []
-        cur = con.execute(f"SELECT created_at, kind, message, details FROM {ALERTS_TABLE} ORDER BY created_at")
-        return [{"created_at": r[0], "kind": r[1], "message": r[2], "details": json.loads(r[3])} for r in cur.fetchall()]
+        delivery = "delivery" if "delivery" in columns else "NULL"
+        cur = con.execute(f"SELECT created_at, kind, message, details, {delivery} FROM {ALERTS_TABLE} "
+                          "ORDER BY created_at")
+        return [{"created_at": r[0], "kind": r[1], "message": r[2], "details": json.loads(r[3]),
+                 "delivery": json.loads(r[4]) if r[4] is not None else None} for r in cur.fetchall()]

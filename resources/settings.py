@@ -55,6 +55,14 @@ _DECLARED = (
             "speed, reports from before per-problem results), e.g. `default=0.05,bits_per_byte_python=0.1`"),
     Setting("HRM_REGRESSION_ALPHA", float, 0.05,
             "significance level of the paired per-problem regression test (one-sided exact McNemar; check and alert)"),
+    Setting("HRM_ALERT_WEBHOOK_URL", str, "",
+            "webhook every alert is POSTed to (a secret: read through `dg.EnvVar`, never shown, logged or stored; "
+            "set it before the code location loads); empty: alerts are only recorded in the history"),
+    Setting("HRM_ALERT_FORMAT", str, "slack",
+            "alert body: `slack` (incoming-webhook `{\"text\": ...}`) or `json` (kind, message, details, run_id, "
+            "run_url, time)"),
+    Setting("HRM_ALERT_TIMEOUT", float, 3.0, "seconds an alert POST may take (a timeout is not retried)"),
+    Setting("HRM_DAGSTER_UI_URL", str, "http://127.0.0.1:3000", "Dagster UI base URL; alerts link to `<ui>/runs/<run_id>`"),
     # --- benchmark sources ---------------------------------------------------------------------
     Setting("HRM_POLYGLOT_SOURCE", str, "https://github.com/Aider-AI/polyglot-benchmark",
             "Polyglot benchmark clone source: URL, path or git bundle"),

@@ -1,6 +1,7 @@
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -112,3 +113,62 @@ def tiny_checkpoint(tmp_path_factory, token_shards):
     assert main(["train", "--config", str(config), "--shards", str(Path(files[0]).parent), "--out", str(out),
                  "--tokenizer", str(tok)]) == 0
     return out
+
+
+class Webhook:
+    """A local HTTP server that records each POST: `status` is the HTTP status it answers, `hang_s` how long it
+    waits before answering."""
+
+    def __init__(self):
+        import http.server
+        import threading
+
+        self.received, self.status, self.hang_s = [], 200, 0.0
+        hook = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                hook.received.append({"path": self.path, "headers": dict(self.headers), "body": body})
+                if hook.hang_s:
+                    time.sleep(hook.hang_s)
+                self.send_response(hook.status)
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/hooks/T0KEN-s3cret"
+
+    def bodies(self) -> list:
+        return [json.loads(r["body"].decode("utf-8")) for r in self.received]
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def webhook():
+    hook = Webhook()
+    yield hook
+    hook.close()
+
+
+@pytest.fixture
+def closed_port_url() -> str:
+    """A webhook URL nothing listens on."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/hooks/T0KEN-s3cret"

@@ -77,3 +77,17 @@ def test_history_waits_for_another_process_holding_the_file(tmp_path):
     assert rp.report_ids(db) == ["r1"]  # waited for the lock instead of raising
     assert time.monotonic() - t0 > 0.5
     holder.wait(timeout=30)
+
+
+def test_alerts_keep_their_delivery_and_an_older_alerts_table_gains_the_column(tmp_path):
+    import duckdb
+
+    db = tmp_path / "history.duckdb"
+    with duckdb.connect(str(db)) as con:  # the table as it was before deliveries were recorded
+        con.execute("CREATE TABLE alerts (created_at TIMESTAMP, kind VARCHAR, message VARCHAR, details VARCHAR)")
+        con.execute("INSERT INTO alerts VALUES (TIMESTAMP '2026-01-01 00:00:00', 'regression', 'old', '{}')")
+    assert [a["delivery"] for a in rp.list_alerts(db)] == [None]
+    rp.record_alert(db, "run_failure", "new", {"run_id": "r"}, {"status": "failed", "reason": "HTTP 500"})
+    old, new = rp.list_alerts(db)
+    assert (old["message"], old["delivery"]) == ("old", None)
+    assert new["details"] == {"run_id": "r"} and new["delivery"] == {"status": "failed", "reason": "HTTP 500"}
