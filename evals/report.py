@@ -193,6 +193,14 @@ def report_ids(db_path: str | Path) -> list[str]:
             f"SELECT report_id FROM {HISTORY_TABLE} GROUP BY report_id ORDER BY min(created_at), report_id").fetchall()]
 
 
+def reported_checkpoints(db_path: str | Path) -> set[tuple[str, str]]:
+    """(model, checkpoint_hash) of every model some report has scored (none when there is no history yet)."""
+    if not Path(db_path).exists():
+        return set()
+    with _connect(db_path) as con:
+        return {(m, h) for m, h in con.execute(f"SELECT DISTINCT model, checkpoint_hash FROM {HISTORY_TABLE}").fetchall()}
+
+
 def load_report(db_path: str | Path, report_id: str) -> list[ReportRow]:
     with _connect(db_path) as con:
         cur = con.execute(f"SELECT {', '.join(c for c, _ in _COLUMNS)} FROM {HISTORY_TABLE} WHERE report_id = ? "

@@ -50,6 +50,8 @@ _DECLARED = (
     Setting("HRM_NIGHTLY_CRON", str, "0 2 * * *", "schedule `nightly_regression` (report on the latest checkpoints)"),
     Setting("HRM_WEEKLY_CRON", str, "0 3 * * 0", "schedule `weekly_retrain` (retrain, quantize, report)"),
     Setting("HRM_SCHEDULE_TZ", str, "UTC", "time zone of both schedules"),
+    Setting("HRM_RETRAIN_STEPS", int, 100,
+            "`weekly_retrain`: optimizer steps each checkpoint trains on from the latest one (on all current shards)"),
     Setting("HRM_REGRESSION_THRESHOLDS", str, "default=0.05",
             "largest allowed worsening per metric without per-problem results on both sides (bits per byte, "
             "speed, reports from before per-problem results), e.g. `default=0.05,bits_per_byte_python=0.1`"),
@@ -66,6 +68,9 @@ _DECLARED = (
     # --- benchmark sources ---------------------------------------------------------------------
     Setting("HRM_POLYGLOT_SOURCE", str, "https://github.com/Aider-AI/polyglot-benchmark",
             "Polyglot benchmark clone source: URL, path or git bundle"),
+    Setting("HRM_POLYGLOT_FOLLOW_UPSTREAM", bool, False,
+            "sensor `new_polyglot_commit` re-clones the source's HEAD when it moves; off: the benchmark stays at "
+            "its pinned commit"),
     Setting("HRM_POLYGLOT_CACHE", str, "",
             "shared Polyglot builds kept between runs; empty: `<data>/cache/polyglot`"),
     Setting("HRM_LCB_SOURCE", str, "",

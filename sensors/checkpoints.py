@@ -1,12 +1,15 @@
-"""Evaluate every newly materialised checkpoint."""
+"""Evaluate every newly materialised checkpoint that no report has scored yet."""
 
 import json
 
 import dagster as dg
 
+from evals.report import reported_checkpoints
+from resources.warehouse import Warehouse
 from sensors.jobs import evaluate_new_checkpoint_job
 
-CHECKPOINT_ASSETS = ("hrm_checkpoint", "baseline_checkpoint")
+# checkpoint asset -> the report's model name for it
+CHECKPOINT_ASSETS = {"hrm_checkpoint": "hrm", "baseline_checkpoint": "baseline"}
 
 
 def _evaluated_in_same_run(instance, run_id: str | None) -> bool:
@@ -16,21 +19,32 @@ def _evaluated_in_same_run(instance, run_id: str | None) -> bool:
     return bool(selection) and dg.AssetKey("benchmark_report") in selection
 
 
+def _checkpoint_hash(record) -> str | None:
+    value = record.asset_materialization.metadata.get("checkpoint_hash")
+    return getattr(value, "value", value)
+
+
 @dg.sensor(name="new_checkpoint", job=evaluate_new_checkpoint_job, minimum_interval_seconds=60,
            default_status=dg.DefaultSensorStatus.RUNNING,
            description="When hrm_checkpoint or baseline_checkpoint gets a new materialisation, quantize and "
-                       "evaluate (unless the run that made it already evaluated).")
-def new_checkpoint_sensor(context: dg.SensorEvaluationContext):
+                       "evaluate, unless a report in the history already scored that checkpoint (its weights "
+                       "hash) or the run that made it also builds the report.")
+def new_checkpoint_sensor(context: dg.SensorEvaluationContext, warehouse: Warehouse):
     cursor = json.loads(context.cursor) if context.cursor else {}
-    fresh = []
-    for name in CHECKPOINT_ASSETS:
+    reported = reported_checkpoints(warehouse.history_db())
+    fresh, known = [], []
+    for name, model in CHECKPOINT_ASSETS.items():
         records = context.instance.fetch_materializations(dg.AssetKey(name), limit=1).records
         if not records or records[0].storage_id <= cursor.get(name, -1):
             continue
         cursor[name] = records[0].storage_id
-        if not _evaluated_in_same_run(context.instance, records[0].run_id):
+        weights = _checkpoint_hash(records[0])
+        if (model, weights) in reported or _evaluated_in_same_run(context.instance, records[0].run_id):
+            known.append(f"{name}@{weights or records[0].storage_id}")
+        else:
             fresh.append(f"{name}@{records[0].storage_id}")
     context.update_cursor(json.dumps(cursor))
     if not fresh:
-        return dg.SkipReason("no checkpoint materialised since the last evaluation")
+        why = f"already reported: {', '.join(known)}" if known else "no checkpoint materialised since the last tick"
+        return dg.SkipReason(why)
     return dg.RunRequest(run_key="evaluate-" + "-".join(fresh), tags={"hrm/checkpoints": ",".join(fresh)})

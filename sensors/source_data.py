@@ -1,14 +1,17 @@
 """Notice new source data and re-materialise what reads it: a new LiveCodeBench release in the configured
-source (HRM_LCB_SOURCE), a new commit of the Polyglot benchmark source (HRM_POLYGLOT_SOURCE)."""
+source (HRM_LCB_SOURCE), a new commit of the Polyglot benchmark source (HRM_POLYGLOT_SOURCE) when
+HRM_POLYGLOT_FOLLOW_UPSTREAM asks to follow it (by default the benchmark stays at its pinned commit, so reports
+stay comparable)."""
 
 import re
 from pathlib import Path
 
 import dagster as dg
 
+from evals.polyglot.exercises import PINNED_COMMIT
 from resources.fetchers import remote_head
 from resources.partitions import lcb_releases
-from resources.settings import env_str
+from resources.settings import env_bool, env_str
 
 
 def newest_lcb_release(source: str) -> str | None:
@@ -51,9 +54,13 @@ def materialised_commit(instance) -> str | None:
 
 @dg.sensor(name="new_polyglot_commit", minimum_interval_seconds=6 * 3600,
            default_status=dg.DefaultSensorStatus.RUNNING, target=dg.AssetSelection.assets("polyglot_benchmark"),
-           description="A Polyglot benchmark source whose HEAD differs from the materialised clone is re-cloned at "
-                       "that commit (problems and the corpus follow on the next `hrm materialize`).")
+           description="With HRM_POLYGLOT_FOLLOW_UPSTREAM=1, a Polyglot benchmark source whose HEAD differs from "
+                       "the materialised clone is re-cloned at that commit (problems and the corpus follow); "
+                       "otherwise the benchmark stays at its pinned commit.")
 def new_polyglot_commit_sensor(context: dg.SensorEvaluationContext):
+    if not env_bool("HRM_POLYGLOT_FOLLOW_UPSTREAM"):
+        return dg.SkipReason(f"the Polyglot benchmark is pinned at {PINNED_COMMIT[:12]}; set "
+                             "HRM_POLYGLOT_FOLLOW_UPSTREAM=1 to follow the source's HEAD")
     source = env_str("HRM_POLYGLOT_SOURCE")
     head = remote_head(source)
     if head is None:
