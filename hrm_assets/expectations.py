@@ -50,3 +50,22 @@ def named(result: dg.AssetCheckResult, name: str) -> dg.AssetCheckResult:
     """`result` as the check `name` of a multi-check asset (check_specs), failing with ERROR severity."""
     return dg.AssetCheckResult(check_name=name, passed=result.passed, metadata=result.metadata,
                                severity=dg.AssetCheckSeverity.ERROR)
+
+
+def publish_if_passed(warehouse, name: str, check: dg.AssetCheckResult, partition: str | None = None,
+                      metadata: dict | None = None):
+    """The last step of write-audit-publish for a table asset that built `name` inside
+    `warehouse.staging(name, partition)` and audited the staged rows into `check` (a blocking check of the
+    asset's check_specs). Passed: publish the staged table and yield the asset's result. Failed: yield the
+    check's result (so the failure is recorded and holds downstream automation) and fail the step without
+    publishing; the published table stays as it was (so do its hash and data version)."""
+    from hrm_assets.metadata import table_result
+
+    if not check.passed:
+        yield check
+        where = f" partition {partition}" if partition else ""
+        raise dg.Failure(description=f"blocking check {check.check_name} failed on the staged {name}{where}: not "
+                                     "published, the published table is unchanged",
+                         metadata={"staged": dg.MetadataValue.path(str(warehouse.staging_file(name, partition)))})
+    warehouse.publish(name, partition)
+    yield table_result(warehouse, name, partition, metadata=metadata, check_results=[check])

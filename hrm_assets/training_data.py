@@ -1,7 +1,8 @@
 """Training data assets: code_corpus, synthetic_tasks, tokenizer, training_examples, curriculum_shards.
 
 Each body maps its config onto the plain settings of `datagen/pipeline.py`, calls one function there and
-reports; each table has a blocking Great Expectations check. Config defaults come from HRM_* settings
+reports; each table has a blocking Great Expectations check, run on the staged table before it is published
+(write-audit-publish: `Warehouse.staging`, `publish_if_passed`). Config defaults come from HRM_* settings
 (resources/settings.py, read when a run builds its config).
 """
 
@@ -10,8 +11,7 @@ import dagster as dg
 from datagen import pipeline
 from datagen.schema import LANGUAGES, SPLITS, TASK_TYPES
 from datagen.synthetic import DEFAULT_HELDOUT, SyntheticConfig
-from hrm_assets.expectations import gx_check, named
-from hrm_assets.metadata import table_result
+from hrm_assets.expectations import gx_check, named, publish_if_passed
 from hrm_assets.versions import files_version, source_version
 from resources.partitions import curriculum_stages
 from resources.sandbox import Sandbox
@@ -44,24 +44,24 @@ class CorpusConfig(dg.Config):
           check_specs=[dg.AssetCheckSpec("code_corpus_gx", asset="code_corpus", blocking=True)],
           description="Source files from local trees (and HF datasets), deduplicated and decontaminated "
                       "against every benchmark we evaluate on.")
-def code_corpus(context: dg.AssetExecutionContext, config: CorpusConfig, warehouse: Warehouse) -> dg.MaterializeResult:
-    meta = pipeline.build_code_corpus(config.to_settings(), warehouse, context.log)
-    check = gx_check(pipeline.corpus_check_frame(warehouse), "code_corpus", lambda gxe: [
-        gxe.ExpectColumnValuesToNotBeNull(column="sha256"),
-        gxe.ExpectColumnValuesToBeUnique(column="sha256"),
-        gxe.ExpectColumnValuesToBeInSet(column="language", value_set=["cpp", "go", "java", "javascript", "python", "rust"]),
-        gxe.ExpectColumnValuesToBeBetween(column="text_len", min_value=1),
-    ])
+def code_corpus(context: dg.AssetExecutionContext, config: CorpusConfig, warehouse: Warehouse):
+    with warehouse.staging("code_corpus"):
+        meta = pipeline.build_code_corpus(config.to_settings(), warehouse, context.log)
+        check = gx_check(pipeline.corpus_check_frame(warehouse), "code_corpus", lambda gxe: [
+            gxe.ExpectColumnValuesToNotBeNull(column="sha256"),
+            gxe.ExpectColumnValuesToBeUnique(column="sha256"),
+            gxe.ExpectColumnValuesToBeInSet(column="language", value_set=["cpp", "go", "java", "javascript", "python", "rust"]),
+            gxe.ExpectColumnValuesToBeBetween(column="text_len", min_value=1),
+        ])
     stats = meta["stats"]
-    return table_result(
-        warehouse, "code_corpus",
+    yield from publish_if_passed(
+        warehouse, "code_corpus", named(check, "code_corpus_gx"),
         metadata={"dagster/row_count": meta["rows"], "bytes": meta["bytes"],
                   "removed_contaminated": stats["contaminated"], "removed_exact_duplicates": stats["exact_duplicates"],
                   "removed_near_duplicates": stats["near_duplicates"],
                   "per_language": dg.MetadataValue.json(stats["per_language"]),
                   "benchmark_rows_checked": dg.MetadataValue.json(meta["benchmark_rows"]),
-                  "benchmark_ngrams": meta["benchmark_ngrams"]},
-        check_results=[named(check, "code_corpus_gx")])
+                  "benchmark_ngrams": meta["benchmark_ngrams"]})
 
 
 # --- synthetic_tasks -------------------------------------------------------------------------------------
@@ -86,24 +86,23 @@ class SyntheticTasksConfig(dg.Config):
           check_specs=[dg.AssetCheckSpec("synthetic_tasks_gx", asset="synthetic_tasks", blocking=True)],
           description="Execution-prediction and repair tasks whose answers come from running code in the Sandbox; "
                       "the test split holds new instances of the training templates and whole held-out templates.")
-def synthetic_tasks(context: dg.AssetExecutionContext, config: SyntheticTasksConfig, sandbox: Sandbox, warehouse: Warehouse,
-                    ) -> dg.MaterializeResult:
-    meta = pipeline.build_synthetic_tasks(config.to_settings(), sandbox, warehouse)
-    context.log.info(f"synthetic_tasks: {meta['rows']} tasks, {meta['rejected']} rejected in {meta['wall_s']} s")
-    check = gx_check(pipeline.synthetic_check_frame(warehouse), "synthetic_tasks", lambda gxe: [
-        gxe.ExpectColumnValuesToBeUnique(column="task_id"),
-        gxe.ExpectColumnValuesToBeInSet(column="task_type", value_set=["exec_predict", "repair"]),
-        gxe.ExpectColumnValuesToBeInSet(column="split", value_set=["train", "validation", "test"]),
-        gxe.ExpectColumnValuesToNotBeNull(column="answer"),
-        gxe.ExpectColumnDistinctValuesToContainSet(column="split", value_set=["train", "test"]),
-    ])
-    return table_result(
-        warehouse, "synthetic_tasks",
+def synthetic_tasks(context: dg.AssetExecutionContext, config: SyntheticTasksConfig, sandbox: Sandbox, warehouse: Warehouse):
+    with warehouse.staging("synthetic_tasks"):
+        meta = pipeline.build_synthetic_tasks(config.to_settings(), sandbox, warehouse)
+        context.log.info(f"synthetic_tasks: {meta['rows']} tasks, {meta['rejected']} rejected in {meta['wall_s']} s")
+        check = gx_check(pipeline.synthetic_check_frame(warehouse), "synthetic_tasks", lambda gxe: [
+            gxe.ExpectColumnValuesToBeUnique(column="task_id"),
+            gxe.ExpectColumnValuesToBeInSet(column="task_type", value_set=["exec_predict", "repair"]),
+            gxe.ExpectColumnValuesToBeInSet(column="split", value_set=["train", "validation", "test"]),
+            gxe.ExpectColumnValuesToNotBeNull(column="answer"),
+            gxe.ExpectColumnDistinctValuesToContainSet(column="split", value_set=["train", "test"]),
+        ])
+    yield from publish_if_passed(
+        warehouse, "synthetic_tasks", named(check, "synthetic_tasks_gx"),
         metadata={"dagster/row_count": meta["rows"], "rejected": meta["rejected"],
                   "by_type_split": dg.MetadataValue.json(meta["by_type_split"]),
                   "heldout_templates": dg.MetadataValue.json(meta["heldout_templates"]),
-                  "sandbox_wall_s": meta["wall_s"]},
-        check_results=[named(check, "synthetic_tasks_gx")])
+                  "sandbox_wall_s": meta["wall_s"]})
 
 
 # --- tokenizer -------------------------------------------------------------------------------------------
@@ -143,24 +142,23 @@ class TrainingExamplesConfig(dg.Config):
           deps=["code_corpus", "synthetic_tasks", *pipeline.TASK_TABLES],
           check_specs=[dg.AssetCheckSpec("training_examples_gx", asset="training_examples", blocking=True)],
           description="Every task source in the one TrainingExample schema, with its curriculum stage.")
-def training_examples(context: dg.AssetExecutionContext, config: TrainingExamplesConfig, warehouse: Warehouse,
-                      ) -> dg.MaterializeResult:
-    meta = pipeline.build_training_examples(config.to_settings(), warehouse, context.log)
-    check = gx_check(pipeline.examples_check_frame(warehouse), "training_examples", lambda gxe: [
-        gxe.ExpectColumnValuesToBeUnique(column="example_id"),
-        gxe.ExpectColumnValuesToBeInSet(column="task_type", value_set=list(TASK_TYPES)),
-        gxe.ExpectColumnValuesToBeInSet(column="language", value_set=list(LANGUAGES)),
-        gxe.ExpectColumnValuesToBeInSet(column="split", value_set=list(SPLITS)),
-        gxe.ExpectColumnValuesToBeInSet(column="stage", value_set=list(pipeline.STAGE_KEYS)),
-        gxe.ExpectColumnValuesToBeBetween(column="prompt_len", min_value=1),
-        gxe.ExpectColumnValuesToBeBetween(column="answer_len", min_value=1),
-        gxe.ExpectColumnValuesToNotBeNull(column="source_asset"),
-    ])
-    return table_result(
-        warehouse, "training_examples",
+def training_examples(context: dg.AssetExecutionContext, config: TrainingExamplesConfig, warehouse: Warehouse):
+    with warehouse.staging("training_examples"):
+        meta = pipeline.build_training_examples(config.to_settings(), warehouse, context.log)
+        check = gx_check(pipeline.examples_check_frame(warehouse), "training_examples", lambda gxe: [
+            gxe.ExpectColumnValuesToBeUnique(column="example_id"),
+            gxe.ExpectColumnValuesToBeInSet(column="task_type", value_set=list(TASK_TYPES)),
+            gxe.ExpectColumnValuesToBeInSet(column="language", value_set=list(LANGUAGES)),
+            gxe.ExpectColumnValuesToBeInSet(column="split", value_set=list(SPLITS)),
+            gxe.ExpectColumnValuesToBeInSet(column="stage", value_set=list(pipeline.STAGE_KEYS)),
+            gxe.ExpectColumnValuesToBeBetween(column="prompt_len", min_value=1),
+            gxe.ExpectColumnValuesToBeBetween(column="answer_len", min_value=1),
+            gxe.ExpectColumnValuesToNotBeNull(column="source_asset"),
+        ])
+    yield from publish_if_passed(
+        warehouse, "training_examples", named(check, "training_examples_gx"),
         metadata={"dagster/row_count": meta["rows"], "rejected": meta["rejected"],
-                  "sources": dg.MetadataValue.json(meta["sources"]), "counts": dg.MetadataValue.json(meta["counts"])},
-        check_results=[named(check, "training_examples_gx")])
+                  "sources": dg.MetadataValue.json(meta["sources"]), "counts": dg.MetadataValue.json(meta["counts"])})
 
 
 # --- curriculum_shards -----------------------------------------------------------------------------------
@@ -179,24 +177,24 @@ class ShardConfig(dg.Config):
           check_specs=[dg.AssetCheckSpec("curriculum_shards_gx", asset="curriculum_shards", blocking=True)],
           description="Token shards per curriculum stage (1 syntax, 2 algorithms, 3 edits/repair, 4 tools/agents), "
                       "language-balanced; readable with datasets.load_dataset('parquet', ...).")
-def curriculum_shards(context: dg.AssetExecutionContext, config: ShardConfig, warehouse: Warehouse) -> dg.MaterializeResult:
+def curriculum_shards(context: dg.AssetExecutionContext, config: ShardConfig, warehouse: Warehouse):
     stage = context.partition_key
-    meta = pipeline.build_curriculum_shard(config.to_settings(), warehouse, stage)
-    context.log.info(f"stage {stage}: {meta['rows']} examples, {meta['tokens']} tokens, "
-                     f"{meta['dropped_too_long']} dropped as longer than {config.max_seq_len} tokens")
-    check = gx_check(pipeline.shard_check_frame(warehouse, stage), f"curriculum_shards_{stage}", lambda gxe: [
-        gxe.ExpectColumnValuesToBeUnique(column="example_id"),
-        gxe.ExpectColumnValuesToBeBetween(column="n_tokens", min_value=2, max_value=config.max_seq_len),
-        gxe.ExpectColumnValuesToBeBetween(column="prompt_len", min_value=1),
-        gxe.ExpectColumnValuesToBeBetween(column="answer_tokens", min_value=1),
-        gxe.ExpectColumnValuesToBeBetween(column="tool_label", min_value=-1),
-        gxe.ExpectColumnValuesToBeInSet(column="split", value_set=["train", "validation", "test"]),
-    ], metadata={"stage": stage, "empty": meta["rows"] == 0})
-    return table_result(
-        warehouse, "curriculum_shards", stage,
-        metadata={"dagster/row_count": meta["rows"], "path": dg.MetadataValue.path(meta["path"]),
+    with warehouse.staging("curriculum_shards", stage):
+        meta = pipeline.build_curriculum_shard(config.to_settings(), warehouse, stage)
+        context.log.info(f"stage {stage}: {meta['rows']} examples, {meta['tokens']} tokens, "
+                         f"{meta['dropped_too_long']} dropped as longer than {config.max_seq_len} tokens")
+        check = gx_check(pipeline.shard_check_frame(warehouse, stage), f"curriculum_shards_{stage}", lambda gxe: [
+            gxe.ExpectColumnValuesToBeUnique(column="example_id"),
+            gxe.ExpectColumnValuesToBeBetween(column="n_tokens", min_value=2, max_value=config.max_seq_len),
+            gxe.ExpectColumnValuesToBeBetween(column="prompt_len", min_value=1),
+            gxe.ExpectColumnValuesToBeBetween(column="answer_tokens", min_value=1),
+            gxe.ExpectColumnValuesToBeBetween(column="tool_label", min_value=-1),
+            gxe.ExpectColumnValuesToBeInSet(column="split", value_set=["train", "validation", "test"]),
+        ], metadata={"stage": stage, "empty": meta["rows"] == 0})
+    yield from publish_if_passed(
+        warehouse, "curriculum_shards", named(check, "curriculum_shards_gx"), stage,
+        metadata={"dagster/row_count": meta["rows"], "path": dg.MetadataValue.path(str(warehouse.shard_path(stage))),
                   "tokens": meta["tokens"], "dropped_too_long": meta["dropped_too_long"],
                   "per_language": dg.MetadataValue.json(meta["per_language"]),
                   "stage_description": meta["description"],
-                  "note": "no task asset feeds this stage yet" if meta["rows"] == 0 else ""},
-        check_results=[named(check, "curriculum_shards_gx")])
+                  "note": "no task asset feeds this stage yet" if meta["rows"] == 0 else ""})

@@ -2,6 +2,11 @@
 
 Every write goes to a temp file in the same directory and is renamed into place, so a crash
 never leaves a half-written table and never loses the one already materialised.
+
+Write-audit-publish: inside `with warehouse.staging(name, partition):` that table is written to and read from
+`<root>/staging/tables/...` instead of its published path, so the code that builds it and the checks that
+audit it run unchanged; `publish(name, partition)` then renames the staged file over the published one. A table
+whose audit fails is never published: readers (and later runs) keep seeing the previous version.
 """
 
 from __future__ import annotations
@@ -10,10 +15,12 @@ import hashlib
 import json
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable
 
 import dagster as dg
+from pydantic import PrivateAttr
 
 from resources.settings import env_str
 
@@ -28,6 +35,7 @@ class Warehouse(dg.ConfigurableResource):
     """Tables: `<root>/tables/<name>/part=<partition>/data.parquet` (or `data.parquet` unpartitioned)."""
 
     root: str = default_data_dir()
+    _staged: set = PrivateAttr(default_factory=set)  # (name, partition) redirected to staging
 
     # --- paths ----------------------------------------------------------------------------
     def path(self, *parts: str) -> Path:
@@ -36,8 +44,47 @@ class Warehouse(dg.ConfigurableResource):
         return p
 
     def table_file(self, name: str, partition: str | None = None) -> Path:
+        """Where the table is read and written: its staging file while `staging(name, partition)` is open."""
+        if (name, partition) in self._staged:
+            return self.staging_file(name, partition)
+        return self.published_file(name, partition)
+
+    def published_file(self, name: str, partition: str | None = None) -> Path:
         base = Path(self.root) / "tables" / name
         return (base / f"part={partition}" / "data.parquet") if partition else (base / "data.parquet")
+
+    def staging_file(self, name: str, partition: str | None = None) -> Path:
+        base = Path(self.root) / "staging" / "tables" / name
+        return (base / f"part={partition}" / "data.parquet") if partition else (base / "data.parquet")
+
+    # --- write-audit-publish --------------------------------------------------------------
+    @contextmanager
+    def staging(self, name: str, partition: str | None = None):
+        """Within the block, `name` (`partition`) is written to and read from its staging file (yielded)."""
+        key = (name, partition)
+        stale = self.staging_file(name, partition)
+        stale.unlink(missing_ok=True)  # a staged file left by an earlier failed audit is not this run's
+        self._staged.add(key)
+        try:
+            yield stale
+        finally:
+            self._staged.discard(key)
+
+    def stage_table(self, name: str, rows: Any, partition: str | None = None) -> Path:
+        """Write rows to the staging file of `name`, leaving the published table alone."""
+        target = self.staging_file(name, partition)
+        write_parquet_atomic(target, rows)
+        return target
+
+    def publish(self, name: str, partition: str | None = None) -> Path:
+        """Move the staged table over the published one (one rename: readers see the old or the new file)."""
+        staged, target = self.staging_file(name, partition), self.published_file(name, partition)
+        if not staged.exists():
+            raise FileNotFoundError(f"table {name!r}{f' partition {partition!r}' if partition else ''}: nothing "
+                                    f"staged at {staged}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staged, target)
+        return target
 
     # --- tables ---------------------------------------------------------------------------
     def write_table(self, name: str, rows: Any, partition: str | None = None) -> Path:

@@ -20,8 +20,7 @@ def test_the_installed_package_holds_164_problems():
 @pytest.mark.slow
 def test_asset_writes_the_table_and_canonical_solutions_pass_164_of_164(sandbox, tmp_path):
     warehouse = Warehouse(root=str(tmp_path))
-    result = dg.materialize([humaneval_assets.humaneval_problems, humaneval_assets.humaneval_problems_valid,
-                             humaneval_assets.humaneval_canonical_solutions_pass],
+    result = dg.materialize([humaneval_assets.humaneval_problems, humaneval_assets.humaneval_canonical_solutions_pass],
                             resources={"warehouse": warehouse, "sandbox": sandbox},
                             instance=dg.DagsterInstance.ephemeral())
     assert result.success

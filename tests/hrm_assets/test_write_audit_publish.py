@@ -1,0 +1,62 @@
+"""Write-audit-publish: a table is built into staging, audited there by its blocking check, and published only
+when the check passes. A bad row fails the check, leaves the published table byte for byte as it was, and
+the asset downstream of it is not materialised."""
+
+import dagster as dg
+import pytest
+
+from evals import humaneval
+from hrm_assets import humaneval as humaneval_assets
+from resources.warehouse import Warehouse
+
+
+@dg.asset(deps=[humaneval_assets.humaneval_problems])
+def problem_count(warehouse: Warehouse) -> dg.MaterializeResult:
+    return dg.MaterializeResult(metadata={"rows": len(warehouse.read_table(humaneval.TABLE))})
+
+
+def _file_bytes(warehouse: Warehouse) -> bytes:
+    return warehouse.published_file(humaneval.TABLE).read_bytes()
+
+
+def test_warehouse_stages_then_publishes(tmp_path):
+    wh = Warehouse(root=str(tmp_path))
+    wh.write_table("t", [{"a": 1}])
+    with wh.staging("t") as staged:
+        wh.write_table("t", [{"a": 1}, {"a": 2}])
+        assert wh.read_table("t").num_rows == 2  # the build and its audit read the staged rows
+        assert staged.exists()
+    assert wh.read_table("t").num_rows == 1  # readers outside still see the published table
+    wh.publish("t")
+    assert wh.read_table("t").num_rows == 2 and not wh.staging_file("t").exists()
+    with pytest.raises(FileNotFoundError, match="nothing staged"):
+        wh.publish("t")
+    wh.stage_table("t", [{"a": 3}], partition="p1")
+    assert not wh.has_table("t", "p1")
+    wh.publish("t", "p1")
+    assert wh.read_table("t", "p1").column("a").to_pylist() == [3]
+
+
+def test_a_bad_row_fails_the_check_keeps_the_published_table_and_holds_downstream(tmp_path, monkeypatch):
+    wh = Warehouse(root=str(tmp_path))
+    instance = dg.DagsterInstance.ephemeral()
+    assets = [humaneval_assets.humaneval_problems, problem_count]
+    good = dg.materialize(assets, resources={"warehouse": wh}, instance=instance)
+    assert good.success
+    published, version = _file_bytes(wh), wh.table_hash(humaneval.TABLE)
+
+    problems = humaneval.load_problems()
+    bad_row = {**problems[0], "prompt": ""}  # a duplicate task id with an empty prompt
+    monkeypatch.setattr(humaneval, "load_problems", lambda: problems + [bad_row])
+    bad = dg.materialize(assets, resources={"warehouse": wh}, instance=instance, raise_on_error=False)
+
+    assert not bad.success
+    (check,) = bad.get_asset_check_evaluations()
+    assert check.check_name == "humaneval_problems_valid" and not check.passed
+    failed = {f["expectation"] for f in check.metadata["failures"].value}
+    assert {"expect_table_row_count_to_equal", "expect_column_values_to_be_unique"} <= failed
+    assert _file_bytes(wh) == published and wh.table_hash(humaneval.TABLE) == version
+    assert wh.staging_file(humaneval.TABLE).exists()  # the rejected rows stay in staging for a look
+    assert not bad.get_asset_materialization_events()  # neither the table nor what reads it
+    for key in ("humaneval_problems", "problem_count"):
+        assert instance.get_latest_materialization_event(dg.AssetKey(key)).run_id == good.run_id
