@@ -198,7 +198,8 @@ def reported_checkpoints(db_path: str | Path) -> set[tuple[str, str]]:
     if not Path(db_path).exists():
         return set()
     with _connect(db_path) as con:
-        return {(m, h) for m, h in con.execute(f"SELECT DISTINCT model, checkpoint_hash FROM {HISTORY_TABLE}").fetchall()}
+        rows = con.execute(f"SELECT DISTINCT model, checkpoint_hash FROM {HISTORY_TABLE}").fetchall()
+    return {(model, weights) for model, weights in rows}
 
 
 def load_report(db_path: str | Path, report_id: str) -> list[ReportRow]:

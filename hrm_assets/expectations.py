@@ -69,3 +69,21 @@ def publish_if_passed(warehouse, name: str, check: dg.AssetCheckResult, partitio
                          metadata={"staged": dg.MetadataValue.path(str(warehouse.staging_file(name, partition)))})
     warehouse.publish(name, partition)
     yield table_result(warehouse, name, partition, metadata=metadata, check_results=[check])
+
+
+def after_upstream(optional_deps=()) -> dg.AutomationCondition:
+    """Declarative automation of the data chain: materialise when an upstream asset has new data (or the asset
+    goes missing), once no upstream run is in progress and every upstream blocking check passed on its latest
+    data. A failed blocking check upstream holds this asset across runs until that check passes again.
+
+    `optional_deps` are upstream tables the build reads only when present (LCB problems, SWE task tables):
+    their absence does not hold the asset the way a missing required table does."""
+    missing = dg.AutomationCondition.any_deps_missing()
+    if optional_deps:
+        missing = missing.ignore(dg.AssetSelection.assets(*optional_deps))
+    return (dg.AutomationCondition.in_latest_time_window()
+            & (dg.AutomationCondition.newly_missing() | dg.AutomationCondition.any_deps_updated()).since_last_handled()
+            & ~missing
+            & ~dg.AutomationCondition.any_deps_in_progress()
+            & ~dg.AutomationCondition.in_progress()
+            & dg.AutomationCondition.all_deps_blocking_checks_passed()).with_label("new upstream data, checks passed")

@@ -9,7 +9,7 @@ import dagster as dg
 
 from evals.polyglot import pipeline
 from evals.polyglot.exercises import EXPECTED_COUNTS, EXPECTED_TOTAL, LANGUAGES, PINNED_COMMIT
-from hrm_assets.expectations import gx_check
+from hrm_assets.expectations import after_upstream, gx_check
 from hrm_assets.metadata import table_result
 from hrm_assets.versions import hash_version, source_version
 from resources.partitions import polyglot_languages
@@ -42,7 +42,7 @@ def polyglot_benchmark(context: dg.AssetExecutionContext, config: PolyglotSource
 
 
 @dg.asset(group_name="problems", kinds={"parquet", "duckdb"}, partitions_def=polyglot_languages,
-          deps=[polyglot_benchmark], code_version=CODE_VERSION,
+          deps=[polyglot_benchmark], code_version=CODE_VERSION, automation_condition=after_upstream(),
           description="One row per exercise: instructions, stubs, hidden tests, editor, build and reference "
                       "files, cross-language key. Parquet partition per language; DuckDB view polyglot_problems.")
 def polyglot_problems(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:

@@ -11,7 +11,7 @@ import dagster as dg
 from datagen import pipeline
 from datagen.schema import LANGUAGES, SPLITS, TASK_TYPES
 from datagen.synthetic import DEFAULT_HELDOUT, SyntheticConfig
-from hrm_assets.expectations import gx_check, named, publish_if_passed
+from hrm_assets.expectations import after_upstream, gx_check, named, publish_if_passed
 from hrm_assets.versions import files_version, source_version
 from resources.partitions import curriculum_stages
 from resources.sandbox import Sandbox
@@ -41,6 +41,7 @@ class CorpusConfig(dg.Config):
 
 
 @dg.asset(group_name="sources", kinds={"python", "parquet"}, deps=list(pipeline.BENCHMARK_TABLES), code_version=CODE_VERSION,
+          automation_condition=after_upstream(optional_deps=("lcb_problems", "polyglot_problems")),
           check_specs=[dg.AssetCheckSpec("code_corpus_gx", asset="code_corpus", blocking=True)],
           description="Source files from local trees (and HF datasets), deduplicated and decontaminated "
                       "against every benchmark we evaluate on.")
@@ -50,7 +51,8 @@ def code_corpus(context: dg.AssetExecutionContext, config: CorpusConfig, warehou
         check = gx_check(pipeline.corpus_check_frame(warehouse), "code_corpus", lambda gxe: [
             gxe.ExpectColumnValuesToNotBeNull(column="sha256"),
             gxe.ExpectColumnValuesToBeUnique(column="sha256"),
-            gxe.ExpectColumnValuesToBeInSet(column="language", value_set=["cpp", "go", "java", "javascript", "python", "rust"]),
+            gxe.ExpectColumnValuesToBeInSet(column="language",
+                                            value_set=["cpp", "go", "java", "javascript", "python", "rust"]),
             gxe.ExpectColumnValuesToBeBetween(column="text_len", min_value=1),
         ])
     stats = meta["stats"]
@@ -115,6 +117,7 @@ class TokenizerConfig(dg.Config):
 
 
 @dg.asset(group_name="training_data", kinds={"python"}, deps=["code_corpus", "synthetic_tasks"], code_version=CODE_VERSION,
+          automation_condition=after_upstream(),
           description="Byte-level BPE tokenizer with language/task/tool/edit special tokens.")
 def tokenizer(context: dg.AssetExecutionContext, config: TokenizerConfig, warehouse: Warehouse) -> dg.MaterializeResult:
     meta = pipeline.build_tokenizer(config.to_settings(), warehouse)
@@ -140,6 +143,7 @@ class TrainingExamplesConfig(dg.Config):
 
 @dg.asset(group_name="training_data", kinds={"python", "parquet"}, code_version=CODE_VERSION,
           deps=["code_corpus", "synthetic_tasks", *pipeline.TASK_TABLES],
+          automation_condition=after_upstream(optional_deps=pipeline.TASK_TABLES),
           check_specs=[dg.AssetCheckSpec("training_examples_gx", asset="training_examples", blocking=True)],
           description="Every task source in the one TrainingExample schema, with its curriculum stage.")
 def training_examples(context: dg.AssetExecutionContext, config: TrainingExamplesConfig, warehouse: Warehouse):
@@ -173,7 +177,7 @@ class ShardConfig(dg.Config):
 
 
 @dg.asset(group_name="training_data", kinds={"python", "parquet"}, partitions_def=curriculum_stages, code_version=CODE_VERSION,
-          deps=["training_examples", "tokenizer"],
+          deps=["training_examples", "tokenizer"], automation_condition=after_upstream(),
           check_specs=[dg.AssetCheckSpec("curriculum_shards_gx", asset="curriculum_shards", blocking=True)],
           description="Token shards per curriculum stage (1 syntax, 2 algorithms, 3 edits/repair, 4 tools/agents), "
                       "language-balanced; readable with datasets.load_dataset('parquet', ...).")

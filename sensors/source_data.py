@@ -71,3 +71,12 @@ def new_polyglot_commit_sensor(context: dg.SensorEvaluationContext):
     context.update_cursor(head)
     return dg.RunRequest(run_key=f"polyglot-{head}", tags={"hrm/polyglot_commit": head},
                          run_config={"ops": {"polyglot_benchmark": {"config": {"source": source, "commit": head}}}})
+
+
+# Without a sensor turned on, automation conditions are never evaluated; this one starts RUNNING (Dagster's
+# own default_automation_condition_sensor starts stopped) and replaces it, as it targets every asset.
+data_chain_automation = dg.AutomationConditionSensorDefinition(
+    "data_chain_automation", target=dg.AssetSelection.all(), default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=60,
+    description="Evaluates the assets' automation conditions: new upstream data flows down the data chain "
+                "(corpus, tokenizer, examples, shards, Polyglot problems) once the upstream blocking checks pass.")

@@ -18,7 +18,8 @@ def test_new_checkpoint_sensor_fires_once_per_materialisation(instance, tmp_path
     wh = Warehouse(root=str(tmp_path))
     result, cursor = _tick(instance, wh)
     assert isinstance(result, dg.SkipReason)
-    instance.report_runless_asset_event(dg.AssetMaterialization("hrm_checkpoint", metadata={"checkpoint_hash": "a" * 12}))
+    instance.report_runless_asset_event(dg.AssetMaterialization("hrm_checkpoint",
+                                                                metadata={"checkpoint_hash": "a" * 12}))
     request, cursor = _tick(instance, wh, cursor)
     assert isinstance(request, dg.RunRequest) and "hrm_checkpoint@" in request.run_key
     again, cursor = _tick(instance, wh, cursor)
