@@ -155,6 +155,7 @@ BENCHMARK_STEPS = {
     "humaneval": ("humaneval",),
     "polyglot": ("polyglot", "polyglot/edit-decoder"),
     "lcb": ("livecodebench",),
+    "bpb": ("code-bpb",),
     "synthetic": tuple(f"{name}{step}" for name in SYNTHETIC_BENCHMARKS.values()
                        for step in ("", "/edit-decoder", "/snap")),
     "all": (),

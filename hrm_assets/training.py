@@ -1,6 +1,8 @@
 """Training assets: hrm_checkpoint, baseline_checkpoint (curriculum training in the `gpu` pool, resumed after
-a failure) and quantized_models (int8 and nf4 artifacts of the HRM checkpoint, and an 8-bit QAT fine-tune), with
-its checks on the quantized models' task scores in benchmark_report.
+a failure; with `retrain_steps` > 0, as the weekly job runs them, the published checkpoint is trained further
+and published only if the champion/challenger gate, evals/gate.py, finds no regression) and quantized_models
+(int8 and nf4 artifacts of the HRM checkpoint, and an 8-bit QAT fine-tune), with its checks on the quantized
+models' task scores in benchmark_report.
 
 Each body maps its config onto the plain settings of `training/pipeline.py` and calls one function there;
 the curriculum phases, run fingerprints and the torchrun launch are in `training/phases.py`.
@@ -11,13 +13,17 @@ import json
 
 import dagster as dg
 
+from evals.evaluate import preset_settings
+from evals.gate import champion_challenger
 from hrm_assets.metadata import checkpoint_headline, floats
 from hrm_assets.versions import files_version, hash_version, json_version, source_version
-from resources.settings import from_env, split_csv
+from resources.sandbox import Sandbox
+from resources.settings import env_float, env_str, from_env, split_csv
 from resources.warehouse import Warehouse
 from training.pipeline import (CheckpointSettings, QuantizeSettings, build_quantized_models, parse_task_weights,
                                train_checkpoint)
 from training.quantization import QUANT_GOALS, quantization_check
+from training.retrain import continue_training
 
 CODE_VERSION = source_version("training.pipeline")
 
@@ -40,6 +46,10 @@ class CheckpointConfig(dg.Config):
     checkpoint_every: int = from_env("HRM_TRAIN_CHECKPOINT_EVERY")
     max_minutes: float = from_env("HRM_TRAIN_MAX_MINUTES")  # wall budget for all phases; 0 = none
     torchrun_nproc: int = from_env("HRM_TORCHRUN_NPROC")  # > 0: launch each phase with torchrun (DDP)
+    # > 0 (the weekly job sets HRM_RETRAIN_STEPS): continue the published checkpoint this many steps instead
+    retrain_steps: int = 0
+    gate_benchmarks: str = from_env("HRM_GATE_BENCHMARKS")
+    gate_preset: str = from_env("HRM_GATE_PRESET")
 
     def to_settings(self) -> CheckpointSettings:
         return CheckpointSettings(
@@ -67,11 +77,36 @@ def checkpoint_metadata(summary: dict) -> dict:
     }
 
 
+def retrain_result(config: CheckpointConfig, warehouse: Warehouse, sandbox: Sandbox, name: str,
+                   log) -> dg.MaterializeResult:
+    """Continue the published checkpoint, gate the challenger against it; the result describes the checkpoint
+    `latest` holds afterwards (its data version unchanged when the champion stays)."""
+    challenger = continue_training(config.to_settings(), warehouse, name, config.retrain_steps, log)
+    verdict = champion_challenger(warehouse, sandbox, name, challenger, preset_settings(config.gate_preset),
+                                  list(split_csv(config.gate_benchmarks)), env_str("HRM_REGRESSION_THRESHOLDS"),
+                                  env_float("HRM_REGRESSION_ALPHA"), log=log)
+    gate = {"gate": "challenger published" if verdict["accepted"] else "champion kept",
+            "gate_verdict": dg.MetadataValue.json(verdict), "parent_hash": challenger["parent_sha256"][:12],
+            "challenger_hash": challenger["weights_sha256"][:12], "retrain_steps": config.retrain_steps}
+    if verdict["accepted"]:
+        return dg.MaterializeResult(metadata={**checkpoint_metadata(challenger), **gate},
+                                    data_version=hash_version(challenger["weights_sha256"]))
+    log(verdict["message"])
+    champion = warehouse.latest_checkpoint(name)
+    return dg.MaterializeResult(
+        metadata={**gate, "checkpoint": dg.MetadataValue.path(champion["checkpoint_dir"]),
+                  "checkpoint_hash": champion["weights_sha256"][:12]},
+        data_version=hash_version(champion["weights_sha256"]))
+
+
 def _checkpoint_asset(name: str, arch: str, description: str):
     @dg.asset(name=name, group_name="training", kinds={"pytorch"}, pool="gpu", code_version=CODE_VERSION,
               deps=["curriculum_shards", "tokenizer"], description=description,
               tags={"dagster/max_runtime": str(6 * 3600)})
-    def _asset(context: dg.AssetExecutionContext, config: CheckpointConfig, warehouse: Warehouse) -> dg.MaterializeResult:
+    def _asset(context: dg.AssetExecutionContext, config: CheckpointConfig, warehouse: Warehouse,
+               sandbox: Sandbox) -> dg.MaterializeResult:
+        if config.retrain_steps > 0:
+            return retrain_result(config, warehouse, sandbox, name, context.log.info)
         summary = train_checkpoint(config.to_settings(), warehouse, name, arch, log=context.log.info)
         return dg.MaterializeResult(metadata=checkpoint_metadata(summary),
                                     data_version=hash_version(summary["weights_sha256"]))

@@ -50,6 +50,10 @@ _DECLARED = (
     Setting("HRM_NIGHTLY_CRON", str, "0 2 * * *", "schedule `nightly_regression` (report on the latest checkpoints)"),
     Setting("HRM_WEEKLY_CRON", str, "0 3 * * 0", "schedule `weekly_retrain` (retrain, quantize, report)"),
     Setting("HRM_SCHEDULE_TZ", str, "UTC", "time zone of both schedules"),
+    Setting("HRM_GATE_BENCHMARKS", str, "all",
+            "champion/challenger gate of `weekly_retrain`: the `hrm eval --benchmark` names both checkpoints are "
+            "scored on (comma-separated, e.g. `humaneval,synthetic,bpb`)"),
+    Setting("HRM_GATE_PRESET", str, "smoke", "evaluation preset of the champion/challenger gate"),
     Setting("HRM_RETRAIN_STEPS", int, 100,
             "`weekly_retrain`: optimizer steps each checkpoint trains on from the latest one (on all current shards)"),
     Setting("HRM_REGRESSION_THRESHOLDS", str, "default=0.05",

@@ -2,7 +2,6 @@
 checkpoint to work on."""
 
 import datetime as dt
-import json
 
 import dagster as dg
 
@@ -53,3 +52,16 @@ def test_cron_jobs_skip_with_a_reason_on_a_fresh_instance(instance, tmp_path):
 def test_the_report_needs_the_checkpoints_of_its_models():
     assert needed_for_report(["hrm", "baseline"]) == ["baseline_checkpoint", "hrm_checkpoint"]
     assert needed_for_report(["hrm-int8", "local:/ckpt/run-2@nf4"]) == ["hrm_checkpoint", "quantized_models"]
+
+
+def test_the_weekly_run_config_is_valid_for_the_retrain_job(instance, tmp_path):
+    from hrm_assets.definitions import defs
+
+    wh = Warehouse(root=str(tmp_path))
+    _publish(wh, "hrm_checkpoint", "baseline_checkpoint")
+    request = _tick(weekly_retrain_schedule, instance, wh).run_requests[0]
+    job = defs.resolve_job_def("retrain_and_evaluate")
+    assert job.run_config_schema.config_type is not None
+    validated = dg.validate_run_config(job, request.run_config)
+    assert validated["ops"]["baseline_checkpoint"]["config"]["retrain_steps"] == request.run_config["ops"][
+        "baseline_checkpoint"]["config"]["retrain_steps"] > 0
