@@ -7,10 +7,13 @@ import pytest
 
 from evals import humaneval
 from hrm_assets import humaneval as humaneval_assets
+from hrm_assets.expectations import after_upstream
 from resources.warehouse import Warehouse
 
+notes = dg.AssetSpec("notes")  # a second upstream of problem_count, updated outside these runs
 
-@dg.asset(deps=[humaneval_assets.humaneval_problems])
+
+@dg.asset(deps=[humaneval_assets.humaneval_problems, notes], automation_condition=after_upstream())
 def problem_count(warehouse: Warehouse) -> dg.MaterializeResult:
     return dg.MaterializeResult(metadata={"rows": len(warehouse.read_table(humaneval.TABLE))})
 
@@ -60,3 +63,30 @@ def test_a_bad_row_fails_the_check_keeps_the_published_table_and_holds_downstrea
     assert not bad.get_asset_materialization_events()  # neither the table nor what reads it
     for key in ("humaneval_problems", "problem_count"):
         assert instance.get_latest_materialization_event(dg.AssetKey(key)).run_id == good.run_id
+
+
+def test_the_failed_check_of_a_real_run_holds_downstream_automation(tmp_path, monkeypatch):
+    wh = Warehouse(root=str(tmp_path))
+    instance = dg.DagsterInstance.ephemeral()
+    instance.report_runless_asset_event(dg.AssetMaterialization("notes"))
+    assets = [humaneval_assets.humaneval_problems, problem_count]
+    assert dg.materialize(assets, resources={"warehouse": wh}, instance=instance).success
+    defs = dg.Definitions(assets=[*assets, notes], resources={"warehouse": wh})
+    cursor = dg.evaluate_automation_conditions(defs=defs, instance=instance).cursor
+
+    def requested() -> bool:
+        nonlocal cursor
+        result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor)
+        cursor = result.cursor
+        return bool(result.get_num_requested(dg.AssetKey("problem_count")))
+
+    problems = humaneval.load_problems()
+    with monkeypatch.context() as patch:
+        patch.setattr(humaneval, "load_problems", lambda: problems + [problems[0]])
+        assert not dg.materialize(assets, resources={"warehouse": wh}, instance=instance, raise_on_error=False,
+                                  selection=[humaneval_assets.humaneval_problems]).success
+    instance.report_runless_asset_event(dg.AssetMaterialization("notes"))  # other upstream data is new
+    assert not requested() and not requested()  # held, tick after tick
+    assert dg.materialize([humaneval_assets.humaneval_problems], resources={"warehouse": wh},
+                          instance=instance).success  # the source is good again: checked and published
+    assert requested()
