@@ -124,6 +124,8 @@ def ui(chromium, tmp_path_factory):
                 instance.report_runless_asset_event(dg.AssetMaterialization(
                     "benchmark_report", metadata={k: dg.MetadataValue.float(v) for k, v in point.items()}))
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    for stale in ARTIFACTS.glob("*.png"):  # only this run's screenshots, timed-out.png included
+        stale.unlink()
     port = _free_port()
     env = {**os.environ, "DAGSTER_HOME": str(home), "HRM_DATA_DIR": str(home / "data"),
            # the new_polyglot_commit sensor ticks at once; a source it cannot read makes it skip, not clone
