@@ -14,7 +14,8 @@ APT_PACKAGES=(bubblewrap util-linux mount keyutils git cmake make g++
   junit5 libassertj-core-java libbyte-buddy-java libandroid-json-org-java
   libboost-date-time-dev libtbb-dev
   librust-time-dev librust-anyhow-dev librust-rand-dev
-  maven libmaven-compiler-plugin-java libmaven-resources-plugin-java libmaven-jar-plugin-java libsurefire-java)
+  maven libmaven-compiler-plugin-java libmaven-resources-plugin-java libmaven-jar-plugin-java libsurefire-java
+  chromium chromium-driver)
 command -v javac >/dev/null || APT_PACKAGES+=(default-jdk-headless)
 command -v node >/dev/null || APT_PACKAGES+=(nodejs npm)
 command -v cargo >/dev/null || APT_PACKAGES+=(cargo rustc)
@@ -32,6 +33,7 @@ if ((${#missing[@]})); then
     log "NOT ROOT: missing system packages: ${missing[*]}"
     log "  run as root: apt-get install ${missing[*]}"
     log "  the sandbox needs bubblewrap; languages without a toolchain are marked unsupported"
+    log "  the browser test (tests/hrm_assets/test_browser.py) needs chromium and chromium-driver"
   fi
 fi
 
