@@ -1,39 +1,115 @@
-"""`hrm materialize` frees what a killed run held, so the next run is not blocked."""
+"""`hrm materialize` goes through the instance: runs are queued, launched in their own process by the instance's
+launcher with a job origin, followed to the end; run monitoring frees what a killed run held."""
 
+import json
 import os
-import socket
-import subprocess
+import shutil
+import signal
+import time
+from pathlib import Path
 
 import dagster as dg
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow  # each test starts a code server and run processes
 
 
-def _dead_pid() -> int:
-    proc = subprocess.Popen(["true"])
-    proc.wait()
-    return proc.pid
+@pytest.fixture
+def instance_home(tmp_path, monkeypatch):
+    """A fresh DAGSTER_HOME with the shipped dagster.yaml, and a workspace with the test code location."""
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.setenv("PYTHONPATH", str(REPO_ROOT))
+    workspace = tmp_path / "workspace.yaml"
+    workspace.write_text(
+        "load_from:\n  - python_file:\n"
+        f"      relative_path: {Path(__file__).with_name('instance_location.py')}\n"
+        f"      working_directory: {REPO_ROOT}\n      attribute: defs\n      location_name: test_location\n")
+    return workspace
 
 
-def test_killed_runs_are_marked_failed_and_release_their_pool_slots(tmp_path):
-    from hrm_cli.materialize import release_abandoned_runs
+def test_runs_are_launched_through_the_instance_with_a_job_origin(instance_home, capsys):
+    from hrm_cli.materialize import materialize
 
-    instance = dg.DagsterInstance.ephemeral()
-    instance.event_log_storage.set_concurrency_slots("gpu", 1)
+    assert materialize(str(instance_home), None, None, list_only=False) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["success"]
+    assert [(r["assets"], r["partition"]) for r in summary["runs"]] == [
+        (["repo_rows"], "repo_a"), (["repo_rows"], "repo_b"), (["summary", "trained"], None)]
+    with dg.DagsterInstance.get() as instance:
+        assert instance.get_dynamic_partitions("swe_repos") == ["repo_a", "repo_b"]
+        for entry in summary["runs"]:
+            run = instance.get_run_by_id(entry["run_id"])
+            assert run.status == dg.DagsterRunStatus.SUCCESS
+            assert run.remote_job_origin.location_name == "test_location"  # a run-status sensor sees it
+            assert run.tags.get("dagster/partition") == entry["partition"]
+        pid_events = [e for e in instance.all_logs(summary["runs"][0]["run_id"])
+                      if "Started process for run (pid:" in (e.message or "")]
+        assert pid_events and f"pid: {os.getpid()})" not in pid_events[0].message  # its own process
 
-    @dg.asset(pool="gpu")
-    def trained():
-        return 1
 
-    job = dg.define_asset_job("j", [trained]).resolve(asset_graph=dg.Definitions(assets=[trained]).resolve_asset_graph())
-    tags = {"hrm/launched_by": "hrm materialize", "hrm/host": socket.gethostname()}
-    dead = instance.create_run_for_job(job, tags={**tags, "hrm/pid": str(_dead_pid())})
-    alive = instance.create_run_for_job(job, tags={**tags, "hrm/pid": str(os.getpid())})
-    for run in (dead, alive):
-        instance.handle_run_event(run.run_id, dg.DagsterEvent(
-            event_type_value="PIPELINE_START", job_name=run.job_name, message="started"))
-    claim = instance.event_log_storage.claim_concurrency_slot("gpu", dead.run_id, "trained")
-    assert claim.is_claimed
+def test_a_failed_step_stops_the_command_and_is_named(instance_home, monkeypatch, capsys):
+    from hrm_cli.materialize import materialize
 
-    assert release_abandoned_runs(instance) == [dead.run_id]
-    assert instance.get_run_by_id(dead.run_id).status == dg.DagsterRunStatus.FAILURE
-    assert instance.get_run_by_id(alive.run_id).status == dg.DagsterRunStatus.STARTED
-    assert instance.event_log_storage.claim_concurrency_slot("gpu", "next-run", "trained").is_claimed
+    monkeypatch.setenv("HRM_TEST_FAIL", "1")
+    assert materialize(str(instance_home), "summary,trained", None, list_only=False) == 1
+    out, err = capsys.readouterr()
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert not summary["success"] and summary["runs"][0]["assets"] == ["summary", "trained"]
+    assert "step summary failed: ValueError: summary refused: HRM_TEST_FAIL is set" in err
+    assert "FAILED: summary,trained" in err
+
+
+def test_list_prints_the_plan_and_registers_the_configured_partitions(instance_home, capsys):
+    from hrm_cli.materialize import materialize
+
+    assert materialize(str(instance_home), "repo_rows", "repo_b", list_only=True) == 0
+    assert capsys.readouterr().out.splitlines() == ["repo_rows [repo_b]"]
+
+
+def test_a_killed_run_is_failed_and_its_gpu_slot_freed_by_run_monitoring(instance_home, monkeypatch):
+    from hrm_cli import instance_runs
+
+    monkeypatch.setenv("HRM_TEST_TRAIN_S", "120")
+    with dg.DagsterInstance.get() as instance, instance_runs.workspace(instance, str(instance_home)) as context:
+        daemon = instance_runs.Daemon(context)
+        run = instance_runs.submit(context, ["trained"], None, {})
+        pid = _wait_for(lambda: daemon.tick() or _worker_pid(instance, run.run_id), "the run worker to start")
+        _wait_for(lambda: _gpu_slot_holders(instance) == {run.run_id}, "the step to claim the gpu slot")
+
+        os.kill(pid, signal.SIGKILL)
+        _wait_for(lambda: instance.get_run_by_id(run.run_id).is_finished, "the run to be marked ended")
+        assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
+        assert _gpu_slot_holders(instance) == {run.run_id}  # nothing but run monitoring frees it
+
+        wait_s = instance.run_monitoring_settings["free_slots_after_run_end_seconds"]
+        time.sleep(wait_s + 1)
+        instance_runs.monitor(context)
+        assert _gpu_slot_holders(instance) == set()
+        assert instance.event_log_storage.claim_concurrency_slot("gpu", "next-run", "trained").is_claimed
+
+
+def _worker_pid(instance, run_id: str) -> int | None:
+    for entry in instance.all_logs(run_id):
+        message = entry.message or ""
+        if message.startswith("Started process for run (pid: "):
+            return int(message.split("pid: ")[1].split(")")[0])
+    return None
+
+
+def _gpu_slot_holders(instance) -> set[str]:
+    info = instance.event_log_storage.get_concurrency_info("gpu")
+    return {slot.run_id for slot in info.claimed_slots}
+
+
+def _wait_for(probe, what: str, timeout_s: float = 90.0):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = probe()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
