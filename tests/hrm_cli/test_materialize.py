@@ -5,6 +5,8 @@ import json
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -90,6 +92,43 @@ def test_a_killed_run_is_failed_and_its_gpu_slot_freed_by_run_monitoring(instanc
         instance_runs.monitor(context)
         assert _gpu_slot_holders(instance) == set()
         assert instance.event_log_storage.claim_concurrency_slot("gpu", "next-run", "trained").is_claimed
+
+
+def test_killing_the_whole_command_mid_training_leaves_no_stale_gpu_slot(instance_home, tmp_path):
+    """`hrm materialize`, its code server and the run worker all killed at once: nothing is left to notice the
+    run ended but run monitoring's health check of the worker (resources/run_launcher.py)."""
+    from hrm_cli import instance_runs
+
+    env = {**os.environ, "HRM_TEST_TRAIN_S": "120"}
+    code = f"from hrm_cli.materialize import materialize; materialize({str(instance_home)!r}, 'trained', None, False)"
+    command = subprocess.Popen([sys.executable, "-c", code], env=env, start_new_session=True, cwd=REPO_ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        with dg.DagsterInstance.get() as instance:
+            run_id = _wait_for(lambda: next(iter(_gpu_slot_holders(instance)), None), "a step to hold the gpu slot")
+            os.killpg(command.pid, signal.SIGKILL)
+            command.wait()
+            _wait_for(lambda: _worker_pid(instance, run_id) and not _running(_worker_pid(instance, run_id)),
+                      "the run worker to die")
+            assert instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.STARTED  # stale, as before
+
+            with instance_runs.workspace(instance, str(instance_home)) as context:
+                instance_runs.monitor(context)
+                run = instance.get_run_by_id(run_id)
+                assert run.status == dg.DagsterRunStatus.FAILURE
+                assert any("is gone" in (e.message or "") for e in instance.all_logs(run_id))
+                time.sleep(instance.run_monitoring_settings["free_slots_after_run_end_seconds"] + 1)
+                instance_runs.monitor(context)
+            assert _gpu_slot_holders(instance) == set()
+    finally:
+        if command.poll() is None:
+            os.killpg(command.pid, signal.SIGKILL)
+
+
+def _running(pid: int) -> bool:
+    from resources.run_launcher import _alive_since
+
+    return _alive_since(pid, before=time.time())
 
 
 def _worker_pid(instance, run_id: str) -> int | None:
