@@ -95,7 +95,7 @@ def submit(context, asset_keys: list[str], partition: str | None, tags: dict[str
                                         context.create_request_context(), {}, {}, LOG))
 
 
-def follow(daemon: Daemon, run_id: str, echo, poll_s: float = 1.0):
+def follow(daemon: Daemon, run_id: str, echo, poll_s: float = 0.5):
     """Echo the run's step and asset events as they are stored; return the finished run and its events."""
     instance, cursor, events = daemon.context.instance, None, []
     while True:

@@ -9,6 +9,7 @@ launcher and followed in the event log. A failed step or blocking check stops th
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -38,18 +39,36 @@ def materialize(workspace_file: str, select: str | None, partition: str | None, 
 
     from hrm_cli import instance_runs
 
-    with dg.DagsterInstance.get() as instance, instance_runs.workspace(instance, workspace_file) as context:
+    summary = None
+    with _stdout_to_stderr(), dg.DagsterInstance.get() as instance, \
+            instance_runs.workspace(instance, workspace_file) as context:
         instance_runs.monitor(context)  # before planning: a killed run's pool slot must not block this one
         graph = context.create_request_context().asset_graph
         register_configured_partitions(graph, instance)
         plan = build_plan(graph, instance, select, partition)
-        if list_only:
-            for keys, pk in plan:
-                print(f"{','.join(keys)}" + (f" [{pk}]" if pk else ""))
-            return 0
-        summary = run_plan(context, plan)
+        if not list_only:
+            summary = run_plan(context, plan)
+    if list_only:
+        for keys, pk in plan:
+            print(f"{','.join(keys)}" + (f" [{pk}]" if pk else ""))
+        return 0
     print(json.dumps(summary))
     return 0 if summary["success"] else 1
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr():
+    """The code server and the run processes it starts inherit this process's stdout and log to it; stdout
+    is kept for the plan and the JSON summary."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def register_configured_partitions(graph, instance) -> None:
@@ -61,25 +80,32 @@ def register_configured_partitions(graph, instance) -> None:
 
 
 def build_plan(graph, instance, select: str | None, only_partition: str | None):
-    """[(asset keys, partition or None)] in an order that respects every dependency."""
+    """[(asset keys, partition or None)] in an order that respects every dependency. An unpartitioned asset joins
+    the last group that runs anything when that group is unpartitioned; a partitioned one joins an earlier group
+    of the same partitioning when all its parents come no later (swe_repos and swesmith_tasks: one run per repo)."""
     wanted = _selected_keys(graph, select)
-    plan, pending = [], []
+    groups: list[tuple[list[str], object, list[str]]] = []  # (asset keys, partitions def or None, partition keys)
+    where: dict = {}  # asset key -> index of its group
     for key in graph.toposorted_asset_keys:
-        if key not in wanted or not graph.get(key).is_materializable:
+        node = graph.get(key)
+        if key not in wanted or not node.is_materializable:
             continue
-        pdef = graph.get(key).partitions_def
+        pdef = node.partitions_def
+        after = max((where[p] for p in node.parent_keys if p in where), default=-1)
         if pdef is None:
-            pending.append(key.to_user_string())
+            running = [i for i, (_, d, pks) in enumerate(groups) if d is None or pks]
+            joinable = [running[-1]] if running and groups[running[-1]][1] is None and running[-1] >= after else []
+        else:
+            joinable = [i for i, (_, d, _) in enumerate(groups) if i >= after and d == pdef]
+        if joinable:
+            where[key] = joinable[0]
+            groups[joinable[0]][0].append(key.to_user_string())
             continue
-        if pending:
-            plan.append((pending, None))
-            pending = []
-        for pk in pdef.get_partition_keys(dynamic_partitions_store=instance):
-            if only_partition is None or pk == only_partition:
-                plan.append(([key.to_user_string()], pk))
-    if pending:
-        plan.append((pending, None))
-    return plan
+        where[key] = len(groups)
+        pks = [] if pdef is None else [pk for pk in pdef.get_partition_keys(dynamic_partitions_store=instance)
+                                       if only_partition is None or pk == only_partition]
+        groups.append(([key.to_user_string()], pdef, pks))
+    return [(keys, pk) for keys, pdef, pks in groups for pk in ([None] if pdef is None else pks)]
 
 
 def run_plan(context, plan) -> dict:

@@ -14,7 +14,7 @@ import dagster as dg
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.slow  # each test starts a code server and run processes
+SLOW = pytest.mark.slow  # starts a code server and run processes
 
 
 @pytest.fixture
@@ -33,6 +33,7 @@ def instance_home(tmp_path, monkeypatch):
     return workspace
 
 
+@SLOW
 def test_runs_are_launched_through_the_instance_with_a_job_origin(instance_home, capsys):
     from hrm_cli.materialize import materialize
 
@@ -53,6 +54,7 @@ def test_runs_are_launched_through_the_instance_with_a_job_origin(instance_home,
         assert pid_events and f"pid: {os.getpid()})" not in pid_events[0].message  # its own process
 
 
+@SLOW
 def test_a_failed_step_stops_the_command_and_is_named(instance_home, monkeypatch, capsys):
     from hrm_cli.materialize import materialize
 
@@ -65,6 +67,7 @@ def test_a_failed_step_stops_the_command_and_is_named(instance_home, monkeypatch
     assert "FAILED: summary,trained" in err
 
 
+@SLOW
 def test_list_prints_the_plan_and_registers_the_configured_partitions(instance_home, capsys):
     from hrm_cli.materialize import materialize
 
@@ -72,6 +75,7 @@ def test_list_prints_the_plan_and_registers_the_configured_partitions(instance_h
     assert capsys.readouterr().out.splitlines() == ["repo_rows [repo_b]"]
 
 
+@SLOW
 def test_a_killed_run_is_failed_and_its_gpu_slot_freed_by_run_monitoring(instance_home, monkeypatch):
     from hrm_cli import instance_runs
 
@@ -94,6 +98,7 @@ def test_a_killed_run_is_failed_and_its_gpu_slot_freed_by_run_monitoring(instanc
         assert instance.event_log_storage.claim_concurrency_slot("gpu", "next-run", "trained").is_claimed
 
 
+@SLOW
 def test_killing_the_whole_command_mid_training_leaves_no_stale_gpu_slot(instance_home, tmp_path):
     """`hrm materialize`, its code server and the run worker all killed at once: nothing is left to notice the
     run ended but run monitoring's health check of the worker (resources/run_launcher.py)."""
@@ -129,6 +134,25 @@ def _running(pid: int) -> bool:
     from resources.run_launcher import _alive_since
 
     return _alive_since(pid, before=time.time())
+
+
+def test_the_plan_orders_by_dependency_and_groups_runs():
+    from hrm_assets.definitions import defs
+    from hrm_cli.materialize import build_plan, register_configured_partitions
+
+    instance, graph = dg.DagsterInstance.ephemeral(), defs.resolve_asset_graph()
+    register_configured_partitions(graph, instance)
+    plan = build_plan(graph, instance, None, None)
+    position = {k: i for i, (keys, _) in enumerate(plan) for k in keys}
+    for key in graph.toposorted_asset_keys:
+        for parent in graph.get(key).parent_keys:
+            if parent.to_user_string() in position and key.to_user_string() in position:
+                assert position[parent.to_user_string()] <= position[key.to_user_string()], (parent, key)
+    repos = [pk for keys, pk in plan if keys == ["swe_repos", "swesmith_tasks"]]
+    assert repos == instance.get_dynamic_partitions("swe_repos") and len(repos) >= 1  # one run per repo
+    if not instance.get_dynamic_partitions("lcb_release"):  # no LCB source: its empty group splits no runs
+        assert [keys for keys, pk in plan if pk is None][0][-1] == "polyglot_benchmark"
+    assert build_plan(graph, instance, "curriculum_shards", "2") == [(["curriculum_shards"], "2")]
 
 
 def _worker_pid(instance, run_id: str) -> int | None:
