@@ -14,8 +14,9 @@ import time
 import dagster as dg
 
 LOG = logging.getLogger("hrm materialize")
-KEPT_EVENTS = ("STEP_FAILURE", "ASSET_MATERIALIZATION", "ASSET_CHECK_EVALUATION", "RUN_FAILURE", "RUN_CANCELED",
-               "ENGINE_EVENT")
+E = dg.DagsterEventType
+KEPT_EVENTS = {E.STEP_FAILURE, E.ASSET_MATERIALIZATION, E.ASSET_CHECK_EVALUATION, E.RUN_FAILURE, E.RUN_CANCELED,
+               E.ENGINE_EVENT}
 DAEMON_FRESH_S = 60.0  # a daemon heartbeat this recent (they beat every 30 s) means a daemon serves the instance
 
 
@@ -54,7 +55,7 @@ class Daemon:
         self.context = context
         self.queue = (QueuedRunCoordinatorDaemon(interval_seconds=1)
                       if isinstance(context.instance.run_coordinator, QueuedRunCoordinator) else None)
-        self.monitored_at = 0.0
+        self.monitored_at = time.monotonic()  # materialize() made a pass before planning
 
     def tick(self) -> None:
         instance = self.context.instance
@@ -105,7 +106,7 @@ def follow(daemon: Daemon, run_id: str, echo, poll_s: float = 0.5):
         cursor = connection.cursor
         for record in connection.records:
             entry = record.event_log_entry
-            if entry.dagster_event is not None and entry.dagster_event.event_type_value in KEPT_EVENTS:
+            if entry.dagster_event is not None and entry.dagster_event.event_type in KEPT_EVENTS:
                 events.append(entry)
                 line = _progress(entry)
                 if line:
@@ -120,11 +121,11 @@ def _progress(entry) -> str | None:
     """One line per materialisation and check (the run worker's own log lines, on the same console when
     this command launched it, carry the detail)."""
     event = entry.dagster_event
-    kind = event.event_type_value
-    if kind == "ASSET_MATERIALIZATION":
+    kind = event.event_type
+    if kind == E.ASSET_MATERIALIZATION:
         m = event.step_materialization_data.materialization
         return f"materialised {m.asset_key.to_user_string()}" + (f" [{m.partition}]" if m.partition else "")
-    if kind == "ASSET_CHECK_EVALUATION":
+    if kind == E.ASSET_CHECK_EVALUATION:
         e = event.asset_check_evaluation_data
         return f"check {e.asset_check_key.to_user_string()}: {'passed' if e.passed else 'FAILED'}"
     return None
@@ -132,7 +133,7 @@ def _progress(entry) -> str | None:
 
 def failed_checks(events) -> list[str]:
     return [e.dagster_event.asset_check_evaluation_data.check_name for e in events
-            if e.dagster_event.event_type_value == "ASSET_CHECK_EVALUATION"
+            if e.dagster_event.event_type == E.ASSET_CHECK_EVALUATION
             and not e.dagster_event.asset_check_evaluation_data.passed]
 
 
@@ -142,7 +143,7 @@ def failures(events) -> list[tuple[str, str]]:
     found = []
     for entry in events:
         event = entry.dagster_event
-        if event.event_type_value == "STEP_FAILURE":
+        if event.event_type == E.STEP_FAILURE:
             error = event.step_failure_data.error
             message = error.message.strip() if error else "unknown error"
             cause = error.cause if error else None
@@ -150,9 +151,8 @@ def failures(events) -> list[tuple[str, str]]:
                 message, cause = cause.message.strip(), cause.cause
             found.append((event.step_key, message[-2000:]))
     if not found:
-        found = [("run", e.message) for e in events
-                 if e.dagster_event.event_type_value in ("RUN_FAILURE", "RUN_CANCELED")]
-        crash = [e.message for e in events if e.dagster_event.event_type_value == "ENGINE_EVENT"
-                 and "unexpectedly" in (e.message or "")]
+        found = [("run", e.message) for e in events if e.dagster_event.event_type in (E.RUN_FAILURE, E.RUN_CANCELED)]
+        crash = [e.message for e in events if e.dagster_event.event_type == E.ENGINE_EVENT
+                 and "Run execution process for" in (e.message or "")]  # the code server saw its worker die
         found += [("run", m) for m in crash]
     return found

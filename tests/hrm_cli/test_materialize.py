@@ -87,8 +87,9 @@ def test_a_killed_run_is_failed_and_its_gpu_slot_freed_by_run_monitoring(instanc
         _wait_for(lambda: _gpu_slot_holders(instance) == {run.run_id}, "the step to claim the gpu slot")
 
         os.kill(pid, signal.SIGKILL)
-        _wait_for(lambda: instance.get_run_by_id(run.run_id).is_finished, "the run to be marked ended")
-        assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
+        run, events = instance_runs.follow(daemon, run.run_id, lambda line: None)
+        assert run.status == dg.DagsterRunStatus.FAILURE
+        assert any("SIGKILL" in message for _, message in instance_runs.failures(events))
         assert _gpu_slot_holders(instance) == {run.run_id}  # nothing but run monitoring frees it
 
         wait_s = instance.run_monitoring_settings["free_slots_after_run_end_seconds"]
