@@ -2,8 +2,8 @@
 (default: the repo's .dagster_home), so the UI, run monitoring and the run-status sensors see every run.
 
 The code location is loaded from workspace.yaml, as `dagster dev` loads it. Assets go in dependency order; each
-partitioned asset gets one run per partition key, runs of unpartitioned neighbours are grouped (few runs: each
-starts a process that loads the code location). Each run is submitted through the instance's run coordinator and
+partitioned asset gets one run per partition key, shared with its parents of the same partitioning, and
+unpartitioned neighbours share a run (few runs: each starts a process that loads the code location). Each run is submitted through the instance's run coordinator and
 launcher and followed in the event log. A failed step or blocking check stops the whole command.
 """
 
