@@ -1,15 +1,17 @@
-"""`hrm materialize`: materialise the asset graph (or a selection) on the persistent instance.
+"""`hrm materialize`: materialise the asset graph (or a selection) through the Dagster instance in $DAGSTER_HOME
+(default: the repo's .dagster_home), so the UI, run monitoring and the run-status sensors see every run.
 
-Runs go into $DAGSTER_HOME (default: the repo's .dagster_home), so the UI shows them with lineage.
-Assets run in topological order; each partitioned asset gets one run per partition key; runs of
-unpartitioned neighbours are grouped. A failed step or blocking check stops the whole command.
+The code location is loaded from workspace.yaml, as `dagster dev` loads it. Assets go in dependency order; each
+partitioned asset gets one run per partition key, shared with its parents of the same partitioning, and
+unpartitioned neighbours share a run (few runs: each starts a process that loads the code location). Each run is submitted through the instance's run coordinator and
+launcher and followed in the event log. A failed step or blocking check stops the whole command.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import socket
 import sys
 import time
 from pathlib import Path
@@ -29,120 +31,110 @@ def register(sub) -> None:
 def _run(args) -> int:
     os.environ.setdefault("DAGSTER_HOME", str(REPO_ROOT / ".dagster_home"))
     Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    return materialize(str(REPO_ROOT / "workspace.yaml"), args.select, args.partition, args.list)
+
+
+def materialize(workspace_file: str, select: str | None, partition: str | None, list_only: bool) -> int:
     import dagster as dg
 
-    from hrm_assets.definitions import defs
+    from hrm_cli import instance_runs
 
-    instance = dg.DagsterInstance.get()
-    for run_id in release_abandoned_runs(instance):
-        print(f"[hrm materialize] run {run_id} was killed before it finished: marked failed, "
-              "its pool slots freed", file=sys.stderr)
-    plan = build_plan(defs, instance, args.select, args.partition)
-    if args.list:
-        for keys, partition in plan:
-            print(f"{','.join(keys)}" + (f" [{partition}]" if partition else ""))
+    summary = None
+    with _stdout_to_stderr(), dg.DagsterInstance.get() as instance, \
+            instance_runs.workspace(instance, workspace_file) as context:
+        instance_runs.monitor(context)  # before planning: a killed run's pool slot must not block this one
+        graph = context.create_request_context().asset_graph
+        register_configured_partitions(graph, instance)
+        plan = build_plan(graph, instance, select, partition)
+        if not list_only:
+            summary = run_plan(context, plan)
+    if list_only:
+        for keys, pk in plan:
+            print(f"{','.join(keys)}" + (f" [{pk}]" if pk else ""))
         return 0
-    summary = run_plan(defs, instance, plan)
     print(json.dumps(summary))
     return 0 if summary["success"] else 1
 
 
-def build_plan(defs, instance, select: str | None, only_partition: str | None):
-    """[(asset keys, partition or None)] in an order that respects every dependency."""
-    graph = defs.resolve_asset_graph()
+@contextlib.contextmanager
+def _stdout_to_stderr():
+    """The code server and the run processes it starts inherit this process's stdout and log to it; stdout
+    is kept for the plan and the JSON summary."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def register_configured_partitions(graph, instance) -> None:
+    """What the register_partitions sensor adds, for when no daemon has ticked it yet."""
+    from resources.partitions import missing_requests
+
+    for request in missing_requests(graph, instance):
+        instance.add_dynamic_partitions(request.partitions_def_name, request.partition_keys)
+
+
+def build_plan(graph, instance, select: str | None, only_partition: str | None):
+    """[(asset keys, partition or None)] in an order that respects every dependency. An unpartitioned asset joins
+    the last group that runs anything when that group is unpartitioned; a partitioned one joins an earlier group
+    of the same partitioning when all its parents come no later (swe_repos and swesmith_tasks: one run per repo)."""
     wanted = _selected_keys(graph, select)
-    plan, pending = [], []
+    groups: list[tuple[list[str], object, list[str]]] = []  # (asset keys, partitions def or None, partition keys)
+    where: dict = {}  # asset key -> index of its group
     for key in graph.toposorted_asset_keys:
-        if key not in wanted or not graph.get(key).is_materializable:
+        node = graph.get(key)
+        if key not in wanted or not node.is_materializable:
             continue
-        pdef = graph.get(key).partitions_def
+        pdef = node.partitions_def
+        after = max((where[p] for p in node.parent_keys if p in where), default=-1)
         if pdef is None:
-            pending.append(key.to_user_string())
+            running = [i for i, (_, d, pks) in enumerate(groups) if d is None or pks]
+            joinable = [running[-1]] if running and groups[running[-1]][1] is None and running[-1] >= after else []
+        else:
+            joinable = [i for i, (_, d, _) in enumerate(groups) if i >= after and d == pdef]
+        if joinable:
+            where[key] = joinable[0]
+            groups[joinable[0]][0].append(key.to_user_string())
             continue
-        if pending:
-            plan.append((pending, None))
-            pending = []
-        _register_default_partitions(graph.get(key), pdef, instance)
-        keys = pdef.get_partition_keys(dynamic_partitions_store=instance)
-        for pk in keys:
-            if only_partition is None or pk == only_partition:
-                plan.append(([key.to_user_string()], pk))
-    if pending:
-        plan.append((pending, None))
-    return plan
+        where[key] = len(groups)
+        pks = [] if pdef is None else [pk for pk in pdef.get_partition_keys(dynamic_partitions_store=instance)
+                                       if only_partition is None or pk == only_partition]
+        groups.append(([key.to_user_string()], pdef, pks))
+    return [(keys, pk) for keys, pdef, pks in groups for pk in ([None] if pdef is None else pks)]
 
 
-def run_plan(defs, instance, plan) -> dict:
-    import dagster as dg
+def run_plan(context, plan) -> dict:
+    from hrm_cli import instance_runs
 
-    # The definitions as declared (the resolved graph's copies already carry bound resources).
-    assets = [*(defs.assets or []), *(defs.asset_checks or [])]
-    resources = defs.resources
+    instance, daemon = context.instance, instance_runs.Daemon(context)
+    tags = {"hrm/launched_by": "hrm materialize"}
     runs, start = [], time.monotonic()
     for keys, partition in plan:
         label = ",".join(keys) + (f" [{partition}]" if partition else "")
-        print(f"[hrm materialize] {label}", file=sys.stderr, flush=True)
         t0 = time.monotonic()
-        result = dg.materialize(assets, instance=instance, resources=resources, partition_key=partition,
-                                selection=dg.AssetSelection.assets(*[dg.AssetKey.from_user_string(k) for k in keys]),
-                                raise_on_error=False,
-                                tags={"hrm/launched_by": "hrm materialize", "hrm/pid": str(os.getpid()),
-                                      "hrm/host": socket.gethostname()})
-        failed_checks = [e.check_name for e in result.get_asset_check_evaluations() if not e.passed]
-        runs.append({"assets": keys, "partition": partition, "success": result.success,
-                     "run_id": result.run_id, "seconds": round(time.monotonic() - t0, 2),
-                     "failed_checks": failed_checks})
-        if not result.success:
-            for step, message in _step_failures(result):
-                print(f"[hrm materialize] step {step} failed: {message}", file=sys.stderr)
-            print(f"[hrm materialize] FAILED: {label} (run {result.run_id}; details in the UI)", file=sys.stderr)
+        run = instance_runs.submit(context, keys, partition, tags)
+        _echo(f"{label}: run {run.run_id}")
+        run, events = instance_runs.follow(daemon, run.run_id, lambda line: _echo(f"  {line}"))
+        success = run.status.value == "SUCCESS"
+        runs.append({"assets": keys, "partition": partition, "success": success, "run_id": run.run_id,
+                     "seconds": round(time.monotonic() - t0, 2),
+                     "failed_checks": instance_runs.failed_checks(events)})
+        if not success:
+            for step, message in instance_runs.failures(events):
+                _echo(f"step {step} failed: {message}")
+            _echo(f"FAILED: {label} (run {run.run_id}, {run.status.value}; details in the UI)")
             break
     return {"success": all(r["success"] for r in runs) and len(runs) == len(plan),
             "runs": runs, "wall_s": round(time.monotonic() - start, 2)}
 
 
-def release_abandoned_runs(instance) -> list[str]:
-    """Runs this command started whose process is gone (killed): without a daemon they would keep
-    their `gpu` pool slot forever and block every later training step."""
-    import dagster as dg
-
-    released = []
-    records = instance.get_run_records(dg.RunsFilter(
-        statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING],
-        tags={"hrm/launched_by": "hrm materialize"}))
-    for record in records:
-        run = record.dagster_run
-        pid = int(run.tags.get("hrm/pid", "0") or 0)
-        if run.tags.get("hrm/host") != socket.gethostname() or (pid and _process_alive(pid)):
-            continue
-        instance.report_run_failed(run)
-        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
-        released.append(run.run_id)
-    return released
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _step_failures(result) -> list[tuple[str, str]]:
-    failures = []
-    for event in result.all_events:
-        if event.is_step_failure:
-            error = event.step_failure_data.error
-            message = error.message.strip() if error else "unknown error"
-            cause = error.cause if error else None
-            while cause is not None:  # the user code's own exception is the innermost cause
-                message = cause.message.strip()
-                cause = cause.cause
-            failures.append((event.step_key, message[-2000:]))
-    return failures
+def _echo(line: str) -> None:
+    print(f"[hrm materialize] {line}", file=sys.stderr, flush=True)
 
 
 def _selected_keys(graph, select: str | None):
@@ -161,19 +153,3 @@ def _selected_keys(graph, select: str | None):
                 raise SystemExit(f"hrm materialize: unknown asset {item!r}")
             chosen.add(key)
     return chosen
-
-
-def _register_default_partitions(node, pdef, instance) -> None:
-    """Dynamic partitions start with the keys an asset declares in metadata `hrm/default_partitions`."""
-    import dagster as dg
-
-    if not isinstance(pdef, dg.DynamicPartitionsDefinition):
-        return
-    defaults = node.metadata.get("hrm/default_partitions")
-    if defaults is None:
-        return
-    values = defaults.value if hasattr(defaults, "value") else defaults
-    keys = json.loads(values) if isinstance(values, str) else list(values)
-    missing = [k for k in keys if not instance.has_dynamic_partition(pdef.name, k)]
-    if missing:
-        instance.add_dynamic_partitions(pdef.name, missing)

@@ -7,10 +7,13 @@ to `datagen.curriculum.STAGES` and `evals.polyglot.exercises.LANGUAGES`.
 
 from __future__ import annotations
 
+import json
+
 import dagster as dg
 
-# Dynamic partitions: keys are added at run time (by `hrm materialize` from the assets' default keys, or
-# by a sensor), so the definitions are known by name.
+# Dynamic partitions: the keys the configuration names are added by the register_partitions sensor
+# (sensors/partitions.py) and by `hrm materialize`, both from the assets' DEFAULT_KEYS metadata; other keys by
+# sensors that find new data. The definitions are known by name.
 LCB_RELEASE = "lcb_release"  # LiveCodeBench release tags, e.g. release_v6
 SWE_REPO = "swe_repos"  # repo spec keys, e.g. pypi__addict
 
@@ -22,3 +25,33 @@ POLYGLOT_LANGUAGES = ("cpp", "go", "java", "javascript", "python", "rust")
 
 curriculum_stages = dg.StaticPartitionsDefinition(list(CURRICULUM_STAGES))
 polyglot_languages = dg.StaticPartitionsDefinition(list(POLYGLOT_LANGUAGES))
+
+# An asset with a dynamic partitioning lists, in this metadata entry, the keys its configuration names
+# (hrm_assets/swe.py: HRM_SWE_REPOS; hrm_assets/lcb.py: HRM_LCB_RELEASES when HRM_LCB_SOURCE is set).
+DEFAULT_KEYS = "hrm/default_partitions"
+
+
+def configured_keys(asset_graph) -> dict[str, list[str]]:
+    """{dynamic partitions name: keys} from the assets' DEFAULT_KEYS metadata; works on the definitions' own
+    asset graph (in a sensor) and on a workspace's remote one (in `hrm materialize`)."""
+    wanted: dict[str, list[str]] = {}
+    for node in asset_graph.asset_nodes:
+        pdef = node.partitions_def
+        entry = node.metadata.get(DEFAULT_KEYS)
+        if not isinstance(pdef, dg.DynamicPartitionsDefinition) or entry is None:
+            continue
+        value = getattr(entry, "value", entry)
+        keys = json.loads(value) if isinstance(value, str) else list(value)
+        known = wanted.setdefault(pdef.name, [])
+        known.extend(k for k in keys if k not in known)
+    return wanted
+
+
+def missing_requests(asset_graph, instance) -> list[dg.AddDynamicPartitionsRequest]:
+    requests = []
+    for name, keys in sorted(configured_keys(asset_graph).items()):
+        have = set(instance.get_dynamic_partitions(name))
+        missing = [k for k in keys if k not in have]
+        if missing:
+            requests.append(dg.AddDynamicPartitionsRequest(partitions_def_name=name, partition_keys=missing))
+    return requests

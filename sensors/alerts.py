@@ -29,7 +29,7 @@ def send_and_record(context, warehouse: Warehouse, alerts: AlertSink, kind: str,
 
 
 # monitor_all_code_locations: by default a run-status sensor sees only runs whose job origin is its own code
-# location, which leaves out runs without an origin (`dg.materialize(instance=...)`, i.e. `hrm materialize`).
+# location, which leaves out runs without an origin (`dg.materialize(instance=...)` in a notebook or script).
 @dg.run_failure_sensor(name="run_failure_alert", default_status=dg.DefaultSensorStatus.RUNNING,
                        monitor_all_code_locations=True,
                        description="Alert (webhook + history) for every failed run on this instance, whatever "

@@ -69,12 +69,14 @@ def test_missing_data_fails_with_directions(tmp_path, monkeypatch):
 
 
 def test_default_run_has_no_lcb_partitions_without_a_source(monkeypatch):
-    from hrm_cli.materialize import build_plan
+    from hrm_cli.materialize import build_plan, register_configured_partitions
     from hrm_assets.definitions import defs
 
     monkeypatch.delenv("HRM_LCB_SOURCE", raising=False)
     assert lcb_assets.default_releases() == []
-    plan = build_plan(defs, dg.DagsterInstance.ephemeral(), None, None)
+    instance, graph = dg.DagsterInstance.ephemeral(), defs.resolve_asset_graph()
+    register_configured_partitions(graph, instance)
+    plan = build_plan(graph, instance, None, None)
     planned = [k for keys, _ in plan for k in keys]
     assert "livecodebench_raw" not in planned and "lcb_problems" not in planned
     monkeypatch.setenv("HRM_LCB_SOURCE", "/data/lcb")
