@@ -96,6 +96,7 @@ def test_sliding_windows_equal_one_pass_when_the_file_fits_and_stay_close_when_i
         bpb.model_file_bits(model, tok, [long, text], ["python"] * 2, batch_size=8), rel=1e-5)
 
 
+@pytest.mark.slow  # trains for a few seconds
 def test_a_few_training_steps_on_repetitive_code_beat_the_untrained_model(one_torch_thread):
     import torch
 

@@ -241,6 +241,7 @@ def test_the_trunk_traces_into_one_graph_for_torch_compile():
     torch._dynamo.reset()
 
 
+@pytest.mark.slow  # compiles the model (about 4 s)
 def test_packed_rows_trace_into_one_graph_too():
     # packed rows (several documents a row): the forward finds each document's last prompt token without a
     # data-dependent shape, so again only the loss code may break the compiled graph

@@ -10,6 +10,12 @@ from dagster._serdes import serialize_value
 
 from resources.alerts import AlertSink, default_alert_sink, send_alert
 
+
+@pytest.fixture(autouse=True)
+def quick_retries(monkeypatch):
+    """The retries' backoff, shortened: the tests count attempts, not seconds."""
+    monkeypatch.setattr("resources.alerts.BACKOFF_SECONDS", (0.01, 0.02))
+
 TRICKY = 'he said "stop"\nline two\ttab \\ back — ünïcødé 🚨 <!channel> & <https://evil.example|click>'
 
 

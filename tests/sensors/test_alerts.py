@@ -14,6 +14,12 @@ from resources.warehouse import Warehouse
 from sensors.alerts import blocking_check_alert, regression_alert, run_failure_alert
 
 
+@pytest.fixture(autouse=True)
+def quick_retries(monkeypatch):
+    """The retries' backoff, shortened: the tests count attempts, not seconds."""
+    monkeypatch.setattr("resources.alerts.BACKOFF_SECONDS", (0.01, 0.02))
+
+
 
 def uses(warehouse: Warehouse, alerts: AlertSink | None = None) -> dict:
     return {"warehouse": warehouse, "alerts": alerts or AlertSink()}
