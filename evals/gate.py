@@ -48,9 +48,10 @@ def compare(model: str, champion: list[dict], challenger: list[dict], thresholds
 
 
 def champion_challenger(warehouse, sandbox, name: str, challenger: dict, settings: EvalSettings,
-                        benchmarks: list[str], thresholds_spec: str, alpha: float, log=None) -> dict:
+                        benchmarks: list[str], thresholds_spec: str, alpha: float, log=None, notify=None) -> dict:
     """Score the published `name` and the `challenger` summary (training.retrain.continue_training), publish
-    the challenger when it does not regress, else keep the champion and record an alert. Returns the
+    the challenger when it does not regress, else keep the champion and record an alert (sent first through
+    `notify(kind, message, details) -> delivery record`, e.g. the webhook sink, when given). Returns the
     verdict (also written to the challenger's run directory)."""
     champion = warehouse.latest_checkpoint(name)
     model = name.removesuffix("_checkpoint")
@@ -67,7 +68,8 @@ def champion_challenger(warehouse, sandbox, name: str, challenger: dict, setting
         message = (f"{name}: retrained challenger {challenger['weights_sha256'][:12]} regressed against the champion "
                    f"{champion['weights_sha256'][:12]} on {len(found)} metric(s); latest stays on the champion: "
                    + "; ".join(rp.describe(f) for f in found))
-        rp.record_alert(warehouse.history_db(), ALERT_KIND, message, verdict)
+        delivery = notify(ALERT_KIND, message, verdict) if notify is not None else None
+        rp.record_alert(warehouse.history_db(), ALERT_KIND, message, verdict, delivery)
         verdict["message"] = message
     else:
         warehouse.publish_checkpoint(name, {k: v for k, v in challenger.items()

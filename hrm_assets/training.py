@@ -17,6 +17,7 @@ from evals.evaluate import preset_settings
 from evals.gate import champion_challenger
 from hrm_assets.metadata import checkpoint_headline, floats
 from hrm_assets.versions import files_version, hash_version, json_version, source_version
+from resources.alerts import AlertSink
 from resources.sandbox import Sandbox
 from resources.settings import env_float, env_str, from_env, split_csv
 from resources.warehouse import Warehouse
@@ -78,13 +79,13 @@ def checkpoint_metadata(summary: dict) -> dict:
 
 
 def retrain_result(config: CheckpointConfig, warehouse: Warehouse, sandbox: Sandbox, name: str,
-                   log) -> dg.MaterializeResult:
+                   log, notify=None) -> dg.MaterializeResult:
     """Continue the published checkpoint, gate the challenger against it; the result describes the checkpoint
     `latest` holds afterwards (its data version unchanged when the champion stays)."""
     challenger = continue_training(config.to_settings(), warehouse, name, config.retrain_steps, log)
     verdict = champion_challenger(warehouse, sandbox, name, challenger, preset_settings(config.gate_preset),
                                   list(split_csv(config.gate_benchmarks)), env_str("HRM_REGRESSION_THRESHOLDS"),
-                                  env_float("HRM_REGRESSION_ALPHA"), log=log)
+                                  env_float("HRM_REGRESSION_ALPHA"), log=log, notify=notify)
     gate = {"gate": "challenger published" if verdict["accepted"] else "champion kept",
             "gate_verdict": dg.MetadataValue.json(verdict), "parent_hash": challenger["parent_sha256"][:12],
             "challenger_hash": challenger["weights_sha256"][:12], "retrain_steps": config.retrain_steps}
@@ -104,9 +105,11 @@ def _checkpoint_asset(name: str, arch: str, description: str):
               deps=["curriculum_shards", "tokenizer"], description=description,
               tags={"dagster/max_runtime": str(6 * 3600)})
     def _asset(context: dg.AssetExecutionContext, config: CheckpointConfig, warehouse: Warehouse,
-               sandbox: Sandbox) -> dg.MaterializeResult:
+               sandbox: Sandbox, alerts: AlertSink) -> dg.MaterializeResult:
         if config.retrain_steps > 0:
-            return retrain_result(config, warehouse, sandbox, name, context.log.info)
+            return retrain_result(config, warehouse, sandbox, name, context.log.info,
+                                  notify=lambda kind, message, details: alerts.send(kind, message, details,
+                                                                                    context.run_id))
         summary = train_checkpoint(config.to_settings(), warehouse, name, arch, log=context.log.info)
         return dg.MaterializeResult(metadata=checkpoint_metadata(summary),
                                     data_version=hash_version(summary["weights_sha256"]))

@@ -6,6 +6,7 @@ import json
 import dagster as dg
 import pytest
 
+from resources.alerts import AlertSink
 from resources.credentials import Credentials
 
 pytestmark = pytest.mark.slow  # trains and materialises checkpoints and the report
@@ -33,7 +34,8 @@ def test_checkpoints_quantized_models_and_report(data_warehouse, sandbox):
     checks = [getattr(tr, name) for name in QUANT_CHECKS]
     result = dg.materialize([tr.hrm_checkpoint, tr.baseline_checkpoint, tr.quantized_models, ev.benchmark_report,
                              ev.no_regression, *checks], instance=instance, run_config=run_config,
-                            resources={"warehouse": data_warehouse, "sandbox": sandbox, "credentials": Credentials()})
+                            resources={"warehouse": data_warehouse, "sandbox": sandbox, "credentials": Credentials(),
+                                       "alerts": AlertSink()})
     assert result.success
     meta = result.asset_materializations_for_node("hrm_checkpoint")[0].metadata
     assert meta["tokens_seen"].value > 0 and meta["loss_curve"].value.startswith("![loss curve](data:image/png;base64,")
@@ -98,7 +100,8 @@ def test_a_quantization_check_fails_when_the_report_leaves_its_model_out(data_wa
                              *[getattr(tr, name) for name in QUANT_CHECKS]],
                             selection=["hrm_checkpoint", "quantized_models", "benchmark_report"],
                             instance=dg.DagsterInstance.ephemeral(), run_config=run_config,
-                            resources={"warehouse": data_warehouse, "sandbox": sandbox, "credentials": Credentials()})
+                            resources={"warehouse": data_warehouse, "sandbox": sandbox, "credentials": Credentials(),
+                                       "alerts": AlertSink()})
     assert result.success
     evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
     for name, model in (("int8_within_5_percent", "hrm-int8"), ("nf4_within_10_percent", "hrm-nf4")):

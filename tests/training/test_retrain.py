@@ -12,6 +12,7 @@ import pytest
 from evals.gate import ALERT_KIND, champion_challenger
 from evals.evaluate import preset_settings
 from evals.report import list_alerts
+from resources.alerts import AlertSink
 from resources.warehouse import Warehouse
 
 NAME = "hrm_checkpoint"
@@ -38,7 +39,7 @@ def _weekly(wh, sandbox, steps=4):
                                             "model_overrides": json.dumps({"max_seq_len": 256}),
                                             "gate_benchmarks": ",".join(GATE), "gate_preset": "smoke"}}}}
     result = dg.materialize([tr.hrm_checkpoint], run_config=run_config, instance=dg.DagsterInstance.ephemeral(),
-                            resources={"warehouse": wh, "sandbox": sandbox})
+                            resources={"warehouse": wh, "sandbox": sandbox, "alerts": AlertSink()})
     assert result.success
     return result.asset_materializations_for_node(NAME)[0].metadata
 
@@ -87,15 +88,22 @@ def _challenger(wh, checkpoint_dir: Path) -> dict:
 
 
 @pytest.mark.slow
-def test_the_gate_keeps_the_champion_over_a_worse_challenger_and_alerts(champion_warehouse, sandbox, tmp_path):
+def test_the_gate_keeps_the_champion_over_a_worse_challenger_and_alerts(champion_warehouse, sandbox, tmp_path,
+                                                                       webhook):
     wh = champion_warehouse
     published = wh.latest_checkpoint(NAME)
     worse = _challenger(wh, _corrupted_copy(Path(published["checkpoint_dir"]), tmp_path / "worse"))
-    verdict = champion_challenger(wh, sandbox, NAME, worse, preset_settings("smoke"), GATE, "default=0.05", 0.05)
+    sink = AlertSink(webhook_url=webhook.url, format="json")
+    verdict = champion_challenger(wh, sandbox, NAME, worse, preset_settings("smoke"), GATE, "default=0.05", 0.05,
+                                  notify=lambda kind, message, details: sink.send(kind, message, details, "run-1"))
     assert not verdict["accepted"] and verdict["regressions"]
     assert wh.latest_checkpoint(NAME) == published
     (alert,) = [a for a in list_alerts(wh.history_db()) if a["kind"] == ALERT_KIND]
     assert worse["weights_sha256"][:12] in alert["message"] and "champion" in alert["message"]
+    # the alert reached the webhook too, and the history says so
+    (body,) = webhook.bodies()
+    assert body["kind"] == ALERT_KIND and body["run_id"] == "run-1" and body["message"] == alert["message"]
+    assert alert["delivery"]["status"] == "sent"
     assert json.loads((tmp_path / "worse" / "gate.json").read_text())["accepted"] is False
 
     same = _challenger(wh, shutil.copytree(published["checkpoint_dir"], tmp_path / "same"))
