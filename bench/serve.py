@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import subprocess
 import sys
 import threading
@@ -23,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from inference.engine import BatchEngine  # noqa: E402
-from inference.server import create_app  # noqa: E402
+from inference.server import create_app, free_port  # noqa: E402
 
 PROMPTS = ["def fibonacci(n):", "Write a function that reverses a string.", "fn main() {", "class Stack:",
            "Sort a list of numbers in python.", "import os\n", "def is_prime(n):", "package main\n"]
@@ -83,12 +82,6 @@ def level(client, clients: int, requests: int, max_tokens: int) -> dict:
     return {"clients": clients, "requests": requests, "tokens": tokens, "wall_s": round(wall, 3),
             "tokens_per_s": round(tokens / wall, 1), "ttft_p50_s": round(percentile(ttft, 0.5), 4),
             "ttft_p95_s": round(percentile(ttft, 0.95), 4)}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_ready(client, server, timeout_s: float = 120) -> None:

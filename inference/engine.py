@@ -16,7 +16,7 @@ from typing import Callable, Sequence as Seq
 
 import torch
 
-from model.generate import StopText, prefill
+from model.generate import StopText, prefill, sample_next
 
 
 class QueueFull(RuntimeError):
@@ -52,13 +52,7 @@ def _sample(logits: torch.Tensor, rows: list[Sequence]) -> list[int]:
     tokens = logits.argmax(-1).tolist()
     for r, seq in enumerate(rows):
         if seq.temperature > 0:
-            scaled = logits[r].float() / seq.temperature
-            if seq.top_p < 1.0:
-                ordered, order = scaled.sort(descending=True)
-                probs = ordered.softmax(-1)
-                ordered = ordered.masked_fill(probs.cumsum(-1) - probs > seq.top_p, float("-inf"))
-                scaled = torch.full_like(scaled, float("-inf")).scatter(0, order, ordered)
-            tokens[r] = int(torch.multinomial(scaled.softmax(-1), 1, generator=seq._generator))
+            tokens[r] = int(sample_next(logits[r:r + 1], seq.temperature, seq.top_p, generator=seq._generator))
     return tokens
 
 

@@ -316,18 +316,23 @@ def serve(checkpoint: str, quantization: str | None = None, host: str = "127.0.0
         engine.close()
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on right now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
 class BackgroundServer:
     """The app served by uvicorn in a thread on a free local port (for tests and benchmarks):
     `with BackgroundServer(app) as base_url: ...` (base_url ends with /v1)."""
 
     def __init__(self, app, host: str = "127.0.0.1"):
-        import socket
-
         import uvicorn
 
-        with socket.socket() as s:
-            s.bind((host, 0))
-            self.port = s.getsockname()[1]
+        self.port = free_port(host)
         self.server = uvicorn.Server(uvicorn.Config(app, host=host, port=self.port, log_level="warning"))
         self.base_url = f"http://{host}:{self.port}/v1"
 

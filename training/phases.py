@@ -78,6 +78,24 @@ def seed_phase(prev_dir: Path, new_dir: Path, model_config, train_config, files:
                          optimizer=optimizer, trainer_state=state)
 
 
+def continue_from(parent: Path, out: Path, model_config, train_config, files: list[str], tok_dir, label: str,
+                  log=None):
+    """Train `train_config.max_steps` steps from `parent`'s weights with a fresh optimizer (a step-0 checkpoint
+    seeded in `out` unless one is there: a killed run resumes), logging `<label> step i/n loss x`; the
+    train result."""
+    from model import checkpoint as ckpt
+    from model.train import train
+
+    if not ckpt.is_checkpoint(out):
+        seed_phase(parent, out, model_config, train_config, files, tok_dir)
+
+    def callback(step, metrics):
+        if log:
+            log(f"{label} step {step}/{train_config.max_steps} loss {metrics['loss']:.4f}")
+
+    return train(model_config, train_config, files, out, tokenizer_dir=tok_dir, resume=True, callback=callback)
+
+
 def torchrun_command(nproc: int, config_file: Path, files: list[str], out: Path, tok_dir) -> list[str]:
     """torchrun (as `python -m torch.distributed.run`) starting `python -m training.run` on `nproc` ranks."""
     return [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}", "-m", "training.run",

@@ -52,8 +52,8 @@ def qat_finetune(source_dir: Path, shards: list[tuple[str, str]], runs_dir: Path
     every curriculum stage, with the source run's training config otherwise; `lr` 0 = the source run's final
     learning rate. The run lives in `runs_dir/qat-<fingerprint>` and resumes after a failure."""
     from model import checkpoint as ckpt
-    from model.train import TrainConfig, train
-    from training.phases import run_fingerprint, seed_phase
+    from model.train import TrainConfig
+    from training.phases import continue_from, run_fingerprint
 
     model_config = ckpt.load_model_config(source_dir)
     base = TrainConfig.from_dict(json.loads((source_dir / ckpt.TRAIN_CONFIG).read_text()))
@@ -63,15 +63,8 @@ def qat_finetune(source_dir: Path, shards: list[tuple[str, str]], runs_dir: Path
     fingerprint = hashlib.sha256(f"{source_sha256}:{run_fingerprint(model_config, train_config, shards)}".encode())
     out = Path(runs_dir) / f"qat-{fingerprint.hexdigest()[:16]}"
     files = [p for _, p in shards]
-    if not ckpt.is_checkpoint(out):
-        seed_phase(source_dir, out, model_config, train_config, files, tok_dir)
-
-    def callback(step, metrics):
-        if log:
-            log(f"qat step {step}/{steps} loss {metrics['loss']:.4f}")
-
     t0 = time.perf_counter()
-    result = train(model_config, train_config, files, out, tokenizer_dir=tok_dir, resume=True, callback=callback)
+    result = continue_from(source_dir, out, model_config, train_config, files, tok_dir, "qat", log)
     return {"checkpoint_dir": str(out), "steps": result.steps, "lr": train_config.lr,
             "train_wall_s": round(result.wall_s, 2), "wall_s": round(time.perf_counter() - t0, 2),
             "resumed_from_step": result.resumed_from_step,

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from resources.warehouse import content_hash, write_text_atomic
-from training.phases import add_training_flops, seed_phase, sha256_file, stage_shards
+from training.phases import add_training_flops, continue_from, sha256_file, stage_shards
 from training.pipeline import CheckpointSettings, build_configs
 from training.plots import loss_curve_png
 
@@ -55,7 +55,6 @@ def continue_training(settings: CheckpointSettings, warehouse, name: str, steps:
     """Train the published `name` `steps` more steps; returns the challenger's summary (the keys
     `train_checkpoint` publishes, plus `parent_sha256`, `retrain_steps` and `attempt`)."""
     from model import checkpoint as ckpt
-    from model.train import train
 
     if steps <= 0:
         raise ValueError(f"retrain steps must be positive, got {steps}")
@@ -73,15 +72,8 @@ def continue_training(settings: CheckpointSettings, warehouse, name: str, steps:
     attempt, run_dir = next_attempt(base)
     train_config.seed = settings.seed + attempt
     out = run_dir / "continued"
-    if not ckpt.is_checkpoint(out):
-        seed_phase(parent, out, model_config, train_config, files, tok_dir)
-
-    def callback(step, metrics):
-        if log:
-            log(f"{name} retrain step {step}/{steps} loss {metrics['loss']:.4f}")
-
     start = time.monotonic()
-    r = train(model_config, train_config, files, out, tokenizer_dir=tok_dir, resume=True, callback=callback)
+    r = continue_from(parent, out, model_config, train_config, files, tok_dir, f"{name} retrain", log)
     history = [{**h, "global_step": h["step"], "phase": "retrain"} for h in r.loss_history]
     before = champion.get("train_flops")
     flops = add_training_flops(history, r.tokens_seen - int(champion.get("tokens_seen") or 0), before) \
