@@ -1,7 +1,7 @@
 """The run launcher of the Docker deployment (deploy/docker/dagster.yaml): dagster-docker's DockerRunLauncher,
 each run in a container of the project image, plus what the deployment gives every run container.
 
-Set in the daemon's environment (deploy/docker/compose.yaml sets them):
+Set in the daemon's environment (deploy/docker/compose.yaml sets them; resources/settings.py declares them):
 - HRM_DOCKER_DATA_VOLUME: the shared data volume, mounted read-write at HRM_DATA_DIR (the warehouse,
   checkpoints and reports outlive the run container, and the webserver reads them).
 - HRM_DOCKER_GPUS: `all`, a count, or empty: the host's GPUs for every run container (training, quantization).
@@ -11,23 +11,23 @@ Dagster's own `container_kwargs` still apply; these are added to them."""
 
 from __future__ import annotations
 
-import os
 from typing import Mapping
 
 from dagster_docker import DockerRunLauncher as _DockerRunLauncher
 from dagster_docker.container_context import DockerContainerContext
 
+from resources.settings import env_str
+
 DEPLOYMENT_LABEL = "hrm/deployment"
 
 
-def deployment_container_kwargs(env: Mapping[str, str], base: Mapping) -> dict:
+def deployment_container_kwargs(base: Mapping) -> dict:
     """`base` (the launcher's container_kwargs) with the deployment's volume, GPUs and label added."""
     kwargs = dict(base)
-    volume = env.get("HRM_DOCKER_DATA_VOLUME", "")
+    volume = env_str("HRM_DOCKER_DATA_VOLUME")
     if volume:
-        data_dir = env.get("HRM_DATA_DIR", "/data")
-        kwargs["volumes"] = [*kwargs.get("volumes", []), f"{volume}:{data_dir}:rw"]
-    gpus = env.get("HRM_DOCKER_GPUS", "").strip()
+        kwargs["volumes"] = [*kwargs.get("volumes", []), f"{volume}:{env_str('HRM_DATA_DIR')}:rw"]
+    gpus = env_str("HRM_DOCKER_GPUS").strip()
     if gpus:
         if gpus != "all" and not gpus.isdigit():
             raise ValueError(f"HRM_DOCKER_GPUS={gpus!r}: expected `all`, a number of GPUs, or empty")
@@ -36,7 +36,7 @@ def deployment_container_kwargs(env: Mapping[str, str], base: Mapping) -> dict:
         count = -1 if gpus == "all" else int(gpus)
         kwargs["device_requests"] = [*kwargs.get("device_requests", []),
                                      DeviceRequest(count=count, capabilities=[["gpu"]])]
-    deployment = env.get("HRM_DEPLOYMENT", "")
+    deployment = env_str("HRM_DEPLOYMENT")
     if deployment:
         labels = kwargs.get("labels", {})
         labels = {k: "" for k in labels} if isinstance(labels, list) else dict(labels)
@@ -49,4 +49,4 @@ class DockerRunLauncher(_DockerRunLauncher):
         context = super().get_container_context(dagster_run)
         return DockerContainerContext(
             registry=context.registry, env_vars=context.env_vars, networks=context.networks,
-            container_kwargs=deployment_container_kwargs(os.environ, context.container_kwargs))
+            container_kwargs=deployment_container_kwargs(context.container_kwargs))

@@ -46,6 +46,24 @@ _DECLARED = (
     Setting("HRM_SANDBOX_SLOT_DIR", str, "/tmp/hrm-sandbox-slots", "lock files of the sandbox's uid slots"),
     Setting("HRM_SANDBOX_STAGE_DIR", str, "",
             "each jail's staging files; empty: /dev/shm where writable, else the system temp dir"),
+    Setting("HRM_DEPLOYMENT", str, "",
+            "Docker deployment (deploy/docker/): its name; every run container is labelled `hrm/deployment` with it"),
+    Setting("HRM_DOCKER_DATA_VOLUME", str, "",
+            "Docker deployment: the volume every run container mounts at `HRM_DATA_DIR`"),
+    Setting("HRM_DOCKER_NETWORK", str, "",
+            "Docker deployment: the network every run container joins (the instance config reads it)"),
+    Setting("HRM_DOCKER_GPUS", str, "",
+            "Docker deployment: `all`, a count, or empty: the GPUs of every run container (`up.sh`: `all` where "
+            "`nvidia-smi` sees a GPU)"),
+    Setting("HRM_UI_PORT", int, 3000, "Docker deployment (`up.sh`): the host port of the Dagster UI"),
+    Setting("HRM_UI_BIND", str, "127.0.0.1", "Docker deployment (`up.sh`): the host address the UI port is bound to"),
+    Setting("HRM_POSTGRES_PASSWORD", str, "",
+            "Docker deployment (`up.sh`): the Postgres password; empty: made up and kept in "
+            "`deploy/docker/.build/<deployment>.env` (mode 600)"),
+    Setting("HRM_TOOLCHAIN_PACKAGES", str, "all the sandbox's toolchains",
+            "Docker deployment (`build.sh`): the Debian packages of the language toolchains in the project image "
+            "(empty: Python only)"),
+    Setting("HRM_SKIP_BUILD", bool, False, "Docker deployment (`up.sh`): start without rebuilding the images"),
     # --- automation ----------------------------------------------------------------------------
     Setting("HRM_NIGHTLY_CRON", str, "0 2 * * *", "schedule `nightly_regression` (report on the latest checkpoints)"),
     Setting("HRM_WEEKLY_CRON", str, "0 3 * * 0", "schedule `weekly_retrain` (retrain, quantize, report)"),

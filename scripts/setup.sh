@@ -15,7 +15,8 @@ APT_PACKAGES=(bubblewrap util-linux mount keyutils git cmake make g++
   libboost-date-time-dev libtbb-dev
   librust-time-dev librust-anyhow-dev librust-rand-dev
   maven libmaven-compiler-plugin-java libmaven-resources-plugin-java libmaven-jar-plugin-java libsurefire-java
-  chromium chromium-driver)
+  chromium chromium-driver
+  docker.io debootstrap docker-compose)
 command -v javac >/dev/null || APT_PACKAGES+=(default-jdk-headless)
 command -v node >/dev/null || APT_PACKAGES+=(nodejs npm)
 command -v cargo >/dev/null || APT_PACKAGES+=(cargo rustc)
@@ -34,6 +35,7 @@ if ((${#missing[@]})); then
     log "  run as root: apt-get install ${missing[*]}"
     log "  the sandbox needs bubblewrap; languages without a toolchain are marked unsupported"
     log "  the browser test (tests/hrm_assets/test_browser.py) needs chromium and chromium-driver"
+    log "  the Docker deployment (deploy/docker/) and its test need docker.io, debootstrap and docker-compose"
   fi
 fi
 

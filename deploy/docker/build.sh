@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Builds the deployment's images locally, from Debian's packages and this checkout (no registry is used):
-#   $HRM_BASE_IMAGE      (hrm-base:bookworm)  a debootstrap of Debian 12, made once
-#   $HRM_POSTGRES_IMAGE  (hrm-postgres:15)    Debian's PostgreSQL 15 (postgres.Dockerfile)
-#   $HRM_IMAGE           (hrm-code:latest)    the project (Dockerfile): the wheels of .venv's exact versions,
-#                                             the checkout, the instance config
+#   hrm-base:bookworm  a debootstrap of Debian 12, made once
+#   hrm-postgres:15    Debian's PostgreSQL 15 (postgres.Dockerfile)
+#   hrm-code:latest    the project (Dockerfile): the wheels of .venv's exact versions, the checkout, the
+#                      instance config
 # Needs root (debootstrap), a running dockerd and the project's .venv (bash scripts/setup.sh).
 # HRM_TOOLCHAIN_PACKAGES: the Debian packages of the sandbox's language toolchains in the image (default: all
 # of them; an empty value builds a Python-only image, as the deployment test does to save minutes).
@@ -11,9 +11,9 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 BUILD="$HERE/.build"
-HRM_BASE_IMAGE="${HRM_BASE_IMAGE:-hrm-base:bookworm}"
-HRM_POSTGRES_IMAGE="${HRM_POSTGRES_IMAGE:-hrm-postgres:15}"
-HRM_IMAGE="${HRM_IMAGE:-hrm-code:latest}"
+BASE_IMAGE=hrm-base:bookworm
+POSTGRES_IMAGE=hrm-postgres:15
+IMAGE=hrm-code:latest
 DEFAULT_TOOLCHAINS="g++ make cmake default-jdk-headless maven junit5 libassertj-core-java nodejs npm cargo rustc"
 HRM_TOOLCHAIN_PACKAGES="${HRM_TOOLCHAIN_PACKAGES-$DEFAULT_TOOLCHAINS}"
 log() { echo "[deploy/build] $*" >&2; }
@@ -22,14 +22,14 @@ docker info >/dev/null 2>&1 || { log "no Docker engine answers: start one (deplo
 [ -x "$ROOT/.venv/bin/pip" ] || { log "no .venv: run bash scripts/setup.sh first"; exit 2; }
 
 # --- 1. the base image: Debian 12 from Debian's own mirror --------------------------------------------------
-if ! docker image inspect "$HRM_BASE_IMAGE" >/dev/null 2>&1; then
+if ! docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
   mirror="$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)"
   mirror="${mirror:-http://deb.debian.org/debian}"
   rootfs="$(mktemp -d)"
   trap 'rm -rf "$rootfs"' EXIT
   log "debootstrap bookworm from $mirror (about 30 s)"
   debootstrap --variant=minbase bookworm "$rootfs" "$mirror" >/dev/null
-  tar -C "$rootfs" -c . | docker import - "$HRM_BASE_IMAGE" >/dev/null
+  tar -C "$rootfs" -c . | docker import - "$BASE_IMAGE" >/dev/null
   rm -rf "$rootfs"
   trap - EXIT
 fi
@@ -47,9 +47,9 @@ cp "$HERE/Dockerfile" "$HERE/postgres.Dockerfile" "$HERE/postgres-entrypoint.sh"
   "$HERE/workspace.yaml" "$BUILD/"
 
 # --- 3. the images ------------------------------------------------------------------------------------------
-log "building $HRM_POSTGRES_IMAGE"
-docker build -q -f "$BUILD/postgres.Dockerfile" --build-arg BASE="$HRM_BASE_IMAGE" -t "$HRM_POSTGRES_IMAGE" "$BUILD" >/dev/null
-log "building $HRM_IMAGE (toolchains: ${HRM_TOOLCHAIN_PACKAGES:-none})"
-docker build -q -f "$BUILD/Dockerfile" --build-arg BASE="$HRM_BASE_IMAGE" \
-  --build-arg TOOLCHAIN_PACKAGES="$HRM_TOOLCHAIN_PACKAGES" -t "$HRM_IMAGE" "$BUILD" >/dev/null
-log "ready: $HRM_IMAGE, $HRM_POSTGRES_IMAGE"
+log "building $POSTGRES_IMAGE"
+docker build -q -f "$BUILD/postgres.Dockerfile" --build-arg BASE="$BASE_IMAGE" -t "$POSTGRES_IMAGE" "$BUILD" >/dev/null
+log "building $IMAGE (toolchains: ${HRM_TOOLCHAIN_PACKAGES:-none})"
+docker build -q -f "$BUILD/Dockerfile" --build-arg BASE="$BASE_IMAGE" \
+  --build-arg TOOLCHAIN_PACKAGES="$HRM_TOOLCHAIN_PACKAGES" -t "$IMAGE" "$BUILD" >/dev/null
+log "ready: $IMAGE, $POSTGRES_IMAGE"

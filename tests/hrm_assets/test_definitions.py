@@ -33,7 +33,7 @@ ALLOWED_IMPORTS = {
     "model": set(),
 }
 DAGSTER_FREE = {"model", "datagen", "evals", "training", "inference"}  # the plain pipeline code the assets call
-NOT_CODE = {"tests", "scripts", "docs"}
+NOT_CODE = {"tests", "scripts", "docs", "deploy"}
 HELPER_MODULES = ("hrm_assets.expectations", "hrm_assets.metadata", "hrm_assets.versions")  # asset modules share these
 
 
