@@ -69,7 +69,7 @@ def from_tasks(tasks: list[dict]) -> list[TrainingExample]:
         prompt = head + body
         tags = (tags + [0] * (prompt.count("\n") + 1))[: prompt.count("\n") + 1]
         fixed = "".join(f"--- {path}\n{good}" for path, _, good, _ in regions)
-        fix_diff = _reverse(t["patch"])
+        fix_diff = reverse_patch(t["patch"])
         split = _split(t["instance_id"])
         out.append(TrainingExample("repair", "python", "Fix the bug in this code.\n" + prompt, fixed, "swesmith_tasks",
                                    split, f"{t['instance_id']}.repair", [0] + tags, []))
@@ -95,7 +95,7 @@ def _tagged_buggy_lines(hunk) -> list[tuple[str, int]]:
     return [(v, t) for v, t in shown]
 
 
-def _reverse(patch: str) -> str:
+def reverse_patch(patch: str) -> str:
     """The gold fix: the bug patch with sides swapped."""
     out = []
     for line in patch.splitlines():

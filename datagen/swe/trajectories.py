@@ -195,13 +195,17 @@ def _evaluate(sandbox: Sandbox, repo: PreparedRepo, task: dict, combined_diff: s
 _RUNNER_FILES = {"conftest.py", "pytest.ini", "tox.ini", "setup.cfg", "pyproject.toml", "sitecustomize.py",
                  "usercustomize.py"}
 _TEST_DIRS = {"test", "tests", "testing"}
+# a module of these names on the path would be imported instead of the real test runner (`python -m pytest`
+# puts the working directory first on sys.path)
+_RUNNER_MODULES = {"pytest", "_pytest", "py", "pluggy", "iniconfig", "unittest", "pytest_cov", "xdist"}
 
 
 def benchmark_owned(path: str, test_files: set[str]) -> bool:
     """Whether the evaluation must use the clean checkout's version of `path` (tests and runner config)."""
     p = PurePosixPath(path)
     return (path in test_files or p.name in _RUNNER_FILES or p.suffix == ".pth" or p.name.startswith("test_")
-            or p.name.endswith("_test.py") or any(part in _TEST_DIRS for part in p.parts[:-1]))
+            or p.name.endswith("_test.py") or any(part in _TEST_DIRS for part in p.parts[:-1])
+            or any(part.removesuffix(".py") in _RUNNER_MODULES for part in p.parts))
 
 
 def without_benchmark_files(diff: str, test_files: set[str]) -> tuple[str, list[str]]:
