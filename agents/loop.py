@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -193,7 +194,7 @@ def run_episode(policy, session, task: AgentTask, budget: Budget, tools: ToolBox
 def verify(sandbox, task: AgentTask, patch: str) -> dict:
     """Run the task's tests in a fresh jail on the clean task files + starting state + `patch` (without the
     files the benchmark owns). resolved: every FAIL_TO_PASS and PASS_TO_PASS test passed in pytest's own
-    summary (with both lists empty: at least one test ran and every one passed)."""
+    summary, FAIL_TO_PASS ones as PASSED (with both lists empty: at least one test ran and every one passed)."""
     from unidiff.errors import UnidiffParseError
 
     owned = set(task.test_files) | {t.split("::")[0] for t in task.fail_to_pass + task.pass_to_pass}
@@ -216,8 +217,17 @@ def verify(sandbox, task: AgentTask, patch: str) -> dict:
     if result.exit_code in (96, 97) and ("HRM_SETUP_FAILED" in result.stdout or "HRM_PATCH_FAILED" in result.stdout):
         status = "setup_failed" if result.exit_code == 96 else "patch_failed"
         return _verdict(task, status, {}, result.wall_s, ignored, result.stderr[-1000:])
-    return _verdict(task, result.status, parse_pytest_summary(result.stdout), result.wall_s, ignored,
-                    (result.stdout[-1500:] + result.stderr[-500:]))
+    tests = parse_pytest_summary(result.stdout)
+    if tests and not (task.fail_to_pass or task.pass_to_pass) and not _only_passed(result.stdout):
+        tests = {**tests, "(skipped or deselected tests)": "SKIPPED"}  # every collected test must pass
+    return _verdict(task, result.status, tests, result.wall_s, ignored, result.stdout[-1500:] + result.stderr[-500:])
+
+
+def _only_passed(stdout: str) -> bool:
+    """pytest's final stats line counts nothing but passed tests (no skipped, xfailed, deselected, ...)."""
+    last = stdout.strip().splitlines()[-1] if stdout.strip() else ""
+    counts = re.findall(r"(\d+) ([a-z]+)", last.split(" in ")[0])
+    return bool(counts) and all(word == "passed" for _, word in counts)
 
 
 def _verdict(task: AgentTask, status: str, tests: dict[str, str], wall_s: float, ignored: list[str],
@@ -227,7 +237,8 @@ def _verdict(task: AgentTask, status: str, tests: dict[str, str], wall_s: float,
     if status not in ("ok", "failed"):
         resolved = False
     elif f2p or p2p:
-        resolved = all(o in PASSING for o in (*f2p.values(), *p2p.values()))
+        # a failing test must now pass outright: the code under test can turn it into an XFAIL (pytest.xfail())
+        resolved = all(o == "PASSED" for o in f2p.values()) and all(o in PASSING for o in p2p.values())
     else:
         resolved = bool(tests) and all(o in PASSING for o in tests.values())
     return {"resolved": resolved, "status": status, "fail_to_pass": f2p, "pass_to_pass": p2p,

@@ -1,0 +1,105 @@
+"""The action format, the tools' contract, policies from specs and the task adapters (no jail: fast)."""
+
+import subprocess
+
+import pytest
+
+from agents.loop import AgentTask
+from agents.policies import OraclePolicy, policy_from_spec
+from agents.tasks import file_diff, from_polyglot, from_synthetic_repair
+from agents.tools import Action, ParseError, ToolBox, parse_action, system_prompt, truncate
+
+
+def test_a_well_formed_action_parses_with_its_thought():
+    a = parse_action("Look first.\n<function=view>\n<parameter=path>pkg/a.py</parameter>\n"
+                     "<parameter=start>40</parameter>\n</function>\n")
+    assert (a.tool, a.args, a.thought) == ("view", {"path": "pkg/a.py", "start": "40"}, "Look first.")
+
+
+@pytest.mark.parametrize("reply,error", [
+    ("I fixed it, the task is resolved.", "no action found"),
+    ("<function=bash><parameter=command>ls</parameter></function><function=submit></function>", "2 actions"),
+    ("<function=bash><parameter=command>ls</parameter></function>\nand then more", "text after"),
+    ("<function=rm_rf></function>", "unknown tool 'rm_rf'"),
+    ("<function=bash><parameter=cmd>ls</parameter></function>", "unknown parameter"),
+    ("<function=edit><parameter=path>a.py</parameter><parameter=old>x</parameter></function>", "missing parameter"),
+    ("<function=view><parameter=path>a.py</parameter><parameter=start>-3</parameter></function>", "whole number"),
+    ("<function=search><parameter=pattern>x</parameter><parameter=name>*.py</parameter></function>", "exactly one"),
+    ("<function=bash>ls<parameter=command>ls</parameter></function>", "outside <parameter"),
+    ("<function=bash><parameter=command>ls</parameter><parameter=command>pwd</parameter></function>", "twice"),
+    ("<function=bash><parameter=command>ls</parameter>", "no action found"),
+])
+def test_malformed_actions_get_a_clear_error(reply, error):
+    with pytest.raises(ParseError, match=error):
+        parse_action(reply)
+
+
+def test_a_role_without_a_tool_cannot_call_it():
+    with pytest.raises(ParseError, match="unknown tool 'bash'"):
+        parse_action("<function=bash><parameter=command>ls</parameter></function>", ("view", "submit"))
+    with pytest.raises(ValueError, match="include submit"):
+        ToolBox(None, None, allowed=("view",))
+    assert "bash(" not in system_prompt(("view", "submit")) and "view(path, start?, window?)" in system_prompt()
+
+
+def test_rendered_edits_round_trip_even_with_leading_and_trailing_newlines():
+    action = Action("edit", {"path": "a.py", "old": "\n    x = 1\n\n", "new": "\n    x = 2\n"}, "Fix x.")
+    assert parse_action(action.render()) == action
+
+
+def test_truncated_observations_say_how_much_was_left_out():
+    text = "".join(f"line {i}\n" for i in range(5000))
+    out = truncate(text, 400)
+    assert len(out) < 600 and out.startswith("line 0") and out.rstrip().endswith("line 4999")
+    assert f"of {len(text)} characters left out" in out
+    assert truncate("short", 400) == "short"
+
+
+def test_policy_specs():
+    oracle = policy_from_spec("oracle")
+    assert (oracle.name, oracle.kind) == ("oracle", "oracle")
+    with pytest.raises(ValueError, match="expected local:CKPT_DIR"):
+        policy_from_spec("gpt-4")
+    with pytest.raises(ValueError, match="no gold patch"):
+        oracle.reset(AgentTask("t", "fix", "true", [], []))
+
+
+def test_the_oracle_edits_hunk_by_hunk_then_tests_and_submits():
+    gold = file_diff({"m.py": "a = 1\nb = 2\n" + "pad\n" * 10 + "c = 3\n"},
+                     {"m.py": "a = 1\nb = 20\n" + "pad\n" * 10 + "c = 30\n"})
+    oracle = OraclePolicy()
+    oracle.reset(AgentTask("t", "fix", "true", [], [], gold_patch=gold))
+    replies = [oracle.act([{"role": "user", "content": "OBSERVATION:\nedited"}]) for _ in range(4)]
+    assert [parse_action(r).tool for r in replies] == ["edit", "edit", "run_tests", "submit"]
+    assert parse_action(replies[0]).args["new"].startswith("a = 1\nb = 20\n")
+    # a refused edit switches the oracle to applying the whole patch
+    oracle.reset(AgentTask("t", "fix", "true", [], [], gold_patch=gold))
+    oracle.act([{"role": "user", "content": "task"}])
+    fallback = parse_action(oracle.act([{"role": "user", "content": "OBSERVATION:\nerror: `old` not found"}]))
+    assert fallback.tool == "bash" and "git apply" in fallback.args["command"] and gold in fallback.args["command"]
+    assert [parse_action(oracle.act([{"role": "user", "content": "OBSERVATION:\nok"}])).tool for _ in range(2)] == \
+        ["run_tests", "submit"]
+
+
+def test_file_diff_is_a_patch_git_applies(tmp_path):
+    before, after = {"s.py": "def f():\n    return 1\n"}, {"s.py": "def f():\n    return 2\n", "new.py": "X = 1\n"}
+    (tmp_path / "s.py").write_text(before["s.py"])
+    subprocess.run(["git", "apply"], input=file_diff(before, after), text=True, cwd=tmp_path, check=True)
+    assert (tmp_path / "s.py").read_text() == after["s.py"] and (tmp_path / "new.py").read_text() == "X = 1\n"
+
+
+def test_polyglot_and_synthetic_rows_become_tasks():
+    row = {"problem_id": "python/two-fer", "language": "python", "instructions": "Say two-fer.",
+           "solution_files": [{"path": "two_fer.py", "content": "def two_fer(name):\n    pass\n"}],
+           "test_files": [{"path": "two_fer_test.py", "content": "from two_fer import two_fer\n"}],
+           "reference_files": [{"path": "two_fer.py", "content": "def two_fer(name='you'):\n    return name\n"}]}
+    task = from_polyglot(row, "/envs/py")
+    assert task.instance_id == "polyglot.python.two-fer" and task.test_files == ["two_fer_test.py"]
+    assert set(task.files) == {"two_fer.py", "two_fer_test.py"} and "+    return name" in task.gold_patch
+    with pytest.raises(ValueError, match="only python"):
+        from_polyglot({**row, "language": "rust", "problem_id": "rust/x"}, "")
+    synth = {"task_id": "r1", "task_type": "repair", "language": "python",
+             "program": "def solve(a):\n    return a - 1\n", "test_program": "got = solve(3)\nassert got == 4\n",
+             "answer": "<<<<<<< SEARCH\n    return a - 1\n=======\n    return a + 1\n>>>>>>> REPLACE\n"}
+    task = from_synthetic_repair(synth, "/envs/py")
+    assert "got = solve(3)" in task.files["test_solution.py"] and "+    return a + 1" in task.gold_patch
