@@ -65,6 +65,7 @@ class Step:
     status: str  # ok | failed | timeout | error | malformed
     tokens: int
     wall_s: float
+    act_s: float = 0.0  # of wall_s, the time the policy took to reply
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -158,18 +159,20 @@ def run_episode(policy, session, task: AgentTask, budget: Budget, tools: ToolBox
                 break
             s0 = time.monotonic()
             reply = policy.act(list(messages))
+            act_s = round(time.monotonic() - s0, 4)
             tokens = int(getattr(policy, "last_tokens", 0) or 0)
             messages.append({"role": "assistant", "content": reply})
             try:
                 action = tools.parse(reply)
             except ParseError as exc:
                 ep.steps.append(Step(reply, "", f"error: {exc}", None, "malformed", tokens,
-                                     round(time.monotonic() - s0, 4)))
+                                     round(time.monotonic() - s0, 4), act_s))
                 messages.append({"role": "user", "content": f"OBSERVATION:\nerror: {exc}"})
                 continue
             left = budget.max_wall_s - (time.monotonic() - t0)
             observation, code, status = tools.run(action, timeout_s=max(1.0, min(left, task.timeout_s)))
-            ep.steps.append(Step(reply, action.tool, observation, code, status, tokens, round(time.monotonic() - s0, 4)))
+            ep.steps.append(Step(reply, action.tool, observation, code, status, tokens, round(time.monotonic() - s0, 4),
+                                 act_s))
             if getattr(session, "resets", 0) != resets:
                 ep.status, ep.detail = "session_died", f"the shell died at step {len(ep.steps)}: {observation[-300:]}"
                 break

@@ -135,10 +135,13 @@ def from_tool_use(rows: list[dict]) -> list[TrainingExample]:
 
 
 def from_trajectories(rows: list[dict]) -> list[TrainingExample]:
+    """One agent_step example per assistant turn of each resolved episode. The oracle's demonstrations are
+    counted apart (source `swe_trajectories:oracle`) from episodes a model resolved itself."""
     out = []
     for r in rows:
         if not r["resolved"]:
             continue  # imitate only episodes that solved the task
+        source = "swe_trajectories:oracle" if r.get("policy") == "oracle" else "swe_trajectories"
         msgs = json.loads(r["messages"]) if isinstance(r["messages"], str) else r["messages"]
         for i, m in enumerate(msgs):
             if m["role"] != "assistant":
@@ -148,8 +151,8 @@ def from_trajectories(rows: list[dict]) -> list[TrainingExample]:
             cmd = content.split("<parameter=command>", 1)[1].split("</parameter>", 1)[0] \
                 if "<parameter=command>" in content else ""
             calls = [{"tool": tool_name(cmd), "args": {"command": cmd}}] if cmd else []
-            out.append(TrainingExample("agent_step", "python", prompt + "\n\n[assistant]\n", content, "swe_trajectories",
-                                       _split(r["instance_id"]), f"{r['traj_id']}.turn{i}", [], calls))
+            out.append(TrainingExample("agent_step", r.get("language") or "python", prompt + "\n\n[assistant]\n",
+                                       content, source, _split(r["instance_id"]), f"{r['traj_id']}.turn{i}", [], calls))
     return out
 
 
@@ -206,19 +209,6 @@ def with_workflow_example(row: dict) -> dict:
                          f"{row['workflow_id']}.workflow", [],
                          [{"tool": tool_name(s["command"]), "args": {"command": s["command"]}} for s in steps])
     return {**row, **_columns(ex)}
-
-
-def with_trajectory_example(row: dict) -> dict:
-    """A resolved episode as one agent_step example: issue -> the agent's turns (unresolved: empty answer)."""
-    msgs = json.loads(row["messages"])
-    turns = [m["content"] if isinstance(m["content"], str) else json.dumps(m["content"])
-             for m in msgs if m["role"] == "assistant"]
-    issue = next((m["content"] for m in msgs if m["role"] == "user"), "")
-    ex = None
-    if row["resolved"] and turns and isinstance(issue, str) and issue.strip():
-        ex = TrainingExample("agent_step", "python", issue[-_MAX_PROMPT_CHARS:], "\n\n".join(turns), "swe_trajectories",
-                             _split(row["instance_id"]), f"{row['traj_id']}.episode", [], [])
-    return {**row, "language": "python", **_columns(ex)}
 
 
 def with_plan_example(row: dict) -> dict:
