@@ -131,7 +131,7 @@ def build_agent_rollouts(settings: RolloutSettings, key: str, sandbox, sessions,
 # --- swe_trajectories -------------------------------------------------------------------------------------
 @dataclass
 class TrajectorySettings:
-    tasks_per_repo: int = 2  # oracle demonstrations per repo
+    tasks_per_repo: int = 1  # oracle demonstrations per repo
     max_steps: int = 8
     workers: int = 2
     load_from: str = ""  # local SWE-smith trajectory files or an HF dataset name

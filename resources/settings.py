@@ -123,7 +123,7 @@ _DECLARED = (
     Setting("HRM_SWE_SEED", int, 24, "seed of the SWE-smith bug generation"),
     Setting("HRM_SWE_MAX_BUGS_PER_REPO", int, 40, "bug candidates per repo"),
     Setting("HRM_SWE_MAX_PER_MODIFIER", int, 12, "bug candidates per modifier"),
-    Setting("HRM_SWE_TRAJ_TASKS_PER_REPO", int, 2, "tasks per repo the oracle demonstrates in swe_trajectories"),
+    Setting("HRM_SWE_TRAJ_TASKS_PER_REPO", int, 1, "tasks per repo the oracle demonstrates in swe_trajectories"),
     Setting("HRM_SWE_TRAJ_WORKERS", int, 2, "rollouts at once (each runs tests: about the core count)"),
     Setting("HRM_SWE_TRAJECTORIES", str, "", "SWE-smith trajectory files or an HF dataset to load as well"),
     # --- agents ----------------------------------------------------------------------------------
