@@ -185,3 +185,40 @@ def test_a_file_task_with_no_listed_tests_needs_every_collected_test_to_pass(swe
     skipped, _ = episode(sessions, sandbox, task, [edit("calc.py", "    return a - b", "    if a == 0:\n"
                                                         "        import pytest; pytest.skip('x')\n    return a + b")])
     assert not skipped.verdict["resolved"] and skipped.verdict["tests"]["test_calc.py::test_add"] == "PASSED"
+
+
+def test_a_polyglot_exercise_runs_with_its_test_feedback_loop(swe_task, sandbox, sessions, polyglot_bundle,
+                                                              tmp_path_factory):
+    """A real Python exercise of the benchmark: the stub fails its tests, the oracle's reference passes them."""
+    from agents.tasks import from_polyglot
+    from evals.polyglot.exercises import PINNED_COMMIT, exercise_dirs, read_exercise
+    from evals.polyglot.pipeline import clone_benchmark
+
+    dest = tmp_path_factory.mktemp("polyglot") / "polyglot-benchmark"
+    clone_benchmark(str(polyglot_bundle), dest, PINNED_COMMIT)
+    folder = next(d for d in exercise_dirs(dest, "python") if d.name == "grep")
+    task = from_polyglot(read_exercise(folder, "python", dest).to_row(), swe_task[0].env_dir)
+    with open_session(sessions, sandbox, task) as s:
+        ep = run_episode(policy_from_spec("oracle"), s, task, Budget(max_steps=8))
+    assert ep.status == "submitted" and verify(sandbox, task, ep.patch)["resolved"]
+    tests_step = next(st for st in ep.steps if st.tool == "run_tests")
+    assert "passed" in tests_step.observation and "short test summary info" in tests_step.observation
+    stub = verify(sandbox, task, "")
+    assert not stub["resolved"] and stub["tests"], stub["status"]  # the stub's tests ran and failed
+
+
+def test_a_synthetic_repair_task_is_resolved_by_its_fix_only(swe_task, sandbox, sessions):
+    from agents.tasks import from_synthetic_repair
+
+    row = {"task_id": "repair-positive-total", "task_type": "repair", "language": "python",
+           "program": "def solve(xs):\n    total = 0\n    for x in xs:\n        if x < 0:\n            total += x\n"
+                      "    return total\n",
+           "test_program": "got = solve([1, -2, 3])\nassert got == 4\ngot = solve([])\nassert got == 0\n",
+           "answer": "<<<<<<< SEARCH\n        if x < 0:\n=======\n        if x > 0:\n>>>>>>> REPLACE\n"}
+    task = from_synthetic_repair(row, swe_task[0].env_dir)
+    with open_session(sessions, sandbox, task) as s:
+        ep = run_episode(policy_from_spec("oracle"), s, task, Budget(max_steps=6))
+    assert verify(sandbox, task, ep.patch)["resolved"]
+    assert not verify(sandbox, task, "")["resolved"]
+    hardcoded, _ = episode(sessions, sandbox, task, [edit("test_solution.py", "assert got == 4", "assert True")])
+    assert not hardcoded.verdict["resolved"] and hardcoded.verdict["ignored_files"] == ["test_solution.py"]
