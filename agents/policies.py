@@ -140,16 +140,29 @@ class OpenAIPolicy:
         self._client = openai.OpenAI(base_url=spec.base_url, api_key=api_key or env_key(), timeout=timeout_s,
                                      max_retries=2)
         self.last_tokens = 0
+        self.language = "none"
+        try:
+            served = {m.id: m for m in self._client.models.list().data}
+        except openai.APIError as exc:
+            raise ConnectionError(f"{spec.text}: cannot list the endpoint's models: {exc}") from None
+        if spec.model not in served:
+            raise ValueError(f"{spec.text}: the endpoint serves {sorted(served)}, not {spec.model!r}")
+        # `hrm serve` takes our extensions: the agent_step task embedding, and a transcript longer than the
+        # context keeps its tail (the latest observation) instead of being refused
+        self.ours = getattr(served[spec.model], "owned_by", "") == "hrm-code"
 
     def __repr__(self) -> str:  # never the key
         return f"OpenAIPolicy({self.name!r})"
 
     def reset(self, task) -> None:
-        pass
+        from model.vocab import LANGUAGES
+
+        self.language = task.language if task.language in LANGUAGES else "none"
 
     def act(self, messages: list[dict]) -> str:
+        extra = {"task": "agent_step", "language": self.language, "truncate": "left"} if self.ours else {}
         r = self._client.chat.completions.create(model=self.spec.model, messages=messages, temperature=0,
-                                                 max_tokens=self.max_new_tokens, stop=[STOP])
+                                                 max_tokens=self.max_new_tokens, stop=[STOP], extra_body=extra)
         choice = r.choices[0]
         text = choice.message.content or ""
         self.last_tokens = r.usage.completion_tokens if r.usage is not None else len(text) // 4

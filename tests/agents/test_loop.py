@@ -222,3 +222,23 @@ def test_a_synthetic_repair_task_is_resolved_by_its_fix_only(swe_task, sandbox, 
     assert not verify(sandbox, task, "")["resolved"]
     hardcoded, _ = episode(sessions, sandbox, task, [edit("test_solution.py", "assert got == 4", "assert True")])
     assert not hardcoded.verdict["resolved"] and hardcoded.verdict["ignored_files"] == ["test_solution.py"]
+
+
+def test_an_openai_endpoint_policy_acts_through_hrm_serve(swe_task, sandbox, sessions, tiny_checkpoint):
+    """`openai:` specs talk to any chat endpoint; here our own server over the tiny checkpoint."""
+    from inference.engine import BatchEngine
+    from inference.server import BackgroundServer, create_app
+    from model.checkpoint import load_checkpoint
+
+    model, tok = load_checkpoint(tiny_checkpoint)
+    engine = BatchEngine(model, tok, max_batch=2, max_queue=4)
+    try:
+        with BackgroundServer(create_app(engine, tok, "hrm")) as base_url:
+            policy = policy_from_spec(f"openai:{base_url}#hrm", max_new_tokens=16)
+            assert (policy.kind, policy.name) == ("openai", f"openai:{base_url}#hrm")
+            with open_session(sessions, sandbox, swe_task[2]) as s:
+                ep = run_episode(policy, s, swe_task[2], Budget(max_steps=2, max_wall_s=120))
+    finally:
+        engine.close()
+    assert ep.status == "budget_exhausted" and len(ep.steps) == 2 and 0 < ep.tokens <= 32, (ep.status, ep.detail)
+    assert ep.to_trajectory_row()["policy"] == "openai"
