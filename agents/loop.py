@@ -146,10 +146,10 @@ def run_episode(policy, session, task: AgentTask, budget: Budget, tools: ToolBox
     start = (f"{instructions.strip()}\n\n" if instructions.strip() else "") + task.problem_statement
     messages = [{"role": "system", "content": system_prompt(tools.allowed)}, {"role": "user", "content": start}]
     ep = Episode(task, policy.name, policy.kind, messages)
-    if hasattr(policy, "reset"):
-        policy.reset(task)
     resets = getattr(session, "resets", 0)
     try:
+        if hasattr(policy, "reset"):
+            policy.reset(task)
         while True:
             left = budget.max_wall_s - (time.monotonic() - t0)
             if len(ep.steps) >= budget.max_steps or ep.tokens >= budget.max_tokens or left <= 0:

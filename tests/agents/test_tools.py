@@ -103,3 +103,12 @@ def test_polyglot_and_synthetic_rows_become_tasks():
              "answer": "<<<<<<< SEARCH\n    return a - 1\n=======\n    return a + 1\n>>>>>>> REPLACE\n"}
     task = from_synthetic_repair(synth, "/envs/py")
     assert "got = solve(3)" in task.files["test_solution.py"] and "+    return a + 1" in task.gold_patch
+
+
+def test_a_policy_that_fails_ends_the_episode_as_error_without_a_session():
+    from agents.loop import Budget, run_episode
+
+    ep = run_episode(OraclePolicy(), None, AgentTask("t", "fix", "true", [], []), Budget())
+    assert ep.status == "error" and "no gold patch" in ep.detail and ep.steps == []
+    row = ep.to_trajectory_row()
+    assert row["resolved"] is False and row["eval_status"] == "not verified" and row["policy"] == "oracle"
