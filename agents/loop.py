@@ -105,7 +105,7 @@ class Episode:
 # --- the session ------------------------------------------------------------------------------
 def open_session(sessions, sandbox, task: AgentTask):
     """A started jailed session at the task's starting state: /work a git repo, the clean files tagged
-    hrm-base, the setup patch committed on top."""
+    hrm-base, the setup patch committed on top and tagged hrm-start."""
     binds = [(task.env_dir, ENV_MOUNT)] if task.env_dir else []
     session = sessions.open(input_dir=task.repo_dir or None, files=task.files, ro_binds=binds,
                             env=task.session_env(), sandbox=sandbox)
@@ -121,18 +121,19 @@ def open_session(sessions, sandbox, task: AgentTask):
                             "git commit -qam 'task state'")
             if r.status != "ok":
                 raise RuntimeError(f"{task.instance_id}: the setup patch does not apply: {r.output[-500:]}")
+        session.run("git tag hrm-start")  # the patch is taken against this, whatever the agent commits
     except BaseException:
         session.close()
         raise
     return session
 
 
-def session_patch(session) -> str | None:
-    """Every change since the starting state, new files included (None when the shell does not answer)."""
-    r = session.run(f"git add -A -- . '{_NO_PYC}' && git diff --cached HEAD", timeout_s=60)
+def session_patch(session) -> tuple[str | None, str]:
+    """(every change since the starting state, new files and commits included, or None; the shell's output)."""
+    r = session.run(f"git add -A -- . '{_NO_PYC}' && git diff --cached hrm-start", timeout_s=60)
     if r.status != "ok":
-        return None
-    return r.output.strip("\n") + "\n" if r.output.strip() else ""
+        return None, r.output[-300:]
+    return (r.output.strip("\n") + "\n" if r.output.strip() else ""), ""
 
 
 # --- the loop ---------------------------------------------------------------------------------
@@ -183,9 +184,11 @@ def run_episode(policy, session, task: AgentTask, budget: Budget, tools: ToolBox
                              + (f"\n[exit code {code}]" if code not in (0, None) else "")
                              + ("\n[timed out]" if status == "timeout" else "")})
         if ep.status != "session_died":
-            patch = session_patch(session)
-            if patch is None or getattr(session, "resets", 0) != resets:
+            patch, why = session_patch(session)
+            if getattr(session, "resets", 0) != resets:
                 ep.status, ep.detail, patch = "session_died", "the shell died while reading the patch", ""
+            elif patch is None:  # e.g. the agent removed .git: no patch, so nothing can resolve
+                ep.status, ep.detail, patch = "error", f"could not read the patch: {why}", ""
             ep.patch = patch
     except Exception as exc:  # the policy or the session broke: the episode fails, nothing hangs
         ep.status, ep.detail = "error", f"{type(exc).__name__}: {str(exc)[-500:]}"

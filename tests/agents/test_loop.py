@@ -165,6 +165,15 @@ def test_agent_tricks_are_not_counted_resolved(swe_task, sandbox, sessions, atta
         assert "XFAIL" in ep.verdict["fail_to_pass"].values()
 
 
+def test_a_committed_fix_counts_and_a_removed_repository_fails_the_episode(swe_task, sandbox, sessions):
+    _, _, task = swe_task
+    committed, _ = episode(sessions, sandbox, task, [bash(f"git apply <<'EOF'\n{task.gold_patch}EOF"),
+                                                     bash("git commit -qam 'fix' && git log --oneline | head -3")])
+    assert committed.verdict["resolved"] and committed.patch.startswith("diff --git")
+    gone, _ = episode(sessions, sandbox, task, [bash(f"git apply <<'EOF'\n{task.gold_patch}EOF"), bash("rm -rf .git")])
+    assert gone.status == "error" and "could not read the patch" in gone.detail and not gone.verdict["resolved"]
+
+
 def test_a_real_fix_that_also_touches_the_tests_is_graded_on_the_restored_tests(swe_task, sandbox, sessions):
     _, _, task = swe_task
     ep, _ = episode(sessions, sandbox, task, [bash(f"git apply <<'EOF'\n{task.gold_patch}EOF"),
