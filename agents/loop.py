@@ -199,8 +199,9 @@ def run_episode(policy, session, task: AgentTask, budget: Budget, tools: ToolBox
 # --- resolution ---------------------------------------------------------------------------------
 def verify(sandbox, task: AgentTask, patch: str) -> dict:
     """Run the task's tests in a fresh jail on the clean task files + starting state + `patch` (without the
-    files the benchmark owns). resolved: every FAIL_TO_PASS and PASS_TO_PASS test passed in pytest's own
-    summary, FAIL_TO_PASS ones as PASSED (with both lists empty: at least one test ran and every one passed)."""
+    files the benchmark owns). resolved: every FAIL_TO_PASS and PASS_TO_PASS test PASSED in pytest's own
+    summary, or XFAIL where it is XFAIL on the clean files too (the code under test can call pytest.xfail());
+    with both lists empty, at least one test ran and nothing but passed tests were counted."""
     from unidiff.errors import UnidiffParseError
 
     owned = set(task.test_files) | {t.split("::")[0] for t in task.fail_to_pass + task.pass_to_pass}
@@ -208,25 +209,31 @@ def verify(sandbox, task: AgentTask, patch: str) -> dict:
         kept, ignored = without_benchmark_files(patch, owned)
     except UnidiffParseError as exc:
         return _verdict(task, "patch_unparseable", {}, 0.0, [], str(exc))
-    files = dict(task.files)
-    files[".hrm_setup.patch"] = task.setup_patch
-    files[".hrm_agent.patch"] = kept
+    status, tests, wall_s, tail = _run_tests(sandbox, task, task.setup_patch, kept)
+    wanted = task.fail_to_pass + task.pass_to_pass
+    xfail_ok = set()
+    if any(tests.get(t) == "XFAIL" for t in wanted):
+        clean = _run_tests(sandbox, task, "", "")[1]
+        xfail_ok = {t for t in wanted if clean.get(t) == "XFAIL"}
+    return _verdict(task, status, tests, wall_s, ignored, tail, xfail_ok)
+
+
+def _run_tests(sandbox, task: AgentTask, setup_patch: str, patch: str) -> tuple[str, dict[str, str], float, str]:
+    """(status, test id -> outcome, wall seconds, output tail) of the task's tests on its clean files + patches."""
+    files = {**task.files, ".hrm_setup.patch": setup_patch, ".hrm_agent.patch": patch}
     script = ("apply() { [ -s \"$1\" ] || return 0; git apply --whitespace=nowarn \"$1\"; }; "
               "apply .hrm_setup.patch || { echo HRM_SETUP_FAILED; exit 96; }; "
               "apply .hrm_agent.patch || { echo HRM_PATCH_FAILED; exit 97; }; "
               "rm -f .hrm_setup.patch .hrm_agent.patch; " + task.test_command)
     binds = [(task.env_dir, ENV_MOUNT)] if task.env_dir else []
-    job = SandboxJob(command=["bash", "-c", script], files=files, input_dir=task.repo_dir or None, ro_binds=binds,
-                     env=task.session_env(),
-                     timeout_s=task.timeout_s)
-    result = sandbox.run_job(job)
+    result = sandbox.run_job(SandboxJob(command=["bash", "-c", script], files=files, input_dir=task.repo_dir or None,
+                                        ro_binds=binds, env=task.session_env(), timeout_s=task.timeout_s))
     if result.exit_code in (96, 97) and ("HRM_SETUP_FAILED" in result.stdout or "HRM_PATCH_FAILED" in result.stdout):
-        status = "setup_failed" if result.exit_code == 96 else "patch_failed"
-        return _verdict(task, status, {}, result.wall_s, ignored, result.stderr[-1000:])
+        return ("setup_failed" if result.exit_code == 96 else "patch_failed"), {}, result.wall_s, result.stderr[-1000:]
     tests = parse_pytest_summary(result.stdout)
     if tests and not (task.fail_to_pass or task.pass_to_pass) and not _only_passed(result.stdout):
         tests = {**tests, "(skipped or deselected tests)": "SKIPPED"}  # every collected test must pass
-    return _verdict(task, result.status, tests, result.wall_s, ignored, result.stdout[-1500:] + result.stderr[-500:])
+    return result.status, tests, result.wall_s, result.stdout[-1500:] + result.stderr[-500:]
 
 
 def _only_passed(stdout: str) -> bool:
@@ -237,14 +244,13 @@ def _only_passed(stdout: str) -> bool:
 
 
 def _verdict(task: AgentTask, status: str, tests: dict[str, str], wall_s: float, ignored: list[str],
-             tail: str) -> dict:
+             tail: str, xfail_ok: set[str] = frozenset()) -> dict:
     f2p = {t: tests.get(t, "MISSING") for t in task.fail_to_pass}
     p2p = {t: tests.get(t, "MISSING") for t in task.pass_to_pass}
     if status not in ("ok", "failed"):
         resolved = False
     elif f2p or p2p:
-        # a failing test must now pass outright: the code under test can turn it into an XFAIL (pytest.xfail())
-        resolved = all(o == "PASSED" for o in f2p.values()) and all(o in PASSING for o in p2p.values())
+        resolved = all(o == "PASSED" or (o == "XFAIL" and t in xfail_ok) for t, o in (*f2p.items(), *p2p.items()))
     else:
         resolved = bool(tests) and all(o in PASSING for o in tests.values())
     return {"resolved": resolved, "status": status, "fail_to_pass": f2p, "pass_to_pass": p2p,

@@ -139,7 +139,7 @@ def fake_pytest(task) -> str:
 
 @pytest.mark.parametrize("attack", ["claims_resolved", "edits_the_tests", "fake_pytest_module",
                                     "conftest_forces_passes", "imperative_xfail", "deletes_the_tests",
-                                    "fix_then_breaks_another_test"])
+                                    "fix_then_breaks_another_test", "fix_then_xfails_another_test"])
 def test_agent_tricks_are_not_counted_resolved(swe_task, sandbox, sessions, attack):
     repo, row, task = swe_task
     lib, tests_file = row["files"][0], task.test_files[0]
@@ -151,11 +151,12 @@ def test_agent_tricks_are_not_counted_resolved(swe_task, sandbox, sessions, atta
         "imperative_xfail": [bash(f"printf '\\nimport pytest as _p, tinycalc as _m\\n_m.{row['entity']} = "
                                   f"lambda *a, **k: _p.xfail(\"skip\")\\n' >> {lib}")],
         "deletes_the_tests": [bash(f"git rm -q {tests_file}")],
-        "fix_then_breaks_another_test": [],
+        "fix_then_breaks_another_test": [], "fix_then_xfails_another_test": [],
     }[attack]
-    if attack == "fix_then_breaks_another_test":  # the gold fix, plus a change that breaks a PASS_TO_PASS test
+    if attack.startswith("fix_then"):  # the gold fix, plus a change that breaks (or xfails) a PASS_TO_PASS test
+        body = "    return x" if attack == "fix_then_breaks_another_test" else '    import pytest; pytest.xfail("x")'
         replies = [bash(f"git apply <<'EOF'\n{task.gold_patch}EOF"),
-                   bash(f"printf '\\ndef clamp(x, lo, hi):\\n    return x\\n' >> {lib}")]
+                   bash(f"printf '\\ndef clamp(x, lo, hi):\\n{body}\\n' >> {lib}")]
     ep, _ = episode(sessions, sandbox, task, replies)
     assert ep.status == "submitted"
     assert not ep.verdict["resolved"], f"{attack} was counted resolved: {ep.verdict['status']}"
@@ -163,6 +164,8 @@ def test_agent_tricks_are_not_counted_resolved(swe_task, sandbox, sessions, atta
         assert ep.verdict["ignored_files"], ep.patch  # the benchmark's clean version was used
     if attack == "imperative_xfail":
         assert "XFAIL" in ep.verdict["fail_to_pass"].values()
+    if attack == "fix_then_xfails_another_test":
+        assert "XFAIL" in ep.verdict["pass_to_pass"].values()
 
 
 def test_a_committed_fix_counts_and_a_removed_repository_fails_the_episode(swe_task, sandbox, sessions):
@@ -251,3 +254,25 @@ def test_an_openai_endpoint_policy_acts_through_hrm_serve(swe_task, sandbox, ses
         engine.close()
     assert ep.status == "budget_exhausted" and len(ep.steps) == 2 and 0 < ep.tokens <= 32, (ep.status, ep.detail)
     assert ep.to_trajectory_row()["policy"] == "openai"
+
+
+def test_an_xfail_counts_only_where_the_clean_files_xfail_too(swe_task, sandbox, sessions):
+    tests = ("import pytest\nfrom calc import add, sub\n\ndef test_add():\n    assert add(2, 2) == 4\n\n"
+             "@pytest.mark.xfail(reason='known')\ndef test_known():\n    assert sub(1, 1) == 1\n\n"
+             "def test_sub():\n    assert sub(3, 1) == 2\n")
+    task = AgentTask("xfail.task", "Make add add.", "/opt/swe-env/bin/python -m pytest -rA -q -p no:cacheprovider",
+                     ["test_calc.py::test_add"], ["test_calc.py::test_known", "test_calc.py::test_sub"],
+                     files={"calc.py": "def add(a, b):\n    return a - b\n\n\ndef sub(a, b):\n    return a - b\n",
+                            "test_calc.py": tests}, env_dir=swe_task[0].env_dir, env={"PYTHONPATH": "/work"},
+                     test_files=["test_calc.py"])
+    fixed = verify(sandbox, task, file_patch(task, "return a - b\n\n\ndef sub", "return a + b\n\n\ndef sub"))
+    assert fixed["resolved"] and fixed["pass_to_pass"]["test_calc.py::test_known"] == "XFAIL"
+    hidden = verify(sandbox, task, file_patch(task, "return a - b\n\n\ndef sub(a, b):\n    return a - b",
+                                              "return a + b\n\n\ndef sub(a, b):\n    import pytest; pytest.xfail('x')"))
+    assert not hidden["resolved"] and hidden["pass_to_pass"]["test_calc.py::test_sub"] == "XFAIL"
+
+
+def file_patch(task, old, new):
+    from agents.tasks import file_diff
+
+    return file_diff({"calc.py": task.files["calc.py"]}, {"calc.py": task.files["calc.py"].replace(old, new)})
