@@ -132,7 +132,7 @@ def build_agent_rollouts(settings: RolloutSettings, key: str, sandbox, sessions,
 @dataclass
 class TrajectorySettings:
     tasks_per_repo: int = 1  # oracle demonstrations per repo
-    max_steps: int = 8
+    max_steps: int = 20  # the oracle takes one edit per hunk, the tests and submit
     workers: int = 2
     load_from: str = ""  # local SWE-smith trajectory files or an HF dataset name
     include_rollouts: bool = True  # fold in the rows agent_rollouts left in the warehouse

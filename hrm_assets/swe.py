@@ -88,14 +88,13 @@ def swesmith_tasks(context: dg.AssetExecutionContext, config: SweTasksConfig, sa
 # --- swe_trajectories ---------------------------------------------------------------------
 class SweTrajectoriesConfig(dg.Config):
     tasks_per_repo: int = from_env("HRM_SWE_TRAJ_TASKS_PER_REPO")
-    max_steps: int = from_env("HRM_AGENT_MAX_STEPS")
     workers: int = from_env("HRM_SWE_TRAJ_WORKERS")  # rollouts run tests: about the core count
     load_from: str = from_env("HRM_SWE_TRAJECTORIES")  # local SWE-smith trajectory files or an HF dataset name
     include_rollouts: bool = True  # fold in the models' rows agent_rollouts left in the warehouse
 
     def to_settings(self) -> rollouts.TrajectorySettings:
-        return rollouts.TrajectorySettings(tasks_per_repo=self.tasks_per_repo, max_steps=max(self.max_steps, 8),
-                                           workers=self.workers, load_from=self.load_from,
+        return rollouts.TrajectorySettings(tasks_per_repo=self.tasks_per_repo, workers=self.workers,
+                                           load_from=self.load_from,
                                            include_rollouts=self.include_rollouts)
 
 
