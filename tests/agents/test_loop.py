@@ -101,16 +101,16 @@ def test_tools_view_search_edit_and_run_tests_in_the_jail(swe_task, sandbox, ses
 
 def test_malformed_replies_cost_steps_and_budgets_end_the_episode(swe_task, sandbox, sessions):
     _, _, task = swe_task
-    ep, policy = episode(sessions, sandbox, task, ["I think it works now.", "<function=fly></function>"] * 5,
-                         budget=Budget(max_steps=4))
-    assert ep.status == "budget_exhausted" and len(ep.steps) == 4 and all(s.status == "malformed" for s in ep.steps)
+    # a role without bash: its bash call is as malformed as prose or an unknown tool
+    ep, policy = episode(sessions, sandbox, task, ["I think it works now.", "<function=fly></function>", bash("ls")],
+                         budget=Budget(max_steps=3), tools=("view", "submit"))
+    assert ep.status == "budget_exhausted" and len(ep.steps) == 3 and all(s.status == "malformed" for s in ep.steps)
     assert policy.seen[1].startswith("OBSERVATION:\nerror: no action found")
+    assert "unknown tool 'bash'" in ep.steps[2].observation
     ep, _ = episode(sessions, sandbox, task, [bash("true")] * 10, budget=Budget(max_steps=50, max_tokens=20))
     assert ep.status == "budget_exhausted" and len(ep.steps) == 3 and "tokens 21/20" in ep.detail
     ep, _ = episode(sessions, sandbox, task, [bash("sleep 60")], budget=Budget(max_steps=5, max_wall_s=4))
     assert ep.status == "budget_exhausted" and ep.steps[0].status == "timeout" and ep.wall_s < 20
-    ep, _ = episode(sessions, sandbox, task, [bash("ls")], tools=("view", "submit"))
-    assert "unknown tool 'bash'" in ep.steps[0].observation
 
 
 def test_a_session_that_dies_fails_the_episode_cleanly(swe_task, sandbox, sessions):
