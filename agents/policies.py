@@ -13,6 +13,7 @@ reply cost) and `reset(task)` (called at the start of each episode).
 from __future__ import annotations
 
 import threading
+from typing import Protocol
 
 from agents.tools import Action
 from inference.specs import parse_spec
@@ -22,7 +23,17 @@ _CACHE: dict[str, object] = {}
 _LOCK = threading.Lock()
 
 
-def policy_from_spec(spec: str, max_new_tokens: int = 256, api_key: str = ""):
+class Policy(Protocol):
+    name: str  # "oracle" or the spec
+    kind: str  # oracle | local | openai
+    last_tokens: int  # tokens the last reply cost
+
+    def reset(self, task) -> None: ...
+
+    def act(self, messages: list[dict]) -> str: ...
+
+
+def policy_from_spec(spec: str, max_new_tokens: int = 256, api_key: str = "") -> Policy:
     if spec == "oracle":
         return OraclePolicy()
     parsed = parse_spec(spec)  # ValueError naming the expected forms
