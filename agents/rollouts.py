@@ -15,7 +15,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
-from agents.loop import Budget, open_session, run_episode, verify
+from agents.loop import Budget, Episode, open_session, run_episode, verify
 from agents.policies import policy_from_spec
 from agents.tasks import from_swesmith
 from datagen.swe.repos import repo_from_row
@@ -74,12 +74,18 @@ def rollout_rows(spec: str, tasks: list, settings: RolloutSettings, sandbox, ses
 
     def one(task) -> dict:
         t0 = time.monotonic()
-        with open_session(sessions, sandbox, task) as session:
-            startup = session.startup_s
-            # one policy object per worker thread would cost a model copy each; the oracle keeps per-episode state
-            ep = run_episode(policy_from_spec(spec, settings.max_new_tokens) if spec == "oracle" else policy,
-                             session, task, budget)
-        ep.verdict = verify(sandbox, task, ep.patch)
+        # one policy object per worker thread would cost a model copy each; the oracle keeps per-episode state
+        acting = policy_from_spec(spec, settings.max_new_tokens) if spec == "oracle" else policy
+        startup = 0.0
+        try:
+            with open_session(sessions, sandbox, task) as session:
+                startup = session.startup_s
+                ep = run_episode(acting, session, task, budget)
+            ep.verdict = verify(sandbox, task, ep.patch)
+        except Exception as exc:  # the task's session could not start or its tests not run: a row says so
+            ep = Episode(task, acting.name, acting.kind, [], status="error", detail=f"{type(exc).__name__}: {exc}"[-500:])
+            if log:
+                log.warning(f"{task.instance_id} [{spec}]: {ep.detail}")
         row = {**ep.to_trajectory_row(), "session_start_s": startup,
                "act_s": round(sum(s.act_s for s in ep.steps), 3), "episode_wall_s": round(time.monotonic() - t0, 3)}
         if log:

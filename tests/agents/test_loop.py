@@ -276,3 +276,14 @@ def file_patch(task, old, new):
     from agents.tasks import file_diff
 
     return file_diff({"calc.py": task.files["calc.py"]}, {"calc.py": task.files["calc.py"].replace(old, new)})
+
+
+def test_a_task_whose_session_cannot_start_becomes_an_error_row(swe_task, sandbox, sessions):
+    import dataclasses
+
+    from agents.rollouts import RolloutSettings, rollout_rows
+
+    broken = dataclasses.replace(swe_task[2], setup_patch="not a patch\n")
+    rows = rollout_rows("oracle", [broken, swe_task[2]], RolloutSettings(workers=1), sandbox, sessions)
+    assert [(r["status"], r["resolved"]) for r in rows] == [("error", False), ("submitted", True)]
+    assert "setup patch does not apply" in rows[0]["detail"] and rows[0]["eval_status"] == "not verified"
