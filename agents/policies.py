@@ -105,8 +105,8 @@ class OraclePolicy:
 
 
 class LocalPolicy:
-    """Our checkpoint, greedy, one reply per call: the chat transcript as its prompt (cut from the front to fit
-    its context), decoding until `</function>`."""
+    """Our checkpoint, greedy, one reply per call: the transcript's tail as its prompt, in the form its agent_step
+    training examples have (datagen.swe.examples.agent_prompt), decoding until `</function>`."""
 
     kind = "local"
 
@@ -122,12 +122,12 @@ class LocalPolicy:
         self.language = task.language if task.language in LANGUAGES else "none"
 
     def act(self, messages: list[dict]) -> str:
-        from inference.chat import chat_prompt
+        from datagen.swe.examples import agent_prompt
         from model.generate import cut_at_stop, encode_prompt, generate_ids
         from model.vocab import language_id, task_id
 
         budget = self.model.config.max_seq_len - self.max_new_tokens
-        ids = encode_prompt(self.tokenizer, chat_prompt(messages))
+        ids = encode_prompt(self.tokenizer, agent_prompt(messages))
         ids = ids[-budget:]  # too long: keep the end (the latest observation and the answer marker)
         new = generate_ids(self.model, [ids], language_id(self.language), task_id("agent_step"),
                            max_new_tokens=self.max_new_tokens, eos_id=getattr(self.tokenizer, "eos_id", None),

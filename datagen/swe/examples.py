@@ -21,6 +21,16 @@ _TOOL_OF = {"git": "git", "pip": "pip", "python3": "shell", "npm": "npm", "cargo
             "tar": "fs", "find": "fs", "chmod": "fs", "ls": "fs", "cat": "fs", "printf": "fs", "echo": "fs",
             "sed": "fs", "grep": "fs", "touch": "fs"}
 _MAX_PROMPT_CHARS = 6000
+# an agent step's prompt keeps the transcript's tail, short enough that prompt and action fit a curriculum shard's
+# 384 tokens (the local policy cuts its prompt the same way, so training and acting see the same text)
+AGENT_PROMPT_CHARS = 800
+
+
+def agent_prompt(messages: list[dict]) -> str:
+    """The transcript before an assistant turn as the model sees it, in training and as a local policy."""
+    text = "\n\n".join(f"[{m['role']}]\n{m['content'] if isinstance(m['content'], str) else json.dumps(m['content'])}"
+                       for m in messages)
+    return (text + "\n\n[assistant]\n")[-AGENT_PROMPT_CHARS:]
 
 
 def _split(key: str, validation_percent: int = 5, test_percent: int = 0) -> str:
@@ -146,13 +156,13 @@ def from_trajectories(rows: list[dict]) -> list[TrainingExample]:
         for i, m in enumerate(msgs):
             if m["role"] != "assistant":
                 continue
-            prompt = "\n\n".join(f"[{p['role']}]\n{p['content']}" for p in msgs[:i])[-_MAX_PROMPT_CHARS:]
+            prompt = agent_prompt(msgs[:i])
             content = m["content"] if isinstance(m["content"], str) else json.dumps(m["content"])
             cmd = content.split("<parameter=command>", 1)[1].split("</parameter>", 1)[0] \
                 if "<parameter=command>" in content else ""
             calls = [{"tool": tool_name(cmd), "args": {"command": cmd}}] if cmd else []
-            out.append(TrainingExample("agent_step", r.get("language") or "python", prompt + "\n\n[assistant]\n",
-                                       content, source, _split(r["instance_id"]), f"{r['traj_id']}.turn{i}", [], calls))
+            out.append(TrainingExample("agent_step", r.get("language") or "python", prompt, content, source,
+                                       _split(r["instance_id"]), f"{r['traj_id']}.turn{i}", [], calls))
     return out
 
 

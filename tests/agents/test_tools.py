@@ -112,3 +112,21 @@ def test_a_policy_that_fails_ends_the_episode_as_error_without_a_session():
     assert ep.status == "error" and "no gold patch" in ep.detail and ep.steps == []
     row = ep.to_trajectory_row()
     assert row["resolved"] is False and row["eval_status"] == "not verified" and row["policy"] == "oracle"
+
+
+def test_agent_step_examples_show_the_prompt_a_local_policy_acts_on():
+    import json
+
+    from datagen.swe.examples import AGENT_PROMPT_CHARS, agent_prompt, from_trajectories
+
+    msgs = [{"role": "system", "content": system_prompt()}, {"role": "user", "content": "Fix clamp. " * 40},
+            {"role": "assistant", "content": Action("view", {"path": "a.py"}).render()},
+            {"role": "user", "content": "OBSERVATION:\n[a.py: lines 1-80 of 3]"},
+            {"role": "assistant", "content": Action("submit", {}).render()}]
+    row = {"traj_id": "t", "instance_id": "i", "resolved": True, "policy": "local", "messages": json.dumps(msgs)}
+    examples = from_trajectories([row])
+    assert [e.prompt for e in examples] == [agent_prompt(msgs[:2]), agent_prompt(msgs[:4])]
+    assert all(len(e.prompt) <= AGENT_PROMPT_CHARS and e.prompt.endswith("[assistant]\n") for e in examples)
+    assert examples[1].prompt.rstrip().endswith("lines 1-80 of 3]\n\n[assistant]") and examples[1].answer == msgs[4]["content"]
+    assert {e.source_asset for e in from_trajectories([{**row, "policy": "oracle"}])} == {"swe_trajectories:oracle"}
+    assert from_trajectories([{**row, "resolved": False}]) == []
