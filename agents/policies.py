@@ -59,8 +59,8 @@ def _count_tokens(text: str) -> int:
 
 
 class OraclePolicy:
-    """The gold patch, hunk by hunk, as str_replace edits; `git apply` if an edit is refused; then the tests,
-    then submit."""
+    """The gold patch, hunk by hunk, as str_replace edits; `git apply` of the whole patch if an edit is refused;
+    then the tests, then submit."""
 
     name = kind = "oracle"
 
@@ -77,8 +77,13 @@ class OraclePolicy:
         self.plan = []
         for pf in PatchSet(task.gold_patch):
             for hunk in pf:
-                old = "".join(l.value for l in hunk if not l.is_added)
-                new = "".join(l.value for l in hunk if not l.is_removed)
+                # one line of context around the changes: short demonstrations (a small model's context is short);
+                # if that is not unique in the file, the edit is refused and the fallback applies the patch
+                lines = list(hunk)
+                changed = [i for i, l in enumerate(lines) if l.is_added or l.is_removed]
+                lines = lines[max(0, changed[0] - 1):changed[-1] + 2]
+                old = "".join(l.value for l in lines if not l.is_added)
+                new = "".join(l.value for l in lines if not l.is_removed)
                 self.plan.append(Action("edit", {"path": pf.path, "old": old, "new": new},
                                         f"Apply the reference fix to {pf.path} near line {hunk.source_start}."))
         marker = "HRM_GOLD_PATCH_END"

@@ -21,9 +21,10 @@ _TOOL_OF = {"git": "git", "pip": "pip", "python3": "shell", "npm": "npm", "cargo
             "tar": "fs", "find": "fs", "chmod": "fs", "ls": "fs", "cat": "fs", "printf": "fs", "echo": "fs",
             "sed": "fs", "grep": "fs", "touch": "fs"}
 _MAX_PROMPT_CHARS = 6000
-# an agent step's prompt keeps the transcript's tail, short enough that prompt and action fit a curriculum shard's
-# 384 tokens (the local policy cuts its prompt the same way, so training and acting see the same text)
-AGENT_PROMPT_CHARS = 800
+# an agent step's prompt keeps the transcript's tail, short enough that prompt and action fit a curriculum shard
+# (256-384 tokens; code text runs about 2.5 characters a token); the local policy cuts its prompt the same way,
+# so training and acting see the same text
+AGENT_PROMPT_CHARS = 400
 
 
 def agent_prompt(messages: list[dict]) -> str:
