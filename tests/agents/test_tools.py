@@ -130,3 +130,19 @@ def test_agent_step_examples_show_the_prompt_a_local_policy_acts_on():
     assert examples[1].prompt.rstrip().endswith("lines 1-80 of 3]\n\n[assistant]") and examples[1].answer == msgs[4]["content"]
     assert {e.source_asset for e in from_trajectories([{**row, "policy": "oracle"}])} == {"swe_trajectories:oracle"}
     assert from_trajectories([{**row, "resolved": False}]) == []
+
+
+def test_resolve_rate_intervals_and_the_rollout_summary():
+    from agents.rollouts import summary, wilson_interval
+
+    assert wilson_interval(0, 2) == (0.0, 0.6576) and wilson_interval(2, 2) == (0.3424, 1.0)
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+    low, high = wilson_interval(50, 100)
+    assert abs(low - 0.4038) < 1e-3 and abs(high - 0.5962) < 1e-3
+    rows = [{"resolved": True, "n_steps": 3, "tokens": 10, "episode_wall_s": 4.0, "act_s": 1.0, "status": "submitted"},
+            {"resolved": False, "n_steps": 6, "tokens": 30, "episode_wall_s": 6.0, "act_s": 5.0,
+             "status": "budget_exhausted"}]
+    s = summary(rows)
+    assert (s["episodes"], s["resolved"], s["resolve_rate"], s["steps_per_episode"], s["tokens"]) == (2, 1, 0.5, 4.5, 40)
+    assert (s["wall_s"], s["overhead_s"], s["overhead_fraction"]) == (10.0, 4.0, 0.4)
+    assert s["by_status"] == {"submitted": 1, "budget_exhausted": 1}
