@@ -1,11 +1,11 @@
 """SWE assets: swe_repos -> swesmith_tasks -> swe_trajectories, agent_rollouts (per policy), tool_use_examples ->
 multi_agent_scenarios.
 
-Each body maps its config onto plain settings and calls one function in `datagen/swe/pipeline.py`.
-Config defaults come from HRM_SWE_* and HRM_TOOL_USE_* settings (resources/settings.py, read when a run
-builds its config); the repo list is HRM_SWE_REPOS (see datagen/swe/repos.py). Tables carry TrainingExample
-columns where a row is one example; `datagen.swe.examples.training_examples` gives the finer-grained set
-(per step, per turn, repair/diff_edit).
+Each body maps its config onto plain settings and calls one function in `datagen/swe/pipeline.py` (the rollouts:
+`agents/rollouts.py`). Config defaults come from HRM_SWE_*, HRM_AGENT_* and HRM_TOOL_USE_* settings
+(resources/settings.py, read when a run builds its config); the repo list is HRM_SWE_REPOS (see
+datagen/swe/repos.py), the agent_rollouts partitions HRM_AGENT_POLICIES. `datagen.swe.examples.training_examples`
+gives the finer-grained TrainingExample set (per step, per turn, repair/diff_edit).
 """
 
 import dagster as dg
