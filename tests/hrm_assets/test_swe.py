@@ -117,9 +117,16 @@ def test_swe_assets_materialise_and_feed_training(tmp_path, sandbox, monkeypatch
     warehouse.write_table("synthetic_tasks", [{"task_id": "s1", "task_type": "codegen", "language": "python",
                                                "prompt": "add", "answer": "def add(a, b):\n    return a + b\n",
                                                "split": "train", "stage": 1, "edit_tags": []}])
-    meta = dp.build_training_examples(dp.ExamplesSettings(), warehouse)
-    assert meta["sources"]["swesmith_tasks"].startswith("used") and meta["sources"]["swe_trajectories"].startswith("used")
-    by_source = meta["by_source"]
+    from hrm_assets import training_data as td
+
+    run = dg.materialize([td.training_examples], resources={"warehouse": warehouse}, instance=instance,
+                         raise_on_error=False)
+    assert run.success
+    meta = run.asset_materializations_for_node("training_examples")[0].metadata
+    sources = meta["sources"].value
+    assert sources["swesmith_tasks"].startswith("used") and sources["swe_trajectories"].startswith("used")
+    by_source = meta["by_source"].value
+    assert meta["examples/swesmith_tasks"].value == by_source["swesmith_tasks"]
     assert by_source["swesmith_tasks"] == 2 * len(tasks)  # a repair and a diff_edit example per task
     turns = lambda t: sum(m["role"] == "assistant" for m in json.loads(t["messages"]))  # noqa: E731
     assert by_source["swe_trajectories:oracle"] == sum(turns(t) for t in demos)  # demonstrations, counted apart
