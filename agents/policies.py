@@ -143,7 +143,8 @@ class LocalPolicy:
 
 
 class OpenAIPolicy:
-    """An OpenAI-compatible chat endpoint, temperature 0, stopping at `</function>`."""
+    """An OpenAI-compatible chat endpoint, temperature 0, stopping at `</function>`; `hrm serve` gets the local
+    policy's prompt through its completions API, so a served checkpoint acts as the local one does."""
 
     kind = "openai"
 
@@ -163,8 +164,8 @@ class OpenAIPolicy:
             raise ConnectionError(f"{spec.text}: cannot list the endpoint's models: {exc}") from None
         if spec.model not in served:
             raise ValueError(f"{spec.text}: the endpoint serves {sorted(served)}, not {spec.model!r}")
-        # `hrm serve` takes our extensions: the agent_step task embedding, and a transcript longer than the
-        # context keeps its tail (the latest observation) instead of being refused
+        # `hrm serve` takes our extensions: the agent_step task embedding, and a prompt longer than the context
+        # keeps its tail (the latest observation) instead of being refused
         self.ours = getattr(served[spec.model], "owned_by", "") == "hrm-code"
 
     def __repr__(self) -> str:  # never the key
@@ -176,11 +177,19 @@ class OpenAIPolicy:
         self.language = task.language if task.language in LANGUAGES else "none"
 
     def act(self, messages: list[dict]) -> str:
-        extra = {"task": "agent_step", "language": self.language, "truncate": "left"} if self.ours else {}
-        r = self._client.chat.completions.create(model=self.spec.model, messages=messages, temperature=0,
-                                                 max_tokens=self.max_new_tokens, stop=[STOP], extra_body=extra)
-        choice = r.choices[0]
-        text = choice.message.content or ""
+        if self.ours:  # our model served: the prompt its agent_step examples have, as the local policy sends it
+            from datagen.swe.examples import agent_prompt
+
+            r = self._client.completions.create(
+                model=self.spec.model, prompt=agent_prompt(messages), temperature=0, max_tokens=self.max_new_tokens,
+                stop=[STOP], extra_body={"task": "agent_step", "language": self.language, "truncate": "left"})
+            choice = r.choices[0]
+            text = choice.text or ""
+        else:
+            r = self._client.chat.completions.create(model=self.spec.model, messages=messages, temperature=0,
+                                                     max_tokens=self.max_new_tokens, stop=[STOP])
+            choice = r.choices[0]
+            text = choice.message.content or ""
         self.last_tokens = r.usage.completion_tokens if r.usage is not None else len(text) // 4
         if choice.finish_reason == "stop" and "<function=" in text and not text.rstrip().endswith(STOP):
             text += STOP  # the endpoint cut the stop string off

@@ -254,6 +254,10 @@ def test_an_openai_endpoint_policy_acts_through_hrm_serve(swe_task, sandbox, ses
         engine.close()
     assert ep.status == "budget_exhausted" and len(ep.steps) == 2 and 0 < ep.tokens <= 32, (ep.status, ep.detail)
     assert ep.to_trajectory_row()["policy"] == "openai"
+    # the served checkpoint answers as the local one does (same prompt, greedy)
+    local = policy_from_spec(f"local:{tiny_checkpoint}", max_new_tokens=16)
+    local.reset(swe_task[2])
+    assert [s.action for s in ep.steps][0] == local.act(ep.messages[:2])
 
 
 def test_an_xfail_counts_only_where_the_clean_files_xfail_too(swe_task, sandbox, sessions):
