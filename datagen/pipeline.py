@@ -18,7 +18,10 @@ from model.tokenizer import CodeTokenizer, train_tokenizer
 
 STAGE_KEYS = tuple(curriculum.STAGES)
 BENCHMARK_TABLES = decontaminate.BENCHMARK_TABLES
-TASK_TABLES = ("tool_use_examples", "swe_trajectories", "multi_agent_scenarios")
+TASK_TABLES = ("swesmith_tasks", "tool_use_examples", "swe_trajectories", "multi_agent_scenarios")
+# tables whose rows are turned into examples here (others carry TrainingExample columns, one example a row)
+_DERIVED = {"swesmith_tasks": "repair and diff_edit examples per task",
+            "swe_trajectories": "agent_step examples per turn of resolved episodes"}
 
 
 # --- code_corpus -----------------------------------------------------------------------------------------
@@ -143,6 +146,13 @@ def build_training_examples(settings: ExamplesSettings, warehouse, log=None) -> 
     candidates += curriculum.synthetic_examples(warehouse.read_table("synthetic_tasks").to_pylist())
     sources = {"code_corpus": "used", "synthetic_tasks": "used"}
     for name in settings.task_tables:
+        if name in _DERIVED:
+            if warehouse.partitions(name) or warehouse.has_table(name):
+                candidates += curriculum.external_examples(name, [e.to_dict() for e in _derived_examples(name, warehouse)])
+                sources[name] = f"used: {_DERIVED[name]}"
+            else:
+                sources[name] = "not materialised"
+            continue
         try:
             table = warehouse.read_table(name)
         except FileNotFoundError:
@@ -167,7 +177,19 @@ def build_training_examples(settings: ExamplesSettings, warehouse, log=None) -> 
     for r in rows:
         by = counts.setdefault(f"stage {r['stage']}", {})
         by[f"{r['task_type']}/{r['language']}"] = by.get(f"{r['task_type']}/{r['language']}", 0) + 1
-    return {"rows": len(rows), "rejected": len(rejected), "sources": sources, "counts": counts}
+    by_source: dict[str, int] = {}
+    for r in rows:
+        by_source[r["source_asset"]] = by_source.get(r["source_asset"], 0) + 1
+    return {"rows": len(rows), "rejected": len(rejected), "sources": sources, "counts": counts, "by_source": by_source}
+
+
+def _derived_examples(name: str, warehouse) -> list:
+    from datagen.swe import examples
+
+    rows = warehouse.read_partition_rows(name) if warehouse.partitions(name) else warehouse.read_table(name).to_pylist()
+    if name == "swesmith_tasks":
+        return examples.from_tasks(list({t["instance_id"]: t for t in rows}.values()))  # generated and loaded overlap
+    return examples.from_trajectories(rows)
 
 
 def examples_check_frame(warehouse):

@@ -79,11 +79,17 @@ def after_upstream(optional_deps=()) -> dg.AutomationCondition:
     `optional_deps` are upstream tables the build reads only when present (LCB problems, SWE task tables):
     their absence does not hold the asset the way a missing required table does."""
     missing = dg.AutomationCondition.any_deps_missing()
+    checks = dg.AutomationCondition.all_deps_blocking_checks_passed()
     if optional_deps:
-        missing = missing.ignore(dg.AssetSelection.assets(*optional_deps))
+        optional = dg.AssetSelection.assets(*optional_deps)
+        missing = missing.ignore(optional)
+        # an optional table never made has no check verdict to wait for (swesmith_tasks' blocking GX check);
+        # one whose blocking check failed holds the asset all the same
+        failed = dg.AutomationCondition.any_checks_match(dg.AutomationCondition.check_failed(), blocking_only=True)
+        checks = checks.ignore(optional) & ~dg.AutomationCondition.any_deps_match(failed).allow(optional)
     return (dg.AutomationCondition.in_latest_time_window()
             & (dg.AutomationCondition.newly_missing() | dg.AutomationCondition.any_deps_updated()).since_last_handled()
             & ~missing
             & ~dg.AutomationCondition.any_deps_in_progress()
             & ~dg.AutomationCondition.in_progress()
-            & dg.AutomationCondition.all_deps_blocking_checks_passed()).with_label("new upstream data, checks passed")
+            & checks).with_label("new upstream data, checks passed")

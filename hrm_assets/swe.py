@@ -1,20 +1,23 @@
-"""SWE assets: swe_repos -> swesmith_tasks -> swe_trajectories, tool_use_examples -> multi_agent_scenarios.
+"""SWE assets: swe_repos -> swesmith_tasks -> swe_trajectories, agent_rollouts (per policy), tool_use_examples ->
+multi_agent_scenarios.
 
-Each body maps its config onto plain settings and calls one function in `datagen/swe/pipeline.py`.
-Config defaults come from HRM_SWE_* and HRM_TOOL_USE_* settings (resources/settings.py, read when a run
-builds its config); the repo list is HRM_SWE_REPOS (see datagen/swe/repos.py). Tables carry TrainingExample
-columns where a row is one example; `datagen.swe.examples.training_examples` gives the finer-grained set
-(per step, per turn, repair/diff_edit).
+Each body maps its config onto plain settings and calls one function in `datagen/swe/pipeline.py` (the rollouts:
+`agents/rollouts.py`). Config defaults come from HRM_SWE_*, HRM_AGENT_* and HRM_TOOL_USE_* settings
+(resources/settings.py, read when a run builds its config); the repo list is HRM_SWE_REPOS (see
+datagen/swe/repos.py), the agent_rollouts partitions HRM_AGENT_POLICIES. `datagen.swe.examples.training_examples`
+gives the finer-grained TrainingExample set (per step, per turn, repair/diff_edit).
 """
 
 import dagster as dg
 
+from agents import rollouts
 from datagen.swe import pipeline
 from datagen.swe.repos import configured_specs
 from datagen.swe.tasks import TaskSettings
 from hrm_assets.expectations import gx_check, named
 from hrm_assets.metadata import table_result
 from hrm_assets.versions import source_version
+from resources.partitions import agent_policies
 from resources.partitions import swe_repos as swe_repo_partitions
 from resources.sandbox import Sandbox
 from resources.settings import from_env, split_csv
@@ -22,6 +25,7 @@ from resources.swerex import SweRexSessions
 from resources.warehouse import Warehouse
 
 CODE_VERSION = source_version("datagen.swe.pipeline")
+ROLLOUTS_VERSION = source_version("agents.rollouts")
 
 
 # --- swe_repos ----------------------------------------------------------------------------
@@ -86,23 +90,70 @@ class SweTrajectoriesConfig(dg.Config):
     tasks_per_repo: int = from_env("HRM_SWE_TRAJ_TASKS_PER_REPO")
     workers: int = from_env("HRM_SWE_TRAJ_WORKERS")  # rollouts run tests: about the core count
     load_from: str = from_env("HRM_SWE_TRAJECTORIES")  # local SWE-smith trajectory files or an HF dataset name
-    hrm_checkpoint: str = from_env("HRM_SWE_AGENT_CHECKPOINT")  # also roll out this HRM checkpoint as an agent
+    include_rollouts: bool = True  # fold in the models' rows agent_rollouts left in the warehouse
 
-    def to_settings(self) -> pipeline.TrajectorySettings:
-        return pipeline.TrajectorySettings(tasks_per_repo=self.tasks_per_repo, workers=self.workers,
-                                           load_from=self.load_from, hrm_checkpoint=self.hrm_checkpoint)
+    def to_settings(self) -> rollouts.TrajectorySettings:
+        return rollouts.TrajectorySettings(tasks_per_repo=self.tasks_per_repo, workers=self.workers,
+                                           load_from=self.load_from,
+                                           include_rollouts=self.include_rollouts)
 
 
-@dg.asset(group_name="training_data", kinds={"python", "parquet"}, deps=["swesmith_tasks"], code_version=CODE_VERSION,
-          description="Agent trajectories (SWE-smith format): scripted expert (and HRM) rollouts in jailed SWE-ReX "
-                      "sessions, loaded SWE-smith trajectories; RL view in table swe_trajectories_rl.")
+@dg.asset(group_name="training_data", kinds={"python", "parquet"}, code_version=ROLLOUTS_VERSION,
+          deps=[dg.AssetDep("swesmith_tasks", partition_mapping=dg.AllPartitionMapping())],
+          check_specs=[dg.AssetCheckSpec("oracle_resolves_its_tasks", asset="swe_trajectories", blocking=False)],
+          description="Agent trajectories (SWE-smith format + a `policy` column): the oracle's demonstrations rolled "
+                      "out through the agent loop in jailed sessions, the models' rows from agent_rollouts, loaded "
+                      "SWE-smith trajectories; resolution from the task's tests in a fresh jail. RL view in table "
+                      "swe_trajectories_rl.")
 def swe_trajectories(context: dg.AssetExecutionContext, config: SweTrajectoriesConfig, sandbox: Sandbox,
                      swe_sessions: SweRexSessions, warehouse: Warehouse) -> dg.MaterializeResult:
-    meta = pipeline.build_swe_trajectories(config.to_settings(), sandbox, swe_sessions, warehouse, context.log)
-    if meta["collected"] and meta["resolved_collected"] == 0:
-        raise RuntimeError(f"swe_trajectories: no collected episode resolved its task ({meta})")
-    return table_result(warehouse, "swe_trajectories", metadata={"dagster/row_count": meta["rows"], **{
-        k: (dg.MetadataValue.json(v) if isinstance(v, dict) else v) for k, v in meta.items() if k != "rows"}})
+    meta = rollouts.build_swe_trajectories(config.to_settings(), sandbox, swe_sessions, warehouse, context.log)
+    if meta["oracle"] and meta["oracle_resolved"] == 0:
+        raise RuntimeError(f"swe_trajectories: the oracle resolved none of its {meta['oracle']} tasks: the tasks or "
+                           f"the grader are broken ({meta['oracle_unresolved']})")
+    check = dg.AssetCheckResult(check_name="oracle_resolves_its_tasks", passed=not meta["oracle_unresolved"],
+                                severity=dg.AssetCheckSeverity.WARN,
+                                metadata={"unresolved": dg.MetadataValue.json(meta["oracle_unresolved"])})
+    return table_result(warehouse, "swe_trajectories", check_results=[check], metadata={
+        "dagster/row_count": meta["rows"], **{k: (dg.MetadataValue.json(v) if isinstance(v, (dict, list)) else v)
+                                              for k, v in meta.items() if k != "rows"}})
+
+
+# --- agent_rollouts -----------------------------------------------------------------------
+class AgentRolloutsConfig(dg.Config):
+    tasks: int = from_env("HRM_AGENT_TASKS")
+    max_steps: int = from_env("HRM_AGENT_MAX_STEPS")
+    max_tokens: int = from_env("HRM_AGENT_MAX_TOKENS")
+    max_wall_s: float = from_env("HRM_AGENT_MAX_WALL_S")
+    max_new_tokens: int = from_env("HRM_AGENT_MAX_NEW_TOKENS")
+    workers: int = from_env("HRM_SWE_TRAJ_WORKERS")
+
+    def to_settings(self) -> rollouts.RolloutSettings:
+        return rollouts.RolloutSettings(tasks=self.tasks, max_steps=self.max_steps, max_tokens=self.max_tokens,
+                                        max_wall_s=self.max_wall_s, max_new_tokens=self.max_new_tokens,
+                                        workers=self.workers)
+
+
+_CHECKPOINT_DEPS = sorted({rollouts.CHECKPOINT_KEYS[k] for k in agent_policies.get_partition_keys()
+                           if k in rollouts.CHECKPOINT_KEYS})
+
+
+@dg.asset(group_name="agents", kinds={"python", "parquet"}, partitions_def=agent_policies,
+          code_version=ROLLOUTS_VERSION,
+          deps=[dg.AssetDep("swesmith_tasks", partition_mapping=dg.AllPartitionMapping()), *_CHECKPOINT_DEPS],
+          description="Episodes of one policy (partition: oracle, or the latest hrm / baseline checkpoint as a "
+                      "local: policy) on the first SWE-smith tasks, each in a jailed session with bash, view, "
+                      "search, edit, run_tests and submit; resolved by the task's tests in a fresh jail. Table "
+                      "agent_rollouts (SWE-smith trajectory rows), RL view agent_rollouts_rl.")
+def agent_rollouts(context: dg.AssetExecutionContext, config: AgentRolloutsConfig, sandbox: Sandbox,
+                   swe_sessions: SweRexSessions, warehouse: Warehouse) -> dg.MaterializeResult:
+    key = context.partition_key
+    meta = rollouts.build_agent_rollouts(config.to_settings(), key, sandbox, swe_sessions, warehouse, context.log)
+    context.log.info(f"agent_rollouts[{key}]: {meta['resolved']}/{meta['episodes']} resolved "
+                     f"(95 % CI {meta['resolve_ci_low']}-{meta['resolve_ci_high']})")
+    return table_result(warehouse, "agent_rollouts", key, metadata={
+        "dagster/row_count": meta["episodes"],
+        **{k: (dg.MetadataValue.json(v) if isinstance(v, (dict, list)) else v) for k, v in meta.items()}})
 
 
 # --- tool_use_examples --------------------------------------------------------------------

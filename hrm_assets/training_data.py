@@ -162,7 +162,9 @@ def training_examples(context: dg.AssetExecutionContext, config: TrainingExample
     yield from publish_if_passed(
         warehouse, "training_examples", named(check, "training_examples_gx"),
         metadata={"dagster/row_count": meta["rows"], "rejected": meta["rejected"],
-                  "sources": dg.MetadataValue.json(meta["sources"]), "counts": dg.MetadataValue.json(meta["counts"])})
+                  "sources": dg.MetadataValue.json(meta["sources"]), "counts": dg.MetadataValue.json(meta["counts"]),
+                  "by_source": dg.MetadataValue.json(meta["by_source"]),
+                  **{f"examples/{source}": n for source, n in sorted(meta["by_source"].items())}})
 
 
 # --- curriculum_shards -----------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """`hrm swe …`: the SWE data functions without Dagster.
 
   hrm swe tasks addict==2.4.0 --max-bugs 20 --out tasks.jsonl   baseline + bugs + validation for one repo
-  hrm swe rollout addict==2.4.0 --tasks 2                       scripted-expert trajectories for its tasks
+  hrm swe rollout addict==2.4.0 --tasks 2 --policy oracle       agent-loop trajectories for its tasks
   hrm swe tool-use --only git_merge_conflict                    run (and verify) tool-use workflows
   hrm swe shell 'id -u' 'ls /'                                  commands in one jailed SWE-ReX session
 """
@@ -24,9 +24,12 @@ def register(sub) -> None:
     t.add_argument("--root", default=None, help="work dir for checkouts/envs (default: <data dir>/swe)")
     t.add_argument("--out", default=None, help="write task rows as JSON lines here")
     t.set_defaults(handler=_tasks)
-    r = area.add_parser("rollout", help="scripted-expert trajectories in jailed sessions for a repo's tasks")
+    r = area.add_parser("rollout", help="agent-loop episodes in jailed sessions on a repo's tasks, verified by "
+                                        "their tests")
     r.add_argument("spec")
     r.add_argument("--tasks", type=int, default=2)
+    r.add_argument("--policy", default="oracle", help="oracle, local:CKPT_DIR[@int8|@nf4] or openai:BASE_URL#MODEL")
+    r.add_argument("--max-steps", type=int, default=8)
     r.add_argument("--root", default=None)
     r.add_argument("--out", default=None)
     r.set_defaults(handler=_rollout)
@@ -64,19 +67,23 @@ def _tasks(args) -> int:
 
 
 def _rollout(args) -> int:
+    from agents.rollouts import RolloutSettings, rollout_rows
+    from agents.tasks import from_swesmith
     from datagen.swe.repos import baseline_row, parse_repo_spec, repo_from_row
     from datagen.swe.tasks import TaskSettings, build_tasks
-    from datagen.swe.trajectories import ScriptedExpert, rollout
     from resources.sandbox import default_sandbox
     from resources.swerex import default_swe_sessions
 
     sandbox, sessions = default_sandbox(), default_swe_sessions()
     row = baseline_row(sandbox, parse_repo_spec(args.spec), _root(args.root))
     tasks, _, _ = build_tasks(sandbox, row, TaskSettings(max_bugs=max(4, 3 * args.tasks)))
-    trajs = [rollout(sessions, sandbox, repo_from_row(row), t, ScriptedExpert()) for t in tasks[: args.tasks]]
+    repo = repo_from_row(row)
+    trajs = rollout_rows(args.policy, [from_swesmith(t, repo) for t in tasks[: args.tasks]],
+                         RolloutSettings(tasks=args.tasks, max_steps=args.max_steps), sandbox, sessions)
     if args.out:
         Path(args.out).write_text("".join(json.dumps(t) + "\n" for t in trajs))
-    print(json.dumps([{k: t[k] for k in ("traj_id", "resolved", "n_steps", "wall_s")} for t in trajs]))
+    print(json.dumps([{k: t[k] for k in ("traj_id", "status", "resolved", "n_steps", "tokens", "episode_wall_s")}
+                      for t in trajs]))
     return 0 if all(t["resolved"] for t in trajs) else 1
 
 

@@ -23,6 +23,22 @@ swe_repos = dg.DynamicPartitionsDefinition(name=SWE_REPO)
 CURRICULUM_STAGES = ("1", "2", "3", "4")
 POLYGLOT_LANGUAGES = ("cpp", "go", "java", "javascript", "python", "rust")
 
+AGENT_POLICY_KEYS = ("oracle", "hrm", "baseline")  # agents.rollouts.policy_spec maps each to a policy spec
+
+
+def configured_agent_policies() -> list[str]:
+    """The agent_rollouts partition keys HRM_AGENT_POLICIES names (static: read when the definitions load)."""
+    from resources.settings import env_str, split_csv
+
+    keys = list(split_csv(env_str("HRM_AGENT_POLICIES")))
+    bad = [k for k in keys if k not in AGENT_POLICY_KEYS]
+    if bad or not keys:
+        raise ValueError(f"HRM_AGENT_POLICIES={env_str('HRM_AGENT_POLICIES')!r}: expected a comma-separated subset "
+                         f"of {', '.join(AGENT_POLICY_KEYS)} (other model specs run through agents.rollouts directly)")
+    return keys
+
+
+agent_policies = dg.StaticPartitionsDefinition(configured_agent_policies())
 curriculum_stages = dg.StaticPartitionsDefinition(list(CURRICULUM_STAGES))
 polyglot_languages = dg.StaticPartitionsDefinition(list(POLYGLOT_LANGUAGES))
 

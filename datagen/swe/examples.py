@@ -21,6 +21,17 @@ _TOOL_OF = {"git": "git", "pip": "pip", "python3": "shell", "npm": "npm", "cargo
             "tar": "fs", "find": "fs", "chmod": "fs", "ls": "fs", "cat": "fs", "printf": "fs", "echo": "fs",
             "sed": "fs", "grep": "fs", "touch": "fs"}
 _MAX_PROMPT_CHARS = 6000
+# an agent step's prompt keeps the transcript's tail, short enough that prompt and action fit a curriculum shard
+# (256-384 tokens; code text runs about 2.5 characters a token); the local policy cuts its prompt the same way,
+# so training and acting see the same text
+AGENT_PROMPT_CHARS = 400
+
+
+def agent_prompt(messages: list[dict]) -> str:
+    """The transcript before an assistant turn as the model sees it, in training and as a local policy."""
+    text = "\n\n".join(f"[{m['role']}]\n{m['content'] if isinstance(m['content'], str) else json.dumps(m['content'])}"
+                       for m in messages)
+    return (text + "\n\n[assistant]\n")[-AGENT_PROMPT_CHARS:]
 
 
 def _split(key: str, validation_percent: int = 5, test_percent: int = 0) -> str:
@@ -69,7 +80,7 @@ def from_tasks(tasks: list[dict]) -> list[TrainingExample]:
         prompt = head + body
         tags = (tags + [0] * (prompt.count("\n") + 1))[: prompt.count("\n") + 1]
         fixed = "".join(f"--- {path}\n{good}" for path, _, good, _ in regions)
-        fix_diff = _reverse(t["patch"])
+        fix_diff = reverse_patch(t["patch"])
         split = _split(t["instance_id"])
         out.append(TrainingExample("repair", "python", "Fix the bug in this code.\n" + prompt, fixed, "swesmith_tasks",
                                    split, f"{t['instance_id']}.repair", [0] + tags, []))
@@ -95,7 +106,7 @@ def _tagged_buggy_lines(hunk) -> list[tuple[str, int]]:
     return [(v, t) for v, t in shown]
 
 
-def _reverse(patch: str) -> str:
+def reverse_patch(patch: str) -> str:
     """The gold fix: the bug patch with sides swapped."""
     out = []
     for line in patch.splitlines():
@@ -135,20 +146,23 @@ def from_tool_use(rows: list[dict]) -> list[TrainingExample]:
 
 
 def from_trajectories(rows: list[dict]) -> list[TrainingExample]:
+    """One agent_step example per assistant turn of each resolved episode. The oracle's demonstrations are
+    counted apart (source `swe_trajectories:oracle`) from episodes a model resolved itself."""
     out = []
     for r in rows:
         if not r["resolved"]:
             continue  # imitate only episodes that solved the task
+        source = "swe_trajectories:oracle" if r.get("policy") == "oracle" else "swe_trajectories"
         msgs = json.loads(r["messages"]) if isinstance(r["messages"], str) else r["messages"]
         for i, m in enumerate(msgs):
             if m["role"] != "assistant":
                 continue
-            prompt = "\n\n".join(f"[{p['role']}]\n{p['content']}" for p in msgs[:i])[-_MAX_PROMPT_CHARS:]
+            prompt = agent_prompt(msgs[:i])
             content = m["content"] if isinstance(m["content"], str) else json.dumps(m["content"])
             cmd = content.split("<parameter=command>", 1)[1].split("</parameter>", 1)[0] \
                 if "<parameter=command>" in content else ""
             calls = [{"tool": tool_name(cmd), "args": {"command": cmd}}] if cmd else []
-            out.append(TrainingExample("agent_step", "python", prompt + "\n\n[assistant]\n", content, "swe_trajectories",
+            out.append(TrainingExample("agent_step", r.get("language") or "python", prompt, content, source,
                                        _split(r["instance_id"]), f"{r['traj_id']}.turn{i}", [], calls))
     return out
 
@@ -206,19 +220,6 @@ def with_workflow_example(row: dict) -> dict:
                          f"{row['workflow_id']}.workflow", [],
                          [{"tool": tool_name(s["command"]), "args": {"command": s["command"]}} for s in steps])
     return {**row, **_columns(ex)}
-
-
-def with_trajectory_example(row: dict) -> dict:
-    """A resolved episode as one agent_step example: issue -> the agent's turns (unresolved: empty answer)."""
-    msgs = json.loads(row["messages"])
-    turns = [m["content"] if isinstance(m["content"], str) else json.dumps(m["content"])
-             for m in msgs if m["role"] == "assistant"]
-    issue = next((m["content"] for m in msgs if m["role"] == "user"), "")
-    ex = None
-    if row["resolved"] and turns and isinstance(issue, str) and issue.strip():
-        ex = TrainingExample("agent_step", "python", issue[-_MAX_PROMPT_CHARS:], "\n\n".join(turns), "swe_trajectories",
-                             _split(row["instance_id"]), f"{row['traj_id']}.episode", [], [])
-    return {**row, "language": "python", **_columns(ex)}
 
 
 def with_plan_example(row: dict) -> dict:

@@ -1,5 +1,5 @@
-"""The SWE stages without Dagster: swe_repos -> swesmith_tasks -> swe_trajectories, tool_use_examples ->
-multi_agent_scenarios.
+"""The SWE stages without Dagster: swe_repos -> swesmith_tasks, tool_use_examples -> multi_agent_scenarios
+(swe_trajectories and agent_rollouts come from the agent loop: agents/rollouts.py).
 
 Each `build_*` reads its inputs from the warehouse, writes its table (rejections to the quarantine) and
 returns the numbers its asset reports.
@@ -16,8 +16,7 @@ from datagen.swe.multi_agent import build_scenarios
 from datagen.swe.repos import baseline_row, repo_from_row, spec_for_key
 from datagen.swe.tasks import TaskSettings, build_tasks
 from datagen.swe.tool_use import build_tool_use_examples
-from datagen.swe.examples import with_plan_example, with_trajectory_example, with_workflow_example
-from datagen.swe.trajectories import ScriptedExpert, hrm_policy, load_trajectories, rl_view, rollout
+from datagen.swe.examples import with_plan_example, with_workflow_example
 
 
 # --- swe_repos ----------------------------------------------------------------------------
@@ -67,53 +66,6 @@ def build_swesmith_tasks(settings: TaskSettings, sandbox, warehouse, key: str, l
 def tasks_check_frame(warehouse, key: str):
     frame = warehouse.read_table("swesmith_tasks", partition=key).to_pandas()
     return frame[["instance_id", "bug_type", "n_fail_to_pass", "n_pass_to_pass", "problem_statement"]]
-
-
-# --- swe_trajectories ---------------------------------------------------------------------
-@dataclass
-class TrajectorySettings:
-    tasks_per_repo: int = 2
-    workers: int = 2  # rollouts run tests: about the core count
-    load_from: str = ""  # local SWE-smith trajectory files or an HF dataset name
-    hrm_checkpoint: str = ""  # also roll out this HRM checkpoint as an agent
-
-
-def build_swe_trajectories(settings: TrajectorySettings, sandbox, sessions, warehouse, log=None) -> dict:
-    """Roll out the scripted expert (and an HRM checkpoint) on each repo's first tasks; add loaded ones."""
-    repos = {r["key"]: r for r in warehouse.read_partition_rows("swe_repos") if r["kind"] != "dataset"}
-    tasks = [t for t in warehouse.read_partition_rows("swesmith_tasks") if t["source_repo"] in repos]
-    picked, per_repo = [], Counter()
-    for t in sorted(tasks, key=lambda t: t["instance_id"]):
-        if per_repo[t["source_repo"]] < settings.tasks_per_repo:
-            per_repo[t["source_repo"]] += 1
-            picked.append(t)
-    policies = [ScriptedExpert()]
-    if settings.hrm_checkpoint:
-        policies.append(hrm_policy(settings.hrm_checkpoint))
-    jobs = [(t, p) for t in picked for p in policies]
-
-    def run(job):
-        task, policy = job
-        row = rollout(sessions, sandbox, repo_from_row(repos[task["source_repo"]]), task, policy)
-        if log:
-            log.info(f"{task['instance_id']} [{policy.name}]: resolved={row['resolved']} in {row['wall_s']} s")
-        return row
-
-    rows = sessions.map(run, jobs, workers=settings.workers)
-    rejected = []
-    if settings.load_from:
-        loaded, rejected = load_trajectories(settings.load_from)
-        rows += loaded
-    if not rows:
-        raise RuntimeError("swe_trajectories: no trajectory collected or loaded (is swesmith_tasks empty?)")
-    rows = [with_trajectory_example(r) for r in rows]
-    warehouse.write_table("swe_trajectories", rows)
-    warehouse.write_table("swe_trajectories_rl", rl_view(rows))
-    warehouse.write_quarantine("swe_trajectories", rejected)
-    collected = [r for r in rows if r["source"] == "collected"]
-    return {"rows": len(rows), "collected": len(collected), "loaded": len(rows) - len(collected),
-            "resolved_collected": sum(r["resolved"] for r in collected), "rejected": len(rejected),
-            "by_model": dict(Counter(r["model"] for r in rows))}
 
 
 # --- tool_use_examples --------------------------------------------------------------------

@@ -71,3 +71,26 @@ def test_the_automation_sensor_starts_running_and_covers_every_asset():
                  if graph.get(k).automation_condition is not None}
     assert {"code_corpus", "tokenizer", "training_examples", "curriculum_shards", "polyglot_problems"} <= automated
     assert "hrm_checkpoint" not in automated  # training runs on the weekly schedule, not on every new shard
+
+
+def test_an_optional_task_table_whose_blocking_check_failed_holds_training_examples():
+    """Never made, an optional table holds nothing (test above); made with a failed blocking check, it does."""
+    instance = dg.DagsterInstance.ephemeral()
+    for name in ("humaneval_problems", "code_corpus", "synthetic_tasks", *DATA_CHAIN):
+        _materialise(instance, name)
+    daemon = Daemon(instance)
+    daemon.requested()
+    instance.add_dynamic_partitions("swe_repos", ["r1"])
+
+    def swesmith_tasks(passed):
+        instance.report_runless_asset_event(dg.AssetMaterialization("swesmith_tasks", partition="r1"))
+        record = instance.fetch_materializations(dg.AssetKey("swesmith_tasks"), limit=1).records[0]
+        target = AssetCheckEvaluationTargetMaterializationData(storage_id=record.storage_id, run_id=record.run_id,
+                                                               timestamp=record.timestamp)
+        instance.report_runless_asset_event(dg.AssetCheckEvaluation(
+            asset_key=dg.AssetKey("swesmith_tasks"), check_name="swesmith_tasks_gx", passed=passed,
+            severity=dg.AssetCheckSeverity.ERROR, target_materialization_data=target, partition="r1"))
+
+    swesmith_tasks(passed=False)
+    _materialise(instance, "synthetic_tasks")  # new data that would otherwise request it
+    assert daemon.requested() == {"tokenizer"}

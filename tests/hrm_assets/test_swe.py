@@ -21,7 +21,7 @@ _spec.loader.exec_module(_tiny)
 make_tiny_repo = _tiny.make_tiny_repo
 
 
-def test_swe_assets_materialise_and_feed_training(tmp_path, sandbox, monkeypatch):
+def test_swe_assets_materialise_and_feed_training(tmp_path, sandbox, monkeypatch, tiny_checkpoint):
     from datagen.swe import training_examples
     from hrm_assets import swe
 
@@ -55,20 +55,40 @@ def test_swe_assets_materialise_and_feed_training(tmp_path, sandbox, monkeypatch
     quarantine = (tmp_path / "data" / "quarantine" / "swesmith_tasks-dataset-swesmith_rows.jsonl").read_text()
     assert "missing fields" in quarantine
 
+    # agent_rollouts per policy (the hrm key: the latest published checkpoint, here the tiny one), then
+    # swe_trajectories: the oracle's demonstrations through the agent loop plus the model's rollouts
+    warehouse.publish_checkpoint("hrm_checkpoint", {"checkpoint_dir": str(tiny_checkpoint), "weights_sha256": "ab" * 32})
+    rollout_config = {"tasks": 1, "max_steps": 2, "max_new_tokens": 16}
+    for policy in ("oracle", "hrm"):
+        run = dg.materialize([swe.agent_rollouts], partition_key=policy, resources=resources, instance=instance,
+                             run_config={"ops": {"agent_rollouts": {"config": rollout_config}}}, raise_on_error=False)
+        assert run.success
+        meta = run.asset_materializations_for_node("agent_rollouts")[0].metadata
+        assert meta["episodes"].value == 1 and 0 <= meta["resolve_ci_low"].value <= meta["resolve_ci_high"].value
+        assert meta["steps_per_episode"].value >= 1 and meta["tokens"].value > 0 and meta["overhead_s"].value > 0
+    oracle_rows = warehouse.read_table("agent_rollouts", partition="oracle").to_pylist()
+    assert [r["resolved"] for r in oracle_rows] == [True] and oracle_rows[0]["policy"] == "oracle"
+    hrm_rows = warehouse.read_table("agent_rollouts", partition="hrm").to_pylist()
+    assert hrm_rows[0]["policy"] == "local" and hrm_rows[0]["model"] == f"local:{tiny_checkpoint}"
+    assert hrm_rows[0]["checkpoint_sha256"] == "ab" * 32 and hrm_rows[0]["eval_status"] != "not verified"
+
     second = dg.materialize(
         [swe.tool_use_examples, swe.swe_trajectories, swe.multi_agent_scenarios], resources=resources,
         instance=instance, raise_on_error=False,
         run_config={"ops": {"swe_trajectories": {"config": {"tasks_per_repo": 2}},
                             "tool_use_examples": {"config": {"only": "git_merge_conflict,fs_reorganise_recovery"}}}})
     assert second.success
+    assert all(e.passed for e in second.get_asset_check_evaluations())
 
     trajs = warehouse.read_table("swe_trajectories").to_pylist()
-    assert len(trajs) == 2 and all(t["resolved"] for t in trajs), [t["eval_status"] for t in trajs]
-    steps = json.loads(trajs[0]["steps"])
-    assert any("pytest" in s["command"] for s in steps) and steps[-1]["tool"] == "submit"
-    assert trajs[0]["patch"].startswith("diff --git")
+    demos = [t for t in trajs if t["policy"] == "oracle"]
+    assert len(demos) == 2 and all(t["resolved"] for t in demos), [t["eval_status"] for t in demos]
+    assert [t["model"] for t in trajs if t["policy"] != "oracle"] == [f"local:{tiny_checkpoint}"]
+    steps = json.loads(demos[0]["steps"])
+    assert [s["tool"] for s in steps][-2:] == ["run_tests", "submit"] and "edit" in [s["tool"] for s in steps]
+    assert demos[0]["patch"].startswith("diff --git")
     rl = warehouse.read_table("swe_trajectories_rl").to_pylist()
-    assert sum(r["done"] for r in rl) == 2 and sum(r["reward"] for r in rl) == 2.0
+    assert sum(r["done"] for r in rl) == 3 and sum(r["reward"] for r in rl) == 2.0 + hrm_rows[0]["resolved"]
 
     scenarios = warehouse.read_table("multi_agent_scenarios").to_pylist()
     assert {s["variant"] for s in scenarios} == {"nominal", "failure_fallback"}
@@ -86,3 +106,28 @@ def test_swe_assets_materialise_and_feed_training(tmp_path, sandbox, monkeypatch
     for name in ("tool_use_examples", "multi_agent_scenarios"):
         table = warehouse.read_table(name)
         assert {"task_type", "language", "prompt", "answer"} <= set(table.column_names)
+
+    # training_examples takes SWE-smith tasks (repair, diff_edit) and trajectory turns, counted per source
+    from datagen import pipeline as dp
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "m.py").write_text("".join(f"def f{i}(x):\n    y = x * {i}\n    return y + {i}\n\n\n" for i in range(20)))
+    dp.build_code_corpus(dp.CorpusSettings(sources=json.dumps({"python": [str(corpus)]}), min_bytes=50), warehouse)
+    warehouse.write_table("synthetic_tasks", [{"task_id": "s1", "task_type": "codegen", "language": "python",
+                                               "prompt": "add", "answer": "def add(a, b):\n    return a + b\n",
+                                               "split": "train", "stage": 1, "edit_tags": []}])
+    from hrm_assets import training_data as td
+
+    run = dg.materialize([td.training_examples], resources={"warehouse": warehouse}, instance=instance,
+                         raise_on_error=False)
+    assert run.success
+    meta = run.asset_materializations_for_node("training_examples")[0].metadata
+    sources = meta["sources"].value
+    assert sources["swesmith_tasks"].startswith("used") and sources["swe_trajectories"].startswith("used")
+    by_source = meta["by_source"].value
+    assert meta["examples/swesmith_tasks"].value == by_source["swesmith_tasks"]
+    assert by_source["swesmith_tasks"] == 2 * len(tasks)  # a repair and a diff_edit example per task
+    turns = lambda t: sum(m["role"] == "assistant" for m in json.loads(t["messages"]))  # noqa: E731
+    assert by_source["swe_trajectories:oracle"] == sum(turns(t) for t in demos)  # demonstrations, counted apart
+    assert by_source.get("swe_trajectories", 0) == (turns(hrm_rows[0]) if hrm_rows[0]["resolved"] else 0)

@@ -4,12 +4,15 @@ import ast
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from resources import partitions
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-ALL = (partitions.lcb_releases, partitions.swe_repos, partitions.curriculum_stages, partitions.polyglot_languages)
-CODE_FOLDERS = ("hrm_assets", "sensors", "evals", "datagen", "training", "resources", "hrm_cli", "model", "bench")
+ALL = (partitions.lcb_releases, partitions.swe_repos, partitions.curriculum_stages, partitions.polyglot_languages,
+       partitions.agent_policies)
+CODE_FOLDERS = ("hrm_assets", "sensors", "evals", "datagen", "training", "resources", "hrm_cli", "model", "bench",
+                "agents")
 
 
 def test_static_keys_are_those_of_the_code_that_owns_them():
@@ -18,6 +21,17 @@ def test_static_keys_are_those_of_the_code_that_owns_them():
 
     assert partitions.curriculum_stages.get_partition_keys() == list(STAGES)
     assert partitions.polyglot_languages.get_partition_keys() == list(LANGUAGES)
+
+
+def test_agent_policy_keys_come_from_the_configuration_and_each_names_a_policy(monkeypatch):
+    from agents.rollouts import CHECKPOINT_KEYS
+
+    assert set(partitions.AGENT_POLICY_KEYS) == {"oracle", *CHECKPOINT_KEYS}
+    monkeypatch.setenv("HRM_AGENT_POLICIES", "oracle, baseline")
+    assert partitions.configured_agent_policies() == ["oracle", "baseline"]
+    monkeypatch.setenv("HRM_AGENT_POLICIES", "oracle,local:/ckpt")
+    with pytest.raises(ValueError, match="subset of oracle, hrm, baseline"):
+        partitions.configured_agent_policies()
 
 
 def test_every_partitioned_asset_uses_a_shared_definition():
@@ -33,7 +47,7 @@ def test_every_partitioned_asset_uses_a_shared_definition():
     assert used == {"livecodebench_raw": partitions.lcb_releases, "lcb_problems": partitions.lcb_releases,
                     "swe_repos": partitions.swe_repos, "swesmith_tasks": partitions.swe_repos,
                     "curriculum_shards": partitions.curriculum_stages,
-                    "polyglot_problems": partitions.polyglot_languages}
+                    "polyglot_problems": partitions.polyglot_languages, "agent_rollouts": partitions.agent_policies}
 
 
 def partition_spellings(root: Path = REPO_ROOT) -> list[str]:

@@ -2,6 +2,7 @@
 or the test runner's configuration, or by printing test outcomes: a real task on a tiny repo, real
 policy diffs, the real jail."""
 
+import dataclasses
 import importlib.util
 import json
 import subprocess
@@ -12,7 +13,9 @@ import pytest
 
 from datagen.swe.repos import baseline_row, parse_repo_spec, repo_from_row
 from datagen.swe.tasks import TaskSettings, build_tasks
-from datagen.swe.trajectories import _evaluate, without_benchmark_files
+from agents.loop import verify
+from agents.tasks import from_swesmith
+from datagen.swe.trajectories import without_benchmark_files
 
 pytestmark = pytest.mark.slow  # a real SWE task graded in the jail
 
@@ -47,8 +50,10 @@ def combined_diff(tiny_task, edits: dict[str, str], fix: bool = False) -> str:
 
 
 def resolved(sandbox, tiny_task, diff: str) -> tuple[bool, str]:
+    """The agent loop's verdict on a diff taken from the clean commit (so the task starts from there)."""
     repo, task, _ = tiny_task
-    return _evaluate(sandbox, repo, task, diff)
+    verdict = verify(sandbox, dataclasses.replace(from_swesmith(task, repo), setup_patch=""), diff)
+    return verdict["resolved"], verdict["status"]
 
 
 def _wanted(task) -> list[str]:

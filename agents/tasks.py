@@ -1,0 +1,99 @@
+"""AgentTasks from the project's task tables: `swesmith_tasks` rows, Polyglot exercises and synthetic repair
+tasks. Python only for the last two for now: their tests run under pytest, whose own summary grades them.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import tempfile
+from pathlib import Path
+
+from agents.loop import AgentTask
+from datagen.repair_grading import repair_cases
+from datagen.swe.examples import reverse_patch
+from datagen.swe.repos import ENV_MOUNT, PreparedRepo, test_command
+from model.edits import apply_edits
+
+PYTEST = f"{ENV_MOUNT}/bin/python -m pytest -rA --tb=short --color=no -q -p no:cacheprovider"
+
+
+def from_swesmith(task: dict, repo: PreparedRepo) -> AgentTask:
+    """A swesmith_tasks row on its prepared repo: the bug committed on top of the clean checkout."""
+    f2p, p2p = list(task["FAIL_TO_PASS"]), list(task["PASS_TO_PASS"])
+    timeout = min(300.0, max(30.0, 10 * float(task.get("validation_wall_s") or 3.0)))
+    return AgentTask(instance_id=task["instance_id"], problem_statement=task["problem_statement"],
+                     test_command=shlex.join(test_command(repo)), fail_to_pass=f2p, pass_to_pass=p2p,
+                     repo_dir=repo.repo_dir, setup_patch=task["patch"], env_dir=repo.env_dir,
+                     env={"PYTHONPATH": repo.pythonpath},
+                     test_files=sorted({t.split("::")[0] for t in f2p + p2p}),
+                     gold_patch=reverse_patch(task["patch"]), language="python", source="swesmith_tasks",
+                     timeout_s=timeout)
+
+
+def _files(value) -> dict[str, str]:
+    """A table's file list ([{path, content}]) or a dict, as a dict."""
+    if not value:
+        return {}
+    return dict(value) if isinstance(value, dict) else {f["path"]: f["content"] for f in value}
+
+
+def from_polyglot(row: dict, env_dir: str) -> AgentTask:
+    """A polyglot_problems row (Python exercises): the stub files and the tests; the agent's run_tests is the
+    benchmark's test feedback loop."""
+    if row["language"] != "python":
+        raise ValueError(f"polyglot {row['problem_id']}: only python exercises run as agent tasks so far")
+    solution, tests = _files(row["solution_files"]), _files(row["test_files"])
+    files = {**_files(row.get("build_files")), **solution, **tests}
+    statement = (f"{row['instructions']}\n\nModify {', '.join(sorted(solution))} so that the tests in "
+                 f"{', '.join(sorted(tests))} pass. Don't change the names of existing functions or classes; "
+                 "use only the standard library.")
+    reference = _files(row.get("reference_files"))
+    return AgentTask(instance_id=f"polyglot.{row['problem_id'].replace('/', '.')}", problem_statement=statement,
+                     test_command=PYTEST, fail_to_pass=[], pass_to_pass=[], files=files, env_dir=env_dir,
+                     env={"PYTHONPATH": "/work"}, test_files=sorted(tests),
+                     gold_patch=file_diff(solution, {p: reference[p] for p in solution if p in reference}),
+                     language="python", source="polyglot_problems", timeout_s=60.0)
+
+
+def from_synthetic_repair(row: dict, env_dir: str) -> AgentTask:
+    """A synthetic repair task (Python): the mutant as solution.py, its hidden calls as pytest tests."""
+    if row["task_type"] != "repair" or row["language"] != "python":
+        raise ValueError(f"synthetic task {row['task_id']}: only python repair tasks run as agent tasks so far")
+    tests = "from solution import solve\n\n" + "".join(
+        f"\ndef test_case_{i}():\n    got = solve({args})\n    assert got == {expected}\n"
+        for i, (args, expected) in enumerate(repair_cases("python", row["test_program"])))
+    program = row["program"]
+    return AgentTask(instance_id=f"synthetic.{row['task_id']}",
+                     problem_statement="A test of the function `solve` in solution.py fails. Find and fix the bug; "
+                                       "the tests are in test_solution.py.",
+                     test_command=PYTEST, fail_to_pass=[], pass_to_pass=[],
+                     files={"solution.py": program, "test_solution.py": tests}, env_dir=env_dir,
+                     env={"PYTHONPATH": "/work"}, test_files=["test_solution.py"],
+                     gold_patch=file_diff({"solution.py": program}, {"solution.py": apply_edits(program, row["answer"])}),
+                     language="python", source="synthetic_tasks", timeout_s=30.0)
+
+
+def file_diff(before: dict[str, str], after: dict[str, str]) -> str:
+    """The unified diff (git's format) taking files `before` to `after`; our own text, diffed by git on the host
+    in a throwaway repo with hooks and config off."""
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "GIT_CONFIG_GLOBAL": "/dev/null",
+           "GIT_CONFIG_NOSYSTEM": "1", "HOME": "/nonexistent"}
+    git = ["git", "-c", "core.hooksPath=/dev/null", "-c", "user.name=hrm", "-c", "user.email=hrm@hrm.invalid"]
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        subprocess.run(git + ["init", "-q"], cwd=root, check=True, env=env)
+        for files in (before, after):
+            for path in set(before) | set(after):
+                target = root / path
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if path in files:
+                    target.write_text(files[path])
+                elif target.exists():
+                    target.unlink()
+            subprocess.run(git + ["add", "-A"], cwd=root, check=True, env=env)
+            if files is before:
+                subprocess.run(git + ["commit", "-qm", "before", "--allow-empty"], cwd=root, check=True, env=env)
+        return subprocess.run(git + ["diff", "--cached"], cwd=root, check=True, env=env, capture_output=True,
+                              text=True).stdout
