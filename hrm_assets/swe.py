@@ -14,7 +14,7 @@ from agents import rollouts
 from datagen.swe import pipeline
 from datagen.swe.repos import configured_specs
 from datagen.swe.tasks import TaskSettings
-from hrm_assets.expectations import gx_check, named
+from hrm_assets.expectations import gx_check, named, publish_if_passed
 from hrm_assets.metadata import table_result
 from hrm_assets.versions import source_version
 from resources.partitions import agent_policies
@@ -63,26 +63,26 @@ class SweTasksConfig(dg.Config):
           check_specs=[dg.AssetCheckSpec("swesmith_tasks_gx", asset="swesmith_tasks", blocking=True)],
           description="SWE-smith procedural bugs validated in the sandbox (FAIL_TO_PASS / PASS_TO_PASS), HF "
                       "SWE-smith schema, static problem statements; or loaded SWE-smith rows.")
-def swesmith_tasks(context: dg.AssetExecutionContext, config: SweTasksConfig, sandbox: Sandbox,
-                   warehouse: Warehouse) -> dg.MaterializeResult:
+def swesmith_tasks(context: dg.AssetExecutionContext, config: SweTasksConfig, sandbox: Sandbox, warehouse: Warehouse):
     key = context.partition_key
-    meta = pipeline.build_swesmith_tasks(config.to_settings(), sandbox, warehouse, key, context.log)
-    check = gx_check(pipeline.tasks_check_frame(warehouse, key), "swesmith_tasks", lambda gxe: [
-        gxe.ExpectColumnValuesToBeUnique(column="instance_id"),
-        gxe.ExpectColumnValuesToMatchRegex(column="instance_id", regex=r"^[\w.-]+__[\w.-]+\.[0-9a-f]{8}\.[\w.-]+$"),
-        gxe.ExpectColumnValuesToBeBetween(column="n_fail_to_pass", min_value=1),
-        gxe.ExpectColumnValuesToBeBetween(column="n_pass_to_pass", min_value=0),
-        gxe.ExpectColumnValuesToNotBeNull(column="bug_type"),
-        gxe.ExpectColumnValuesToNotBeNull(column="problem_statement"),
-    ])
-    return table_result(
-        warehouse, "swesmith_tasks", key,
+    with warehouse.staging("swesmith_tasks", key):
+        meta = pipeline.build_swesmith_tasks(config.to_settings(), sandbox, warehouse, key, context.log)
+        check = gx_check(pipeline.tasks_check_frame(warehouse, key), "swesmith_tasks", lambda gxe: [
+            gxe.ExpectColumnValuesToBeUnique(column="instance_id"),
+            gxe.ExpectColumnValuesToMatchRegex(column="instance_id",
+                                               regex=r"^[\w.-]+__[\w.-]+\.[0-9a-f]{8}\.[\w.-]+$"),
+            gxe.ExpectColumnValuesToBeBetween(column="n_fail_to_pass", min_value=1),
+            gxe.ExpectColumnValuesToBeBetween(column="n_pass_to_pass", min_value=0),
+            gxe.ExpectColumnValuesToNotBeNull(column="bug_type"),
+            gxe.ExpectColumnValuesToNotBeNull(column="problem_statement"),
+        ])
+    yield from publish_if_passed(
+        warehouse, "swesmith_tasks", named(check, "swesmith_tasks_gx"), key,
         metadata={"dagster/row_count": meta["tasks"], "candidates": meta["candidates"], "rejected": meta["rejected"],
                   "tasks_per_minute": meta["tasks_per_minute"], "fail_to_pass_median": meta["fail_to_pass_median"],
                   "by_bug_type": dg.MetadataValue.json(meta["by_bug_type"]),
                   "by_file": dg.MetadataValue.json(meta["by_file"]),
-                  "rejections": dg.MetadataValue.json(meta["rejections"])},
-        check_results=[named(check, "swesmith_tasks_gx")])
+                  "rejections": dg.MetadataValue.json(meta["rejections"])})
 
 
 # --- swe_trajectories ---------------------------------------------------------------------

@@ -55,6 +55,19 @@ def test_swe_assets_materialise_and_feed_training(tmp_path, sandbox, monkeypatch
     quarantine = (tmp_path / "data" / "quarantine" / "swesmith_tasks-dataset-swesmith_rows.jsonl").read_text()
     assert "missing fields" in quarantine
 
+    # write-audit-publish: a duplicated task in the source fails the blocking check on the staged table; the
+    # published table keeps its bytes
+    published = warehouse.published_file("swesmith_tasks", "dataset-swesmith_rows")
+    before = published.read_bytes()
+    with rows_file.open("a") as f:
+        f.write(rows_file.read_text().splitlines()[0] + "\n")
+    bad = dg.materialize([swe.swe_repos, swe.swesmith_tasks], partition_key="dataset-swesmith_rows",
+                         resources=resources, instance=instance, raise_on_error=False)
+    assert not bad.success
+    assert [e.passed for e in bad.get_asset_check_evaluations()] == [False]
+    assert published.read_bytes() == before
+    assert warehouse.read_table("swesmith_tasks", partition="dataset-swesmith_rows").num_rows == len(tasks)
+
     # agent_rollouts per policy (the hrm key: the latest published checkpoint, here the tiny one), then
     # swe_trajectories: the oracle's demonstrations through the agent loop plus the model's rollouts
     warehouse.publish_checkpoint("hrm_checkpoint", {"checkpoint_dir": str(tiny_checkpoint), "weights_sha256": "ab" * 32})
