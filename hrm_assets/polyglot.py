@@ -62,7 +62,8 @@ def polyglot_problems(context: dg.AssetExecutionContext, warehouse: Warehouse):
     yield from publish_if_passed(warehouse, pipeline.TABLE, check, language, metadata={
         "dagster/row_count": out["rows"], "expected_rows": out["expected"], "rejected": out["rejected"],
         "rejected_exercises": dg.MetadataValue.json({b["path"]: b["reason"] for b in out["rejected_rows"]}),
-        "commit": out["commit"], "path": dg.MetadataValue.path(str(warehouse.published_file(pipeline.TABLE, language)))})
+        "commit": out["commit"],
+        "path": dg.MetadataValue.path(str(warehouse.published_file(pipeline.TABLE, language)))})
 
 
 def problems_valid(warehouse: Warehouse, language: str) -> dg.AssetCheckResult:
