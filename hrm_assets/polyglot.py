@@ -1,6 +1,7 @@
 """Aider Polyglot: the benchmark clone, its 225 exercises as a table, and the reference-solution report.
 
-Each body calls one plain function in evals/polyglot/pipeline.py.
+Each body calls one plain function in evals/polyglot/pipeline.py. polyglot_problems is written, audited and
+published per language partition (write-audit-publish: `Warehouse.staging`, `publish_if_passed`).
 """
 
 import warnings
@@ -9,7 +10,7 @@ import dagster as dg
 
 from evals.polyglot import pipeline
 from evals.polyglot.exercises import EXPECTED_COUNTS, EXPECTED_TOTAL, LANGUAGES, PINNED_COMMIT
-from hrm_assets.expectations import after_upstream, gx_check
+from hrm_assets.expectations import after_upstream, gx_check, named, publish_if_passed
 from hrm_assets.metadata import table_result
 from hrm_assets.versions import hash_version, source_version
 from resources.partitions import polyglot_languages
@@ -17,7 +18,7 @@ from resources.sandbox import Sandbox
 from resources.settings import from_env, split_csv
 from resources.warehouse import Warehouse
 
-# Partitioned asset checks are a Dagster preview feature; the per-language check depends on them.
+# Partitioned asset checks are a Dagster preview feature; the per-language check spec depends on them.
 warnings.filterwarnings("ignore", message=".*partitions_def on an AssetCheckSpec.*", category=dg.PreviewWarning)
 # The reference report fails at most this many exercises with every toolchain installed (see pipeline.py).
 MAX_EXPECTED_REFERENCE_FAILURES = 8
@@ -43,24 +44,30 @@ def polyglot_benchmark(context: dg.AssetExecutionContext, config: PolyglotSource
 
 @dg.asset(group_name="problems", kinds={"parquet", "duckdb"}, partitions_def=polyglot_languages,
           deps=[polyglot_benchmark], code_version=CODE_VERSION, automation_condition=after_upstream(),
+          check_specs=[dg.AssetCheckSpec(
+              "polyglot_problems_valid", asset="polyglot_problems", blocking=True, partitions_def=polyglot_languages,
+              description="GX: the language's expected row count, non-empty instructions, every stub and test path "
+                          "present in the clone, unique ids; over all partitions (the staged one in place of its "
+                          "published version), their expected total (225 once all six are in). Run on the staged "
+                          "partition, which is published only when it passes.")],
           description="One row per exercise: instructions, stubs, hidden tests, editor, build and reference "
                       "files, cross-language key. Parquet partition per language; DuckDB view polyglot_problems.")
-def polyglot_problems(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
-    out = pipeline.write_problems(warehouse, warehouse.polyglot_checkout(), context.partition_key)
-    for bad in out["rejected_rows"]:
-        context.log.warning(f"quarantined {bad['path']}: {bad['reason']}")
-    return table_result(warehouse, pipeline.TABLE, context.partition_key, metadata={
+def polyglot_problems(context: dg.AssetExecutionContext, warehouse: Warehouse):
+    language = context.partition_key
+    with warehouse.staging(pipeline.TABLE, language):
+        out = pipeline.write_problems(warehouse, warehouse.polyglot_checkout(), language)
+        for bad in out["rejected_rows"]:
+            context.log.warning(f"quarantined {bad['path']}: {bad['reason']}")
+        check = named(problems_valid(warehouse, language), "polyglot_problems_valid")
+    yield from publish_if_passed(warehouse, pipeline.TABLE, check, language, metadata={
         "dagster/row_count": out["rows"], "expected_rows": out["expected"], "rejected": out["rejected"],
         "rejected_exercises": dg.MetadataValue.json({b["path"]: b["reason"] for b in out["rejected_rows"]}),
-        "commit": out["commit"], "path": dg.MetadataValue.path(out["path"])})
+        "commit": out["commit"],
+        "path": dg.MetadataValue.path(str(warehouse.published_file(pipeline.TABLE, language)))})
 
 
-@dg.asset_check(asset=polyglot_problems, blocking=True, partitions_def=polyglot_languages,
-                description="GX: the language's expected row count, non-empty instructions, every stub and "
-                            "test path present in the clone, unique ids; over all materialised partitions, "
-                            "their expected total (225 once all six are in).")
-def polyglot_problems_valid(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> dg.AssetCheckResult:
-    language = context.partition_key
+def problems_valid(warehouse: Warehouse, language: str) -> dg.AssetCheckResult:
+    """The GX audit of one language's (staged) partition, and of all partitions together."""
     frame = pipeline.problem_frame(warehouse, warehouse.polyglot_checkout(), language)
     one = gx_check(frame, f"polyglot_problems_{language}", lambda gxe: [
         gxe.ExpectTableRowCountToEqual(value=EXPECTED_COUNTS[language]),

@@ -6,7 +6,10 @@ never leaves a half-written table and never loses the one already materialised.
 Write-audit-publish: inside `with warehouse.staging(name, partition):` that table is written to and read from
 `<root>/staging/tables/...` instead of its published path, so the code that builds it and the checks that
 audit it run unchanged; `publish(name, partition)` then renames the staged file over the published one. A table
-whose audit fails is never published: readers (and later runs) keep seeing the previous version.
+whose audit fails is never published: readers (and later runs) keep seeing the previous version. While one
+partition is staged, the whole partitioned table (`read_table(name)`, `partitions(name)`) is the published
+partitions with the staged one in place of its published version, so an audit over all partitions sees the
+table as it would be after publishing.
 """
 
 from __future__ import annotations
@@ -102,6 +105,8 @@ class Warehouse(dg.ConfigurableResource):
         if f.exists():
             return pq.read_table(f)
         base = Path(self.root) / "tables" / name
+        if partition is None and self._staged_partitions(name):
+            return self._read_partitions(name)
         if partition is None and base.is_dir() and any(base.glob("part=*/data.parquet")):
             return ds.dataset(str(base), format="parquet", partitioning="hive").to_table()
         raise FileNotFoundError(f"table {name!r}{f' partition {partition!r}' if partition else ''} "
@@ -111,8 +116,24 @@ class Warehouse(dg.ConfigurableResource):
         return self.table_file(name, partition).exists()
 
     def partitions(self, name: str) -> list[str]:
+        """The published partitions of `name`, and any partition of it being staged that has been written."""
         base = Path(self.root) / "tables" / name
-        return sorted(p.name.split("=", 1)[1] for p in base.glob("part=*") if (p / "data.parquet").exists())
+        published = {p.name.split("=", 1)[1] for p in base.glob("part=*") if (p / "data.parquet").exists()}
+        return sorted(published | self._staged_partitions(name))
+
+    def _staged_partitions(self, name: str) -> set[str]:
+        return {p for n, p in self._staged if n == name and p is not None and self.staging_file(n, p).exists()}
+
+    def _read_partitions(self, name: str):
+        """Every partition as this run sees it (a staged one from staging) with a string `part` column."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        tables = []
+        for p in self.partitions(name):
+            t = pq.read_table(self.table_file(name, p))
+            tables.append(t.append_column("part", pa.array([p] * t.num_rows, pa.string())))
+        return pa.concat_tables(tables, promote_options="default")
 
     def table_files(self, name: str, partition: str | None = None) -> list[Path]:
         """The parquet file of one partition, or (partition=None on a partitioned table) of every partition."""

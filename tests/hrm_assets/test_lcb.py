@@ -12,8 +12,7 @@ from hrm_assets import lcb as lcb_assets
 from resources.warehouse import Warehouse
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "lcb"
-ASSETS = [lcb_assets.livecodebench_raw, lcb_assets.lcb_problems, lcb_assets.livecodebench_raw_valid,
-          lcb_assets.lcb_problems_valid]
+ASSETS = [lcb_assets.livecodebench_raw, lcb_assets.lcb_problems]  # each with its blocking check
 
 
 def _instance(*releases):
@@ -99,8 +98,7 @@ def test_lcb_assets_sit_in_their_groups_with_lineage():
 @pytest.mark.slow
 def test_scenario_tables_skip_without_a_source_and_load_with_one(tmp_path):
     warehouse = Warehouse(root=str(tmp_path / "wh"))
-    scenario = [lcb_assets.lcb_test_output_problems, lcb_assets.lcb_execution_problems,
-                lcb_assets.lcb_test_output_problems_valid, lcb_assets.lcb_execution_problems_valid]
+    scenario = [lcb_assets.lcb_test_output_problems, lcb_assets.lcb_execution_problems]
     empty = {"test_output_source": "", "execution_source": ""}
     skipped = dg.materialize(scenario, resources={"warehouse": warehouse}, instance=dg.DagsterInstance.ephemeral(),
                              run_config={"ops": {"lcb_test_output_problems": {"config": empty},
@@ -121,8 +119,7 @@ def test_scenario_tables_skip_without_a_source_and_load_with_one(tmp_path):
                                           ({"training_cutoff": "2025-02-02"}, 0)])
 def test_scenario_tables_keep_the_date_window(tmp_path, window, rows):
     warehouse = Warehouse(root=str(tmp_path / "wh"))
-    scenario = [lcb_assets.lcb_test_output_problems, lcb_assets.lcb_execution_problems,
-                lcb_assets.lcb_test_output_problems_valid, lcb_assets.lcb_execution_problems_valid]
+    scenario = [lcb_assets.lcb_test_output_problems, lcb_assets.lcb_execution_problems]
     config = {"test_output_source": str(FIXTURES / "test_generation.jsonl"),
               "execution_source": str(FIXTURES / "execution.jsonl"),
               "start_date": "", "end_date": "", "training_cutoff": "", **window}
@@ -163,8 +160,9 @@ def test_a_release_of_only_bad_rows_fails_its_check(tmp_path):
     bad = [line for line in (FIXTURES / "code_generation_bad.jsonl").read_text().splitlines() if "ok_row" not in line]
     (src / "test.jsonl").write_text("\n".join(bad) + "\n")
     warehouse = Warehouse(root=str(tmp_path / "wh"))
-    result = dg.materialize([lcb_assets.livecodebench_raw, lcb_assets.livecodebench_raw_valid], partition_key="v1",
+    result = dg.materialize([lcb_assets.livecodebench_raw], partition_key="v1",
                             resources={"warehouse": warehouse}, instance=_instance("v1"), raise_on_error=False,
                             run_config={"ops": {"livecodebench_raw": {"config": {"source": str(src)}}}})
     [check] = result.get_asset_check_evaluations()
-    assert not check.passed
+    assert not check.passed and not result.success
+    assert not warehouse.has_table(RAW_TABLE, "v1") and warehouse.staging_file(RAW_TABLE, "v1").exists()

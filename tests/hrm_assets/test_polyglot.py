@@ -1,16 +1,17 @@
 """The Polyglot assets on an ephemeral instance with a temporary warehouse."""
 
+import json
+
 import dagster as dg
 import pytest
 
-from hrm_assets.polyglot import (polyglot_benchmark, polyglot_problems, polyglot_problems_valid,
-                                 polyglot_reference_failures_known, polyglot_reference_report)
+from hrm_assets.polyglot import (polyglot_benchmark, polyglot_problems, polyglot_reference_failures_known,
+                                 polyglot_reference_report)
 from resources.warehouse import Warehouse
 
 pytestmark = pytest.mark.slow  # materialises the Polyglot assets
 
-ALL = [polyglot_benchmark, polyglot_problems, polyglot_problems_valid, polyglot_reference_report,
-       polyglot_reference_failures_known]
+ALL = [polyglot_benchmark, polyglot_problems, polyglot_reference_report, polyglot_reference_failures_known]
 
 
 def _materialize(selection, resources, instance, **kw):
@@ -51,17 +52,20 @@ def test_polyglot_assets_end_to_end(polyglot_bundle, sandbox, tmp_path):
     with warehouse.connect() as con:
         assert con.execute("SELECT count(*) FROM polyglot_reference_results WHERE status = 'pass'").fetchone() == (2,)
 
-    # A stub missing from the clone, or a test file linked to a host file, is quarantined with the reason
-    # (and the blocking check then fails on the row count).
+    # A stub missing from the clone, or a test file linked to a host file, is quarantined with the reason;
+    # the blocking check then fails on the row count and the staged partition is not published.
+    published = warehouse.table_hash("polyglot_problems", "python")
     practice = warehouse.path("clones", "polyglot-benchmark") / "python/exercises/practice"
     (practice / "bowling/bowling.py").unlink()
     (practice / "zipper/zipper_test.py").unlink()
     (practice / "zipper/zipper_test.py").symlink_to("/etc/shadow")
     res = _materialize(dg.AssetSelection.assets(polyglot_problems) | dg.AssetSelection.checks_for_assets(
         polyglot_problems), resources, instance, partition_key="python")
-    assert not res.success or not res.get_asset_check_evaluations()[0].passed
-    meta = res.get_asset_materialization_events()[0].materialization.metadata
-    rejected = meta["rejected_exercises"].value
-    assert meta["rejected"].value == 2 and set(rejected) == {"python/exercises/practice/bowling",
-                                                            "python/exercises/practice/zipper"}
+    assert not res.success and not res.get_asset_materialization_events()
+    evaluation, = res.get_asset_check_evaluations()
+    assert not evaluation.passed and evaluation.metadata["rows"].value == 32
+    assert warehouse.table_hash("polyglot_problems", "python") == published
+    quarantine = warehouse.path("quarantine", "polyglot_problems-python.jsonl").read_text().splitlines()
+    rejected = {r["path"]: r["reason"] for r in map(json.loads, quarantine)}
+    assert set(rejected) == {"python/exercises/practice/bowling", "python/exercises/practice/zipper"}
     assert "zipper_test.py: a symbolic link" in rejected["python/exercises/practice/zipper"]

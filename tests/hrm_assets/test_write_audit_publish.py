@@ -1,13 +1,22 @@
 """Write-audit-publish: a table is built into staging, audited there by its blocking check, and published only
 when the check passes. A bad row fails the check, leaves the published table byte for byte as it was, and
-the asset downstream of it is not materialised."""
+the asset downstream of it is not materialised. HumanEval (unpartitioned), Polyglot (per language), LCB (per
+release, and an unpartitioned scenario table)."""
+
+import shutil
+from pathlib import Path
 
 import dagster as dg
 import pytest
 
 from evals import humaneval
+from evals.lcb.pipeline import EXECUTION_TABLE, RAW_TABLE
+from evals.polyglot import pipeline as polyglot_pipeline
 from hrm_assets import humaneval as humaneval_assets
+from hrm_assets import lcb as lcb_assets
+from hrm_assets import polyglot as polyglot_assets
 from hrm_assets.expectations import after_upstream
+from resources.partitions import polyglot_languages
 from resources.warehouse import Warehouse
 
 notes = dg.AssetSpec("notes")  # a second upstream of problem_count, updated outside these runs
@@ -90,3 +99,147 @@ def test_the_failed_check_of_a_real_run_holds_downstream_automation(tmp_path, mo
     assert dg.materialize([humaneval_assets.humaneval_problems], resources={"warehouse": wh},
                           instance=instance).success  # the source is good again: checked and published
     assert requested()
+
+
+def test_a_staged_partition_stands_in_for_its_published_version(tmp_path):
+    wh = Warehouse(root=str(tmp_path))
+    wh.write_table("t", [{"a": 1}], partition="x")
+    wh.write_table("t", [{"a": 2}], partition="y")
+    with wh.staging("t", "y"):
+        assert wh.partitions("t") == ["x", "y"]
+        wh.write_table("t", [{"a": 3}, {"a": 4}], partition="y")
+        assert sorted(zip(*wh.read_table("t").select(["part", "a"]).to_pydict().values())) == [
+            ("x", 1), ("y", 3), ("y", 4)]
+    with wh.staging("t", "z"):
+        assert wh.partitions("t") == ["x", "y"]  # nothing staged yet
+        wh.write_table("t", [{"a": 5}], partition="z")
+        assert wh.partitions("t") == ["x", "y", "z"] and wh.read_table("t").num_rows == 3
+    assert wh.partitions("t") == ["x", "y"]  # outside, only the published partitions
+    assert sorted(wh.read_table("t").column("a").to_pylist()) == [1, 2]
+
+
+# --- Polyglot: partitioned by language --------------------------------------------------------------------
+
+
+@dg.asset(deps=[polyglot_assets.polyglot_problems, notes], partitions_def=polyglot_languages,
+          automation_condition=after_upstream())
+def polyglot_rows(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
+    return dg.MaterializeResult(metadata={"rows": len(warehouse.read_table(polyglot_pipeline.TABLE,
+                                                                           context.partition_key))})
+
+
+def test_a_bad_exercise_keeps_the_published_language_and_holds_downstream(polyglot_bundle, tmp_path):
+    wh = Warehouse(root=str(tmp_path))
+    instance = dg.DagsterInstance.ephemeral()
+    instance.report_runless_asset_event(dg.AssetMaterialization("notes"))
+    assert dg.materialize([polyglot_assets.polyglot_benchmark], resources={"warehouse": wh}, instance=instance,
+                          run_config={"ops": {"polyglot_benchmark": {"config": {"source": str(polyglot_bundle)}}}}
+                          ).success
+    assets = [polyglot_assets.polyglot_problems, polyglot_rows]
+    good = dg.materialize(assets, partition_key="python", resources={"warehouse": wh}, instance=instance)
+    assert good.success
+    published = wh.published_file(polyglot_pipeline.TABLE, "python").read_bytes()
+    version = wh.table_hash(polyglot_pipeline.TABLE, "python")
+    defs = dg.Definitions(assets=[polyglot_assets.polyglot_benchmark, *assets, notes], resources={"warehouse": wh})
+    cursor = dg.evaluate_automation_conditions(defs=defs, instance=instance).cursor
+
+    def requested() -> set:
+        nonlocal cursor
+        result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor)
+        cursor = result.cursor
+        return set(result.get_requested_partitions(dg.AssetKey("polyglot_rows")))
+
+    instance.report_runless_asset_event(dg.AssetMaterialization("notes"))
+    assert "python" in requested()  # new upstream data alone requests it while the checks pass
+
+    # A bad exercise in the source: a copy of bowling is a 35th Python exercise where 34 are expected.
+    practice = wh.polyglot_checkout() / "python/exercises/practice"
+    shutil.copytree(practice / "bowling", practice / "bowling-copy")
+    bad = dg.materialize(assets, partition_key="python", resources={"warehouse": wh}, instance=instance,
+                         raise_on_error=False)
+    assert not bad.success
+    (check,) = bad.get_asset_check_evaluations()
+    assert check.check_name == "polyglot_problems_valid" and check.partition == "python" and not check.passed
+    assert check.metadata["rows"].value == 35 and check.metadata["total_rows"].value == 35
+    failed = {f["expectation"] for f in check.metadata["failures"].value["partition"]}
+    assert "expect_table_row_count_to_equal" in failed
+    assert wh.published_file(polyglot_pipeline.TABLE, "python").read_bytes() == published
+    assert wh.table_hash(polyglot_pipeline.TABLE, "python") == version
+    assert wh.staging_file(polyglot_pipeline.TABLE, "python").exists()  # the rejected rows, for a look
+    assert not bad.get_asset_materialization_events()  # neither the table nor what reads it
+    for key in ("polyglot_problems", "polyglot_rows"):
+        event = instance.get_latest_materialization_event(dg.AssetKey(key))
+        assert event.run_id == good.run_id and event.asset_materialization.partition == "python"
+
+    instance.report_runless_asset_event(dg.AssetMaterialization("notes"))  # other upstream data is new
+    assert "python" not in requested() and "python" not in requested()  # held, tick after tick
+    shutil.rmtree(practice / "bowling-copy")  # the source is good again: checked and published
+    assert dg.materialize([polyglot_assets.polyglot_problems], partition_key="python", resources={"warehouse": wh},
+                          instance=instance).success
+    assert "python" in requested()
+
+
+# --- LiveCodeBench: partitioned by release, and an unpartitioned scenario table -------------------------
+
+LCB_FIXTURES = Path(__file__).parents[1] / "fixtures" / "lcb"
+
+
+def test_a_release_of_malformed_records_keeps_the_published_release_and_holds_lcb_problems(tmp_path):
+    src = tmp_path / "lcb"
+    src.mkdir()
+    shutil.copy(LCB_FIXTURES / "code_generation_pickled.jsonl", src / "test.jsonl")
+    wh = Warehouse(root=str(tmp_path / "wh"))
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("lcb_release", ["v1"])
+    assets = [lcb_assets.livecodebench_raw, lcb_assets.lcb_problems]
+    config = {"ops": {"livecodebench_raw": {"config": {"source": str(src)}},
+                      "lcb_problems": {"config": {"start_date": "", "end_date": "", "training_cutoff": ""}}}}
+    good = dg.materialize(assets, partition_key="v1", resources={"warehouse": wh}, instance=instance,
+                          run_config=config)
+    assert good.success
+    published, version = wh.published_file(RAW_TABLE, "v1").read_bytes(), wh.table_hash(RAW_TABLE, "v1")
+
+    # The release's records become malformed: every row is quarantined and the release comes out empty.
+    bad_rows = [line for line in (LCB_FIXTURES / "code_generation_bad.jsonl").read_text().splitlines()
+                if "ok_row" not in line]
+    (src / "test.jsonl").write_text("\n".join(bad_rows) + "\n")
+    bad = dg.materialize(assets, partition_key="v1", resources={"warehouse": wh}, instance=instance,
+                         run_config=config, raise_on_error=False)
+    assert not bad.success
+    (check,) = bad.get_asset_check_evaluations()
+    assert check.check_name == "livecodebench_raw_valid" and check.partition == "v1" and not check.passed
+    assert wh.published_file(RAW_TABLE, "v1").read_bytes() == published and wh.table_hash(RAW_TABLE, "v1") == version
+    assert not bad.get_asset_materialization_events()  # neither the release nor lcb_problems
+    assert {e.step_key for e in bad.all_events if e.event_type_value == "STEP_START"} == {"livecodebench_raw"}
+    for key in ("livecodebench_raw", "lcb_problems"):
+        assert instance.get_latest_materialization_event(dg.AssetKey(key)).run_id == good.run_id
+
+
+@dg.asset(deps=[lcb_assets.lcb_execution_problems])
+def execution_count(warehouse: Warehouse) -> dg.MaterializeResult:
+    return dg.MaterializeResult(metadata={"rows": len(warehouse.read_table(EXECUTION_TABLE))})
+
+
+def test_a_duplicate_execution_record_keeps_the_published_table(tmp_path):
+    src = tmp_path / "execution.jsonl"
+    records = (LCB_FIXTURES / "execution.jsonl").read_text().splitlines()
+    src.write_text("\n".join(records) + "\n")
+    wh = Warehouse(root=str(tmp_path / "wh"))
+    instance = dg.DagsterInstance.ephemeral()
+    assets = [lcb_assets.lcb_execution_problems, execution_count]
+    config = {"ops": {"lcb_execution_problems": {"config": {"execution_source": str(src), "test_output_source": "",
+                                                            "start_date": "", "end_date": "", "training_cutoff": ""}}}}
+    good = dg.materialize(assets, resources={"warehouse": wh}, instance=instance, run_config=config)
+    assert good.success
+    published = wh.published_file(EXECUTION_TABLE).read_bytes()
+
+    src.write_text("\n".join(records + records[:1]) + "\n")  # one record twice
+    bad = dg.materialize(assets, resources={"warehouse": wh}, instance=instance, run_config=config,
+                         raise_on_error=False)
+    assert not bad.success
+    (check,) = bad.get_asset_check_evaluations()
+    assert check.check_name == "lcb_execution_problems_valid" and not check.passed
+    assert "expect_column_values_to_be_unique" in {f["expectation"] for f in check.metadata["failures"].value}
+    assert wh.published_file(EXECUTION_TABLE).read_bytes() == published
+    assert not bad.get_asset_materialization_events()
+    assert instance.get_latest_materialization_event(dg.AssetKey("execution_count")).run_id == good.run_id
