@@ -25,8 +25,9 @@ def _default_configs(arch: str):
 
 
 def test_main_sh_leaves_the_training_settings_to_the_registry():
-    script = (REPO_ROOT / "scripts" / "main.sh").read_text()
-    assert "hrm materialize" in script
+    main = (REPO_ROOT / "scripts" / "main.sh").read_text()
+    assert "hrm materialize" in main and "source scripts/env.sh" in main
+    script = main + (REPO_ROOT / "scripts" / "env.sh").read_text()  # the environment main.sh and ui.sh share
     assert not [name for name in SETTINGS if name.startswith(("HRM_MODEL_", "HRM_TRAIN_", "HRM_SYNTH_",
                                                               "HRM_SHARD_", "HRM_CORPUS_")) and name in script]
     assert 'export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"' in script
