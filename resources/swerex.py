@@ -5,7 +5,10 @@ with `deployment="local"` every session's bash immediately `exec`s the jail (the
 command line: no network, read-only toolchains, unprivileged uid, rlimits) running an interactive
 bash. Closing a session kills bwrap, and with it every process started inside, background ones
 included. Other deployments (docker, modal, remote) run where their config points; the container
-is then the sandbox.
+is then the sandbox. The session's /work (the job's input_dir and files) is carried in through the
+shell as a tarball and its environment exported, the same way for all three; docker also mounts the
+job's read-only binds and gets its memory and process limits (modal/remote cannot mount host paths
+and refuse a job that has any).
 
 Only `run_in_session` is used: SWE-ReX's `execute`, `read_file`, `write_file` and `upload` act on
 the host and are never exposed. One deployment per session, each with its own event loop, so
@@ -91,8 +94,9 @@ class SweRexSessions(dg.ConfigurableResource):
         with ThreadPoolExecutor(max_workers=max(1, workers or self.workers)) as pool:
             return list(pool.map(fn, items))
 
-    def deployment_config(self):
-        """The swe-rex deployment config for a non-local kind (constructing it starts nothing)."""
+    def deployment_config(self, job: SandboxJob | None = None):
+        """The swe-rex deployment config for a non-local kind (constructing it starts nothing); for docker,
+        with `job`'s read-only binds and limits added to the configured docker_args."""
         from swerex.deployment import config as cfg
 
         kinds = {"docker": cfg.DockerDeploymentConfig, "modal": cfg.ModalDeploymentConfig,
@@ -100,6 +104,14 @@ class SweRexSessions(dg.ConfigurableResource):
         options = dict(self.deployment_options)
         if self.deployment == "remote" and self.auth_token:
             options["auth_token"] = self.auth_token
+        if job is not None and self.deployment == "docker":
+            binds = [a for src, dst in job.ro_binds for a in ("-v", f"{Path(src).resolve()}:{dst}:ro")]
+            options["docker_args"] = [*options.get("docker_args", []), *binds,
+                                      "--memory", f"{self.memory_mb}m", "--pids-limit", str(self.max_processes),
+                                      "--security-opt", "no-new-privileges", "--cap-drop", "ALL"]
+        elif job is not None and job.ro_binds:
+            raise ValueError(f"SweRexSessions.deployment {self.deployment!r} cannot mount host paths "
+                             f"({', '.join(str(d) for _, d in job.ro_binds)}): the image must provide them")
         return kinds[self.deployment](**options)
 
 
@@ -135,7 +147,7 @@ class JailedSession:
         else:
             argv = None
             self.prompt = PS1
-            self._deployment = self.owner.deployment_config().get_deployment()
+            self._deployment = self.owner.deployment_config(self.job).get_deployment()
         try:
             self._call(self._deployment.start())
             self._call(self._deployment.runtime.create_session(
@@ -146,6 +158,8 @@ class JailedSession:
                     command="exec " + shlex.join(argv), is_interactive_command=True, expect=[self.prompt],
                     timeout=self.owner.startup_timeout_s)))
                 self.run("cd /work && stty -echo 2>/dev/null; true", timeout_s=self.owner.startup_timeout_s)
+            else:
+                self._carry_in()
         except BaseException:
             self.close()
             raise
@@ -216,9 +230,10 @@ class JailedSession:
         failed = self._stage(path, content)
         return failed or CommandResult(f"write {path}", "", 0, "ok", round(time.monotonic() - t0, 4))
 
-    def _stage(self, path: str, text: str) -> CommandResult | None:
-        """Write text to a jail path in base64 chunks that fit a terminal line; a failure result or None."""
-        data = base64.b64encode(text.encode()).decode()
+    def _stage(self, path: str, text: str | bytes, binary: bool = False) -> CommandResult | None:
+        """Write text (or bytes) to a jail path in base64 chunks that fit a terminal line; a failure result or
+        None."""
+        data = base64.b64encode(text if binary else text.encode()).decode()
         tmp = shlex.quote(path + ".b64")
         chunks = [data[i:i + _MAX_TTY_LINE - 100] for i in range(0, len(data), _MAX_TTY_LINE - 100)] or [""]
         for i, chunk in enumerate(chunks):
@@ -229,6 +244,20 @@ class JailedSession:
         return None if r.status == "ok" else r
 
     # --- internals --------------------------------------------------------------------------
+    def _carry_in(self) -> None:
+        """A non-local session's /work (the job's input_dir and files) and environment, through the shell."""
+        failed = self._stage("/tmp/.hrm_work.tgz", _work_tarball(self.job), binary=True)
+        if failed is None:
+            exports = [f"export {k}={shlex.quote(v)}" for k, v in self.job.env.items()
+                       if k not in _PROMPT_VARS and k.isidentifier()]
+            failed = self.run("mkdir -p /work && tar -xzf /tmp/.hrm_work.tgz -C /work && rm -f /tmp/.hrm_work.tgz"
+                              " && cd /work" + "".join(f" && {e}" for e in exports),
+                              timeout_s=self.owner.startup_timeout_s)
+            failed = None if failed.status == "ok" else failed
+        if failed is not None:
+            raise RuntimeError(f"could not carry the job's files into the {self.owner.deployment} session: "
+                               f"{failed.output[-300:]}")
+
     def _restart(self) -> None:
         self.resets += 1
         self.close()
@@ -237,6 +266,28 @@ class JailedSession:
 
     def _call(self, coro):
         return self._loop.run_until_complete(coro)
+
+
+_PROMPT_VARS = ("PS0", "PS1", "PS2", "TERM")  # the session's own shell settings, not the job's environment
+
+
+def _work_tarball(job: SandboxJob) -> bytes:
+    """A gzipped tar of what the jail's /work would hold: `input_dir`'s tree, then `files` over it."""
+    import io
+    import tarfile
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        if job.input_dir is not None:
+            root = Path(job.input_dir)
+            for path in sorted(root.rglob("*")):
+                tar.add(path, arcname=str(path.relative_to(root)), recursive=False)
+        for name, content in job.files.items():
+            data = content if isinstance(content, bytes) else str(content).encode()
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), 0o644
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
 
 
 def default_swe_sessions(**overrides) -> SweRexSessions:
