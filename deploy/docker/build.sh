@@ -14,7 +14,11 @@ BUILD="$HERE/.build"
 BASE_IMAGE=hrm-base:bookworm
 POSTGRES_IMAGE=hrm-postgres:15
 IMAGE=hrm-code:latest
-DEFAULT_TOOLCHAINS="g++ make cmake default-jdk-headless maven junit5 libassertj-core-java nodejs npm cargo rustc"
+# scripts/setup.sh's toolchain packages (Chromium aside)
+DEFAULT_TOOLCHAINS="g++ make cmake libboost-date-time-dev libtbb-dev default-jdk-headless junit5 libassertj-core-java
+  libbyte-buddy-java libandroid-json-org-java maven libmaven-compiler-plugin-java libmaven-resources-plugin-java
+  libmaven-jar-plugin-java libsurefire-java nodejs npm cargo rustc librust-time-dev librust-anyhow-dev
+  librust-rand-dev"
 HRM_TOOLCHAIN_PACKAGES="${HRM_TOOLCHAIN_PACKAGES-$DEFAULT_TOOLCHAINS}"
 log() { echo "[deploy/build] $*" >&2; }
 
