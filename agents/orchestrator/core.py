@@ -270,7 +270,9 @@ class Orchestrator:
         if merge.get("rejected"):  # a part whose patch did not apply to the base goes back to an agent
             att.status = "rejected"
             for fid in merge["rejected"]:
-                self._final(fid).status = "rejected"
+                bad = self._final(fid)
+                bad.status = "rejected"
+                self._failed(bad.role)  # the role's agent claimed a success it did not have
                 self._send_back(fid, "its patch does not apply to the task's base")
             self.state[sub.id] = "pending"
             return
@@ -298,10 +300,13 @@ class Orchestrator:
         else:
             self.state[sid] = "failed"
 
+    def _failed(self, role: str) -> None:
+        self.role_failures[role] = self.role_failures.get(role, 0) + 1
+        if self.role_failures[role] >= self.cfg.breaker_threshold:
+            self.open_roles.add(role)
+
     def _retry(self, sub: Subtask, att: Attempt) -> None:
-        self.role_failures[att.role] = self.role_failures.get(att.role, 0) + 1
-        if self.role_failures[att.role] >= self.cfg.breaker_threshold:
-            self.open_roles.add(att.role)
+        self._failed(att.role)
         if len(self.attempts[sub.id]) < self.cfg.max_attempts:
             self.state[sub.id] = "pending"
             self.ready_since[sub.id] = time.monotonic()
