@@ -81,6 +81,8 @@ class Orchestrator:
         t_start = time.monotonic()
         planner = planner or RuleBasedPlanner()
         self.tasks = {t["instance_id"]: t for t in tasks}
+        if len(self.tasks) != len(tasks):
+            raise ValueError("tasks with the same instance_id: each would overwrite the other's record")
         plan: Plan = planner.plan(tasks)
         self.plan, self.subs = plan, plan.by_id()
         t_planned = time.monotonic()
@@ -98,13 +100,15 @@ class Orchestrator:
         deadline = t_start + self.cfg.deadline_s
         with ThreadPoolExecutor(max_workers=max(1, self.cfg.agents)) as agents:
             while time.monotonic() < deadline:
-                for sid in self._ready():
+                ready = self._ready()
+                if running == 0 and not ready and not self._done():
+                    break  # stuck: nothing runs, nothing can start; what is left is reported as lost
+                for sid in ready:
                     if running >= self.cfg.agents:
                         break
                     t0 = time.monotonic()
-                    self._dispatch(agents, sid)
+                    running += self._dispatch(agents, sid)
                     self.dispatch_s += time.monotonic() - t0
-                    running += 1
                 if running == 0 and self._done():
                     break
                 msg = self.bus.receive(ME, self.cfg.poll_s)
@@ -145,7 +149,8 @@ class Orchestrator:
                 return None
         return None if role in self.open_roles else role
 
-    def _dispatch(self, agents, sid: str) -> None:
+    def _dispatch(self, agents, sid: str) -> int:
+        """Start an attempt; how many agents that set running (0 when no role may take it)."""
         sub = self.subs[sid]
         role = self._role(sub)
         n = len(self.attempts[sid]) + 1
@@ -157,12 +162,14 @@ class Orchestrator:
             att.status, att.detail = "failed", f"circuit open for {sub.role} and its fallbacks"
             self.state[sid] = "failed"
             self.bus.send("result", ME, ME, sid, status="failed", patch="", usage={}, attempt=n, note=att.detail)
-            return
+            self._unblock(sid)
+            return 0
         self.state[sid] = "running"
         cancel = threading.Event()
         self.cancels[(sid, n)] = cancel
         self.bus.send("task", ME, att.agent, sid, role=role, attempt=n, description=sub.description)
         agents.submit(self._agent, sub, att, cancel)
+        return 1
 
     # --- one agent (a worker thread) ----------------------------------------------------------------
     def _agent(self, sub: Subtask, att: Attempt, cancel: threading.Event) -> None:

@@ -5,9 +5,12 @@ committed, so `git diff` is exactly the agent's fix."""
 from __future__ import annotations
 
 import re
+import secrets
 import shlex
 
 from datagen.swe.repos import PASSING, PreparedRepo, parse_pytest_summary
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # the terminal's line discipline acts on these
 
 GIT_ENV = {"GIT_AUTHOR_NAME": "hrm-agent", "GIT_AUTHOR_EMAIL": "agent@hrm.invalid",
            "GIT_COMMITTER_NAME": "hrm-agent", "GIT_COMMITTER_EMAIL": "agent@hrm.invalid",
@@ -26,16 +29,38 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)[-80:]
 
 
+def heredoc(path: str, text: str) -> str:
+    """A command that writes text to path: one quoted word, which SWE-ReX's own command parser (bashlex) takes,
+    where a here-document makes it log an error."""
+    text = text if text.endswith("\n") else text + "\n"
+    return f"printf '%s' {shlex.quote(text)} > {shlex.quote(path)}\n"
+
+
+def run_script(session, script: str, timeout_s: float | None = None):
+    """Run a multi-line script in a subshell of the session (an `exit` ends only the subshell). It goes to the
+    terminal as typed lines when it can (one round trip); text the terminal would mangle (long lines, control
+    characters) is written into the jail first."""
+    if max(map(len, script.splitlines() or [""])) < 1800 and not _CONTROL.search(script):
+        return session.run("(\n" + script + "\n); cd /work", timeout_s=timeout_s)
+    path = f"/tmp/.hrm-script-{secrets.token_hex(4)}.sh"
+    w = session.write_file(path, script)
+    return session.run(f"bash {path}; __rc=$?; rm -f {path}; cd /work; (exit $__rc)", timeout_s=timeout_s) \
+        if w.status == "ok" else w
+
+
+def checkout_script(task: dict, dest: str) -> str:
+    key, d = shlex.quote(task["source_repo"]), shlex.quote(dest)
+    bug = f"/tmp/{slug(task['instance_id'])}.bug"
+    return (f"rm -rf {d} && cp -R /repos/{key} {d} && cd {d} || {{ echo HRM_CHECKOUT_FAILED; exit 90; }}\n"
+            + heredoc(bug, task["patch"])
+            + f"git apply --whitespace=nowarn {bug} && git add -A && git commit -qm bug --no-gpg-sign "
+              "|| { echo HRM_CHECKOUT_FAILED; exit 91; }\n")
+
+
 def checkout(session, task: dict, dest: str) -> tuple[bool, str]:
     """Fresh clone of the task's repo at `dest` with its bug committed on top; (ok, output)."""
-    bug = f"/tmp/{slug(task['instance_id'])}.bug"
-    w = session.write_file(bug, task["patch"])
-    if w.status != "ok":
-        return False, w.output
-    key, d = shlex.quote(task["source_repo"]), shlex.quote(dest)
-    r = session.run(f"rm -rf {d} && cp -R /repos/{key} {d} && cd {d} && "
-                    f"git apply --whitespace=nowarn {bug} && git add -A && git commit -qm bug --no-gpg-sign && cd /work")
-    return r.status == "ok", r.output
+    r = run_script(session, checkout_script(task, dest))
+    return r.status == "ok" and "HRM_CHECKOUT_FAILED" not in r.output, r.output
 
 
 def diff(session, dest: str) -> tuple[bool, str]:
@@ -43,15 +68,20 @@ def diff(session, dest: str) -> tuple[bool, str]:
     return r.status == "ok", (r.output + "\n") if r.output.strip() else ""
 
 
-def run_tests(session, task: dict, repo: PreparedRepo, dest: str, timeout_s: float) -> dict:
-    """The full suite of the merged result; resolved only if every FAIL_TO_PASS and PASS_TO_PASS test passes."""
+def run_tests(session, task: dict, repo: PreparedRepo, dest: str, timeout_s: float, before: str = "") -> dict:
+    """The full suite of the merged result; resolved only if every FAIL_TO_PASS and PASS_TO_PASS test passes.
+    `before` runs first in the same round trip; its output comes back as `before_output`."""
     key = task["source_repo"]
     pythonpath = ":".join(p.replace("/work", dest, 1) for p in repo.pythonpath.split(":"))
-    r = session.run(f"cd {shlex.quote(dest)} && PYTHONPATH={shlex.quote(pythonpath)} /envs/{key}/bin/python -m pytest "
+    marker = "HRM_TESTS_" + secrets.token_hex(6)
+    r = session.run(f"{before + '; ' if before else ''}echo {marker}; cd {shlex.quote(dest)} && "
+                    f"PYTHONPATH={shlex.quote(pythonpath)} /envs/{key}/bin/python -m pytest "
                     f"-rA --tb=no --color=no -q -p no:cacheprovider {' '.join(map(shlex.quote, repo.test_paths))}; "
                     "cd /work", timeout_s=timeout_s)
-    tests = parse_pytest_summary(r.output)
+    head, _, output = r.output.rpartition(marker)
+    tests = parse_pytest_summary(output)
     wanted = list(task["FAIL_TO_PASS"]) + list(task["PASS_TO_PASS"])
     failing = [t for t in wanted if tests.get(t) not in PASSING]
     return {"status": r.status, "resolved": bool(tests) and not failing, "n_tests": len(tests),
-            "failing": failing[:20], "f2p_passed": sum(tests.get(t) in PASSING for t in task["FAIL_TO_PASS"])}
+            "failing": failing[:20], "f2p_passed": sum(tests.get(t) in PASSING for t in task["FAIL_TO_PASS"]),
+            "before_output": head.strip("\n")}

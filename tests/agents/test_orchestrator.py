@@ -85,13 +85,17 @@ def test_agents_that_always_claim_success_with_bad_patches_resolve_nothing_and_o
         session.run("true")
         return SubtaskResult("ok", f"--- a/{subtask.files[0]}\n+++ b/{subtask.files[0]}\n@@ -1 +1 @@\n-nope\n+yes\n")
 
-    rec = run(pool, repos, tasks[3:5], liar, max_attempts=2, breaker_threshold=2)
+    rec = run(pool, repos, tasks[3:5], liar, max_attempts=3, breaker_threshold=1)
     s = rec["summary"]
-    assert s["resolved"] == 0 and s["lost"] == 0 and "python_developer" in s["open_roles"]
+    assert s["resolved"] == 0 and s["lost"] == 0 and s["open_roles"] == ["generalist", "python_developer"]
     for row in rec["rows"]:
         subs = json.loads(row["subtasks"])
         assert not row["resolved"] and row["patch"] == ""
         assert all(x["state"] in ("failed", "unresolved") for x in subs), subs
+        fix = next(x for x in subs if x["kind"] == "fix")
+        assert fix["roles_tried"] == ["python_developer", "generalist", ""]  # then no role may take it
+    details = [a["detail"] for r in rec["rows"] for a in json.loads(r["attempt_log"])]
+    assert sum("circuit open" in d for d in details) == 2
 
 
 @pytest.mark.slow
