@@ -20,7 +20,7 @@ import dagster as dg
 from resources.warehouse import content_hash
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-PLAIN_PACKAGES = ("model", "datagen", "evals", "training", "inference", "resources")
+PLAIN_PACKAGES = ("model", "datagen", "evals", "training", "inference", "resources", "agents")
 NOT_CODE_VERSIONED = ("resources.settings", "resources.warehouse")
 
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 import time
 
+from agents.orchestrator.plan import domain_of
+
 
 def run_record(orch, plan, planner, t_start: float, t_planned: float, t_end: float) -> dict:
     wall = t_end - t_start
@@ -95,6 +97,7 @@ def _task_row(orch, plan, planner, tid: str, finals) -> dict:
     return {
         "run_id": orch.run_id, "instance_id": tid, "source_repo": task.get("source_repo", ""),
         "language": task.get("language") or "python", "problem_statement": task.get("problem_statement", ""),
+        "bug_type": task.get("bug_type", ""), "domain": domain_of(task),
         "planner": planner.name, "decomposition": plan.decisions.get(tid, ""), "agents": orch.cfg.agents,
         "n_subtasks": len(subs), "roles": sorted({s.role for s in subs}),
         "policy": getattr(orch.runner, "policy_name", getattr(orch.runner, "__name__", type(orch.runner).__name__)),
