@@ -224,7 +224,8 @@ class Orchestrator:
         out = merge_and_test(session, task, self.repos[task["source_repo"]], patches, self.merge_agent, merge_ctx,
                              self.cfg.test_timeout_s)
         self._beat(sub, att)
-        status = "error" if "error" in out else ("ok" if out["tests"].get("status") in ("ok", "failed") else "error")
+        tested = out["tests"].get("status") in ("ok", "failed")
+        status = "ok" if "error" not in out and (tested or out["rejected"]) else "error"
         return SubtaskResult(status, out["patch"], out.get("error", "")), out
 
     def _final(self, sid: str) -> Attempt:

@@ -68,20 +68,17 @@ def diff(session, dest: str) -> tuple[bool, str]:
     return r.status == "ok", (r.output + "\n") if r.output.strip() else ""
 
 
-def run_tests(session, task: dict, repo: PreparedRepo, dest: str, timeout_s: float, before: str = "") -> dict:
-    """The full suite of the merged result; resolved only if every FAIL_TO_PASS and PASS_TO_PASS test passes.
-    `before` runs first in the same round trip; its output comes back as `before_output`."""
+def tests_command(task: dict, repo: PreparedRepo, dest: str) -> str:
     key = task["source_repo"]
     pythonpath = ":".join(p.replace("/work", dest, 1) for p in repo.pythonpath.split(":"))
-    marker = "HRM_TESTS_" + secrets.token_hex(6)
-    r = session.run(f"{before + '; ' if before else ''}echo {marker}; cd {shlex.quote(dest)} && "
-                    f"PYTHONPATH={shlex.quote(pythonpath)} /envs/{key}/bin/python -m pytest "
-                    f"-rA --tb=no --color=no -q -p no:cacheprovider {' '.join(map(shlex.quote, repo.test_paths))}; "
-                    "cd /work", timeout_s=timeout_s)
-    head, _, output = r.output.rpartition(marker)
+    return (f"cd {shlex.quote(dest)} && PYTHONPATH={shlex.quote(pythonpath)} /envs/{key}/bin/python -m pytest "
+            f"-rA --tb=no --color=no -q -p no:cacheprovider {' '.join(map(shlex.quote, repo.test_paths))}")
+
+
+def tests_outcome(task: dict, status: str, output: str) -> dict:
+    """Resolved only if every FAIL_TO_PASS and PASS_TO_PASS test passes in pytest's own summary."""
     tests = parse_pytest_summary(output)
     wanted = list(task["FAIL_TO_PASS"]) + list(task["PASS_TO_PASS"])
     failing = [t for t in wanted if tests.get(t) not in PASSING]
-    return {"status": r.status, "resolved": bool(tests) and not failing, "n_tests": len(tests),
-            "failing": failing[:20], "f2p_passed": sum(tests.get(t) in PASSING for t in task["FAIL_TO_PASS"]),
-            "before_output": head.strip("\n")}
+    return {"status": status, "resolved": bool(tests) and not failing, "n_tests": len(tests),
+            "failing": failing[:20], "f2p_passed": sum(tests.get(t) in PASSING for t in task["FAIL_TO_PASS"])}
