@@ -132,9 +132,9 @@ _DECLARED = (
     Setting("HRM_TOOL_USE_ONLY", str, "", "comma-separated tool-use workflow names; empty: all"),
     Setting("HRM_SWE_SCENARIO_MAX_TASKS", int, 60, "newest resolved orchestrator task runs kept as multi-agent scenarios"),
     # --- agents --------------------------------------------------------------------------------
-    Setting("HRM_ORCH_TASKS", int, 4, "SWE-smith tasks per orchestrator_runs run"),
-    Setting("HRM_ORCH_COMBINED", int, 2, "plus tasks combining bugs of different files (parallel parts, a real merge)"),
-    Setting("HRM_ORCH_AGENTS", int, 8, "parallel agents (and jailed sessions in the pool)"),
+    Setting("HRM_ORCH_TASKS", int, 2, "SWE-smith tasks per orchestrator_runs run"),
+    Setting("HRM_ORCH_COMBINED", int, 1, "plus tasks combining bugs of different files (parallel parts, a real merge)"),
+    Setting("HRM_ORCH_AGENTS", int, 4, "parallel agents (and jailed sessions in the pool)"),
     Setting("HRM_ORCH_POLICY", str, "oracle", "the agents' policy: oracle, local:CKPT or openai:URL#MODEL"),
     Setting("HRM_ORCH_PLANNER", str, "rules", "rules, or a model spec that picks each task's decomposition"),
     Setting("HRM_ORCH_FAILURES", str, "kill", "failures injected into a run: kill (a jail), hang (an agent)"),

@@ -21,9 +21,9 @@ from resources.settings import split_csv
 
 @dataclass
 class OrchestratorSettings:
-    tasks: int = 4  # SWE-smith tasks per run (the first by id)
-    combined: int = 2  # plus tasks made of bugs in different files, so parts run in parallel and merge
-    agents: int = 8
+    tasks: int = 2  # SWE-smith tasks per run (the first by id)
+    combined: int = 1  # plus tasks made of bugs in different files, so parts run in parallel and merge
+    agents: int = 4
     policy: str = "oracle"  # or a model spec for the agent loop: local:CKPT, openai:URL#MODEL
     planner: str = "rules"  # or a model spec: the meta-agent picks each task's decomposition
     failures: tuple[str, ...] = ("kill",)  # injected into the first fix sub-tasks: kill, hang
