@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
 from agents.orchestrator import pool as pool_mod
-from agents.orchestrator.merge import merge_and_test
+from agents.orchestrator import merge as merge_mod
 from agents.orchestrator.plan import Plan, RuleBasedPlanner, Subtask
 from agents.orchestrator.runners import AgentContext, SubtaskResult, oracle_runner
 from agents.protocol import Bus
@@ -47,6 +47,7 @@ class Attempt:
     steps: int = 0
     tokens: int = 0
     merge: dict = field(default_factory=dict)  # verify attempts: the merge-and-test outcome
+    early: bool = False  # a verify dispatched before its parts were done (it prepares, then waits for the go)
 
     @property
     def work_s(self) -> float:
@@ -96,6 +97,7 @@ class Orchestrator:
         self.cancels: dict[tuple[str, int], threading.Event] = {}
         self.dispatch_s = 0.0
         self.recovered: list[dict] = []
+        self.waiting: dict[str, Attempt] = {}  # verify attempts dispatched early, waiting for their parts
         running = 0
         deadline = t_start + self.cfg.deadline_s
         with ThreadPoolExecutor(max_workers=max(1, self.cfg.agents)) as agents:
@@ -103,12 +105,13 @@ class Orchestrator:
                 ready = self._ready()
                 if running == 0 and not ready and not self._done():
                     break  # stuck: nothing runs, nothing can start; what is left is reported as lost
-                for sid in ready:
+                for sid in ready + self._early_verifies():
                     if running >= self.cfg.agents:
                         break
                     t0 = time.monotonic()
                     running += self._dispatch(agents, sid)
                     self.dispatch_s += time.monotonic() - t0
+                self._release_waiting()
                 if running == 0 and self._done():
                     break
                 msg = self.bus.receive(ME, self.cfg.poll_s)
@@ -134,6 +137,22 @@ class Orchestrator:
                 continue
             ready.append(sid)
         return sorted(ready, key=lambda s: (self.subs[s].kind != "verify", self.ready_since.get(s, 0), s))
+
+    def _early_verifies(self) -> list[str]:
+        """Verify sub-tasks whose parts are all done or under way: given an idle agent, they check out the base
+        while the last parts finish (speculative preparation; the merge then waits for the go)."""
+        return sorted(sid for sid, st in self.state.items() if st == "pending" and self.subs[sid].kind == "verify"
+                      and all(self.state[d] in ("ok", "running") for d in self.subs[sid].depends_on)
+                      and any(self.state[d] == "running" for d in self.subs[sid].depends_on))
+
+    def _release_waiting(self) -> None:
+        for sid, att in list(self.waiting.items()):
+            if att.status != "running":
+                self.waiting.pop(sid)
+            elif all(self.state[d] in ("ok", "failed") for d in self.subs[sid].depends_on):
+                self.waiting.pop(sid)
+                self.bus.send("task", ME, att.agent, sid, role=att.role, attempt=att.attempt,
+                              description="the parts are done: merge and test", go=True)
 
     def _done(self) -> bool:
         return all(s in ("failed", "resolved", "unresolved") or (self.subs[i].kind == "fix" and s == "ok")
@@ -168,6 +187,9 @@ class Orchestrator:
         cancel = threading.Event()
         self.cancels[(sid, n)] = cancel
         self.bus.send("task", ME, att.agent, sid, role=role, attempt=n, description=sub.description)
+        if sub.kind == "verify" and not all(self.state[d] in ("ok", "failed") for d in sub.depends_on):
+            att.early = True
+            self.waiting[sid] = att
         agents.submit(self._agent, sub, att, cancel)
         return 1
 
@@ -215,14 +237,28 @@ class Orchestrator:
 
     def _verify(self, sub: Subtask, att: Attempt, session, cancel) -> tuple[SubtaskResult, dict]:
         task = self.tasks[sub.task_id]
+        prepared, prepare_s = False, 0.0
+        if att.early:
+            t0 = time.monotonic()
+            prepared = merge_mod.prepare(session, task, merge_mod.workdir(task))
+            prepare_s = time.monotonic() - t0
+            while True:  # alive while it waits: heartbeats, until the orchestrator's go (or a cancel)
+                self._beat(sub, att)
+                msg = self.bus.receive(att.agent, self.cfg.heartbeat_timeout_s / 3)
+                if cancel.is_set() or (msg is not None and msg.kind == "cancel"):
+                    return SubtaskResult("error", detail="cancelled while waiting for its parts"), {}
+                if msg is not None and msg.kind == "task" and msg.payload.get("go"):
+                    break
+            att.dispatched_at = att.started_at = time.monotonic()  # the go is its real start
         patches = [(self.subs[d], self._final(d).patch) for d in sub.depends_on if self.state[d] == "ok"]
 
         def merge_ctx(fix: Subtask, workdir: str) -> AgentContext:
             self._beat(sub, att)
             return self._ctx(fix, att, cancel, workdir)
 
-        out = merge_and_test(session, task, self.repos[task["source_repo"]], patches, self.merge_agent, merge_ctx,
-                             self.cfg.test_timeout_s)
+        out = merge_mod.merge_and_test(session, task, self.repos[task["source_repo"]], patches, self.merge_agent,
+                                       merge_ctx, self.cfg.test_timeout_s, prepared)
+        out["prepare_s"] = round(prepare_s, 4)
         self._beat(sub, att)
         tested = out["tests"].get("status") in ("ok", "failed")
         status = "ok" if "error" not in out and (tested or out["rejected"]) else "error"

@@ -14,11 +14,23 @@ import time
 from agents.orchestrator.workspace import checkout_script, heredoc, run_script, slug, tests_command, tests_outcome
 
 
-def merge_script(task: dict, repo, dest: str, patches: list[tuple[object, str]]) -> str:
-    """Check out the base, put each patch on a branch, merge them; when every patch applied and merged, print
-    the diff and run the tests in the same round trip. Clock marks (in the jail) split merging from testing."""
-    lines = ['echo "HRM_CLOCK merge_start $(date +%s.%N)"', checkout_script(task, dest), "git branch -q hrm-base",
-             "applied=; trouble="]
+def workdir(task: dict) -> str:
+    return f"/work/{slug(task['instance_id'])}.merge"
+
+
+def prepare(session, task: dict, dest: str) -> bool:
+    """The base checkout with branch hrm-base, made while the parts are still being worked on."""
+    r = run_script(session, checkout_script(task, dest) + "git branch -q -f hrm-base\necho HRM_PREPARED\n")
+    return r.status == "ok" and "HRM_PREPARED" in r.output
+
+
+def merge_script(task: dict, repo, dest: str, patches: list[tuple[object, str]], prepared: bool = False) -> str:
+    """Check out the base (unless `prepared`), put each patch on a branch, merge them; when every patch applied
+    and merged, print the diff and run the tests in the same round trip. Clock marks (in the jail) split merging
+    from testing."""
+    base = (f"cd {shlex.quote(dest)} && git checkout -q -f hrm-base || {{ echo HRM_CHECKOUT_FAILED; exit 92; }}"
+            if prepared else checkout_script(task, dest) + "git branch -q hrm-base")
+    lines = ['echo "HRM_CLOCK merge_start $(date +%s.%N)"', base, "applied=; trouble="]
     for i, (sub, patch) in enumerate(patches):
         f = f"/tmp/{slug(sub.id)}.patch"
         lines += [heredoc(f, patch),
@@ -38,15 +50,15 @@ _DIFF, _TESTS = "HRM_MERGED_DIFF_9f1c", "HRM_TESTS_7d2e"
 
 
 def merge_and_test(session, task: dict, repo, patches: list[tuple[object, str]], merge_agent=None,
-                   agent_ctx=None, test_timeout_s: float = 120.0) -> dict:
+                   agent_ctx=None, test_timeout_s: float = 120.0, prepared: bool = False) -> dict:
     """`patches`: (fix sub-task, its patch). Returns the outcome with the seconds spent merging (git work, the
     orchestrator's aggregation: measured in the jail, plus any conflict handling), in the merge agent and in the
     tests (agent work: the rest of the verification's wall time)."""
     t0 = time.monotonic()
-    dest = f"/work/{slug(task['instance_id'])}.merge"
+    dest = workdir(task)
     out = {"merged": [], "rejected": [], "conflicts": [], "by_merge_agent": [], "sequential": [], "unmerged": [],
            "merge_agent_s": 0.0, "test_s": 0.0, "merge_s": 0.0, "patch": "", "resolved": False, "tests": {}}
-    r = run_script(session, merge_script(task, repo, dest, patches), timeout_s=test_timeout_s + 60)
+    r = run_script(session, merge_script(task, repo, dest, patches, prepared), timeout_s=test_timeout_s + 60)
     if r.status in ("error", "timeout") or "HRM_CHECKOUT_FAILED" in r.output or "merge_end" not in r.output:
         out.update(error=f"merge failed ({r.status}): {r.output[-300:]}", merge_s=round(time.monotonic() - t0, 4))
         return out

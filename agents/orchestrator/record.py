@@ -56,8 +56,8 @@ def run_record(orch, plan, planner, t_start: float, t_planned: float, t_end: flo
         "overhead": round((wall - cp) / wall, 4) if wall > 0 else 0.0,
         "split": {k: round(v, 3) for k, v in split.items()},
         "totals": {"dispatch_s": round(orch.dispatch_s, 3), "bus_s": round(orch.bus.busy_s, 3),
-                   "aggregation_s": round(sum(float(a.merge.get("merge_s", 0.0)) for atts in orch.attempts.values()
-                                              for a in atts), 3),
+                   "aggregation_s": round(sum(float(a.merge.get("merge_s", 0.0)) + float(a.merge.get("prepare_s", 0.0))
+                                              for atts in orch.attempts.values() for a in atts), 3),
                    "agent_work_s": round(sum(a.work_s for atts in orch.attempts.values() for a in atts), 3),
                    "cpu_s": round(sum(a.cpu_s or 0.0 for atts in orch.attempts.values() for a in atts), 3)},
         "messages": len(orch.bus.log), "by_kind": _count(m.kind for m in orch.bus.log),

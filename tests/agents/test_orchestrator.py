@@ -68,7 +68,10 @@ def test_oracle_resolves_every_task_through_parts_merge_and_tests_with_failures_
     assert "nowhere.py" in lie["patch"]  # failed attempts keep what they produced
     kinds = {m["kind"] for m in rec["messages"]}
     assert {"task", "result", "heartbeat", "cancel"} <= kinds
-    assert sum(m["kind"] == "task" for m in rec["messages"]) == s["attempts"]
+    handed = [json.loads(m["payload"]) for m in rec["messages"] if m["kind"] == "task"]
+    assert sum("go" not in p for p in handed) == s["attempts"]  # one task message per attempt, plus the go
+    early = [a for i in ids for a in log[i] if a["early"]]  # of verifies dispatched while their parts ran
+    assert early and sum("go" in p for p in handed) == len(early)
     done = [a for i in ids for a in log[i] if a["status"] == "ok"]
     assert all(a["cpu_s"] > 0 and a["peak_mb"] and a["peak_mb"] > 1 for a in done), done[0]
     for i in ids:  # the final patch is the whole fix: the reverse of the bug
