@@ -114,8 +114,8 @@ def main() -> None:
               f"critical path {med['critical_path_s']:.2f} s, sub-tasks {med['subtasks']}, sessions opened "
               f"in {prewarm:.1f} s", flush=True)
     goal = next((lv for lv in levels if lv["agents"] == 32), None)
-    print(json.dumps({"bench": "orchestrator", "policy": args.policy, "repo": args.repo or "demo", "cpus": os.cpu_count(),
-                      "repeats": args.repeats, "levels": levels,
+    print(json.dumps({"bench": "orchestrator", "policy": args.policy, "repo": args.repo or "demo",
+                      "cpus": os.cpu_count(), "repeats": args.repeats, "levels": levels,
                       "goal": {"overhead_below": 0.10, "at_agents": 32,
                                "met": bool(goal and goal["overhead"] < 0.10 and all(lv["lost"] == 0 for lv in levels)
                                            and all((lv["failures"] or {}).get("lost", 0) == 0 for lv in levels))}}))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import shlex
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
@@ -147,7 +146,3 @@ class FaultInjector:
                      for ln in whole.patch.splitlines()]
             return SubtaskResult(whole.status, "\n".join(lines) + "\n", "sloppy", whole.steps)
         return result
-
-
-def now() -> float:
-    return time.monotonic()

@@ -77,7 +77,7 @@ def test_oracle_resolves_every_task_through_parts_merge_and_tests_with_failures_
     for i in ids:  # the final patch is the whole fix: the reverse of the bug
         assert rows[i]["resolved"] and rows[i]["patch"].count("\n+") >= 1
     assert 0 < s["critical_path_s"] < s["wall_s"] and 0 < s["overhead"] < 1
-    assert pool.stats()["reused"] > 0 and pool.stats()["opened"] <= pool.stats()["reused"] + pool.stats()["discarded"] + 6
+    assert s["pool"]["reused"] > 0 and s["pool"]["opened"] < s["attempts"]  # idle sessions are reused
 
 
 @pytest.mark.slow
