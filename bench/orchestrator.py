@@ -47,6 +47,51 @@ def task_pool(root: Path, spec: str, sandbox) -> tuple[dict, list[dict]]:
     return {repo.key: repo}, list(unique.values())
 
 
+def polyglot_pool(root: Path, bundle: str, sandbox, limit: int) -> tuple[dict, list[dict]]:
+    """Aider Polyglot's Python exercises as repository tasks: one repo holds every exercise at its reference
+    solution (the clean state); an exercise's task is the diff that puts its stub back, validated like a
+    SWE-smith bug (its tests fail with the stub, the others still pass), so fixing it is writing the solution."""
+    import subprocess
+
+    from datagen.swe.bugs import BugCandidate
+    from datagen.swe.tasks import instance_prefix, task_row, validate_bug
+    from evals.polyglot.pipeline import open_checkout, select_exercises
+
+    checkout, commit = open_checkout(bundle, root / "polyglot")
+    exercises, _ = select_exercises(checkout, ["python"], commit=commit)
+    repo_dir = root / "polyglot-python"
+    for ex in exercises[:limit]:
+        for name, text in {**ex.test_files, **ex.solution_files, **ex.reference_files}.items():
+            (repo_dir / ex.exercise / name).parent.mkdir(parents=True, exist_ok=True)
+            (repo_dir / ex.exercise / name).write_text(text)
+    env = {**os.environ, "GIT_CONFIG_GLOBAL": "/dev/null", "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@b",
+           "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@b"}
+
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=repo_dir, env=env, check=True, capture_output=True, text=True).stdout
+
+    git("init", "-q", "-b", "main")
+    git("add", "-A")
+    git("commit", "-qm", f"polyglot python reference solutions ({commit[:12]})")
+    row = baseline_row(sandbox, parse_repo_spec(str(repo_dir)), root / "work")
+    repo = repo_from_row(row)
+    bugs = []
+    for ex in exercises[:limit]:
+        for name, text in ex.solution_files.items():
+            (repo_dir / ex.exercise / name).write_text(text)
+        patch = git("diff")
+        git("checkout", "-q", "--", ".")
+        if patch:
+            bugs.append(BugCandidate(f"{instance_prefix(repo)}.polyglot_stub__{ex.exercise.replace('-', '_')}",
+                                     "polyglot_stub", patch, f"{ex.exercise}/{next(iter(ex.solution_files))}",
+                                     ex.exercise, "exercise", 1, ex.instructions[:200]))
+    passed = list(row["passed_tests"])
+    results = sandbox.map(lambda b: validate_bug(sandbox, repo, passed, b, 120.0), bugs)
+    tasks = [task_row(repo, b, f2p, p2p, run.wall_s, 0) for b, (run, f2p, p2p) in zip(bugs, results)
+             if run.status in ("ok", "failed") and f2p]
+    return {repo.key: repo}, tasks
+
+
 def batch_for(tasks: list[dict], agents: int) -> list[dict]:
     """Tasks (repeated under new ids) until their parts number at least `agents`."""
     planner, out, parts, i = RuleBasedPlanner(), [], 0, 0
@@ -67,13 +112,25 @@ def main() -> None:
     ap.add_argument("--repo", default="", help="a repo spec (default: the demo package)")
     ap.add_argument("--heartbeat-timeout", type=float, default=15.0)
     ap.add_argument("--no-failures", action="store_true")
+    ap.add_argument("--polyglot", default=str(Path(__file__).resolve().parents[2] / "shared" / "mirrors" /
+                                              "polyglot-benchmark.bundle"),
+                    help="Aider Polyglot bundle or checkout: its Python exercises join the tasks ('' for none)")
+    ap.add_argument("--polyglot-exercises", type=int, default=12)
     args = ap.parse_args()
     sandbox = Sandbox(timeout_s=120, concurrency=2)
     root = Path(tempfile.mkdtemp(prefix="bench-orch-"))
     t0 = time.monotonic()
     repos, tasks = task_pool(root, args.repo, sandbox)
-    print(f"tasks: {len(tasks)} validated ({sum(len(t['files']) > 1 for t in tasks)} multi-file) "
+    print(f"SWE-smith tasks: {len(tasks)} validated ({sum(len(t['files']) > 1 for t in tasks)} multi-file) "
           f"in {time.monotonic() - t0:.1f} s", flush=True)
+    n_polyglot = 0
+    if args.polyglot and Path(args.polyglot).exists():
+        t1 = time.monotonic()
+        more_repos, exercises = polyglot_pool(root, args.polyglot, sandbox, args.polyglot_exercises)
+        repos.update(more_repos)
+        n_polyglot = len(exercises)
+        tasks = [t for pair in zip(tasks, exercises) for t in pair] + tasks[len(exercises):] + exercises[len(tasks):]
+        print(f"Polyglot Python exercises: {n_polyglot} validated in {time.monotonic() - t1:.1f} s", flush=True)
     runner = oracle_runner if args.policy == "oracle" else episode_runner(args.policy)
     sessions = SweRexSessions(command_timeout_s=120, startup_timeout_s=60)
     levels = []
@@ -115,6 +172,7 @@ def main() -> None:
               f"in {prewarm:.1f} s", flush=True)
     goal = next((lv for lv in levels if lv["agents"] == 32), None)
     print(json.dumps({"bench": "orchestrator", "policy": args.policy, "repo": args.repo or "demo",
+                      "polyglot_exercises": n_polyglot,
                       "cpus": os.cpu_count(), "repeats": args.repeats, "levels": levels,
                       "goal": {"overhead_below": 0.10, "at_agents": 32,
                                "met": bool(goal and goal["overhead"] < 0.10 and all(lv["lost"] == 0 for lv in levels)
