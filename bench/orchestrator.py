@@ -2,13 +2,15 @@
 
 Tasks: SWE-smith procedural bugs of a repository (default: a four-module demo package; --repo takes any
 repo spec of datagen/swe/repos.py), validated in the jail, plus bugs of different files combined into one
-task, so each task splits into parts. Each level gets a batch whose parts number at least the agent count
+task, so each task splits into parts; and Aider Polyglot's Python exercises (--polyglot, the shared bundle by
+default) as repository tasks whose fix is the reference solution. Each level gets a batch whose parts number at least the agent count
 (tasks repeat under new ids), so every agent is busy at once; sessions are opened before the clock starts.
 overhead = (orchestrator wall - critical path of agent work) / wall, with its split (agents/orchestrator/
 record.py); median of --repeats clean runs, then one run with failures injected (a killed jail and a hung
 agent per level) that must lose no sub-task. Human lines, then one JSON object on the last line.
 
     python bench/orchestrator.py [--levels 8,16,32,64] [--repeats 3] [--policy oracle] [--repo SPEC]
+                                 [--polyglot BUNDLE] [--polyglot-exercises 12]
 """
 
 from __future__ import annotations
