@@ -1,13 +1,14 @@
-"""Coordination overhead of the orchestrator on real SWE-smith tasks, at 8, 16, 32 and 64 parallel agents.
+"""Coordination overhead of the orchestrator on real tasks, at 8, 16, 32 and 64 parallel agents.
 
 Tasks: SWE-smith procedural bugs of a repository (default: a four-module demo package; --repo takes any
 repo spec of datagen/swe/repos.py), validated in the jail, plus bugs of different files combined into one
 task, so each task splits into parts; and Aider Polyglot's Python exercises (--polyglot, the shared bundle by
-default) as repository tasks whose fix is the reference solution. Each level gets a batch whose parts number at least the agent count
-(tasks repeat under new ids), so every agent is busy at once; sessions are opened before the clock starts.
-overhead = (orchestrator wall - critical path of agent work) / wall, with its split (agents/orchestrator/
-record.py); median of --repeats clean runs, then one run with failures injected (a killed jail and a hung
-agent per level) that must lose no sub-task. Human lines, then one JSON object on the last line.
+default) as repository tasks whose fix is the reference solution. Each level gets a batch whose parts (tasks
+repeat under new ids) number exactly the agents, so every agent is busy at once and none waits; sessions are
+opened before the clock starts. overhead = (orchestrator wall - critical path of agent work) / wall, with its
+split (agents/orchestrator/record.py); median of --repeats clean runs, then one run with failures injected (a
+killed jail and a hung agent per level) that must lose no sub-task. Human lines, then one JSON object on the
+last line.
 
     python bench/orchestrator.py [--levels 8,16,32,64] [--repeats 3] [--policy oracle] [--repo SPEC]
                                  [--polyglot BUNDLE] [--polyglot-exercises 12]
@@ -95,14 +96,17 @@ def polyglot_pool(root: Path, bundle: str, sandbox, limit: int) -> tuple[dict, l
 
 
 def batch_for(tasks: list[dict], agents: int) -> list[dict]:
-    """Tasks (repeated under new ids) until their parts number at least `agents`."""
+    """Tasks (repeated under new ids) whose parts number exactly `agents` where the sizes allow: every agent
+    busy at once, no part queued behind them."""
     planner, out, parts, i = RuleBasedPlanner(), [], 0, 0
-    while parts < agents:
+    while parts < agents and i < 20 * len(tasks):
         t = tasks[i % len(tasks)]
         copy = {**t, "instance_id": f"{t['instance_id']}.r{i // len(tasks)}"}
-        parts += sum(s.kind == "fix" for s in planner.plan([copy]).subtasks)
-        out.append(copy)
+        n = sum(s.kind == "fix" for s in planner.plan([copy]).subtasks)
         i += 1
+        if parts + n <= agents:
+            parts += n
+            out.append(copy)
     return out
 
 
