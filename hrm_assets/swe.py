@@ -181,20 +181,3 @@ def tool_use_examples(context: dg.AssetExecutionContext, config: ToolUseConfig, 
         metadata={"dagster/row_count": meta["rows"], "rejected": meta["rejected"],
                   "by_category": dg.MetadataValue.json(meta["by_category"]),
                   "by_variant": dg.MetadataValue.json(meta["by_variant"])}, check_results=[check])
-
-
-# --- multi_agent_scenarios ----------------------------------------------------------------
-class ScenarioConfig(dg.Config):
-    max_tasks: int = from_env("HRM_SWE_SCENARIO_MAX_TASKS")
-
-
-@dg.asset(group_name="training_data", kinds={"python", "parquet"}, deps=["swesmith_tasks", "tool_use_examples"],
-          code_version=CODE_VERSION,
-          description="Tasks decomposed into sub-tasks for specialist roles, with a dependency graph, parallel "
-                      "groups and failure/fallback variants (input for the meta-agent orchestrator).")
-def multi_agent_scenarios(context: dg.AssetExecutionContext, config: ScenarioConfig,
-                          warehouse: Warehouse) -> dg.MaterializeResult:
-    meta = pipeline.build_multi_agent(config.max_tasks, warehouse)
-    return table_result(warehouse, "multi_agent_scenarios", metadata={
-        "dagster/row_count": meta["rows"], "by_variant": dg.MetadataValue.json(meta["by_variant"]),
-        "by_source": dg.MetadataValue.json(meta["by_source"]), "roles": dg.MetadataValue.json(meta["roles"])})

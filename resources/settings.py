@@ -155,7 +155,14 @@ _DECLARED = (
     Setting("HRM_TOOL_USE_SEED", int, 0, "seed of the tool-use workflows"),
     Setting("HRM_TOOL_USE_VARIANTS", int, 1, "seeded variants of each tool-use workflow"),
     Setting("HRM_TOOL_USE_ONLY", str, "", "comma-separated tool-use workflow names; empty: all"),
-    Setting("HRM_SWE_SCENARIO_MAX_TASKS", int, 60, "tasks decomposed into multi-agent scenarios"),
+    Setting("HRM_SWE_SCENARIO_MAX_TASKS", int, 60, "newest resolved orchestrator task runs kept as multi-agent scenarios"),
+    # --- agents --------------------------------------------------------------------------------
+    Setting("HRM_ORCH_TASKS", int, 2, "SWE-smith tasks per orchestrator_runs run"),
+    Setting("HRM_ORCH_COMBINED", int, 1, "plus tasks combining bugs of different files (parallel parts, a real merge)"),
+    Setting("HRM_ORCH_AGENTS", int, 4, "parallel agents (and jailed sessions in the pool)"),
+    Setting("HRM_ORCH_POLICY", str, "oracle", "the agents' policy: oracle, local:CKPT or openai:URL#MODEL"),
+    Setting("HRM_ORCH_PLANNER", str, "rules", "rules, or a model spec that picks each task's decomposition"),
+    Setting("HRM_ORCH_FAILURES", str, "kill", "failures injected into a run: kill (a jail), hang (an agent)"),
     # --- training ------------------------------------------------------------------------------
     Setting("HRM_MODEL_PRESET", str, "cpu-default",
             "ModelConfig preset: cpu-default, cpu-long, tiny, small, 100m, gpu-base, gpu-100m, gpu-1b"),

@@ -1,36 +1,20 @@
-"""Multi-agent scenarios: SWE tasks and tool workflows decomposed into sub-tasks for specialist roles.
+"""Multi-agent scenarios from recorded orchestrator runs: each resolved task of a run is one scenario, its
+plan as the orchestrator ran it (decomposition, roles, dependency graph, parallel groups) and the recovery
+it actually needed, traceable to the run (`run_id`, `scenario_id` = `<run_id>/<instance_id>`).
 
-Schema (one row per scenario, consumed by the meta-agent orchestrator): `subtasks` is a JSON list of
-{id, role, description, depends_on, parallel_group, tools, inputs, outputs, fallback}; `edges` the
-dependency graph as [from, to] pairs; `parallel_groups` the sub-task ids that may run at once
-(same topological level); variant `nominal` or `failure_fallback` (one sub-task marked to fail,
-with the fallback path the orchestrator should take).
+Schema: `subtasks` is a JSON list of {id, role, description, depends_on, parallel_group, tools, inputs,
+outputs, fallback}; `fallback` is null or what the orchestrator did when an attempt failed
+({action: reassign, roles_tried, statuses}); `edges` the graph as [from, to] pairs; `parallel_groups` the
+ids per topological level; variant `nominal` (no attempt failed) or `failure_fallback`. The decision columns
+(decomposition, agents, planner, policy, checkpoint, resolved, attempts, overhead) are the meta-agent's
+training signal: which decomposition, which roles and how many agents solved the task.
 """
 
 from __future__ import annotations
 
 import json
 
-_BUG_DOMAINS = {"class": "object model", "ctrl": "control flow", "remove": "missing logic", "op": "expressions"}
-_TOOL_ROLES = {"git": "git_operator", "pip": "python_packager", "npm": "node_packager", "cargo": "rust_builder", "mvn": "java_builder",
-               "fs": "filesystem_operator", "make": "build_engineer", "cmake": "build_engineer"}
-
-
-def _sub(id_, role, description, depends_on=(), tools=(), inputs=(), outputs=(), fallback=None) -> dict:
-    return {"id": id_, "role": role, "description": description, "depends_on": list(depends_on),
-            "tools": list(tools), "inputs": list(inputs), "outputs": list(outputs), "fallback": fallback}
-
-
-def _finish(scenario_id, source_asset, source_id, language, domain, goal, variant, subtasks) -> dict:
-    levels = topological_levels(subtasks)
-    for s in subtasks:
-        s["parallel_group"] = levels[s["id"]]
-    groups = [[s["id"] for s in subtasks if levels[s["id"]] == g] for g in range(max(levels.values()) + 1)]
-    return {"scenario_id": scenario_id, "derived_from": source_asset, "source_id": source_id, "language": language,
-            "domain": domain, "goal": goal, "variant": variant,
-            "roles": sorted({s["role"] for s in subtasks}), "subtasks": json.dumps(subtasks),
-            "edges": json.dumps([[d, s["id"]] for s in subtasks for d in s["depends_on"]]),
-            "parallel_groups": json.dumps(groups), "n_subtasks": len(subtasks), "critical_path": len(groups)}
+_TOOLS = {"fix": ["bash", "edit", "git diff"], "verify": ["git merge", "pytest"]}
 
 
 def topological_levels(subtasks: list[dict]) -> dict[str, int]:
@@ -56,79 +40,62 @@ def topological_levels(subtasks: list[dict]) -> dict[str, int]:
     return levels
 
 
-def from_swe_task(task: dict) -> list[dict]:
-    """Nominal and failure/fallback scenarios for one swesmith_tasks row."""
-    bug = task.get("bug_type", "")
-    domain = next((d for k, d in _BUG_DOMAINS.items() if f"_{k}" in bug), "general")
-    files = list(task.get("files") or [])
-    f2p, p2p = list(task["FAIL_TO_PASS"]), list(task["PASS_TO_PASS"])
-    dev = "python_developer"
-    subtasks = [
-        _sub("reproduce", "test_runner", f"Run the {len(f2p)} failing test(s) and capture the failures.",
-             tools=["pytest"], inputs=f2p[:10], outputs=["failure_log"]),
-        _sub("locate", "code_navigator", "Find the code responsible from the issue text and the diff context.",
-             tools=["grep", "sed"], inputs=["problem_statement"], outputs=["suspect_locations"]),
-        _sub("fix", dev, f"Edit {', '.join(files) or 'the suspect code'} to restore the intended behaviour.",
-             depends_on=["reproduce", "locate"], tools=["edit"], inputs=["failure_log", "suspect_locations"],
-             outputs=["patch"]),
-        _sub("verify_fail_to_pass", "test_runner", "Re-run the failing tests on the patched code.",
-             depends_on=["fix"], tools=["pytest"], inputs=f2p[:10], outputs=["f2p_report"]),
-        _sub("verify_pass_to_pass", "test_runner", f"Run the {len(p2p)} previously passing tests for regressions.",
-             depends_on=["fix"], tools=["pytest"], outputs=["p2p_report"]),
-        _sub("review", "reviewer", "Review the diff for scope and style; approve or send back.",
-             depends_on=["verify_fail_to_pass", "verify_pass_to_pass"], tools=["git diff"], outputs=["decision"]),
-    ]
-    goal = task.get("problem_statement", "")[:1000]
-    nominal = _finish(f"{task['instance_id']}.nominal", "swesmith_tasks", task["instance_id"], "python", domain,
-                      goal, "nominal", subtasks)
-    failing = json.loads(nominal["subtasks"])
-    for s in failing:
-        if s["id"] == "verify_fail_to_pass":
-            s["fallback"] = {"injected_failure": "failing tests still fail after the fix",
-                             "action": "retry", "retry": "fix", "max_retries": 2, "with": ["f2p_report"],
-                             "then": {"action": "escalate", "role": "senior_python_developer"}}
-        if s["id"] == "locate":
-            s["fallback"] = {"injected_failure": "no suspect location found", "action": "reassign",
-                             "role": "test_runner", "description": "bisect by running tests with tracing"}
-    fallback = _finish(f"{task['instance_id']}.fallback", "swesmith_tasks", task["instance_id"], "python", domain,
-                       goal, "failure_fallback", failing)
-    return [nominal, fallback]
+def scenario_from_run(row: dict) -> dict:
+    """One orchestrator_runs row (a task in a run) as a scenario."""
+    prefix = row["instance_id"] + "/"
+    ran = json.loads(row["subtasks"])
+    subtasks = []
+    for s in ran:
+        retried = len(s["statuses"]) > 1
+        subtasks.append({
+            "id": s["id"].removeprefix(prefix), "role": s["role"], "description": s["description"],
+            "depends_on": [d.removeprefix(prefix) for d in s["depends_on"]], "tools": _TOOLS.get(s["kind"], []),
+            "inputs": list(s.get("files") or []), "outputs": ["patch"] if s["kind"] == "fix" else ["test_report"],
+            "fallback": {"action": "reassign", "roles_tried": s["roles_tried"], "statuses": s["statuses"]}
+            if retried else None})
+    levels = topological_levels(subtasks)
+    for s in subtasks:
+        s["parallel_group"] = levels[s["id"]]
+    groups = [[s["id"] for s in subtasks if levels[s["id"]] == g] for g in range(max(levels.values()) + 1)]
+    variant = "failure_fallback" if any(s["fallback"] for s in subtasks) else "nominal"
+    return {"scenario_id": f"{row['run_id']}/{row['instance_id']}", "run_id": row["run_id"],
+            "derived_from": "orchestrator_runs", "source_id": row["instance_id"], "language": row["language"],
+            "domain": row.get("domain") or "general", "goal": (row.get("problem_statement") or "")[:1000],
+            "variant": variant, "roles": sorted({s["role"] for s in subtasks}), "subtasks": json.dumps(subtasks),
+            "edges": json.dumps([[d, s["id"]] for s in subtasks for d in s["depends_on"]]),
+            "parallel_groups": json.dumps(groups), "n_subtasks": len(subtasks), "critical_path": len(groups),
+            "decomposition": row["decomposition"], "agents": row["agents"], "planner": row["planner"],
+            "policy": row["policy"], "checkpoint": row.get("checkpoint", ""), "resolved": row["resolved"],
+            "attempts": row["attempts"], "overhead": float(row.get("run_overhead") or 0.0)}
 
 
-def from_tool_workflow(row: dict) -> list[dict]:
-    """One scenario per workflow: each step a sub-task for the tool's specialist; recovery steps become the
-    fallback of the step they repair (variant failure_fallback)."""
-    steps = json.loads(row["steps"])
-    role = _TOOL_ROLES.get(row["category"], "operator")
-    subtasks, prev = [], None
-    recovering = {}
-    for s in steps:
-        if s["recovers"] >= 0:
-            recovering.setdefault(s["recovers"], []).append(s["index"])
-    for s in steps:
-        if s["recovers"] >= 0:
-            continue  # folded into the fallback of the step it repairs
-        sid = f"step{s['index']}"
-        fallback = None
-        if s["index"] in recovering:
-            fallback = {"injected_failure": f"exit code {s['exit_code']}", "action": "recover",
-                        "steps": [{"tool": steps[i]["tool"], "command": steps[i]["command"],
-                                   "expected_effect": steps[i]["expected_effect"]} for i in recovering[s["index"]]]}
-        subtasks.append(_sub(sid, role if s["tool"] not in ("ls", "grep", "cat", "find") else "inspector",
-                             s["expected_effect"], depends_on=[prev] if prev else [], tools=[s["tool"]],
-                             fallback=fallback))
-        prev = sid
-    subtasks.append(_sub("check", "verifier", "Confirm the final state.", depends_on=[prev] if prev else [],
-                         tools=["bash"], inputs=[row["check"]]))
-    variant = "failure_fallback" if recovering else "nominal"
-    return [_finish(f"{row['workflow_id']}.{variant}", "tool_use_examples", row["workflow_id"], row["language"],
-                    row["category"], row["task"], variant, subtasks)]
+def build_scenarios(run_rows: list[dict], max_tasks: int = 100) -> tuple[list[dict], dict]:
+    """Scenarios of the newest resolved task runs (a plan that did not resolve its task teaches nothing good);
+    and counts of what was left out."""
+    newest = sorted(run_rows, key=lambda r: (r.get("created_at", ""), r["run_id"]), reverse=True)
+    kept = [r for r in newest if r["resolved"]][:max_tasks]
+    return [scenario_from_run(r) for r in kept], {"runs": len({r["run_id"] for r in run_rows}),
+                                                  "unresolved_skipped": sum(not r["resolved"] for r in run_rows)}
 
 
-def build_scenarios(tasks: list[dict], workflows: list[dict], max_tasks: int = 100) -> list[dict]:
-    out = []
-    for task in tasks[:max_tasks]:
-        out += from_swe_task(task)
-    for wf in workflows:
-        out += from_tool_workflow(wf)
-    return out
+def build_multi_agent(max_tasks: int, warehouse) -> dict:
+    """Rebuild the multi_agent_scenarios table from the orchestrator_runs table."""
+    from datagen.swe.examples import with_plan_example
+
+    try:
+        runs = warehouse.read_table("orchestrator_runs").to_pylist()
+    except FileNotFoundError:
+        raise RuntimeError("multi_agent_scenarios: no orchestrator run recorded yet (materialise orchestrator_runs)")
+    scenarios, counts = build_scenarios(runs, max_tasks)
+    if not scenarios:
+        raise RuntimeError(f"multi_agent_scenarios: no recorded orchestrator run resolved its task ({counts})")
+    rows = [with_plan_example(r) for r in scenarios]
+    warehouse.write_table("multi_agent_scenarios", rows)
+    by = {}
+    for r in rows:
+        by.setdefault(r["variant"], 0)
+        by[r["variant"]] += 1
+    return {"rows": len(rows), **counts, "by_variant": by, "run_ids": sorted({r["run_id"] for r in rows}),
+            "roles": sorted({role for r in rows for role in r["roles"]}),
+            "by_decomposition": {d: sum(r["decomposition"] == d for r in rows) for d in
+                                 sorted({r["decomposition"] for r in rows})}}

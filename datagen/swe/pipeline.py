@@ -12,11 +12,10 @@ from collections import Counter
 from dataclasses import dataclass
 
 from datagen.swe.hf import load_swesmith_tasks
-from datagen.swe.multi_agent import build_scenarios
 from datagen.swe.repos import baseline_row, repo_from_row, spec_for_key
 from datagen.swe.tasks import TaskSettings, build_tasks
 from datagen.swe.tool_use import build_tool_use_examples
-from datagen.swe.examples import with_plan_example, with_workflow_example
+from datagen.swe.examples import with_workflow_example
 
 
 # --- swe_repos ----------------------------------------------------------------------------
@@ -87,16 +86,3 @@ def build_tool_use(settings: ToolUseSettings, sandbox, warehouse) -> dict:
     return {"rows": len(kept), "rejected": len(rejected), "by_category": dict(Counter(r["category"] for r in kept)),
             "by_variant": dict(Counter(r["variant"] for r in kept)),
             "rejections": {r["workflow_id"]: r["reason"] for r in rejected}}
-
-
-# --- multi_agent_scenarios ----------------------------------------------------------------
-def build_multi_agent(max_tasks: int, warehouse) -> dict:
-    """Decompose SWE tasks and tool-use workflows into multi-agent scenarios."""
-    by_id = {t["instance_id"]: t for t in warehouse.read_partition_rows("swesmith_tasks")}  # a task may be loaded twice
-    tasks = [by_id[k] for k in sorted(by_id)]
-    workflows = warehouse.read_table("tool_use_examples").to_pylist()
-    rows = [with_plan_example(r) for r in build_scenarios(tasks, workflows, max_tasks)]
-    warehouse.write_table("multi_agent_scenarios", rows)
-    return {"rows": len(rows), "by_variant": dict(Counter(r["variant"] for r in rows)),
-            "by_source": dict(Counter(r["derived_from"] for r in rows)),
-            "roles": sorted({role for r in rows for role in r["roles"]})}

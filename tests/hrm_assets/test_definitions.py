@@ -27,6 +27,7 @@ ALLOWED_IMPORTS = {
     "sensors": {"training", "evals", "inference", "datagen", "resources", "model"},
     "agents": {"inference", "datagen", "resources", "model"},
     "training": {"datagen", "resources", "model"},
+    "agents": {"inference", "datagen", "resources", "model"},
     "evals": {"inference", "datagen", "resources", "model"},
     "datagen": {"resources", "model"},
     "inference": {"resources", "model"},

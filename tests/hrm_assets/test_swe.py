@@ -86,7 +86,7 @@ def test_swe_assets_materialise_and_feed_training(tmp_path, sandbox, monkeypatch
     assert hrm_rows[0]["checkpoint_sha256"] == "ab" * 32 and hrm_rows[0]["eval_status"] != "not verified"
 
     second = dg.materialize(
-        [swe.tool_use_examples, swe.swe_trajectories, swe.multi_agent_scenarios], resources=resources,
+        [swe.tool_use_examples, swe.swe_trajectories], resources=resources,
         instance=instance, raise_on_error=False,
         run_config={"ops": {"swe_trajectories": {"config": {"tasks_per_repo": 2}},
                             "tool_use_examples": {"config": {"only": "git_merge_conflict,fs_reorganise_recovery"}}}})
@@ -103,20 +103,15 @@ def test_swe_assets_materialise_and_feed_training(tmp_path, sandbox, monkeypatch
     rl = warehouse.read_table("swe_trajectories_rl").to_pylist()
     assert sum(r["done"] for r in rl) == 3 and sum(r["reward"] for r in rl) == 2.0 + hrm_rows[0]["resolved"]
 
-    scenarios = warehouse.read_table("multi_agent_scenarios").to_pylist()
-    assert {s["variant"] for s in scenarios} == {"nominal", "failure_fallback"}
-    assert {s["derived_from"] for s in scenarios} == {"swesmith_tasks", "tool_use_examples"}
-
     examples = training_examples(warehouse)
     assert all(isinstance(e, TrainingExample) for e in examples)
     assert len({e.example_id for e in examples}) == len(examples)
-    assert len({s["scenario_id"] for s in scenarios}) == len(scenarios)
     kinds = {e.task_type for e in examples}
-    assert kinds == {"repair", "diff_edit", "tool_use", "agent_step", "plan"} and kinds <= set(TASK_TYPES)
+    assert kinds == {"repair", "diff_edit", "tool_use", "agent_step"} and kinds <= set(TASK_TYPES)  # plan: agents
     repair = next(e for e in examples if e.task_type == "repair")
     assert len(repair.edit_tags) == repair.prompt.count("\n") + 1 and 1 in repair.edit_tags
     # the tables read by name carry one TrainingExample per row
-    for name in ("tool_use_examples", "multi_agent_scenarios"):
+    for name in ("tool_use_examples",):
         table = warehouse.read_table(name)
         assert {"task_type", "language", "prompt", "answer"} <= set(table.column_names)
 

@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from datagen.swe.multi_agent import from_tool_workflow, topological_levels
+from datagen.swe.multi_agent import topological_levels
 from datagen.swe.tool_use import (ToolStep, Workflow, build_tool_use_examples, git_merge_conflict, run_workflow,
                                    unavailable_workflows, workflows)
 from datagen.swe.examples import from_tool_use, tool_name, with_workflow_example
@@ -76,11 +76,6 @@ def test_training_examples_and_scenarios_from_a_workflow(sandbox):
     assert {e.tool_calls[0]["tool"] for e in examples} >= {"git"}
     whole = with_workflow_example(row)
     assert whole["task_type"] == "tool_use" and whole["answer"].count("\n") == row["n_steps"] - 1
-    [scenario] = from_tool_workflow(row)
-    assert scenario["variant"] == "failure_fallback"
-    subtasks = json.loads(scenario["subtasks"])
-    merge = next(s for s in subtasks if s["tools"] == ["git"] and s["fallback"])
-    assert [st["tool"] for st in merge["fallback"]["steps"]][:1] == ["git"]
 
 
 def test_tool_names_map_to_the_model_vocabulary():

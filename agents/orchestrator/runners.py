@@ -1,0 +1,148 @@
+"""What one agent does with one sub-task: a `SubtaskRunner` is any callable
+`(subtask, role, session, ctx) -> SubtaskResult`. `oracle_runner` applies the reverse of the sub-task's slice
+of the bug patch in the jailed session and reports the diff; `episode_runner` runs a policy through the agent
+loop (agents.loop, imported when used); `FaultInjector` wraps a runner with real failures for tests and the
+bench (a killed jail, a hung agent, a success report with a wrong patch)."""
+
+from __future__ import annotations
+
+import shlex
+import threading
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+from agents.orchestrator import pool as pool_mod
+from agents.orchestrator.plan import Subtask
+from agents.orchestrator.workspace import checkout, diff, slug
+
+
+@dataclass
+class SubtaskResult:
+    status: str  # ok | failed | error | timeout | help
+    patch: str = ""
+    detail: str = ""
+    steps: int = 0
+    tokens: int = 0
+
+
+@dataclass
+class AgentContext:
+    task: dict
+    run_id: str
+    agent: str
+    attempt: int
+    heartbeat: Callable[[], None] = lambda: None
+    request_help: Callable[[str], None] = lambda reason: None
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    workdir: str = ""  # set for a merge agent: edit this tree (the merge so far) in place
+
+
+class SubtaskRunner(Protocol):
+    def __call__(self, subtask: Subtask, role: str, session, ctx: AgentContext) -> SubtaskResult: ...
+
+
+def oracle_runner(subtask: Subtask, role: str, session, ctx: AgentContext) -> SubtaskResult:
+    dest = ctx.workdir or f"/work/{slug(subtask.id)}"
+    steps = 0
+    if not ctx.workdir:
+        ok, out = checkout(session, ctx.task, dest)
+        steps += 1
+        if not ok:
+            return SubtaskResult("error", detail=f"checkout failed: {out[-500:]}", steps=steps)
+        ctx.heartbeat()
+    part = f"/tmp/{slug(subtask.id)}.part"
+    w = session.write_file(part, subtask.part)
+    r = session.run(f"git -C {shlex.quote(dest)} apply -R --whitespace=nowarn {part}") if w.status == "ok" else w
+    steps += 2
+    if r.status != "ok":
+        return SubtaskResult("failed", detail=f"the fix does not apply here: {r.output[-500:]}", steps=steps)
+    ctx.heartbeat()
+    ok, patch = diff(session, dest)
+    return SubtaskResult("ok" if ok and patch else "failed", patch, "" if ok else patch[-500:], steps + 1)
+
+
+def episode_runner(policy_spec: str, max_steps: int = 30, max_tokens: int = 20000, max_wall_s: float = 600.0,
+                   instructions: dict[str, str] | None = None, tools: dict[str, tuple] | None = None):
+    """A SubtaskRunner that runs `policy_spec` (oracle, local:CKPT, openai:URL#MODEL) through the agent loop
+    with the role's instructions and tool subset; the episode works on a checkout like the oracle's."""
+    from agents.loop import AgentTask, Budget, run_episode  # the agent loop; heavy and optional
+    from agents.policies import policy_from_spec
+    from agents.tools import ToolBox
+
+    policy = policy_from_spec(policy_spec)
+
+    def run(subtask: Subtask, role: str, session, ctx: AgentContext) -> SubtaskResult:
+        dest = ctx.workdir or f"/work/{slug(subtask.id)}"
+        if not ctx.workdir:
+            ok, out = checkout(session, ctx.task, dest)
+            if not ok:
+                return SubtaskResult("error", detail=f"checkout failed: {out[-500:]}")
+        session.run(f"cd {shlex.quote(dest)}")
+        task = AgentTask(**{**_agent_task_fields(ctx.task), "problem_statement":
+                            f"{subtask.description}\n\n{ctx.task.get('problem_statement', '')}"})
+        allowed = (tools or {}).get(role)
+        box = ToolBox(session, task, **({"allowed": allowed} if allowed else {}))
+        episode = run_episode(policy, session, task, Budget(max_steps, max_tokens, max_wall_s), tools=box,
+                              instructions=(instructions or {}).get(role, ""))
+        ctx.heartbeat()
+        ok, patch = diff(session, dest)
+        status = "ok" if ok and patch and episode.status in ("submitted", "ok", "done", "resolved") else "failed"
+        return SubtaskResult(status, patch, episode.status, len(episode.steps),
+                             int(getattr(episode, "tokens", 0) or 0))
+
+    run.policy_name = getattr(policy, "name", policy_spec)
+    return run
+
+
+def _agent_task_fields(task: dict) -> dict:
+    import dataclasses
+
+    from agents.loop import AgentTask
+
+    names = {f.name for f in dataclasses.fields(AgentTask)}
+    return {k: v for k, v in task.items() if k in names}
+
+
+class FaultInjector:
+    """Wraps a runner; on the listed sub-tasks' first attempt: `kill` kills the agent's jail halfway, `hang`
+    sleeps in the jail without heartbeats, `lie` reports success with a patch that does not apply,
+    `wrong` reports success with a patch that applies but leaves the bug, `sloppy` adds an edit that
+    conflicts with the task's other parts."""
+
+    def __init__(self, runner, kill=(), hang=(), lie=(), wrong=(), sloppy=(), hang_s: float = 3600):
+        self.runner, self.hang_s = runner, hang_s
+        self.faults = {**{i: "kill" for i in kill}, **{i: "hang" for i in hang}, **{i: "lie" for i in lie},
+                       **{i: "wrong" for i in wrong}, **{i: "sloppy" for i in sloppy}}
+        self.injected: list[tuple[str, str]] = []
+
+    def __call__(self, subtask: Subtask, role: str, session, ctx: AgentContext) -> SubtaskResult:
+        fault = self.faults.get(subtask.id) if ctx.attempt == 1 and not ctx.workdir else None
+        if fault is None:
+            return self.runner(subtask, role, session, ctx)
+        self.injected.append((subtask.id, fault))
+        if fault == "hang":
+            session.run(f"sleep {self.hang_s:g}", timeout_s=self.hang_s + 5)
+            return SubtaskResult("error", detail="woke up after hanging")
+        if fault == "kill":
+            session.run("true")
+            pool_mod.kill_jail(session)
+            r = session.run("git status")  # the shell is gone: the session reports an error and restarts
+            return SubtaskResult("error", detail=f"session lost: {r.output[-200:]}")
+        result = self.runner(subtask, role, session, ctx)
+        if fault == "lie":
+            return SubtaskResult("ok", "diff --git a/nowhere.py b/nowhere.py\n--- a/nowhere.py\n+++ b/nowhere.py\n"
+                                       "@@ -1 +1 @@\n-x = 1\n+x = 2\n", "claims success")
+        if fault == "wrong":
+            dest = f"/work/{slug(subtask.id)}"
+            session.run(f"git -C {dest} checkout -q -- . && echo '# looked at it' >> "
+                        f"{shlex.quote(dest + '/' + subtask.files[0])}")
+            ok, patch = diff(session, dest)
+            return SubtaskResult("ok", patch, "claims success")
+        if fault == "sloppy":  # does every part of the task, each added line with a comment: conflicts with the others
+            import dataclasses
+
+            whole = self.runner(dataclasses.replace(subtask, part=ctx.task["patch"]), role, session, ctx)
+            lines = [ln + "  # fixed" if ln.startswith("+") and not ln.startswith("+++") and ln[1:].strip() else ln
+                     for ln in whole.patch.splitlines()]
+            return SubtaskResult(whole.status, "\n".join(lines) + "\n", "sloppy", whole.steps)
+        return result

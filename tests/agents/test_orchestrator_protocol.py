@@ -1,0 +1,85 @@
+"""The orchestrator's pure parts: the message protocol and its transports, patch splitting, planners."""
+
+import json
+
+import pytest
+
+from agents.orchestrator.plan import (ModelPlanner, RuleBasedPlanner, Subtask, parts, rule_decomposition, split_files,
+                                      split_hunks, topological_levels)
+from agents.protocol import Bus, DirectoryTransport, Message
+
+TWO_FILES = ("--- a/p/a.py\n+++ b/p/a.py\n@@ -1,3 +1,3 @@\n x = 1\n-y = 2\n+y = 3\n z = 4\n@@ -20,2 +20,2 @@\n"
+             " def f():\n-    return 1\n+    return 2\n"
+             "diff --git a/p/b.py b/p/b.py\nindex 1..2 100644\n--- a/p/b.py\n+++ b/p/b.py\n@@ -5 +5 @@\n"
+             "--- not a header\n+++ b/looks/like/one\n")
+
+
+def test_messages_are_typed_and_every_one_is_recorded():
+    bus = Bus()
+    bus.send("task", "orchestrator", "agent-1", "t/fix0", role="python_developer", attempt=1, description="fix")
+    bus.send("heartbeat", "agent-1", "orchestrator", "t/fix0", attempt=1)
+    with pytest.raises(ValueError, match="lacks"):
+        bus.send("result", "agent-1", "orchestrator", "t/fix0", status="ok")  # no patch, no usage
+    with pytest.raises(ValueError, match="expected one of"):
+        Message("gossip", "a", "b", "s")
+    assert bus.receive("agent-1", 0.1).payload["role"] == "python_developer"
+    assert bus.receive("orchestrator", 0.1).kind == "heartbeat"
+    assert bus.receive("orchestrator", 0.01) is None
+    rows = bus.records("run-1")
+    assert [r["kind"] for r in rows] == ["task", "heartbeat"] and [r["seq"] for r in rows] == [1, 2]
+    assert json.loads(rows[0]["payload"])["attempt"] == 1 and rows[0]["run_id"] == "run-1"
+
+
+def test_directory_transport_delivers_across_instances_in_order_and_skips_partial_files(tmp_path):
+    sender, receiver = Bus(DirectoryTransport(tmp_path)), DirectoryTransport(tmp_path)
+    for i in range(3):
+        sender.send("cancel", "orchestrator", "agent-7", f"s{i}", reason=f"r{i}")
+    (tmp_path / "agent-7" / ".000000000000-1-0.json").write_text("{half")  # being written: not a message yet
+    got = [receiver.get("agent-7", 0.5) for _ in range(3)]
+    assert [m.subtask_id for m in got] == ["s0", "s1", "s2"] and got[2].payload == {"reason": "r2"}
+    assert receiver.get("agent-7", 0.05) is None
+
+
+def test_patches_split_per_file_and_per_hunk_with_or_without_git_headers():
+    files = split_files(TWO_FILES)
+    assert [p for p, _ in files] == ["p/a.py", "p/b.py"] and "".join(d for _, d in files) == TWO_FILES
+    assert "+++ b/looks/like/one" in files[1][1]  # a removed line that looks like a header stays in its hunk
+    hunks = split_hunks(files[0][1])
+    assert len(hunks) == 2 and all(h.startswith("--- a/p/a.py\n+++ b/p/a.py\n@@") for h in hunks)
+    task = {"instance_id": "o__r.1234abcd.x__1", "patch": TWO_FILES, "FAIL_TO_PASS": ["t::a"], "PASS_TO_PASS": []}
+    assert rule_decomposition(task) == "per_file" and len(parts(task, "per_file")) == 2
+    assert len(parts(task, "per_hunk")) == 3 and len(parts(task, "single")) == 1
+    one_file = {**task, "patch": files[0][1]}
+    assert rule_decomposition(one_file) == "per_hunk"
+    assert rule_decomposition({**task, "patch": hunks[0]}) == "single"
+
+
+def test_plans_have_a_verify_node_after_the_parts_and_a_model_planner_falls_back_to_rules():
+    task = {"instance_id": "o__r.1234abcd.x__1", "patch": TWO_FILES, "FAIL_TO_PASS": ["t::a"], "PASS_TO_PASS": [],
+            "bug_type": "func_pm_ctrl_invert_if"}
+    plan = RuleBasedPlanner().plan([task])
+    assert [s.kind for s in plan.subtasks] == ["fix", "fix", "verify"] and plan.width() == 2
+    assert plan.subtasks[-1].depends_on == ("o__r.1234abcd.x__1/fix0", "o__r.1234abcd.x__1/fix1")
+    assert plan.roles() == ["python_developer", "test_runner"] and "control flow" in plan.subtasks[0].description
+
+    class Says:
+        def __init__(self, text):
+            self.name, self.text, self.seen = "says", text, []
+
+        def act(self, messages):
+            self.seen.append(messages[-1]["content"])
+            return self.text
+
+    chooser = ModelPlanner(Says("I would go with per_hunk here."))
+    assert chooser.plan([task]).decisions[task["instance_id"]] == "per_hunk" and chooser.fallbacks == 0
+    assert "hunks: 3" in chooser.policy.seen[0]
+    babbler = ModelPlanner(Says("let us refactor everything"))
+    assert babbler.plan([task]).decisions[task["instance_id"]] == "per_file" and babbler.fallbacks == 1
+
+
+def test_dependency_cycles_and_unknown_ids_are_refused():
+    a, b = Subtask("a", "t", "fix", "r", "", ("b",)), Subtask("b", "t", "fix", "r", "", ("a",))
+    with pytest.raises(ValueError, match="cycle"):
+        topological_levels([a, b])
+    with pytest.raises(ValueError, match="unknown"):
+        topological_levels([Subtask("c", "t", "fix", "r", "", ("zzz",))])
