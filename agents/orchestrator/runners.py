@@ -77,30 +77,34 @@ def episode_runner(policy_spec: str, max_steps: int = 30, max_tokens: int = 2000
             ok, out = checkout(session, ctx.task, dest)
             if not ok:
                 return SubtaskResult("error", detail=f"checkout failed: {out[-500:]}")
-        session.run(f"cd {shlex.quote(dest)}")
-        task = AgentTask(**{**_agent_task_fields(ctx.task), "problem_statement":
-                            f"{subtask.description}\n\n{ctx.task.get('problem_statement', '')}"})
+        # the loop's patch is every change since the tag hrm-start: here, since the checkout's last commit
+        session.run(f"cd {shlex.quote(dest)} && git tag -f hrm-start >/dev/null")
+        task = _agent_task(ctx.task, subtask)
         allowed = (tools or {}).get(role)
         box = ToolBox(session, task, **({"allowed": allowed} if allowed else {}))
         episode = run_episode(policy, session, task, Budget(max_steps, max_tokens, max_wall_s), tools=box,
                               instructions=(instructions or {}).get(role, ""))
         ctx.heartbeat()
-        ok, patch = diff(session, dest)
-        status = "ok" if ok and patch and episode.status in ("submitted", "ok", "done", "resolved") else "failed"
-        return SubtaskResult(status, patch, episode.status, len(episode.steps),
-                             int(getattr(episode, "tokens", 0) or 0))
+        patch = episode.patch
+        status = "ok" if patch and episode.status == "submitted" else "failed"
+        return SubtaskResult(status, patch, episode.status, len(episode.steps), episode.tokens)
 
     run.policy_name = getattr(policy, "name", policy_spec)
     return run
 
 
-def _agent_task_fields(task: dict) -> dict:
-    import dataclasses
-
+def _agent_task(task: dict, subtask: Subtask):
+    """The agent loop's task for one sub-task: its slice of the fix is the oracle's gold patch (the part is the
+    bug slice, applied in reverse by the oracle runner)."""
     from agents.loop import AgentTask
+    from datagen.swe.examples import reverse_patch
 
-    names = {f.name for f in dataclasses.fields(AgentTask)}
-    return {k: v for k, v in task.items() if k in names}
+    f2p, p2p = list(task["FAIL_TO_PASS"]), list(task["PASS_TO_PASS"])
+    return AgentTask(instance_id=f"{task['instance_id']}#{subtask.id}",
+                     problem_statement=f"{subtask.description}\n\n{task.get('problem_statement', '')}",
+                     test_command="python -m pytest -rA -q -p no:cacheprovider " + shlex.join(f2p),
+                     fail_to_pass=f2p, pass_to_pass=p2p, gold_patch=reverse_patch(subtask.part),
+                     source="orchestrator")
 
 
 class FaultInjector:

@@ -140,3 +140,4 @@ def test_the_agent_loop_runs_as_a_subtask_runner(batch, pool):
     repos, tasks = batch
     rec = run(pool, repos, tasks[3:4], episode_runner("oracle"))
     assert rec["summary"]["lost"] == 0 and rec["rows"][0]["steps"] > 0
+    assert rec["rows"][0]["resolved"], rec["rows"][0]["subtasks"]  # the oracle through the loop, slice by slice
