@@ -209,6 +209,10 @@ class JailedSession:
         except CommandTimeoutError:
             try:
                 self._call(self._deployment.runtime.run_in_session(BashInterruptAction(timeout=1.0, n_retry=2)))
+                # When Ctrl-C was too slow SWE-ReX suspends and kills the job; bash then reports it ("[1]+
+                # Killed ...") at the next prompt: let a no-op take that notice, not the caller's next command.
+                self._call(self._deployment.runtime.run_in_session(BashAction(command="true", timeout=5.0,
+                                                                              check="silent")))
             except Exception:
                 self._restart()
             return CommandResult(command, f"timeout after {timeout:g} s (command stopped)", None, "timeout",

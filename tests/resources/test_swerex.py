@@ -80,6 +80,18 @@ def test_timeout_really_stops_the_command_and_keeps_the_session(sessions, sandbo
         assert s.resets == 0
 
 
+def test_a_command_deaf_to_ctrl_c_is_killed_as_a_job_and_its_notice_never_reaches_the_next_command(
+        sessions, sandbox):
+    marker = f"{33000 + uuid.uuid4().int % 999}.5"
+    code = f"import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); time.sleep({marker})"
+    with sessions.open(sandbox=sandbox) as s:
+        s.run("cd /tmp")
+        assert s.run(f'python3 -c "{code}"', timeout_s=1.5).status == "timeout"
+        assert _gone(marker)
+        assert s.run("pwd").output == "/tmp"  # not "[1]+  Killed ..." first
+        assert s.resets == 0
+
+
 def test_command_that_ignores_interrupts_is_killed_with_its_jail(sessions, sandbox):
     marker = f"{32000 + uuid.uuid4().int % 999}.5"
     code = ("import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); "
