@@ -139,7 +139,7 @@ _DECLARED = (
     Setting("HRM_SWE_REPOS", str, "",
             "comma-separated repo specs (see docs/swe.md); empty: addict, inflection and cachetools from PyPI"),
     Setting("HRM_SWE_SEED", int, 24, "seed of the SWE-smith bug generation"),
-    Setting("HRM_SWE_MAX_BUGS_PER_REPO", int, 40, "bug candidates per repo"),
+    Setting("HRM_SWE_MAX_BUGS_PER_REPO", int, 20, "bug candidates per repo"),
     Setting("HRM_SWE_MAX_PER_MODIFIER", int, 12, "bug candidates per modifier"),
     Setting("HRM_SWE_TRAJ_TASKS_PER_REPO", int, 1, "tasks per repo the oracle demonstrates in swe_trajectories"),
     Setting("HRM_SWE_TRAJ_WORKERS", int, 2, "rollouts at once (each runs tests: about the core count)"),
