@@ -149,24 +149,14 @@ class OpenAIPolicy:
     kind = "openai"
 
     def __init__(self, spec, max_new_tokens: int = 512, api_key: str = "", timeout_s: float = 300.0):
-        import openai
-
-        from inference.specs import api_key as env_key
+        from inference.remote import connect
 
         self.name, self.spec, self.max_new_tokens = spec.text, spec, max_new_tokens
-        self._client = openai.OpenAI(base_url=spec.base_url, api_key=api_key or env_key(), timeout=timeout_s,
-                                     max_retries=2)
         self.last_tokens = 0
         self.language = "none"
-        try:
-            served = {m.id: m for m in self._client.models.list().data}
-        except openai.APIError as exc:
-            raise ConnectionError(f"{spec.text}: cannot list the endpoint's models: {exc}") from None
-        if spec.model not in served:
-            raise ValueError(f"{spec.text}: the endpoint serves {sorted(served)}, not {spec.model!r}")
-        # `hrm serve` takes our extensions: the agent_step task embedding, and a prompt longer than the context
-        # keeps its tail (the latest observation) instead of being refused
-        self.ours = getattr(served[spec.model], "owned_by", "") == "hrm-code"
+        # `hrm serve` (ours) takes our extensions: the agent_step task embedding, and a prompt longer than the
+        # context keeps its tail (the latest observation) instead of being refused
+        self._client, self.ours = connect(spec, api_key, timeout_s)
 
     def __repr__(self) -> str:  # never the key
         return f"OpenAIPolicy({self.name!r})"

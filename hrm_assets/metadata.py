@@ -64,6 +64,11 @@ def table_version(warehouse: Warehouse, name: str, partition: str | None = None)
     return hash_version(warehouse.table_hash(name, partition, ignore))
 
 
+def as_metadata(values: dict) -> dict:
+    """Values as metadata: dicts and lists as JSON, the rest as they are."""
+    return {k: dg.MetadataValue.json(v) if isinstance(v, (dict, list)) else v for k, v in values.items()}
+
+
 def floats(values: dict) -> dict:
     """Numbers as float metadata (plotted across materialisations); None is left out."""
     return {k: dg.MetadataValue.float(float(v)) for k, v in values.items() if v is not None}

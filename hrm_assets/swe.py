@@ -15,7 +15,7 @@ from datagen.swe import pipeline
 from datagen.swe.repos import configured_specs
 from datagen.swe.tasks import TaskSettings
 from hrm_assets.expectations import gx_check, named, publish_if_passed
-from hrm_assets.metadata import table_result
+from hrm_assets.metadata import as_metadata, table_result
 from hrm_assets.versions import source_version
 from resources.partitions import agent_policies
 from resources.partitions import swe_repos as swe_repo_partitions
@@ -115,8 +115,7 @@ def swe_trajectories(context: dg.AssetExecutionContext, config: SweTrajectoriesC
                                 severity=dg.AssetCheckSeverity.WARN,
                                 metadata={"unresolved": dg.MetadataValue.json(meta["oracle_unresolved"])})
     return table_result(warehouse, "swe_trajectories", check_results=[check], metadata={
-        "dagster/row_count": meta["rows"], **{k: (dg.MetadataValue.json(v) if isinstance(v, (dict, list)) else v)
-                                              for k, v in meta.items() if k != "rows"}})
+        "dagster/row_count": meta["rows"], **as_metadata({k: v for k, v in meta.items() if k != "rows"})})
 
 
 # --- agent_rollouts -----------------------------------------------------------------------
@@ -153,7 +152,7 @@ def agent_rollouts(context: dg.AssetExecutionContext, config: AgentRolloutsConfi
                      f"(95 % CI {meta['resolve_ci_low']}-{meta['resolve_ci_high']})")
     return table_result(warehouse, "agent_rollouts", key, metadata={
         "dagster/row_count": meta["episodes"],
-        **{k: (dg.MetadataValue.json(v) if isinstance(v, (dict, list)) else v) for k, v in meta.items()}})
+        **as_metadata(meta)})
 
 
 # --- tool_use_examples --------------------------------------------------------------------

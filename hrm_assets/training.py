@@ -15,7 +15,7 @@ import dagster as dg
 
 from evals.evaluate import preset_settings
 from evals.gate import champion_challenger
-from hrm_assets.metadata import checkpoint_headline, floats
+from hrm_assets.metadata import as_metadata, checkpoint_headline, floats
 from hrm_assets.versions import files_version, hash_version, json_version, source_version
 from resources.alerts import AlertSink
 from resources.sandbox import Sandbox
@@ -175,8 +175,7 @@ def _quantization_check(name: str, description: str):
         return dg.AssetCheckResult(
             passed=verdict["passed"], severity=getattr(dg.AssetCheckSeverity, verdict["severity"]),
             description=verdict["description"],
-            metadata={k: dg.MetadataValue.json(v) if isinstance(v, (dict, list)) else v
-                      for k, v in verdict["metadata"].items()})
+            metadata=as_metadata(verdict["metadata"]))
 
     return _check
 

@@ -17,21 +17,26 @@ from model.generate import cut_at_stop
 MAX_STOP = 4  # the OpenAI API's limit; further stop strings are applied here
 
 
+def connect(spec: ModelSpec, key: str = "", timeout_s: float = 600.0):
+    """(an OpenAI client for `spec`'s endpoint, whether it is `hrm serve`), after checking that the endpoint
+    serves the model: ConnectionError when it cannot be listed, ValueError naming what it serves instead."""
+    import openai
+
+    client = openai.OpenAI(base_url=spec.base_url, api_key=key or api_key(), timeout=timeout_s, max_retries=2)
+    try:
+        served = {m.id: m for m in client.models.list().data}
+    except openai.APIError as exc:
+        raise ConnectionError(f"{spec.text}: cannot list the endpoint's models: {exc}") from None
+    if spec.model not in served:
+        raise ValueError(f"{spec.text}: the endpoint serves {sorted(served)}, not {spec.model!r}")
+    return client, getattr(served[spec.model], "owned_by", "") == "hrm-code"
+
+
 class OpenAIEndpoint:
     def __init__(self, spec: ModelSpec, workers: int = 8, timeout_s: float = 600.0, key: str = ""):
         """`key`: the endpoint's key when the caller holds it (a Dagster resource), else api_key()."""
-        import openai
-
         self.spec, self.workers = spec, workers
-        self._client = openai.OpenAI(base_url=spec.base_url, api_key=key or api_key(), timeout=timeout_s,
-                                     max_retries=2)
-        try:
-            served = {m.id: m for m in self._client.models.list().data}
-        except openai.APIError as exc:
-            raise ConnectionError(f"{spec.text}: cannot list the endpoint's models: {exc}") from None
-        if spec.model not in served:
-            raise ValueError(f"{spec.text}: the endpoint serves {sorted(served)}, not {spec.model!r}")
-        self.ours = getattr(served[spec.model], "owned_by", "") == "hrm-code"
+        self._client, self.ours = connect(spec, key, timeout_s)
         self.completion_tokens = 0
         self._lock = threading.Lock()
 
