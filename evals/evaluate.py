@@ -30,6 +30,7 @@ from evals import bpb
 from evals.problem import EvalProblem
 from evals.stats import breakdown_results, problem, problem_rate_result
 from model.edits import DIVIDER, REPLACE, SEARCH
+from resources.settings import env_str
 
 HUMANEVAL_STOP = ("\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\nassert ")
 SYNTHETIC_STOP = ()
@@ -662,7 +663,8 @@ def _load_lcb_scenarios(warehouse, s: EvalSettings, suite: EvalSuite) -> None:
             continue
         setattr(suite, attr, [kind.from_row(r) for r in rows][:s.lcb_problems])
         if not getattr(suite, attr):
-            suite.notes[f"livecodebench/{table}"] = f"{table} has no instances in the window"
+            suite.notes[f"livecodebench/{table}"] = (f"{table} has no instances in the window" if env_str(env)
+                                                     else f"{table} is empty: no source configured (set {env})")
 
 
 def evaluate_candidate(c: Candidate, suite: EvalSuite, sandbox, s: EvalSettings, log=None,

@@ -109,10 +109,12 @@ def check_frame(warehouse, table: str, partition: str | None):
 
 
 def write_test_output_problems(warehouse, source: str, start_date=None, end_date=None, training_cutoff=None) -> dict:
-    """lcb_test_output_problems: the instances inside the contest-date window (the same window as lcb_problems)."""
+    """lcb_test_output_problems: the instances inside the contest-date window (the same window as lcb_problems);
+    with no source ("") an empty table, so the asset still records that there is nothing to score."""
     from evals.lcb.scenarios import TestOutputProblem, load_test_output_problems
 
-    problems, rejected = load_test_output_problems(_scenario_files(source, "livecodebench/test_generation"))
+    problems, rejected = (load_test_output_problems(_scenario_files(source, "livecodebench/test_generation"))
+                          if source else ([], []))
     dummy = TestOutputProblem("", "", "", "", "2000-01-01", "", [{"input": "", "output": "", "testtype": "functional"}],
                               "def f():\n    pass", "", 0)
     return _write_windowed(warehouse, TEST_OUTPUT_TABLE, problems, rejected, dummy,
@@ -120,10 +122,12 @@ def write_test_output_problems(warehouse, source: str, start_date=None, end_date
 
 
 def write_execution_problems(warehouse, source: str, start_date=None, end_date=None, training_cutoff=None) -> dict:
-    """lcb_execution_problems: the instances inside the contest-date window (the same window as lcb_problems)."""
+    """lcb_execution_problems: the instances inside the contest-date window (the same window as lcb_problems);
+    with no source ("") an empty table."""
     from evals.lcb.scenarios import ExecutionProblem, load_execution_problems
 
-    problems, rejected = load_execution_problems(_scenario_files(source, "livecodebench/execution-v2"))
+    problems, rejected = (load_execution_problems(_scenario_files(source, "livecodebench/execution-v2"))
+                          if source else ([], []))
     dummy = ExecutionProblem("", "", "2000-01-01", "", "", "", "", "", "")
     return _write_windowed(warehouse, EXECUTION_TABLE, problems, rejected, dummy,
                            (start_date, end_date, training_cutoff))

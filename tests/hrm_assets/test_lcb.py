@@ -96,14 +96,19 @@ def test_lcb_assets_sit_in_their_groups_with_lineage():
 
 
 @pytest.mark.slow
-def test_scenario_tables_skip_without_a_source_and_load_with_one(tmp_path):
+def test_scenario_tables_are_empty_without_a_source_and_load_with_one(tmp_path):
     warehouse = Warehouse(root=str(tmp_path / "wh"))
     scenario = [lcb_assets.lcb_test_output_problems, lcb_assets.lcb_execution_problems]
     empty = {"test_output_source": "", "execution_source": ""}
-    skipped = dg.materialize(scenario, resources={"warehouse": warehouse}, instance=dg.DagsterInstance.ephemeral(),
-                             run_config={"ops": {"lcb_test_output_problems": {"config": empty},
-                                                 "lcb_execution_problems": {"config": empty}}})
-    assert skipped.success and not skipped.get_asset_materialization_events()
+    empty_run = dg.materialize(scenario, resources={"warehouse": warehouse}, instance=dg.DagsterInstance.ephemeral(),
+                               run_config={"ops": {"lcb_test_output_problems": {"config": empty},
+                                                   "lcb_execution_problems": {"config": empty}}})
+    # materialised (so a UI backfill completes), empty and saying why
+    events = empty_run.get_asset_materialization_events()
+    assert empty_run.success and len(events) == 2
+    assert all(e.materialization.metadata["source"].value == "none configured" for e in events)
+    assert all(e.passed for e in empty_run.get_asset_check_evaluations())
+    assert len(warehouse.read_table(TEST_OUTPUT_TABLE)) == 0 and "code" in warehouse.read_table(EXECUTION_TABLE).column_names
     sources = {"test_output_source": str(FIXTURES / "test_generation.jsonl"),
                "execution_source": str(FIXTURES / "execution.jsonl")}
     loaded = dg.materialize(scenario, resources={"warehouse": warehouse}, instance=dg.DagsterInstance.ephemeral(),

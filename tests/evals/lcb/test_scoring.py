@@ -296,7 +296,7 @@ def test_absent_scenario_tables_are_notes(tmp_path):
     assert "lcb_execution_problems not materialised" in suite.notes["livecodebench/lcb_execution_problems"]
 
 
-def test_an_empty_window_writes_empty_scenario_tables_with_their_columns(tmp_path):
+def test_an_empty_window_writes_empty_scenario_tables_with_their_columns(tmp_path, monkeypatch):
     wh = Warehouse(root=str(tmp_path / "wh"))
     out = write_test_output_problems(wh, str(FIXTURES / "test_generation.jsonl"), start_date="2030-01-01")
     write_execution_problems(wh, str(FIXTURES / "execution.jsonl"), end_date="2020-01-01")
@@ -305,5 +305,8 @@ def test_an_empty_window_writes_empty_scenario_tables_with_their_columns(tmp_pat
     assert "instance_id" in wh.read_table("lcb_test_output_problems").column_names
     assert "code" in wh.read_table("lcb_execution_problems").column_names
     wh.write_table("synthetic_tasks", [{"split": "train", "heldout": "", "task_id": "t"}])
+    monkeypatch.setenv("HRM_LCB_EXECUTION_SOURCE", str(FIXTURES / "execution.jsonl"))
+    monkeypatch.delenv("HRM_LCB_TEST_OUTPUT_SOURCE", raising=False)
     suite = ev.load_suite(wh, settings())
     assert "no instances in the window" in suite.notes["livecodebench/lcb_execution_problems"]
+    assert "no source configured" in suite.notes["livecodebench/lcb_test_output_problems"]
