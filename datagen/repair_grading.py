@@ -172,26 +172,36 @@ def repair_verdict(sandbox, lang: str, mutant: str, answer: str, tests: str,
         cases = repair_cases(lang, tests)
     except (ValueError, SyntaxError) as exc:  # a broken task row is that task's error, not the run's
         return False, f"the task's test block is not understood: {exc}"
-    files, _ = single_file_job(lang, fixed)
-    files[RUNNER_NAMES[lang]] = repair_runner(lang, [c for c, _ in cases])
+    got, why = run_cases(sandbox, lang, fixed, [c for c, _ in cases], timeout_s)
+    if got is None:
+        return False, why
+    for (call, expected), value in zip(cases, got):
+        if value != expected:
+            return False, f"solve({call}) returned {value}, expected {expected}"
+    return True, ""
+
+
+def run_cases(sandbox, lang: str, program: str, calls: list[str], timeout_s: float = 10.0) -> tuple[list | None, str]:
+    """What `solve` in `program` returned for each call (result lines as the test block writes them), run in
+    the jail under `repair_runner`; (None, why) unless the run ended normally with exactly one framed result
+    per call and an end line."""
+    files, _ = single_file_job(lang, program)
+    files[RUNNER_NAMES[lang]] = repair_runner(lang, calls)
     command = ["python3", "-I", "grade.py"] if lang == "python" else ["node", "grade.js"]
     token = secrets.token_hex(16)
     result = sandbox.run(command, files=files, stdin=(token + "\n").encode(), timeout_s=timeout_s)
     if result.status != "ok":
-        return False, f"run {result.status}: {result.stderr.strip()[-200:]}"
+        return None, f"run {result.status}: {result.stderr.strip()[-200:]}"
     got: dict[str, str] = {}
     for line in result.stdout.splitlines():
         if line.startswith(token + " "):
             index, _, value = line[len(token) + 1:].partition(" ")
             if index in got:
-                return False, f"result {index} reported twice"
+                return None, f"result {index} reported twice"
             got[index] = value
-    if got.pop("end", None) != str(len(cases)) or set(got) != {str(i) for i in range(len(cases))}:
-        return False, f"expected {len(cases)} results and an end line, got {sorted(got)}"
-    for i, (call, expected) in enumerate(cases):
-        if got[str(i)] != expected:
-            return False, f"solve({call}) returned {got[str(i)]}, expected {expected}"
-    return True, ""
+    if got.pop("end", None) != str(len(calls)) or set(got) != {str(i) for i in range(len(calls))}:
+        return None, f"expected {len(calls)} results and an end line, got {sorted(got)}"
+    return [got[str(i)] for i in range(len(calls))], ""
 
 
 def repair_fixed(sandbox, lang: str, mutant: str, answer: str, tests: str, timeout_s: float = 10.0) -> bool:

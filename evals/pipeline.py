@@ -13,9 +13,13 @@ from evals import report as rp
 from evals.curves import CURVE_MODELS, CurvePoint, curve_markdown, curve_png, phase_points
 from evals.evaluate import (NEEDS_WEIGHTS, SYNTHETIC_BENCHMARKS, Candidate, EvalSettings, EvalSuite, evaluate_candidate,
                             load_suite)
+from evals.stats import comparisons_markdown, paired_comparisons
 from inference.specs import ModelSpec, is_spec, parse_spec
 
-MODELS = ("hrm", "baseline", "hrm-int8", "hrm-nf4")  # the default report
+MODELS = ("hrm", "hrm-rl", "baseline", "hrm-int8", "hrm-nf4")  # the default report
+RL_MODEL = "hrm-rl"  # hrm_rl_checkpoint: HRM after RL from execution feedback
+# (model, against): the report's paired comparisons of held-out per-problem results, when both are in it
+PAIRED = (("hrm-rl", "hrm"),)
 QAT_MODEL = "hrm-int8-qat"  # opt-in: needs HRM_QUANT_QAT_STEPS > 0
 # models scored on some benchmarks only: the QAT model is there for the quantization comparison
 MODEL_BENCHMARKS = {QAT_MODEL: ("synthetic-instances",)}
@@ -39,8 +43,8 @@ def candidate_from_spec(spec: ModelSpec, workers: int = 8, api_key: str = "") ->
 
 def load_candidate(warehouse, name: str, workers: int = 8, api_key: str = "") -> Candidate:
     """A benchmark Candidate for a model spec (`local:...`, `openai:...`), or for "hrm", "baseline" (the latest
-    published checkpoint), "hrm-int8", "hrm-nf4" (the saved artifact of HRM's checkpoint) or "hrm-int8-qat" (the
-    int8 artifact of quantized_models' QAT checkpoint)."""
+    published checkpoint), "hrm-rl" (hrm_rl_checkpoint's), "hrm-int8", "hrm-nf4" (the saved artifact of HRM's
+    checkpoint) or "hrm-int8-qat" (the int8 artifact of quantized_models' QAT checkpoint)."""
     from model.checkpoint import load_checkpoint
 
     if is_spec(name):
@@ -55,6 +59,10 @@ def load_candidate(warehouse, name: str, workers: int = 8, api_key: str = "") ->
                                     "materialise quantized_models")
         model, tok = load_checkpoint(qat["checkpoint_dir"], quantization="int8", require_artifact=True)
         return Candidate(name, model, tok, "int8-qat", qat["weights_sha256"][:12])
+    if name == RL_MODEL:
+        source = warehouse.latest_checkpoint("hrm_rl_checkpoint")
+        model, tok = load_checkpoint(source["checkpoint_dir"])
+        return Candidate(name, model, tok, "none", source["weights_sha256"][:12])
     base, _, quant = name.partition("-")
     source = warehouse.latest_checkpoint(f"{base}_checkpoint")
     model, tok = load_checkpoint(source["checkpoint_dir"], quantization=quant or None, require_artifact=bool(quant))
@@ -126,10 +134,13 @@ def build_report(models: list[str], settings: EvalSettings, warehouse, sandbox, 
     rp.append_history(db, rows, problems)
     previous = rp.load_report(db, previous_ids[-1]) if previous_ids else []
     warehouse.write_table("benchmark_report", [{**r.to_dict()} for r in rows])
+    comparisons = paired_comparisons(final, PAIRED)
     return {"report_id": report_id, "rows": rows, "problem_results": len(problems), "previous": previous,
+            "comparisons": comparisons,
             "previous_report_id": previous_ids[-1] if previous_ids else None, "models": list(models),
             "notes": {**suite.notes, **curve_notes}, "timings_s": timings,
-            "markdown": rp.report_markdown(rows, previous, list(models)) + "\n" + curve_markdown(points),
+            "markdown": (rp.report_markdown(rows, previous, list(models)) + "\n" + comparisons_markdown(comparisons)
+                         + "\n" + curve_markdown(points)),
             "flops_curve": [p.to_dict() for p in points], "flops_curve_png": png,
             "flops_curve_path": str(png_path) if png_path else None}
 

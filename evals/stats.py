@@ -116,3 +116,43 @@ def paired_drop_test(before: list[dict], after: list[dict]) -> dict:
     discordant = len(worse) + len(better)
     p_value = float(binom.sf(len(worse) - 1, discordant, 0.5)) if discordant else 1.0
     return {"paired": len(shared), "worse": worse, "better": better, "p_value": p_value}
+
+
+def paired_gain_test(before: list[dict], after: list[dict]) -> dict:
+    """The one-sided exact sign test for a gain (paired_drop_test the other way round): p = P(X >= better),
+    X ~ Binomial(better + worse, 1/2)."""
+    t = paired_drop_test(after, before)
+    return {"paired": t["paired"], "better": t["worse"], "worse": t["better"], "p_value": t["p_value"]}
+
+
+def paired_comparisons(results: dict[str, list[dict]], pairs, alpha: float = 0.05) -> list[dict]:
+    """For each (model, against) of `pairs` whose results are both in `results`: every metric both hold
+    per-problem results for, compared problem by problem (paired_gain_test); `significant` at level alpha."""
+    out = []
+    for model, against in pairs:
+        if model not in results or against not in results:
+            continue
+        base = {(r["benchmark"], r["metric"]): r for r in results[against] if r.get("problems")}
+        for r in results[model]:
+            other = base.get((r["benchmark"], r["metric"]))
+            if not r.get("problems") or other is None:
+                continue
+            t = paired_gain_test(other["problems"], r["problems"])
+            out.append({"model": model, "against": against, "benchmark": r["benchmark"], "metric": r["metric"],
+                        "value": r["value"], "against_value": other["value"], "paired": t["paired"],
+                        "better": len(t["better"]), "worse": len(t["worse"]), "p_value": t["p_value"],
+                        "significant": t["p_value"] < alpha})
+    return out
+
+
+def comparisons_markdown(rows: list[dict]) -> str:
+    if not rows:
+        return ""
+    lines = ["### Paired comparisons (one-sided sign test for a gain, per problem)", "",
+             "| model | vs | benchmark | metric | value | vs value | better / worse of paired | p |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for c in rows:
+        lines.append(f"| {c['model']} | {c['against']} | {c['benchmark']} | {c['metric']} | {c['value']:.3f} | "
+                     f"{c['against_value']:.3f} | {c['better']} / {c['worse']} of {c['paired']} | {c['p_value']:.3g}"
+                     f"{' *' if c['significant'] else ''} |")
+    return "\n".join(lines) + "\n"

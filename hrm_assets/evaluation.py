@@ -50,10 +50,10 @@ class ReportConfig(dg.Config):
 
 
 @dg.asset(group_name="evaluation", kinds={"duckdb", "python"}, code_version=source_version("evals.pipeline"),
-          deps=["hrm_checkpoint", "baseline_checkpoint", "quantized_models", "synthetic_tasks", "polyglot_problems",
+          deps=["hrm_checkpoint", "hrm_rl_checkpoint", "baseline_checkpoint", "quantized_models", "synthetic_tasks", "polyglot_problems",
                 "humaneval_problems", "lcb_problems", "lcb_test_output_problems", "lcb_execution_problems",
                 "tool_use_examples"],
-          description="HRM fp32, baseline, int8 and nf4 on HumanEval, Polyglot, LCB (when configured), held-out "
+          description="HRM fp32, HRM after RL, baseline, int8 and nf4 on HumanEval, Polyglot, LCB (when configured), held-out "
                       "synthetic tasks and tool use; one row per (model, benchmark, metric) in the DuckDB history.")
 def benchmark_report(context: dg.AssetExecutionContext, config: ReportConfig, warehouse: Warehouse,
                      sandbox: Sandbox, credentials: Credentials) -> dg.MaterializeResult:
@@ -69,6 +69,9 @@ def benchmark_report(context: dg.AssetExecutionContext, config: ReportConfig, wa
         "report": dg.MetadataValue.md(report["markdown"] + ("\n### Not evaluated\n" + notes if notes else "")),
         "history_db": dg.MetadataValue.path(str(warehouse.history_db())),
         "eval_seconds_per_model": dg.MetadataValue.json(report["timings_s"]),
+        "paired_comparisons": dg.MetadataValue.json(report["comparisons"]),
+        **{f"p_{c['model']}_vs_{c['against']}/{c['benchmark']}/{c['metric']}": float(c["p_value"])
+           for c in report["comparisons"]},
         "values": dg.MetadataValue.json({f"{r.model}/{r.benchmark}/{r.metric}": r.value for r in report["rows"]}),
         "intervals": dg.MetadataValue.json({f"{r.model}/{r.benchmark}/{r.metric}": [r.ci_low, r.ci_high, r.n]
                                             for r in report["rows"]}),

@@ -25,6 +25,7 @@ from training.pipeline import (CheckpointSettings, QuantizeSettings, build_quant
                                train_checkpoint)
 from training.quantization import QUANT_GOALS, quantization_check
 from training.retrain import continue_training
+from training.rl import RLSettings, rl_checkpoint
 
 CODE_VERSION = source_version("training.pipeline")
 
@@ -123,6 +124,64 @@ hrm_checkpoint = _checkpoint_asset(
 baseline_checkpoint = _checkpoint_asset(
     "baseline_checkpoint", "baseline", "A plain transformer with the same parameter budget, trained on the same "
                                        "curriculum, for HRM-vs-baseline comparisons.")
+
+
+# --- hrm_rl_checkpoint -----------------------------------------------------------------------------------
+class RLConfig(dg.Config):
+    steps: int = from_env("HRM_RL_STEPS")
+    prompts_per_step: int = from_env("HRM_RL_PROMPTS")
+    group_size: int = from_env("HRM_RL_GROUP")
+    envs: int = from_env("HRM_RL_ENVS")
+    lr: float = from_env("HRM_RL_LR")
+    kl_coef: float = from_env("HRM_RL_KL")
+    clip: float = from_env("HRM_RL_CLIP")
+    temperature: float = from_env("HRM_RL_TEMPERATURE")
+    task_types: str = from_env("HRM_RL_TASKS")
+    eval_tasks: int = from_env("HRM_RL_EVAL_TASKS")
+    max_minutes: float = from_env("HRM_RL_MAX_MINUTES")
+    seed: int = from_env("HRM_RL_SEED")
+
+    def to_settings(self) -> RLSettings:
+        return RLSettings(steps=self.steps, prompts_per_step=self.prompts_per_step, group_size=self.group_size,
+                          envs=self.envs, lr=self.lr, kl_coef=self.kl_coef, clip=self.clip,
+                          temperature=self.temperature, task_types=split_csv(self.task_types),
+                          eval_tasks=self.eval_tasks, max_minutes=self.max_minutes, seed=self.seed)
+
+
+def rl_metadata(summary: dict) -> dict:
+    last = summary["history"][-1] if summary.get("history") else {}
+    before, after = summary["heldout_before"], summary["heldout_after"]
+    png64 = base64.b64encode(summary["curves_png"]).decode()
+    return {
+        **{f"heldout_{k}_before": float(v) for k, v in before.items() if k != "step"},
+        **{f"heldout_{k}_after": float(v) for k, v in after.items() if k != "step"},
+        "reward_first_step": float(summary["history"][0]["reward"]) if summary.get("history") else 0.0,
+        "reward_last_step": float(last.get("reward", 0.0)), "kl_last_step": float(last.get("kl", 0.0)),
+        "entropy_last_step": float(last.get("entropy", 0.0)),
+        "samples_per_s": float(summary["samples_per_s"]), "steps": summary["steps"], "wall_s": summary["wall_s"],
+        "train_tasks": summary["train_tasks"], "validation_tasks": summary["validation_tasks"],
+        "stopped_early_by_time_budget": summary["stopped_early_by_time_budget"],
+        "checkpoint": dg.MetadataValue.path(summary["checkpoint_dir"]),
+        "checkpoint_hash": summary["weights_sha256"][:12], "parent_hash": summary["parent_sha256"][:12],
+        "settings": dg.MetadataValue.json(summary["settings"]),
+        "reward_by_task_type": dg.MetadataValue.json([{"step": h["step"], **h["reward_by_task_type"]}
+                                                      for h in summary.get("history", [])]),
+        "reward_by_language": dg.MetadataValue.json([{"step": h["step"], **h["reward_by_language"]}
+                                                     for h in summary.get("history", [])]),
+        "curves": dg.MetadataValue.md(f"![reward, KL, entropy, held-out](data:image/png;base64,{png64})"),
+    }
+
+
+@dg.asset(group_name="training", kinds={"pytorch"}, pool="gpu", code_version=source_version("training.rl"),
+          deps=["hrm_checkpoint", "synthetic_tasks"],
+          description="HRM after GRPO from execution feedback: samples of the synthetic training tasks graded in "
+                      "the sandbox (exact output; repairs by their hidden calls, with partial credit), advantages "
+                      "within each task's group, a KL penalty to hrm_checkpoint (training/rl.py).")
+def hrm_rl_checkpoint(context: dg.AssetExecutionContext, config: RLConfig, warehouse: Warehouse,
+                      sandbox: Sandbox) -> dg.MaterializeResult:
+    settings = config.to_settings()
+    summary = rl_checkpoint(warehouse, sandbox.with_concurrency(settings.envs), settings, log=context.log.info)
+    return dg.MaterializeResult(metadata=rl_metadata(summary), data_version=hash_version(summary["weights_sha256"]))
 
 
 # --- quantized_models ------------------------------------------------------------------------------------

@@ -212,6 +212,10 @@ class Sandbox(dg.ConfigurableResource):
             "proc": "own PID namespace; " + ", ".join(_MASKED_PROC) + " masked",
         }
 
+    def with_concurrency(self, concurrency: int) -> "Sandbox":
+        """The same jail settings with `concurrency` runs at once (its own slot gate)."""
+        return Sandbox(**{**self.model_dump(), "concurrency": max(1, concurrency)})
+
     def run(self, command: Sequence[str], **options) -> SandboxResult:
         return self.run_job(SandboxJob(command=list(command), **options))
 

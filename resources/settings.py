@@ -194,9 +194,21 @@ _DECLARED = (
     Setting("HRM_QUANT_QAT_STEPS", int, 0,
             "> 0: fine-tune HRM this many steps with 8-bit QAT into hrm-int8-qat (add it to HRM_REPORT_MODELS)"),
     Setting("HRM_QUANT_QAT_LR", float, 0.0, "learning rate of the QAT fine-tune; 0: the HRM run's final rate"),
+    Setting("HRM_RL_STEPS", int, 6, "hrm_rl_checkpoint: GRPO steps from hrm_checkpoint (each: prompts x group samples)"),
+    Setting("HRM_RL_PROMPTS", int, 8, "training tasks per RL step, taken in turn from each task type"),
+    Setting("HRM_RL_GROUP", int, 8, "samples per task; advantages are relative to the task's group"),
+    Setting("HRM_RL_ENVS", int, 32, "jailed sandbox runs at once when grading RL samples"),
+    Setting("HRM_RL_LR", float, 1e-4, "learning rate of the RL updates (AdamW)"),
+    Setting("HRM_RL_KL", float, 0.02, "weight of the KL penalty to the starting policy"),
+    Setting("HRM_RL_CLIP", float, 0.2, "clipping range of the importance ratio"),
+    Setting("HRM_RL_TEMPERATURE", float, 1.0, "sampling temperature of the RL rollouts"),
+    Setting("HRM_RL_TASKS", str, "exec_predict,repair", "synthetic task types RL trains on (rewards: training/rewards.py)"),
+    Setting("HRM_RL_EVAL_TASKS", int, 24, "validation tasks per task type scored greedily during RL (the curve)"),
+    Setting("HRM_RL_MAX_MINUTES", float, 2.5, "wall budget of the RL steps; 0: none"),
+    Setting("HRM_RL_SEED", int, 0, "seed of the RL run"),
     # --- evaluation ----------------------------------------------------------------------------
-    Setting("HRM_REPORT_MODELS", str, "hrm,baseline,hrm-int8,hrm-nf4",
-            "models in the benchmark report: warehouse names (hrm, baseline, hrm-int8, hrm-nf4, hrm-int8-qat) and "
+    Setting("HRM_REPORT_MODELS", str, "hrm,hrm-rl,baseline,hrm-int8,hrm-nf4",
+            "models in the benchmark report: warehouse names (hrm, hrm-rl, baseline, hrm-int8, hrm-nf4, hrm-int8-qat) and "
             "model specs (local:CKPT_DIR[@int8|@nf4], openai:BASE_URL#MODEL), comma-separated"),
     Setting("HRM_OPENAI_API_KEY", str, "",
             "the key sent to openai: model specs' endpoints (else OPENAI_API_KEY); never logged"),
