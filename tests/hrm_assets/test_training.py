@@ -29,10 +29,13 @@ def test_checkpoints_quantized_models_and_report(data_warehouse, sandbox):
     report_cfg = {"models": ",".join((*MODELS, QAT_MODEL)), "humaneval_problems": 1, "humaneval_n": 5,
                   "max_new_tokens": 8, "synthetic_tasks": 2, "synthetic_max_new_tokens": 8, "batch_size": 8}
     quant_cfg = {"eval_tasks": 4, "speed_prompts": 2, "speed_new_tokens": 4, "qat_steps": 2}
+    rl_cfg = {"steps": 1, "prompts_per_step": 1, "group_size": 2, "envs": 2, "eval_tasks": 1, "max_minutes": 0.0}
     run_config = {"ops": {"hrm_checkpoint": {"config": tiny}, "baseline_checkpoint": {"config": tiny},
+                          "hrm_rl_checkpoint": {"config": rl_cfg},
                           "quantized_models": {"config": quant_cfg}, "benchmark_report": {"config": report_cfg}}}
     checks = [getattr(tr, name) for name in QUANT_CHECKS]
-    result = dg.materialize([tr.hrm_checkpoint, tr.baseline_checkpoint, tr.quantized_models, ev.benchmark_report,
+    result = dg.materialize([tr.hrm_checkpoint, tr.baseline_checkpoint, tr.hrm_rl_checkpoint, tr.quantized_models,
+                             ev.benchmark_report,
                              ev.no_regression, *checks], instance=instance, run_config=run_config,
                             resources={"warehouse": data_warehouse, "sandbox": sandbox, "credentials": Credentials(),
                                        "alerts": AlertSink()})
@@ -52,6 +55,12 @@ def test_checkpoints_quantized_models_and_report(data_warehouse, sandbox):
     values = report["values"].value
     assert list(report)[0] == "summary" and report["summary"].value.startswith(f"**Report {report['report_id'].value}**")
     assert report["hrm/humaneval/pass@1"].value == values["hrm/humaneval/pass@1"]
+    # hrm-rl is reported beside hrm, with a paired test per metric both hold per-problem results for
+    assert "hrm-rl/synthetic-instances/exec_exact_match" in values
+    paired = {(c["benchmark"], c["metric"]): c for c in report["paired_comparisons"].value}
+    assert ("synthetic-instances", "exec_exact_match") in paired and ("humaneval", "pass@1") in paired
+    assert all(c["model"] == "hrm-rl" and c["against"] == "hrm" and 0 <= c["p_value"] <= 1 for c in paired.values())
+    assert "Paired comparisons" in report["report"].value
     assert {k for k in values if k.startswith("hrm-int8-qat/")} == {
         "hrm-int8-qat/synthetic-instances/exec_exact_match", "hrm-int8-qat/synthetic-instances/repair_fix_rate",
         "hrm-int8-qat/generation/tokens_per_s"}
