@@ -204,7 +204,7 @@ _DECLARED = (
     Setting("HRM_RL_TEMPERATURE", float, 1.0, "sampling temperature of the RL rollouts"),
     Setting("HRM_RL_TASKS", str, "exec_predict,repair", "synthetic task types RL trains on (rewards: training/rewards.py)"),
     Setting("HRM_RL_EVAL_TASKS", int, 24, "validation tasks per task type scored greedily during RL (the curve)"),
-    Setting("HRM_RL_MAX_MINUTES", float, 2.5, "wall budget of the RL steps; 0: none"),
+    Setting("HRM_RL_MAX_MINUTES", float, 2.0, "wall budget of the RL steps; 0: none"),
     Setting("HRM_RL_SEED", int, 0, "seed of the RL run"),
     # --- evaluation ----------------------------------------------------------------------------
     Setting("HRM_REPORT_MODELS", str, "hrm,hrm-rl,baseline,hrm-int8,hrm-nf4",

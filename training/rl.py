@@ -79,6 +79,7 @@ class Rollout:
     rewards: list[Reward] = field(default_factory=list)
     sample_s: float = 0.0
     grade_s: float = 0.0
+    busy_s: float = 0.0  # the graders' seconds, summed over samples
 
 
 def run_fingerprint(parent_sha: str, settings: RLSettings, tasks_sha: str) -> str:
@@ -148,12 +149,20 @@ def sequence_logprobs(model, prompts, answers, pad_id: int, micro: int, grad: bo
 
 
 def grade(pool: ThreadPoolExecutor, reward, rollout: Rollout, group: int) -> list[Reward]:
-    items = [(rollout.tasks[k // group], text) for k, text in enumerate(rollout.texts)]
-    return list(pool.map(lambda it: reward(*it), items))
+    """Every sample's reward, `envs` at once; the seconds each took are added up in rollout.busy_s."""
+    def timed(item) -> tuple[Reward, float]:
+        t0 = time.perf_counter()
+        return reward(*item), time.perf_counter() - t0
+
+    out = list(pool.map(timed, [(rollout.tasks[k // group], text) for k, text in enumerate(rollout.texts)]))
+    rollout.busy_s = sum(s for _, s in out)
+    return [r for r, _ in out]
 
 
 def heldout_score(model, tokenizer, tasks: list[dict], settings: RLSettings, pool, reward) -> dict[str, float]:
     """Greedy pass rate per task type on the validation tasks (a repair counts when every call is right)."""
+    if not tasks:
+        return {}
     rollout = sample(model, tokenizer, tasks, settings, 1, 0.0, settings.seed)
     rewards = grade(pool, reward, rollout, 1)
     out = {}
@@ -238,7 +247,7 @@ def train_rl(parent_dir: str | Path, rows: list[dict], sandbox, out_dir: str | P
             adv = group_advantages(rewards).flatten()
             ref_logp = [lp for lp, _, _ in sequence_logprobs(ref, rollout.prompts, rollout.answers, pad, micro)]
             model.eval()  # the forward the samples were decoded with; gradients flow all the same
-            parts = {}
+            parts, t_update = {}, time.perf_counter()
             for _ in range(settings.updates_per_batch):
                 optimizer.zero_grad(set_to_none=True)
                 n_micro = len(rollout.old_logp)
@@ -253,6 +262,7 @@ def train_rl(parent_dir: str | Path, rows: list[dict], sandbox, out_dir: str | P
                         parts[k] = parts.get(k, 0.0) + v / (n_micro * settings.updates_per_batch)
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
                 optimizer.step()
+            update_s = time.perf_counter() - t_update
             if following is None and step + 1 < settings.steps:
                 following = draw(step + 1)
             pending = following
@@ -268,6 +278,9 @@ def train_rl(parent_dir: str | Path, rows: list[dict], sandbox, out_dir: str | P
                                              for k in sorted({r.kind for r in rollout.rewards})},
                             "samples": len(rollout.texts), "sample_s": round(rollout.sample_s, 3),
                             "grade_s": round(rollout.grade_s, 3), "wait_for_grading_s": round(wait_s, 3),
+                            "update_s": round(update_s, 3),
+                            # the share of the environments' capacity in use while this step was graded
+                            "env_utilisation": round(rollout.busy_s / max(settings.envs * rollout.grade_s, 1e-9), 4),
                             "step_s": round(time.perf_counter() - t_step, 3)})
             h = history[-1]
             log(f"RL step {step}/{settings.steps}: reward {h['reward']:.3f}, kl {h['kl']:.4f}, "

@@ -1,0 +1,69 @@
+"""RL throughput at several environment counts: the same GRPO steps (training/rl.py) from a warehouse's
+published hrm_checkpoint on its synthetic_tasks, graded by 8, 32 and 64 jailed environments at once. Per level:
+samples/s, the median step's split (sampling, grading, update, waiting for grading) and the environment
+utilisation (graders' busy seconds / (environments x grading wall)). JSON last line.
+
+    .venv/bin/python bench/rl.py [--data .hrm_data] [--levels 8,32,64] [--steps 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def main(argv=None) -> int:
+    from resources.sandbox import default_sandbox
+    from resources.settings import env_str
+    from resources.warehouse import Warehouse
+    from training.rl import RLSettings, train_rl
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", default=env_str("HRM_DATA_DIR"), help="warehouse with hrm_checkpoint and synthetic_tasks")
+    p.add_argument("--levels", default="8,32,64", help="environment counts")
+    p.add_argument("--steps", type=int, default=3, help="RL steps per level (the first is not in the median)")
+    p.add_argument("--prompts", type=int, default=8)
+    p.add_argument("--group", type=int, default=8)
+    p.add_argument("--tasks", default="exec_predict,repair")
+    args = p.parse_args(argv)
+    wh = Warehouse(root=args.data)
+    parent = wh.latest_checkpoint("hrm_checkpoint")
+    rows = wh.read_table("synthetic_tasks").to_pylist()
+    levels = []
+    for envs in [int(x) for x in args.levels.split(",")]:
+        settings = RLSettings(steps=args.steps, prompts_per_step=args.prompts, group_size=args.group, envs=envs,
+                              eval_tasks=0, max_minutes=0.0, task_types=tuple(args.tasks.split(",")))
+        with tempfile.TemporaryDirectory(prefix="hrm-rl-bench-") as tmp:
+            t0 = time.monotonic()
+            out = train_rl(parent["checkpoint_dir"], rows, default_sandbox().with_concurrency(envs),
+                           Path(tmp) / "ckpt", settings)
+            wall = time.monotonic() - t0
+        steady = out["history"][1:] or out["history"]  # the first step also waits for the first grading
+
+        def median(key: str) -> float:
+            return round(statistics.median(h[key] for h in steady), 3)
+
+        levels.append({"envs": envs, "steps": out["steps"], "samples": out["samples"], "wall_s": round(wall, 2),
+                       "samples_per_s": round(out["samples"] / wall, 3),
+                       "step_s": median("step_s"), "sample_s": median("sample_s"), "grade_s": median("grade_s"),
+                       "update_s": median("update_s"), "wait_for_grading_s": median("wait_for_grading_s"),
+                       "env_utilisation": median("env_utilisation"),
+                       "reward": round(statistics.mean(h["reward"] for h in out["history"]), 4)})
+        print(json.dumps(levels[-1]), flush=True)
+    print(json.dumps({"bench": "rl", "checkpoint": parent["weights_sha256"][:12], "params": parent.get("params"),
+                      "prompts_per_step": args.prompts, "group_size": args.group, "task_types": args.tasks,
+                      "levels": levels,
+                      "note": "samples and grading overlap (next step sampled while this one is graded); "
+                              "utilisation is busy grader seconds / (envs x grading wall)"}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
