@@ -21,8 +21,11 @@ def group_advantages(rewards: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
     return torch.where(std > 0, (rewards - mean) / (std + eps), torch.zeros_like(rewards))
 
 
-def answer_batch(prompts: list[list[int]], answers: list[list[int]], pad_id: int) -> dict:
-    """input_ids / prompt_len / labels [B, T] for sequences prompt + answer (the answer's tokens are labels)."""
+def answer_batch(prompts: list[list[int]], answers: list[list[int]], pad_id: int,
+                 conditions: list[tuple[int, int]] | None = None) -> dict:
+    """input_ids / prompt_len / labels [B, T] for sequences prompt + answer (the answer's tokens are labels);
+    with `conditions`, each sequence's (language id, task id), which the model is conditioned on: a sample's
+    log-probability is only its sampling policy's under the ids it was decoded with."""
     width = max(len(p) + len(a) for p, a in zip(prompts, answers))
     ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
     labels = torch.full((len(prompts), width), IGNORE, dtype=torch.long)
@@ -30,8 +33,12 @@ def answer_batch(prompts: list[list[int]], answers: list[list[int]], pad_id: int
         seq = p + a
         ids[row, :len(seq)] = torch.tensor(seq, dtype=torch.long)
         labels[row, len(p) - 1:len(seq) - 1] = torch.tensor(a, dtype=torch.long)
-    return {"input_ids": ids, "prompt_len": torch.tensor([len(p) for p in prompts], dtype=torch.long),
-            "labels": labels}
+    batch = {"input_ids": ids, "prompt_len": torch.tensor([len(p) for p in prompts], dtype=torch.long),
+             "labels": labels}
+    if conditions is not None:
+        batch["language_ids"] = torch.tensor([c[0] for c in conditions], dtype=torch.long)
+        batch["task_ids"] = torch.tensor([c[1] for c in conditions], dtype=torch.long)
+    return batch
 
 
 def token_logprobs(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -73,6 +73,7 @@ class Rollout:
 
     tasks: list[dict]
     prompts: list[list[int]]  # per sample
+    conditions: list[tuple[int, int]]  # per sample: the (language id, task id) it was decoded with
     answers: list[list[int]]  # per sample, with eos when the sample ended itself
     texts: list[str]
     old_logp: list = field(default_factory=list)  # per micro-batch [b, T] tensors
@@ -118,29 +119,32 @@ def sample(model, tokenizer, tasks: list[dict], settings: RLSettings, group: int
     from model.vocab import language_id, task_id
 
     t0 = time.perf_counter()
-    prompts, answers, texts = [None] * (len(tasks) * group), [None] * (len(tasks) * group), [None] * (len(tasks) * group)
+    n = len(tasks) * group
+    prompts, answers, texts, conditions = [None] * n, [None] * n, [None] * n, [None] * n
     for kind in sorted({t["task_type"] for t in tasks}):
         rows = [(i, t) for i, t in enumerate(tasks) if t["task_type"] == kind]
         slots = [i * group + j for i, _ in rows for j in range(group)]
         ids = [t["prompt_ids"] for _, t in rows for _ in range(group)]
         budget = _max_new(settings, kind)
-        new = generate_ids(model, ids, [language_id(t["language"]) for _, t in rows for _ in range(group)],
-                           task_id(kind), max_new_tokens=budget, temperature=temperature,
+        languages = [language_id(t["language"]) for _, t in rows for _ in range(group)]
+        new = generate_ids(model, ids, languages, task_id(kind), max_new_tokens=budget, temperature=temperature,
                            eos_id=tokenizer.eos_id, seed=seed)
-        for slot, p, a in zip(slots, ids, new):
-            prompts[slot], texts[slot] = p, tokenizer.decode(a)
+        for slot, p, a, lang in zip(slots, ids, new, languages):
+            prompts[slot], texts[slot], conditions[slot] = p, tokenizer.decode(a), (lang, task_id(kind))
             answers[slot] = a + [tokenizer.eos_id] if len(a) < budget else a
-    return Rollout(tasks, prompts, answers, texts, sample_s=time.perf_counter() - t0)
+    return Rollout(tasks, prompts, conditions, answers, texts, sample_s=time.perf_counter() - t0)
 
 
-def sequence_logprobs(model, prompts, answers, pad_id: int, micro: int, grad: bool = False):
-    """Per micro-batch (logp [b, T], mask [b, T], logits) of the answers under `model` (eval-mode forward with
-    adaptive depth, as decoding runs); with grad=False the logits are dropped."""
+def sequence_logprobs(model, prompts, answers, conditions, pad_id: int, micro: int, grad: bool = False):
+    """Per micro-batch (logp [b, T], mask [b, T], logits) of the answers under `model`, conditioned on each
+    sample's (language id, task id) (eval-mode forward with adaptive depth, as decoding runs; it gives the
+    decoder's log-probabilities to 1e-5); with grad=False the logits are dropped."""
     import torch
 
     out = []
     for start in range(0, len(prompts), micro):
-        batch = answer_batch(prompts[start:start + micro], answers[start:start + micro], pad_id)
+        cut = slice(start, start + micro)
+        batch = answer_batch(prompts[cut], answers[cut], pad_id, conditions[cut])
         with torch.set_grad_enabled(grad):
             logits = model(batch, adaptive_depth=True).logits
             logp, mask = token_logprobs(logits, batch["labels"])
@@ -224,7 +228,8 @@ def train_rl(parent_dir: str | Path, rows: list[dict], sandbox, out_dir: str | P
                              settings, group, settings.temperature, settings.seed * 100_003 + step)
             model.eval()
             rollout.old_logp = [lp.detach() for lp, _, _ in
-                                sequence_logprobs(model, rollout.prompts, rollout.answers, pad, micro)]
+                                sequence_logprobs(model, rollout.prompts, rollout.answers, rollout.conditions, pad,
+                                                  micro)]
 
             def graded() -> Rollout:
                 t0 = time.perf_counter()
@@ -245,14 +250,15 @@ def train_rl(parent_dir: str | Path, rows: list[dict], sandbox, out_dir: str | P
             wait_s = time.perf_counter() - wait0
             rewards = torch.tensor([r.value for r in rollout.rewards]).view(-1, group)
             adv = group_advantages(rewards).flatten()
-            ref_logp = [lp for lp, _, _ in sequence_logprobs(ref, rollout.prompts, rollout.answers, pad, micro)]
+            ref_logp = [lp for lp, _, _ in sequence_logprobs(ref, rollout.prompts, rollout.answers,
+                                                                  rollout.conditions, pad, micro)]
             model.eval()  # the forward the samples were decoded with; gradients flow all the same
             parts, t_update = {}, time.perf_counter()
             for _ in range(settings.updates_per_batch):
                 optimizer.zero_grad(set_to_none=True)
                 n_micro = len(rollout.old_logp)
-                for m, (logp, mask, logits) in enumerate(sequence_logprobs(model, rollout.prompts, rollout.answers,
-                                                                           pad, micro, grad=True)):
+                for m, (logp, mask, logits) in enumerate(sequence_logprobs(
+                        model, rollout.prompts, rollout.answers, rollout.conditions, pad, micro, grad=True)):
                     loss, stats = grpo_loss(logp, rollout.old_logp[m], ref_logp[m], adv[m * micro:(m + 1) * micro],
                                             mask, settings.clip, settings.kl_coef)
                     (loss / n_micro).backward()

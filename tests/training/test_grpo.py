@@ -76,20 +76,44 @@ def test_the_loss_moves_a_model_toward_rewarded_samples(tiny_checkpoint, one_tor
         pytest.skip("every sample began with the same token")
     rewards = torch.tensor([[1.0 if f == target else 0.0 for f in firsts]])
     adv = group_advantages(rewards).flatten()
-    old = [lp.detach() for lp, _, _ in sequence_logprobs(model, prompts, answers, 0, 16)]
-    ref_lp = [lp for lp, _, _ in sequence_logprobs(ref, prompts, answers, 0, 16)]
+    cond = [(language_id("python"), task_id("codegen"))] * 16
+    old = [lp.detach() for lp, _, _ in sequence_logprobs(model, prompts, answers, cond, 0, 16)]
+    ref_lp = [lp for lp, _, _ in sequence_logprobs(ref, prompts, answers, cond, 0, 16)]
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
 
     def p_target() -> float:
-        logp, mask, _ = sequence_logprobs(model, prompts[:1], [[target]], 0, 1)[0]
+        logp, mask, _ = sequence_logprobs(model, prompts[:1], [[target]], cond[:1], 0, 1)[0]
         return float(logp.sum().exp())
 
     before = p_target()
     for _ in range(4):
         opt.zero_grad()
-        logp, mask, _ = sequence_logprobs(model, prompts, answers, 0, 16, grad=True)[0]
+        logp, mask, _ = sequence_logprobs(model, prompts, answers, cond, 0, 16, grad=True)[0]
         loss, stats = grpo_loss(logp, old[0], ref_lp[0], adv, mask, clip=10.0, kl_coef=0.01)
         loss.backward()
         opt.step()
     assert p_target() > before
     assert stats["kl"] > 0
+
+
+@pytest.mark.slow
+def test_the_loop_scores_samples_with_the_sampling_policy(tiny_checkpoint):
+    """The log-probabilities RL trains on (training.rl.sequence_logprobs: the full forward, conditioned on each
+    sample's language and task) are the decoder's, token by token; without the task id they are not."""
+    from model.checkpoint import load_checkpoint
+    from model.generate import generate_ids
+    from model.vocab import language_id, task_id
+    from training.rl import sequence_logprobs
+
+    model, tok = load_checkpoint(tiny_checkpoint)
+    prompts = [tok.encode_prompt("add two numbers #1"), tok.encode_prompt("print hello #2")]
+    cond = [(language_id("python"), task_id("repair")), (language_id("cpp"), task_id("repair"))]
+    log = []
+    answers = generate_ids(model, prompts, [c[0] for c in cond], task_id("repair"), max_new_tokens=5,
+                           logits_log=log)
+    for conditions, close in ((cond, True), ([(c[0], task_id("codegen")) for c in cond], False)):
+        for r, answer in enumerate(answers):
+            logp, mask, _ = sequence_logprobs(model, [prompts[r]], [answer], conditions[r:r + 1], 0, 1)[0]
+            decoded = torch.stack([torch.log_softmax(log[t][r].float(), -1)[tok_id] for t, tok_id in enumerate(answer)])
+            diff = float((logp[mask] - decoded).abs().max())
+            assert (diff < 1e-4) == close, (conditions[r], diff)
