@@ -23,11 +23,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from evals.polyglot.exercises import Exercise, relative_path
-from evals.polyglot.reports import enable_skipped_tests, judge, test_sources
+from datagen.polyglot.exercise import Exercise, relative_path
+from datagen.polyglot.reports import enable_skipped_tests, judge, test_sources
 from resources.report_guard import guard_bind, guard_command, read_document
 from resources.sandbox import Sandbox, SandboxJob
+from resources.settings import env_str
 from resources.toolchains import JAVA_JARS, TOOLCHAIN_DIR, toolchain
+from resources.warehouse import default_data_dir
 
 TEST_TIMEOUT_S = 180.0  # Aider's limit for one test run
 GUARD_GRACE_S = 15.0  # the jail outlives the guard's own limit by this much, so the guard can report
@@ -56,6 +58,11 @@ _GO_WARM_PACKAGES = ("bufio", "bytes", "cmp", "container/heap", "container/list"
                      "fmt", "io", "iter", "log", "maps", "math", "math/big", "math/bits", "math/rand",
                      "os", "reflect", "regexp", "runtime", "slices", "sort", "strconv", "strings", "sync",
                      "sync/atomic", "testing", "time", "unicode", "unicode/utf8")
+
+
+def default_cache_dir() -> Path:
+    """Where shared builds (Catch main, Go cache, Java CDS archives) live between runs, keyed by a hash."""
+    return Path(env_str("HRM_POLYGLOT_CACHE") or Path(default_data_dir()) / "cache" / "polyglot")
 
 
 def unsupported_reason(language: str) -> str | None:
