@@ -16,6 +16,7 @@ import re
 import time
 from dataclasses import dataclass, field
 
+from agents.polyglot import verify_exercise
 from agents.tools import TOOL_NAMES, ParseError, ToolBox, system_prompt
 from datagen.swe.repos import ENV_MOUNT, PASSING, parse_pytest_summary
 from datagen.swe.trajectories import GIT_ENV, without_benchmark_files
@@ -44,9 +45,12 @@ class AgentTask:
     language: str = "python"
     source: str = "swesmith"
     timeout_s: float = 120.0
+    exercise: dict | None = None  # a polyglot_problems row: graded by the Polyglot harness (agents/polyglot.py)
 
     def session_env(self) -> dict[str, str]:
-        return {"PATH": _PATH, "PYTHONDONTWRITEBYTECODE": "1", **GIT_ENV, **self.env}
+        # without an environment of its own, the jail's PATH (every toolchain) stays
+        path = {"PATH": _PATH} if self.env_dir else {}
+        return {**path, "PYTHONDONTWRITEBYTECODE": "1", **GIT_ENV, **self.env}
 
 
 @dataclass(frozen=True)
@@ -201,9 +205,12 @@ def verify(sandbox, task: AgentTask, patch: str) -> dict:
     """Run the task's tests in a fresh jail on the clean task files + starting state + `patch` (without the
     files the benchmark owns). resolved: every FAIL_TO_PASS and PASS_TO_PASS test PASSED in pytest's own
     summary, or XFAIL where it is XFAIL on the clean files too (the code under test can call pytest.xfail());
-    with both lists empty, at least one test ran and nothing but passed tests were counted."""
+    with both lists empty, at least one test ran and nothing but passed tests were counted. A Polyglot
+    exercise is graded by the evaluator's harness instead (`agents.polyglot.verify_exercise`)."""
     from unidiff.errors import UnidiffParseError
 
+    if task.exercise is not None:
+        return verify_exercise(sandbox, task, patch)
     owned = set(task.test_files) | {t.split("::")[0] for t in task.fail_to_pass + task.pass_to_pass}
     try:
         kept, ignored = without_benchmark_files(patch, owned)

@@ -92,6 +92,53 @@ def test_workspace(ex: Exercise, solution: dict[str, str]) -> dict[str, str]:
     return files
 
 
+def session_command(ex: Exercise) -> str:
+    """The exercise's tests as an agent runs them in its shell, in /work holding `test_workspace(ex, {})`:
+    the tools and flags of `TestRunner`'s run, output for a person to read, build output outside /work
+    (kept in /tmp between runs, so later builds are incremental). Only feedback: verification is a
+    `TestRunner` run in a fresh jail."""
+    tests = " ".join(shlex.quote(p) for p in sorted(ex.test_files))
+    if ex.language == "python":
+        return ("PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 python3 -I -B -m pytest -q -rA --tb=short -p no:cacheprovider "
+                f"--noconftest -c /dev/null --rootdir=/work {tests}")
+    if ex.language == "javascript":
+        # jest's babel transform resolves its presets from /work/node_modules; git is told to leave the link out
+        return ("{ [ -e node_modules ] || ln -s /opt/npm/node_modules node_modules; } && "
+                "{ grep -qsx /node_modules .git/info/exclude || echo /node_modules >> .git/info/exclude; }; "
+                f"jest --ci --runInBand --testTimeout=30000 --runTestsByPath {tests}")
+    if ex.language == "rust":
+        return ("{ grep -qsx /Cargo.lock .git/info/exclude || echo /Cargo.lock >> .git/info/exclude; }; "
+                "CARGO_TARGET_DIR=/tmp/hrm-target cargo test -- --include-ignored")
+    if ex.language == "go":
+        return "go test ./..."
+    if ex.language == "java":
+        jars = _java_class_path()
+        return (f"rm -rf /tmp/classes && find src -name '*.java' > /tmp/sources && "
+                f"javac {_JAVAC_FLAGS} -encoding UTF-8 -nowarn -d /tmp/classes -cp {jars} @/tmp/sources && "
+                f"java {_JVM_FLAGS} -cp {jars} {_JUNIT_ARGS} --details=tree --class-path /tmp/classes "
+                "--scan-class-path")
+    if ex.language == "cpp":
+        # The exercise's CMakeLists takes its name from its folder's name: /tmp/hrm-cpp/<exercise> links to /work
+        name = shlex.quote(ex.exercise)
+        top = " ".join(shlex.quote(line) for line in _cmake_top(ex.exercise, None))
+        return (f"mkdir -p /tmp/hrm-cpp && ln -sfn /work /tmp/hrm-cpp/{name} && "
+                f"printf '%s\\n' {top} > /tmp/hrm-cpp/CMakeLists.txt && "
+                "cmake -Wno-dev -DEXERCISM_RUN_ALL_TESTS=1 -G 'Unix Makefiles' -S /tmp/hrm-cpp -B /tmp/hrm-cpp/build "
+                f">/dev/null && cmake --build /tmp/hrm-cpp/build --target {name} && /tmp/hrm-cpp/build/{name}/{name}")
+    raise ValueError(f"{ex.key}: no test command for {ex.language!r}")
+
+
+def _cmake_top(exercise: str, catch_dir: str | None) -> list[str]:
+    """A top-level CMake project over the exercise's folder. Exercism's CMakeLists link `catchlib`'s objects
+    when EXERCISM_COMMON_CATCH is on: with `catch_dir`, the prebuilt Catch main is that object library."""
+    top = ["cmake_minimum_required(VERSION 3.5.1)", "project(polyglot_cpp CXX)"]
+    if catch_dir:
+        top += ["add_library(catchlib OBJECT IMPORTED)",
+                f"set_property(TARGET catchlib PROPERTY IMPORTED_OBJECTS {catch_dir}/tests-main.o)",
+                "set(EXERCISM_COMMON_CATCH ON)"]
+    return top + [f"add_subdirectory({exercise})"]
+
+
 class TestRunner:
     """Builds the jail job for an exercise's test run, with the per-run shared builds."""
 
@@ -183,17 +230,9 @@ class TestRunner:
         return files, f'{copy}go test -json ./... > "$HRM_REPORT_DIR/go-test.json"', binds
 
     def _cpp(self, ex, files):
-        # Exercism's CMakeLists link `catchlib`'s objects when EXERCISM_COMMON_CATCH is on: a top-level
-        # project supplies the prebuilt Catch main as that object library.
         catch_dir = self._shared("cpp", ex)
-        top = ["cmake_minimum_required(VERSION 3.5.1)", "project(polyglot_cpp CXX)"]
-        binds = []
-        if catch_dir:
-            top += ["add_library(catchlib OBJECT IMPORTED)",
-                    f"set_property(TARGET catchlib PROPERTY IMPORTED_OBJECTS {SHARED_MOUNT}/catch/tests-main.o)",
-                    "set(EXERCISM_COMMON_CATCH ON)"]
-            binds = [(str(catch_dir), f"{SHARED_MOUNT}/catch")]
-        top.append(f"add_subdirectory({ex.exercise})")
+        binds = [(str(catch_dir), f"{SHARED_MOUNT}/catch")] if catch_dir else []
+        top = _cmake_top(ex.exercise, f"{SHARED_MOUNT}/catch" if catch_dir else None)
         nested = {f"{ex.exercise}/{p}": c for p, c in files.items()}
         nested["CMakeLists.txt"] = "\n".join(top) + "\n"
         # Build the test binary only (the exercise's `make` target would also run it, without a report),
