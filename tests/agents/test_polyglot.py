@@ -47,6 +47,22 @@ def test_a_hunk_that_does_not_match_the_stub_is_refused():
         solution_from_patch(EX, file_diff(other, {"adder.py": "def add(x, y):\n    return x + y\n"}))
 
 
+def test_agent_rollouts_take_the_first_exercises_of_the_languages_asked_for(tmp_path, monkeypatch):
+    import agents.tasks
+    from agents.rollouts import pick_polyglot_tasks
+    from resources.warehouse import Warehouse
+
+    warehouse, warnings = Warehouse(root=str(tmp_path)), []
+    for language in ("go", "rust"):
+        warehouse.write_table("polyglot_problems", [Exercise(language, name, "Do.", {"a.x": ""}, {"t.x": ""}).to_row()
+                                                    for name in ("b", "a", "c")], partition=language)
+    monkeypatch.setattr(agents.tasks, "unsupported_reason", lambda language: "no rustc" if language == "rust" else None)
+    picked = pick_polyglot_tasks(warehouse, ("all",), 2, log=type("Log", (), {"warning": warnings.append})())
+    assert [t.instance_id for t in picked] == ["polyglot.go.a", "polyglot.go.b"] and "no rustc" in warnings[0]
+    assert [t.language for t in pick_polyglot_tasks(warehouse, ("go", "java"), 1)] == ["go"]
+    assert pick_polyglot_tasks(warehouse, (), 1) == []
+
+
 # --- real exercises in the real jail -------------------------------------------------------------
 # language -> (exercise, (old, new): a change of the reference that leaves it wrong but building)
 CASES = {
