@@ -70,10 +70,12 @@ def _apply_hunks(text: str, pf) -> str:
 
 def verify_exercise(sandbox, task, patch: str, cache_dir=None) -> dict:
     """The task's exercise graded as the evaluator grades it, on the clean files + the solution files' changes."""
+    from unidiff.errors import UnidiffParseError
+
     ex = Exercise.from_row(task.exercise)
     try:
         solution, ignored = solution_from_patch(ex, patch)
-    except (PatchRefused, ValueError) as exc:  # unidiff's parse errors are ValueErrors too
+    except (PatchRefused, UnidiffParseError) as exc:
         return _verdict("patch_failed", False, [], 0.0, str(exc)[-1000:])
     run = TestRunner(sandbox, cache_dir or default_cache_dir()).run(ex, solution)
     return _verdict(_OUTCOME.get(run.status, run.status), run.status == "pass", ignored, round(run.seconds, 3),

@@ -7,11 +7,12 @@ the tests); nor is a solution that prints a pass summary and exits early, nor a 
 import base64
 import re
 import shlex
+from types import SimpleNamespace
 
 import pytest
 
 from agents.loop import Budget, open_session, run_episode, verify
-from agents.polyglot import PatchRefused, solution_from_patch
+from agents.polyglot import PatchRefused, solution_from_patch, verify_exercise
 from agents.policies import policy_from_spec
 from agents.tasks import file_diff, from_polyglot
 from agents.tools import Action
@@ -41,10 +42,15 @@ def test_a_solution_file_made_a_link_or_renamed_is_refused(header):
         solution_from_patch(EX, patch.replace("b/adder.py", "b/adder2.py") if "rename" in header else patch)
 
 
-def test_a_hunk_that_does_not_match_the_stub_is_refused():
+def test_a_hunk_that_does_not_match_the_stub_or_a_broken_patch_fails_before_any_test_runs():
     other = {"adder.py": "def add(x, y):\n    pass\n"}
+    mismatch = file_diff(other, {"adder.py": "def add(x, y):\n    return x + y\n"})
     with pytest.raises(PatchRefused, match="does not match"):
-        solution_from_patch(EX, file_diff(other, {"adder.py": "def add(x, y):\n    return x + y\n"}))
+        solution_from_patch(EX, mismatch)
+    task = SimpleNamespace(exercise=EX.to_row())
+    broken = "diff --git a/adder.py b/adder.py\n--- a/adder.py\n+++ b/adder.py\n@@ -1,5 +1,5 @@\n x\n"
+    for patch in (mismatch, broken):  # no sandbox: nothing may run
+        assert verify_exercise(None, task, patch)["status"] == "patch_failed"
 
 
 def test_agent_rollouts_take_the_first_exercises_of_the_languages_asked_for(tmp_path, monkeypatch):
