@@ -16,7 +16,7 @@ import re
 import time
 from dataclasses import dataclass, field
 
-from agents.polyglot import verify_exercise
+from agents.polyglot import session_binds, verify_exercise
 from agents.tools import TOOL_NAMES, ParseError, ToolBox, system_prompt
 from datagen.swe.repos import ENV_MOUNT, PASSING, parse_pytest_summary
 from datagen.swe.trajectories import GIT_ENV, without_benchmark_files
@@ -111,6 +111,8 @@ def open_session(sessions, sandbox, task: AgentTask):
     """A started jailed session at the task's starting state: /work a git repo, the clean files tagged
     hrm-base, the setup patch committed on top and tagged hrm-start."""
     binds = [(task.env_dir, ENV_MOUNT)] if task.env_dir else []
+    if task.exercise is not None and getattr(sessions, "deployment", "local") in ("local", "docker"):
+        binds += session_binds(sandbox, task)  # modal and remote sessions cannot mount host folders
     session = sessions.open(input_dir=task.repo_dir or None, files=task.files, ro_binds=binds,
                             env=task.session_env(), sandbox=sandbox)
     try:

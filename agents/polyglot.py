@@ -68,6 +68,11 @@ def _apply_hunks(text: str, pf) -> str:
     return "".join(out + lines[at:])
 
 
+def session_binds(sandbox, task) -> list[tuple[str, str]]:
+    """The shared builds the exercise's session command uses, read-only (built once per cache, sealed)."""
+    return TestRunner(sandbox, default_cache_dir()).session_binds(Exercise.from_row(task.exercise))
+
+
 def verify_exercise(sandbox, task, patch: str, cache_dir=None) -> dict:
     """The task's exercise graded as the evaluator grades it, on the clean files + the solution files' changes."""
     from unidiff.errors import UnidiffParseError

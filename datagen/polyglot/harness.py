@@ -118,11 +118,13 @@ def session_command(ex: Exercise) -> str:
                 f"java {_JVM_FLAGS} -cp {jars} {_JUNIT_ARGS} --details=tree --class-path /tmp/classes "
                 "--scan-class-path")
     if ex.language == "cpp":
-        # The exercise's CMakeLists takes its name from its folder's name: /tmp/hrm-cpp/<exercise> links to /work
-        name = shlex.quote(ex.exercise)
-        top = " ".join(shlex.quote(line) for line in _cmake_top(ex.exercise, None))
+        # The exercise's CMakeLists takes its name from its folder's name: /tmp/hrm-cpp/<exercise> links to /work.
+        # With the shared Catch main bound in (`TestRunner.session_binds`), it is linked instead of compiled.
+        name, catch = shlex.quote(ex.exercise), f"{SHARED_MOUNT}/catch"
+        shared, own = (" ".join(shlex.quote(line) for line in _cmake_top(ex.exercise, c)) for c in (catch, None))
         return (f"mkdir -p /tmp/hrm-cpp && ln -sfn /work /tmp/hrm-cpp/{name} && "
-                f"printf '%s\\n' {top} > /tmp/hrm-cpp/CMakeLists.txt && "
+                f"{{ if [ -f {catch}/tests-main.o ]; then printf '%s\\n' {shared}; else printf '%s\\n' {own}; fi; }} "
+                "> /tmp/hrm-cpp/CMakeLists.txt && "
                 "cmake -Wno-dev -DEXERCISM_RUN_ALL_TESTS=1 -G 'Unix Makefiles' -S /tmp/hrm-cpp -B /tmp/hrm-cpp/build "
                 f">/dev/null && cmake --build /tmp/hrm-cpp/build --target {name} && /tmp/hrm-cpp/build/{name}/{name}")
     raise ValueError(f"{ex.key}: no test command for {ex.language!r}")
@@ -181,6 +183,11 @@ class TestRunner:
             return TestRun("fail", f"{result.stderr[-2000:]}\n{note}\n", seconds, None)
         status, output = judge(ex.language, test_sources(ex), doc, self.timeout_s)
         return TestRun(status, output, seconds, doc["cpu_s"])
+
+    def session_binds(self, ex: Exercise) -> list[tuple[str, str]]:
+        """Read-only binds of the shared builds `session_command` uses (the Catch main, for C++)."""
+        catch_dir = self._shared("cpp", ex) if ex.language == "cpp" else None
+        return [(str(catch_dir), f"{SHARED_MOUNT}/catch")] if catch_dir else []
 
     # --- per-language recipes: (files, shell script, read-only binds) ----------------------------
     def _python(self, ex, files):
