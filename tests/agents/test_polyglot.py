@@ -53,15 +53,26 @@ def test_a_hunk_that_does_not_match_the_stub_or_a_broken_patch_fails_before_any_
         assert verify_exercise(None, task, patch)["status"] == "patch_failed"
 
 
-def test_agent_rollouts_take_the_first_exercises_of_the_languages_asked_for(tmp_path, monkeypatch):
+class Problems:
+    """A warehouse holding polyglot_problems partitions only."""
+
+    def __init__(self, rows: dict[str, list[dict]]):
+        self.rows = rows
+
+    def partitions(self, name):
+        return sorted(self.rows) if name == "polyglot_problems" else []
+
+    def read_table(self, name, partition):
+        return SimpleNamespace(to_pylist=lambda: list(self.rows[partition]))
+
+
+def test_agent_rollouts_take_the_first_exercises_of_the_languages_asked_for(monkeypatch):
     import agents.tasks
     from agents.rollouts import pick_polyglot_tasks
-    from resources.warehouse import Warehouse
 
-    warehouse, warnings = Warehouse(root=str(tmp_path)), []
-    for language in ("go", "rust"):
-        warehouse.write_table("polyglot_problems", [Exercise(language, name, "Do.", {"a.x": ""}, {"t.x": ""}).to_row()
-                                                    for name in ("b", "a", "c")], partition=language)
+    warehouse = Problems({language: [Exercise(language, name, "Do.", {"a.x": ""}, {"t.x": ""}).to_row()
+                                     for name in ("b", "a", "c")] for language in ("go", "rust")})
+    warnings = []
     monkeypatch.setattr(agents.tasks, "unsupported_reason", lambda language: "no rustc" if language == "rust" else None)
     picked = pick_polyglot_tasks(warehouse, ("all",), 2, log=type("Log", (), {"warning": warnings.append})())
     assert [t.instance_id for t in picked] == ["polyglot.go.a", "polyglot.go.b"] and "no rustc" in warnings[0]
