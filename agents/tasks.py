@@ -46,10 +46,11 @@ def from_polyglot(row: dict) -> AgentTask:
                  f"{', '.join(sorted(ex.test_files))} pass. Don't change the names of existing functions or classes; "
                  "use only the standard library. Only your changes to those files are graded.")
     files = test_workspace(ex, {})
+    reference = {p: ex.reference_files.get(p, stub) for p, stub in ex.solution_files.items()}
     return AgentTask(instance_id=f"polyglot.{ex.key.replace('/', '.')}", problem_statement=statement,
                      test_command=session_command(ex), fail_to_pass=[], pass_to_pass=[], files=files,
                      test_files=sorted(set(files) - set(ex.solution_files)),
-                     gold_patch=file_diff(ex.solution_files, {p: ex.reference_files.get(p, c) for p, c in ex.solution_files.items()}),
+                     gold_patch=file_diff(ex.solution_files, reference),
                      language=ex.language, source="polyglot_problems", timeout_s=TEST_TIMEOUT_S, exercise=row)
 
 

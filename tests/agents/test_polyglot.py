@@ -99,7 +99,8 @@ def fake_tests(language: str, path: str, text: str) -> str:
         return f"package {package}\n\nimport \"testing\"\n\nfunc TestOK(t *testing.T) {{}}\n"
     if language == "java":
         name = path.rsplit("/", 1)[-1].removesuffix(".java")
-        return f"import org.junit.jupiter.api.Test;\n\npublic class {name} {{\n    @Test\n    public void ok() {{}}\n}}\n"
+        return (f"import org.junit.jupiter.api.Test;\n\npublic class {name} {{\n"
+                "    @Test\n    public void ok() {}\n}\n")
     if language == "cpp":
         return text[:text.index("#endif") + len("#endif")] + '\n\nTEST_CASE("ok") {}\n'
     return {"javascript": "test('ok', () => {});\n", "rust": "#[test]\nfn ok() {}\n",
@@ -112,7 +113,8 @@ def fake_pass(language: str, text: str) -> str:
         return re.sub(r"^(package \w+\n)", "\\1\nimport (\n\thrmfmt \"fmt\"\n\thrmos \"os\"\n)\n\nfunc init() {\n"
                       "\thrmfmt.Println(\"PASS\\nok\")\n\thrmos.Exit(0)\n}\n", text, count=1, flags=re.M)
     if language == "java":
-        return text.replace("{", "{\n    static { System.out.println(\"[ 14 tests successful ]\"); System.exit(0); }\n", 1)
+        exit_early = '\n    static { System.out.println("[ 14 tests successful ]"); System.exit(0); }\n'
+        return text.replace("{", "{" + exit_early, 1)
     if language == "cpp":
         return text + ("#include <cstdio>\n#include <cstdlib>\n[[maybe_unused]] static const int hrm_ok = "
                        "(std::puts(\"All tests passed\"), std::exit(0), 0);\n")
