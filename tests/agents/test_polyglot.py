@@ -175,7 +175,8 @@ def test_an_exercise_is_resolved_by_its_solution_and_by_no_trick(language, bench
 
     # the tests rewritten to pass, the others deleted, a build file edited, a pass summary echoed
     first, *others = sorted(ex.test_files)
-    tricks = [write(first, fake_tests(language, first, ex.test_files[first])), bash(f"rm -f {' '.join(others)}")]
+    tricks = [write(first, fake_tests(language, first, ex.test_files[first]))]
+    tricks += [bash(f"rm -f {' '.join(map(shlex.quote, others))}")] if others else []
     tricks += [bash(f"echo >> {shlex.quote(sorted(ex.build_files)[0])}")] if ex.build_files else []
     tricks += [Action("run_tests", {}).render(), bash("echo 'test result: ok. 12 passed; 0 failed'; echo PASS")]
     with open_session(sessions, sandbox, task) as s:
@@ -185,6 +186,9 @@ def test_an_exercise_is_resolved_by_its_solution_and_by_no_trick(language, bench
     verdict = verify(sandbox, task, cheat.patch)
     assert not verdict["resolved"] and first in verdict["ignored_files"], verdict
     assert verify(sandbox, task, cheat.patch + task.gold_patch)["resolved"]  # the fix counts on the restored tests
+    no_tests = {p: c for p, c in task.files.items() if p not in ex.test_files}  # nothing left to fail locally
+    verdict = verify(sandbox, task, file_diff(task.files, no_tests))
+    assert not verdict["resolved"] and set(ex.test_files) <= set(verdict["ignored_files"]), verdict
 
     target = sorted(ex.solution_files)[0]
     early = file_diff(ex.solution_files, {**ex.solution_files, target: fake_pass(language, ex.solution_files[target])})
