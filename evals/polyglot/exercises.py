@@ -2,7 +2,8 @@
 
 A row holds everything needed to show the task to a solver and to run its tests without the checkout:
 instructions, the stub files the solver edits, the hidden tests, read-only editor files, build files
-and the reference solution, each as a list of {path, content} relative to the exercise directory.
+and the reference solution, each as a list of {path, content} relative to the exercise directory. The row
+and `Exercise` itself live in datagen/polyglot/exercise.py (the agent loop reads them too).
 """
 
 from __future__ import annotations
