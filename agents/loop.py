@@ -16,6 +16,7 @@ import re
 import time
 from dataclasses import dataclass, field
 
+from agents.polyglot import session_binds, verify_exercise
 from agents.tools import TOOL_NAMES, ParseError, ToolBox, system_prompt
 from datagen.swe.repos import ENV_MOUNT, PASSING, parse_pytest_summary
 from datagen.swe.trajectories import GIT_ENV, without_benchmark_files
@@ -44,9 +45,12 @@ class AgentTask:
     language: str = "python"
     source: str = "swesmith"
     timeout_s: float = 120.0
+    exercise: dict | None = None  # a polyglot_problems row: graded by the Polyglot harness (agents/polyglot.py)
 
     def session_env(self) -> dict[str, str]:
-        return {"PATH": _PATH, "PYTHONDONTWRITEBYTECODE": "1", **GIT_ENV, **self.env}
+        # without an environment of its own, the jail's PATH (every toolchain) stays
+        path = {"PATH": _PATH} if self.env_dir else {}
+        return {**path, "PYTHONDONTWRITEBYTECODE": "1", **GIT_ENV, **self.env}
 
 
 @dataclass(frozen=True)
@@ -107,6 +111,8 @@ def open_session(sessions, sandbox, task: AgentTask):
     """A started jailed session at the task's starting state: /work a git repo, the clean files tagged
     hrm-base, the setup patch committed on top and tagged hrm-start."""
     binds = [(task.env_dir, ENV_MOUNT)] if task.env_dir else []
+    if task.exercise is not None and getattr(sessions, "deployment", "local") in ("local", "docker"):
+        binds += session_binds(sandbox, task)  # modal and remote sessions cannot mount host folders
     session = sessions.open(input_dir=task.repo_dir or None, files=task.files, ro_binds=binds,
                             env=task.session_env(), sandbox=sandbox)
     try:
@@ -201,9 +207,12 @@ def verify(sandbox, task: AgentTask, patch: str) -> dict:
     """Run the task's tests in a fresh jail on the clean task files + starting state + `patch` (without the
     files the benchmark owns). resolved: every FAIL_TO_PASS and PASS_TO_PASS test PASSED in pytest's own
     summary, or XFAIL where it is XFAIL on the clean files too (the code under test can call pytest.xfail());
-    with both lists empty, at least one test ran and nothing but passed tests were counted."""
+    with both lists empty, at least one test ran and nothing but passed tests were counted. A Polyglot
+    exercise is graded by the evaluator's harness instead (`agents.polyglot.verify_exercise`)."""
     from unidiff.errors import UnidiffParseError
 
+    if task.exercise is not None:
+        return verify_exercise(sandbox, task, patch)
     owned = set(task.test_files) | {t.split("::")[0] for t in task.fail_to_pass + task.pass_to_pass}
     try:
         kept, ignored = without_benchmark_files(patch, owned)

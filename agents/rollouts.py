@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from agents.loop import Budget, Episode, open_session, run_episode, verify
 from agents.policies import policy_from_spec
-from agents.tasks import from_swesmith
+from agents.tasks import from_polyglot, from_swesmith
 from datagen.swe.repos import repo_from_row
 from datagen.swe.trajectories import load_trajectories, rl_view
 
@@ -37,6 +37,8 @@ class RolloutSettings:
     max_wall_s: float = 120.0
     max_new_tokens: int = 96
     workers: int = 2  # episodes at once (each runs tests: about the core count)
+    polyglot_languages: tuple[str, ...] = ()  # Polyglot exercises too, of these languages ("all": every one)
+    polyglot_per_language: int = 1
 
 
 def policy_spec(key: str, warehouse) -> tuple[str, dict]:
@@ -64,6 +66,26 @@ def pick_tasks(warehouse, n: int, per_repo: int | None = None) -> list:
             if depth < len(by_repo[key]) and len(picked) < n:
                 picked.append(from_swesmith(by_repo[key][depth], repo_from_row(repos[key])))
         depth += 1
+    return picked
+
+
+def pick_polyglot_tasks(warehouse, languages: tuple[str, ...], per_language: int, log=None) -> list:
+    """AgentTasks for the first `per_language` polyglot_problems exercises (by problem id) of each language; a
+    language without a partition, or whose toolchain this machine lacks, is skipped with a warning."""
+    available = warehouse.partitions("polyglot_problems")
+    picked = []
+    for language in (available if "all" in languages else languages):
+        if language not in available:
+            if log:
+                log.warning(f"agent_rollouts: polyglot_problems has no {language!r} partition; skipped")
+            continue
+        rows = sorted(warehouse.read_table("polyglot_problems", partition=language).to_pylist(),
+                      key=lambda r: r["problem_id"])
+        try:
+            picked += [from_polyglot(row) for row in rows[:per_language]]
+        except ValueError as exc:  # no toolchain for the language here
+            if log:
+                log.warning(f"agent_rollouts: {exc}; skipped")
     return picked
 
 
@@ -121,17 +143,20 @@ def summary(rows: list[dict]) -> dict:
 
 # --- agent_rollouts -------------------------------------------------------------------------------------
 def build_agent_rollouts(settings: RolloutSettings, key: str, sandbox, sessions, warehouse, log=None) -> dict:
-    """Roll out the partition's policy on the first tasks; write the agent_rollouts partition and its RL view."""
+    """Roll out the partition's policy on the first SWE-smith tasks (and the Polyglot exercises asked for); write
+    the agent_rollouts partition and its RL view."""
     spec, checkpoint = policy_spec(key, warehouse)
-    tasks = pick_tasks(warehouse, settings.tasks)
+    tasks = pick_tasks(warehouse, settings.tasks) + pick_polyglot_tasks(
+        warehouse, settings.polyglot_languages, settings.polyglot_per_language, log)
     if not tasks:
         raise RuntimeError("agent_rollouts: swesmith_tasks holds no task of a prepared repo (materialise swe_repos "
-                           "and swesmith_tasks first)")
+                           "and swesmith_tasks first), and no Polyglot exercise was asked for or found")
     rows = [{**r, "policy_key": key, "checkpoint_sha256": checkpoint.get("weights_sha256", "")}
             for r in rollout_rows(spec, tasks, settings, sandbox, sessions, log)]
     warehouse.write_table("agent_rollouts", rows, partition=key)
     warehouse.write_table("agent_rollouts_rl", rl_view(rows), partition=key)
-    return {**summary(rows), "spec": spec, "checkpoint": checkpoint}
+    by_source = Counter(r["task_source"] for r in rows)
+    return {**summary(rows), "by_source": dict(by_source), "spec": spec, "checkpoint": checkpoint}
 
 
 # --- swe_trajectories -------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""AgentTasks from the project's task tables: `swesmith_tasks` rows, Polyglot exercises and synthetic repair
-tasks. Python only for the last two for now: their tests run under pytest, whose own summary grades them.
+"""AgentTasks from the project's task tables: `swesmith_tasks` rows, Polyglot exercises (every language the
+machine has a toolchain for) and synthetic repair tasks (Python: pytest's own summary grades them).
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ import tempfile
 from pathlib import Path
 
 from agents.loop import AgentTask
+from datagen.polyglot.exercise import Exercise
+from datagen.polyglot.harness import TEST_TIMEOUT_S, session_command, test_workspace, unsupported_reason
 from datagen.repair_grading import repair_cases
 from datagen.swe.examples import reverse_patch
 from datagen.swe.repos import ENV_MOUNT, PreparedRepo, test_command
@@ -32,29 +34,24 @@ def from_swesmith(task: dict, repo: PreparedRepo) -> AgentTask:
                      timeout_s=timeout)
 
 
-def _files(value) -> dict[str, str]:
-    """A table's file list ([{path, content}]) or a dict, as a dict."""
-    if not value:
-        return {}
-    return dict(value) if isinstance(value, dict) else {f["path"]: f["content"] for f in value}
-
-
-def from_polyglot(row: dict, env_dir: str) -> AgentTask:
-    """A polyglot_problems row (Python exercises): the stub files and the tests; the agent's run_tests is the
-    benchmark's test feedback loop."""
-    if row["language"] != "python":
-        raise ValueError(f"polyglot {row['problem_id']}: only python exercises run as agent tasks so far")
-    solution, tests = _files(row["solution_files"]), _files(row["test_files"])
-    files = {**_files(row.get("build_files")), **solution, **tests}
-    statement = (f"{row['instructions']}\n\nModify {', '.join(sorted(solution))} so that the tests in "
-                 f"{', '.join(sorted(tests))} pass. Don't change the names of existing functions or classes; "
-                 "use only the standard library.")
-    reference = _files(row.get("reference_files"))
-    return AgentTask(instance_id=f"polyglot.{row['problem_id'].replace('/', '.')}", problem_statement=statement,
-                     test_command=PYTEST, fail_to_pass=[], pass_to_pass=[], files=files, env_dir=env_dir,
-                     env={"PYTHONPATH": "/work"}, test_files=sorted(tests),
-                     gold_patch=file_diff(solution, {p: reference[p] for p in solution if p in reference}),
-                     language="python", source="polyglot_problems", timeout_s=60.0)
+def from_polyglot(row: dict) -> AgentTask:
+    """A polyglot_problems row of any language: the stubs, build and editor files and the tests (skipped ones
+    enabled); run_tests is the benchmark's test feedback loop and the evaluator's harness grades the result.
+    ValueError where this machine cannot run the language's tests."""
+    ex = Exercise.from_row(row)
+    why = unsupported_reason(ex.language)
+    if why:
+        raise ValueError(f"polyglot {ex.key}: {why}")
+    statement = (f"{ex.instructions}\n\nModify {', '.join(sorted(ex.solution_files))} so that the tests in "
+                 f"{', '.join(sorted(ex.test_files))} pass. Don't change the names of existing functions or classes; "
+                 "use only the standard library. Only your changes to those files are graded.")
+    files = test_workspace(ex, {})
+    reference = {p: ex.reference_files.get(p, stub) for p, stub in ex.solution_files.items()}
+    return AgentTask(instance_id=f"polyglot.{ex.key.replace('/', '.')}", problem_statement=statement,
+                     test_command=session_command(ex), fail_to_pass=[], pass_to_pass=[], files=files,
+                     test_files=sorted(set(files) - set(ex.solution_files)),
+                     gold_patch=file_diff(ex.solution_files, reference),
+                     language=ex.language, source="polyglot_problems", timeout_s=TEST_TIMEOUT_S, exercise=row)
 
 
 def from_synthetic_repair(row: dict, env_dir: str) -> AgentTask:

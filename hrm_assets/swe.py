@@ -126,11 +126,14 @@ class AgentRolloutsConfig(dg.Config):
     max_wall_s: float = from_env("HRM_AGENT_MAX_WALL_S")
     max_new_tokens: int = from_env("HRM_AGENT_MAX_NEW_TOKENS")
     workers: int = from_env("HRM_SWE_TRAJ_WORKERS")
+    polyglot: str = from_env("HRM_AGENT_POLYGLOT")  # comma-separated languages or "all"; empty: none
+    polyglot_per_language: int = from_env("HRM_AGENT_POLYGLOT_PER_LANGUAGE")
 
     def to_settings(self) -> rollouts.RolloutSettings:
         return rollouts.RolloutSettings(tasks=self.tasks, max_steps=self.max_steps, max_tokens=self.max_tokens,
                                         max_wall_s=self.max_wall_s, max_new_tokens=self.max_new_tokens,
-                                        workers=self.workers)
+                                        workers=self.workers, polyglot_languages=tuple(split_csv(self.polyglot)),
+                                        polyglot_per_language=self.polyglot_per_language)
 
 
 _CHECKPOINT_DEPS = sorted({rollouts.CHECKPOINT_KEYS[k] for k in agent_policies.get_partition_keys()
@@ -139,11 +142,13 @@ _CHECKPOINT_DEPS = sorted({rollouts.CHECKPOINT_KEYS[k] for k in agent_policies.g
 
 @dg.asset(group_name="agents", kinds={"python", "parquet"}, partitions_def=agent_policies,
           code_version=ROLLOUTS_VERSION,
-          deps=[dg.AssetDep("swesmith_tasks", partition_mapping=dg.AllPartitionMapping()), *_CHECKPOINT_DEPS],
+          deps=[dg.AssetDep("swesmith_tasks", partition_mapping=dg.AllPartitionMapping()),
+                dg.AssetDep("polyglot_problems", partition_mapping=dg.AllPartitionMapping()), *_CHECKPOINT_DEPS],
           description="Episodes of one policy (partition: oracle, or the latest hrm / baseline checkpoint as a "
-                      "local: policy) on the first SWE-smith tasks, each in a jailed session with bash, view, "
-                      "search, edit, run_tests and submit; resolved by the task's tests in a fresh jail. Table "
-                      "agent_rollouts (SWE-smith trajectory rows), RL view agent_rollouts_rl.")
+                      "local: policy) on the first SWE-smith tasks, plus the Polyglot exercises of the languages "
+                      "in HRM_AGENT_POLYGLOT, each in a jailed session with bash, view, search, edit, run_tests "
+                      "and submit; resolved by the task's tests in a fresh jail. Table agent_rollouts (SWE-smith "
+                      "trajectory rows), RL view agent_rollouts_rl.")
 def agent_rollouts(context: dg.AssetExecutionContext, config: AgentRolloutsConfig, sandbox: Sandbox,
                    swe_sessions: SweRexSessions, warehouse: Warehouse) -> dg.MaterializeResult:
     key = context.partition_key

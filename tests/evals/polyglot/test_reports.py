@@ -1,4 +1,4 @@
-"""evals/polyglot/reports.py: which tests each language's test files expect, and the verdict read from the
+"""datagen/polyglot/reports.py: which tests each language's test files expect, and the verdict read from the
 framework's report. A report that leaves an expected test out, is forged, incomplete or not a report
 fails; only every expected test passing passes."""
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from evals.polyglot import reports
+from datagen.polyglot import reports
 from evals.polyglot.exercises import Exercise
 
 PY_TESTS = {"bowling_test.py": "import unittest\n\nclass T(unittest.TestCase):\n    def test_one(self):\n        pass\n\n"

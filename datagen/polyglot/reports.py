@@ -15,7 +15,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from evals.polyglot.exercises import Exercise
+from datagen.polyglot.exercise import Exercise
 
 MAX_RENDERED_OUTPUT = 64 * 1024
 

@@ -23,11 +23,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from evals.polyglot.exercises import Exercise, relative_path
-from evals.polyglot.reports import enable_skipped_tests, judge, test_sources
+from datagen.polyglot.exercise import Exercise, relative_path
+from datagen.polyglot.reports import enable_skipped_tests, judge, test_sources
 from resources.report_guard import guard_bind, guard_command, read_document
 from resources.sandbox import Sandbox, SandboxJob
+from resources.settings import env_str
 from resources.toolchains import JAVA_JARS, TOOLCHAIN_DIR, toolchain
+from resources.warehouse import default_data_dir
 
 TEST_TIMEOUT_S = 180.0  # Aider's limit for one test run
 GUARD_GRACE_S = 15.0  # the jail outlives the guard's own limit by this much, so the guard can report
@@ -58,6 +60,11 @@ _GO_WARM_PACKAGES = ("bufio", "bytes", "cmp", "container/heap", "container/list"
                      "sync/atomic", "testing", "time", "unicode", "unicode/utf8")
 
 
+def default_cache_dir() -> Path:
+    """Where shared builds (Catch main, Go cache, Java CDS archives) live between runs, keyed by a hash."""
+    return Path(env_str("HRM_POLYGLOT_CACHE") or Path(default_data_dir()) / "cache" / "polyglot")
+
+
 def unsupported_reason(language: str) -> str | None:
     """Why this machine cannot run `language` tests, or None when it can."""
     tc = toolchain(language)
@@ -83,6 +90,55 @@ def test_workspace(ex: Exercise, solution: dict[str, str]) -> dict[str, str]:
     if bad:
         raise ValueError(f"{ex.key}: file paths outside the exercise: {bad[:3]}")
     return files
+
+
+def session_command(ex: Exercise) -> str:
+    """The exercise's tests as an agent runs them in its shell, in /work holding `test_workspace(ex, {})`:
+    the tools and flags of `TestRunner`'s run, output for a person to read, build output outside /work
+    (kept in /tmp between runs, so later builds are incremental). Only feedback: verification is a
+    `TestRunner` run in a fresh jail."""
+    tests = " ".join(shlex.quote(p) for p in sorted(ex.test_files))
+    if ex.language == "python":
+        return ("PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 python3 -I -B -m pytest -q -rA --tb=short -p no:cacheprovider "
+                f"--noconftest -c /dev/null --rootdir=/work {tests}")
+    if ex.language == "javascript":
+        # jest's babel transform resolves its presets from /work/node_modules; git is told to leave the link out
+        return ("{ [ -e node_modules ] || ln -s /opt/npm/node_modules node_modules; } && "
+                "{ grep -qsx /node_modules .git/info/exclude || echo /node_modules >> .git/info/exclude; }; "
+                f"jest --ci --runInBand --testTimeout=30000 --runTestsByPath {tests}")
+    if ex.language == "rust":
+        return ("{ grep -qsx /Cargo.lock .git/info/exclude || echo /Cargo.lock >> .git/info/exclude; }; "
+                "CARGO_TARGET_DIR=/tmp/hrm-target cargo test -- --include-ignored")
+    if ex.language == "go":
+        return "go test ./..."
+    if ex.language == "java":
+        jars = _java_class_path()
+        return (f"rm -rf /tmp/classes && find src -name '*.java' > /tmp/sources && "
+                f"javac {_JAVAC_FLAGS} -encoding UTF-8 -nowarn -d /tmp/classes -cp {jars} @/tmp/sources && "
+                f"java {_JVM_FLAGS} -cp {jars} {_JUNIT_ARGS} --details=tree --class-path /tmp/classes "
+                "--scan-class-path")
+    if ex.language == "cpp":
+        # The exercise's CMakeLists takes its name from its folder's name: /tmp/hrm-cpp/<exercise> links to /work.
+        # With the shared Catch main bound in (`TestRunner.session_binds`), it is linked instead of compiled.
+        name, catch = shlex.quote(ex.exercise), f"{SHARED_MOUNT}/catch"
+        shared, own = (" ".join(shlex.quote(line) for line in _cmake_top(ex.exercise, c)) for c in (catch, None))
+        return (f"mkdir -p /tmp/hrm-cpp && ln -sfn /work /tmp/hrm-cpp/{name} && "
+                f"{{ if [ -f {catch}/tests-main.o ]; then printf '%s\\n' {shared}; else printf '%s\\n' {own}; fi; }} "
+                "> /tmp/hrm-cpp/CMakeLists.txt && "
+                "cmake -Wno-dev -DEXERCISM_RUN_ALL_TESTS=1 -G 'Unix Makefiles' -S /tmp/hrm-cpp -B /tmp/hrm-cpp/build "
+                f">/dev/null && cmake --build /tmp/hrm-cpp/build --target {name} && /tmp/hrm-cpp/build/{name}/{name}")
+    raise ValueError(f"{ex.key}: no test command for {ex.language!r}")
+
+
+def _cmake_top(exercise: str, catch_dir: str | None) -> list[str]:
+    """A top-level CMake project over the exercise's folder. Exercism's CMakeLists link `catchlib`'s objects
+    when EXERCISM_COMMON_CATCH is on: with `catch_dir`, the prebuilt Catch main is that object library."""
+    top = ["cmake_minimum_required(VERSION 3.5.1)", "project(polyglot_cpp CXX)"]
+    if catch_dir:
+        top += ["add_library(catchlib OBJECT IMPORTED)",
+                f"set_property(TARGET catchlib PROPERTY IMPORTED_OBJECTS {catch_dir}/tests-main.o)",
+                "set(EXERCISM_COMMON_CATCH ON)"]
+    return top + [f"add_subdirectory({exercise})"]
 
 
 class TestRunner:
@@ -127,6 +183,11 @@ class TestRunner:
             return TestRun("fail", f"{result.stderr[-2000:]}\n{note}\n", seconds, None)
         status, output = judge(ex.language, test_sources(ex), doc, self.timeout_s)
         return TestRun(status, output, seconds, doc["cpu_s"])
+
+    def session_binds(self, ex: Exercise) -> list[tuple[str, str]]:
+        """Read-only binds of the shared builds `session_command` uses (the Catch main, for C++)."""
+        catch_dir = self._shared("cpp", ex) if ex.language == "cpp" else None
+        return [(str(catch_dir), f"{SHARED_MOUNT}/catch")] if catch_dir else []
 
     # --- per-language recipes: (files, shell script, read-only binds) ----------------------------
     def _python(self, ex, files):
@@ -176,17 +237,9 @@ class TestRunner:
         return files, f'{copy}go test -json ./... > "$HRM_REPORT_DIR/go-test.json"', binds
 
     def _cpp(self, ex, files):
-        # Exercism's CMakeLists link `catchlib`'s objects when EXERCISM_COMMON_CATCH is on: a top-level
-        # project supplies the prebuilt Catch main as that object library.
         catch_dir = self._shared("cpp", ex)
-        top = ["cmake_minimum_required(VERSION 3.5.1)", "project(polyglot_cpp CXX)"]
-        binds = []
-        if catch_dir:
-            top += ["add_library(catchlib OBJECT IMPORTED)",
-                    f"set_property(TARGET catchlib PROPERTY IMPORTED_OBJECTS {SHARED_MOUNT}/catch/tests-main.o)",
-                    "set(EXERCISM_COMMON_CATCH ON)"]
-            binds = [(str(catch_dir), f"{SHARED_MOUNT}/catch")]
-        top.append(f"add_subdirectory({ex.exercise})")
+        binds = [(str(catch_dir), f"{SHARED_MOUNT}/catch")] if catch_dir else []
+        top = _cmake_top(ex.exercise, f"{SHARED_MOUNT}/catch" if catch_dir else None)
         nested = {f"{ex.exercise}/{p}": c for p, c in files.items()}
         nested["CMakeLists.txt"] = "\n".join(top) + "\n"
         # Build the test binary only (the exercise's `make` target would also run it, without a report),
