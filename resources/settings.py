@@ -194,10 +194,21 @@ _DECLARED = (
     Setting("HRM_QUANT_QAT_STEPS", int, 0,
             "> 0: fine-tune HRM this many steps with 8-bit QAT into hrm-int8-qat (add it to HRM_REPORT_MODELS)"),
     Setting("HRM_QUANT_QAT_LR", float, 0.0, "learning rate of the QAT fine-tune; 0: the HRM run's final rate"),
+    Setting("HRM_SPECIALISTS", str, "rust",
+            "specialist LoRA adapters trained from hrm_checkpoint, comma-separated slices of training_examples: "
+            "languages (cpp, go, java, javascript, python, rust) or task types (repair, exec_predict, tool_use, "
+            "diff_edit, agent_step, plan); empty: none"),
+    Setting("HRM_SPECIALIST_STEPS", int, 20, "optimizer steps per specialist adapter"),
+    Setting("HRM_SPECIALIST_BATCH_SIZE", int, 16, "sequences per step of a specialist adapter"),
+    Setting("HRM_SPECIALIST_RANK", int, 8, "LoRA rank of the specialist adapters"),
+    Setting("HRM_SPECIALIST_ALPHA", float, 16.0, "LoRA alpha (the update is scaled by alpha / rank)"),
+    Setting("HRM_SPECIALIST_LR", float, 3e-3, "peak learning rate of the specialist adapters"),
+    Setting("HRM_SPECIALIST_EVAL_FILES", int, 0,
+            "held-out corpus files per language in a language specialist's domain score; 0: all"),
     # --- evaluation ----------------------------------------------------------------------------
     Setting("HRM_REPORT_MODELS", str, "hrm,baseline,hrm-int8,hrm-nf4",
             "models in the benchmark report: warehouse names (hrm, baseline, hrm-int8, hrm-nf4, hrm-int8-qat) and "
-            "model specs (local:CKPT_DIR[@int8|@nf4], openai:BASE_URL#MODEL), comma-separated"),
+            "model specs (local:CKPT_DIR[+ADAPTER_DIR][@int8|@nf4], openai:BASE_URL#MODEL), comma-separated"),
     Setting("HRM_OPENAI_API_KEY", str, "",
             "the key sent to openai: model specs' endpoints (else OPENAI_API_KEY); never logged"),
     Setting("HRM_EVAL_PRESET", str, "smoke",
