@@ -163,6 +163,9 @@ _DECLARED = (
     Setting("HRM_ORCH_POLICY", str, "oracle", "the agents' policy: oracle, local:CKPT or openai:URL#MODEL"),
     Setting("HRM_ORCH_PLANNER", str, "rules", "rules, or a model spec that picks each task's decomposition"),
     Setting("HRM_ORCH_FAILURES", str, "kill", "failures injected into a run: kill (a jail), hang (an agent)"),
+    Setting("HRM_ORCH_ROLE_POLICIES", str, "",
+            "with a model HRM_ORCH_POLICY: `role=spec,...`, some roles' own model specs, e.g. "
+            "`rust_developer=local:CKPT+ADAPTER` (a specialist_adapters spec); the other roles run HRM_ORCH_POLICY"),
     # --- training ------------------------------------------------------------------------------
     Setting("HRM_MODEL_PRESET", str, "cpu-default",
             "ModelConfig preset: cpu-default, cpu-long, tiny, small, 100m, gpu-base, gpu-100m, gpu-1b"),

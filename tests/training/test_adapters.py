@@ -110,3 +110,34 @@ def test_train_load_and_score_a_specialist(warehouse):
         assert 0.0 <= row["p_value"] <= 1.0 and row["items_better"] + row["items_worse"] <= row["n"]
         assert row["generalist_ci"][0] <= row["generalist"] <= row["generalist_ci"][1]
     json.dumps(scores)  # published in latest.json
+
+
+@pytest.mark.slow
+def test_specialist_adapters_asset(warehouse):
+    import dagster as dg
+
+    from hrm_assets.specialists import specialist_adapters
+    from resources.sandbox import Sandbox
+
+    config = {"specialists": "rust", "steps": 2, "batch_size": 4, "rank": 2, "eval_files": 0}
+    result = dg.materialize([specialist_adapters], run_config={"ops": {"specialist_adapters": {"config": config}}},
+                            resources={"warehouse": warehouse, "sandbox": Sandbox(timeout_s=30, concurrency=1)})
+    assert result.success
+    meta = result.asset_materializations_for_node("specialist_adapters")[0].metadata
+    assert meta["rust/steps"].value == 2 and meta["rust/examples"].value == 12
+    assert 0.0 <= meta["rust/p_value"].value <= 1.0 and meta["rust/generalist"].value > 0
+    assert "code-bpb/bits_per_byte_rust" in meta["specialists"].value
+    published = warehouse.latest_checkpoint("specialist_adapters")
+    assert published["specialists"]["rust"]["score"]["domain"]["metric"] == "code-bpb/bits_per_byte_rust"
+    assert published["specialists"]["rust"]["spec"].startswith(f"local:{published['base_checkpoint']}+")
+
+
+def test_orchestrator_roles_take_specialist_specs():
+    from agents.orchestrator.pipeline import parse_role_policies
+
+    got = parse_role_policies("rust_developer=local:/ckpt+/adapters/rust, test_runner=oracle")
+    assert got == {"rust_developer": "local:/ckpt+/adapters/rust", "test_runner": "oracle"}
+    assert parse_role_policies("") == {}
+    for bad in ("rust_developer", "rust_developer=gpt-4", "=local:/ckpt"):
+        with pytest.raises(ValueError):
+            parse_role_policies(bad)
