@@ -14,8 +14,8 @@ from model.config import ModelConfig
 from model.quantized_artifacts import sha256_file
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-CONFIG = ModelConfig.preset("tiny", max_seq_len=64, vocab_size=300)
-BATCH = {"input_ids": torch.randint(1, 300, (2, 20), generator=torch.Generator().manual_seed(1)),
+CONFIG = ModelConfig.preset("tiny", max_seq_len=32, vocab_size=128, hidden_size=32, num_heads=2)
+BATCH = {"input_ids": torch.randint(1, 128, (2, 20), generator=torch.Generator().manual_seed(1)),
          "prompt_len": torch.tensor([5, 9])}
 
 
