@@ -83,7 +83,8 @@ def train_adapter(base_dir: str | Path, dataset, out_dir: str | Path, settings: 
     if len(dataset) == 0:
         raise ValueError(f"{out_dir}: no training examples in the slice")
     torch.manual_seed(settings.seed)
-    model, _ = load_checkpoint(base_dir)
+    accelerated = torch.accelerator.is_available()
+    model, _ = load_checkpoint(base_dir, device=torch.accelerator.current_accelerator() if accelerated else None)
     config = LoRAConfig(settings.rank, settings.alpha, tuple(settings.targets))
     wrapped = add_lora(model, config)
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -150,7 +151,7 @@ def train_specialists(settings: AdapterSettings, warehouse, log=None) -> dict:
     for name in settings.specialists:
         slice_kind(name)
     examples = warehouse.read_table("training_examples").to_pylist()
-    tok = CodeTokenizer.load(base_dir / "tokenizer")
+    tok = CodeTokenizer.load(base_dir / "tokenizer" if (base_dir / "tokenizer").is_dir() else warehouse.tokenizer_dir())
     max_seq_len = json.loads((base_dir / "config.json").read_text())["max_seq_len"]
     run_dir = warehouse.checkpoint_dir("specialist_adapters", fingerprint(base_sha, settings, rows_sha256(examples)))
     specialists = {}
