@@ -98,6 +98,11 @@ def test_train_load_and_score_a_specialist(warehouse):
     assert tok is not None
     changed = [k for k, v in specialist.state_dict().items() if not torch.equal(v, generalist.state_dict()[k])]
     assert changed and all(k.endswith(("qkv.weight", "out.weight", "gate_up.weight", "down.weight")) for k in changed)
+    # the report's candidate for the spec names both hashes
+    from evals.pipeline import candidate_from_spec
+
+    adapter_sha = read_adapter_config(rust["adapter_dir"])["adapter_sha256"]
+    assert candidate_from_spec(spec).checkpoint_hash == f"{manifest['base_sha256'][:12]}+{adapter_sha[:12]}"
     # materialised again with the same inputs: the adapter is reused, not retrained
     assert train_specialists(settings, warehouse)["specialists"]["rust"]["reused"] is True
 
