@@ -3,7 +3,8 @@
 - `oracle`: not a model. It applies the task's gold patch through the tools and submits; its rows are
   demonstrations and a check of the infrastructure (a task the oracle cannot resolve is broken), always
   labelled `oracle` and kept apart from model rows.
-- `local:CKPT_DIR[@int8|@nf4]`: one of our checkpoints, loaded once per spec and reused.
+- `local:CKPT_DIR[+ADAPTER_DIR][@int8|@nf4]`: one of our checkpoints (with a specialist adapter merged in),
+  loaded once per spec and reused.
 - `openai:BASE_URL#MODEL`: an OpenAI-compatible chat endpoint (`hrm serve`, vLLM, a hosted API).
 
 A policy has `name`, `kind`, `act(messages) -> str` (the next assistant reply), `last_tokens` (tokens that
@@ -16,7 +17,7 @@ import threading
 from typing import Protocol
 
 from agents.tools import Action
-from inference.specs import parse_spec
+from inference.specs import load_local, parse_spec
 
 STOP = "</function>"
 _CACHE: dict[str, object] = {}
@@ -45,9 +46,7 @@ def policy_from_spec(spec: str, max_new_tokens: int = 256, api_key: str = "") ->
 def _load_local(parsed):
     with _LOCK:
         if parsed.text not in _CACHE:
-            from model.checkpoint import load_checkpoint
-
-            model, tok = load_checkpoint(parsed.path, quantization=parsed.quantization)
+            model, tok = load_local(parsed)
             if tok is None:
                 raise ValueError(f"{parsed.text}: the checkpoint has no tokenizer/, so it cannot act as an agent")
             _CACHE[parsed.text] = (model, tok)

@@ -14,7 +14,7 @@ from evals.curves import CURVE_MODELS, CurvePoint, curve_markdown, curve_png, ph
 from evals.evaluate import (NEEDS_WEIGHTS, SYNTHETIC_BENCHMARKS, Candidate, EvalSettings, EvalSuite, evaluate_candidate,
                             load_suite)
 from evals.stats import comparisons_markdown, paired_comparisons
-from inference.specs import ModelSpec, is_spec, parse_spec
+from inference.specs import ModelSpec, is_spec, load_local, local_hash, parse_spec
 
 MODELS = ("hrm", "hrm-rl", "baseline", "hrm-int8", "hrm-nf4")  # the default report
 RL_MODEL = "hrm-rl"  # hrm_rl_checkpoint: HRM after RL from execution feedback
@@ -32,13 +32,10 @@ def candidate_from_spec(spec: ModelSpec, workers: int = 8, api_key: str = "") ->
         from inference.remote import OpenAIEndpoint
 
         return Candidate(spec.text, None, None, "endpoint", endpoint=OpenAIEndpoint(spec, workers=workers, key=api_key))
-    from model.checkpoint import WEIGHTS, load_checkpoint
-    from model.quantized_artifacts import sha256_file
-
-    model, tok = load_checkpoint(spec.path, quantization=spec.quantization)
+    model, tok = load_local(spec)  # with its adapter merged in (local:CKPT+ADAPTER)
     if tok is None:
         raise ValueError(f"{spec.text}: the checkpoint has no tokenizer/, so it cannot be evaluated")
-    return Candidate(spec.text, model, tok, spec.quantization or "none", sha256_file(Path(spec.path) / WEIGHTS)[:12])
+    return Candidate(spec.text, model, tok, spec.quantization or "none", local_hash(spec))
 
 
 def load_candidate(warehouse, name: str, workers: int = 8, api_key: str = "") -> Candidate:
@@ -50,7 +47,7 @@ def load_candidate(warehouse, name: str, workers: int = 8, api_key: str = "") ->
     if is_spec(name):
         return candidate_from_spec(parse_spec(name), workers, api_key)
     if name not in (*MODELS, QAT_MODEL):
-        raise ValueError(f"model {name!r}: expected a model spec (local:CKPT_DIR[@int8|@nf4] or "
+        raise ValueError(f"model {name!r}: expected a model spec (local:CKPT_DIR[+ADAPTER_DIR][@int8|@nf4] or "
                          f"openai:BASE_URL#MODEL) or one of the warehouse's models {', '.join((*MODELS, QAT_MODEL))}")
     if name == QAT_MODEL:
         qat = warehouse.latest_checkpoint("quantized_models").get("qat")

@@ -118,11 +118,24 @@ def paired_drop_test(before: list[dict], after: list[dict]) -> dict:
     return {"paired": len(shared), "worse": worse, "better": better, "p_value": p_value}
 
 
+def paired_sign_test(base: dict[str, float], new: dict[str, float], *, higher_is_better: bool = True) -> dict:
+    """One-sided exact sign test that `new` beats `base`, pairing items (problems, files) by id: `better`
+    items improved, `worse` ones got worse, ties drop out; p = P(X >= better) for X ~ Binomial(better +
+    worse, 1/2). With pass/fail scores it is McNemar's test, as paired_drop_test with the roles swapped."""
+    from scipy.stats import binom
+
+    shared = sorted(set(base) & set(new))
+    sign = 1.0 if higher_is_better else -1.0
+    better = [i for i in shared if sign * (new[i] - base[i]) > 0]
+    worse = [i for i in shared if sign * (new[i] - base[i]) < 0]
+    discordant = len(better) + len(worse)
+    p_value = float(binom.sf(len(better) - 1, discordant, 0.5)) if discordant else 1.0
+    return {"paired": len(shared), "better": better, "worse": worse, "p_value": p_value}
+
+
 def paired_gain_test(before: list[dict], after: list[dict]) -> dict:
-    """The one-sided exact sign test for a gain (paired_drop_test the other way round): p = P(X >= better),
-    X ~ Binomial(better + worse, 1/2)."""
-    t = paired_drop_test(after, before)
-    return {"paired": t["paired"], "better": t["worse"], "worse": t["better"], "p_value": t["p_value"]}
+    """paired_sign_test for a gain on per-problem results: each problem's pass fraction over its samples."""
+    return paired_sign_test(problem_scores(before), problem_scores(after))
 
 
 def paired_comparisons(results: dict[str, list[dict]], pairs, alpha: float = 0.05) -> list[dict]:

@@ -26,11 +26,13 @@ class OrchestratorRunsConfig(dg.Config):
     agents: int = from_env("HRM_ORCH_AGENTS")
     policy: str = from_env("HRM_ORCH_POLICY")
     planner: str = from_env("HRM_ORCH_PLANNER")
+    role_policies: str = from_env("HRM_ORCH_ROLE_POLICIES")  # "role=spec,...": specialists for some roles
     failures: str = from_env("HRM_ORCH_FAILURES")
 
     def to_settings(self) -> pipeline.OrchestratorSettings:
         return pipeline.OrchestratorSettings(tasks=self.tasks, combined=self.combined, agents=self.agents,
                                              policy=self.policy, planner=self.planner,
+                                             role_policies=pipeline.parse_role_policies(self.role_policies),
                                              failures=pipeline.parse_failures(self.failures))
 
 

@@ -11,8 +11,8 @@ from evals.pipeline import BENCHMARK_STEPS
 
 def register(sub) -> None:
     e = sub.add_parser("eval", help="evaluate a model spec on a benchmark (the report's code, from the shell)",
-                       description="Model specs: local:CKPT_DIR[@int8|@nf4] or openai:BASE_URL#MODEL (key from "
-                                   "HRM_OPENAI_API_KEY or OPENAI_API_KEY). Problems come from the warehouse "
+                       description="Model specs: local:CKPT_DIR[+ADAPTER_DIR][@int8|@nf4] or openai:BASE_URL#MODEL "
+                                   "(key from HRM_OPENAI_API_KEY or OPENAI_API_KEY). Problems come from the warehouse "
                                    "(HRM_DATA_DIR); benchmarks not materialised there are listed as not evaluated.")
     e.add_argument("--model", required=True, help="model spec")
     e.add_argument("--benchmark", required=True, choices=list(BENCHMARK_STEPS))

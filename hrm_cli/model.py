@@ -26,6 +26,7 @@ def register(sub) -> None:
     g.add_argument("--top-k", type=int, default=0)
     g.add_argument("--stop", action="append", default=[], help="stop string (repeatable); not printed")
     g.add_argument("--quantization", choices=["int8", "nf4"], default=None)
+    g.add_argument("--adapter", type=Path, default=None, help="a LoRA adapter directory merged into the checkpoint")
     g.add_argument("--no-adaptive-depth", action="store_true", help="run every token at full depth")
     g.add_argument("--seed", type=int, default=None, help="sampling seed")
     g.set_defaults(handler=_generate)
@@ -36,7 +37,7 @@ def _generate(args) -> int:
     from model.generate import stream
 
     try:
-        model, tokenizer = load_checkpoint(args.checkpoint, quantization=args.quantization)
+        model, tokenizer = load_checkpoint(args.checkpoint, quantization=args.quantization, adapter=args.adapter)
     except (FileNotFoundError, ValueError) as exc:
         print(f"hrm generate: {exc}", file=sys.stderr)
         return 2

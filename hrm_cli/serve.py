@@ -12,6 +12,7 @@ def register(sub) -> None:
                                    "concurrent requests decode in one continuous batch.")
     s.add_argument("--checkpoint", required=True, type=Path)
     s.add_argument("--quantization", choices=["int8", "nf4"], default=None)
+    s.add_argument("--adapter", type=Path, default=None, help="a LoRA adapter directory merged into the checkpoint")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8000)
     s.add_argument("--model-name", default="hrm", help="the model id clients send (default: hrm)")
@@ -26,7 +27,7 @@ def _serve(args) -> int:
 
     try:
         serve(str(args.checkpoint), args.quantization, args.host, args.port, args.model_name, args.max_batch,
-              args.max_queue)
+              args.max_queue, adapter=args.adapter)
     except (FileNotFoundError, ValueError) as exc:
         print(f"hrm serve: {exc}", file=sys.stderr)
         return 2

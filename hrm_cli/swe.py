@@ -28,7 +28,8 @@ def register(sub) -> None:
                                         "their tests")
     r.add_argument("spec")
     r.add_argument("--tasks", type=int, default=2)
-    r.add_argument("--policy", default="oracle", help="oracle, local:CKPT_DIR[@int8|@nf4] or openai:BASE_URL#MODEL")
+    r.add_argument("--policy", default="oracle",
+                   help="oracle, local:CKPT_DIR[+ADAPTER_DIR][@int8|@nf4] or openai:BASE_URL#MODEL")
     r.add_argument("--max-steps", type=int, default=8)
     r.add_argument("--root", default=None)
     r.add_argument("--out", default=None)

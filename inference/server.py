@@ -301,12 +301,12 @@ async def _sse(server: Server, seqs, queue, head: dict, chat: bool, prompt_lengt
 
 
 def serve(checkpoint: str, quantization: str | None = None, host: str = "127.0.0.1", port: int = 8000,
-          model_name: str = "hrm", max_batch: int = 32, max_queue: int = 256) -> None:
+          model_name: str = "hrm", max_batch: int = 32, max_queue: int = 256, adapter: str | None = None) -> None:
     import uvicorn
 
     from model.checkpoint import load_checkpoint
 
-    model, tokenizer = load_checkpoint(checkpoint, quantization=quantization)
+    model, tokenizer = load_checkpoint(checkpoint, quantization=quantization, adapter=adapter)
     if tokenizer is None:
         raise ValueError(f"{checkpoint} has no tokenizer/: a served model needs one")
     engine = BatchEngine(model, tokenizer, max_batch=max_batch, max_queue=max_queue)

@@ -114,19 +114,38 @@ def load_weights(model, directory: str | Path) -> None:
 
 
 def load_checkpoint(directory: str | Path, quantization: str | None = None, device=None, *,
-                    require_artifact: bool = False):
+                    require_artifact: bool = False, adapter: str | Path | None = None):
     """(model in eval mode, CodeTokenizer or None when the checkpoint has no tokenizer/).
 
     With `quantization`, the saved artifact `quantized/<scheme>/` is loaded when present (it must match
     this checkpoint's weights: model.quantized_artifacts.ArtifactError otherwise); without one, the fp32
-    weights are quantized in memory, or FileNotFoundError when `require_artifact`."""
+    weights are quantized in memory, or FileNotFoundError when `require_artifact`.
+
+    With `adapter` (a directory written by model.lora.save_adapter), the adapter is merged into the fp32
+    weights (model.lora.AdapterError when it was trained on other weights than this checkpoint's); with
+    `quantization` too, the merged weights are quantized in memory (the saved artifact is of the base)."""
     from model import build_model
     from model.tokenizer import CodeTokenizer
 
     directory = Path(directory)
     recover(directory)
     model = build_model(load_model_config(directory))
-    if quantization is not None:
+    if adapter is not None:
+        from model.lora import load_adapter
+        from model.quantized_artifacts import sha256_file
+
+        if quantization is not None and require_artifact:
+            raise FileNotFoundError(f"{adapter}: an adapter is merged into the fp32 weights, so no saved "
+                                    f"{quantization} artifact can hold it")
+        load_weights(model, directory)
+        load_adapter(model, adapter, sha256_file(directory / WEIGHTS), bake=True)
+        if quantization is not None:
+            from model.quantize import quantize_model
+
+            model = quantize_model(model.eval(), quantization, device=device)
+        elif device is not None:
+            model = model.to(device)
+    elif quantization is not None:
         from model.quantize import KINDS, quantize_model
         from model.quantized_artifacts import artifact_dir, find_artifact, load_quantized, sha256_file
 

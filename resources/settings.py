@@ -167,6 +167,9 @@ _DECLARED = (
     Setting("HRM_ORCH_POLICY", str, "oracle", "the agents' policy: oracle, local:CKPT or openai:URL#MODEL"),
     Setting("HRM_ORCH_PLANNER", str, "rules", "rules, or a model spec that picks each task's decomposition"),
     Setting("HRM_ORCH_FAILURES", str, "kill", "failures injected into a run: kill (a jail), hang (an agent)"),
+    Setting("HRM_ORCH_ROLE_POLICIES", str, "",
+            "with a model HRM_ORCH_POLICY: `role=spec,...`, some roles' own model specs, e.g. "
+            "`rust_developer=local:CKPT+ADAPTER` (a specialist_adapters spec); the other roles run HRM_ORCH_POLICY"),
     # --- training ------------------------------------------------------------------------------
     Setting("HRM_MODEL_PRESET", str, "cpu-default",
             "ModelConfig preset: cpu-default, cpu-long, tiny, small, 100m, gpu-base, gpu-100m, gpu-1b"),
@@ -210,10 +213,21 @@ _DECLARED = (
     Setting("HRM_RL_EVAL_TASKS", int, 24, "validation tasks per task type scored greedily during RL (the curve)"),
     Setting("HRM_RL_MAX_MINUTES", float, 2.0, "wall budget of the RL steps; 0: none"),
     Setting("HRM_RL_SEED", int, 0, "seed of the RL run"),
+    Setting("HRM_SPECIALISTS", str, "rust",
+            "specialist LoRA adapters trained from hrm_checkpoint, comma-separated slices of training_examples: "
+            "languages (cpp, go, java, javascript, python, rust) or task types (repair, exec_predict, tool_use, "
+            "diff_edit, agent_step, plan); empty: none"),
+    Setting("HRM_SPECIALIST_STEPS", int, 20, "optimizer steps per specialist adapter"),
+    Setting("HRM_SPECIALIST_BATCH_SIZE", int, 16, "sequences per step of a specialist adapter"),
+    Setting("HRM_SPECIALIST_RANK", int, 8, "LoRA rank of the specialist adapters"),
+    Setting("HRM_SPECIALIST_ALPHA", float, 16.0, "LoRA alpha (the update is scaled by alpha / rank)"),
+    Setting("HRM_SPECIALIST_LR", float, 3e-3, "peak learning rate of the specialist adapters"),
+    Setting("HRM_SPECIALIST_EVAL_FILES", int, 0,
+            "held-out corpus files per language in a language specialist's domain score; 0: all"),
     # --- evaluation ----------------------------------------------------------------------------
     Setting("HRM_REPORT_MODELS", str, "hrm,hrm-rl,baseline,hrm-int8,hrm-nf4",
-            "models in the benchmark report: warehouse names (hrm, hrm-rl, baseline, hrm-int8, hrm-nf4, hrm-int8-qat) and "
-            "model specs (local:CKPT_DIR[@int8|@nf4], openai:BASE_URL#MODEL), comma-separated"),
+            "models in the benchmark report: warehouse names (hrm, hrm-rl, baseline, hrm-int8, hrm-nf4, hrm-int8-qat) "
+            "and model specs (local:CKPT_DIR[+ADAPTER_DIR][@int8|@nf4], openai:BASE_URL#MODEL), comma-separated"),
     Setting("HRM_OPENAI_API_KEY", str, "",
             "the key sent to openai: model specs' endpoints (else OPENAI_API_KEY); never logged"),
     Setting("HRM_EVAL_PRESET", str, "smoke",

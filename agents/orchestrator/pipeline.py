@@ -7,7 +7,7 @@ attempts with patches and resource usage, outcome), `orchestrator_messages` (eve
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from agents.orchestrator.batch import combine_tasks
 from agents.orchestrator.core import Orchestrator, OrchestratorConfig
@@ -26,6 +26,8 @@ class OrchestratorSettings:
     agents: int = 4
     policy: str = "oracle"  # or a model spec for the agent loop: local:CKPT, openai:URL#MODEL
     planner: str = "rules"  # or a model spec: the meta-agent picks each task's decomposition
+    # with a model policy: some roles' own specs, e.g. {"rust_developer": "local:CKPT+ADAPTER"} (a specialist)
+    role_policies: dict = field(default_factory=dict)
     failures: tuple[str, ...] = ("kill",)  # injected into the first fix sub-tasks: kill, hang
     heartbeat_timeout_s: float = 20.0
 
@@ -52,7 +54,7 @@ def build_orchestrator_runs(settings: OrchestratorSettings, sandbox, sessions, w
     if settings.policy != "oracle":
         from agents.orchestrator.runners import episode_runner
 
-        runner = episode_runner(settings.policy)
+        runner = episode_runner(settings.policy, role_policies=settings.role_policies)
         checkpoint = settings.policy.split(":", 1)[1] if settings.policy.startswith("local:") else ""
     planner = RuleBasedPlanner()
     if settings.planner != "rules":
@@ -94,6 +96,21 @@ def _append(warehouse, name: str, rows: list[dict]) -> None:
     except FileNotFoundError:
         old = []
     warehouse.write_table(name, old + rows)
+
+
+def parse_role_policies(text: str) -> dict[str, str]:
+    """"rust_developer=local:CKPT+ADAPTER,..." -> {role: spec}; ValueError naming a bad entry or spec."""
+    from inference.specs import parse_spec
+
+    out = {}
+    for item in split_csv(text):
+        role, sep, spec = item.partition("=")
+        if not sep or not role.strip() or not spec.strip():
+            raise ValueError(f"role policy {item!r}: expected ROLE=SPEC (e.g. rust_developer=local:CKPT+ADAPTER)")
+        if spec.strip() != "oracle":
+            parse_spec(spec.strip())
+        out[role.strip()] = spec.strip()
+    return out
 
 
 def parse_failures(text: str) -> tuple[str, ...]:

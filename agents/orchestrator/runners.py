@@ -62,14 +62,18 @@ def oracle_runner(subtask: Subtask, role: str, session, ctx: AgentContext) -> Su
 
 
 def episode_runner(policy_spec: str, max_steps: int = 30, max_tokens: int = 20000, max_wall_s: float = 600.0,
-                   instructions: dict[str, str] | None = None, tools: dict[str, tuple] | None = None):
+                   instructions: dict[str, str] | None = None, tools: dict[str, tuple] | None = None,
+                   role_policies: dict[str, str] | None = None):
     """A SubtaskRunner that runs `policy_spec` (oracle, local:CKPT, openai:URL#MODEL) through the agent loop
-    with the role's instructions and tool subset; the episode works on a checkout like the oracle's."""
+    with the role's instructions and tool subset; the episode works on a checkout like the oracle's.
+    `role_policies` gives some roles their own spec (e.g. `rust_developer`: `local:CKPT+ADAPTER`, a
+    specialist adapter); the other roles run `policy_spec`."""
     from agents.loop import AgentTask, Budget, run_episode  # the agent loop; heavy and optional
     from agents.policies import policy_from_spec
     from agents.tools import ToolBox
 
     policy = policy_from_spec(policy_spec)
+    by_spec = {policy_spec: policy, **{spec: policy_from_spec(spec) for spec in (role_policies or {}).values()}}
 
     def run(subtask: Subtask, role: str, session, ctx: AgentContext) -> SubtaskResult:
         dest = ctx.workdir or f"/work/{slug(subtask.id)}"
@@ -82,7 +86,8 @@ def episode_runner(policy_spec: str, max_steps: int = 30, max_tokens: int = 2000
         task = _agent_task(ctx.task, subtask)
         allowed = (tools or {}).get(role)
         box = ToolBox(session, task, **({"allowed": allowed} if allowed else {}))
-        episode = run_episode(policy, session, task, Budget(max_steps, max_tokens, max_wall_s), tools=box,
+        chosen = by_spec[(role_policies or {}).get(role, policy_spec)]
+        episode = run_episode(chosen, session, task, Budget(max_steps, max_tokens, max_wall_s), tools=box,
                               instructions=(instructions or {}).get(role, ""))
         ctx.heartbeat()
         patch = episode.patch
