@@ -35,6 +35,7 @@ class AgentContext:
     request_help: Callable[[str], None] = lambda reason: None
     cancelled: threading.Event = field(default_factory=threading.Event)
     workdir: str = ""  # set for a merge agent: edit this tree (the merge so far) in place
+    base_patches: tuple[str, ...] = ()  # the final patches of the sub-tasks this one depends on (tool fixes)
 
 
 class SubtaskRunner(Protocol):
@@ -45,7 +46,7 @@ def oracle_runner(subtask: Subtask, role: str, session, ctx: AgentContext) -> Su
     dest = ctx.workdir or f"/work/{slug(subtask.id)}"
     steps = 0
     if not ctx.workdir:
-        ok, out = checkout(session, ctx.task, dest)
+        ok, out = checkout(session, ctx.task, dest, ctx.base_patches)
         steps += 1
         if not ok:
             return SubtaskResult("error", detail=f"checkout failed: {out[-500:]}", steps=steps)
@@ -69,21 +70,27 @@ def episode_runner(policy_spec: str, max_steps: int = 30, max_tokens: int = 2000
     from agents.policies import policy_from_spec
     from agents.tools import ToolBox
 
+    from agents.orchestrator.roles import ROLES, instructions_for, tools_for
+
     policy = policy_from_spec(policy_spec)
+    policies = {policy_spec: policy}
 
     def run(subtask: Subtask, role: str, session, ctx: AgentContext) -> SubtaskResult:
+        spec = getattr(ROLES.get(role), "policy", None) or policy_spec  # a role may bring its own policy
+        if spec not in policies:
+            policies[spec] = policy_from_spec(spec)
         dest = ctx.workdir or f"/work/{slug(subtask.id)}"
         if not ctx.workdir:
-            ok, out = checkout(session, ctx.task, dest)
+            ok, out = checkout(session, ctx.task, dest, ctx.base_patches)
             if not ok:
                 return SubtaskResult("error", detail=f"checkout failed: {out[-500:]}")
         # the loop's patch is every change since the tag hrm-start: here, since the checkout's last commit
         session.run(f"cd {shlex.quote(dest)} && git tag -f hrm-start >/dev/null")
         task = _agent_task(ctx.task, subtask)
-        allowed = (tools or {}).get(role)
+        allowed = (tools or {}).get(role) or tools_for(role)
         box = ToolBox(session, task, **({"allowed": allowed} if allowed else {}))
-        episode = run_episode(policy, session, task, Budget(max_steps, max_tokens, max_wall_s), tools=box,
-                              instructions=(instructions or {}).get(role, ""))
+        episode = run_episode(policies[spec], session, task, Budget(max_steps, max_tokens, max_wall_s), tools=box,
+                              instructions=(instructions or {}).get(role) or instructions_for(role))
         ctx.heartbeat()
         patch = episode.patch
         status = "ok" if patch and episode.status == "submitted" else "failed"
