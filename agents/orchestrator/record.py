@@ -104,7 +104,8 @@ def _task_row(orch, plan, planner, tid: str, finals) -> dict:
         "bug_type": task.get("bug_type", ""), "domain": domain_of(task),
         "planner": planner.name, "decomposition": plan.decisions.get(tid, ""), "agents": orch.cfg.agents,
         "n_subtasks": len(subs), "roles": sorted({s.role for s in subs}),
-        "policy": getattr(orch.runner, "policy_name", getattr(orch.runner, "__name__", type(orch.runner).__name__)),
+        "policy": orch.runner if isinstance(orch.runner, str) else  # a process worker's policy spec
+        getattr(orch.runner, "policy_name", getattr(orch.runner, "__name__", type(orch.runner).__name__)),
         "checkpoint": getattr(orch, "checkpoint", ""),
         "resolved": orch.state[verify.id] == "resolved", "rounds": orch.task_rounds[tid],
         "attempts": len(atts), "recovered": sum(1 for r in orch.recovered if r["subtask_id"] in {s.id for s in subs}),

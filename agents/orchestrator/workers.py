@@ -40,7 +40,7 @@ class ProcessWorkers:
 
     def __init__(self, repos: dict, size: int, policy: str = "oracle", root: str | Path | None = None,
                  faults: dict[str, str] | None = None, merge_agent: str = "oracle", command_timeout_s: float = 120.0,
-                 max_spawns: int | None = None):
+                 max_spawns: int | None = None, max_steps: int = 30):
         self.size, self.policy, self.faults, self.merge_agent = max(1, size), policy, dict(faults or {}), merge_agent
         self._own_root = root is None
         self.root = Path(root or tempfile.mkdtemp(prefix="hrm-orch-bus-"))
@@ -48,6 +48,7 @@ class ProcessWorkers:
         self.repos_file = self.root / "repos.json"
         self.repos_file.write_text(json.dumps({k: r.to_dict() for k, r in repos.items()}))
         self.command_timeout_s, self.max_spawns = command_timeout_s, max_spawns or 4 * self.size
+        self.max_steps = max_steps
         self.live: dict[str, subprocess.Popen] = {}
         self.ready: dict[str, dict] = {}  # name -> its hello (pid, session open seconds)
         self.busy: dict[str, tuple] = {}
@@ -63,7 +64,7 @@ class ProcessWorkers:
         cmd = [sys.executable, "-m", "agents.orchestrator.workers", "--root", str(self.root), "--name", name,
                "--repos", str(self.repos_file), "--policy", self.policy, "--merge-agent", self.merge_agent,
                "--faults", json.dumps(self.faults), "--parent", str(os.getpid()),
-               "--command-timeout", str(self.command_timeout_s)]
+               "--command-timeout", str(self.command_timeout_s), "--max-steps", str(self.max_steps)]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(_ROOT), os.environ.get("PYTHONPATH")]))}
         with open(self.root / "logs" / f"{name}.log", "ab") as log:
             self.live[name] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=_ROOT,
@@ -92,7 +93,7 @@ class ProcessWorkers:
     def hello(self, name: str, payload: dict) -> bool:
         if name not in self.live or name in self.ready:
             return False
-        self.ready[name] = {k: payload.get(k) for k in ("pid", "open_s")}
+        self.ready[name] = {k: payload.get(k) for k in ("pid", "open_s", "load_s")}
         return True
 
     def idle(self) -> str | None:
@@ -158,14 +159,14 @@ class ProcessWorkers:
 
 
 # --- the worker process ----------------------------------------------------------------------------
-def _runner(policy: str):
+def _runner(policy: str, max_steps: int = 30):
     from agents.orchestrator.runners import episode_runner, oracle_runner
 
-    return oracle_runner if policy == "oracle" else episode_runner(policy)
+    return oracle_runner if policy == "oracle" else episode_runner(policy, max_steps=max_steps)
 
 
 def serve(root: str, name: str, repos: dict, policy: str, merge_agent: str, faults: dict, parent: int,
-          command_timeout_s: float) -> None:
+          command_timeout_s: float, max_steps: int = 30) -> None:
     from agents.orchestrator import merge as merge_mod
     from agents.orchestrator import pool as pool_mod
     from agents.orchestrator.plan import Subtask
@@ -175,13 +176,16 @@ def serve(root: str, name: str, repos: dict, policy: str, merge_agent: str, faul
     from resources.swerex import SweRexSessions
 
     repos = {k: repo_from_row(r) for k, r in repos.items()}
-    runner = _runner(policy)
+    t_load = time.monotonic()
+    runner = _runner(policy, max_steps)  # a model is loaded once per worker, before its hello
+    load_s = time.monotonic() - t_load
     merger = None if merge_agent == "none" else oracle_runner if merge_agent == "oracle" else runner
     bus = Bus(DirectoryTransport(root))
     t0 = time.monotonic()
     sessions = SweRexSessions(command_timeout_s=command_timeout_s, startup_timeout_s=120)
     session = sessions.open(**session_options(repos))
-    bus.send("heartbeat", name, ME, "", attempt=0, pid=os.getpid(), open_s=round(time.monotonic() - t0, 3))
+    bus.send("heartbeat", name, ME, "", attempt=0, pid=os.getpid(), open_s=round(time.monotonic() - t0, 3),
+             load_s=round(load_s, 3))
     while True:
         msg = bus.receive(name, 1.0)
         if msg is None:
@@ -260,10 +264,11 @@ def main(argv=None) -> None:
     ap.add_argument("--faults", default="{}")
     ap.add_argument("--parent", type=int, default=0)
     ap.add_argument("--command-timeout", type=float, default=120.0)
+    ap.add_argument("--max-steps", type=int, default=30)
     a = ap.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     serve(a.root, a.name, json.loads(Path(a.repos).read_text()), a.policy, a.merge_agent, json.loads(a.faults),
-          a.parent or os.getppid(), a.command_timeout)
+          a.parent or os.getppid(), a.command_timeout, a.max_steps)
 
 
 if __name__ == "__main__":
