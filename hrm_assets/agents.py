@@ -27,11 +27,12 @@ class OrchestratorRunsConfig(dg.Config):
     policy: str = from_env("HRM_ORCH_POLICY")
     planner: str = from_env("HRM_ORCH_PLANNER")
     failures: str = from_env("HRM_ORCH_FAILURES")
+    workers: str = from_env("HRM_ORCH_WORKERS")
 
     def to_settings(self) -> pipeline.OrchestratorSettings:
         return pipeline.OrchestratorSettings(tasks=self.tasks, combined=self.combined, agents=self.agents,
                                              policy=self.policy, planner=self.planner,
-                                             failures=pipeline.parse_failures(self.failures))
+                                             failures=pipeline.parse_failures(self.failures), workers=self.workers)
 
 
 @dg.asset(group_name="agents", kinds={"python", "parquet"}, deps=["swesmith_tasks"],

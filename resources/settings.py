@@ -163,6 +163,8 @@ _DECLARED = (
     Setting("HRM_ORCH_POLICY", str, "oracle", "the agents' policy: oracle, local:CKPT or openai:URL#MODEL"),
     Setting("HRM_ORCH_PLANNER", str, "rules", "rules, or a model spec that picks each task's decomposition"),
     Setting("HRM_ORCH_FAILURES", str, "kill", "failures injected into a run: kill (a jail), hang (an agent)"),
+    Setting("HRM_ORCH_WORKERS", str, "threads", "agents as threads of the run (threads) or worker processes on a "
+            "directory transport (processes)"),
     # --- training ------------------------------------------------------------------------------
     Setting("HRM_MODEL_PRESET", str, "cpu-default",
             "ModelConfig preset: cpu-default, cpu-long, tiny, small, 100m, gpu-base, gpu-100m, gpu-1b"),
