@@ -187,4 +187,6 @@ class Bus:
 
     def records(self, run_id: str) -> list[dict]:
         with self._lock:
-            return [{"run_id": run_id, **m.to_dict(), "payload": json.dumps(m.payload)} for m in self.log]
+            return [{"run_id": run_id, **m.to_dict(),  # an attempt's token is a credential: not kept
+                     "payload": json.dumps({k: v for k, v in m.payload.items() if k != "token"}, default=_plain)}
+                    for m in self.log]

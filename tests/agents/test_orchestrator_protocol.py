@@ -129,6 +129,7 @@ def test_the_orchestrator_believes_only_the_assigned_agent_with_its_token():
     assert reasons[6:] == ["malformed result payload"] * 2
     beat = send("heartbeat", "agent-a", "orchestrator", "t/fix0", attempt=1, token=att.token)
     assert orch._handle(beat) == 0 and att.last_beat > 0 and len(orch.bus.rejected) == 8
+    assert not any(att.token in r["payload"] for r in orch.bus.records("r"))  # tokens are not kept in the record
 
 
 def test_a_build_or_dependency_patch_is_planned_per_tool_with_the_tool_fixes_first():
