@@ -66,6 +66,8 @@ class ProcessWorkers:
                "--faults", json.dumps(self.faults), "--parent", str(os.getpid()),
                "--command-timeout", str(self.command_timeout_s), "--max-steps", str(self.max_steps)]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(_ROOT), os.environ.get("PYTHONPATH")]))}
+        # a model's threads per worker: the machine's cores shared by the workers, not each worker taking all
+        env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // self.size)))
         with open(self.root / "logs" / f"{name}.log", "ab") as log:
             self.live[name] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=_ROOT,
                                                start_new_session=True)  # its own group: killed with its jail
