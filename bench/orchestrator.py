@@ -207,7 +207,7 @@ def main() -> None:
                        "totals": med["totals"], "resolved": med["resolved"],
                        "lost": max(s["lost"] for s in runs), "recovered": med["recovered"],
                        "messages": med["messages"], "prewarm_s": round(prewarm, 2), "pool": med["pool"],
-                       "steps": med["steps"], "tokens": med["tokens"],
+                       "steps": med["steps"], "tokens": med["tokens"], "attempts": med["attempts"],
                        "rejected_messages": max(s["rejected_messages"] for s in runs),
                        "decompositions": {d: list(med["decisions"].values()).count(d)
                                           for d in sorted(set(med["decisions"].values()))},
