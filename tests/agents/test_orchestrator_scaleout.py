@@ -108,3 +108,25 @@ def test_process_workers_run_subtasks_and_survive_death_strays_and_forgeries(pac
     pids = {json.loads(m["payload"])["usage"].get("pid") for m in rec["messages"] if m["kind"] == "result"
             and m["sender"].startswith("worker-")}
     assert len(pids - {None}) >= 2 and os.getpid() not in pids  # the work ran in other processes
+
+
+@pytest.mark.slow
+def test_orchestrator_runs_on_process_workers_recover_a_dead_and_a_hung_worker(packaged, sandbox, tmp_path):
+    from agents.orchestrator import pipeline
+    from resources.warehouse import Warehouse
+
+    repos, row, builds, _, singles = packaged
+    wh = Warehouse(root=str(tmp_path / "data"))
+    wh.write_table("swe_repos", [{**row, "kind": "path"}], partition=row["key"])
+    plain = [{k: v for k, v in t.items() if k not in ("failure", "collection_error")} for t in builds + singles]
+    wh.write_table("swesmith_tasks", plain, partition=row["key"])
+    m = pipeline.build_orchestrator_runs(pipeline.OrchestratorSettings(
+        tasks=2, combined=1, agents=3, failures=("kill", "hang"), heartbeat_timeout_s=8, workers="processes"),
+        sandbox, None, wh)
+    rows = wh.read_table("orchestrator_runs").to_pylist()
+    assert m["workers"] == "processes" and m["resolved"] == m["tasks"] == 2 and m["lost"] == 0  # a build task
+    # (two files) counts as the run's combined task
+    assert m["injected"] == ["kill", "hang"] and m["pool"]["died"] == 1 and m["pool"]["killed"] == 1
+    assert "per_tool" in {r["decomposition"] for r in rows} and all(r["policy"] == "oracle" for r in rows)
+    statuses = [a["status"] for r in rows for a in json.loads(r["attempt_log"])]
+    assert "timeout" in statuses and "error" in statuses  # the hung worker and the dead one, both recovered
