@@ -89,7 +89,7 @@ def episode_runner(policy_spec: str, max_steps: int = 30, max_tokens: int = 2000
         task = _agent_task(ctx.task, subtask)
         allowed = (tools or {}).get(role) or tools_for(role)
         box = ToolBox(session, task, **({"allowed": allowed} if allowed else {}))
-        episode = run_episode(policies[spec], session, task, Budget(max_steps, max_tokens, max_wall_s), tools=box,
+        episode = run_episode(_Beating(policies[spec], ctx.heartbeat), session, task, Budget(max_steps, max_tokens, max_wall_s), tools=box,
                               instructions=(instructions or {}).get(role) or instructions_for(role))
         ctx.heartbeat()
         patch = episode.patch
@@ -98,6 +98,20 @@ def episode_runner(policy_spec: str, max_steps: int = 30, max_tokens: int = 2000
 
     run.policy_name = getattr(policy, "name", policy_spec)
     return run
+
+
+class _Beating:
+    """The policy, with the agent's heartbeat before each reply: a long episode stays visibly alive."""
+
+    def __init__(self, policy, beat):
+        self._policy, self._beat = policy, beat
+
+    def act(self, messages):
+        self._beat()
+        return self._policy.act(messages)
+
+    def __getattr__(self, name):
+        return getattr(self._policy, name)
 
 
 def _agent_task(task: dict, subtask: Subtask):
