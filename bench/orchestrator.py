@@ -10,7 +10,14 @@ split (agents/orchestrator/record.py); median of --repeats clean runs, then one 
 killed jail and a hung agent per level) that must lose no sub-task. Human lines, then one JSON object on the
 last line.
 
-    python bench/orchestrator.py [--levels 8,16,32,64] [--repeats 3] [--policy oracle] [--repo SPEC]
+--workers processes runs every agent as a worker process on a directory transport (agents/orchestrator/
+workers.py; the workers open their sessions before the clock starts; the failure run uses fresh workers, one
+of which dies mid-task and one hangs). --policy local:CKPT runs the agent loop with a checkpoint (loaded once per
+process; --max-steps bounds each episode). --build-tasks N adds N build problems (a broken pyproject.toml on
+top of a code bug, planned per_tool) from the packaged demo package, which then replaces the demo package.
+
+    python bench/orchestrator.py [--levels 8,16,32,64] [--repeats 3] [--policy oracle|local:CKPT] [--repo SPEC]
+                                 [--workers threads|processes] [--build-tasks 0] [--max-steps 30]
                                  [--polyglot BUNDLE] [--polyglot-exercises 12]
 """
 
@@ -27,11 +34,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agents.orchestrator.batch import combine_tasks, write_demo_repo  # noqa: E402
+from agents.orchestrator.batch import (build_break_tasks, combine_tasks, write_demo_repo,  # noqa: E402
+                                       write_packaged_demo_repo)
 from agents.orchestrator.core import Orchestrator, OrchestratorConfig  # noqa: E402
 from agents.orchestrator.plan import RuleBasedPlanner  # noqa: E402
 from agents.orchestrator.pool import SessionPool  # noqa: E402
 from agents.orchestrator.runners import FaultInjector, episode_runner, oracle_runner  # noqa: E402
+from agents.orchestrator.workers import ProcessWorkers  # noqa: E402
 from agents.orchestrator.workspace import session_options  # noqa: E402
 from datagen.swe.repos import baseline_row, parse_repo_spec, repo_from_row  # noqa: E402
 from datagen.swe.tasks import TaskSettings, build_tasks  # noqa: E402
@@ -39,14 +48,17 @@ from resources.sandbox import Sandbox  # noqa: E402
 from resources.swerex import SweRexSessions  # noqa: E402
 
 
-def task_pool(root: Path, spec: str, sandbox) -> tuple[dict, list[dict]]:
-    row = baseline_row(sandbox, parse_repo_spec(spec or write_demo_repo(root)), root / "work")
+def task_pool(root: Path, spec: str, sandbox, build_tasks_n: int = 0) -> tuple[dict, list[dict]]:
+    demo = write_packaged_demo_repo(root) if build_tasks_n else write_demo_repo(root)
+    row = baseline_row(sandbox, parse_repo_spec(spec or demo), root / "work")
     singles, _, _ = build_tasks(sandbox, row, TaskSettings(max_bugs=40, max_per_modifier=4))
+    singles = [t for t in singles if not any(f.endswith("__init__.py") for f in t["files"])]
     combined = []
     for k in (2, 3):
         combined += combine_tasks(sandbox, row, singles, per_task=k, limit=6, seed=k)
+    builds = build_break_tasks(sandbox, row, singles, limit=build_tasks_n) if build_tasks_n else []
     repo = repo_from_row(row)
-    unique = {t["instance_id"]: t for t in combined + singles}  # two modifiers can make the same bug
+    unique = {t["instance_id"]: t for t in builds + combined + singles}  # two modifiers can make the same bug
     return {repo.key: repo}, list(unique.values())
 
 
@@ -122,11 +134,14 @@ def main() -> None:
                                               "polyglot-benchmark.bundle"),
                     help="Aider Polyglot bundle or checkout: its Python exercises join the tasks ('' for none)")
     ap.add_argument("--polyglot-exercises", type=int, default=12)
+    ap.add_argument("--workers", choices=("threads", "processes"), default="threads")
+    ap.add_argument("--build-tasks", type=int, default=0, help="build problems (per_tool plans) in the pool")
+    ap.add_argument("--max-steps", type=int, default=30, help="steps per episode for a model policy")
     args = ap.parse_args()
     sandbox = Sandbox(timeout_s=120, concurrency=2)
     root = Path(tempfile.mkdtemp(prefix="bench-orch-"))
     t0 = time.monotonic()
-    repos, tasks = task_pool(root, args.repo, sandbox)
+    repos, tasks = task_pool(root, args.repo, sandbox, args.build_tasks)
     print(f"SWE-smith tasks: {len(tasks)} validated ({sum(len(t['files']) > 1 for t in tasks)} multi-file) "
           f"in {time.monotonic() - t0:.1f} s", flush=True)
     n_polyglot = 0
@@ -137,17 +152,28 @@ def main() -> None:
         n_polyglot = len(exercises)
         tasks = [t for pair in zip(tasks, exercises) for t in pair] + tasks[len(exercises):] + exercises[len(tasks):]
         print(f"Polyglot Python exercises: {n_polyglot} validated in {time.monotonic() - t1:.1f} s", flush=True)
-    runner = oracle_runner if args.policy == "oracle" else episode_runner(args.policy)
+    procs = args.workers == "processes"
+    t1 = time.monotonic()
+    runner = args.policy if procs else oracle_runner if args.policy == "oracle" else \
+        episode_runner(args.policy, max_steps=args.max_steps)
+    load_s = time.monotonic() - t1
     sessions = SweRexSessions(command_timeout_s=120, startup_timeout_s=60)
     levels = []
     for n in [int(x) for x in args.levels.split(",")]:
         batch = batch_for(tasks, n)
-        pool = SessionPool(sessions, n, session_options(repos))
-        prewarm = pool.prewarm()
-        cfg = OrchestratorConfig(agents=n, heartbeat_timeout_s=args.heartbeat_timeout, test_timeout_s=180)
+        if procs:
+            pool = ProcessWorkers(repos, n, args.policy, command_timeout_s=120, max_steps=args.max_steps)
+            prewarm = pool.start(timeout_s=600)
+        else:
+            pool = SessionPool(sessions, n, session_options(repos))
+            prewarm = pool.prewarm()
+        cfg = OrchestratorConfig(agents=n, heartbeat_timeout_s=args.heartbeat_timeout, test_timeout_s=180,
+                                 workers=args.workers)
         runs = []
         for r in range(args.repeats):
-            s = Orchestrator(pool, repos, runner, config=cfg).run(batch)["summary"]
+            rec = Orchestrator(pool, repos, runner, config=cfg).run(batch)
+            s = {**rec["summary"], "steps": sum(r["steps"] for r in rec["rows"]),
+                 "tokens": sum(r["tokens"] for r in rec["rows"])}
             runs.append(s)
             print(f"  {n:3d} agents run {r + 1}: wall {s['wall_s']:.2f} s, critical path {s['critical_path_s']:.2f} s, "
                   f"overhead {s['overhead']:.1%}, split {s['split']}, resolved {s['resolved']}/{s['tasks']}, "
@@ -155,9 +181,18 @@ def main() -> None:
         failures = None
         if not args.no_failures:
             fixes = [s.id for s in RuleBasedPlanner().plan(batch).subtasks if s.kind == "fix"]
-            faulty = FaultInjector(runner, kill=fixes[:1], hang=fixes[len(fixes) // 2:len(fixes) // 2 + 1])
+            if procs:  # fresh workers that know their faults: one dies mid-task, one hangs
+                pool.close()
+                pool = ProcessWorkers(repos, n, args.policy, command_timeout_s=120, max_steps=args.max_steps,
+                                      faults={fixes[0]: "die", fixes[len(fixes) // 2]: "hang"})
+                pool.start(timeout_s=600)
+                faulty = runner
+            else:
+                faulty = FaultInjector(runner, kill=fixes[:1], hang=fixes[len(fixes) // 2:len(fixes) // 2 + 1])
             f = Orchestrator(pool, repos, faulty, config=cfg).run(batch)["summary"]
-            failures = {"injected": [k for _, k in faulty.injected], "wall_s": f["wall_s"], "overhead": f["overhead"],
+            injected = [k for _, k in faulty.injected] if not procs else \
+                [f"die (workers died: {f['pool']['died']})", f"hang (workers killed: {f['pool']['killed']})"]
+            failures = {"injected": injected, "wall_s": f["wall_s"], "overhead": f["overhead"],
                         "resolved": f["resolved"], "tasks": f["tasks"], "lost": f["lost"], "recovered": f["recovered"],
                         "split": f["split"]}
             print(f"  {n:3d} agents with failures {failures['injected']}: wall {f['wall_s']:.2f} s, overhead "
@@ -172,13 +207,18 @@ def main() -> None:
                        "totals": med["totals"], "resolved": med["resolved"],
                        "lost": max(s["lost"] for s in runs), "recovered": med["recovered"],
                        "messages": med["messages"], "prewarm_s": round(prewarm, 2), "pool": med["pool"],
+                       "steps": med["steps"], "tokens": med["tokens"], "attempts": med["attempts"],
+                       "rejected_messages": max(s["rejected_messages"] for s in runs),
+                       "decompositions": {d: list(med["decisions"].values()).count(d)
+                                          for d in sorted(set(med["decisions"].values()))},
                        "failures": failures})
         print(f"{n} agents: overhead {med['overhead']:.1%} (median of {len(runs)}), wall {med['wall_s']:.2f} s, "
               f"critical path {med['critical_path_s']:.2f} s, sub-tasks {med['subtasks']}, sessions opened "
               f"in {prewarm:.1f} s", flush=True)
     goal = next((lv for lv in levels if lv["agents"] == 32), None)
     print(json.dumps({"bench": "orchestrator", "policy": args.policy, "repo": args.repo or "demo",
-                      "polyglot_exercises": n_polyglot,
+                      "workers": args.workers, "build_tasks": sum(t["bug_type"].startswith("build_") for t in tasks),
+                      "policy_load_s": round(load_s, 2), "polyglot_exercises": n_polyglot,
                       "cpus": os.cpu_count(), "repeats": args.repeats, "levels": levels,
                       "goal": {"overhead_below": 0.10, "at_agents": 32,
                                "met": bool(goal and goal["overhead"] < 0.10 and all(lv["lost"] == 0 for lv in levels)

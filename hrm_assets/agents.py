@@ -28,12 +28,13 @@ class OrchestratorRunsConfig(dg.Config):
     planner: str = from_env("HRM_ORCH_PLANNER")
     role_policies: str = from_env("HRM_ORCH_ROLE_POLICIES")  # "role=spec,...": specialists for some roles
     failures: str = from_env("HRM_ORCH_FAILURES")
+    workers: str = from_env("HRM_ORCH_WORKERS")
 
     def to_settings(self) -> pipeline.OrchestratorSettings:
         return pipeline.OrchestratorSettings(tasks=self.tasks, combined=self.combined, agents=self.agents,
                                              policy=self.policy, planner=self.planner,
                                              role_policies=pipeline.parse_role_policies(self.role_policies),
-                                             failures=pipeline.parse_failures(self.failures))
+                                             failures=pipeline.parse_failures(self.failures), workers=self.workers)
 
 
 @dg.asset(group_name="agents", kinds={"python", "parquet"}, deps=["swesmith_tasks"],

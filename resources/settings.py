@@ -170,6 +170,8 @@ _DECLARED = (
     Setting("HRM_ORCH_ROLE_POLICIES", str, "",
             "with a model HRM_ORCH_POLICY: `role=spec,...`, some roles' own model specs, e.g. "
             "`rust_developer=local:CKPT+ADAPTER` (a specialist_adapters spec); the other roles run HRM_ORCH_POLICY"),
+    Setting("HRM_ORCH_WORKERS", str, "threads", "agents as threads of the run (threads) or worker processes on a "
+            "directory transport (processes)"),
     # --- training ------------------------------------------------------------------------------
     Setting("HRM_MODEL_PRESET", str, "cpu-default",
             "ModelConfig preset: cpu-default, cpu-long, tiny, small, 100m, gpu-base, gpu-100m, gpu-1b"),

@@ -124,6 +124,7 @@ class Webhook:
         import threading
 
         self.received, self.status, self.hang_s = [], 200, 0.0
+        self.release = threading.Event()  # ends a hanging handler at close
         hook = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -131,7 +132,7 @@ class Webhook:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 hook.received.append({"path": self.path, "headers": dict(self.headers), "body": body})
                 if hook.hang_s:
-                    time.sleep(hook.hang_s)
+                    hook.release.wait(hook.hang_s)
                 self.send_response(hook.status)
                 self.end_headers()
                 self.wfile.write(b"ok")
@@ -140,7 +141,9 @@ class Webhook:
                 pass
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        # close() joins the handler threads: one left sleeping into the next test once raced CPython 3.11's
+        # AST builder (gh-106905) in tests/resources/test_partitions.py
+        self.server.daemon_threads = False
         # a short poll: shutdown() waits for it, once per test
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
         self.thread.start()
@@ -153,6 +156,7 @@ class Webhook:
         return [json.loads(r["body"].decode("utf-8")) for r in self.received]
 
     def close(self):
+        self.release.set()
         self.server.shutdown()
         self.server.server_close()
 

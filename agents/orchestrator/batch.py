@@ -216,3 +216,79 @@ def write_demo_repo(root) -> str:
     for cmd in (["git", "init", "-q", "-b", "main"], ["git", "add", "-A"], ["git", "commit", "-qm", "demo"]):
         subprocess.run(cmd, cwd=repo, check=True, env=env, capture_output=True)
     return str(repo)
+
+
+# --- build/dependency problems: the demo package with its version declared in pyproject.toml --------------
+_PYPROJECT = '''[build-system]
+requires = ["setuptools>=61"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "demo"
+version = "0.3.1"
+requires-python = ">=3.11"
+dependencies = []
+'''
+_INIT = '''"""demo: small utilities. The version is declared once, in pyproject.toml, and read at import."""
+import tomllib
+from pathlib import Path
+
+__version__ = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]["version"]
+'''
+# how a release edit breaks the declaration: the package no longer imports, so every test fails at collection
+BUILD_BREAKS = {
+    "unquoted_version": ('version = "0.3.1"', "version = 0.3.1"),  # TOMLDecodeError: invalid number
+    "dynamic_version": ('version = "0.3.1"', 'dynamic = ["version"]'),  # no static version: KeyError at import
+}
+
+
+def write_packaged_demo_repo(root) -> str:
+    """The demo package as a packaged project: pyproject.toml declares the version that `demo/__init__.py`
+    reads at import time (a build declaration the tests depend on before any code runs)."""
+    import subprocess
+    from pathlib import Path
+
+    repo = Path(write_demo_repo(root))
+    (repo / "pyproject.toml").write_text(_PYPROJECT)
+    (repo / "demo" / "__init__.py").write_text(_INIT)
+    (repo / "tests" / "test_version.py").write_text("import demo\n\n\ndef test_version():\n"
+                                                    "    assert demo.__version__.count('.') == 2\n")
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t",
+           "PATH": "/usr/bin:/bin", "HOME": str(root), "GIT_CONFIG_GLOBAL": "/dev/null"}
+    for cmd in (["git", "add", "-A"], ["git", "commit", "-qm", "packaging: version in pyproject.toml"]):
+        subprocess.run(cmd, cwd=repo, check=True, env=env, capture_output=True)
+    return str(repo)
+
+
+def build_break_tasks(sandbox, repo_row: dict, singles: list[dict], limit: int = 2) -> list[dict]:
+    """Tasks whose failure is a build problem: a broken pyproject.toml declaration (BUILD_BREAKS) together with
+    a validated code bug of another file, validated again in the jail. Kept only when the break makes tests
+    fail at collection that the code bug alone leaves passing (the tool fix is needed, and not enough)."""
+    import difflib
+    from pathlib import Path
+
+    repo = repo_from_row(repo_row)
+    text = (Path(repo.repo_dir) / "pyproject.toml").read_text()
+    code = [t for t in sorted(singles, key=lambda t: t["instance_id"])
+            if all(f.startswith("demo/") and not f.endswith("__init__.py") for f in t["files"])]
+    candidates = []
+    for i, t in enumerate(code[:limit]):
+        name, (old, new) = list(BUILD_BREAKS.items())[i % len(BUILD_BREAKS)]
+        broken = "".join(difflib.unified_diff(text.splitlines(True), text.replace(old, new).splitlines(True),
+                                              "a/pyproject.toml", "b/pyproject.toml"))
+        patch = broken + (t["patch"] if t["patch"].endswith("\n") else t["patch"] + "\n")
+        digest = hashlib.sha256(patch.encode()).hexdigest()[:8]
+        candidates.append((t, BugCandidate(f"{instance_prefix(repo)}.build_{name}__{digest}", f"build_{name}", patch,
+                                           f"pyproject.toml,{t['files'][0]}", t["entity"], t["entity_kind"],
+                                           int(t.get("complexity") or 0),
+                                           f"pyproject.toml {name} on top of {t['instance_id']}")))
+    baseline = list(repo_row["passed_tests"])
+    results = sandbox.map(lambda c: validate_bug(sandbox, repo, baseline, c[1], 120.0), candidates)
+    rows = []
+    for (single, bug), (run, f2p, p2p) in zip(candidates, results):
+        if run.status in ("ok", "failed") and set(f2p) > set(single["FAIL_TO_PASS"]):
+            row = task_row(repo, bug, f2p, p2p, run.wall_s, 0)
+            row.update(files=bug.file.split(","), n_files=2, failure="collection",
+                       collection_error=run.output_tail[-600:])
+            rows.append(row)
+    return rows

@@ -1,5 +1,11 @@
-"""The orchestrator: dispatch a plan's sub-tasks to agents (threads, each with a jailed session from the pool),
-follow them through the message bus, and recover.
+"""The orchestrator: dispatch a plan's sub-tasks to agents, follow them through the message bus, and recover.
+Agents are threads of this process, each with a jailed session from a SessionPool (`workers="threads"`), or
+worker processes consuming a DirectoryTransport (`workers="processes"`, agents/orchestrator/workers.py): the
+same messages, the same checks.
+
+Every message an agent sends must come from the agent the attempt was given to and carry the attempt's
+token (handed out with the task); anything else (a result for a sub-task the sender was not given, a forged
+or malformed message) is rejected with its reason (`rejected` in the record) and changes nothing.
 
 Recovery: an attempt that reports failure, asks for help, errors, or stops sending heartbeats for
 `heartbeat_timeout_s` (its jail is then killed) is given to a new agent, up to `max_attempts`; a role
@@ -11,6 +17,7 @@ patch and message is kept in the record, whatever its fate; a sub-task with no f
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 import uuid
@@ -24,7 +31,9 @@ from agents.orchestrator.runners import AgentContext, SubtaskResult, oracle_runn
 from agents.protocol import Bus
 
 ME = "orchestrator"
-FALLBACK_ROLES = {"test_runner": "generalist"}  # any *_developer falls back to generalist too
+FALLBACK_ROLES = {"test_runner": "generalist"}  # any *_developer or *_engineer falls back to generalist too
+AGENT_KINDS = ("heartbeat", "result", "request_help")
+STATUSES = ("ok", "failed", "error", "timeout", "help")
 
 
 @dataclass
@@ -48,6 +57,8 @@ class Attempt:
     tokens: int = 0
     merge: dict = field(default_factory=dict)  # verify attempts: the merge-and-test outcome
     early: bool = False  # a verify dispatched before its parts were done (it prepares, then waits for the go)
+    worker: str = ""  # the worker process that ran it (process workers)
+    token: str = field(default_factory=lambda: secrets.token_hex(8), repr=False)
 
     @property
     def work_s(self) -> float:
@@ -55,6 +66,7 @@ class Attempt:
 
     def to_dict(self) -> dict:
         d = asdict(self)
+        d.pop("token")
         d["work_s"] = round(self.work_s, 4)
         return d
 
@@ -68,13 +80,19 @@ class OrchestratorConfig:
     test_timeout_s: float = 120.0
     deadline_s: float = 1800.0
     poll_s: float = 0.02
+    workers: str = "threads"  # or "processes": agents are worker processes on a DirectoryTransport
 
 
 class Orchestrator:
     def __init__(self, pool, repos: dict, runner=oracle_runner, merge_agent=oracle_runner,
                  config: OrchestratorConfig = OrchestratorConfig(), bus: Bus | None = None, run_id: str = ""):
         self.pool, self.repos, self.runner, self.merge_agent, self.cfg = pool, repos, runner, merge_agent, config
-        self.bus = bus or Bus()
+        if config.workers not in ("threads", "processes"):
+            raise ValueError(f"workers={config.workers!r}: expected threads or processes")
+        self.procs = config.workers == "processes"
+        if self.procs and not hasattr(pool, "transport"):
+            raise ValueError("workers='processes' needs a ProcessWorkers pool (agents/orchestrator/workers.py)")
+        self.bus = bus or (Bus(pool.transport) if self.procs else Bus())
         self.run_id = run_id or f"orch-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
 
     # --- the run ---------------------------------------------------------------------------------
@@ -98,6 +116,7 @@ class Orchestrator:
         self.dispatch_s = 0.0
         self.recovered: list[dict] = []
         self.waiting: dict[str, Attempt] = {}  # verify attempts dispatched early, waiting for their parts
+        self.rejected = self.bus.rejected  # messages refused, with the reason
         running = 0
         deadline = t_start + self.cfg.deadline_s
         with ThreadPoolExecutor(max_workers=max(1, self.cfg.agents)) as agents:
@@ -119,10 +138,17 @@ class Orchestrator:
                     running -= self._handle(msg)
                     msg = self.bus.receive(ME, 0)
                 running -= self._check_heartbeats()
+                if self.procs:
+                    running -= self._check_workers()
+                    if running == 0 and not self.pool.can_run():
+                        break  # no worker left and none may start: what is left is reported as lost
             for ev in self.cancels.values():  # whatever still runs past the deadline is stopped
                 ev.set()
             for key in list(self.sessions):
                 pool_mod.kill_jail(self.sessions[key])
+            if self.procs:
+                for att in [a for atts in self.attempts.values() for a in atts if a.status == "running"]:
+                    self.pool.kill(att.worker)
         t_end = time.monotonic()
         return self._record(plan, planner, t_start, t_planned, t_end)
 
@@ -132,15 +158,18 @@ class Orchestrator:
             deps = self.subs[sid].depends_on
             if state != "pending" or not all(self.state[d] in ("ok", "failed") for d in deps):
                 continue
-            if deps and all(self.state[d] == "failed" for d in deps):  # nothing to merge: the task is unresolved
+            if self.subs[sid].kind == "verify" and all(self.state[d] == "failed" for d in deps):  # nothing to merge
                 self.state[sid] = "unresolved"
                 continue
             ready.append(sid)
-        return sorted(ready, key=lambda s: (self.subs[s].kind != "verify", self.ready_since.get(s, 0), s))
+        return sorted(ready, key=lambda s: (self.subs[s].kind != "verify", self.subs[s].kind != "tool",
+                                            self.ready_since.get(s, 0), s))
 
     def _early_verifies(self) -> list[str]:
         """Verify sub-tasks whose parts are all done or under way: given an idle agent, they check out the base
-        while the last parts finish (speculative preparation; the merge then waits for the go)."""
+        while the last parts finish (speculative preparation; the merge then waits for the go). Threads only."""
+        if self.procs:
+            return []
         return sorted(sid for sid, st in self.state.items() if st == "pending" and self.subs[sid].kind == "verify"
                       and all(self.state[d] in ("ok", "running") for d in self.subs[sid].depends_on)
                       and any(self.state[d] == "running" for d in self.subs[sid].depends_on))
@@ -155,7 +184,7 @@ class Orchestrator:
                               description="the parts are done: merge and test", go=True)
 
     def _done(self) -> bool:
-        return all(s in ("failed", "resolved", "unresolved") or (self.subs[i].kind == "fix" and s == "ok")
+        return all(s in ("failed", "resolved", "unresolved") or (self.subs[i].kind != "verify" and s == "ok")
                    for i, s in self.state.items())
 
     def _role(self, sub: Subtask) -> str | None:
@@ -163,7 +192,7 @@ class Orchestrator:
         seen = set()
         while role in self.open_roles and role not in seen:
             seen.add(role)
-            role = FALLBACK_ROLES.get(role, "generalist" if role.endswith("_developer") else None)
+            role = FALLBACK_ROLES.get(role, "generalist" if role.endswith(("_developer", "_engineer")) else None)
             if role is None:
                 return None
         return None if role in self.open_roles else role
@@ -172,10 +201,13 @@ class Orchestrator:
         """Start an attempt; how many agents that set running (0 when no role may take it)."""
         sub = self.subs[sid]
         role = self._role(sub)
+        worker = self.pool.idle() if self.procs and role is not None else ""
+        if worker is None:
+            return 0  # every worker process is busy or starting: it stays pending
         n = len(self.attempts[sid]) + 1
         now = time.monotonic()
-        att = Attempt(sid, n, f"{role}#{sid}#{n}", role or "", self.ready_since.get(sid, now), dispatched_at=now,
-                      last_beat=now)
+        att = Attempt(sid, n, f"{worker + ':' if worker else ''}{role}#{sid}#{n}", role or "",
+                      self.ready_since.get(sid, now), dispatched_at=now, last_beat=now, worker=worker)
         self.attempts[sid].append(att)
         if role is None:  # every role that could do it is open: recorded as failed, not dropped
             att.status, att.detail = "failed", f"circuit open for {sub.role} and its fallbacks"
@@ -184,6 +216,14 @@ class Orchestrator:
             self._unblock(sid)
             return 0
         self.state[sid] = "running"
+        if self.procs:  # the whole sub-task travels in the message: the worker has nothing else
+            self.pool.assign(worker, (sid, n))
+            self.bus.send("task", ME, worker, sid, role=role, attempt=n, description=sub.description, agent=att.agent,
+                          token=att.token, subtask={**sub.to_dict(), "part": sub.part}, task=self.tasks[sub.task_id],
+                          base_patches=self._base_patches(sub), patches=[[p[0].to_dict(), p[1]] for p in
+                                                                          self._patches(sub)]
+                          if sub.kind == "verify" else [], test_timeout_s=self.cfg.test_timeout_s)
+            return 1
         cancel = threading.Event()
         self.cancels[(sid, n)] = cancel
         self.bus.send("task", ME, att.agent, sid, role=role, attempt=n, description=sub.description)
@@ -223,17 +263,27 @@ class Orchestrator:
                 self.pool.release(session, healthy=healthy)
         self.bus.send("result", att.agent, ME, sub.id, status=result.status, patch=result.patch, usage=usage,
                       attempt=att.attempt, detail=result.detail[-500:], steps=result.steps, tokens=result.tokens,
-                      merge=merge)
+                      merge=merge, token=att.token)
 
     def _ctx(self, sub: Subtask, att: Attempt, cancel: threading.Event, workdir: str = "") -> AgentContext:
         return AgentContext(self.tasks[sub.task_id], self.run_id, att.agent, att.attempt,
                             heartbeat=lambda: self._beat(sub, att),
                             request_help=lambda reason: self.bus.send("request_help", att.agent, ME, sub.id,
-                                                                      reason=reason, attempt=att.attempt),
-                            cancelled=cancel, workdir=workdir)
+                                                                      reason=reason, attempt=att.attempt,
+                                                                      token=att.token),
+                            cancelled=cancel, workdir=workdir,
+                            base_patches=() if workdir else tuple(self._base_patches(sub)))
+
+    def _base_patches(self, sub: Subtask) -> list[str]:
+        """The final patches of the tool sub-tasks it depends on: a code fix starts from the repaired build."""
+        return [self._final(d).patch for d in sub.depends_on
+                if self.subs[d].kind == "tool" and self.state[d] == "ok"] if sub.kind != "verify" else []
+
+    def _patches(self, sub: Subtask) -> list[tuple[Subtask, str]]:
+        return [(self.subs[d], self._final(d).patch) for d in sub.depends_on if self.state[d] == "ok"]
 
     def _beat(self, sub: Subtask, att: Attempt) -> None:
-        self.bus.send("heartbeat", att.agent, ME, sub.id, attempt=att.attempt)
+        self.bus.send("heartbeat", att.agent, ME, sub.id, attempt=att.attempt, token=att.token)
 
     def _verify(self, sub: Subtask, att: Attempt, session, cancel) -> tuple[SubtaskResult, dict]:
         task = self.tasks[sub.task_id]
@@ -250,19 +300,15 @@ class Orchestrator:
                 if msg is not None and msg.kind == "task" and msg.payload.get("go"):
                     break
             att.dispatched_at = att.started_at = time.monotonic()  # the go is its real start
-        patches = [(self.subs[d], self._final(d).patch) for d in sub.depends_on if self.state[d] == "ok"]
-
         def merge_ctx(fix: Subtask, workdir: str) -> AgentContext:
             self._beat(sub, att)
             return self._ctx(fix, att, cancel, workdir)
 
-        out = merge_mod.merge_and_test(session, task, self.repos[task["source_repo"]], patches, self.merge_agent,
-                                       merge_ctx, self.cfg.test_timeout_s, prepared)
+        result, out = merge_mod.verify(session, task, self.repos[task["source_repo"]], self._patches(sub),
+                                       self.merge_agent, merge_ctx, self.cfg.test_timeout_s, prepared)
         out["prepare_s"] = round(prepare_s, 4)
         self._beat(sub, att)
-        tested = out["tests"].get("status") in ("ok", "failed")
-        status = "ok" if "error" not in out and (tested or out["rejected"]) else "error"
-        return SubtaskResult(status, out["patch"], out.get("error", "")), out
+        return result, out
 
     def _final(self, sid: str) -> Attempt:
         return next(a for a in reversed(self.attempts[sid]) if a.status == "ok")
@@ -272,8 +318,17 @@ class Orchestrator:
         """Apply one message; returns how many running attempts it ended."""
         sid = msg.subtask_id
         n = msg.payload.get("attempt", 0)
+        if msg.sender == ME and msg.recipient == ME and (msg.sender, msg.seq, msg.sent_at) in self.bus._sent:
+            return 0  # the orchestrator's own note (a sub-task no role may take)
+        if self.procs and msg.kind == "heartbeat" and sid == "" and n == 0 and self.pool.hello(msg.sender,
+                                                                                               msg.payload):
+            return 0  # a worker process is up, its session open
         att = next((a for a in self.attempts.get(sid, []) if a.attempt == n), None)
-        if att is None or att.status != "running":
+        why = self._refuse(msg, att)
+        if why:
+            self.bus.reject(msg, why)
+            return 0
+        if att.status != "running":
             return 0  # late news from an attempt already given up (kept in the bus log)
         if msg.kind == "heartbeat":
             att.last_beat = time.monotonic()
@@ -286,8 +341,12 @@ class Orchestrator:
         att.handled_at = time.monotonic()
         p = msg.payload
         att.patch, att.steps, att.tokens = p["patch"], p.get("steps", 0), p.get("tokens", 0)
-        att.detail = att.detail or p.get("detail", "")
+        att.detail = att.detail or str(p.get("detail", ""))
         att.cpu_s, att.peak_mb = p["usage"].get("cpu_s", 0.0), p["usage"].get("peak_mb")
+        if self.procs:  # the worker's clock: its work ended when it sent the result, after wall_s of work
+            att.ended_at = att.handled_at - max(0.0, time.time() - msg.sent_at)
+            att.started_at = att.ended_at - float(p["usage"].get("wall_s", 0.0))
+            self.pool.release(att.worker)
         att.ended_at = att.ended_at or att.handled_at
         self.cancels.pop((sid, n), None)
         sub = self.subs[sid]
@@ -304,6 +363,25 @@ class Orchestrator:
                 att.detail = "reported success with an empty patch"
             self._retry(sub, att)
         return 1
+
+    def _refuse(self, msg, att: Attempt | None) -> str:
+        """Why a message may not be believed ('' when it may)."""
+        if msg.kind not in AGENT_KINDS:
+            return f"agents do not send {msg.kind} messages"
+        if msg.subtask_id not in self.subs:
+            return f"no sub-task {msg.subtask_id!r} in this run"
+        if att is None:
+            return f"sub-task {msg.subtask_id} has no attempt {msg.payload.get('attempt')!r}"
+        if msg.sender != att.agent:
+            return f"sent by {msg.sender!r}: attempt {att.attempt} of {msg.subtask_id} was given to {att.agent!r}"
+        if msg.payload.get("token") != att.token:
+            return "wrong or missing attempt token"
+        p = msg.payload
+        if msg.kind == "result" and (p["status"] not in STATUSES or not isinstance(p["patch"], str)
+                                     or not isinstance(p["usage"], dict) or not isinstance(p.get("merge") or {}, dict)
+                                     or not all(isinstance(p.get(k, 0), int) for k in ("steps", "tokens"))):
+            return "malformed result payload"
+        return ""
 
     def _verified(self, sub: Subtask, att: Attempt, status: str, merge: dict) -> None:
         att.merge = {k: v for k, v in merge.items() if k != "patch"}
@@ -377,14 +455,30 @@ class Orchestrator:
                 continue
             att.status, att.detail = "timeout", f"no heartbeat for {now - att.last_beat:.1f} s"
             att.ended_at = att.handled_at = now
-            self.bus.send("cancel", ME, att.agent, sid, reason=att.detail)
+            self.bus.send("cancel", ME, att.worker or att.agent, sid, reason=att.detail)
             ev = self.cancels.pop((sid, att.attempt), None)
             if ev is not None:
                 ev.set()
             session = self.sessions.get((sid, att.attempt))
             if session is not None:
                 pool_mod.kill_jail(session)  # the hung command dies with its jail; the agent thread returns
+            if self.procs:
+                self.pool.kill(att.worker)  # its process group, its jail with it; a fresh worker replaces it
             self._retry(self.subs[sid], att)
+            ended += 1
+        return ended
+
+    def _check_workers(self) -> int:
+        """Worker processes that died: their attempt fails now (no need to wait for the heartbeat timeout) and
+        goes to another worker; a fresh process replaces the dead one."""
+        ended = 0
+        for name, code, key in self.pool.reap():
+            att = next((a for a in self.attempts.get(key[0], []) if a.attempt == key[1]), None) if key else None
+            if att is None or att.status != "running":
+                continue
+            att.status, att.detail = "error", f"worker process {name} died (exit code {code})"
+            att.ended_at = att.handled_at = time.monotonic()
+            self._retry(self.subs[att.subtask_id], att)
             ended += 1
         return ended
 

@@ -49,6 +49,17 @@ def merge_script(task: dict, repo, dest: str, patches: list[tuple[object, str]],
 _DIFF, _TESTS = "HRM_MERGED_DIFF_9f1c", "HRM_TESTS_7d2e"
 
 
+def verify(session, task: dict, repo, patches: list[tuple[object, str]], merge_agent=None, agent_ctx=None,
+           test_timeout_s: float = 120.0, prepared: bool = False):
+    """A verify sub-task's work (in a thread or a worker process): merge, test; (SubtaskResult, outcome)."""
+    from agents.orchestrator.runners import SubtaskResult
+
+    out = merge_and_test(session, task, repo, patches, merge_agent, agent_ctx, test_timeout_s, prepared)
+    tested = out["tests"].get("status") in ("ok", "failed")
+    status = "ok" if "error" not in out and (tested or out["rejected"]) else "error"
+    return SubtaskResult(status, out["patch"], out.get("error", "")), out
+
+
 def merge_and_test(session, task: dict, repo, patches: list[tuple[object, str]], merge_agent=None,
                    agent_ctx=None, test_timeout_s: float = 120.0, prepared: bool = False) -> dict:
     """`patches`: (fix sub-task, its patch). Returns the outcome with the seconds spent merging (git work, the

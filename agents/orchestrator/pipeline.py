@@ -30,6 +30,7 @@ class OrchestratorSettings:
     role_policies: dict = field(default_factory=dict)
     failures: tuple[str, ...] = ("kill",)  # injected into the first fix sub-tasks: kill, hang
     heartbeat_timeout_s: float = 20.0
+    workers: str = "threads"  # or "processes": worker processes on a directory transport (workers.py)
 
 
 def pick_tasks(settings: OrchestratorSettings, sandbox, warehouse) -> tuple[dict, list[dict]]:
@@ -64,12 +65,20 @@ def build_orchestrator_runs(settings: OrchestratorSettings, sandbox, sessions, w
         planner = ModelPlanner(policy_from_spec(settings.planner))
     fixes = [s.id for s in RuleBasedPlanner().plan(tasks).subtasks if s.kind == "fix"]
     faults = {kind: fixes[i:i + 1] for i, kind in enumerate(settings.failures) if kind in ("kill", "hang")}
-    if faults:
-        runner = FaultInjector(runner, **faults)
-    pool = SessionPool(sessions, settings.agents, session_options(repos))
+    if settings.workers == "processes":  # the policy travels as its spec; a killed jail is a dead worker there
+        from agents.orchestrator.workers import ProcessWorkers
+
+        runner = settings.policy
+        pool = ProcessWorkers(repos, settings.agents, settings.policy, faults={
+            ids[0]: {"kill": "die", "hang": "hang"}[kind] for kind, ids in faults.items()})
+        pool.start()
+    else:
+        if faults:
+            runner = FaultInjector(runner, **faults)
+        pool = SessionPool(sessions, settings.agents, session_options(repos))
     try:
         orch = Orchestrator(pool, repos, runner, config=OrchestratorConfig(
-            agents=settings.agents, heartbeat_timeout_s=settings.heartbeat_timeout_s))
+            agents=settings.agents, heartbeat_timeout_s=settings.heartbeat_timeout_s, workers=settings.workers))
         orch.checkpoint = checkpoint
         t0 = time.monotonic()
         record = orch.run(tasks, planner)
@@ -85,7 +94,9 @@ def build_orchestrator_runs(settings: OrchestratorSettings, sandbox, sessions, w
     _append(warehouse, "orchestrator_runs", record["rows"])
     _append(warehouse, "orchestrator_messages", record["messages"])
     steps = [r["steps"] for r in record["rows"]]
-    return {**s, "rows": len(record["rows"]), "injected": [k for _, k in getattr(runner, "injected", [])],
+    injected = [k for _, k in getattr(runner, "injected", [])] if settings.workers == "threads" else \
+        [k for k in faults if k == "hang" and s["pool"]["killed"] or k == "kill" and s["pool"]["died"]]
+    return {**s, "rows": len(record["rows"]), "injected": injected,
             "steps_per_episode": round(sum(steps) / max(1, sum(r["attempts"] for r in record["rows"])), 2),
             "tokens": sum(r["tokens"] for r in record["rows"]), "policy": settings.policy, "checkpoint": checkpoint}
 

@@ -5,6 +5,13 @@ it touches one file; each part is a `fix` sub-task for a specialist of the task'
 `verify` sub-task (merge the parts, run the full tests) depends on all of them. A batch is grouped per
 language, so each language's developers form one group. `ModelPlanner` asks a model spec to pick the
 decomposition and falls back to the rules when the answer is not one of the choices.
+
+A task whose failure is a build or dependency problem (its patch touches a build or dependency declaration:
+pyproject/setup.cfg/setup.py/requirements/Makefile/package.json..., so its tests fail at collection) is
+decomposed `per_tool`: one `tool` sub-task per such file for a tool specialist (`deps_engineer` for
+dependency lists, `build_engineer` for build configs; roles.py holds each role's instructions and tools),
+then the code parts as `fix` sub-tasks that depend on the tool sub-tasks (they work on the repaired build),
+then `verify`.
 """
 
 from __future__ import annotations
@@ -13,7 +20,12 @@ import json
 import re
 from dataclasses import asdict, dataclass, field
 
-DECOMPOSITIONS = ("per_file", "per_hunk", "single")
+DECOMPOSITIONS = ("per_file", "per_hunk", "single", "per_tool")
+# build and dependency declarations: a file whose break makes the tests fail before any code runs
+_DEPS_FILES = re.compile(r"(^|/)(requirements[^/]*\.(txt|in)|Pipfile(\.lock)?|poetry\.lock|environment\.ya?ml|"
+                         r"package(-lock)?\.json|yarn\.lock|go\.(mod|sum)|Cargo\.(toml|lock))$")
+_BUILD_FILES = re.compile(r"(^|/)(pyproject\.toml|setup\.(cfg|py)|Makefile|CMakeLists\.txt|MANIFEST\.in|"
+                          r"build\.gradle|pom\.xml)$")
 _DOMAINS = {"class": "object_model", "ctrl": "control_flow", "remove": "missing_logic", "op": "expressions"}
 
 
@@ -21,7 +33,7 @@ _DOMAINS = {"class": "object_model", "ctrl": "control_flow", "remove": "missing_
 class Subtask:
     id: str
     task_id: str
-    kind: str  # fix | verify
+    kind: str  # tool | fix | verify
     role: str
     description: str
     depends_on: tuple[str, ...] = ()
@@ -110,8 +122,17 @@ def parts(task: dict, decomposition: str) -> list[tuple[tuple[str, ...], str]]:
     return [(tuple(p for p, _ in files), task["patch"])]
 
 
+def tool_role(path: str) -> str | None:
+    """The tool specialist for a build or dependency file, None for code."""
+    if _DEPS_FILES.search(path):
+        return "deps_engineer"
+    return "build_engineer" if _BUILD_FILES.search(path) else None
+
+
 def rule_decomposition(task: dict) -> str:
     files = split_files(task["patch"])
+    if any(tool_role(p) for p, _ in files):
+        return "per_tool"
     if len(files) > 1:
         return "per_file"
     return "per_hunk" if files and len(split_hunks(files[0][1])) > 1 else "single"
@@ -130,13 +151,25 @@ def domain_of(task: dict) -> str:
 def plan_task(task: dict, decomposition: str) -> list[Subtask]:
     tid = task["instance_id"]
     lang = language_of(task)
+    tools: list[Subtask] = []
+    if decomposition == "per_tool":  # the build/dependency files first, each by its tool specialist
+        files = split_files(task["patch"])
+        tools = [Subtask(f"{tid}/tool{i}", tid, "tool", tool_role(path),
+                         f"The tests fail before any code runs (at collection): repair the build/dependency "
+                         f"declaration in {path} so the package imports and the test suite collects", (), diff,
+                         (path,))
+                 for i, (path, diff) in enumerate((p, d) for p, d in files if tool_role(p))]
+        code = "".join(d for p, d in files if not tool_role(p))
+        task = {**task, "patch": code}
+        decomposition = rule_decomposition(task) if code else "single"
+    after = tuple(s.id for s in tools)
     fixes = [Subtask(f"{tid}/fix{i}", tid, "fix", f"{lang}_developer",
                      f"Fix the {domain_of(task).replace('_', ' ')} bug in {', '.join(files)} ({decomposition} part "
-                     f"{i + 1}); failing tests: {', '.join(list(task['FAIL_TO_PASS'])[:5])}", (), part, files)
-             for i, (files, part) in enumerate(parts(task, decomposition))]
+                     f"{i + 1}); failing tests: {', '.join(list(task['FAIL_TO_PASS'])[:5])}", after, part, files)
+             for i, (files, part) in enumerate(parts(task, decomposition))] if task["patch"].strip() else []
     verify = Subtask(f"{tid}/verify", tid, "verify", "test_runner",
-                     "Merge the parts and run the full test suite", tuple(s.id for s in fixes))
-    return fixes + [verify]
+                     "Merge the parts and run the full test suite", after + tuple(s.id for s in fixes))
+    return tools + fixes + [verify]
 
 
 class RuleBasedPlanner:

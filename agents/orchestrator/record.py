@@ -3,8 +3,8 @@
 
 Coordination overhead = (wall - critical path of agent work) / wall. Agent work is what agents do in their
 sessions: a fix attempt from taking its session to reporting, the merge agent, and the test run of the
-merged result. The critical path is the longest chain of it through the plan (per task: its slowest fix,
-then its verification's agent work), counting each sub-task's final attempt. The split follows the task that
+merged result. The critical path is the longest chain of it through the plan (per task: its slowest tool
+sub-task, then its slowest fix, then its verification's agent work), counting each sub-task's final attempt. The split follows the task that
 finished last: planning; dispatch (from dispatch to work starting: session, task message); messaging (from
 work ending to the orchestrator taking the result); aggregation (the git merge); waiting (for a free agent,
 plus what remains: failed attempts before the final one, heartbeat timeouts)."""
@@ -24,18 +24,21 @@ def run_record(orch, plan, planner, t_start: float, t_planned: float, t_end: flo
     cp, chain = 0.0, None
     for tid in tasks:
         fixes = [s for s in plan.subtasks if s.task_id == tid and s.kind == "fix"]
+        tools = [s for s in plan.subtasks if s.task_id == tid and s.kind == "tool"]
         verify = next(s for s in plan.subtasks if s.task_id == tid and s.kind == "verify")
         v = finals[verify.id]
         fix_work = max((finals[f.id].work_s for f in fixes if finals[f.id]), default=0.0)
-        length = fix_work + (_verify_agent_s(v) if v else 0.0)
+        tool_work = max((finals[f.id].work_s for f in tools if finals[f.id]), default=0.0)
+        length = tool_work + fix_work + (_verify_agent_s(v) if v else 0.0)
         cp = max(cp, length)
         last = v.handled_at if v else 0.0
         if chain is None or last > chain[0]:
             slowest = max((finals[f.id] for f in fixes if finals[f.id]), key=lambda a: a.ended_at, default=None)
-            chain = (last, slowest, v)
+            tool = max((finals[f.id] for f in tools if finals[f.id]), key=lambda a: a.ended_at, default=None)
+            chain = (last, slowest, v, tool)
     split = {"planning": t_planned - t_start, "dispatch": 0.0, "messaging": 0.0, "aggregation": 0.0, "waiting": 0.0}
     if chain:
-        for a in (chain[1], chain[2]):
+        for a in (chain[3], chain[1], chain[2]):
             if a is None:
                 continue
             split["dispatch"] += max(0.0, a.started_at - a.dispatched_at)
@@ -43,7 +46,7 @@ def run_record(orch, plan, planner, t_start: float, t_planned: float, t_end: flo
         if chain[2] is not None:
             split["aggregation"] += float(chain[2].merge.get("merge_s", 0.0))
     split["waiting"] = (wall - cp) - sum(v for k, v in split.items() if k != "waiting")
-    terminal = {"fix": ("ok", "failed"), "verify": ("resolved", "unresolved", "failed")}
+    terminal = {"tool": ("ok", "failed"), "fix": ("ok", "failed"), "verify": ("resolved", "unresolved", "failed")}
     lost = sorted(sid for sid, st in orch.state.items() if st not in terminal[orch.subs[sid].kind])
     resolved = sorted(s.task_id for s in plan.subtasks if s.kind == "verify" and orch.state[s.id] == "resolved")
     rows = [_task_row(orch, plan, planner, tid, finals) for tid in tasks]
@@ -61,11 +64,12 @@ def run_record(orch, plan, planner, t_start: float, t_planned: float, t_end: flo
                    "agent_work_s": round(sum(a.work_s for atts in orch.attempts.values() for a in atts), 3),
                    "cpu_s": round(sum(a.cpu_s or 0.0 for atts in orch.attempts.values() for a in atts), 3)},
         "messages": len(orch.bus.log), "by_kind": _count(m.kind for m in orch.bus.log),
-        "open_roles": sorted(orch.open_roles), "pool": orch.pool.stats(),
+        "open_roles": sorted(orch.open_roles), "pool": orch.pool.stats(), "workers": orch.cfg.workers,
+        "rejected_messages": len(orch.rejected),
         "decisions": dict(plan.decisions),
     }
     return {"summary": summary, "rows": rows, "messages": orch.bus.records(orch.run_id),
-            "recovered": list(orch.recovered)}
+            "recovered": list(orch.recovered), "rejected": list(orch.rejected)}
 
 
 def _final(atts):
@@ -100,7 +104,8 @@ def _task_row(orch, plan, planner, tid: str, finals) -> dict:
         "bug_type": task.get("bug_type", ""), "domain": domain_of(task),
         "planner": planner.name, "decomposition": plan.decisions.get(tid, ""), "agents": orch.cfg.agents,
         "n_subtasks": len(subs), "roles": sorted({s.role for s in subs}),
-        "policy": getattr(orch.runner, "policy_name", getattr(orch.runner, "__name__", type(orch.runner).__name__)),
+        "policy": orch.runner if isinstance(orch.runner, str) else  # a process worker's policy spec
+        getattr(orch.runner, "policy_name", getattr(orch.runner, "__name__", type(orch.runner).__name__)),
         "checkpoint": getattr(orch, "checkpoint", ""),
         "resolved": orch.state[verify.id] == "resolved", "rounds": orch.task_rounds[tid],
         "attempts": len(atts), "recovered": sum(1 for r in orch.recovered if r["subtask_id"] in {s.id for s in subs}),

@@ -35,6 +35,7 @@ class AgentContext:
     request_help: Callable[[str], None] = lambda reason: None
     cancelled: threading.Event = field(default_factory=threading.Event)
     workdir: str = ""  # set for a merge agent: edit this tree (the merge so far) in place
+    base_patches: tuple[str, ...] = ()  # the final patches of the sub-tasks this one depends on (tool fixes)
 
 
 class SubtaskRunner(Protocol):
@@ -45,7 +46,7 @@ def oracle_runner(subtask: Subtask, role: str, session, ctx: AgentContext) -> Su
     dest = ctx.workdir or f"/work/{slug(subtask.id)}"
     steps = 0
     if not ctx.workdir:
-        ok, out = checkout(session, ctx.task, dest)
+        ok, out = checkout(session, ctx.task, dest, ctx.base_patches)
         steps += 1
         if not ok:
             return SubtaskResult("error", detail=f"checkout failed: {out[-500:]}", steps=steps)
@@ -72,23 +73,29 @@ def episode_runner(policy_spec: str, max_steps: int = 30, max_tokens: int = 2000
     from agents.policies import policy_from_spec
     from agents.tools import ToolBox
 
+    from agents.orchestrator.roles import ROLES, instructions_for, tools_for
+
     policy = policy_from_spec(policy_spec)
-    by_spec = {policy_spec: policy, **{spec: policy_from_spec(spec) for spec in (role_policies or {}).values()}}
+    policies = {policy_spec: policy}
 
     def run(subtask: Subtask, role: str, session, ctx: AgentContext) -> SubtaskResult:
+        # a role's spec from role_policies, else the role's own policy, else policy_spec
+        spec = (role_policies or {}).get(role) or getattr(ROLES.get(role), "policy", None) or policy_spec
+        if spec not in policies:
+            policies[spec] = policy_from_spec(spec)
         dest = ctx.workdir or f"/work/{slug(subtask.id)}"
         if not ctx.workdir:
-            ok, out = checkout(session, ctx.task, dest)
+            ok, out = checkout(session, ctx.task, dest, ctx.base_patches)
             if not ok:
                 return SubtaskResult("error", detail=f"checkout failed: {out[-500:]}")
         # the loop's patch is every change since the tag hrm-start: here, since the checkout's last commit
         session.run(f"cd {shlex.quote(dest)} && git tag -f hrm-start >/dev/null")
         task = _agent_task(ctx.task, subtask)
-        allowed = (tools or {}).get(role)
+        allowed = (tools or {}).get(role) or tools_for(role)
         box = ToolBox(session, task, **({"allowed": allowed} if allowed else {}))
-        chosen = by_spec[(role_policies or {}).get(role, policy_spec)]
-        episode = run_episode(chosen, session, task, Budget(max_steps, max_tokens, max_wall_s), tools=box,
-                              instructions=(instructions or {}).get(role, ""))
+        episode = run_episode(_Beating(policies[spec], ctx.heartbeat), session, task,
+                              Budget(max_steps, max_tokens, max_wall_s), tools=box,
+                              instructions=(instructions or {}).get(role) or instructions_for(role))
         ctx.heartbeat()
         patch = episode.patch
         status = "ok" if patch and episode.status == "submitted" else "failed"
@@ -96,6 +103,20 @@ def episode_runner(policy_spec: str, max_steps: int = 30, max_tokens: int = 2000
 
     run.policy_name = getattr(policy, "name", policy_spec)
     return run
+
+
+class _Beating:
+    """The policy, with the agent's heartbeat before each reply: a long episode stays visibly alive."""
+
+    def __init__(self, policy, beat):
+        self._policy, self._beat = policy, beat
+
+    def act(self, messages):
+        self._beat()
+        return self._policy.act(messages)
+
+    def __getattr__(self, name):
+        return getattr(self._policy, name)
 
 
 def _agent_task(task: dict, subtask: Subtask):

@@ -48,18 +48,24 @@ def run_script(session, script: str, timeout_s: float | None = None):
         if w.status == "ok" else w
 
 
-def checkout_script(task: dict, dest: str) -> str:
+def checkout_script(task: dict, dest: str, base_patches: tuple[str, ...] = ()) -> str:
     key, d = shlex.quote(task["source_repo"]), shlex.quote(dest)
     bug = f"/tmp/{slug(task['instance_id'])}.bug"
-    return (f"rm -rf {d} && cp -R /repos/{key} {d} && cd {d} || {{ echo HRM_CHECKOUT_FAILED; exit 90; }}\n"
-            + heredoc(bug, task["patch"])
-            + f"git apply --whitespace=nowarn {bug} && git add -A && git commit -qm bug --no-gpg-sign "
-              "|| { echo HRM_CHECKOUT_FAILED; exit 91; }\n")
+    script = (f"rm -rf {d} && cp -R /repos/{key} {d} && cd {d} || {{ echo HRM_CHECKOUT_FAILED; exit 90; }}\n"
+              + heredoc(bug, task["patch"])
+              + f"git apply --whitespace=nowarn {bug} && git add -A && git commit -qm bug --no-gpg-sign "
+                "|| { echo HRM_CHECKOUT_FAILED; exit 91; }\n")
+    for i, patch in enumerate(p for p in base_patches if p.strip()):  # the work this sub-task depends on
+        f = f"/tmp/{slug(task['instance_id'])}.dep{i}"
+        script += (heredoc(f, patch) + f"git apply --whitespace=nowarn {f} && git add -A && git commit -qm dep{i} "
+                   "--no-gpg-sign || { echo HRM_CHECKOUT_FAILED; exit 93; }\n")
+    return script
 
 
-def checkout(session, task: dict, dest: str) -> tuple[bool, str]:
-    """Fresh clone of the task's repo at `dest` with its bug committed on top; (ok, output)."""
-    r = run_script(session, checkout_script(task, dest))
+def checkout(session, task: dict, dest: str, base_patches: tuple[str, ...] = ()) -> tuple[bool, str]:
+    """Fresh clone of the task's repo at `dest` with its bug committed on top, then the patches of the sub-tasks
+    it depends on (a tool fix before the code fix), each committed; (ok, output)."""
+    r = run_script(session, checkout_script(task, dest, base_patches))
     return r.status == "ok" and "HRM_CHECKOUT_FAILED" not in r.output, r.output
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 
-_TOOLS = {"fix": ["bash", "edit", "git diff"], "verify": ["git merge", "pytest"]}
+_TOOLS = {"tool": ["bash", "edit", "run_tests"], "fix": ["bash", "edit", "git diff"], "verify": ["git merge", "pytest"]}
 
 
 def topological_levels(subtasks: list[dict]) -> dict[str, int]:
@@ -50,7 +50,7 @@ def scenario_from_run(row: dict) -> dict:
         subtasks.append({
             "id": s["id"].removeprefix(prefix), "role": s["role"], "description": s["description"],
             "depends_on": [d.removeprefix(prefix) for d in s["depends_on"]], "tools": _TOOLS.get(s["kind"], []),
-            "inputs": list(s.get("files") or []), "outputs": ["patch"] if s["kind"] == "fix" else ["test_report"],
+            "inputs": list(s.get("files") or []), "outputs": ["patch"] if s["kind"] in ("fix", "tool") else ["test_report"],
             "fallback": {"action": "reassign", "roles_tried": s["roles_tried"], "statuses": s["statuses"]}
             if retried else None})
     levels = topological_levels(subtasks)

@@ -83,3 +83,70 @@ def test_dependency_cycles_and_unknown_ids_are_refused():
         topological_levels([a, b])
     with pytest.raises(ValueError, match="unknown"):
         topological_levels([Subtask("c", "t", "fix", "r", "", ("zzz",))])
+
+
+def test_files_that_are_not_messages_are_rejected_with_a_reason_and_never_delivered(tmp_path):
+    bus, box = Bus(DirectoryTransport(tmp_path)), tmp_path / "orchestrator"
+    bus.send("heartbeat", "w", "orchestrator", "t/fix0", attempt=1)
+    good = json.loads(next(box.glob("*.json")).read_text())
+    bad = {"0-a.json": "{not json", "0-b.json": json.dumps({**good, "payload": "ok"}),
+           "0-c.json": json.dumps({**good, "extra": 1}), "0-d.json": json.dumps({**good, "kind": "gossip"}),
+           "0-e.json": json.dumps({**good, "recipient": "someone-else"}), "0-f.json": json.dumps([1, 2]),
+           "0-g.json": json.dumps({**good, "seq": "7"}), "0-h.json": json.dumps({**good, "payload": {}})}
+    for name, text in bad.items():
+        (box / name).write_text(text)
+    got = bus.receive("orchestrator", 0.5)
+    assert got.kind == "heartbeat" and got.subtask_id == "t/fix0" and bus.receive("orchestrator", 0.05) is None
+    assert sorted(r["file"] for r in bus.rejected) == sorted(bad)
+    assert all(r["reason"].startswith("malformed") for r in bus.rejected) and not list(box.iterdir())
+    bus.send("cancel", "orchestrator", "a/../../b", "s", reason="x")  # any agent name is one mailbox
+    assert [p.name for p in tmp_path.iterdir() if p.name != "orchestrator"] == ["a%2F..%2F..%2Fb"]
+
+
+def test_the_orchestrator_believes_only_the_assigned_agent_with_its_token():
+    from agents.orchestrator.core import Attempt, Orchestrator
+
+    orch = Orchestrator(None, {})
+    orch.subs = {s.id: s for s in RuleBasedPlanner().plan([{"instance_id": "t", "patch": TWO_FILES,
+                                                             "FAIL_TO_PASS": ["x::y"], "PASS_TO_PASS": []}]).subtasks}
+    att = Attempt("t/fix0", 1, "agent-a", "python_developer", 0.0, status="running")
+    orch.attempts = {sid: [] for sid in orch.subs} | {"t/fix0": [att]}
+    orch.procs = False
+    send = orch.bus.send
+    ok = dict(status="ok", patch="+x\n", usage={}, attempt=1)
+    forged = [send("result", "agent-a", "orchestrator", "t/fix0", **ok),  # no token
+              send("result", "agent-a", "orchestrator", "t/fix0", **ok, token="0" * 16),
+              send("result", "agent-b", "orchestrator", "t/fix0", **ok, token=att.token),  # not its sub-task
+              send("result", "agent-a", "orchestrator", "t/fix1", **ok, token=att.token),  # no such attempt
+              send("result", "agent-a", "orchestrator", "t/nope", **ok, token=att.token),
+              send("task", "agent-a", "orchestrator", "t/fix0", role="r", attempt=1, description="", token=att.token),
+              send("result", "agent-a", "orchestrator", "t/fix0", **{**ok, "status": "great"}, token=att.token),
+              send("result", "agent-a", "orchestrator", "t/fix0", **{**ok, "patch": ["+x"]}, token=att.token)]
+    assert [orch._handle(m) for m in forged] == [0] * len(forged) and att.status == "running"
+    reasons = [r["reason"] for r in orch.bus.rejected]
+    assert reasons[:2] == ["wrong or missing attempt token"] * 2 and "was given to 'agent-a'" in reasons[2]
+    assert "no attempt 1" in reasons[3] and "no sub-task" in reasons[4] and "do not send task" in reasons[5]
+    assert reasons[6:] == ["malformed result payload"] * 2
+    beat = send("heartbeat", "agent-a", "orchestrator", "t/fix0", attempt=1, token=att.token)
+    assert orch._handle(beat) == 0 and att.last_beat > 0 and len(orch.bus.rejected) == 8
+    assert not any(att.token in r["payload"] for r in orch.bus.records("r"))  # tokens are not kept in the record
+
+
+def test_a_build_or_dependency_patch_is_planned_per_tool_with_the_tool_fixes_first():
+    deps = "--- a/requirements.txt\n+++ b/requirements.txt\n@@ -1 +1 @@\n-attrs==23.1\n+atrs==23.1\n"
+    build = "--- a/setup.cfg\n+++ b/setup.cfg\n@@ -1 +1 @@\n-packages = p\n+packages = q\n"
+    task = {"instance_id": "t", "patch": deps + build + TWO_FILES, "FAIL_TO_PASS": ["x::y"], "PASS_TO_PASS": []}
+    plan = RuleBasedPlanner().plan([task])
+    assert plan.decisions["t"] == "per_tool"
+    assert [(s.id, s.role) for s in plan.subtasks] == [
+        ("t/tool0", "deps_engineer"), ("t/tool1", "build_engineer"), ("t/fix0", "python_developer"),
+        ("t/fix1", "python_developer"), ("t/verify", "test_runner")]
+    assert all(s.depends_on == ("t/tool0", "t/tool1") for s in plan.subtasks if s.kind == "fix")
+    assert plan.subtasks[-1].depends_on == ("t/tool0", "t/tool1", "t/fix0", "t/fix1")
+    assert "collection" in plan.subtasks[0].description and plan.subtasks[0].part == deps
+    assert topological_levels(plan.subtasks) == {"t/tool0": 0, "t/tool1": 0, "t/fix0": 1, "t/fix1": 1, "t/verify": 2}
+    only_build = RuleBasedPlanner().plan([{**task, "patch": build}])
+    assert [s.kind for s in only_build.subtasks] == ["tool", "verify"]
+    from agents.orchestrator.roles import ROLES, tools_for
+
+    assert set(ROLES) >= {"deps_engineer", "build_engineer"} and "submit" in tools_for("build_engineer")
