@@ -1,7 +1,9 @@
 """RL throughput at several environment counts: the same GRPO steps (training/rl.py) from a warehouse's
 published hrm_checkpoint on its synthetic_tasks, graded by 8, 32 and 64 jailed environments at once. Per level:
 samples/s, the median step's split (sampling, grading, update, waiting for grading) and the environment
-utilisation (graders' busy seconds / (environments x grading wall)). JSON last line.
+utilisation (graders' busy seconds / (environments x grading wall)). A weak model's repairs mostly do not
+apply and never reach the jail, so each level also grades `--gold` reference repairs (each one a jailed run)
+with the same environments: the environments' own throughput. JSON last line.
 
     .venv/bin/python bench/rl.py [--data .hrm_data] [--levels 8,32,64] [--steps 3]
 """
@@ -19,6 +21,29 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
+def grade_gold(rows: list[dict], envs: int, n: int) -> dict:
+    """The reference answers of n training repair tasks graded by `envs` environments at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from resources.sandbox import default_sandbox
+    from training.rewards import RepairRewards
+
+    tasks = [r for r in rows if r["split"] == "train" and r["task_type"] == "repair"][:n]
+    rewards = RepairRewards(default_sandbox().with_concurrency(envs))
+
+    def timed(task):
+        t0 = time.perf_counter()
+        return rewards(task, task["answer"]).value, time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=envs) as pool:
+        out = list(pool.map(timed, tasks))
+    wall = time.perf_counter() - t0
+    return {"gold_graded": len(out), "gold_rewarded_1": sum(v == 1.0 for v, _ in out),
+            "gold_runs_per_s": round(len(out) / wall, 2), "gold_wall_s": round(wall, 2),
+            "gold_env_utilisation": round(sum(s for _, s in out) / (envs * wall), 4)}
+
+
 def main(argv=None) -> int:
     from resources.sandbox import default_sandbox
     from resources.settings import env_str
@@ -32,6 +57,7 @@ def main(argv=None) -> int:
     p.add_argument("--prompts", type=int, default=8)
     p.add_argument("--group", type=int, default=8)
     p.add_argument("--tasks", default="exec_predict,repair")
+    p.add_argument("--gold", type=int, default=128, help="reference repairs graded per level (0: none)")
     args = p.parse_args(argv)
     wh = Warehouse(root=args.data)
     parent = wh.latest_checkpoint("hrm_checkpoint")
@@ -45,6 +71,7 @@ def main(argv=None) -> int:
             out = train_rl(parent["checkpoint_dir"], rows, default_sandbox().with_concurrency(envs),
                            Path(tmp) / "ckpt", settings)
             wall = time.monotonic() - t0
+        gold = grade_gold(rows, envs, args.gold) if args.gold else {}
         steady = out["history"][1:] or out["history"]  # the first step also waits for the first grading
 
         def median(key: str) -> float:
@@ -55,7 +82,7 @@ def main(argv=None) -> int:
                        "step_s": median("step_s"), "sample_s": median("sample_s"), "grade_s": median("grade_s"),
                        "update_s": median("update_s"), "wait_for_grading_s": median("wait_for_grading_s"),
                        "env_utilisation": median("env_utilisation"),
-                       "reward": round(statistics.mean(h["reward"] for h in out["history"]), 4)})
+                       "reward": round(statistics.mean(h["reward"] for h in out["history"]), 4), **gold})
         print(json.dumps(levels[-1]), flush=True)
     print(json.dumps({"bench": "rl", "checkpoint": parent["weights_sha256"][:12], "params": parent.get("params"),
                       "prompts_per_step": args.prompts, "group_size": args.group, "task_types": args.tasks,
