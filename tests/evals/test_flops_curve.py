@@ -1,6 +1,8 @@
 """Held-out score against training FLOPs (evals/curves.py): points come from the published phases, the
 matched table pairs checkpoints of nearest FLOPs, and the plot is a real PNG."""
 
+import pytest
+
 from evals import curves
 from evals.report import rate_result
 
@@ -47,6 +49,7 @@ def test_matched_table_pairs_each_baseline_point_with_the_nearest_hrm_flops():
     assert by_flops.index("| baseline | 1 |") < by_flops.index("| hrm | 1 |") < by_flops.index("| baseline | 3 |")
 
 
+@pytest.mark.slow
 def test_curve_png_is_a_png_with_every_panel():
     points = [_point("hrm", "1", 3e9, 0.1, 4.0), _point("hrm", "2", 6e9, 0.3, 3.5),
               _point("baseline", "1", 1e9, 0.05, 4.2)]

@@ -48,6 +48,7 @@ def test_a_model_without_a_published_checkpoint_is_named(tmp_path, name, checkpo
         load_candidate(Warehouse(root=str(tmp_path)), name)
 
 
+@pytest.mark.slow
 def test_a_quantized_model_is_loaded_from_its_artifact_or_named_missing(tmp_path):
     import torch
 

@@ -3,6 +3,7 @@ requests the assets that read it, and a failed blocking check upstream holds the
 check passes again."""
 
 import dagster as dg
+import pytest
 from dagster._core.definitions.asset_checks.asset_check_evaluation import (  # not exported
     AssetCheckEvaluationTargetMaterializationData)
 
@@ -41,6 +42,7 @@ class Daemon:
                 if result.get_num_requested(dg.AssetKey(name))}
 
 
+@pytest.mark.slow
 def test_new_data_flows_down_and_a_failed_blocking_check_holds_it_across_runs():
     instance = dg.DagsterInstance.ephemeral()
     for name in ("humaneval_problems", "code_corpus", "synthetic_tasks", *DATA_CHAIN):

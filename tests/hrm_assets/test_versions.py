@@ -114,6 +114,7 @@ def test_the_report_page_leads_with_a_headline_summary():
     assert versions.report_version(rows) != versions.report_version(rows[:2])
 
 
+@pytest.mark.slow
 def test_materialising_twice_gives_the_same_data_version(tmp_path):
     from hrm_assets.humaneval import humaneval_problems
 

@@ -128,6 +128,7 @@ def polyglot_rows(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg
                                                                            context.partition_key))})
 
 
+@pytest.mark.slow
 def test_a_bad_exercise_keeps_the_published_language_and_holds_downstream(polyglot_bundle, tmp_path):
     wh = Warehouse(root=str(tmp_path))
     instance = dg.DagsterInstance.ephemeral()

@@ -94,6 +94,7 @@ def test_openai_spec_against_hrm_serve_equals_the_local_checkpoint(tiny_checkpoi
     assert local["checkpoint_hash"] and remote["quantization"] == "endpoint"
 
 
+@pytest.mark.slow
 def test_bad_specs_and_unreachable_endpoints_are_clear_errors(tmp_path, capsys):
     for spec, why in (("gpt-4", "expected a model spec"), (f"local:{tmp_path}@int4", "quantization"),
                       ("openai:ftp://x#m", "http(s)"), ("openai:http://127.0.0.1:9/v1", "model id"),

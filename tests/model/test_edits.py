@@ -135,6 +135,7 @@ def test_a_marker_line_inside_the_code_cannot_hide_in_a_block():
         apply_edits(f"title\n{DIVIDER}\n", answer)
 
 
+@pytest.mark.slow
 def test_huge_inputs_stay_linear_and_errors_stay_short():
     source = "".join(f"line_{i} = {i}\n" for i in range(200_000))
     edits = [EditBlock(f"line_{i} = {i}\n", f"line_{i} = -{i}\n") for i in range(0, 200_000, 1000)]

@@ -43,6 +43,7 @@ def go_cache(sandbox):
     return toolcache.go_cache()
 
 
+@pytest.mark.slow
 def test_go_hello_world_passes_with_a_five_second_timeout(go_cache, tmp_path):
     out = _cli(tmp_path, "go", GO_HELLO, "--timeout", "5")
     assert (out["status"], out["phase"], out["stdout"]) == ("ok", "run", "hello 42\n"), out
