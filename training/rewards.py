@@ -73,7 +73,7 @@ class RepairRewards:
             return Reward(1.0, "fixed")
         before = self._mutant_results(task, calls)
         was_right = [g == e for g, e in zip(before, expected)] if before is not None else [False] * len(calls)
-        failing = [i for i, ok in enumerate(was_right) if not ok and f"solve({calls[i]})" not in task["prompt"]]
+        failing = [i for i, ok in enumerate(was_right) if not ok and f"solve({calls[i]})" not in task.get("prompt", "")]
         passing = [i for i, ok in enumerate(was_right) if ok]
         fixed_share = sum(right[i] for i in failing) / len(failing) if failing else 0.0
         kept_share = sum(right[i] for i in passing) / len(passing) if passing else 1.0
