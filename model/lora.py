@@ -15,7 +15,6 @@ safetensors and JSON are read: nothing is unpickled.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -26,6 +25,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from model.quantized_artifacts import sha256_file
 
 FORMAT = "hrm-lora-adapter"
 VERSION = 1
@@ -158,14 +159,6 @@ def bake_lora(model: nn.Module) -> nn.Module:
     return model
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def save_adapter(directory: str | Path, model: nn.Module, config: LoRAConfig, base_sha256: str,
                  metadata: dict | None = None) -> Path:
     """Write the adapter's tensors and adapter.json into `directory` (a temporary sibling renamed in place)."""
@@ -185,7 +178,7 @@ def save_adapter(directory: str | Path, model: nn.Module, config: LoRAConfig, ba
     save_file(state, str(tmp / ADAPTER_WEIGHTS))
     doc = {"format": FORMAT, "version": VERSION, "rank": config.rank, "alpha": config.alpha,
            "targets": list(config.targets), "modules": sorted(lora_modules(model)), "base_sha256": base_sha256,
-           "adapter_sha256": _sha256(tmp / ADAPTER_WEIGHTS), "metadata": metadata or {}}
+           "adapter_sha256": sha256_file(tmp / ADAPTER_WEIGHTS), "metadata": metadata or {}}
     (tmp / ADAPTER_CONFIG).write_text(json.dumps(doc, indent=1))
     if out.exists():
         shutil.rmtree(out)
@@ -217,7 +210,7 @@ def load_adapter(model: nn.Module, directory: str | Path, base_sha256: str, *, b
         raise AdapterError(f"{directory}: trained on base weights {doc['base_sha256'][:12]}, not on this "
                            f"checkpoint's {base_sha256[:12]}")
     weights = directory / ADAPTER_WEIGHTS
-    if not weights.is_file() or _sha256(weights) != doc["adapter_sha256"]:
+    if not weights.is_file() or sha256_file(weights) != doc["adapter_sha256"]:
         raise AdapterError(f"{weights}: missing, or its sha256 is not the one {ADAPTER_CONFIG} records")
     config = LoRAConfig(rank=int(doc["rank"]), alpha=float(doc["alpha"]), targets=tuple(doc["targets"]))
     names = add_lora(model, config)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from datagen.curriculum import tokenize_examples
 from datagen.schema import LANGUAGES, TASK_TYPES
+from training.pipeline import published_checkpoint
 
 # slices a specialist can be named after: languages (not "none") and task types other than plain codegen
 SLICE_LANGUAGES = tuple(lang for lang in LANGUAGES if lang != "none")
@@ -139,15 +140,9 @@ def train_specialists(settings: AdapterSettings, warehouse, log=None) -> dict:
     checkpoints/specialist_adapters/<fingerprint>/<name>/ (an adapter already there, from the same base,
     settings and examples, is kept); the manifest: base checkpoint and hash, and per specialist its slice,
     summary and spec."""
-    from model.quantized_artifacts import sha256_file
     from model.tokenizer import CodeTokenizer
 
-    source = warehouse.latest_checkpoint("hrm_checkpoint")
-    base_dir = Path(source["checkpoint_dir"])
-    base_sha = sha256_file(base_dir / "model.safetensors")
-    if base_sha != source["weights_sha256"]:
-        raise ValueError(f"{base_dir / 'model.safetensors'}: sha256 {base_sha[:12]} is not the published "
-                         f"{source['weights_sha256'][:12]}; re-materialise hrm_checkpoint")
+    base_dir, base_sha = published_checkpoint(warehouse, "hrm_checkpoint")
     for name in settings.specialists:
         slice_kind(name)
     examples = warehouse.read_table("training_examples").to_pylist()

@@ -79,6 +79,17 @@ def train_checkpoint(settings: CheckpointSettings, warehouse, name: str, arch: s
     return summary
 
 
+def published_checkpoint(warehouse, name: str) -> tuple[Path, str]:
+    """(directory, weights sha256) of the published `name`, its weights checked against the published hash."""
+    source = warehouse.latest_checkpoint(name)
+    directory = Path(source["checkpoint_dir"])
+    sha = sha256_file(directory / "model.safetensors")
+    if sha != source["weights_sha256"]:
+        raise ValueError(f"{directory / 'model.safetensors'}: sha256 {sha[:12]} is not the published "
+                         f"{source['weights_sha256'][:12]}; re-materialise {name}")
+    return directory, sha
+
+
 @dataclass
 class QuantizeSettings:
     kinds: tuple[str, ...] = ("int8", "nf4")
@@ -114,12 +125,7 @@ def build_quantized_models(settings: QuantizeSettings, warehouse, log=None) -> d
     loaded artifact with fp32 on held-out tasks (loss, bytes, speed). Task scores come from benchmark_report."""
     from model.checkpoint import load_checkpoint
 
-    source = warehouse.latest_checkpoint("hrm_checkpoint")
-    ckpt_dir = Path(source["checkpoint_dir"])
-    source_sha = sha256_file(ckpt_dir / "model.safetensors")
-    if source_sha != source["weights_sha256"]:
-        raise ValueError(f"{ckpt_dir / 'model.safetensors'}: sha256 {source_sha[:12]} is not the published "
-                         f"{source['weights_sha256'][:12]}; re-materialise hrm_checkpoint")
+    ckpt_dir, source_sha = published_checkpoint(warehouse, "hrm_checkpoint")
     fp32, tok = load_checkpoint(ckpt_dir)
     batch, n = heldout_batch(warehouse, tok, fp32.config.max_seq_len - settings.speed_new_tokens, settings.eval_tasks)
     prompts = [row[:int(pl)].tolist() for row, pl in zip(batch["input_ids"], batch["prompt_len"])][:settings.speed_prompts]

@@ -27,7 +27,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from resources.warehouse import write_text_atomic
-from training.grpo import answer_batch, entropy, group_advantages, grpo_loss, token_logprobs
 from training.phases import sha256_file
 from training.rewards import Reward, RepairRewards, task_reward
 
@@ -141,6 +140,8 @@ def sequence_logprobs(model, prompts, answers, conditions, pad_id: int, micro: i
     decoder's log-probabilities to 1e-5); with grad=False the logits are dropped."""
     import torch
 
+    from training.grpo import answer_batch, token_logprobs
+
     out = []
     for start in range(0, len(prompts), micro):
         cut = slice(start, start + micro)
@@ -192,6 +193,7 @@ def train_rl(parent_dir: str | Path, rows: list[dict], sandbox, out_dir: str | P
     import torch
 
     from model.checkpoint import TOKENIZER_DIR, WEIGHTS, load_checkpoint, save_checkpoint
+    from training.grpo import entropy, group_advantages, grpo_loss
 
     settings.validate()
     log = log or (lambda msg: None)
