@@ -21,20 +21,20 @@ def test_definitions_load():
 
 # Layers, top to bottom: a folder imports only the folders listed for it (and itself).
 ALLOWED_IMPORTS = {
-    "hrm_cli": {"hrm_assets", "agents", "training", "evals", "inference", "datagen", "resources", "model"},
-    "bench": {"agents", "training", "evals", "inference", "datagen", "resources", "model"},
+    "hrm_cli": {"hrm_assets", "lsp", "agents", "training", "evals", "inference", "datagen", "resources", "model"},
+    "bench": {"lsp", "agents", "training", "evals", "inference", "datagen", "resources", "model"},
     "hrm_assets": {"sensors", "agents", "training", "evals", "inference", "datagen", "resources", "model"},
     "sensors": {"training", "evals", "inference", "datagen", "resources", "model"},
     "agents": {"inference", "datagen", "resources", "model"},
+    "lsp": {"agents", "inference", "datagen", "resources", "model"},
     "training": {"datagen", "resources", "model"},
-    "agents": {"inference", "datagen", "resources", "model"},
     "evals": {"inference", "datagen", "resources", "model"},
     "datagen": {"resources", "model"},
     "inference": {"resources", "model"},
     "resources": set(),
     "model": set(),
 }
-DAGSTER_FREE = {"model", "datagen", "evals", "training", "inference", "agents"}  # the plain pipeline code the assets call
+DAGSTER_FREE = {"model", "datagen", "evals", "training", "inference", "agents", "lsp"}  # the plain pipeline code the assets call
 NOT_CODE = {"tests", "scripts", "docs", "deploy"}
 HELPER_MODULES = ("hrm_assets.expectations", "hrm_assets.metadata", "hrm_assets.versions")  # asset modules share these
 

@@ -1,0 +1,1 @@
+"""`hrm lsp`: a Language Server Protocol server over any model spec (docs/lsp.md)."""
