@@ -16,6 +16,7 @@ import json
 import re
 from typing import Iterable
 
+from datagen.repositories import doc_test_doc_ids
 from datagen.schema import LANGUAGES, SPLITS, TASK_TYPES, TrainingExample
 
 STAGES = {
@@ -54,7 +55,9 @@ def _doc_hash(doc_id: str) -> int:
 def heldout_doc_ids(corpus_rows: Iterable[dict], validation_percent: int = CORPUS_VALIDATION_PERCENT) -> set[str]:
     """The corpus files never trained on (their completion examples are split "validation"; the code-bpb
     benchmark reads them): about validation_percent of each language's files by a hash of the doc id, and
-    at least one for a language with two or more files."""
+    at least one for a language with two or more files; and every file of a documentation-test repository
+    (datagen/repositories.py), whose docstrings are test answers that a completion prompt would show."""
+    corpus_rows = list(corpus_rows)
     by_language: dict[str, list[str]] = {}
     for doc in corpus_rows:
         by_language.setdefault(doc["language"], []).append(doc["doc_id"])
@@ -64,7 +67,7 @@ def heldout_doc_ids(corpus_rows: Iterable[dict], validation_percent: int = CORPU
         if not chosen and len(ids) >= 2 and validation_percent > 0:
             chosen = {min(ids, key=lambda d: (_doc_hash(d) % 100, d))}
         out |= chosen
-    return out
+    return out | doc_test_doc_ids(corpus_rows)
 
 
 # --- corpus -> code completion examples ------------------------------------------------------------------
