@@ -53,6 +53,17 @@ class Declaration:
 
 
 # --- Python ----------------------------------------------------------------------------------------------
+def tidy(text: str) -> str:
+    """Documentation text as compared and stored: dedented (`inspect.cleandoc`), no trailing spaces, no
+    leading or trailing blank lines."""
+    return "\n".join(line.rstrip() for line in inspect.cleandoc(text).split("\n")).strip("\n")
+
+
+def first_line(statement: ast.stmt) -> int:
+    """The 1-based first line of a statement, its decorators included (ast's lineno is the `def` line)."""
+    return min([statement.lineno] + [d.lineno for d in getattr(statement, "decorator_list", ())])
+
+
 def python_declarations(text: str) -> list[Declaration]:
     """Module-level functions and classes and their members (functions nested in functions are left out)."""
     try:
@@ -73,10 +84,10 @@ def python_declarations(text: str) -> list[Declaration]:
                                indent=line[:len(line) - len(line.lstrip())],
                                public=not node.name.startswith("_") or node.name.startswith("__") and
                                node.name.endswith("__"), is_function=not isinstance(node, ast.ClassDef),
-                               body_start=first.lineno - 1)
+                               body_start=first_line(first) - 1)
             if (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
                     and isinstance(first.value.value, str)):
-                decl.doc = inspect.cleandoc(first.value.value)
+                decl.doc = tidy(first.value.value)
                 decl.doc_start, decl.doc_end = first.lineno - 1, first.end_lineno - 1
             out.append(decl)
             if isinstance(node, ast.ClassDef):
@@ -152,7 +163,7 @@ def strip_comment(text: str) -> str:
         lines = [re.sub(r"^\s*\*(?!/) ?", "", line) for line in body.split("\n")]
     else:
         lines = [re.sub(r"^\s*//[/!]? ?", "", line) for line in text.split("\n")]
-    return inspect.cleandoc("\n".join(line.rstrip() for line in lines))
+    return tidy("\n".join(lines))
 
 
 def _doc_comment(language: str, anchor) -> tuple[str | None, int | None, int | None, int]:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from datagen.declarations import Declaration, declarations, strip_comment
+from datagen.declarations import Declaration, declarations, first_line, strip_comment
 from datagen.repositories import repository_key, test_repositories
 
 KINDS = ("docstring", "api_reference", "readme_section")
@@ -77,12 +77,12 @@ def _python_code(lines: list[str], decl: Declaration, max_chars: int) -> str:
     node = ast.parse(text).body[0]
     src = text.split("\n")
     body = node.body
-    cut_after = body[0].lineno - 1  # lines before the first body statement: the header
+    cut_after = first_line(body[0]) - 1  # lines before the first body statement: the header
     for stmt in body:
         if len("\n".join(src[:stmt.end_lineno])) > max_chars:
             break
         cut_after = stmt.end_lineno
-    indent = re.match(r"\s*", src[body[0].lineno - 1]).group()
+    indent = re.match(r"\s*", src[first_line(body[0]) - 1]).group()
     return "\n".join(src[:cut_after] + [indent + CUT_MARK]) + "\n"
 
 
@@ -158,7 +158,10 @@ def insert_docstring(language: str, code: str, symbol: str, text: str) -> str:
             indent = decl.indent + "    "
         literal = python_docstring_literal(text, indent)
         if decl.doc_start is None:
-            return "\n".join(lines[:decl.body_start] + [literal] + lines[decl.body_start:])
+            at = decl.body_start
+            while at - 1 > def_line and not lines[at - 1].strip():  # right under the header, not after a gap
+                at -= 1
+            return "\n".join(lines[:at] + [literal] + lines[at:])
         return "\n".join(lines[:decl.doc_start] + [literal] + lines[decl.doc_end + 1:])
     block = comment_block(language, text, decl.indent)
     if decl.doc_start is None:
@@ -223,9 +226,9 @@ def readme_sections(text: str, s: DocTaskSettings) -> list[tuple[str, str]]:
                     if len(kept) + len(p) + 2 > s.max_chars:
                         break
                     kept = f"{kept}\n\n{p}" if kept else p
-                if _usable(kept, s):
+                if _usable(kept, s) and not kept.startswith("```"):  # prose, not only an example
                     out.append((heading, kept))
-            heading, body = line.lstrip("#").strip(), []
+            heading, body = line.strip().strip("#").strip(), []
         elif not re.match(r"\s*(\[!\[|!\[|<img|<p align|<a href)", line):
             body.append(line)
     return out
