@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Iterable
 
 from datagen.declarations import Declaration, declarations, first_line, strip_comment
-from datagen.repositories import repository_key, test_repositories
+from datagen.repositories import doc_test_repositories, repository_key
 
 KINDS = ("docstring", "api_reference", "readme_section")
 SOURCE_ASSET = "doc_tasks"
@@ -277,7 +277,7 @@ def build_doc_tasks(corpus_rows: Iterable[dict], s: DocTaskSettings) -> tuple[li
     from datagen.curriculum import heldout_doc_ids
 
     rows = [r for r in corpus_rows if r.get("origin")]
-    test = test_repositories(rows)
+    test = doc_test_repositories(rows)
     completion_heldout = heldout_doc_ids(rows)
     by_repo: dict[str, list[dict]] = {}
     for doc in rows:
@@ -337,3 +337,36 @@ def strip_markers(language: str, text: str) -> str:
     if language != "python" and stripped.startswith(("//", "/*")):
         return strip_comment(stripped)
     return text
+
+
+# --- the table -------------------------------------------------------------------------------------------
+def split_problems(rows: Iterable[dict]) -> list[str]:
+    """What breaks the split by repository: a repository with tasks in both splits (empty when none)."""
+    splits: dict[str, set[str]] = {}
+    for r in rows:
+        splits.setdefault(r["repository"], set()).add(r["split"])
+    return [f"repository {repo} has tasks in both splits" for repo, s in sorted(splits.items()) if len(s) > 1]
+
+
+def build_doc_task_table(settings: DocTaskSettings, warehouse, log=None) -> dict:
+    """Read `code_corpus`, write the `doc_tasks` table through the warehouse; returns the stats with the
+    per-repository documentation coverage and what breaks the split (the asset's check)."""
+    import time
+
+    start = time.monotonic()
+    try:
+        corpus = warehouse.read_table("code_corpus").to_pylist()
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(f"doc_tasks needs code_corpus: {exc}; materialise code_corpus first") from exc
+    rows, stats = build_doc_tasks(corpus, settings)
+    if not rows:
+        raise ValueError(f"doc_tasks: no documentation task in code_corpus's {len(corpus)} files (is any of them "
+                         "Python, Rust, Go, JavaScript, Java or C++ with docstrings or doc comments?)")
+    warehouse.write_table(SOURCE_ASSET, rows)
+    coverage = repository_coverage(corpus)
+    stats.update({"coverage": coverage, "split_problems": split_problems(rows),
+                  "wall_s": round(time.monotonic() - start, 2)})
+    if log:
+        log(f"doc_tasks: {stats['tasks']} tasks from {stats['repositories']} repositories "
+            f"({len(stats['test_repositories'])} held out) in {stats['wall_s']} s")
+    return stats

@@ -18,7 +18,7 @@ npm, libstdc++ and Go's standard library are each one project, so a whole-projec
 wholly in one split; there the unit is the module directory (an npm `lib/` subdirectory, a header family, a Go
 package), the smallest unit that shares authors, conventions and vocabulary.
 
-The split (`test_repositories`): per language, repositories in the order of a stable hash of their key are
+The split (`doc_test_repositories`): per language, repositories in the order of a stable hash of their key are
 test while their files stay within `DOC_TEST_PERCENT` of the language's files. Every file of a test repository is test, and `curriculum.heldout_doc_ids` keeps
 those files out of training (their docstrings are test answers, and completion examples would show them).
 """
@@ -63,7 +63,7 @@ def _key_hash(key: str) -> int:
     return int(hashlib.sha1(f"doc-split\0{key}".encode()).hexdigest()[:8], 16)
 
 
-def test_repositories(corpus_rows: Iterable[dict], percent: int = DOC_TEST_PERCENT) -> set[str]:
+def doc_test_repositories(corpus_rows: Iterable[dict], percent: int = DOC_TEST_PERCENT) -> set[str]:
     """The repository keys whose files are the documentation tasks' test split: per language, repositories
     in the order of a stable hash of their key, each taken while the test files stay within `percent` of the
     language's files (one large crate cannot take a language's training data); a language with two or more
@@ -93,5 +93,5 @@ def test_repositories(corpus_rows: Iterable[dict], percent: int = DOC_TEST_PERCE
 def doc_test_doc_ids(corpus_rows: Iterable[dict], percent: int = DOC_TEST_PERCENT) -> set[str]:
     """The doc ids of every file in a test repository: never trained on, by any task."""
     rows = list(corpus_rows)
-    test = test_repositories(rows, percent)
+    test = doc_test_repositories(rows, percent)
     return {r["doc_id"] for r in rows if r.get("origin") and repository_key(r["language"], r["origin"]) in test}

@@ -253,6 +253,18 @@ _DECLARED = (
             "(`repair_fix_rate_snap`)"),
     Setting("HRM_EVAL_BATCH_SIZE", int, 64, "prompts per generation batch"),
     Setting("HRM_EVAL_SEED", int, 0, "seed of sampling and subsets"),
+    # issue 18: documentation
+    Setting("HRM_DOC_TASKS_PER_REPOSITORY", int, 40,
+            "documentation tasks (doc_tasks) per repository and kind: docstring, api_reference, readme_section"),
+    Setting("HRM_DOC_MIN_CHARS", int, 24, "human documentation shorter than this gives no documentation task"),
+    Setting("HRM_DOC_MAX_CHARS", int, 600, "human documentation longer than this gives no documentation task"),
+    Setting("HRM_DOC_PROMPT_CHARS", int, 1200,
+            "the code in a documentation prompt (and the editor's), cut at a statement or line end"),
+    Setting("HRM_DOC_README", bool, True,
+            "README-section tasks from Rust crates whose README.md is on this machine beside the sources"),
+    Setting("HRM_EVAL_DOCS_TASKS", int, 64,
+            "held-out documentation tasks evaluated (benchmark docs), spread over kinds and languages; 0: all"),
+    Setting("HRM_EVAL_DOCS_MAX_NEW_TOKENS", int, 128, "generation length on the documentation tasks"),
 )
 SETTINGS: dict[str, Setting] = {s.name: s for s in _DECLARED}
 
