@@ -188,3 +188,52 @@ def _lint_kind(why: str) -> str:
         return match.group(1)
     return why.split(":")[0].replace(" ", "_") if why else ""
 
+
+
+def measure(corpus_parquet: str, model_spec: str = "", limit: int = 0, max_new_tokens: int = 128) -> dict:
+    """Task counts of a code_corpus parquet file, the report rows of the human reference (a sanity check: its
+    ROUGE-L is 1) and, with `model_spec`, of that model, on the test split."""
+    import pyarrow.parquet as pq
+
+    from datagen.doctasks import DocTaskSettings, build_doc_tasks
+    from evals.evaluate import Candidate, EvalSettings
+
+    rows, stats = build_doc_tasks(pq.read_table(corpus_parquet).to_pylist(), DocTaskSettings())
+    test = spread_tasks([r for r in rows if r["split"] == "test"], limit)
+    human = Candidate("human", None, None, endpoint=_Scripted({r["prompt"]: r["answer"] for r in test}))
+    out = {"counts": stats["counts"], "test_repositories": len(stats["test_repositories"]),
+           "files_skipped_completion_heldout": stats["files_skipped_completion_heldout"],
+           "human": _summary(eval_docs(human, test, EvalSettings()))}
+    if model_spec:
+        from evals.pipeline import candidate_from_spec
+        from inference.specs import parse_spec
+
+        c = candidate_from_spec(parse_spec(model_spec))
+        try:
+            out["model"] = _summary(eval_docs(c, test, EvalSettings(), max_new_tokens=max_new_tokens))
+        finally:
+            c.close()
+    return out
+
+
+class _Scripted:
+    """A candidate-like endpoint that answers each prompt with a fixed text (the human reference)."""
+
+    def __init__(self, answers: dict[str, str]):
+        self.answers, self.completion_tokens = answers, 0
+
+    def complete(self, prompts, languages, task, **_):
+        return [[self.answers[p]] for p in prompts]
+
+
+def _summary(results: list[dict]) -> list[dict]:
+    return [{k: round(r[k], 4) if isinstance(r[k], float) else r[k] for k in
+             ("metric", "value", "n", "ci_low", "ci_high")} for r in results]
+
+
+if __name__ == "__main__":  # python -m evals.docs CORPUS_PARQUET [MODEL_SPEC [LIMIT]]
+    import json
+    import sys
+
+    args = sys.argv[1:]
+    print(json.dumps(measure(args[0], args[1] if len(args) > 1 else "", int(args[2]) if len(args) > 2 else 0)))
