@@ -50,6 +50,7 @@ class Declaration:
     doc_start: int | None = None  # the lines holding the documentation (Python: the docstring statement)
     doc_end: int | None = None
     body_start: int | None = None  # Python: the first line of the body (where a docstring goes)
+    body_inline: bool = False  # Python: the body starts on the header's line (`def f(): return 1`)
 
 
 # --- Python ----------------------------------------------------------------------------------------------
@@ -84,7 +85,8 @@ def python_declarations(text: str) -> list[Declaration]:
                                indent=line[:len(line) - len(line.lstrip())],
                                public=not node.name.startswith("_") or node.name.startswith("__") and
                                node.name.endswith("__"), is_function=not isinstance(node, ast.ClassDef),
-                               body_start=first_line(first) - 1)
+                               body_start=first_line(first) - 1,
+                               body_inline=bool(lines[first.lineno - 1][:first.col_offset].strip()))
             if (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
                     and isinstance(first.value.value, str)):
                 decl.doc = tidy(first.value.value)

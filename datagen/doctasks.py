@@ -23,10 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from datagen.declarations import Declaration, declarations, first_line, strip_comment
+from datagen.declarations import TREE_SITTER_LANGUAGES, Declaration, declarations, first_line, strip_comment
 from datagen.repositories import doc_test_repositories, repository_key
 
 KINDS = ("docstring", "api_reference", "readme_section")
+READERS = ("python", *TREE_SITTER_LANGUAGES)  # the languages whose declarations are read
 SOURCE_ASSET = "doc_tasks"
 CUT_MARK = "..."
 _MIN_WORDS = 3
@@ -61,13 +62,23 @@ def find_declaration(language: str, code: str, symbol: str) -> Declaration:
                      f"({len(found)} declarations: {', '.join(d.symbol for d in found[:8])})")
 
 
+def declaration_at(language: str, code: str, line: int) -> Declaration | None:
+    """The innermost declaration whose lines (or doc comment) hold the 0-based `line`: what an editor's code
+    action at the cursor documents; None outside every declaration."""
+    def span(d: Declaration) -> tuple[int, int]:
+        return min(d.start, d.doc_start if d.doc_start is not None else d.start), d.end
+
+    holding = [d for d in declarations(language, code) if span(d)[0] <= line <= span(d)[1]]
+    return min(holding, key=lambda d: span(d)[1] - span(d)[0], default=None)
+
+
 def _python_code(lines: list[str], decl: Declaration, max_chars: int) -> str:
     """The function without its docstring, dedented; past max_chars, the body is cut after the last whole
     statement that fits and ends in `...`, so the text still parses."""
-    keep = [i for i in range(decl.start, decl.end + 1)
-            if decl.doc_start is None or not decl.doc_start <= i <= decl.doc_end]
+    keep = [i for i in range(decl.start, decl.end + 1)  # a docstring on the header's line stays: it cannot go
+            if decl.doc_start is None or decl.body_inline or not decl.doc_start <= i <= decl.doc_end]
     body_indent = None
-    if decl.doc_start is not None and keep and keep[-1] < decl.doc_start:  # the docstring was the whole body
+    if decl.doc_start is not None and keep[-1] < decl.doc_start:  # the docstring was the whole body
         body_indent = re.match(r"\s*", lines[decl.doc_start]).group()
     text = textwrap.dedent("\n".join(lines[i] for i in keep))
     if body_indent is not None:
@@ -87,8 +98,7 @@ def _python_code(lines: list[str], decl: Declaration, max_chars: int) -> str:
 
 
 def _other_code(lines: list[str], decl: Declaration, max_chars: int) -> str:
-    start = decl.doc_end + 1 if decl.doc_end is not None and decl.doc_end >= decl.start else decl.start
-    text = textwrap.dedent("\n".join(lines[start:decl.end + 1]))
+    text = textwrap.dedent("\n".join(lines[decl.start:decl.end + 1]))  # the doc comment is above start
     if len(text) <= max_chars:
         return text + "\n"
     out, size = [], 0
@@ -149,17 +159,15 @@ def insert_docstring(language: str, code: str, symbol: str, text: str) -> str:
     decl = find_declaration(language, code, symbol)
     lines = code.split("\n")
     if language == "python":
-        def_line = next(i for i in range(decl.start, decl.end + 1)
-                        if re.match(r"\s*(async\s+)?(def|class)\b", lines[i]))
-        if decl.body_start == def_line:
-            raise ValueError(f"{symbol}: its body starts on the `def` line; put the body on its own line first")
+        if decl.body_inline:
+            raise ValueError(f"{symbol}: its body starts on the header's line; put the body on its own line first")
         indent = re.match(r"\s*", lines[decl.body_start]).group()
         if len(indent) <= len(decl.indent):
             indent = decl.indent + "    "
         literal = python_docstring_literal(text, indent)
         if decl.doc_start is None:
             at = decl.body_start
-            while at - 1 > def_line and not lines[at - 1].strip():  # right under the header, not after a gap
+            while at - 1 > decl.start and not lines[at - 1].strip():  # right under the header, not after a gap
                 at -= 1
             return "\n".join(lines[:at] + [literal] + lines[at:])
         return "\n".join(lines[:decl.doc_start] + [literal] + lines[decl.doc_end + 1:])
@@ -190,7 +198,7 @@ def file_tasks(doc: dict, split: str, repository: str, s: DocTaskSettings) -> li
     kind = "docstring" if language == "python" else "api_reference"
     out = []
     for decl in declarations(language, text):
-        if not _usable(decl.doc, s) or (language == "python" and not decl.is_function) or \
+        if not _usable(decl.doc, s) or (language == "python" and (not decl.is_function or decl.body_inline)) or \
                 (language != "python" and not decl.public):
             continue
         code = declaration_code(language, text, decl, s.prompt_chars)
@@ -276,7 +284,7 @@ def build_doc_tasks(corpus_rows: Iterable[dict], s: DocTaskSettings) -> tuple[li
     (counts per kind/language/split, the test repositories, files skipped)."""
     from datagen.curriculum import heldout_doc_ids
 
-    rows = [r for r in corpus_rows if r.get("origin")]
+    rows = [r for r in corpus_rows if r.get("origin") and r["language"] in READERS]
     test = doc_test_repositories(rows)
     completion_heldout = heldout_doc_ids(rows)
     by_repo: dict[str, list[dict]] = {}
@@ -291,10 +299,12 @@ def build_doc_tasks(corpus_rows: Iterable[dict], s: DocTaskSettings) -> tuple[li
             if split == "train" and doc["doc_id"] in completion_heldout:
                 skipped += 1
                 continue
-            found += file_tasks(doc, split, repository, s)
-        if s.readme:
-            found += readme_tasks(repository, [d for d in docs if split == "test" or
-                                               d["doc_id"] not in completion_heldout] or docs, split, s)
+            try:
+                found += file_tasks(doc, split, repository, s)
+            except (ValueError, RecursionError) as exc:
+                raise ValueError(f"doc_tasks: corpus file {doc['doc_id']} ({doc['origin']}): {exc}") from exc
+        if s.readme:  # the summary shows signatures only, never a body a completion example holds out
+            found += readme_tasks(repository, docs, split, s)
         for kind in KINDS:
             of_kind = sorted((t for t in found if t["kind"] == kind), key=lambda t: t["example_id"])
             tasks += of_kind[:s.per_repository]
@@ -320,7 +330,7 @@ def repository_coverage(corpus_rows: Iterable[dict]) -> dict[str, dict]:
     """repository -> {"documented", "public", "coverage"} over its corpus files."""
     out: dict[str, dict] = {}
     for doc in corpus_rows:
-        if not doc.get("origin"):
+        if not doc.get("origin") or doc["language"] not in READERS:
             continue
         documented, public = doc_coverage(doc["language"], doc["text"])
         entry = out.setdefault(repository_key(doc["language"], doc["origin"]), {"documented": 0, "public": 0})

@@ -204,3 +204,24 @@ def test_readme_sections_take_prose_under_headings():
 def test_declarations_reject_unknown_languages():
     with pytest.raises(ValueError, match="no declaration reader"):
         declarations("cobol", "x")
+
+
+def test_a_body_on_the_header_line_gives_no_task_and_is_refused():
+    code = 'def short(x): """Return x as it was given to us."""; return x\n\n\ndef other(y):\n    return y\n'
+    tasks = doctasks.file_tasks(_doc("python", code, "local:/l/lib/python3.11/s.py"), "train", "r", SETTINGS)
+    assert tasks == []
+    assert "def short(x):" in doctasks.docstring_prompt("python", code, "short")  # nothing cut away
+    with pytest.raises(ValueError, match="header's line"):
+        doctasks.insert_docstring("python", code, "short", "New.")
+    assert doctasks.find_declaration("python", doctasks.insert_docstring("python", code, "other", "Give y back."),
+                                     "other").doc == "Give y back."
+
+
+def test_declaration_at_the_cursor_is_the_innermost():
+    lines = PY.split("\n")
+    grow_line = next(i for i, line in enumerate(lines) if "self.sides = " in line)
+    assert doctasks.declaration_at("python", PY, grow_line).symbol == "Shape.grow"
+    assert doctasks.declaration_at("python", PY, lines.index("class Shape:")).symbol == "Shape"
+    assert doctasks.declaration_at("python", PY, 0) is None  # the import line
+    text, _ = SOURCES["rust"]
+    assert doctasks.declaration_at("rust", text, 0).symbol == "add_one"  # on its doc comment
