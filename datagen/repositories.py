@@ -18,9 +18,10 @@ npm, libstdc++ and Go's standard library are each one project, so a whole-projec
 wholly in one split; there the unit is the module directory (an npm `lib/` subdirectory, a header family, a Go
 package), the smallest unit that shares authors, conventions and vocabulary.
 
-The split (`doc_test_repositories`): per language, repositories in the order of a stable hash of their key are
-test while their files stay within `DOC_TEST_PERCENT` of the language's files. Every file of a test repository is test, and `curriculum.heldout_doc_ids` keeps
-those files out of training (their docstrings are test answers, and completion examples would show them).
+The split (`doc_test_repositories`): per language, repositories in the order of a stable hash of their key
+are test while their files stay within `DOC_TEST_PERCENT` of the language's files. Every file of a test
+repository is test, and `curriculum.heldout_doc_ids` keeps those files out of training (their docstrings are
+test answers, and completion examples would show them).
 """
 
 from __future__ import annotations

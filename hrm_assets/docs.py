@@ -36,7 +36,8 @@ def coverage_metadata(coverage: dict[str, dict]) -> dict:
         totals[0] += entry["documented"]
         totals[1] += entry["public"]
     lines = ["| repository | documented | public | coverage |", "|---|---|---|---|"]
-    lines += [f"| {repo} | {e['documented']} | {e['public']} | {e['coverage']} |" for repo, e in sorted(coverage.items())]
+    lines += [f"| {repo} | {e['documented']} | {e['public']} | {e['coverage']} |"
+              for repo, e in sorted(coverage.items())]
     return {**floats({f"coverage/{lang}": d / p for lang, (d, p) in per_language.items() if p}),
             "coverage_per_repository": dg.MetadataValue.md("\n".join(lines))}
 

@@ -10,8 +10,8 @@ pytestmark = pytest.mark.slow  # materialises an asset
 
 
 def _crate(n: int, f: int) -> dict:
-    text = "".join(f"/// Returns the value number {k} of file {f} in crate {n}.\npub fn v{k}() -> u32 {{\n    {k}\n}}\n\n"
-                   for k in range(2)) + "pub fn undocumented() {}\n"
+    text = "".join(f"/// Returns the value number {k} of file {f} in crate {n}.\npub fn v{k}() -> u32 {{\n"
+                   f"    {k}\n}}\n\n" for k in range(2)) + "pub fn undocumented() {}\n"
     return {"doc_id": f"c{n}-{f}", "language": "rust", "text": text, "sha256": f"{n}-{f}", "n_bytes": len(text),
             "n_lines": text.count("\n") + 1, "origin": f"local:/nowhere/cargo/registry/c{n}-1.0.0/src/f{f}.rs"}
 
