@@ -52,6 +52,11 @@ def instruction(language: str, symbol: str) -> str:
 def find_declaration(language: str, code: str, symbol: str) -> Declaration:
     """The declaration named `symbol` (qualified, `Class.method`, or a bare name: the first of that name)."""
     found = declarations(language, code)
+    if language == "python" and not found:
+        try:
+            ast.parse(code)
+        except (SyntaxError, ValueError) as exc:
+            raise ValueError(f"the python code does not parse (line {getattr(exc, 'lineno', '?')}): {exc}") from exc
     for decl in found:
         if decl.symbol == symbol:
             return decl

@@ -177,6 +177,8 @@ def test_docstring_prompt_is_the_task_format():
         "    x.wrapping_add(1)\n}\n"
     with pytest.raises(ValueError, match="no python declaration named 'nope'"):
         doctasks.docstring_prompt("python", PY, "nope")
+    with pytest.raises(ValueError, match="does not parse"):  # a file mid-edit in the editor
+        doctasks.insert_docstring("python", "def f(:\n    pass\n", "f", "Doc.")
 
 
 def test_long_python_bodies_are_cut_at_a_statement_and_still_parse():
