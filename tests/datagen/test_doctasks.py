@@ -227,3 +227,10 @@ def test_declaration_at_the_cursor_is_the_innermost():
     assert doctasks.declaration_at("python", PY, 0) is None  # the import line
     text, _ = SOURCES["rust"]
     assert doctasks.declaration_at("rust", text, 0).symbol == "add_one"  # on its doc comment
+
+
+def test_rows_follow_the_training_example_contract():
+    rows, _ = doctasks.build_doc_tasks(_corpus(), SETTINGS)
+    examples, rejected = curriculum.build_training_examples(curriculum.external_examples("doc_tasks", rows))
+    assert rejected == [] and len(examples) == len(rows)
+    assert {e["task_type"] for e in examples} == {"codegen"} and {e["split"] for e in examples} == {"train", "test"}
