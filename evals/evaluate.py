@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from evals import bpb
+from evals.docs import eval_docs, load_doc_suite
 from evals.problem import EvalProblem
 from evals.stats import breakdown_results, problem, problem_rate_result
 from model.edits import DIVIDER, REPLACE, SEARCH
@@ -102,6 +103,9 @@ class EvalSettings:
     # held-out repair with SEARCH snapped (metrics ending in _edit_decoder / _tool_decoder / _snap; not on the
     # FLOPs curve's earlier checkpoints)
     decoders: bool = True
+    # the project tasks of issue 18 (held-out test splits of their tables): documentation (evals/docs.py)
+    docs_tasks: int = 64  # spread over kinds and languages; 0 = all
+    docs_max_new_tokens: int = 128
     batch_size: int = 64
     seed: int = 0
 
@@ -115,10 +119,10 @@ PRESETS: dict[str, dict] = {
     "smoke": {},
     "standard": {"humaneval_problems": 0, "humaneval_n": 5,
                  "polyglot_subset": "cpp:8,go:8,java:8,javascript:8,python:8,rust:8", "lcb_problems": 100,
-                 "synthetic_tasks": 120, "tool_use_examples": 120, "bpb_files_per_language": 32},
+                 "synthetic_tasks": 120, "tool_use_examples": 120, "bpb_files_per_language": 32, "docs_tasks": 256},
     "full": {"humaneval_problems": 0, "humaneval_n": 10, "polyglot_subset": "all",
              "polyglot_formats": ("whole", "diff"), "lcb_problems": 0, "synthetic_tasks": 0, "tool_use_examples": 0,
-             "bpb_files_per_language": 0},
+             "bpb_files_per_language": 0, "docs_tasks": 0},
 }
 
 
@@ -588,6 +592,7 @@ class EvalSuite:
     code: list[CodeFile] = field(default_factory=list)  # held-out corpus files for code-bpb
     compressors: list[dict] = field(default_factory=list)  # gzip / xz rows of `code`
     tool_use: list[dict] = field(default_factory=list)
+    docs: list[dict] = field(default_factory=list)  # doc_tasks test rows
     notes: dict[str, str] = field(default_factory=dict)  # benchmark -> why it is missing or partial
 
 
@@ -644,7 +649,15 @@ def load_suite(warehouse, s: EvalSettings) -> EvalSuite:
             suite.notes["tool-use"] = "tool_use_examples has no test split"
     except FileNotFoundError:
         suite.notes["tool-use"] = "tool_use_examples not materialised"
+    _load_project_tasks(warehouse, s, suite)
     return suite
+
+
+def _load_project_tasks(warehouse, s: EvalSettings, suite: EvalSuite) -> None:
+    """The held-out splits of the project tasks: documentation."""
+    suite.docs, note = load_doc_suite(warehouse, s.docs_tasks)
+    if note:
+        suite.notes["docs"] = note
 
 
 def _load_lcb_scenarios(warehouse, s: EvalSettings, suite: EvalSuite) -> None:
@@ -691,6 +704,7 @@ def evaluate_candidate(c: Candidate, suite: EvalSuite, sandbox, s: EvalSettings,
     steps += [("livecodebench", lambda: eval_lcb(c, suite.lcb, sandbox, s, suite.lcb_test_output, suite.lcb_execution),
                suite.lcb or suite.lcb_test_output or suite.lcb_execution),
               ("tool-use", lambda: eval_tool_use(c, suite.tool_use, s), suite.tool_use)]
+    steps.append(("docs", lambda: eval_docs(c, suite.docs, s, max_new_tokens=s.docs_max_new_tokens), suite.docs))
     if s.decoders:
         steps.append(("tool-use/tool-decoder", lambda: eval_tool_use(c, suite.tool_use, s, tool_decoder=True),
                       suite.tool_use))

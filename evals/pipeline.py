@@ -166,6 +166,7 @@ BENCHMARK_STEPS = {
     "bpb": ("code-bpb",),
     "synthetic": tuple(f"{name}{step}" for name in SYNTHETIC_BENCHMARKS.values()
                        for step in ("", "/edit-decoder", "/snap")),
+    "docs": ("docs",),
     "all": (),
 }
 

@@ -9,7 +9,7 @@ repositories, and the documentation coverage of the corpus per language and per 
 import dagster as dg
 
 from datagen.doctasks import SOURCE_ASSET, DocTaskSettings, build_doc_task_table
-from hrm_assets.expectations import publish_if_passed
+from hrm_assets.expectations import after_upstream, publish_if_passed
 from hrm_assets.metadata import floats
 from hrm_assets.versions import source_version
 from resources.settings import from_env
@@ -43,7 +43,7 @@ def coverage_metadata(coverage: dict[str, dict]) -> dict:
 
 
 @dg.asset(group_name="problems", kinds={"python", "parquet"}, deps=["code_corpus"],
-          code_version=source_version("datagen.doctasks"),
+          code_version=source_version("datagen.doctasks"), automation_condition=after_upstream(),
           check_specs=[dg.AssetCheckSpec("doc_tasks_split", asset=SOURCE_ASSET, blocking=True)],
           description="Documentation tasks from code_corpus (docstring, API reference, README section), split "
                       "train/test by repository; the docs benchmark grades the test split.")

@@ -130,7 +130,7 @@ _DECLARED = (
     Setting("HRM_CORPUS_EXAMPLES_PER_FILE", int, 20, "training examples cut from each corpus file"),
     Setting("HRM_CORPUS_MAX_BODY_LINES", int, 30, "longest function body turned into an example"),
     Setting("HRM_CORPUS_CHUNKS_PER_FILE", int, 8, "file-continuation examples (runs of whole lines) per corpus file"),
-    Setting("HRM_TASK_TABLES", str, "swesmith_tasks,tool_use_examples,swe_trajectories,multi_agent_scenarios",
+    Setting("HRM_TASK_TABLES", str, "swesmith_tasks,tool_use_examples,swe_trajectories,multi_agent_scenarios,doc_tasks",
             "task tables folded into training_examples"),
     Setting("HRM_SHARD_MAX_TOKENS", int, 384, "longest example kept in a curriculum shard"),
     Setting("HRM_SHARD_MAX_PER_LANGUAGE", int, 3000, "examples per (language, split) per stage; 0: no cap"),

@@ -10,6 +10,7 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (  # n
 from hrm_assets.definitions import defs
 
 DATA_CHAIN = ("tokenizer", "training_examples")  # both read code_corpus and synthetic_tasks
+CORPUS_CHAIN = (*DATA_CHAIN, "doc_tasks")  # doc_tasks reads code_corpus only
 CHECKS = {name: f"{name}_gx" for name in ("code_corpus", "synthetic_tasks", "training_examples")}  # blocking
 
 
@@ -38,14 +39,14 @@ class Daemon:
     def requested(self) -> set[str]:
         result = dg.evaluate_automation_conditions(defs=defs, instance=self.instance, cursor=self.cursor)
         self.cursor = result.cursor
-        return {name for name in ("code_corpus", "tokenizer", "training_examples", "curriculum_shards")
+        return {name for name in ("code_corpus", "doc_tasks", "tokenizer", "training_examples", "curriculum_shards")
                 if result.get_num_requested(dg.AssetKey(name))}
 
 
 @pytest.mark.slow
 def test_new_data_flows_down_and_a_failed_blocking_check_holds_it_across_runs():
     instance = dg.DagsterInstance.ephemeral()
-    for name in ("humaneval_problems", "code_corpus", "synthetic_tasks", *DATA_CHAIN):
+    for name in ("humaneval_problems", "code_corpus", "synthetic_tasks", *CORPUS_CHAIN):
         _materialise(instance, name)
     daemon = Daemon(instance)
     assert daemon.requested() == set()  # everything is up to date
@@ -61,7 +62,7 @@ def test_new_data_flows_down_and_a_failed_blocking_check_holds_it_across_runs():
     assert daemon.requested() == set()
     assert daemon.requested() == set()  # still held on the next tick
     _materialise(instance, "code_corpus")  # fixed, checked, published
-    assert daemon.requested() == set(DATA_CHAIN)
+    assert daemon.requested() == set(CORPUS_CHAIN)
 
 
 def test_the_automation_sensor_starts_running_and_covers_every_asset():
@@ -78,7 +79,7 @@ def test_the_automation_sensor_starts_running_and_covers_every_asset():
 def test_an_optional_task_table_whose_blocking_check_failed_holds_training_examples():
     """Never made, an optional table holds nothing (test above); made with a failed blocking check, it does."""
     instance = dg.DagsterInstance.ephemeral()
-    for name in ("humaneval_problems", "code_corpus", "synthetic_tasks", *DATA_CHAIN):
+    for name in ("humaneval_problems", "code_corpus", "synthetic_tasks", *CORPUS_CHAIN):
         _materialise(instance, name)
     daemon = Daemon(instance)
     daemon.requested()
