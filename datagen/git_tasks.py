@@ -75,11 +75,16 @@ def stable_split(key: str, test_percent: int, seed: int = 0) -> str:
     return "test" if digest % 100 < test_percent else "train"
 
 
+def _without_git_vars(env: dict) -> dict:
+    """The environment without GIT_* variables (a GIT_DIR or GIT_WORK_TREE of the caller would redirect git)."""
+    return {k: v for k, v in env.items() if not k.startswith("GIT_")}
+
+
 def _host_git(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     """git on the host, only ever in a repository this module created or cloned (hooks and config off)."""
     proc = subprocess.run(["git", "-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false",
                            "-c", "commit.gpgsign=false", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=120, env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **_HOST_GIT_ENV})
+                          timeout=120, env={**_without_git_vars({**os.environ}), **_HOST_GIT_ENV})
     if check and proc.returncode != 0:
         raise RuntimeError(f"git {' '.join(args[:3])} in {cwd} failed: {proc.stderr.strip()[-500:]}")
     return proc

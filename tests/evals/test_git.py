@@ -63,6 +63,12 @@ def test_gold_passes_and_bad_answers_fail(conflict, sandbox):
         assert not ok, f"{name}: {why}"
 
 
+def test_git_eval_options_read_the_settings(monkeypatch):
+    monkeypatch.setenv("HRM_GIT_EVAL_LIMIT", "3")
+    monkeypatch.delenv("HRM_GIT_MAX_NEW_TOKENS", raising=False)
+    assert eg.git_eval_options() == {"limit": 3, "max_new_tokens": 256}
+
+
 def test_error_kinds():
     assert eg._error_kind("rejected: empty answer") == "no_answer"
     assert eg._error_kind("rejected: m.py: conflict markers left") == "markers_left"
