@@ -249,9 +249,9 @@ def make_conflict(original: str, path: str, patch_a: str, patch_b: str) -> tuple
         _host_git(repo, "init", "-q", "-b", "main")
         _host_git(repo, "add", "-A")
         _host_git(repo, "commit", "-qm", "clean")
-        for name in ("a.patch", "b.patch"):
-            if _host_git(repo, "apply", "-C0", "--whitespace=nowarn", str(Path(tmp) / name), check=False).returncode:
-                return None, f"the bug patches do not compose ({name[0]} fails on top of the other)"
+        if not any(_applies_in_order(repo, path, original, [Path(tmp) / n for n in order])
+                   for order in (("a.patch", "b.patch"), ("b.patch", "a.patch"))):
+            return None, "the bug patches do not compose (in either order, one fails on top of the other)"
         base = (repo / path).read_text()
         _host_git(repo, "commit", "-qam", "both bugs")
         branches = {}
@@ -269,6 +269,15 @@ def make_conflict(original: str, path: str, patch_a: str, patch_b: str) -> tuple
         if not has_markers(conflicted):
             return None, f"the merge failed without conflict markers: {merge.stdout[-200:]}{merge.stderr[-200:]}"
     return Conflict(path, base, branches["fix-a"], branches["fix-b"], conflicted, original), ""
+
+
+def _applies_in_order(repo: Path, path: str, original: str, patches: list[Path]) -> bool:
+    """Apply `patches` one after the other to the clean file; on failure restore it and say False."""
+    for patch in patches:
+        if _host_git(repo, "apply", "-C0", "--whitespace=nowarn", str(patch), check=False).returncode:
+            (repo / path).write_text(original)
+            return False
+    return True
 
 
 def conflict_prompt(path: str, conflicted: str, desc_a: str, desc_b: str, context: int) -> str:
@@ -527,5 +536,8 @@ def build_git_tasks(settings: GitTaskSettings, sandbox: Sandbox, warehouse, poly
     counts: dict[str, int] = {}
     for r in rows:
         counts[f"{r['kind']}/{r['split']}"] = counts.get(f"{r['kind']}/{r['split']}", 0) + 1
+    reasons: dict[str, int] = {}
+    for r in rejected:
+        reasons[r["reason"]] = reasons.get(r["reason"], 0) + 1
     return {"rows": len(rows), "counts": counts, "repos": stats, "history_sources": sources,
-            "history_failures": failed, "rejected": len(rejected)}
+            "history_failures": failed, "rejected": len(rejected), "rejections": reasons}

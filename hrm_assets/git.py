@@ -58,4 +58,5 @@ def git_tasks_asset(context: dg.AssetExecutionContext, config: GitTasksConfig, s
         "conflict_tasks": conflicts, "commit_tasks": m["rows"] - conflicts,
         "counts": dg.MetadataValue.json(m["counts"]), "repos": dg.MetadataValue.json(m["repos"]),
         "history_sources": dg.MetadataValue.json(m["history_sources"]),
-        "history_failures": dg.MetadataValue.json(m["history_failures"]), "rejected": m["rejected"]})
+        "history_failures": dg.MetadataValue.json(m["history_failures"]), "rejected": m["rejected"],
+        "rejections": dg.MetadataValue.json(m["rejections"])})

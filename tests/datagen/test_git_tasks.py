@@ -125,6 +125,7 @@ def test_stable_split_and_held_out_pairs():
     assert kept == [rows[0], rows[2]] and leaked == [rows[1]]
 
 
+@pytest.mark.slow  # three real git repos (~0.6-1 s)
 def test_make_conflict_keeps_only_real_conflicts():
     conflict, why = gt.make_conflict(MODULE, PATH, bug_patch(BUG_A), bug_patch(BUG_B))
     assert why == "" and gt.has_markers(conflict.conflicted)

@@ -129,6 +129,7 @@ def test_eval_git_conflicts_report_row(conflict, sandbox):
     assert got[0]["problems"][1]["error_kind"] == "no_answer"
 
 
+@pytest.mark.slow  # parquet round trip (~1 s with pyarrow's import)
 def test_load_git_suite_reads_the_test_split(tmp_path):
     from resources.warehouse import Warehouse
 
