@@ -17,7 +17,8 @@ import shlex
 from dataclasses import asdict, dataclass, field
 
 from datagen.git_tasks import apply_resolution, commit_prompt, conflict_prompt, cut_diff
-from datagen.swe.repos import PASSING, parse_pytest_summary
+from datagen.swe.repos import ENV_MOUNT, PASSING, parse_pytest_summary, repo_from_row, test_command
+from datagen.swe.trajectories import GIT_ENV
 from inference.specs import load_local, parse_spec
 
 KINDS = ("commit_message", "resolution", "pr_description")
@@ -185,6 +186,29 @@ def _resolve(session, rec: WorkflowRecord, writer, test_command: str, test_timeo
     rec.rebased = cont.status == "ok"
     if not rec.rebased:
         _run(session, rec, "rebase_abort", "git rebase --abort")
+
+
+def conflict_workflow(sessions, sandbox, repo_row: dict, row: dict, writer, test_timeout_s: float = 120.0
+                      ) -> WorkflowRecord:
+    """The workflow on a `git_tasks` conflict row: main holds both bugs (`base_files`), the feature fixes bug A
+    (`ours_files`), main moves on with the fix of bug B (`theirs_files`), so the rebase stops on the row's
+    conflict; the repository's own test command decides. (The benchmark's grade of the final files is
+    evals.git.grade_resolution in a fresh jail.)"""
+    repo = repo_from_row(repo_row)
+    env = {"PATH": f"{ENV_MOUNT}/bin:/usr/local/bin:/usr/bin:/bin", "PYTHONPATH": repo.pythonpath,
+           "PYTHONDONTWRITEBYTECODE": "1", **GIT_ENV}
+    with sessions.open(input_dir=repo.repo_dir, ro_binds=[(repo.env_dir, ENV_MOUNT)], env=env,
+                       sandbox=sandbox) as session:
+        r = session.run("git checkout -q -B main && git clean -qfdx")
+        if r.status != "ok":
+            raise RuntimeError(f"{row['example_id']}: the checkout is not a usable git repository: {r.output[-300:]}")
+        _write_files(session, json.loads(row["base_files"]))
+        r = session.run("git commit -qam 'both bugs'")
+        if r.status != "ok":
+            raise RuntimeError(f"{row['example_id']}: could not commit the base: {r.output[-300:]}")
+        return run_git_workflow(session, writer, feature="fix-a", change=json.loads(row["ours_files"]),
+                                main_update=json.loads(row["theirs_files"]), test_command=shlex.join(test_command(repo)),
+                                update_message=f"Fix: {row['desc_b']}", test_timeout_s=test_timeout_s)
 
 
 def record_json(rec: WorkflowRecord) -> str:

@@ -140,6 +140,12 @@ def format_resolution(path: str, pieces: list[str]) -> str:
                    for i, p in enumerate(pieces, 1))
 
 
+def format_files(files: dict[str, str]) -> str:
+    """Whole-file answer blocks (`--- FILE path` ... `--- END`): e.g. the gold of a conflict another tool made."""
+    return "".join(f"--- FILE {p}\n{t}{'' if not t or t.endswith(chr(10)) else chr(10)}{_END}\n"
+                   for p, t in sorted(files.items()))
+
+
 def safe_relative(path: str) -> str:
     """`path` if it is a plain relative path (no `..`, not absolute, no backslash); ValueError otherwise."""
     p = PurePosixPath(path)

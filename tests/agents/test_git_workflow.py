@@ -3,6 +3,7 @@ written message, rebase onto an updated main, a conflict resolved by the writer 
 pass (aborted otherwise, the branch unchanged), and the PR description from `git diff main...feature`."""
 
 import importlib.util
+import json
 import subprocess
 from pathlib import Path
 
@@ -95,3 +96,21 @@ def test_a_real_tiny_model_drives_the_workflow_and_the_tests_decide(workspace, s
     # its text is not a resolution the tests accept, so the rebase is aborted
     assert rec.resolution_status in ("rejected", "tests_failed") and rec.outcome == "aborted"
     assert [s.name for s in rec.steps][-1] == "pr"
+
+
+@pytest.mark.slow
+def test_the_workflow_on_a_git_tasks_conflict_row(tmp_path, sessions, sandbox):
+    from agents.git_workflow import conflict_workflow
+    from datagen import git_tasks as gt
+
+    repo_row, tasks = fx.build_fixture(tmp_path, sandbox)
+    rows, _, _ = gt.build_conflict_rows(sandbox, repo_row, tasks, gt.GitTaskSettings())
+    row = rows[0]
+    gold = GoldWriter({"commit_message": "Fix the lower bound",
+                       "resolution": gt.format_files(json.loads(row["resolved_files"]))})
+    rec = conflict_workflow(sessions, sandbox, repo_row, row, gold)
+    assert rec.outcome == "rebased" and rec.resolution_status == "kept", rec.to_dict()
+    assert rec.conflict_files == [fx.PATH] and set(rec.tests) >= set(row["FAIL_TO_PASS"])
+    ours = GoldWriter({"resolution": gt.format_files(json.loads(row["ours_files"]))})
+    rec = conflict_workflow(sessions, sandbox, repo_row, row, ours)
+    assert rec.outcome == "aborted" and rec.resolution_status == "tests_failed"
