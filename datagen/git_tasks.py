@@ -122,8 +122,8 @@ def split_conflicts(text: str) -> tuple[list[str], list[tuple[str, str]]]:
 
 
 def has_markers(text: str) -> bool:
-    return any(line.startswith((_CONFLICT_START, _CONFLICT_END)) or line.rstrip("\r") == _CONFLICT_MID
-               for line in text.splitlines())
+    """A conflict's start or end marker on any line (a lone `=======` is also an rst underline, so not alone)."""
+    return any(line.startswith((_CONFLICT_START, _CONFLICT_END, _CONFLICT_BASE)) for line in text.splitlines())
 
 
 def gold_pieces(conflicted: str, resolved: str) -> list[str] | None:

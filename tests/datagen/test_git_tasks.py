@@ -105,6 +105,8 @@ def test_apply_resolution_accepts_blocks_and_refuses_bad_answers():
     files = {"pkg/m.py": CONFLICTED}
     assert gt.apply_resolution(files, "ok:\n--- RESOLVE pkg/m.py #1\nx = 3\n--- END\n") == {"pkg/m.py": "a\nx = 3\nb\n"}
     assert gt.apply_resolution(files, "--- FILE pkg/m.py\nwhole\n--- END\n") == {"pkg/m.py": "whole\n"}
+    rst = '--- FILE pkg/m.py\n"""Title\n=======\n"""\n--- END\n'  # an underline is no conflict marker
+    assert gt.apply_resolution(files, rst) == {"pkg/m.py": '"""Title\n=======\n"""\n'}
     bad = {"": "empty", "just prose": "no `", "--- RESOLVE pkg/m.py #2\nx\n--- END\n": "no conflict #2",
            "--- RESOLVE ../m.py #1\nx\n--- END\n": "plain relative", "--- FILE /etc/passwd\nx\n--- END\n": "plain relative",
            "--- FILE tests/test_m.py\nx\n--- END\n": "test or test-runner", "--- FILE other.py\nx\n--- END\n": "not a conflicted",
