@@ -265,6 +265,16 @@ _DECLARED = (
     Setting("HRM_EVAL_DOCS_TASKS", int, 64,
             "held-out documentation tasks evaluated (benchmark docs), spread over kinds and languages; 0: all"),
     Setting("HRM_EVAL_DOCS_MAX_NEW_TOKENS", int, 128, "generation length on the documentation tasks"),
+    # issue 18: git
+    Setting("HRM_GIT_HISTORY_SOURCES", str, "",
+            "git histories (comma-separated local repos, bundles or URLs) whose commits give `git_tasks` its "
+            "commit-message rows; empty: the Polyglot benchmark source and the git-kind swe_repos"),
+    Setting("HRM_GIT_TEST_PERCENT", int, 30,
+            "share of conflict pairs and commits `git_tasks` holds out as its test split (by stable hash)"),
+    Setting("HRM_GIT_MAX_PAIRS", int, 40, "conflicting bug pairs `git_tasks` validates per repository"),
+    Setting("HRM_GIT_MAX_DIFF_CHARS", int, 4000, "a commit's diff in a commit-message prompt is cut to this length"),
+    Setting("HRM_GIT_EVAL_LIMIT", int, 0, "held-out git conflicts and commits evaluated, each; 0: all"),
+    Setting("HRM_GIT_MAX_NEW_TOKENS", int, 256, "generation length of conflict resolutions and commit messages"),
 )
 SETTINGS: dict[str, Setting] = {s.name: s for s in _DECLARED}
 
