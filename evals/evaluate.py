@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 from evals import bpb
 from evals.docs import eval_docs, load_doc_suite
+from evals.git import eval_commit_messages, eval_git_conflicts, load_git_suite
 from evals.problem import EvalProblem
 from evals.stats import breakdown_results, problem, problem_rate_result
 from model.edits import DIVIDER, REPLACE, SEARCH
@@ -106,6 +107,8 @@ class EvalSettings:
     # the project tasks of issue 18 (held-out test splits of their tables): documentation (evals/docs.py)
     docs_tasks: int = 64  # spread over kinds and languages; 0 = all
     docs_max_new_tokens: int = 128
+    git_tasks: int = 16  # held-out merge conflicts (evals/git.py), and as many commit messages; 0 = all
+    git_max_new_tokens: int = 256  # a conflict resolution; commit messages get at most 64
     batch_size: int = 64
     seed: int = 0
 
@@ -119,10 +122,11 @@ PRESETS: dict[str, dict] = {
     "smoke": {},
     "standard": {"humaneval_problems": 0, "humaneval_n": 5,
                  "polyglot_subset": "cpp:8,go:8,java:8,javascript:8,python:8,rust:8", "lcb_problems": 100,
-                 "synthetic_tasks": 120, "tool_use_examples": 120, "bpb_files_per_language": 32, "docs_tasks": 256},
+                 "synthetic_tasks": 120, "tool_use_examples": 120, "bpb_files_per_language": 32, "docs_tasks": 256,
+                 "git_tasks": 100},
     "full": {"humaneval_problems": 0, "humaneval_n": 10, "polyglot_subset": "all",
              "polyglot_formats": ("whole", "diff"), "lcb_problems": 0, "synthetic_tasks": 0, "tool_use_examples": 0,
-             "bpb_files_per_language": 0, "docs_tasks": 0},
+             "bpb_files_per_language": 0, "docs_tasks": 0, "git_tasks": 0},
 }
 
 
@@ -593,6 +597,8 @@ class EvalSuite:
     compressors: list[dict] = field(default_factory=list)  # gzip / xz rows of `code`
     tool_use: list[dict] = field(default_factory=list)
     docs: list[dict] = field(default_factory=list)  # doc_tasks test rows
+    git: list[dict] = field(default_factory=list)  # git_tasks test rows: conflicts and commit messages
+    git_repos: dict[str, dict] = field(default_factory=dict)  # swe_repos rows of the conflicts' repositories
     notes: dict[str, str] = field(default_factory=dict)  # benchmark -> why it is missing or partial
 
 
@@ -654,10 +660,13 @@ def load_suite(warehouse, s: EvalSettings) -> EvalSuite:
 
 
 def _load_project_tasks(warehouse, s: EvalSettings, suite: EvalSuite) -> None:
-    """The held-out splits of the project tasks: documentation."""
+    """The held-out splits of the project tasks: documentation, git."""
     suite.docs, note = load_doc_suite(warehouse, s.docs_tasks)
     if note:
         suite.notes["docs"] = note
+    suite.git, suite.git_repos, note = load_git_suite(warehouse, s.git_tasks)
+    if note:
+        suite.notes["git"] = note
 
 
 def _load_lcb_scenarios(warehouse, s: EvalSettings, suite: EvalSuite) -> None:
@@ -705,6 +714,11 @@ def evaluate_candidate(c: Candidate, suite: EvalSuite, sandbox, s: EvalSettings,
                suite.lcb or suite.lcb_test_output or suite.lcb_execution),
               ("tool-use", lambda: eval_tool_use(c, suite.tool_use, s), suite.tool_use)]
     steps.append(("docs", lambda: eval_docs(c, suite.docs, s, max_new_tokens=s.docs_max_new_tokens), suite.docs))
+    steps.append(("git-conflicts", lambda: eval_git_conflicts(c, suite.git, suite.git_repos, sandbox, s,
+                                                              max_new_tokens=s.git_max_new_tokens), suite.git))
+    steps.append(("git-commits", lambda: eval_commit_messages(c, suite.git, s,
+                                                              max_new_tokens=min(64, s.git_max_new_tokens)),
+                  suite.git))
     if s.decoders:
         steps.append(("tool-use/tool-decoder", lambda: eval_tool_use(c, suite.tool_use, s, tool_decoder=True),
                       suite.tool_use))

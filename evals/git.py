@@ -17,15 +17,8 @@ from datagen.swe.repos import PreparedRepo, repo_from_row
 from evals.report import rate_result
 from evals.stats import problem
 from evals.text_metrics import rouge_l, rouge_l_result
-from resources.settings import env_int
 
 CONFLICT_BENCHMARK, COMMIT_BENCHMARK = "git-conflicts", "git-commits"
-
-
-def git_eval_options() -> dict:
-    """The evaluation limits from the settings: {"limit", "max_new_tokens"} for eval_git_conflicts and
-    eval_commit_messages (HRM_GIT_EVAL_LIMIT, HRM_GIT_MAX_NEW_TOKENS)."""
-    return {"limit": env_int("HRM_GIT_EVAL_LIMIT"), "max_new_tokens": env_int("HRM_GIT_MAX_NEW_TOKENS")}
 
 
 def grade_resolution(sandbox, repo_row: dict | PreparedRepo, task_row: dict, answer: str,

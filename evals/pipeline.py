@@ -167,6 +167,7 @@ BENCHMARK_STEPS = {
     "synthetic": tuple(f"{name}{step}" for name in SYNTHETIC_BENCHMARKS.values()
                        for step in ("", "/edit-decoder", "/snap")),
     "docs": ("docs",),
+    "git": ("git-conflicts", "git-commits"),
     "all": (),
 }
 

@@ -130,7 +130,7 @@ _DECLARED = (
     Setting("HRM_CORPUS_EXAMPLES_PER_FILE", int, 20, "training examples cut from each corpus file"),
     Setting("HRM_CORPUS_MAX_BODY_LINES", int, 30, "longest function body turned into an example"),
     Setting("HRM_CORPUS_CHUNKS_PER_FILE", int, 8, "file-continuation examples (runs of whole lines) per corpus file"),
-    Setting("HRM_TASK_TABLES", str, "swesmith_tasks,tool_use_examples,swe_trajectories,multi_agent_scenarios,doc_tasks",
+    Setting("HRM_TASK_TABLES", str, "swesmith_tasks,tool_use_examples,swe_trajectories,multi_agent_scenarios,doc_tasks,git_tasks",
             "task tables folded into training_examples"),
     Setting("HRM_SHARD_MAX_TOKENS", int, 384, "longest example kept in a curriculum shard"),
     Setting("HRM_SHARD_MAX_PER_LANGUAGE", int, 3000, "examples per (language, split) per stage; 0: no cap"),
@@ -273,8 +273,9 @@ _DECLARED = (
             "share of conflict pairs and commits `git_tasks` holds out as its test split (by stable hash)"),
     Setting("HRM_GIT_MAX_PAIRS", int, 40, "conflicting bug pairs `git_tasks` validates per repository"),
     Setting("HRM_GIT_MAX_DIFF_CHARS", int, 4000, "a commit's diff in a commit-message prompt is cut to this length"),
-    Setting("HRM_GIT_EVAL_LIMIT", int, 0, "held-out git conflicts and commits evaluated, each; 0: all"),
-    Setting("HRM_GIT_MAX_NEW_TOKENS", int, 256, "generation length of conflict resolutions and commit messages"),
+    Setting("HRM_EVAL_GIT_TASKS", int, 16, "held-out git conflicts and commits evaluated, each; 0: all"),
+    Setting("HRM_EVAL_GIT_MAX_NEW_TOKENS", int, 256,
+            "generation length of conflict resolutions (commit messages get at most 64 tokens)"),
 )
 SETTINGS: dict[str, Setting] = {s.name: s for s in _DECLARED}
 

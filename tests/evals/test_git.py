@@ -63,10 +63,6 @@ def test_gold_passes_and_bad_answers_fail(conflict, sandbox):
         assert not ok, f"{name}: {why}"
 
 
-def test_git_eval_options_read_the_settings(monkeypatch):
-    monkeypatch.setenv("HRM_GIT_EVAL_LIMIT", "3")
-    monkeypatch.delenv("HRM_GIT_MAX_NEW_TOKENS", raising=False)
-    assert eg.git_eval_options() == {"limit": 3, "max_new_tokens": 256}
 
 
 def test_error_kinds():
