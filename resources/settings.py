@@ -253,6 +253,11 @@ _DECLARED = (
             "(`repair_fix_rate_snap`)"),
     Setting("HRM_EVAL_BATCH_SIZE", int, 64, "prompts per generation batch"),
     Setting("HRM_EVAL_SEED", int, 0, "seed of sampling and subsets"),
+    # issue 18: the language server (hrm lsp, docs/lsp.md)
+    Setting("HRM_LSP_MAX_NEW_TOKENS", int, 48, "`hrm lsp`: tokens a completion generates at most"),
+    Setting("HRM_LSP_TEST_TIMEOUT_S", float, 60.0, "`hrm lsp`: time limit of a file's tests run on save, seconds"),
+    Setting("HRM_LSP_LOG_FILE", str, "",
+            "`hrm lsp`: the JSON-lines request log (method, uri, ms, outcome); empty: `HRM_DATA_DIR`/lsp/requests.jsonl"),
 )
 SETTINGS: dict[str, Setting] = {s.name: s for s in _DECLARED}
 

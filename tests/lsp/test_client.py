@@ -1,0 +1,89 @@
+"""A real LSP client (pygls's LanguageClient) drives `python -m lsp` over stdio: initialize, open, complete,
+code actions resolved and applied, diagnostics from the tests on save, shutdown. The model is a scripted
+OpenAI-compatible endpoint (`openai:` spec) where exact edits are asserted, and a real tiny checkpoint
+(`local:` spec) for the protocol with real decoding."""
+
+import asyncio
+
+import pytest
+from lsprotocol import types
+
+from tests.lsp.conftest import apply_text_edits, start_session, stop_session
+
+CALC = "def add(a, b):\n    return a - b\n\n\ndef scale(x, k):\n    return x * k\n"
+TESTS = "from calc import add, scale\n\n\ndef test_add():\n    assert add(1, 2) == 3\n\n\ndef test_scale():\n    assert scale(2, 3) == 6\n"
+FIX = "calc.py\n<<<<<<< SEARCH\n    return a - b\n=======\n    return a + b\n>>>>>>> REPLACE\n"
+
+
+def workspace(tmp_path):
+    root = tmp_path / "ws"
+    root.mkdir()
+    (root / "calc.py").write_text(CALC)
+    (root / "test_calc.py").write_text(TESTS)
+    return root
+
+
+async def actions_at(session, rel, line):
+    return await session.client.text_document_code_action_async(types.CodeActionParams(
+        types.TextDocumentIdentifier(session.uri(rel)), types.Range(types.Position(line, 0), types.Position(line, 0)),
+        types.CodeActionContext(diagnostics=[])))
+
+
+@pytest.mark.slow
+def test_complete_fix_a_failing_test_and_document_a_function_end_to_end(tmp_path, stub, sandbox):
+    root = workspace(tmp_path)
+    stub.answers = [("Fix the bug", FIX), ('def scale(x, k):\n    """', 'Scale x by "k", a \\ b.""" + 1\n    import os\n')]
+    stub.default = "return a + b\n    # done\n"
+
+    async def scenario():
+        s = await start_session(stub.spec, root, tmp_path / "requests.jsonl")
+        try:
+            text = s.open("calc.py")
+            # completion: the model's continuation, cut at the end of the line, inserted at the cursor
+            got = await s.client.text_document_completion_async(types.CompletionParams(
+                types.TextDocumentIdentifier(s.uri("calc.py")), types.Position(1, 4)))
+            assert [i.text_edit.new_text for i in got.items] == ["return a + b"]
+            assert "Complete this python function.\ndef add(a, b):\n    " in stub.prompts[-1]
+            inline = await s.client.text_document_inline_completion_async(types.InlineCompletionParams(
+                types.InlineCompletionContext(types.InlineCompletionTriggerKind.Invoked),
+                types.TextDocumentIdentifier(s.uri("calc.py")), types.Position(1, 4)))
+            assert inline.items[0].insert_text == "return a + b\n    # done"
+
+            # save: the failing test becomes a diagnostic on the saved file
+            s.save("calc.py")
+            found = await s.next_diagnostics("calc.py")
+            assert [d.code for d in found] == ["test_calc.py::test_add"] and found[0].severity == 1
+            assert "assert -1 == 3" in found[0].message
+
+            # add docstring: the model's text up to its closing quotes, escaped; the code after them is dropped
+            offered = await actions_at(s, "calc.py", 5)
+            doc_action = next(a for a in offered if a.title == "HRM: add docstring")
+            resolved = await s.client.code_action_resolve_async(doc_action)
+            text = apply_text_edits(text, resolved.edit.changes[s.uri("calc.py")])
+            namespace = {}
+            exec(compile(text, "calc.py", "exec"), namespace)  # our own test text, not workspace code
+            assert namespace["scale"].__doc__ == 'Scale x by "k", a \\ b.' and "import os" not in text
+            s.change("calc.py", text, 2)
+
+            # fix this test failure: the SEARCH/REPLACE answer as a workspace edit
+            offered = await actions_at(s, "calc.py", 1)
+            fix = next(a for a in offered if a.title == "HRM: fix this test failure")
+            assert fix.edit is None  # resolved lazily: the tests and the model run only when it is chosen
+            resolved = await s.client.code_action_resolve_async(fix)
+            assert list(resolved.edit.changes) == [s.uri("calc.py")]
+            text = apply_text_edits(text, resolved.edit.changes[s.uri("calc.py")])
+            assert "return a + b" in text and "return a - b" not in text
+            (root / "calc.py").write_text(text)
+            s.change("calc.py", text, 3)
+            s.save("calc.py")
+            assert list(await s.next_diagnostics("calc.py")) == []  # fixed: the diagnostics clear
+        finally:
+            await stop_session(s)
+        return s
+
+    s = asyncio.run(scenario())
+    rows = s.log_rows()
+    methods = {r["method"] for r in rows}
+    assert {"textDocument/completion", "textDocument/inlineCompletion", "codeAction/resolve",
+            "textDocument/didSave", "textDocument/codeAction"} <= methods
+    assert all(isinstance(r["ms"], float) and r["outcome"] in ("ok", "no_edit") for r in rows)
