@@ -192,13 +192,35 @@ def _python_target(text: str, line: int) -> DocTarget | None:
         return None
     first = best.body[0]
     lines = text.split("\n")
-    header_end = first.lineno - 1
-    if header_end <= best.lineno - 1 or first.lineno == best.lineno:
-        return None  # the body starts on the def line: `def f(): return 1`
+    header_end = _header_end(lines, best.lineno - 1)  # 0-based line after the signature's colon
+    if header_end is None or first.lineno - 1 < header_end:
+        return None  # the body starts on the signature's line: `def f(): return 1`
     indent = re.match(r"[ \t]*", lines[first.lineno - 1]).group(0)
     header = "\n".join(lines[best.lineno - 1:header_end])
     source = "\n".join(lines[best.lineno - 1:min(best.end_lineno, best.lineno + 39)])
     return DocTarget(best.name, header, source, header_end, indent, best.lineno - 1)
+
+
+def _header_end(lines: list[str], def_line: int) -> int | None:
+    """The 0-based line after the one holding the signature's closing colon (tokens, not text: a colon in a
+    default value or annotation inside brackets does not count)."""
+    import io
+    import tokenize
+
+    depth = 0
+    source = "\n".join(lines[def_line:]) + "\n"
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+            if tok.type == tokenize.OP and tok.string in "([{":
+                depth += 1
+            elif tok.type == tokenize.OP and tok.string in ")]}":
+                depth -= 1
+            elif tok.type == tokenize.OP and tok.string == ":" and depth == 0:
+                rest = source.split("\n")[tok.end[0] - 1][tok.end[1]:].strip()
+                return def_line + tok.end[0] if not rest or rest.startswith("#") else None
+    except (tokenize.TokenError, SyntaxError):
+        return None
+    return None
 
 
 def docstring_prompt(language: str, target: DocTarget) -> Generation:

@@ -35,6 +35,7 @@ _FRAME = re.compile(r"^(?P<path>[^\s:][^:\n]*\.py):(?P<line>\d+): ", re.M)
 
 @dataclass(frozen=True)
 class TestFailure:
+    __test__ = False  # not a pytest test class
     test: str  # "test_calc.py::test_add"
     message: str
     output: str  # the short traceback
@@ -44,6 +45,7 @@ class TestFailure:
 
 @dataclass
 class TestReport:
+    __test__ = False
     status: str  # passed | failed | error (could not be judged) | no_tests | unsupported
     detail: str = ""  # why, for error / no_tests / unsupported; the output tail for failed
     failures: list[TestFailure] = field(default_factory=list)
@@ -56,7 +58,7 @@ def is_test_file(rel: str) -> bool:
     return name.endswith(".py") and (name.startswith("test_") or name.endswith("_test.py"))
 
 
-def tests_for(root: Path, rel: str) -> list[str]:
+def file_tests(root: Path, rel: str) -> list[str]:
     """The workspace-relative test files of a Python file: itself if it is one, else test_<name>.py or
     <name>_test.py beside it, in a tests/ folder beside it, or in the workspace's tests/ folder."""
     path = PurePosixPath(rel)
@@ -124,7 +126,7 @@ def run_file_tests(sandbox: Sandbox, root: str | Path, rel: str, overrides: dict
     root = Path(root)
     if not rel.endswith(".py"):
         return TestReport("unsupported", "test diagnostics on save run Python tests (pytest) only")
-    tests = tests_for(root, rel)
+    tests = file_tests(root, rel)
     if not tests:
         return TestReport("no_tests", f"no tests found for {rel} (test_<name>.py, <name>_test.py, tests/)")
     try:

@@ -203,7 +203,7 @@ def _register(server: HrmLanguageServer) -> None:
             found.append(types.CodeAction("HRM: add docstring", kind=types.CodeActionKind.RefactorRewrite,
                                           data={"action": ACTION_DOCSTRING, "uri": uri, "line": line}))
         located = server.locate(uri)
-        if language == "python" and located and diagnostics.tests_for(*located):
+        if language == "python" and located and diagnostics.file_tests(*located):
             ours = [d for d in params.context.diagnostics if d.source == "hrm"]
             last = server.reports.get(uri)
             if ours or last is None or last[1].status == "failed":
