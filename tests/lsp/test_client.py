@@ -87,3 +87,69 @@ def test_complete_fix_a_failing_test_and_document_a_function_end_to_end(tmp_path
     assert {"textDocument/completion", "textDocument/inlineCompletion", "codeAction/resolve",
             "textDocument/didSave", "textDocument/codeAction"} <= methods
     assert all(isinstance(r["ms"], float) and r["outcome"] in ("ok", "no_edit") for r in rows)
+
+
+@pytest.mark.slow
+def test_a_newer_completion_supersedes_the_older_and_cancel_request_is_honoured(tmp_path, stub):
+    root = workspace(tmp_path)
+    stub.default = "return a + b\n"
+    stub.delay_s = 0.8
+
+    async def scenario():
+        s = await start_session(stub.spec, root, tmp_path / "requests.jsonl")
+        try:
+            s.open("calc.py")
+            here = types.TextDocumentIdentifier(s.uri("calc.py"))
+            first = s.client.text_document_completion_async(types.CompletionParams(here, types.Position(1, 4)))
+            first = asyncio.ensure_future(first)
+            await asyncio.sleep(0.3)  # the first is with the model now
+            second = await s.client.text_document_completion_async(types.CompletionParams(here, types.Position(1, 4)))
+            assert list((await first).items) == [] and [i.text_edit.new_text for i in second.items] == ["return a + b"]
+
+            future = s.client.protocol.send_request(types.TEXT_DOCUMENT_COMPLETION,
+                                                    types.CompletionParams(here, types.Position(1, 4)), msg_id="doomed")
+            await asyncio.sleep(0.3)
+            s.client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id="doomed"))
+            with pytest.raises(Exception, match="cancel"):
+                await asyncio.wait_for(asyncio.wrap_future(future), 30)
+            await asyncio.sleep(1.0)  # the cancelled request's log line is written when its model call returns
+        finally:
+            await stop_session(s)
+        return s
+
+    rows = [r for r in asyncio.run(scenario()).log_rows() if r["method"] == "textDocument/completion"]
+    assert [r["outcome"] for r in rows] == ["superseded", "ok", "cancelled"]
+
+
+@pytest.mark.slow
+def test_a_tiny_checkpoint_completes_over_the_protocol(tmp_path, tiny_checkpoint, one_torch_thread):
+    root = workspace(tmp_path)
+
+    async def scenario():
+        s = await start_session(f"local:{tiny_checkpoint}", root, tmp_path / "requests.jsonl")
+        try:
+            s.open("calc.py")
+            here = types.TextDocumentIdentifier(s.uri("calc.py"))
+            got = await s.client.text_document_completion_async(types.CompletionParams(here, types.Position(1, 4)))
+            assert isinstance(got, types.CompletionList)
+            assert all("\n" not in i.text_edit.new_text and i.text_edit.range.start == types.Position(1, 4)
+                       for i in got.items)
+            inline = await s.client.text_document_inline_completion_async(types.InlineCompletionParams(
+                types.InlineCompletionContext(types.InlineCompletionTriggerKind.Invoked), here, types.Position(5, 0)))
+            assert isinstance(inline, types.InlineCompletionList)
+            offered = await actions_at(s, "calc.py", 1)
+            assert {a.title for a in offered} == {"HRM: add docstring", "HRM: fix this test failure"}
+        finally:
+            await stop_session(s)
+        return s
+
+    rows = asyncio.run(scenario()).log_rows()
+    model_rows = [r for r in rows if r["method"].startswith("textDocument/") and "completion" in r["method"].lower()]
+    assert [r["outcome"] for r in model_rows] == ["ok", "ok"] and all(r["ms"] > 0 for r in model_rows)
+
+
+def test_a_bad_model_spec_is_refused_before_serving(capsys):
+    from hrm_cli.main import main
+
+    assert main(["lsp", "--model", "gpt-4"]) == 2
+    assert "expected local:CKPT_DIR" in capsys.readouterr().err
