@@ -95,13 +95,19 @@ def completion_prompt(language: str, win: Window, project_context: str = "") -> 
 
 
 def cut_completion(text: str, suffix: str, multiline: bool) -> str:
-    """The model's continuation cut at a sensible stop: the end of the line (or, with `multiline`, the first
-    blank line), without trailing text that the line already has after the cursor (a closing bracket)."""
+    """The model's continuation cut at a sensible stop: the end of the line (the next line when the cursor ends
+    its line and the model starts a new one), or with `multiline` the first blank line; without trailing text
+    that the line already has after the cursor (a closing bracket)."""
     if multiline:
         blank = text.find("\n\n")
         text = (text[:blank] if blank >= 0 else text).rstrip()
     else:
-        text = text.split("\n", 1)[0]
+        first, _, rest = text.partition("\n")
+        if not first.strip() and rest.strip() and not suffix.split("\n", 1)[0].strip():
+            # at a line's end the model often starts a new line: offer that line, after the line break
+            text = "\n" + rest.lstrip("\n").split("\n", 1)[0]
+        else:
+            text = first
     rest = suffix.split("\n", 1)[0].strip()
     if rest and "\n" not in text and text.rstrip().endswith(rest):
         text = text.rstrip()[:-len(rest)]

@@ -34,6 +34,8 @@ def test_completions_are_cut_at_a_sensible_stop():
     assert cut_completion("a + b)\n    more", ")", multiline=False) == "a + b"
     assert cut_completion("x = 1\ny = 2\n\nz = 3", "", multiline=True) == "x = 1\ny = 2"
     assert cut_completion("\n", "", multiline=False) == ""
+    assert cut_completion("\n\n    return x\n    y", "", multiline=False) == "\n    return x"
+    assert cut_completion("\n    return x", ")\n", multiline=False) == ""  # mid-line: this line only
 
 
 def test_columns_count_in_the_negotiated_encoding():
