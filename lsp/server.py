@@ -211,14 +211,27 @@ def _register(server: HrmLanguageServer) -> None:
                                               diagnostics=ours or None,
                                               data={"action": ACTION_FIX, "uri": uri, "line": line}))
         if not _client_resolves_edits(ls):
-            found = [await resolve_action(a) for a in found]
-            found = [a for a in found if a.edit is not None]
+            # such a client runs a command instead; the server then sends the edit as workspace/applyEdit
+            for a in found:
+                a.command = types.Command(a.title, a.data["action"], arguments=[a.data])
+                a.data = None
         server.note(types.TEXT_DOCUMENT_CODE_ACTION, uri, start, "ok", actions=len(found))
         return found
 
     @ls.feature(types.CODE_ACTION_RESOLVE)
     async def code_action_resolve(action: types.CodeAction):
         return await resolve_action(action)
+
+    async def run_command(*arguments):
+        action = types.CodeAction("", data=arguments[0] if arguments else {})
+        resolved = await resolve_action(action)
+        if resolved.edit is None:
+            return {"applied": False}
+        result = await ls.workspace_apply_edit_async(types.ApplyWorkspaceEditParams(resolved.edit, label="hrm"))
+        return {"applied": bool(result.applied)}
+
+    ls.command(ACTION_FIX)(run_command)
+    ls.command(ACTION_DOCSTRING)(run_command)
 
     async def resolve_action(action):
         data = action.data if isinstance(action.data, dict) else {}

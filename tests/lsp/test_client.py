@@ -3,6 +3,7 @@ code actions resolved and applied, diagnostics from the tests on save, shutdown.
 OpenAI-compatible endpoint (`openai:` spec) where exact edits are asserted, and a real tiny checkpoint
 (`local:` spec) for the protocol with real decoding."""
 
+import ast
 import asyncio
 
 import pytest
@@ -153,3 +154,36 @@ def test_a_bad_model_spec_is_refused_before_serving(capsys):
 
     assert main(["lsp", "--model", "gpt-4"]) == 2
     assert "expected local:CKPT_DIR" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_client_without_resolve_runs_the_command_and_receives_the_edit(tmp_path, stub):
+    root = workspace(tmp_path)
+    stub.answers = [('def scale(x, k):\n    """', "Scale x by k.")]
+
+    async def scenario():
+        s = await start_session(stub.spec, root, tmp_path / "requests.jsonl", resolve_edits=False)
+        applied = []
+
+        @s.client.feature(types.WORKSPACE_APPLY_EDIT)
+        def apply_edit(params: types.ApplyWorkspaceEditParams):
+            applied.append(params.edit)
+            return types.ApplyWorkspaceEditResult(applied=True)
+
+        try:
+            text = s.open("calc.py")
+            offered = await actions_at(s, "calc.py", 4)
+            action = next(a for a in offered if a.title == "HRM: add docstring")
+            # lsprotocol's client-side hook reads any code action that has a `command` as a bare Command, with
+            # the action's command object as its string: read that back (editors read the JSON itself)
+            command = (ast.literal_eval(action.command) if isinstance(action, types.Command) else
+                       {"command": action.command.command, "arguments": action.command.arguments})
+            assert command["command"] == "hrm.addDocstring" and getattr(action, "edit", None) is None
+            result = await s.client.workspace_execute_command_async(types.ExecuteCommandParams(
+                command["command"], command["arguments"]))
+            assert result["applied"] is True
+            assert '    """Scale x by k."""\n    return x * k' in apply_text_edits(text, applied[0].changes[s.uri("calc.py")])
+        finally:
+            await stop_session(s)
+
+    asyncio.run(scenario())
