@@ -163,3 +163,11 @@ def apply_text_edits(text: str, edits, encoding: str = "utf-16") -> str:
         a, b = offset(edit.range.start), offset(edit.range.end)
         text = text[:a] + edit.new_text + text[b:]
     return text
+
+
+@pytest.fixture
+def client():
+    """The helpers above, for the tests (conftest modules are not imported by name under importlib mode)."""
+    import types
+
+    return types.SimpleNamespace(start=start_session, stop=stop_session, apply=apply_text_edits)

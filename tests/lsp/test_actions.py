@@ -99,14 +99,12 @@ def test_a_file_without_a_final_newline_keeps_it_missing(ws):
 
 @pytest.mark.parametrize("old, new", [("a\nb\nc\n", "a\nB\nc\n"), ("a\nb", "a\nb\nc"), ("a\n", "x\na\n"),
                                       ("a\nb\n", "a\n"), ("", "x\n"), ("a\nb", "a\nc"), ("a😀\nb", "a😀\nc\nd")])
-def test_the_minimal_edit_reproduces_the_new_text(old, new):
+def test_the_minimal_edit_reproduces_the_new_text(old, new, client):
     from lsprotocol import types
-
-    from tests.lsp.conftest import apply_text_edits
 
     (sl, sc), (el, ec), text = minimal_edit(old, new)
     edit = types.TextEdit(types.Range(types.Position(sl, sc), types.Position(el, ec)), text)
-    assert apply_text_edits(old, [edit]) == new
+    assert client.apply(old, [edit]) == new
 
 
 def test_the_repair_prompt_has_the_training_rows_form():

@@ -9,7 +9,6 @@ import asyncio
 import pytest
 from lsprotocol import types
 
-from tests.lsp.conftest import apply_text_edits, start_session, stop_session
 
 CALC = "def add(a, b):\n    return a - b\n\n\ndef scale(x, k):\n    return x * k\n"
 TESTS = "from calc import add, scale\n\n\ndef test_add():\n    assert add(1, 2) == 3\n\n\ndef test_scale():\n    assert scale(2, 3) == 6\n"
@@ -31,13 +30,13 @@ async def actions_at(session, rel, line):
 
 
 @pytest.mark.slow
-def test_complete_fix_a_failing_test_and_document_a_function_end_to_end(tmp_path, stub, sandbox):
+def test_complete_fix_a_failing_test_and_document_a_function_end_to_end(client, tmp_path, stub, sandbox):
     root = workspace(tmp_path)
     stub.answers = [("Fix the bug", FIX), ('def scale(x, k):\n    """', 'Scale x by "k", a \\ b.""" + 1\n    import os\n')]
     stub.default = "return a + b\n    # done\n"
 
     async def scenario():
-        s = await start_session(stub.spec, root, tmp_path / "requests.jsonl")
+        s = await client.start(stub.spec, root, tmp_path / "requests.jsonl")
         try:
             text = s.open("calc.py")
             # completion: the model's continuation, cut at the end of the line, inserted at the cursor
@@ -60,7 +59,7 @@ def test_complete_fix_a_failing_test_and_document_a_function_end_to_end(tmp_path
             offered = await actions_at(s, "calc.py", 5)
             doc_action = next(a for a in offered if a.title == "HRM: add docstring")
             resolved = await s.client.code_action_resolve_async(doc_action)
-            text = apply_text_edits(text, resolved.edit.changes[s.uri("calc.py")])
+            text = client.apply(text, resolved.edit.changes[s.uri("calc.py")])
             namespace = {}
             exec(compile(text, "calc.py", "exec"), namespace)  # our own test text, not workspace code
             assert namespace["scale"].__doc__ == 'Scale x by "k", a \\ b.' and "import os" not in text
@@ -72,14 +71,14 @@ def test_complete_fix_a_failing_test_and_document_a_function_end_to_end(tmp_path
             assert fix.edit is None  # resolved lazily: the tests and the model run only when it is chosen
             resolved = await s.client.code_action_resolve_async(fix)
             assert list(resolved.edit.changes) == [s.uri("calc.py")]
-            text = apply_text_edits(text, resolved.edit.changes[s.uri("calc.py")])
+            text = client.apply(text, resolved.edit.changes[s.uri("calc.py")])
             assert "return a + b" in text and "return a - b" not in text
             (root / "calc.py").write_text(text)
             s.change("calc.py", text, 3)
             s.save("calc.py")
             assert list(await s.next_diagnostics("calc.py")) == []  # fixed: the diagnostics clear
         finally:
-            await stop_session(s)
+            await client.stop(s)
         return s
 
     s = asyncio.run(scenario())
@@ -91,13 +90,13 @@ def test_complete_fix_a_failing_test_and_document_a_function_end_to_end(tmp_path
 
 
 @pytest.mark.slow
-def test_a_newer_completion_supersedes_the_older_and_cancel_request_is_honoured(tmp_path, stub):
+def test_a_newer_completion_supersedes_the_older_and_cancel_request_is_honoured(client, tmp_path, stub):
     root = workspace(tmp_path)
     stub.default = "return a + b\n"
     stub.delay_s = 0.8
 
     async def scenario():
-        s = await start_session(stub.spec, root, tmp_path / "requests.jsonl")
+        s = await client.start(stub.spec, root, tmp_path / "requests.jsonl")
         try:
             s.open("calc.py")
             here = types.TextDocumentIdentifier(s.uri("calc.py"))
@@ -115,7 +114,7 @@ def test_a_newer_completion_supersedes_the_older_and_cancel_request_is_honoured(
                 await asyncio.wait_for(asyncio.wrap_future(future), 30)
             await asyncio.sleep(1.0)  # the cancelled request's log line is written when its model call returns
         finally:
-            await stop_session(s)
+            await client.stop(s)
         return s
 
     rows = [r for r in asyncio.run(scenario()).log_rows() if r["method"] == "textDocument/completion"]
@@ -123,11 +122,11 @@ def test_a_newer_completion_supersedes_the_older_and_cancel_request_is_honoured(
 
 
 @pytest.mark.slow
-def test_a_tiny_checkpoint_completes_over_the_protocol(tmp_path, tiny_checkpoint, one_torch_thread):
+def test_a_tiny_checkpoint_completes_over_the_protocol(client, tmp_path, tiny_checkpoint, one_torch_thread):
     root = workspace(tmp_path)
 
     async def scenario():
-        s = await start_session(f"local:{tiny_checkpoint}", root, tmp_path / "requests.jsonl")
+        s = await client.start(f"local:{tiny_checkpoint}", root, tmp_path / "requests.jsonl")
         try:
             s.open("calc.py")
             here = types.TextDocumentIdentifier(s.uri("calc.py"))
@@ -141,7 +140,7 @@ def test_a_tiny_checkpoint_completes_over_the_protocol(tmp_path, tiny_checkpoint
             offered = await actions_at(s, "calc.py", 1)
             assert {a.title for a in offered} == {"HRM: add docstring", "HRM: fix this test failure"}
         finally:
-            await stop_session(s)
+            await client.stop(s)
         return s
 
     rows = asyncio.run(scenario()).log_rows()
@@ -157,12 +156,12 @@ def test_a_bad_model_spec_is_refused_before_serving(capsys):
 
 
 @pytest.mark.slow
-def test_a_client_without_resolve_runs_the_command_and_receives_the_edit(tmp_path, stub):
+def test_a_client_without_resolve_runs_the_command_and_receives_the_edit(client, tmp_path, stub):
     root = workspace(tmp_path)
     stub.answers = [('def scale(x, k):\n    """', "Scale x by k.")]
 
     async def scenario():
-        s = await start_session(stub.spec, root, tmp_path / "requests.jsonl", resolve_edits=False)
+        s = await client.start(stub.spec, root, tmp_path / "requests.jsonl", resolve_edits=False)
         applied = []
 
         @s.client.feature(types.WORKSPACE_APPLY_EDIT)
@@ -182,8 +181,36 @@ def test_a_client_without_resolve_runs_the_command_and_receives_the_edit(tmp_pat
             result = await s.client.workspace_execute_command_async(types.ExecuteCommandParams(
                 command["command"], command["arguments"]))
             assert result["applied"] is True
-            assert '    """Scale x by k."""\n    return x * k' in apply_text_edits(text, applied[0].changes[s.uri("calc.py")])
+            assert '    """Scale x by k."""\n    return x * k' in client.apply(text, applied[0].changes[s.uri("calc.py")])
         finally:
-            await stop_session(s)
+            await client.stop(s)
 
     asyncio.run(scenario())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("answer", ["../outside.py\n" + FIX.split("\n", 1)[1],
+                                    "test_calc.py\n<<<<<<< SEARCH\n    assert add(1, 2) == 3\n=======\n    assert True\n"
+                                    ">>>>>>> REPLACE\n",
+                                    "calc.py\n<<<<<<< SEARCH\n    return a * b\n=======\n    return a + b\n>>>>>>> REPLACE\n",
+                                    "<<<<<<< SEARCH\n    return a - b\n=======\n"])
+def test_a_hostile_or_broken_fix_gives_no_edit_over_the_protocol(client, tmp_path, stub, sandbox, answer):
+    root = workspace(tmp_path)
+    (tmp_path / "outside.py").write_text("    return a - b\n")
+    stub.answers = [("Fix the bug", answer)]
+
+    async def scenario():
+        s = await client.start(stub.spec, root, tmp_path / "requests.jsonl")
+        try:
+            s.open("calc.py")
+            fix = next(a for a in await actions_at(s, "calc.py", 1) if a.title == "HRM: fix this test failure")
+            assert (await s.client.code_action_resolve_async(fix)).edit is None
+        finally:
+            await client.stop(s)
+        return s
+
+    rows = asyncio.run(scenario()).log_rows()
+    [refused] = [r for r in rows if r["method"] == "codeAction/resolve"]
+    assert refused["outcome"] == "no_edit" and refused["reason"]
+    assert (root / "calc.py").read_text() == CALC and (root / "test_calc.py").read_text() == TESTS
+    assert (tmp_path / "outside.py").read_text() == "    return a - b\n"
