@@ -18,8 +18,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from lsp import actions, context, diagnostics
-from lsp.settings import ServerSettings, add_arguments, settings_from_args
 from lsp.model import Cancelled, Generation, load_model
+from lsp.settings import ServerSettings, add_arguments, settings_from_args
 
 ACTION_FIX, ACTION_DOCSTRING = "hrm.fixTestFailure", "hrm.addDocstring"
 
@@ -56,6 +56,7 @@ class HrmLanguageServer:
         self._loader = ThreadPoolExecutor(1, thread_name_prefix="hrm-lsp-load")
         self.model_future: Future = self._loader.submit(load_model, settings.model)
         self._sandbox = sandbox
+        self._load_reported = False
         self._generation: dict[tuple[str, str], int] = {}
         self._cancels: dict[tuple[str, str], threading.Event] = {}
         self.reports: dict[str, tuple[str, diagnostics.TestReport]] = {}  # uri -> (text tested, report)
@@ -116,7 +117,7 @@ class HrmLanguageServer:
         cancel = self._cancels[key] = threading.Event()
         start, outcome, text = time.perf_counter(), "ok", None
         try:
-            model = await asyncio.wrap_future(self.model_future)
+            model = await asyncio.shield(asyncio.wrap_future(self.model_future))  # never cancel the load
             if cancel.is_set():
                 raise Cancelled()
             text = await asyncio.to_thread(model.generate, g, cancel)
@@ -132,6 +133,9 @@ class HrmLanguageServer:
             raise
         except Exception as exc:  # a model failure is the request's error, logged; the server goes on
             outcome, extra = "error", {**extra, "error": f"{type(exc).__name__}: {exc}"[:300]}
+            if self.model_future.done() and self.model_future.exception() is not None and not self._load_reported:
+                self._load_reported = True
+                self._show_error(f"hrm lsp: the model {self.settings.model} did not load: {exc}")
             return None
         finally:
             if self._cancels.get(key) is cancel:
@@ -147,6 +151,11 @@ class HrmLanguageServer:
             self.ls.window_log_message(types.LogMessageParams(types.MessageType.Log, json.dumps(row)))
         except Exception:  # noqa: BLE001 - logging must never fail a request
             pass
+
+    def _show_error(self, message: str) -> None:
+        from lsprotocol import types
+
+        self.ls.window_show_message(types.ShowMessageParams(types.MessageType.Error, message))
 
     def note(self, method: str, uri: str, start: float, outcome: str, **extra) -> None:
         self._debug(self.log.record(method, uri, (time.perf_counter() - start) * 1000, outcome, **extra))

@@ -214,3 +214,36 @@ def test_a_hostile_or_broken_fix_gives_no_edit_over_the_protocol(client, tmp_pat
     assert refused["outcome"] == "no_edit" and refused["reason"]
     assert (root / "calc.py").read_text() == CALC and (root / "test_calc.py").read_text() == TESTS
     assert (tmp_path / "outside.py").read_text() == "    return a - b\n"
+
+
+@pytest.mark.slow
+def test_a_model_that_does_not_load_is_an_error_message_not_a_dead_server(client, tmp_path):
+    root = workspace(tmp_path)
+    spec = f"openai:http://127.0.0.1:{_closed_port()}/v1#nothing"
+
+    async def scenario():
+        s = await client.start(spec, root, tmp_path / "requests.jsonl")
+        shown = []
+        s.client.feature(types.WINDOW_SHOW_MESSAGE)(lambda params: shown.append(params.message))
+        try:
+            s.open("calc.py")
+            here = types.TextDocumentIdentifier(s.uri("calc.py"))
+            for _ in range(2):
+                got = await s.client.text_document_completion_async(types.CompletionParams(here, types.Position(1, 4)))
+                assert list(got.items) == []
+            await asyncio.sleep(0.2)
+        finally:
+            await client.stop(s)
+        return s, shown
+
+    s, shown = asyncio.run(scenario())
+    assert len(shown) == 1 and "did not load" in shown[0]
+    assert [r["outcome"] for r in s.log_rows()] == ["error", "error"]
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
