@@ -2,4 +2,5 @@
 
 context.py builds prompts from the document and its project; model.py turns a model spec into completions;
 actions.py builds the code actions' workspace edits; diagnostics.py runs a file's tests in the Sandbox;
-server.py wires them to the protocol (pygls)."""
+features.py holds the protocol handlers; server.py the server's state, request log and wiring (pygls);
+settings.py its options."""
