@@ -5,8 +5,8 @@ environment folders left out) with the editor's unsaved text of the open file, a
 resources/report_guard.py, which hands the JUnit XML back on a channel the tested code does not hold. The
 verdict never comes from the test output or the exit status alone: a file is clean only when the guard's
 document came back, pytest exited 0, its report is readable, no test failed, and every test the host finds in
-the test files (by parsing them, never by running them) is in the report as passed. A run that cannot be
-judged is a warning diagnostic, never a clean file. Python (pytest) only; other languages get one
+the test files (by parsing them, never by running them) is in the report as run without failing (passed, or
+skipped as the project asks). A run that cannot be judged is a warning diagnostic, never a clean file. Python (pytest) only; other languages get one
 informational diagnostic saying so.
 """
 
@@ -162,14 +162,15 @@ def judge(doc: dict, expected: set[str], focus: str) -> TestReport:
     if xml is None:
         return TestReport("error", "pytest wrote no report (it did not finish): " + output[-1500:])
     try:
-        failures, passed = read_junit(xml, focus)
+        failures, ran = read_junit(xml, focus)
     except (ValueError, SyntaxError) as exc:
         return TestReport("error", f"pytest's report is not readable ({type(exc).__name__}: {str(exc)[:200]})")
     if failures:
         return TestReport("failed", output[-2000:], failures)
-    missing = sorted(expected - passed)
+    missing = sorted(expected - ran)
     if missing:
-        return TestReport("error", f"tests missing from pytest's report: {', '.join(missing[:5])}")
+        return TestReport("error", f"tests found in the test files but missing from pytest's report: "
+                          f"{', '.join(missing[:5])}")
     if doc["exit_code"] != 0 or doc["signal"]:
         return TestReport("error", f"pytest exited with status {doc['exit_code']} (signal {doc['signal']}) "
                           "although its report shows no failure: " + output[-1000:])
@@ -177,7 +178,8 @@ def judge(doc: dict, expected: set[str], focus: str) -> TestReport:
 
 
 def read_junit(xml: str, focus: str) -> tuple[list[TestFailure], set[str]]:
-    """(failed or errored tests, names of passed tests) from pytest's xunit1 JUnit XML."""
+    """(failed or errored tests, names of the tests that ran without failing: passed, skipped, xfail) from
+    pytest's xunit1 JUnit XML."""
     import xml.etree.ElementTree as ET
 
     if re.search(r"<!(?:DOCTYPE|ENTITY)", xml, re.I):
@@ -185,13 +187,12 @@ def read_junit(xml: str, focus: str) -> tuple[list[TestFailure], set[str]]:
     root = ET.fromstring(xml)
     if root.tag not in ("testsuites", "testsuite"):
         raise ValueError(f"unexpected root element <{root.tag}>")
-    failures, passed = [], set()
+    failures, ran = [], set()
     for case in root.iter("testcase"):
         name = case.get("name") or ""
         outcome = next((c for c in case if c.tag in ("failure", "error")), None)
-        if outcome is None:
-            if not any(c.tag == "skipped" for c in case):
-                passed.add(re.sub(r"\[.*$", "", name))
+        if outcome is None:  # passed, skipped or an expected failure: it ran and did not fail
+            ran.add(re.sub(r"\[.*$", "", name))
             continue
         test = _test_id(case.get("file") or "", case.get("classname") or "", name)
         text = outcome.text or ""
@@ -199,7 +200,7 @@ def read_junit(xml: str, focus: str) -> tuple[list[TestFailure], set[str]]:
         if not path and (case.get("file") or "") == focus and (case.get("line") or "").isdigit():
             path, line = focus, int(case.get("line")) + 1  # xunit1's line is 0-based
         failures.append(TestFailure(test, (outcome.get("message") or outcome.tag)[:500], text[-3000:], path, line))
-    return failures, passed
+    return failures, ran
 
 
 def _test_id(file: str, classname: str, name: str) -> str:

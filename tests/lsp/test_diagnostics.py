@@ -64,7 +64,7 @@ def test_failures_point_at_the_deepest_frame_in_the_saved_file():
            'line="9"><failure message="ValueError: x">tests/test_calc.py:11: in test_k\n    boom()\n'
            'calc.py:5: in boom\n    helper()\ncalc.py:8: in helper\n    raise ValueError("x")\nE   ValueError: x'
            '</failure></testcase></testsuite></testsuites>')
-    [failure], passed = read_junit(xml, "calc.py")
+    [failure], ran = read_junit(xml, "calc.py")
     assert (failure.test, failure.path, failure.line, failure.message) == (
         "tests/test_calc.py::TestK::test_k", "calc.py", 8, "ValueError: x")
     [failure], _ = read_junit(xml, "tests/test_calc.py")
@@ -117,6 +117,8 @@ def test_fake_passed_lines_an_early_exit_and_host_writes_cannot_clear_a_real_fai
 
 
 @pytest.mark.slow
-def test_a_test_that_skips_itself_or_deletes_others_is_not_a_pass(tmp_path, sandbox):
-    tests = TESTS.replace("    assert add(1, 2) == 3\n", "    import pytest\n    pytest.skip('later')\n")
-    assert run_file_tests(sandbox, workspace(tmp_path, tests=tests), "calc.py").status == "error"
+def test_a_skipped_test_is_not_a_failure_and_does_not_hide_one(tmp_path, sandbox):
+    skipping = "\n\ndef test_later():\n    import pytest\n    pytest.skip('later')\n"
+    assert run_file_tests(sandbox, workspace(tmp_path, tests=TESTS + skipping), "calc.py").status == "failed"
+    fixed = {"calc.py": CALC.replace("a - b", "a + b")}
+    assert run_file_tests(sandbox, workspace(tmp_path, tests=TESTS + skipping), "calc.py", fixed).status == "passed"
