@@ -104,7 +104,8 @@ class Session:
         return [json.loads(l) for l in self.log_file.read_text().splitlines()] if self.log_file.exists() else []
 
 
-async def start_session(spec: str, root: Path, log_file: Path, resolve_edits: bool = True) -> Session:
+async def start_session(spec: str, root: Path, log_file: Path, resolve_edits: bool = True,
+                        entry: tuple[str, ...] = ("-m", "lsp")) -> Session:
     from lsprotocol import types
     from pygls.lsp.client import LanguageClient
 
@@ -120,7 +121,7 @@ async def start_session(spec: str, root: Path, log_file: Path, resolve_edits: bo
         pass
 
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
-    await client.start_io(sys.executable, "-m", "lsp", "--model", spec, "--workspace", str(root), "--log-file",
+    await client.start_io(sys.executable, *entry, "--model", spec, "--workspace", str(root), "--log-file",
                           str(log_file), "--max-new-tokens", "16", cwd=str(REPO_ROOT), env=env)
     code_action = types.CodeActionClientCapabilities(
         code_action_literal_support=types.ClientCodeActionLiteralOptions(

@@ -247,3 +247,21 @@ def _closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_hrm_lsp_serves_over_stdio(client, tmp_path, stub):
+    root = workspace(tmp_path)
+    stub.default = "return a + b\n"
+
+    async def scenario():
+        s = await client.start(stub.spec, root, tmp_path / "requests.jsonl", entry=("-m", "hrm_cli.main", "lsp"))
+        try:
+            s.open("calc.py")
+            got = await s.client.text_document_completion_async(types.CompletionParams(
+                types.TextDocumentIdentifier(s.uri("calc.py")), types.Position(1, 4)))
+            assert [i.text_edit.new_text for i in got.items] == ["return a + b"]
+        finally:
+            await client.stop(s)
+
+    asyncio.run(scenario())
