@@ -178,9 +178,10 @@ def _register(server: HrmLanguageServer) -> None:
     ls.feature(types.TEXT_DOCUMENT_DID_SAVE)(partial(features.did_save, server))
 
 
-def serve_stdio(settings: ServerSettings) -> None:
-    """Run the server over stdin/stdout until the client sends exit."""
-    server = HrmLanguageServer(settings)
+def serve_stdio(settings: ServerSettings, context_provider=None) -> None:
+    """Run the server over stdin/stdout until the client sends exit. `context_provider`: the project context of
+    completion prompts, (uri, text, (line, character)) -> str; default: heads of the other open documents."""
+    server = HrmLanguageServer(settings, context_provider=context_provider)
     server.ls.start_io()
 
 
