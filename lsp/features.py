@@ -25,7 +25,7 @@ async def complete(server, params, method: str, multiline: bool):
     prompt = context.completion_prompt(language, win, project)
     g = Generation(prompt.prompt, prompt.answer_prefix, language=language, task="codegen",
                    max_new_tokens=server.settings.max_new_tokens)
-    text = await server.generate(method, doc.uri, "complete", g, line=params.position.line)
+    text = await server.generate(method, doc.uri, method, g, line=params.position.line)
     text = context.cut_completion(text, win.suffix, multiline) if text else ""
     return text, language
 

@@ -1,7 +1,7 @@
 """The language server (pygls): completions and inline completions from the model, code actions that apply the
 model's edits, diagnostics from the file's tests on save; every request's latency logged.
 
-Cancellation: a newer completion request for a document supersedes the older ones (their cancel flag is set,
+Cancellation: a newer completion request for a document supersedes the older ones of its kind (their cancel flag is set,
 so a local model drops their rows at its next decoding step, and their answers come back empty), and
 `$/cancelRequest` cancels the handler's task (pygls), which sets the same flag. Model calls and test runs run
 in threads, never on the event loop.
