@@ -49,7 +49,7 @@ def _file_names(answer: str) -> list[str | None]:
             elif marker == MARKERS[2]:
                 inside, last = False, None
             continue
-        if not inside and marker:
+        if not inside and marker and not marker.startswith("```"):  # a code fence names no file
             name = marker.strip("#`*: ").strip()
             last = name if (_PATH_LINE.match(name) or name.startswith("/")) else None
     return names

@@ -32,6 +32,8 @@ def edits(ws, answer, current="calc.py"):
 def test_a_good_answer_edits_the_named_file_and_an_unnamed_block_the_current_one(ws):
     assert edits(ws, "calc.py\n" + BLOCK) == {"calc.py": (CALC, CALC.replace("a - b", "a + b"))}
     assert edits(ws, "Here is the fix:\n" + BLOCK)["calc.py"][1] == CALC.replace("a - b", "a + b")
+    fenced = edits(ws, "calc.py\n```python\n" + BLOCK + "```\n")
+    assert fenced["calc.py"][1] == CALC.replace("a - b", "a + b")
     two = edits(ws, "### pkg/util.py\n<<<<<<< SEARCH\nX = 1\n=======\nX = 2\n>>>>>>> REPLACE\n`calc.py`\n" + BLOCK)
     assert two["pkg/util.py"][1] == "X = 2\n" and "a + b" in two["calc.py"][1]
 
