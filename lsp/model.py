@@ -10,7 +10,7 @@ cancelled while it runs.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from inference.specs import ModelSpec, load_local, parse_spec
 from model.vocab import language_id, task_id
@@ -69,7 +69,7 @@ class LocalModel:
                 finished.set()
 
         max_new = max(1, min(g.max_new_tokens, self.engine.max_seq_len - 2))
-        seq = Sequence(prompt_ids=self.prompt_ids(Generation(**{**g.__dict__, "max_new_tokens": max_new})),
+        seq = Sequence(prompt_ids=self.prompt_ids(replace(g, max_new_tokens=max_new)),
                        max_new_tokens=max_new, sink=sink, language_id=language_id(g.language),
                        task_id=task_id(g.task), stop=tuple(g.stop))
         self.engine.submit([seq])
