@@ -276,6 +276,11 @@ _DECLARED = (
     Setting("HRM_EVAL_GIT_TASKS", int, 16, "held-out git conflicts and commits evaluated, each; 0: all"),
     Setting("HRM_EVAL_GIT_MAX_NEW_TOKENS", int, 256,
             "generation length of conflict resolutions (commit messages get at most 64 tokens)"),
+    # issue 18: the language server (hrm lsp, docs/lsp.md)
+    Setting("HRM_LSP_MAX_NEW_TOKENS", int, 48, "`hrm lsp`: tokens a completion generates at most"),
+    Setting("HRM_LSP_TEST_TIMEOUT_S", float, 60.0, "`hrm lsp`: time limit of a file's tests run on save, seconds"),
+    Setting("HRM_LSP_LOG_FILE", str, "",
+            "`hrm lsp`: the JSON-lines request log (method, uri, ms, outcome); empty: `HRM_DATA_DIR`/lsp/requests.jsonl"),
 )
 SETTINGS: dict[str, Setting] = {s.name: s for s in _DECLARED}
 
