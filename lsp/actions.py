@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Callable
 
+from datagen import doctasks
 from datagen.swe.trajectories import benchmark_owned
 from lsp.context import column_units
 from lsp.model import Generation
@@ -223,16 +224,16 @@ def _header_end(lines: list[str], def_line: int) -> int | None:
     return None
 
 
-def docstring_prompt(language: str, target: DocTarget) -> Generation:
-    """What the model is asked for a docstring: for Python the function's header, then an opened docstring
-    that the answer continues (the codegen rows' form); for other languages the function, then a comment
-    opening. Swap this function for the documentation task's prompt builder."""
-    if language == "python":
-        return Generation("Complete this python function.\n", f'{target.header}\n{target.indent}"""',
-                          language="python", task="codegen", max_new_tokens=64, stop=('"""',))
-    marker = _COMMENT[language][0]
-    return Generation(f"Document this {language} function in one line.\n{target.source}\n", f"{marker} ",
-                      language=language, task="codegen", max_new_tokens=48, stop=("\n", "*/"))
+def docstring_prompt(language: str, text: str, target: DocTarget, max_chars: int = 1200) -> Generation:
+    """What the model is asked for a docstring: the documentation tasks' own prompt (datagen/doctasks.py, the
+    format `doc_tasks` trains and the `docs` benchmark scores), whose answer is the documentation text without
+    quotes or comment markers. Falls back to the function's source when the file does not parse there."""
+    try:
+        prompt = doctasks.docstring_prompt(language, text, target.name, max_chars=max_chars)
+    except ValueError:
+        prompt = f"{doctasks.instruction(language, target.name)}\n{target.source}"
+    return Generation(prompt, language=language, task="codegen", max_new_tokens=96 if language == "python" else 64,
+                      stop=('"""',) if language == "python" else ("*/",))
 
 
 def _clean(model_text: str, stop: str) -> list[str]:

@@ -130,7 +130,8 @@ async def docstring_edit(server, uri: str, line: int):
     if target is None:
         raise actions.EditRefused("no undocumented function at the cursor")
     answer = await server.generate("model/docstring", uri, "action",
-                                   actions.docstring_prompt(language, target), action=ACTION_DOCSTRING)
+                                   actions.docstring_prompt(language, text, target, server.settings.doc_prompt_chars),
+                                   action=ACTION_DOCSTRING)
     if answer is None:
         return None
     if server.ls.workspace.get_text_document(uri).source != text:

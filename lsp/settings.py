@@ -14,6 +14,7 @@ class ServerSettings:
     log_file: str = ""  # JSON lines of every request; empty: stderr
     max_new_tokens: int = 48
     test_timeout_s: float = 60.0
+    doc_prompt_chars: int = 1200  # the code in an "add docstring" prompt (HRM_DOC_PROMPT_CHARS, as doc_tasks)
 
 
 def add_arguments(parser) -> None:
@@ -33,9 +34,9 @@ def add_arguments(parser) -> None:
 
 def settings_from_args(args) -> ServerSettings:
     from inference.specs import parse_spec
-    from resources.settings import env_str
+    from resources.settings import env_int, env_str
 
     parse_spec(args.model)  # a bad spec fails here, before the editor waits on a server that cannot answer
     log_file = args.log_file or str(Path(env_str("HRM_DATA_DIR")) / "lsp" / "requests.jsonl")
     return ServerSettings(args.model, args.workspace, "" if log_file == "-" else log_file, args.max_new_tokens,
-                          args.test_timeout)
+                          args.test_timeout, env_int("HRM_DOC_PROMPT_CHARS"))

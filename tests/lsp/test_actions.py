@@ -127,7 +127,8 @@ def docstring_of(text, name):
 def test_a_docstring_goes_first_in_the_function_at_the_cursor_properly_indented():
     target = docstring_target(SOURCE, "python", 8)
     assert target.name == "scale" and target.indent == " " * 8
-    assert docstring_prompt("python", target).answer_prefix.endswith('k):\n        """')
+    prompt = docstring_prompt("python", SOURCE, target).prompt  # the documentation tasks' own prompt
+    assert prompt.startswith("Write the docstring for `K.scale` in this python code.") and "return x * k" in prompt
     new = docstring_edit(SOURCE, "python", target, "Scale x by k.\n\nReturns the product.\n")
     assert docstring_of(new, "scale") == "Scale x by k.\n\nReturns the product."
     assert new.replace('        """Scale x by k.\n\n        Returns the product.\n        """\n', "") == SOURCE

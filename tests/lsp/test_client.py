@@ -32,7 +32,7 @@ async def actions_at(session, rel, line):
 @pytest.mark.slow
 def test_complete_fix_a_failing_test_and_document_a_function_end_to_end(client, tmp_path, stub, sandbox):
     root = workspace(tmp_path)
-    stub.answers = [("Fix the bug", FIX), ('def scale(x, k):\n    """', 'Scale x by "k", a \\ b.""" + 1\n    import os\n')]
+    stub.answers = [("Fix the bug", FIX), ("Write the docstring for `scale`", 'Scale x by "k", a \\ b.""" + 1\n    import os\n')]
     stub.default = "return a + b\n    # done\n"
 
     async def scenario():
@@ -158,7 +158,7 @@ def test_a_bad_model_spec_is_refused_before_serving(capsys):
 @pytest.mark.slow
 def test_a_client_without_resolve_runs_the_command_and_receives_the_edit(client, tmp_path, stub):
     root = workspace(tmp_path)
-    stub.answers = [('def scale(x, k):\n    """', "Scale x by k.")]
+    stub.answers = [("Write the docstring for `scale`", "Scale x by k.")]
 
     async def scenario():
         s = await client.start(stub.spec, root, tmp_path / "requests.jsonl", resolve_edits=False)
