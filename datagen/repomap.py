@@ -34,6 +34,8 @@ SKIP_DIRS = {"node_modules", "vendor", "third_party", "build", "dist", "target",
              "site-packages", "bazel-out", "out"}
 MAX_FILE_BYTES = 512 * 1024  # generated or minified sources past this say nothing a signature list can show
 MAX_SIGNATURE_CHARS = 160
+TEST_EDGE_WEIGHT = 0.1
+_TEST_FILE = re.compile(r"(^|/)(tests?|testing|__tests__)/|(^|/)test_[^/]*$|_test\.[a-z]+$|Test\.java$|\.(test|spec)\.js$")
 
 # Definition node types per language -> kind. "class" covers structs, traits, interfaces, enums, impls.
 _DEFS = {
@@ -75,6 +77,11 @@ class FileSymbols:
     references: Counter = field(default_factory=Counter)  # name -> uses
     imports: list[str] = field(default_factory=list)
     parse_errors: bool = False
+
+
+def is_test_file(path: str) -> bool:
+    """A test file by its path, in any of the six languages' usual layouts."""
+    return bool(_TEST_FILE.search(path))
 
 
 def approx_tokens(text: str) -> int:
@@ -214,24 +221,34 @@ class RepoMap:
 
     def graph(self, definers: dict[str, set[str]] | None = None) -> dict[str, dict[str, float]]:
         """Edges A -> B weighted by the uses in A of names B defines, each name's weight shared among its
-        definers (a common name such as `get` counts little) and damped by sqrt (ten uses are not ten votes)."""
+        definers (a common name such as `get` counts little) and damped by sqrt (ten uses are not ten votes);
+        library code does not use its tests, so an edge from it into a test file is a name clash, weighted down."""
         definers = self.definers() if definers is None else definers
         edges: dict[str, dict[str, float]] = {}
         for path, symbols in self.files.items():
             out = edges.setdefault(path, {})
             for name, uses in symbols.references.items():
+                if name.startswith("__") and name.endswith("__"):
+                    continue  # protocol methods (__init__, __iter__) link every class, not files that use each other
                 targets = definers.get(name, set()) - {path}
                 for target in targets:
-                    out[target] = out.get(target, 0.0) + math.sqrt(uses) / len(definers[name])
+                    weight = math.sqrt(uses) / len(definers[name])
+                    if is_test_file(target) and not is_test_file(path):
+                        weight *= TEST_EDGE_WEIGHT
+                    out[target] = out.get(target, 0.0) + weight
         return edges
 
     def render(self, focus_files: Iterable[str] = (), query: str = "", budget_tokens: int = 1024,
-               count_tokens: Callable[[str], int] | None = None) -> str:
-        """Ranked files, each as its path and its definitions' signature lines, within budget_tokens."""
+               count_tokens: Callable[[str], int] | None = None, include_focus: bool = True) -> str:
+        """Ranked files, each as its path and its definitions' signature lines, within budget_tokens; without
+        include_focus the focus files are left out (a prompt that shows their text already)."""
         count = count_tokens or approx_tokens
+        focus_files = list(focus_files)
         parts: list[str] = []
         used = 0
         for path, _ in self.rank(focus_files, query):
+            if not include_focus and path in focus_files:
+                continue
             defs = self.files[path].definitions
             block = file_block(path, defs)
             cost = count(block)
@@ -281,24 +298,32 @@ def personalised_pagerank(edges: dict[str, dict[str, float]], nodes: list[str], 
     return rank
 
 
-def build_repo_map(root: str | Path, files: Iterable[str] | None = None) -> RepoMap:
-    """Parse every source file under root (or the given relative paths) into a RepoMap."""
+def build_repo_map(root: str | Path, files: Iterable[str] | None = None,
+                   overrides: dict[str, str] | None = None) -> RepoMap:
+    """Parse every source file under root (or the given relative paths) into a RepoMap; `overrides` (path ->
+    text) are parsed in place of those files' contents on disk (an edited buffer, a task's buggy files)."""
     root = Path(root)
+    overrides = dict(overrides or {})
     paths = source_files(root) if files is None else list(files)
     out, skipped = {}, []
-    for rel in paths:
+    for rel in dict.fromkeys([*paths, *overrides]):
         path = root / rel
         language = LANGUAGE_OF_SUFFIX.get(path.suffix)
         why = _skip_reason(root, path, language)
-        if why:
+        if why and not (rel in overrides and language and _inside(root, rel)):
             skipped.append(f"{rel}: {why}")
             continue
-        source = path.read_bytes()
+        source = overrides[rel].encode() if rel in overrides else path.read_bytes()
         if b"\0" in source[:8192]:
             skipped.append(f"{rel}: binary")
             continue
         out[Path(rel).as_posix()] = parse_source(Path(rel).as_posix(), language, source)
     return RepoMap(str(root), out, skipped)
+
+
+def _inside(root: Path, rel: str) -> bool:
+    pure = Path(rel)
+    return not pure.is_absolute() and ".." not in pure.parts
 
 
 def _skip_reason(root: Path, path: Path, language: str | None) -> str:

@@ -253,6 +253,14 @@ _DECLARED = (
             "(`repair_fix_rate_snap`)"),
     Setting("HRM_EVAL_BATCH_SIZE", int, 64, "prompts per generation batch"),
     Setting("HRM_EVAL_SEED", int, 0, "seed of sampling and subsets"),
+    # issue 18: multi-file
+    Setting("HRM_MULTIFILE_MAX_TASKS_PER_REPO", int, 40, "multi-file tasks kept per repository (multifile_tasks)"),
+    Setting("HRM_MULTIFILE_BUGS_PER_TASK", int, 2, "single-file bugs, each in a different file, combined per task"),
+    Setting("HRM_MULTIFILE_MAX_USES_PER_BUG", int, 5, "multi-file tasks one single-file bug may join"),
+    Setting("HRM_MULTIFILE_TEST_PERCENT", int, 30,
+            "percent of single-file bugs held out: only test tasks combine them (split by a hash of the bug id)"),
+    Setting("HRM_MULTIFILE_SEED", int, 18, "seed of the multi-file combinations and their problem statements"),
+    Setting("HRM_MULTIFILE_EVAL_TASKS", int, 20, "held-out multi-file tasks evaluated (0: all)"),
 )
 SETTINGS: dict[str, Setting] = {s.name: s for s in _DECLARED}
 
