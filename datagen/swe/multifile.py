@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from datagen.repomap import approx_tokens, build_repo_map
+from datagen.swe import interface
 from datagen.swe.repos import PASSING, PreparedRepo, repo_from_row, run_tests
 from datagen.swe.tasks import instance_prefix, static_problem_statement
 from model.edits import EditBlock, apply_edit_blocks, format_edit_blocks, line_matches, whole_lines
@@ -47,6 +48,7 @@ class MultiFileSettings:
     bugs_per_task: int = 2
     max_uses_per_bug: int = 5  # how many tasks one component bug may join
     test_percent: int = 30  # component bugs held out for test tasks
+    interface_tasks: int = 10  # interface-change tasks per repo (datagen.swe.interface); 0 = none
     map_budget_tokens: int = 300
     files_budget_tokens: int = 1500
     window_lines: int = 6  # lines shown around each changed region when a file does not fit whole
@@ -228,14 +230,17 @@ def multifile_prompt(statement: str, repo_dir: str | Path, buggy: dict[str, str]
     return (f"{statement.strip()}\n\nRepository map:\n{repo_map}\nFiles:\n{files}{ANSWER_INSTRUCTIONS}\n")
 
 
-def task_row(repo: PreparedRepo, bugs: tuple[dict, ...], check: dict, split: str, settings: MultiFileSettings) -> dict:
+def task_row(repo: PreparedRepo, bugs: tuple[dict, ...], check: dict, split: str, settings: MultiFileSettings,
+             instance_id: str = "", components: list[str] | None = None) -> dict:
+    """The table row (task and TrainingExample columns) of a validated group; `instance_id` and `components`
+    default to the combined bugs' (an interface change passes its own id and no component bugs)."""
     patch = union_patch(bugs)
     files = sorted(b["files"][0] for b in bugs)
-    row = {"instance_id": combined_id(repo, bugs), "repo": f"swesmith/{instance_prefix(repo)}", "patch": patch,
-           "FAIL_TO_PASS": check["f2p"], "PASS_TO_PASS": check["p2p"], "xfail_tests": check["xfail"],
-           "files": json.dumps(files), "n_files": len(files),
-           "components": json.dumps(sorted(b["instance_id"] for b in bugs)),
-           "bug_types": json.dumps(sorted(b["bug_type"] for b in bugs)),
+    components = sorted(b["instance_id"] for b in bugs) if components is None else components
+    row = {"instance_id": instance_id or combined_id(repo, bugs), "repo": f"swesmith/{instance_prefix(repo)}",
+           "patch": patch, "FAIL_TO_PASS": check["f2p"], "PASS_TO_PASS": check["p2p"], "xfail_tests": check["xfail"],
+           "files": json.dumps(files), "n_files": len(files), "components": json.dumps(components),
+           "bug_types": json.dumps(sorted({b["bug_type"] for b in bugs})),
            "n_fail_to_pass": len(check["f2p"]), "n_pass_to_pass": len(check["p2p"]), "base_commit": repo.commit,
            "source_repo": repo.key, "validation_wall_s": check["wall_s"]}
     row["problem_statement"] = static_problem_statement(
@@ -255,7 +260,7 @@ def build_multifile_tasks(sandbox, repo_row: dict, bugs: list[dict], settings: M
     usable = [b for b in bugs if b.get("source") == "generated" and b.get("base_commit") == repo.commit
               and len(list(b["files"])) == 1]
     usable = [{**b, "files": list(b["files"])} for b in usable]
-    groups = combinations(usable, settings)
+    groups = combinations(usable, settings) if len({b["files"][0] for b in usable}) > 1 else []
     timeout = min(settings.max_timeout_s, max(settings.min_timeout_s, 10 * float(repo_row["baseline_wall_s"])))
     baseline = list(repo_row["passed_tests"])
     done = [0]
@@ -267,8 +272,10 @@ def build_multifile_tasks(sandbox, repo_row: dict, bugs: list[dict], settings: M
             progress(done[0], len(groups))
         return out
 
+    renames = interface.interface_bugs(repo.repo_dir, instance_prefix(repo), settings.interface_tasks) \
+        if settings.interface_tasks else []
     t0 = time.monotonic()
-    results = sandbox.map(check, groups)
+    results = sandbox.map(check, groups + [interface.as_components(b) for b in renames])
     rows, rejected = [], []
     for group, result in zip(groups, results):
         ids = [b["instance_id"] for b in group]
@@ -278,8 +285,16 @@ def build_multifile_tasks(sandbox, repo_row: dict, bugs: list[dict], settings: M
         elif len(rows) < settings.max_tasks_per_repo:
             split = component_split(group[0]["instance_id"], settings.test_percent)
             rows.append(task_row(repo, group, result, split, settings))
+    n_combined = len(rows)
+    for bug, result in zip(renames, results[len(groups):]):
+        if not result["ok"]:
+            rejected.append({"instance_id": bug["instance_id"], "components": "[]", "reason": result["reason"]})
+        else:
+            split = component_split(bug["instance_id"], settings.test_percent)
+            rows.append(task_row(repo, interface.as_components(bug), result, split, settings, bug["instance_id"], []))
     stats = {"repo": repo.key, "bugs": len(bugs), "usable_bugs": len(usable),
-             "files_with_bugs": len({b["files"][0] for b in usable}), "candidates": len(groups), "tasks": len(rows),
+             "files_with_bugs": len({b["files"][0] for b in usable}), "candidates": len(groups),
+             "tasks": n_combined, "interface_candidates": len(renames), "interface_tasks": len(rows) - n_combined,
              "rejected": len(rejected), "validate_s": round(time.monotonic() - t0, 2),
              "by_split": dict(Counter(r["split"] for r in rows))}
     return rows, rejected, stats

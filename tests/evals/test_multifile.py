@@ -25,18 +25,12 @@ def task(tmp_path_factory, sandbox):
     return repo_row, rows[0]
 
 
-def only_file(answer: str, path: str) -> str:
-    """The blocks of `answer` that edit `path`."""
-    chunks = answer.split(">>>>>>> REPLACE\n")
-    return "".join(c + ">>>>>>> REPLACE\n" for c in chunks if c.strip() and c.lstrip("\n").startswith(path + "\n"))
-
-
 @pytest.mark.slow
 def test_gold_resolves_and_a_one_file_fix_does_not(task, sandbox):
     repo_row, row = task
     assert grade_multifile(sandbox, repo_row, row, row["answer"]) == (True, "resolved")
     for path in ("tinyshop/cart.py", "tinyshop/prices.py"):
-        partial = only_file(row["answer"], path)
+        partial = shop_module.blocks_of(row["answer"], path)
         assert partial and partial != row["answer"]
         ok, why = grade_multifile(sandbox, repo_row, row, partial)
         assert not ok and "FAIL_TO_PASS" in why, why

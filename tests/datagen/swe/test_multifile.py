@@ -87,6 +87,12 @@ def bug_rows(repo_row):
     return rows
 
 
+def blocks_of(answer, path):
+    """The blocks of a multi-file answer that edit `path` (each follows a line naming its file)."""
+    chunks = answer.split(">>>>>>> REPLACE\n")
+    return "".join(c + ">>>>>>> REPLACE\n" for c in chunks if c.strip() and c.lstrip("\n").startswith(path + "\n"))
+
+
 def shop_tasks(root, sandbox):
     """(swe_repos row, component bug rows, task rows, rejected, stats) of the tiny shop."""
     repo = make_shop_repo(root)
@@ -130,8 +136,7 @@ def test_gold_answer_turns_the_buggy_files_into_the_clean_ones(shop):
     answer = row["answer"]
     assert answer.count("<<<<<<< SEARCH") == 2
     for path, text in buggy.items():
-        own = answer.split(path + "\n", 1)[1].split(">>>>>>> REPLACE\n", 1)[0] + ">>>>>>> REPLACE\n"
-        assert apply_edits(text, own) == open(f"{repo_row['repo_dir']}/{path}").read()
+        assert apply_edits(text, blocks_of(answer, path)) == open(f"{repo_row['repo_dir']}/{path}").read()
     # the prompt shows the problem, the repository map and both buggy files, and never the fix
     prompt = row["prompt"]
     assert row["problem_statement"].strip() in prompt and "Repository map:" in prompt
@@ -157,3 +162,59 @@ def test_split_keeps_component_bugs_on_one_side():
     capped = combinations(bugs, MultiFileSettings(test_percent=40, max_tasks_per_repo=100, max_uses_per_bug=2))
     uses = [b["instance_id"] for g in capped for b in g]
     assert max(uses.count(u) for u in set(uses)) <= 2
+
+
+# --- interface changes: a rename finished in some callers, forgotten in one ---------------------------------
+CHECKOUT = textwrap.dedent('''
+    from tinyshop import prices
+
+
+    def receipt(price):
+        return f"{prices.discount(price):.2f}"
+''')
+RECEIPT_TEST = textwrap.dedent('''
+    from tinyshop.checkout import receipt
+
+    def test_receipt():
+        assert receipt(10) == "9.00"
+''')
+
+
+@pytest.fixture(scope="module")
+def renamed_shop(tmp_path_factory, sandbox):
+    root = tmp_path_factory.mktemp("interface")
+    repo = make_shop_repo(root)
+    (repo / "tinyshop" / "checkout.py").write_text(CHECKOUT)
+    (repo / "tests" / "test_receipt.py").write_text(RECEIPT_TEST)
+    subprocess.run(["git", "add", "-A"], cwd=repo, check=True, env={**GIT_ENV, "HOME": str(root)})
+    subprocess.run(["git", "commit", "-qm", "checkout"], cwd=repo, check=True, env={**GIT_ENV, "HOME": str(root)})
+    repo_row = baseline_row(sandbox, parse_repo_spec(str(repo)), root / "work")
+    return repo_row, build_multifile_tasks(sandbox, repo_row, [], MultiFileSettings(test_percent=0))
+
+
+def test_interface_bugs_rename_the_definer_and_all_but_one_caller(tmp_path):
+    from datagen.swe.interface import interface_bugs
+
+    repo = make_shop_repo(tmp_path)
+    (repo / "tinyshop" / "checkout.py").write_text(CHECKOUT)
+    bugs = interface_bugs(repo, "p")
+    assert {(b["entity"], b["forgotten"]) for b in bugs} == {("discount", "tinyshop/cart.py"),
+                                                             ("discount", "tinyshop/checkout.py")}
+    bug = next(b for b in bugs if b["forgotten"] == "tinyshop/checkout.py")
+    assert sorted(bug["file_patches"]) == ["tinyshop/cart.py", "tinyshop/prices.py"]
+    assert "+def _discount(price):" in bug["file_patches"]["tinyshop/prices.py"]
+    assert "+from tinyshop.prices import _discount, with_tax" in bug["file_patches"]["tinyshop/cart.py"]
+    assert "sum(_discount(p) for p in prices)" in bug["file_patches"]["tinyshop/cart.py"]
+
+
+@pytest.mark.slow
+def test_interface_change_tasks_are_validated_like_combined_bugs(renamed_shop):
+    repo_row, (rows, rejected, stats) = renamed_shop
+    assert stats["candidates"] == 0 and stats["interface_candidates"] == 2
+    assert stats["interface_tasks"] == len(rows) >= 1
+    for row in rows:
+        assert ".rename_api__" in row["instance_id"] and row["n_files"] == 2 and json.loads(row["components"]) == []
+        assert row["FAIL_TO_PASS"] and row["split"] == "train"
+        buggy = patched_files(repo_row["repo_dir"], row["patch"])
+        for path, text in buggy.items():
+            assert apply_edits(text, blocks_of(row["answer"], path)) == open(f"{repo_row['repo_dir']}/{path}").read()
