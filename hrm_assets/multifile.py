@@ -20,12 +20,13 @@ class MultiFileConfig(dg.Config):
     bugs_per_task: int = from_env("HRM_MULTIFILE_BUGS_PER_TASK")
     max_uses_per_bug: int = from_env("HRM_MULTIFILE_MAX_USES_PER_BUG")
     test_percent: int = from_env("HRM_MULTIFILE_TEST_PERCENT")
+    interface_tasks: int = from_env("HRM_MULTIFILE_INTERFACE_TASKS")
     seed: int = from_env("HRM_MULTIFILE_SEED")
 
     def to_settings(self) -> multifile.MultiFileSettings:
         return multifile.MultiFileSettings(seed=self.seed, max_tasks_per_repo=self.max_tasks_per_repo,
                                            bugs_per_task=self.bugs_per_task, max_uses_per_bug=self.max_uses_per_bug,
-                                           test_percent=self.test_percent)
+                                           test_percent=self.test_percent, interface_tasks=self.interface_tasks)
 
 
 @dg.asset(group_name="problems", kinds={"python", "parquet"}, deps=["swesmith_tasks", "swe_repos"],

@@ -259,6 +259,8 @@ _DECLARED = (
     Setting("HRM_MULTIFILE_MAX_USES_PER_BUG", int, 5, "multi-file tasks one single-file bug may join"),
     Setting("HRM_MULTIFILE_TEST_PERCENT", int, 30,
             "percent of single-file bugs held out: only test tasks combine them (split by a hash of the bug id)"),
+    Setting("HRM_MULTIFILE_INTERFACE_TASKS", int, 10,
+            "interface-change tasks per repository (a function renamed in its definer and all but one caller file)"),
     Setting("HRM_MULTIFILE_SEED", int, 18, "seed of the multi-file combinations and their problem statements"),
     Setting("HRM_MULTIFILE_EVAL_TASKS", int, 20, "held-out multi-file tasks evaluated (0: all)"),
 )
