@@ -41,7 +41,7 @@ _TEST_FILE = re.compile(r"(^|/)(tests?|testing|__tests__)/|(^|/)test_[^/]*$|_tes
 _DEFS = {
     "python": {"function_definition": "function", "class_definition": "class"},
     "javascript": {"function_declaration": "function", "generator_function_declaration": "function",
-                   "class_declaration": "class", "method_definition": "method"},
+                   "class_declaration": "class", "method_definition": "method", "variable_declarator": "function"},
     "go": {"function_declaration": "function", "method_declaration": "method", "type_spec": "class",
            "method_elem": "method"},
     "rust": {"function_item": "function", "function_signature_item": "function", "struct_item": "class",
@@ -156,9 +156,14 @@ def _definition_name(node, language: str):
 
 
 def _has_body_if_needed(node, language: str) -> bool:
-    """A C++ `struct S;` or `class C;` declares without defining."""
+    """A C++ `struct S;` or `class C;` declares without defining; a JavaScript variable defines a function only
+    when its value is one (`const f = (x) => x`)."""
     if language == "cpp" and node.type in ("class_specifier", "struct_specifier", "enum_specifier"):
         return node.child_by_field_name("body") is not None
+    if node.type == "variable_declarator":
+        value = node.child_by_field_name("value")
+        return value is not None and value.type in ("arrow_function", "function_expression", "function",
+                                                    "generator_function")
     return True
 
 
@@ -247,9 +252,9 @@ class RepoMap:
         parts: list[str] = []
         used = 0
         for path, _ in self.rank(focus_files, query):
-            if not include_focus and path in focus_files:
-                continue
             defs = self.files[path].definitions
+            if not defs or (not include_focus and path in focus_files):
+                continue  # a file that defines nothing shows nothing but its name
             block = file_block(path, defs)
             cost = count(block)
             if used + cost <= budget_tokens:

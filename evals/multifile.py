@@ -4,24 +4,30 @@ graded by the repository's own tests in the Sandbox.
 The grader never trusts the answer: it parses the blocks on the host (evals.polyglot.edits, tolerant as
 Aider's parser is), refuses empty answers, paths outside the repository, test files and files that do not exist
 (or are links), applies the blocks to the buggy files, and runs the test suite in the jail on a copy of the clean
-checkout with the edited files written over it. An answer resolves its task only when every FAIL_TO_PASS and
-PASS_TO_PASS test PASSED in pytest's own final summary (datagen.swe.repos.parse_pytest_summary: a program that
-prints "PASSED" lines cannot forge it); XFAIL counts only for tests that were XFAIL in the task's validation.
+checkout with the edited files written over it, under the report guard (resources/report_guard.py): pytest
+writes its JUnit XML report into a directory the guard hands back over its own channel, and the tests' output is
+never read as a result, so code that prints "PASSED" lines, or a whole fake summary and exits early, gets no
+pass. An answer resolves its task only when every FAIL_TO_PASS and PASS_TO_PASS test passed in that report; XFAIL
+counts only for tests that were XFAIL in the task's validation.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import shlex
 from pathlib import Path, PurePosixPath
 
 from datagen.swe.multifile import LANGUAGE, TABLE, TASK_TYPE, patched_files
-from datagen.swe.repos import ENV_MOUNT, repo_from_row, test_command, parse_pytest_summary
+from datagen.swe.repos import ENV_MOUNT, repo_from_row, test_command
 from evals.polyglot.edits import MalformedAnswer, apply_search_replace, parse_search_replace
 from evals.report import rate_result
 from evals.stats import problem
+from resources.report_guard import guard_bind, guard_command, read_document
 from resources.sandbox import SandboxJob
 
 BENCHMARK, METRIC = "multi-file", "resolve_rate"
+GUARD_GRACE_S = 15.0  # the jail outlives the guard's own limit by this much, so the guard can report
 _TEST_NAME = ("test_", "conftest")
 
 
@@ -45,6 +51,8 @@ def answer_files(repo_dir: str, task_row: dict, answer: str) -> dict[str, str]:
     for path, _, _ in blocks:
         if is_test_path(path, tests):
             raise MalformedAnswer(f"{path} is a test file; only the code under test may change")
+        if not path.endswith(".py"):  # setup.cfg, tox.ini, pyproject.toml would reconfigure pytest itself
+            raise MalformedAnswer(f"{path} is not a Python source file; only the code under test may change")
         if path in files:
             continue
         target = Path(repo_dir) / path
@@ -63,22 +71,69 @@ def grade_multifile(sandbox, repo_row: dict, task_row: dict, answer: str, timeou
     except (MalformedAnswer, UnicodeDecodeError) as exc:
         return False, f"malformed: {exc}"
     timeout = timeout_s or min(300.0, max(30.0, 10 * float(task_row.get("validation_wall_s") or 3.0)))
-    job = SandboxJob(command=test_command(repo), files=files, input_dir=repo.repo_dir,
-                     ro_binds=[(repo.env_dir, ENV_MOUNT)], env={"PYTHONPATH": repo.pythonpath}, timeout_s=timeout)
+    script = f'exec {shlex.join(test_command(repo))} --junitxml="$HRM_REPORT_DIR/pytest.xml"'
+    limit = sandbox.max_output_bytes
+    job = SandboxJob(command=guard_command(["sh", "-c", script], timeout, max_document_bytes=limit - 4096,
+                                          max_output_bytes=limit),
+                     files=files, input_dir=repo.repo_dir, ro_binds=[(repo.env_dir, ENV_MOUNT), guard_bind()],
+                     env={"PYTHONPATH": repo.pythonpath}, timeout_s=timeout + GUARD_GRACE_S)
     result = sandbox.run_job(job)
-    if result.status not in ("ok", "failed"):
-        return False, f"tests {result.status}"
-    tests = parse_pytest_summary(result.stdout)
-    if not tests:
-        return False, "no pytest summary (the run ended abnormally or printed after pytest)"
+    doc = read_document(result.stdout)
+    if doc is None:
+        return False, f"no report came back from the test run (jail status {result.status})"
+    if doc["timed_out"]:
+        return False, f"tests timed out (limit {timeout:g} s)"
+    try:
+        tests = junit_outcomes(doc["reports"].get("pytest.xml", ""))
+    except ValueError as exc:
+        return False, f"unreadable pytest report: {exc}"
     xfail_ok = set(_listed(task_row.get("xfail_tests")))
-    bad = [t for t in [*task_row["FAIL_TO_PASS"], *task_row["PASS_TO_PASS"]]
-           if not (tests.get(t) == "PASSED" or (tests.get(t) == "XFAIL" and t in xfail_ok))]
+    wanted = [*task_row["FAIL_TO_PASS"], *task_row["PASS_TO_PASS"]]
+    got = {t: tests.get(junit_key(t), "MISSING") for t in wanted}
+    bad = [t for t in wanted if not (got[t] == "PASSED" or (got[t] == "XFAIL" and t in xfail_ok))]
     if bad:
         f2p = set(task_row["FAIL_TO_PASS"])
         which = "FAIL_TO_PASS" if any(t in f2p for t in bad) else "PASS_TO_PASS"
-        return False, f"{len(bad)} tests not passing ({which}), e.g. {bad[0]}: {tests.get(bad[0], 'MISSING')}"
+        return False, f"{len(bad)} tests not passing ({which}), e.g. {bad[0]}: {got[bad[0]]}"
     return True, "resolved"
+
+
+def junit_key(node_id: str) -> tuple[str, str]:
+    """(classname, name) under which pytest's JUnit report files the test `node_id` (pytest's own mangling:
+    the file path dotted without .py, then the classes; the name keeps its parameters)."""
+    path, bracket, params = node_id.partition("[")
+    names = path.split("::")
+    names[0] = re.sub(r"\.py$", "", names[0].replace("/", "."))
+    names[-1] += bracket + params
+    return ".".join(names[:-1]), names[-1]
+
+
+def junit_outcomes(xml_text: str) -> dict[tuple[str, str], str]:
+    """(classname, name) -> PASSED, FAILED, XFAIL or SKIPPED from pytest's --junitxml report (the worst outcome
+    where a test has several entries, as a teardown error adds one); ValueError for anything but such a report."""
+    import xml.etree.ElementTree as ET
+
+    if not xml_text.strip():
+        raise ValueError("no pytest.xml in the report directory")
+    if re.search(r"<!(?:DOCTYPE|ENTITY)", xml_text, re.I):
+        raise ValueError("document type declarations are not accepted")
+    root = ET.fromstring(xml_text)
+    if root.tag not in ("testsuites", "testsuite"):
+        raise ValueError(f"unexpected root element <{root.tag}>")
+    rank = {"PASSED": 0, "XFAIL": 1, "SKIPPED": 2, "FAILED": 3}
+    out: dict[tuple[str, str], str] = {}
+    for case in root.iter("testcase"):
+        tags = {child.tag: child for child in case}
+        if "failure" in tags or "error" in tags:
+            outcome = "FAILED"
+        elif "skipped" in tags:
+            outcome = "XFAIL" if tags["skipped"].get("type") == "pytest.xfail" else "SKIPPED"
+        else:
+            outcome = "PASSED"
+        key = (case.get("classname") or "", case.get("name") or "")
+        if rank[outcome] >= rank.get(out.get(key, "PASSED"), 0):
+            out[key] = outcome
+    return out
 
 
 def _listed(value) -> list:

@@ -19,7 +19,8 @@ PROJECTS = {
         "src/util.js": "export class Ledger {\n  add(x) { return x; }\n}\n"
                        "export function compute_total(items) { return items.length; }\n",
         "src/main.js": "import { compute_total, Ledger } from './util.js';\n"
-                       "function main() { return compute_total([1]) + new Ledger().add(1); }\n",
+                       "const twice = (x) => 2 * x;\nconst limit = 3;\n"
+                       "function main() { return twice(compute_total([1])) + new Ledger().add(1); }\n",
     },
     "go": {
         "util/util.go": "package util\n\ntype Ledger struct{}\n\nfunc (l *Ledger) Add(x int) int { return x }\n\n"
@@ -75,6 +76,8 @@ def test_definitions_references_imports(tmp_path, language):
     main = repo_map.files[MAIN[language]]
     assert main.references["compute_total"] >= 1
     assert IMPORTS[language] in main.imports, main.imports
+    if language == "javascript":  # an arrow function bound to a name is a definition, a number is not
+        assert defs["twice"].kind == "function" and "limit" not in defs
     # the caller's edge goes to the file defining compute_total
     assert any(target != MAIN[language] for target in repo_map.graph()[MAIN[language]])
 

@@ -9,7 +9,8 @@ from types import SimpleNamespace
 import pytest
 
 from evals.evaluate import EvalSettings
-from evals.multifile import answer_files, eval_multifile, grade_multifile, load_multifile_suite
+from evals.multifile import (answer_files, eval_multifile, grade_multifile, junit_key, junit_outcomes,
+                             load_multifile_suite)
 from evals.polyglot.edits import MalformedAnswer
 from evals.report import make_rows
 
@@ -42,11 +43,46 @@ FORGED = ('tinyshop/prices.py\n<<<<<<< SEARCH\n    return round(price * 1.8, 2)\
           '    sys.stdout.flush(); os._exit(0)\n>>>>>>> REPLACE\n')
 
 
+def forged_summary(tests):
+    """An edit of prices.py that, when the tests import it, writes pytest's summary with `tests` PASSED to every
+    open descriptor (past pytest's output capture, to the real stdout it saved) and exits with status 0 before
+    pytest reports anything."""
+    text = "\n".join(["=== short test summary info ===", *(f"PASSED {t}" for t in tests),
+                      f"{len(tests)} passed in 0.01s"]) + "\n"
+    return ("tinyshop/prices.py\n<<<<<<< SEARCH\n    return round(price * 1.8, 2)\n=======\n    import os\n"
+            "    for fd in range(1, 64):\n        try:\n"
+            f"            os.write(fd, {text.encode()!r})\n"
+            "        except OSError:\n            pass\n    os._exit(0)\n>>>>>>> REPLACE\n")
+
+
 @pytest.mark.slow
 def test_forged_pytest_output_does_not_resolve(task, sandbox):
     repo_row, row = task
-    ok, why = grade_multifile(sandbox, repo_row, row, row["answer"].split("tinyshop/prices.py\n")[0] + FORGED)
+    cart_fix = row["answer"].split("tinyshop/prices.py\n")[0]
+    ok, why = grade_multifile(sandbox, repo_row, row, cart_fix + FORGED)
     assert not ok, why
+    # a complete fake summary naming every test the grader asks for, then an early exit with status 0
+    ok, why = grade_multifile(sandbox, repo_row, row, cart_fix + forged_summary(row["FAIL_TO_PASS"] + row["PASS_TO_PASS"]))
+    assert not ok and "no pytest.xml" in why, why
+
+
+def test_junit_outcomes_take_the_worst_entry_and_refuse_other_documents():
+    xml = ('<testsuites><testsuite>'
+           '<testcase classname="tests.test_a.T" name="test_ok"/>'
+           '<testcase classname="tests.test_a" name="test_p[1-2]"><failure/></testcase>'
+           '<testcase classname="tests.test_a" name="test_x"><skipped type="pytest.xfail"/></testcase>'
+           '<testcase classname="tests.test_a" name="test_s"><skipped type="pytest.skip"/></testcase>'
+           '<testcase classname="tests.test_a.T" name="test_td"/>'
+           '<testcase classname="tests.test_a.T" name="test_td"><error/></testcase>'
+           '</testsuite></testsuites>')
+    got = junit_outcomes(xml)
+    assert got[junit_key("tests/test_a.py::T::test_ok")] == "PASSED"
+    assert got[junit_key("tests/test_a.py::test_p[1-2]")] == "FAILED"
+    assert got[junit_key("tests/test_a.py::test_x")] == "XFAIL" and got[junit_key("tests/test_a.py::test_s")] == "SKIPPED"
+    assert got[junit_key("tests/test_a.py::T::test_td")] == "FAILED"  # passed, then a teardown error
+    for bad in ("", "<html/>", '<!DOCTYPE x [<!ENTITY a "b">]><testsuites/>'):
+        with pytest.raises(ValueError):
+            junit_outcomes(bad)
 
 
 @pytest.mark.parametrize("answer, why", [
@@ -60,6 +96,8 @@ def test_forged_pytest_output_does_not_resolve(task, sandbox):
     ("/etc/passwd\n<<<<<<< SEARCH\nroot\n=======\nx\n>>>>>>> REPLACE\n", "not a path inside"),
     ("tinyshop/new.py\n<<<<<<< SEARCH\n=======\nx = 1\n>>>>>>> REPLACE\n", "not an existing file"),
     ("conftest.py\n<<<<<<< SEARCH\n=======\nimport pytest\n>>>>>>> REPLACE\n", "test file"),
+    ("setup.cfg\n<<<<<<< SEARCH\n=======\n[tool:pytest]\naddopts = -p tinyshop.cart\n>>>>>>> REPLACE\n",
+     "not a Python source file"),
     ("tinyshop/cart.py\n<<<<<<< SEARCH\nnot in the file\n=======\nx\n>>>>>>> REPLACE\n", "does not match"),
 ])
 def test_answers_that_cannot_be_a_fix_are_refused_before_running(tmp_path, answer, why):
