@@ -56,7 +56,8 @@ def tasks_and_scores(source: str, bugs_per_task: int, model: str) -> dict:
         built = build_multifile(MultiFileSettings(bugs_per_task=bugs_per_task), sandbox, warehouse)
         build_s = time.monotonic() - t0
         rows = warehouse.read_table("multifile_tasks").to_pylist()
-        repos = {k: warehouse.read_table("swe_repos", partition=k).to_pylist()[0] for k in {r["source_repo"] for r in rows}}
+        repos = {k: warehouse.read_table("swe_repos", partition=k).to_pylist()[0]
+                 for k in {r["source_repo"] for r in rows}}
         t0 = time.monotonic()
         gold = sandbox.map(lambda r: grade_multifile(sandbox, repos[r["source_repo"]], r, r["answer"]), rows)
         out = {"tasks": built["rows"], "by_split": built["by_split"], "by_repo": built["by_repo"],

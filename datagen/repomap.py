@@ -35,7 +35,8 @@ SKIP_DIRS = {"node_modules", "vendor", "third_party", "build", "dist", "target",
 MAX_FILE_BYTES = 512 * 1024  # generated or minified sources past this say nothing a signature list can show
 MAX_SIGNATURE_CHARS = 160
 TEST_EDGE_WEIGHT = 0.1
-_TEST_FILE = re.compile(r"(^|/)(tests?|testing|__tests__)/|(^|/)test_[^/]*$|_test\.[a-z]+$|Test\.java$|\.(test|spec)\.js$")
+_TEST_FILE = re.compile(r"(^|/)(tests?|testing|__tests__)/|(^|/)test_[^/]*$|_test\.[a-z]+$|Test\.java$"
+                        r"|\.(test|spec)\.js$")
 
 # Definition node types per language -> kind. "class" covers structs, traits, interfaces, enums, impls.
 _DEFS = {

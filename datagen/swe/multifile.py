@@ -328,7 +328,8 @@ def build_multifile(settings: MultiFileSettings, sandbox, warehouse, log=None) -
     warehouse.write_table(TABLE, rows)
     warehouse.write_quarantine(TABLE, rejected)
     return {"rows": len(rows), "rejected": len(rejected), "per_repo": per_repo,
-            "by_split": dict(Counter(r["split"] for r in rows)), "by_repo": dict(Counter(r["source_repo"] for r in rows)),
+            "by_split": dict(Counter(r["split"] for r in rows)),
+            "by_repo": dict(Counter(r["source_repo"] for r in rows)),
             "by_n_files": dict(Counter(str(r["n_files"]) for r in rows)),
             "rejections": dict(Counter(r["reason"].split(" alone")[0] if "alone" in r["reason"] else r["reason"]
                                        for r in rejected))}
