@@ -205,6 +205,7 @@ class RepoMap:
     root: str
     files: dict[str, FileSymbols]  # by relative path
     skipped: list[str] = field(default_factory=list)  # `path: why`
+    stamps: dict[str, tuple[int, int]] = field(default_factory=dict)  # path -> (mtime_ns, size) of what was parsed
 
     def definers(self) -> dict[str, set[str]]:
         """Name -> the files defining it."""
@@ -305,13 +306,16 @@ def personalised_pagerank(edges: dict[str, dict[str, float]], nodes: list[str], 
 
 
 def build_repo_map(root: str | Path, files: Iterable[str] | None = None,
-                   overrides: dict[str, str] | None = None) -> RepoMap:
+                   overrides: dict[str, str] | None = None, previous: RepoMap | None = None) -> RepoMap:
     """Parse every source file under root (or the given relative paths) into a RepoMap; `overrides` (path ->
-    text) are parsed in place of those files' contents on disk (an edited buffer, a task's buggy files)."""
+    text) are parsed in place of those files' contents on disk (an edited buffer, a task's buggy files).
+    With `previous` (an earlier map of the same root), a file whose modification time and size are unchanged
+    keeps its parse: a long-lived consumer (the language server) re-parses only what changed."""
     root = Path(root)
     overrides = dict(overrides or {})
     paths = source_files(root) if files is None else list(files)
-    out, skipped = {}, []
+    out, skipped, stamps = {}, [], {}
+    reuse = previous if previous is not None and Path(previous.root) == root else None
     for rel in dict.fromkeys([*paths, *overrides]):
         path = root / rel
         language = LANGUAGE_OF_SUFFIX.get(path.suffix)
@@ -319,12 +323,19 @@ def build_repo_map(root: str | Path, files: Iterable[str] | None = None,
         if why and not (rel in overrides and language and _inside(root, rel)):
             skipped.append(f"{rel}: {why}")
             continue
+        key = Path(rel).as_posix()
+        if rel not in overrides:
+            info = path.stat()
+            stamps[key] = (info.st_mtime_ns, info.st_size)
+            if reuse is not None and reuse.stamps.get(key) == stamps[key] and key in reuse.files:
+                out[key] = reuse.files[key]
+                continue
         source = overrides[rel].encode() if rel in overrides else path.read_bytes()
         if b"\0" in source[:8192]:
             skipped.append(f"{rel}: binary")
             continue
-        out[Path(rel).as_posix()] = parse_source(Path(rel).as_posix(), language, source)
-    return RepoMap(str(root), out, skipped)
+        out[key] = parse_source(key, language, source)
+    return RepoMap(str(root), out, skipped, stamps)
 
 
 def _inside(root: Path, rel: str) -> bool:

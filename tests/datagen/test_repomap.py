@@ -132,3 +132,15 @@ def test_syntax_errors_are_tolerated(tmp_path):
     write(tmp_path, {"broken.py": "def good(a):\n    return a\n\ndef bad(:\n    pass\n\nclass Fine:\n    pass\n"})
     symbols = build_repo_map(tmp_path).files["broken.py"]
     assert symbols.parse_errors and {"good", "Fine"} <= {d.name for d in symbols.definitions}
+
+
+def test_a_previous_map_is_reused_for_unchanged_files(tmp_path):
+    write(tmp_path, {"a.py": "def one():\n    pass\n", "b.py": "def two():\n    pass\n"})
+    first = build_repo_map(tmp_path)
+    (tmp_path / "b.py").write_text("def two():\n    pass\n\ndef three():\n    pass\n")
+    second = build_repo_map(tmp_path, previous=first)
+    assert second.files["a.py"] is first.files["a.py"]  # not parsed again
+    assert [d.name for d in second.files["b.py"].definitions] == ["two", "three"]
+    # an override is always parsed, and never remembered as the file on disk
+    third = build_repo_map(tmp_path, overrides={"a.py": "def edited():\n    pass\n"}, previous=second)
+    assert [d.name for d in third.files["a.py"].definitions] == ["edited"] and "a.py" not in third.stamps
