@@ -49,6 +49,7 @@ class MultiFileSettings:
     max_uses_per_bug: int = 5  # how many tasks one component bug may join
     test_percent: int = 30  # component bugs held out for test tasks
     interface_tasks: int = 10  # interface-change tasks per repo (datagen.swe.interface); 0 = none
+    statement_budget_tokens: int = 200  # a statement listing hundreds of failing tests is cut in the prompt
     map_budget_tokens: int = 300
     files_budget_tokens: int = 1500
     window_lines: int = 6  # lines shown around each changed region when a file does not fit whole
@@ -216,10 +217,23 @@ def buggy_lines(repo_dir: str | Path, patch: str) -> dict[str, list[int]]:
     return out
 
 
+def head_lines(text: str, budget_tokens: int, count) -> str:
+    """The first lines of text within budget_tokens, and how many lines were left out."""
+    lines = text.splitlines()
+    kept: list[str] = []
+    for line in lines:
+        if count("\n".join(kept + [line])) > budget_tokens:
+            break
+        kept.append(line)
+    left = len(lines) - len(kept)
+    return "\n".join(kept) + (f"\n... ({left} more lines)" if left else "")
+
+
 def multifile_prompt(statement: str, repo_dir: str | Path, buggy: dict[str, str], changed: dict[str, list[int]],
                      settings: MultiFileSettings, count_tokens=None) -> str:
     """Problem statement, ranked repository map, the task's files (whole or windows), the answer format."""
     count = count_tokens or approx_tokens
+    statement = head_lines(statement.strip(), settings.statement_budget_tokens, count)
     repo_map = build_repo_map(repo_dir, overrides=buggy).render(
         focus_files=sorted(buggy), query=statement, budget_tokens=settings.map_budget_tokens, count_tokens=count,
         include_focus=False)

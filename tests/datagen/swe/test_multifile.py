@@ -218,3 +218,12 @@ def test_interface_change_tasks_are_validated_like_combined_bugs(renamed_shop):
         buggy = patched_files(repo_row["repo_dir"], row["patch"])
         for path, text in buggy.items():
             assert apply_edits(text, blocks_of(row["answer"], path)) == open(f"{repo_row['repo_dir']}/{path}").read()
+
+
+def test_a_long_statement_is_cut_in_the_prompt():
+    from datagen.swe.multifile import head_lines
+
+    statement = "Several tests fail:\n" + "".join(f"- tests/test_x.py::test_{i}\n" for i in range(500))
+    cut = head_lines(statement, 60, len)
+    assert len(cut) < 120 and cut.startswith("Several tests fail:\n") and cut.endswith("more lines)")
+    assert head_lines("short", 60, len) == "short"
