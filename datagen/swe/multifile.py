@@ -347,3 +347,9 @@ def build_multifile(settings: MultiFileSettings, sandbox, warehouse, log=None) -
             "by_n_files": dict(Counter(str(r["n_files"]) for r in rows)),
             "rejections": dict(Counter(r["reason"].split(" alone")[0] if "alone" in r["reason"] else r["reason"]
                                        for r in rejected))}
+
+
+def tasks_check_frame(warehouse):
+    """The columns the asset's blocking check audits."""
+    frame = warehouse.read_table(TABLE).to_pandas()
+    return frame[["instance_id", "n_files", "n_fail_to_pass", "split", "stage", "problem_statement", "answer"]]

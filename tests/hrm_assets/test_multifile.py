@@ -33,6 +33,7 @@ def test_multifile_tasks_materialises_and_feeds_stage_3(tmp_path, sandbox, monke
     run = dg.materialize([multifile.multifile_tasks], resources={"sandbox": sandbox, "warehouse": warehouse},
                          raise_on_error=False)
     assert run.success
+    assert [(e.check_name, e.passed) for e in run.get_asset_check_evaluations()] == [("multifile_tasks_gx", True)]
     (event,) = run.get_asset_materialization_events()
     meta = event.materialization.metadata
     assert meta["tasks"].value == 1 and meta["rejected"].value == 1
