@@ -134,7 +134,8 @@ def component_split(instance_id: str, test_percent: int) -> str:
 
 def combinations(bugs: list[dict], settings: MultiFileSettings) -> list[tuple[dict, ...]]:
     """Candidate groups of `bugs_per_task` bugs in distinct files and one split, seeded, each bug in at most
-    `max_uses_per_bug` groups; at most twice max_tasks_per_repo (validation rejects some)."""
+    `max_uses_per_bug` groups; at most twice max_tasks_per_repo (validation rejects some, and stops validating
+    once enough are kept)."""
     rng = random.Random(settings.seed)
     by_split: dict[str, list[dict]] = {}
     for bug in sorted(bugs, key=lambda b: b["instance_id"]):
@@ -277,37 +278,41 @@ def build_multifile_tasks(sandbox, repo_row: dict, bugs: list[dict], settings: M
     groups = combinations(usable, settings) if len({b["files"][0] for b in usable}) > 1 else []
     timeout = min(settings.max_timeout_s, max(settings.min_timeout_s, 10 * float(repo_row["baseline_wall_s"])))
     baseline = list(repo_row["passed_tests"])
-    done = [0]
+    renames = interface.interface_bugs(repo.repo_dir, instance_prefix(repo), settings.interface_tasks) \
+        if settings.interface_tasks else []
+    done, expected = [0], min(len(groups), settings.max_tasks_per_repo) + len(renames)
 
     def check(group):
         out = validate_combination(sandbox, repo, baseline, group, timeout)
         done[0] += 1
         if progress:
-            progress(done[0], len(groups))
+            progress(done[0], max(expected, done[0]))
         return out
 
-    renames = interface.interface_bugs(repo.repo_dir, instance_prefix(repo), settings.interface_tasks) \
-        if settings.interface_tasks else []
     t0 = time.monotonic()
-    results = sandbox.map(check, groups + [interface.as_components(b) for b in renames])
-    rows, rejected = [], []
-    for group, result in zip(groups, results):
-        ids = [b["instance_id"] for b in group]
-        if not result["ok"]:
-            rejected.append({"instance_id": combined_id(repo, group), "components": json.dumps(ids),
-                             "reason": result["reason"]})
-        elif len(rows) < settings.max_tasks_per_repo:
-            split = component_split(group[0]["instance_id"], settings.test_percent)
-            rows.append(task_row(repo, group, result, split, settings))
+    rows, rejected, pending, validated = [], [], list(groups), 0
+    while pending and len(rows) < settings.max_tasks_per_repo:  # validate only as many as may still be kept
+        need = settings.max_tasks_per_repo - len(rows)
+        batch, pending = pending[:need], pending[need:]
+        validated += len(batch)
+        for group, result in zip(batch, sandbox.map(check, batch)):
+            if result["ok"]:
+                split = component_split(group[0]["instance_id"], settings.test_percent)
+                rows.append(task_row(repo, group, result, split, settings))
+            else:
+                rejected.append({"instance_id": combined_id(repo, group),
+                                 "components": json.dumps([b["instance_id"] for b in group]), "reason": result["reason"]})
     n_combined = len(rows)
-    for bug, result in zip(renames, results[len(groups):]):
+    results = sandbox.map(check, [interface.as_components(b) for b in renames])
+    for bug, result in zip(renames, results):
         if not result["ok"]:
             rejected.append({"instance_id": bug["instance_id"], "components": "[]", "reason": result["reason"]})
         else:
             split = component_split(bug["instance_id"], settings.test_percent)
             rows.append(task_row(repo, interface.as_components(bug), result, split, settings, bug["instance_id"], []))
     stats = {"repo": repo.key, "bugs": len(bugs), "usable_bugs": len(usable),
-             "files_with_bugs": len({b["files"][0] for b in usable}), "candidates": len(groups),
+             "files_with_bugs": len({b["files"][0] for b in usable}), "candidates": validated,
+             "candidates_not_needed": len(pending),
              "tasks": n_combined, "interface_candidates": len(renames), "interface_tasks": len(rows) - n_combined,
              "rejected": len(rejected), "validate_s": round(time.monotonic() - t0, 2),
              "by_split": dict(Counter(r["split"] for r in rows))}
