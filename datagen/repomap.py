@@ -118,7 +118,7 @@ def parse_source(path: str, language: str, source: bytes) -> FileSymbols:
         kind = _DEFS[language].get(node.type)
         if kind is not None:
             name_node = _definition_name(node, language)
-            if name_node is not None and _has_body_if_needed(node, language):
+            if name_node is not None and _defines(node, language):
                 if kind == "function" and in_class:
                     kind = "method"
                 def_names.add((name_node.start_byte, name_node.end_byte))
@@ -156,7 +156,7 @@ def _definition_name(node, language: str):
     return None
 
 
-def _has_body_if_needed(node, language: str) -> bool:
+def _defines(node, language: str) -> bool:
     """A C++ `struct S;` or `class C;` declares without defining; a JavaScript variable defines a function only
     when its value is one (`const f = (x) => x`)."""
     if language == "cpp" and node.type in ("class_specifier", "struct_specifier", "enum_specifier"):
