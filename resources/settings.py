@@ -281,6 +281,16 @@ _DECLARED = (
     Setting("HRM_LSP_TEST_TIMEOUT_S", float, 60.0, "`hrm lsp`: time limit of a file's tests run on save, seconds"),
     Setting("HRM_LSP_LOG_FILE", str, "",
             "`hrm lsp`: the JSON-lines request log (method, uri, ms, outcome); empty: `HRM_DATA_DIR`/lsp/requests.jsonl"),
+    # issue 18: multi-file
+    Setting("HRM_MULTIFILE_MAX_TASKS_PER_REPO", int, 40, "multi-file tasks kept per repository (multifile_tasks)"),
+    Setting("HRM_MULTIFILE_BUGS_PER_TASK", int, 2, "single-file bugs, each in a different file, combined per task"),
+    Setting("HRM_MULTIFILE_MAX_USES_PER_BUG", int, 5, "multi-file tasks one single-file bug may join"),
+    Setting("HRM_MULTIFILE_TEST_PERCENT", int, 30,
+            "percent of single-file bugs held out: only test tasks combine them (split by a hash of the bug id)"),
+    Setting("HRM_MULTIFILE_INTERFACE_TASKS", int, 10,
+            "interface-change tasks per repository (a function renamed in its definer and all but one caller file)"),
+    Setting("HRM_MULTIFILE_SEED", int, 18, "seed of the multi-file combinations and their problem statements"),
+    Setting("HRM_MULTIFILE_EVAL_TASKS", int, 20, "held-out multi-file tasks evaluated (0: all)"),
 )
 SETTINGS: dict[str, Setting] = {s.name: s for s in _DECLARED}
 
