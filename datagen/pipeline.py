@@ -19,7 +19,7 @@ from model.tokenizer import CodeTokenizer, train_tokenizer
 STAGE_KEYS = tuple(curriculum.STAGES)
 BENCHMARK_TABLES = decontaminate.BENCHMARK_TABLES
 TASK_TABLES = ("swesmith_tasks", "tool_use_examples", "swe_trajectories", "multi_agent_scenarios", "doc_tasks",
-               "git_tasks")
+               "git_tasks", "multifile_tasks")
 # tables whose rows are turned into examples here (others carry TrainingExample columns, one example a row)
 _DERIVED = {"swesmith_tasks": "repair and diff_edit examples per task",
             "swe_trajectories": "agent_step examples per turn of resolved episodes"}

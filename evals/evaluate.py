@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from evals import bpb
 from evals.docs import eval_docs, load_doc_suite
 from evals.git import eval_commit_messages, eval_git_conflicts, load_git_suite
+from evals.multifile import eval_multifile, load_multifile_suite
 from evals.problem import EvalProblem
 from evals.stats import breakdown_results, problem, problem_rate_result
 from model.edits import DIVIDER, REPLACE, SEARCH
@@ -109,6 +110,7 @@ class EvalSettings:
     docs_max_new_tokens: int = 128
     git_tasks: int = 16  # held-out merge conflicts (evals/git.py), and as many commit messages; 0 = all
     git_max_new_tokens: int = 256  # a conflict resolution; commit messages get at most 64
+    multifile_tasks: int = 10  # held-out multi-file SWE tasks (evals/multifile.py); 0 = all
     batch_size: int = 64
     seed: int = 0
 
@@ -123,10 +125,12 @@ PRESETS: dict[str, dict] = {
     "standard": {"humaneval_problems": 0, "humaneval_n": 5,
                  "polyglot_subset": "cpp:8,go:8,java:8,javascript:8,python:8,rust:8", "lcb_problems": 100,
                  "synthetic_tasks": 120, "tool_use_examples": 120, "bpb_files_per_language": 32, "docs_tasks": 256,
-                 "git_tasks": 100},
+                 "git_tasks": 100,
+                 "multifile_tasks": 100},
     "full": {"humaneval_problems": 0, "humaneval_n": 10, "polyglot_subset": "all",
              "polyglot_formats": ("whole", "diff"), "lcb_problems": 0, "synthetic_tasks": 0, "tool_use_examples": 0,
-             "bpb_files_per_language": 0, "docs_tasks": 0, "git_tasks": 0},
+             "bpb_files_per_language": 0, "docs_tasks": 0, "git_tasks": 0,
+             "multifile_tasks": 0},
 }
 
 
@@ -599,6 +603,8 @@ class EvalSuite:
     docs: list[dict] = field(default_factory=list)  # doc_tasks test rows
     git: list[dict] = field(default_factory=list)  # git_tasks test rows: conflicts and commit messages
     git_repos: dict[str, dict] = field(default_factory=dict)  # swe_repos rows of the conflicts' repositories
+    multifile: list[dict] = field(default_factory=list)  # multifile_tasks test rows
+    multifile_repos: dict[str, dict] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)  # benchmark -> why it is missing or partial
 
 
@@ -660,13 +666,16 @@ def load_suite(warehouse, s: EvalSettings) -> EvalSuite:
 
 
 def _load_project_tasks(warehouse, s: EvalSettings, suite: EvalSuite) -> None:
-    """The held-out splits of the project tasks: documentation, git."""
+    """The held-out splits of the project tasks: documentation, git, multi-file."""
     suite.docs, note = load_doc_suite(warehouse, s.docs_tasks)
     if note:
         suite.notes["docs"] = note
     suite.git, suite.git_repos, note = load_git_suite(warehouse, s.git_tasks)
     if note:
         suite.notes["git"] = note
+    suite.multifile, suite.multifile_repos, note = load_multifile_suite(warehouse, s.multifile_tasks)
+    if note:
+        suite.notes["multi-file"] = note
 
 
 def _load_lcb_scenarios(warehouse, s: EvalSettings, suite: EvalSuite) -> None:
@@ -719,6 +728,8 @@ def evaluate_candidate(c: Candidate, suite: EvalSuite, sandbox, s: EvalSettings,
     steps.append(("git-commits", lambda: eval_commit_messages(c, suite.git, s,
                                                               max_new_tokens=min(64, s.git_max_new_tokens)),
                   suite.git))
+    steps.append(("multi-file", lambda: eval_multifile(c, suite.multifile, suite.multifile_repos, sandbox, s),
+                  suite.multifile))
     if s.decoders:
         steps.append(("tool-use/tool-decoder", lambda: eval_tool_use(c, suite.tool_use, s, tool_decoder=True),
                       suite.tool_use))

@@ -168,6 +168,7 @@ BENCHMARK_STEPS = {
                        for step in ("", "/edit-decoder", "/snap")),
     "docs": ("docs",),
     "git": ("git-conflicts", "git-commits"),
+    "multifile": ("multi-file",),
     "all": (),
 }
 

@@ -38,14 +38,15 @@ class ReportConfig(dg.Config):
     docs_max_new_tokens: Optional[int] = from_env_if_set("HRM_EVAL_DOCS_MAX_NEW_TOKENS")
     git_tasks: Optional[int] = from_env_if_set("HRM_EVAL_GIT_TASKS")
     git_max_new_tokens: Optional[int] = from_env_if_set("HRM_EVAL_GIT_MAX_NEW_TOKENS")
+    multifile_tasks: Optional[int] = from_env_if_set("HRM_EVAL_MULTIFILE_TASKS")
     batch_size: Optional[int] = from_env_if_set("HRM_EVAL_BATCH_SIZE")
     seed: Optional[int] = from_env_if_set("HRM_EVAL_SEED")
 
     def to_settings(self) -> EvalSettings:
         fields = ("humaneval_problems", "humaneval_n", "humaneval_temperature", "max_new_tokens", "polyglot_subset",
                   "polyglot_max_new_tokens", "lcb_problems", "lcb_n", "synthetic_tasks", "synthetic_max_new_tokens",
-                  "decoders", "docs_tasks", "docs_max_new_tokens", "git_tasks", "git_max_new_tokens", "batch_size",
-                  "seed")
+                  "decoders", "docs_tasks", "docs_max_new_tokens", "git_tasks", "git_max_new_tokens", "multifile_tasks",
+                  "batch_size", "seed")
         overrides = {f: getattr(self, f) for f in fields if getattr(self, f) is not None}
         if self.polyglot_formats is not None:
             overrides["polyglot_formats"] = split_csv(self.polyglot_formats)
@@ -57,7 +58,8 @@ class ReportConfig(dg.Config):
 @dg.asset(group_name="evaluation", kinds={"duckdb", "python"}, code_version=source_version("evals.pipeline"),
           deps=["hrm_checkpoint", "hrm_rl_checkpoint", "baseline_checkpoint", "quantized_models", "synthetic_tasks",
                 "polyglot_problems", "humaneval_problems", "lcb_problems", "lcb_test_output_problems",
-                "lcb_execution_problems", "tool_use_examples", "doc_tasks", "git_tasks"],
+                "lcb_execution_problems", "tool_use_examples", "doc_tasks", "git_tasks",
+                "multifile_tasks"],
           description="HRM fp32, HRM after RL, baseline, int8 and nf4 on HumanEval, Polyglot, LCB (when configured), "
                       "held-out synthetic tasks and tool use; one row per (model, benchmark, metric) in the DuckDB "
                       "history, and hrm-rl against hrm paired per problem.")

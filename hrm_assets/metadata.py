@@ -13,7 +13,8 @@ PREVIEW_CHARS = 60
 # (benchmark, metric) shown per model as floats and in the report's summary, when the report has them
 HEADLINE_METRICS = (("humaneval", "pass@1"), ("polyglot-whole", "pass_rate_2"), ("livecodebench", "pass@1"),
                     ("synthetic-instances", "exec_exact_match"), ("synthetic-instances", "repair_fix_rate"),
-                    ("code-bpb", "bits_per_byte_python"))
+                    ("code-bpb", "bits_per_byte_python"), ("multi-file", "resolve_rate"),
+                    ("git-conflicts", "resolve_rate"), ("docs", "docstring_rouge_l"))
 
 
 def _cell(value) -> str:

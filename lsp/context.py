@@ -81,6 +81,42 @@ def open_documents_context(documents: Callable[[], Iterable[tuple[str, str, str]
     return provide
 
 
+class RepoMapContext:
+    """The project context from the workspace's repository map (datagen/repomap.py: tree-sitter definitions,
+    references and imports of the six languages): the files most relevant to the edited one (personalised
+    PageRank from it and the names around the cursor), as paths and signature lines within `budget_tokens`.
+    Open documents are parsed as the editor holds them; a file unchanged on disk keeps its parse between
+    requests. A workspace of more than `max_files` source files, or a file outside any workspace, falls back to
+    `fallback` (the heads of the other open documents)."""
+
+    def __init__(self, locate: Callable[[str], tuple | None], documents: Callable[[], Iterable[tuple[str, str, str]]],
+                 fallback: ContextProvider, budget_tokens: int = 256, max_files: int = 3000):
+        self.locate, self.documents, self.fallback = locate, documents, fallback
+        self.budget_tokens, self.max_files = budget_tokens, max_files
+        self._maps: dict = {}  # root -> its last RepoMap
+
+    def __call__(self, uri: str, text: str, position: tuple[int, int]) -> str:
+        from datagen import repomap
+
+        where = self.locate(uri)
+        if where is None or self.budget_tokens <= 0:
+            return self.fallback(uri, text, position)
+        root, rel = where
+        files = repomap.source_files(root)
+        if len(files) > self.max_files:
+            return self.fallback(uri, text, position)
+        overrides = {rel: text}
+        for other, _, body in self.documents():
+            found = self.locate(other)
+            if found and found[0] == root:
+                overrides[found[1]] = body
+        built = repomap.build_repo_map(root, files, overrides=overrides, previous=self._maps.get(root))
+        self._maps[root] = built
+        lines = text.split("\n")
+        query = "\n".join(lines[max(0, position[0] - 20):position[0] + 1])
+        return built.render([rel], query, self.budget_tokens, include_focus=False)
+
+
 @dataclass(frozen=True)
 class CompletionPrompt:
     prompt: str  # the instruction, with the project context before it

@@ -57,8 +57,10 @@ class HrmLanguageServer:
         self._generation: dict[tuple[str, str], int] = {}
         self._cancels: dict[tuple[str, str], threading.Event] = {}
         self.reports: dict[str, tuple[str, diagnostics.TestReport]] = {}  # uri -> (text tested, report)
-        # the lead can plug a repository map in here: (uri, text, (line, character)) -> context text
-        self.context_provider = context_provider or context.open_documents_context(self._open_documents)
+        # (uri, text, (line, character)) -> the project context of a completion prompt
+        self.context_provider = context_provider or context.RepoMapContext(
+            self.locate, self._open_documents, context.open_documents_context(self._open_documents),
+            budget_tokens=settings.context_tokens)
         _register(self)
 
     # --- helpers -----------------------------------------------------------------------------------------
@@ -180,7 +182,7 @@ def _register(server: HrmLanguageServer) -> None:
 
 def serve_stdio(settings: ServerSettings, context_provider=None) -> None:
     """Run the server over stdin/stdout until the client sends exit. `context_provider`: the project context of
-    completion prompts, (uri, text, (line, character)) -> str; default: heads of the other open documents."""
+    completion prompts, (uri, text, (line, character)) -> str; default: the workspace's repository map."""
     server = HrmLanguageServer(settings, context_provider=context_provider)
     server.ls.start_io()
 

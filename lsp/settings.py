@@ -15,6 +15,7 @@ class ServerSettings:
     max_new_tokens: int = 48
     test_timeout_s: float = 60.0
     doc_prompt_chars: int = 1200  # the code in an "add docstring" prompt (HRM_DOC_PROMPT_CHARS, as doc_tasks)
+    context_tokens: int = 256  # the repository map in a completion prompt; 0: the other open documents' heads
 
 
 def add_arguments(parser) -> None:
@@ -39,4 +40,5 @@ def settings_from_args(args) -> ServerSettings:
     parse_spec(args.model)  # a bad spec fails here, before the editor waits on a server that cannot answer
     log_file = args.log_file or str(Path(env_str("HRM_DATA_DIR")) / "lsp" / "requests.jsonl")
     return ServerSettings(args.model, args.workspace, "" if log_file == "-" else log_file, args.max_new_tokens,
-                          args.test_timeout, env_int("HRM_DOC_PROMPT_CHARS"))
+                          args.test_timeout, env_int("HRM_DOC_PROMPT_CHARS"),
+                          env_int("HRM_LSP_CONTEXT_TOKENS"))

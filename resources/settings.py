@@ -130,7 +130,8 @@ _DECLARED = (
     Setting("HRM_CORPUS_EXAMPLES_PER_FILE", int, 20, "training examples cut from each corpus file"),
     Setting("HRM_CORPUS_MAX_BODY_LINES", int, 30, "longest function body turned into an example"),
     Setting("HRM_CORPUS_CHUNKS_PER_FILE", int, 8, "file-continuation examples (runs of whole lines) per corpus file"),
-    Setting("HRM_TASK_TABLES", str, "swesmith_tasks,tool_use_examples,swe_trajectories,multi_agent_scenarios,doc_tasks,git_tasks",
+    Setting("HRM_TASK_TABLES", str, "swesmith_tasks,tool_use_examples,swe_trajectories,multi_agent_scenarios,doc_tasks,git_tasks,"
+            "multifile_tasks",
             "task tables folded into training_examples"),
     Setting("HRM_SHARD_MAX_TOKENS", int, 384, "longest example kept in a curriculum shard"),
     Setting("HRM_SHARD_MAX_PER_LANGUAGE", int, 3000, "examples per (language, split) per stage; 0: no cap"),
@@ -278,6 +279,9 @@ _DECLARED = (
             "generation length of conflict resolutions (commit messages get at most 64 tokens)"),
     # issue 18: the language server (hrm lsp, docs/lsp.md)
     Setting("HRM_LSP_MAX_NEW_TOKENS", int, 48, "`hrm lsp`: tokens a completion generates at most"),
+    Setting("HRM_LSP_CONTEXT_TOKENS", int, 256,
+            "`hrm lsp`: tokens of repository map (ranked files and their signatures) in a completion prompt; "
+            "0: the first lines of the other open documents instead"),
     Setting("HRM_LSP_TEST_TIMEOUT_S", float, 60.0, "`hrm lsp`: time limit of a file's tests run on save, seconds"),
     Setting("HRM_LSP_LOG_FILE", str, "",
             "`hrm lsp`: the JSON-lines request log (method, uri, ms, outcome); empty: `HRM_DATA_DIR`/lsp/requests.jsonl"),
@@ -290,7 +294,7 @@ _DECLARED = (
     Setting("HRM_MULTIFILE_INTERFACE_TASKS", int, 10,
             "interface-change tasks per repository (a function renamed in its definer and all but one caller file)"),
     Setting("HRM_MULTIFILE_SEED", int, 18, "seed of the multi-file combinations and their problem statements"),
-    Setting("HRM_MULTIFILE_EVAL_TASKS", int, 20, "held-out multi-file tasks evaluated (0: all)"),
+    Setting("HRM_EVAL_MULTIFILE_TASKS", int, 10, "held-out multi-file tasks evaluated (benchmark multi-file; 0: all)"),
 )
 SETTINGS: dict[str, Setting] = {s.name: s for s in _DECLARED}
 

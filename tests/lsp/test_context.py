@@ -1,6 +1,8 @@
 """Prompts from the document: the window around the cursor, the language, the project context, the cut."""
 
-from lsp.context import (column_units, completion_prompt, cut_completion, model_language,
+import pathlib
+
+from lsp.context import (RepoMapContext, column_units, completion_prompt, cut_completion, model_language,
                          open_documents_context, window)
 
 
@@ -40,3 +42,28 @@ def test_completions_are_cut_at_a_sensible_stop():
 
 def test_columns_count_in_the_negotiated_encoding():
     assert [column_units("a😀é", e) for e in ("utf-16", "utf-8", "utf-32")] == [4, 7, 3]
+
+
+def test_project_context_is_the_repository_map_ranked_from_the_edited_file(tmp_path):
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "money.py").write_text("def convert_currency(amount, rate):\n    return amount * rate\n")
+    (tmp_path / "pkg" / "unrelated.py").write_text("class Spinner:\n    def spin(self):\n        pass\n")
+    (tmp_path / "pkg" / "report.py").write_text("import os\n")
+    unsaved = "from pkg.money import convert_currency\n\ndef total(xs):\n    return convert_currency("
+    docs = [((tmp_path / "pkg" / "report.py").as_uri(), "python", unsaved)]
+
+    def locate(uri):
+        path = pathlib.Path(uri.removeprefix("file://"))
+        return (tmp_path, path.relative_to(tmp_path).as_posix()) if path.is_relative_to(tmp_path) else None
+
+    provide = RepoMapContext(locate, lambda: iter(docs), lambda *a: "FALLBACK", budget_tokens=200)
+    got = provide(docs[0][0], unsaved, (3, 30))  # the open buffer, not the file on disk, is parsed
+    assert "pkg/money.py" in got
+    if "pkg/unrelated.py" in got:
+        assert got.index("pkg/money.py") < got.index("pkg/unrelated.py")
+    assert "def convert_currency(amount, rate):" in got and "pkg/report.py" not in got  # the edited file is shown already
+    assert len(RepoMapContext(locate, lambda: iter(docs), lambda *a: "", budget_tokens=5)(docs[0][0], unsaved,
+                                                                                          (3, 30))) <= 40
+    assert provide("file:///elsewhere/x.py", "", (0, 0)) == "FALLBACK"
+    assert RepoMapContext(locate, lambda: iter(docs), lambda *a: "FALLBACK", max_files=1)(docs[0][0], unsaved,
+                                                                                          (3, 30)) == "FALLBACK"
