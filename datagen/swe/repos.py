@@ -281,9 +281,9 @@ def ensure_env(requirements: list[str], envs_root: str | Path) -> Path:
 # --- test runs ---------------------------------------------------------------------------------------------
 # Every grader runs pytest through RUNNER: `python -I` (no sitecustomize/usercustomize/.pth from the repo or
 # PYTHONPATH at startup) reads the run's nonce from NONCE_FILE in the working dir and unlinks it before pytest or
-# anything of the repo is imported, puts the cwd and PYTHONPATH on sys.path (as `python -m pytest` does), runs
-# pytest.main, writes the done line `HRM_PYTEST_DONE <nonce>` straight to fd 1 and ends with os._exit, so atexit
-# handlers never run. The nonce is never in argv or the environment (both readable through /proc/self);
+# anything of the repo is imported, imports pytest from the env, then puts the cwd and PYTHONPATH on sys.path (as
+# `python -m pytest` does), runs pytest.main, writes the done line `HRM_PYTEST_DONE <nonce>` straight to fd 1 and
+# ends with os._exit, so atexit handlers never run. The nonce is never in argv or the environment (both readable through /proc/self);
 # `parse_pytest_summary` takes pytest's summary only from output that ends with exactly that done line. Without
 # a nonce file (an agent running the tests to read them) the runner prints no done line and exits normally.
 # Code running inside the pytest process can still rewrite the report in-process: docs/security.md.
@@ -317,11 +317,11 @@ def main():
     nonce = read_nonce()
     if os.environ.get('PYTHONDONTWRITEBYTECODE'):
         sys.dont_write_bytecode = True
-    extra = [os.getcwd()] + [p for p in os.environ.get('PYTHONPATH', '').split(os.pathsep) if p]
-    sys.path[:0] = extra
     done = ('\\n{PYTEST_DONE} ' + nonce + '\\n').encode() if nonce else None
     del nonce
-    import pytest
+    import pytest  # from the env, before the repo is on sys.path: a pytest.py in the repo is not it
+    extra = [os.getcwd()] + [p for p in os.environ.get('PYTHONPATH', '').split(os.pathsep) if p]
+    sys.path[:0] = extra
     rc = int(pytest.main(sys.argv[1:]))
     if done is None:
         raise SystemExit(rc)
@@ -363,6 +363,15 @@ def write_nonce(session, workdir: str) -> str:
     if session.run(f"rm -f -- {shlex.quote(path)} {shlex.quote(path + '.b64')}").status != "ok":
         return ""
     return nonce if session.write_file(path, nonce).status == "ok" else ""
+
+
+def take_nonce_shell(stage: str = "/tmp") -> str:
+    """Shell that moves a nonce `write_nonce(session, stage)` wrote into the current directory (a rename: no
+    link at the target is followed), for session scripts that rebuild the work dir after the nonce is written;
+    then run the runner there."""
+    import shlex
+
+    return f"mv -f -- {shlex.quote(stage.rstrip('/') + '/' + NONCE_FILE)} ./{NONCE_FILE} 2>/dev/null; "
 
 
 def test_command(repo: PreparedRepo) -> list[str]:

@@ -4,13 +4,14 @@ pass (aborted otherwise, the branch unchanged), and the PR description from `git
 
 import importlib.util
 import json
+import shlex
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from agents.git_workflow import GoldWriter, ModelWriter, run_git_workflow, suite_passes
-from datagen.swe.repos import ENV_MOUNT, ensure_env
+from datagen.swe.repos import ENV_MOUNT, PYTEST_ARGS, ensure_env, new_nonce, runner_command
 from datagen.swe.trajectories import GIT_ENV
 
 _spec = importlib.util.spec_from_file_location("git_tasks_fixture_agents",
@@ -19,7 +20,7 @@ fx = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(fx)
 
 BOTH_BUGS = fx.BUG_A.replace("        if v > hi:\n", "        if v < hi:\n")
-TEST_COMMAND = f"{ENV_MOUNT}/bin/python -m pytest -rA --tb=no --color=no -q -p no:cacheprovider"
+TEST_COMMAND = shlex.join(runner_command(f"{ENV_MOUNT}/bin/python", list(PYTEST_ARGS)))
 
 
 @pytest.fixture(scope="module")
@@ -40,10 +41,14 @@ def open_session(sessions, sandbox, workspace):
 
 
 def test_tests_pass_reads_only_pytests_summary():
+    nonce, _ = new_nonce()
     out = "=== short test summary info ===\nPASSED t.py::test_a\n=== 1 passed in 0.01s ===\n"
-    assert suite_passes(out) == (True, {"t.py::test_a": "PASSED"})
-    assert suite_passes(out + "PASSED t.py::test_b\n")[0] is False
-    assert suite_passes("")[0] is False
+    done = f"HRM_PYTEST_DONE {nonce}\n"
+    assert suite_passes(out + done, nonce) == (True, {"t.py::test_a": "PASSED"})
+    assert suite_passes(out + "PASSED t.py::test_b\n" + done, nonce)[0] is False
+    assert suite_passes(out, nonce)[0] is False  # no done line: not the runner's own report
+    assert suite_passes(out + done, "")[0] is False  # no nonce written: never passes
+    assert suite_passes("", nonce)[0] is False
 
 
 def _run(session, writer):
