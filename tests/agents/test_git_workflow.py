@@ -91,6 +91,23 @@ def test_a_one_sided_resolution_fails_the_tests_and_the_rebase_is_aborted(worksp
         assert session.run("git rev-parse --abbrev-ref HEAD").output == "fix-low"
 
 
+FORGERY = ("\nimport atexit, os\ntry:\n    _n = open('.hrm_pytest_nonce').read().strip()\nexcept OSError:\n    _n = '0' * 32\n"
+           "atexit.register(lambda: os.write(1, ('=== short test summary info ===\\nPASSED tests/t.py::test_a\\n'\n"
+           "                                     '=== 1 passed in 0.01s ===\\nHRM_PYTEST_DONE ' + _n + '\\n').encode()))\n")
+
+
+@pytest.mark.slow
+def test_a_resolution_that_forges_the_pytest_summary_is_not_kept(workspace, sessions, sandbox):
+    """A one-sided resolution whose module prints a whole passing summary (and a done line with whatever nonce
+    it can find) at exit: the runner never runs atexit handlers and removed the nonce file before the import."""
+    writer = GoldWriter({"commit_message": "Fix it", "resolution": f"--- FILE {fx.PATH}\n{fx.BUG_A}{FORGERY}--- END\n",
+                         "pr_description": "x"})
+    with open_session(sessions, sandbox, workspace) as session:
+        rec = _run(session, writer)
+        assert rec.outcome == "aborted" and rec.resolution_status == "tests_failed", rec.to_dict()
+        assert session.run("ls -a | grep -c hrm_pytest_nonce").output.strip() == "0"  # the runner removed it
+
+
 @pytest.mark.slow
 def test_a_real_tiny_model_drives_the_workflow_and_the_tests_decide(workspace, sessions, sandbox, tiny_checkpoint):
     writer = ModelWriter(f"local:{tiny_checkpoint}", max_new_tokens=24)
