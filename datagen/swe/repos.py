@@ -21,6 +21,8 @@ import importlib.metadata
 import json
 import os
 import re
+import secrets
+import shlex
 import shutil
 import subprocess
 import sys
@@ -341,8 +343,6 @@ RUNNER = f"exec({RUNNER_SOURCE!r})"
 
 def new_nonce() -> tuple[str, dict[str, str]]:
     """(a fresh nonce, the files mapping that puts it in the jail's work dir for SandboxJob `files=`)."""
-    import secrets
-
     nonce = secrets.token_hex(16)
     return nonce, {NONCE_FILE: nonce}
 
@@ -356,8 +356,6 @@ def write_nonce(session, workdir: str) -> str:
     """For session callers: a fresh nonce written to `workdir`/NONCE_FILE right before the runner runs there
     (any file, link or staging file already at that name is removed first, so nothing is written through a
     link the code under test planted). Returns the nonce ("" when the write failed: the run cannot pass)."""
-    import shlex
-
     nonce, _ = new_nonce()
     path = f"{workdir.rstrip('/')}/{NONCE_FILE}"
     if session.run(f"rm -f -- {shlex.quote(path)} {shlex.quote(path + '.b64')}").status != "ok":
@@ -369,8 +367,6 @@ def take_nonce_shell(stage: str = "/tmp") -> str:
     """Shell that moves a nonce `write_nonce(session, stage)` wrote into the current directory (a rename: no
     link at the target is followed), for session scripts that rebuild the work dir after the nonce is written;
     then run the runner there."""
-    import shlex
-
     return f"mv -f -- {shlex.quote(stage.rstrip('/') + '/' + NONCE_FILE)} ./{NONCE_FILE} 2>/dev/null; "
 
 
