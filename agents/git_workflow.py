@@ -17,7 +17,7 @@ import shlex
 from dataclasses import asdict, dataclass, field
 
 from datagen.git_tasks import apply_resolution, commit_prompt, conflict_prompt, cut_diff
-from datagen.swe.repos import ENV_MOUNT, PASSING, parse_pytest_summary, repo_from_row, test_command
+from datagen.swe.repos import ENV_MOUNT, PASSING, parse_pytest_summary, repo_from_row, test_command, write_nonce
 from datagen.swe.trajectories import GIT_ENV
 from inference.specs import load_local, parse_spec
 
@@ -103,9 +103,10 @@ def _write_files(session, files: dict[str, str]) -> None:
             raise RuntimeError(f"could not write {path} in the session")
 
 
-def suite_passes(output: str) -> tuple[bool, dict[str, str]]:
-    """(at least one test ran and every test in pytest's own summary passed, the outcomes)."""
-    tests = parse_pytest_summary(output)
+def suite_passes(output: str, nonce: str) -> tuple[bool, dict[str, str]]:
+    """(at least one test ran and every test in pytest's own summary passed, the outcomes): only a report of
+    the shared runner (datagen.swe.repos.RUNNER) ending with this run's `nonce` counts ("" never passes)."""
+    tests = parse_pytest_summary(output, nonce) if nonce else {}
     return bool(tests) and all(o in PASSING for o in tests.values()), tests
 
 
@@ -114,7 +115,9 @@ def run_git_workflow(session, writer, *, feature: str, change: dict[str, str], m
                      max_diff_chars: int = 4000, test_timeout_s: float = 120.0) -> WorkflowRecord:
     """The whole workflow in `session` (its /work a git repo on `main`): branch `feature`, commit `change`
     (path -> text) with the writer's message, commit `main_update` on main, rebase the feature onto it
-    (resolving a conflict with the writer, kept only if `test_command` passes), then the PR description."""
+    (resolving a conflict with the writer, kept only if `test_command` passes), then the PR description.
+    `test_command` runs pytest through the shared runner (`datagen.swe.repos.runner_command`) in /work: it
+    reads the nonce this workflow writes there, and any other command's output never passes."""
     rec = WorkflowRecord(feature, main)
     try:
         if not _run(session, rec, "branch", f"git checkout -q -b {shlex.quote(feature)} {shlex.quote(main)}").status == "ok":
@@ -174,8 +177,9 @@ def _resolve(session, rec: WorkflowRecord, writer, test_command: str, test_timeo
         _run(session, rec, "rebase_abort", "git rebase --abort")
         return
     _write_files(session, resolved)
+    nonce = write_nonce(session, "/work")
     run = _run(session, rec, "tests", test_command + " 2>&1", timeout_s=test_timeout_s)
-    ok, rec.tests = suite_passes(run.output)
+    ok, rec.tests = suite_passes(run.output, nonce)
     if not ok:
         rec.resolution_status = "tests_failed"
         _run(session, rec, "rebase_abort", "git rebase --abort")

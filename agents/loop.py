@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from agents.polyglot import session_binds, verify_exercise
 from agents.tools import TOOL_NAMES, ParseError, ToolBox, system_prompt
-from datagen.swe.repos import ENV_MOUNT, PASSING, parse_pytest_summary
+from datagen.swe.repos import ENV_MOUNT, PASSING, final_stats, new_nonce, parse_pytest_summary
 from datagen.swe.trajectories import GIT_ENV, without_benchmark_files
 from resources.sandbox import SandboxJob
 
@@ -229,7 +229,8 @@ def verify(sandbox, task: AgentTask, patch: str) -> dict:
 
 def _run_tests(sandbox, task: AgentTask, setup_patch: str, patch: str) -> tuple[str, dict[str, str], float, str]:
     """(status, test id -> outcome, wall seconds, output tail) of the task's tests on its clean files + patches."""
-    files = {**task.files, ".hrm_setup.patch": setup_patch, ".hrm_agent.patch": patch}
+    nonce, nonce_files = new_nonce()  # the test command is the shared runner: it reads and removes the nonce
+    files = {**task.files, **nonce_files, ".hrm_setup.patch": setup_patch, ".hrm_agent.patch": patch}
     script = ("apply() { [ -s \"$1\" ] || return 0; git apply --whitespace=nowarn \"$1\"; }; "
               "apply .hrm_setup.patch || { echo HRM_SETUP_FAILED; exit 96; }; "
               "apply .hrm_agent.patch || { echo HRM_PATCH_FAILED; exit 97; }; "
@@ -239,16 +240,15 @@ def _run_tests(sandbox, task: AgentTask, setup_patch: str, patch: str) -> tuple[
                                         ro_binds=binds, env=task.session_env(), timeout_s=task.timeout_s))
     if result.exit_code in (96, 97) and ("HRM_SETUP_FAILED" in result.stdout or "HRM_PATCH_FAILED" in result.stdout):
         return ("setup_failed" if result.exit_code == 96 else "patch_failed"), {}, result.wall_s, result.stderr[-1000:]
-    tests = parse_pytest_summary(result.stdout)
-    if tests and not (task.fail_to_pass or task.pass_to_pass) and not _only_passed(result.stdout):
+    tests = parse_pytest_summary(result.stdout, nonce)
+    if tests and not (task.fail_to_pass or task.pass_to_pass) and not _only_passed(final_stats(result.stdout, nonce)):
         tests = {**tests, "(skipped or deselected tests)": "SKIPPED"}  # every collected test must pass
     return result.status, tests, result.wall_s, result.stdout[-1500:] + result.stderr[-500:]
 
 
-def _only_passed(stdout: str) -> bool:
+def _only_passed(stats: str) -> bool:
     """pytest's final stats line counts nothing but passed tests (no skipped, xfailed, deselected, ...)."""
-    last = stdout.strip().splitlines()[-1] if stdout.strip() else ""
-    counts = re.findall(r"(\d+) ([a-z]+)", last.split(" in ")[0])
+    counts = re.findall(r"(\d+) ([a-z]+)", stats.split(" in ")[0])
     return bool(counts) and all(word == "passed" for _, word in counts)
 
 

@@ -15,10 +15,12 @@ from datagen.polyglot.exercise import Exercise
 from datagen.polyglot.harness import TEST_TIMEOUT_S, session_command, test_workspace, unsupported_reason
 from datagen.repair_grading import repair_cases
 from datagen.swe.examples import reverse_patch
-from datagen.swe.repos import ENV_MOUNT, PreparedRepo, test_command
+from datagen.swe.repos import ENV_MOUNT, PreparedRepo, runner_command, test_command
 from model.edits import apply_edits
 
-PYTEST = f"{ENV_MOUNT}/bin/python -m pytest -rA --tb=short --color=no -q -p no:cacheprovider"
+# pytest through the graders' runner (datagen.swe.repos.RUNNER): the agent reads its output, `verify` its report
+PYTEST = shlex.join(runner_command(f"{ENV_MOUNT}/bin/python", ["-rA", "--tb=short", "--color=no", "-q", "-p",
+                                                               "no:cacheprovider"]))
 
 
 def from_swesmith(task: dict, repo: PreparedRepo) -> AgentTask:

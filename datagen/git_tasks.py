@@ -39,7 +39,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from datagen.swe.repos import ENV_MOUNT, PASSING, PreparedRepo, parse_pytest_summary, test_command
+from datagen.swe.repos import ENV_MOUNT, PASSING, PreparedRepo, new_nonce, parse_pytest_summary, test_command
 from datagen.swe.trajectories import benchmark_owned
 from resources.fetchers import git_clone
 from resources.sandbox import Sandbox, SandboxJob
@@ -336,38 +336,15 @@ def held_out_whole(rows: list[dict]) -> tuple[list[dict], list[dict]]:
 
 
 # --- running the tests on resolved files -------------------------------------------------------------------
-# pytest.main in a process that ends with os._exit right after a done line carrying a fresh nonce: atexit
-# handlers of the code under test never run, so nothing they print can follow pytest's own summary
-# (parse_pytest_summary alone takes the last summary block, so an atexit print of a fake block would pass), and
-# a fake summary written straight to the output and followed by an exit lacks the nonce. Code that reads the
-# runner's own memory or argv in-process is beyond what any output check can catch (docs/git.md, limits).
-_PYTEST_DONE = "HRM_PYTEST_DONE"
-_RUNNER = ("import os, sys\nnonce = sys.argv.pop(1)\nimport pytest\nrc = pytest.main(sys.argv[1:])\n"
-           "sys.stdout.flush()\nsys.stderr.flush()\n"
-           f"os.write(1, ('\\n{_PYTEST_DONE} ' + nonce + '\\n').encode())\nos._exit(int(rc))\n")
-
-
-def pytest_outcomes(stdout: str, nonce: str) -> dict[str, str]:
-    """Test id -> outcome from a `_RUNNER` run: pytest's own summary, and only when the done line with the
-    run's nonce ends the output right after pytest's final stats line (anything after pytest voids the run)."""
-    lines = stdout.rstrip("\n").splitlines()
-    if not lines or lines[-1].strip() != f"{_PYTEST_DONE} {nonce}" or any(_PYTEST_DONE in l for l in lines[:-1]):
-        return {}
-    return parse_pytest_summary("\n".join(lines[:-1]))
-
-
 def run_with_files(sandbox: Sandbox, repo: PreparedRepo, files: dict[str, str], timeout_s: float) -> dict[str, str]:
     """Test id -> outcome of the repo's suite in the jail with `files` written over the clean checkout; only
-    pytest's own summary counts (`pytest_outcomes`)."""
-    import secrets
-
-    nonce = secrets.token_hex(16)
-    pytest_args = test_command(repo)[3:]  # after `<python> -m pytest`
-    job = SandboxJob(command=[f"{ENV_MOUNT}/bin/python", "-c", _RUNNER, nonce, *pytest_args], files=files,
+    the shared runner's own report counts (datagen.swe.repos: RUNNER, parse_pytest_summary with the nonce)."""
+    nonce, nonce_files = new_nonce()
+    job = SandboxJob(command=test_command(repo), files={**files, **nonce_files},
                      input_dir=repo.repo_dir, ro_binds=[(repo.env_dir, ENV_MOUNT)],
                      env={"PYTHONPATH": repo.pythonpath, "PYTHONDONTWRITEBYTECODE": "1"}, timeout_s=timeout_s)
     result = sandbox.run_job(job)
-    return pytest_outcomes(result.stdout, nonce) if result.status in ("ok", "failed") else {}
+    return parse_pytest_summary(result.stdout, nonce) if result.status in ("ok", "failed") else {}
 
 
 def verdict(tests: dict[str, str], f2p: list[str], p2p: list[str]) -> tuple[bool, str]:

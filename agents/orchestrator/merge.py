@@ -12,6 +12,7 @@ import shlex
 import time
 
 from agents.orchestrator.workspace import checkout_script, heredoc, run_script, slug, tests_command, tests_outcome
+from datagen.swe.repos import write_nonce
 
 
 def workdir(task: dict) -> str:
@@ -69,6 +70,7 @@ def merge_and_test(session, task: dict, repo, patches: list[tuple[object, str]],
     dest = workdir(task)
     out = {"merged": [], "rejected": [], "conflicts": [], "by_merge_agent": [], "sequential": [], "unmerged": [],
            "merge_agent_s": 0.0, "test_s": 0.0, "merge_s": 0.0, "patch": "", "resolved": False, "tests": {}}
+    nonce = write_nonce(session, "/tmp")  # moved into dest by tests_command, read by the runner
     r = run_script(session, merge_script(task, repo, dest, patches, prepared), timeout_s=test_timeout_s + 60)
     if r.status in ("error", "timeout") or "HRM_CHECKOUT_FAILED" in r.output or "merge_end" not in r.output:
         out.update(error=f"merge failed ({r.status}): {r.output[-300:]}", merge_s=round(time.monotonic() - t0, 4))
@@ -89,13 +91,14 @@ def merge_and_test(session, task: dict, repo, patches: list[tuple[object, str]],
     else:  # conflicts: merge agent or sequential application, then diff and tests
         t1 = time.monotonic()
         _resolve_conflicts(session, dest, patches, sorted(applied - merged), merge_agent, agent_ctx, out)
+        nonce = write_nonce(session, "/tmp")
         r = session.run(f"echo {_DIFF}; git -C {shlex.quote(dest)} -c color.ui=never diff --no-ext-diff hrm-base HEAD;"
                         f" echo {_TESTS}; {tests_command(task, repo, dest)}; cd /work", timeout_s=test_timeout_s)
         before, _, tests_out = r.output.partition(_TESTS)
         diff_text = before.partition(_DIFF)[2].strip("\n")
         merge_s += time.monotonic() - t1 - out["merge_agent_s"]
     out["patch"] = diff_text + "\n" if diff_text.strip() else ""
-    out["tests"] = tests_outcome(task, r.status, tests_out)
+    out["tests"] = tests_outcome(task, r.status, tests_out, nonce)
     out["resolved"] = out["tests"]["resolved"]
     out["merge_s"] = round(merge_s, 4)
     out["test_s"] = round(time.monotonic() - t0 - merge_s - out["merge_agent_s"], 4)

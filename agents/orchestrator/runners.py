@@ -14,6 +14,7 @@ from typing import Callable, Protocol
 from agents.orchestrator import pool as pool_mod
 from agents.orchestrator.plan import Subtask
 from agents.orchestrator.workspace import checkout, diff, slug
+from datagen.swe.repos import runner_command
 
 
 @dataclass
@@ -128,7 +129,7 @@ def _agent_task(task: dict, subtask: Subtask):
     f2p, p2p = list(task["FAIL_TO_PASS"]), list(task["PASS_TO_PASS"])
     return AgentTask(instance_id=f"{task['instance_id']}#{subtask.id}",
                      problem_statement=f"{subtask.description}\n\n{task.get('problem_statement', '')}",
-                     test_command="python -m pytest -rA -q -p no:cacheprovider " + shlex.join(f2p),
+                     test_command=shlex.join(runner_command("python", ["-rA", "-q", "-p", "no:cacheprovider", *f2p])),
                      fail_to_pass=f2p, pass_to_pass=p2p, gold_patch=reverse_patch(subtask.part),
                      source="orchestrator")
 

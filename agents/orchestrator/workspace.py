@@ -8,7 +8,7 @@ import re
 import secrets
 import shlex
 
-from datagen.swe.repos import PASSING, PreparedRepo, parse_pytest_summary
+from datagen.swe.repos import PASSING, PYTEST_ARGS, PreparedRepo, parse_pytest_summary, runner_command, take_nonce_shell
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # the terminal's line discipline acts on these
 
@@ -75,15 +75,18 @@ def diff(session, dest: str) -> tuple[bool, str]:
 
 
 def tests_command(task: dict, repo: PreparedRepo, dest: str) -> str:
+    """The repo's suite at `dest` through the shared runner (datagen.swe.repos.RUNNER); a nonce the caller
+    staged with `write_nonce(session, "/tmp")` is moved in first, so only the runner's own report can pass."""
     key = task["source_repo"]
     pythonpath = ":".join(p.replace("/work", dest, 1) for p in repo.pythonpath.split(":"))
-    return (f"cd {shlex.quote(dest)} && PYTHONPATH={shlex.quote(pythonpath)} /envs/{key}/bin/python -m pytest "
-            f"-rA --tb=no --color=no -q -p no:cacheprovider {' '.join(map(shlex.quote, repo.test_paths))}")
+    run = shlex.join(runner_command(f"/envs/{key}/bin/python", [*PYTEST_ARGS, *repo.test_paths]))
+    return f"cd {shlex.quote(dest)} && {{ {take_nonce_shell('/tmp')}PYTHONPATH={shlex.quote(pythonpath)} {run}; }}"
 
 
-def tests_outcome(task: dict, status: str, output: str) -> dict:
-    """Resolved only if every FAIL_TO_PASS and PASS_TO_PASS test passes in pytest's own summary."""
-    tests = parse_pytest_summary(output)
+def tests_outcome(task: dict, status: str, output: str, nonce: str) -> dict:
+    """Resolved only if every FAIL_TO_PASS and PASS_TO_PASS test passes in pytest's own summary, read from a
+    runner report that ends with this run's `nonce`."""
+    tests = parse_pytest_summary(output, nonce) if nonce else {}
     wanted = list(task["FAIL_TO_PASS"]) + list(task["PASS_TO_PASS"])
     failing = [t for t in wanted if tests.get(t) not in PASSING]
     return {"status": status, "resolved": bool(tests) and not failing, "n_tests": len(tests),

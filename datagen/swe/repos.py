@@ -21,6 +21,8 @@ import importlib.metadata
 import json
 import os
 import re
+import secrets
+import shlex
 import shutil
 import subprocess
 import sys
@@ -278,16 +280,107 @@ def ensure_env(requirements: list[str], envs_root: str | Path) -> Path:
     return env
 
 
-# --- test runs ------------------------------------------------------------------------------
+# --- test runs ---------------------------------------------------------------------------------------------
+# Every grader runs pytest through RUNNER: `python -I` (no sitecustomize/usercustomize/.pth from the repo or
+# PYTHONPATH at startup) reads the run's nonce from NONCE_FILE in the working dir and unlinks it before pytest or
+# anything of the repo is imported, imports pytest from the env, then puts the cwd and PYTHONPATH on sys.path (as
+# `python -m pytest` does), runs pytest.main, writes the done line `HRM_PYTEST_DONE <nonce>` straight to fd 1 and
+# ends with os._exit, so atexit handlers never run. The nonce is never in argv or the environment (both readable through /proc/self);
+# `parse_pytest_summary` takes pytest's summary only from output that ends with exactly that done line. Without
+# a nonce file (an agent running the tests to read them) the runner prints no done line and exits normally.
+# Code running inside the pytest process can still rewrite the report in-process: docs/security.md.
+NONCE_FILE = ".hrm_pytest_nonce"
+PYTEST_DONE = "HRM_PYTEST_DONE"
+PYTEST_ARGS = ("-rA", "--tb=no", "--color=no", "-q", "-p", "no:cacheprovider")
+_NONCE = re.compile(r"[0-9a-f]{32}")
+RUNNER_SOURCE = f"""\
+import os, stat, sys
+
+
+def read_nonce():
+    try:
+        fd = os.open({NONCE_FILE!r}, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        data = os.read(fd, 64) if stat.S_ISREG(st.st_mode) and st.st_nlink == 1 else b''
+    finally:
+        os.close(fd)
+    try:
+        os.unlink({NONCE_FILE!r})
+    except OSError:
+        return None  # left where the code under test could read it: no done line
+    text = data.decode('ascii', 'replace').strip()
+    return text if len(text) == 32 and all(c in '0123456789abcdef' for c in text) else None
+
+
+def main():
+    nonce = read_nonce()
+    if os.environ.get('PYTHONDONTWRITEBYTECODE'):
+        sys.dont_write_bytecode = True
+    done = ('\\n{PYTEST_DONE} ' + nonce + '\\n').encode() if nonce else None
+    del nonce
+    import pytest  # from the env, before the repo is on sys.path: a pytest.py in the repo is not it
+    extra = [os.getcwd()] + [p for p in os.environ.get('PYTHONPATH', '').split(os.pathsep) if p]
+    sys.path[:0] = extra
+    rc = int(pytest.main(sys.argv[1:]))
+    if done is None:
+        raise SystemExit(rc)
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.write(1, done)
+    finally:
+        os._exit(rc)
+
+
+main()
+"""
+# one line (a terminal session takes it as typed), the source above made readable by exec
+RUNNER = f"exec({RUNNER_SOURCE!r})"
+
+
+def new_nonce() -> tuple[str, dict[str, str]]:
+    """(a fresh nonce, the files mapping that puts it in the jail's work dir for SandboxJob `files=`)."""
+    nonce = secrets.token_hex(16)
+    return nonce, {NONCE_FILE: nonce}
+
+
+def runner_command(python: str, args: list[str] | tuple[str, ...]) -> list[str]:
+    """argv that runs pytest with `args` through RUNNER under the interpreter `python`."""
+    return [python, "-I", "-c", RUNNER, *args]
+
+
+def write_nonce(session, workdir: str) -> str:
+    """For session callers: a fresh nonce written to `workdir`/NONCE_FILE right before the runner runs there
+    (any file, link or staging file already at that name is removed first, so nothing is written through a
+    link the code under test planted). Returns the nonce ("" when the write failed: the run cannot pass)."""
+    nonce, _ = new_nonce()
+    path = f"{workdir.rstrip('/')}/{NONCE_FILE}"
+    if session.run(f"rm -f -- {shlex.quote(path)} {shlex.quote(path + '.b64')}").status != "ok":
+        return ""
+    return nonce if session.write_file(path, nonce).status == "ok" else ""
+
+
+def take_nonce_shell(stage: str = "/tmp") -> str:
+    """Shell that moves a nonce `write_nonce(session, stage)` wrote into the current directory (a rename: no
+    link at the target is followed), for session scripts that rebuild the work dir after the nonce is written;
+    then run the runner there."""
+    return f"mv -f -- {shlex.quote(stage.rstrip('/') + '/' + NONCE_FILE)} ./{NONCE_FILE} 2>/dev/null; "
+
+
 def test_command(repo: PreparedRepo) -> list[str]:
-    return [f"{ENV_MOUNT}/bin/python", "-m", "pytest", "-rA", "--tb=no", "--color=no", "-q",
-            "-p", "no:cacheprovider", *repo.test_paths]
+    """The repo's suite under the env's python, through RUNNER."""
+    return runner_command(f"{ENV_MOUNT}/bin/python", [*PYTEST_ARGS, *repo.test_paths])
 
 
 def run_tests(sandbox: Sandbox, repo: PreparedRepo, patch: str | None = None,
               timeout_s: float = 180) -> TestRun:
-    """The repo's test suite in the jail, with `patch` (a unified diff) applied first."""
-    files, script = {}, ""
+    """The repo's suite in the jail, with `patch` (a unified diff) applied first; outcomes only from the
+    runner's own report (`parse_pytest_summary` with this run's nonce)."""
+    nonce, files = new_nonce()
+    script = ""
     if patch is not None:
         files[".hrm_bug.patch"] = patch
         script = "git apply --whitespace=nowarn .hrm_bug.patch || { echo HRM_PATCH_FAILED; exit 97; }; " \
@@ -298,18 +391,45 @@ def run_tests(sandbox: Sandbox, repo: PreparedRepo, patch: str | None = None,
     result = sandbox.run_job(job)
     if "HRM_PATCH_FAILED" in result.stdout and result.exit_code == 97:
         return TestRun("patch_failed", {}, result.wall_s, result.stderr[-2000:])
-    return TestRun(result.status, parse_pytest_summary(result.stdout), result.wall_s,
+    return TestRun(result.status, parse_pytest_summary(result.stdout, nonce), result.wall_s,
                    (result.stdout[-1500:] + result.stderr[-1500:]))
 
 
-def parse_pytest_summary(stdout: str) -> dict[str, str]:
-    """Test id -> outcome from pytest's `-rA` short summary (collection errors name no test).
+def pytest_report(stdout: str, nonce: str) -> str | None:
+    """The output before the done line when it ends with exactly `HRM_PYTEST_DONE <nonce>` and no other line
+    carries the done marker; else None (the run was forged, cut short or printed after pytest)."""
+    if not nonce or not _NONCE.fullmatch(nonce):
+        raise ValueError("parse_pytest_summary needs the run's nonce (new_nonce())")
+    lines = stdout.rstrip().splitlines()
+    if not lines or lines[-1].strip() != f"{PYTEST_DONE} {nonce}":
+        return None
+    if any(PYTEST_DONE in line or nonce in line for line in lines[:-1]):
+        return None
+    return "\n".join(lines[:-1])
 
-    Only pytest's own summary counts: the lines after its last `short test summary info` header up to
-    its final stats line, which must end the output. Output printed after pytest finished (an atexit
-    hook, a stray process) or a second stats line inside the summary voids the whole report, so a
-    test id printed by the code under test is never read as an outcome."""
-    lines = [line.strip() for line in stdout.splitlines()]
+
+def parse_pytest_summary(stdout: str, nonce: str) -> dict[str, str]:
+    """Test id -> outcome from pytest's `-rA` short summary (collection errors name no test) in a RUNNER run.
+
+    The output must end with the done line for `nonce` (`pytest_report`): a summary printed by the code under
+    test after pytest finished (atexit, os._exit, a raw write to fd 1) has no done line after it. Of what
+    precedes the done line only pytest's own summary counts: the lines after its last `short test summary
+    info` header up to its final stats line, which must end that part. A second stats line inside the summary
+    voids the whole report, so a test id printed by the code under test is never read as an outcome."""
+    report = pytest_report(stdout, nonce)
+    return {} if report is None else _summary(report)
+
+
+def final_stats(stdout: str, nonce: str) -> str:
+    """pytest's final stats line of a RUNNER run ("" when the run is not the runner's own)."""
+    report = pytest_report(stdout, nonce)
+    lines = [line.strip() for line in (report or "").splitlines() if line.strip()]
+    return lines[-1] if lines and _FINAL_STATS.match(lines[-1]) else ""
+
+
+def _summary(text: str) -> dict[str, str]:
+    """The short summary's outcomes when `text` ends with pytest's final stats line; else {}."""
+    lines = [line.strip() for line in text.splitlines()]
     while lines and not lines[-1]:
         lines.pop()
     headers = [i for i, line in enumerate(lines) if _SUMMARY_HEADER.match(line)]

@@ -26,7 +26,7 @@ GIT_ENV = {"GIT_CONFIG_COUNT": "4", "GIT_CONFIG_KEY_0": "safe.directory", "GIT_C
 
 
 _RUNNER_FILES = {"conftest.py", "pytest.ini", "tox.ini", "setup.cfg", "pyproject.toml", "sitecustomize.py",
-                 "usercustomize.py"}
+                 "usercustomize.py", ".hrm_pytest_nonce"}  # the last: the grader's nonce file (datagen.swe.repos)
 _TEST_DIRS = {"test", "tests", "testing"}
 # a module of these names on the path would be imported instead of the real test runner (`python -m pytest`
 # puts the working directory first on sys.path)

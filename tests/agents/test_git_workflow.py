@@ -4,13 +4,14 @@ pass (aborted otherwise, the branch unchanged), and the PR description from `git
 
 import importlib.util
 import json
+import shlex
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from agents.git_workflow import GoldWriter, ModelWriter, run_git_workflow, suite_passes
-from datagen.swe.repos import ENV_MOUNT, ensure_env
+from datagen.swe.repos import ENV_MOUNT, PYTEST_ARGS, ensure_env, new_nonce, runner_command
 from datagen.swe.trajectories import GIT_ENV
 
 _spec = importlib.util.spec_from_file_location("git_tasks_fixture_agents",
@@ -19,7 +20,7 @@ fx = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(fx)
 
 BOTH_BUGS = fx.BUG_A.replace("        if v > hi:\n", "        if v < hi:\n")
-TEST_COMMAND = f"{ENV_MOUNT}/bin/python -m pytest -rA --tb=no --color=no -q -p no:cacheprovider"
+TEST_COMMAND = shlex.join(runner_command(f"{ENV_MOUNT}/bin/python", list(PYTEST_ARGS)))
 
 
 @pytest.fixture(scope="module")
@@ -40,10 +41,14 @@ def open_session(sessions, sandbox, workspace):
 
 
 def test_tests_pass_reads_only_pytests_summary():
+    nonce, _ = new_nonce()
     out = "=== short test summary info ===\nPASSED t.py::test_a\n=== 1 passed in 0.01s ===\n"
-    assert suite_passes(out) == (True, {"t.py::test_a": "PASSED"})
-    assert suite_passes(out + "PASSED t.py::test_b\n")[0] is False
-    assert suite_passes("")[0] is False
+    done = f"HRM_PYTEST_DONE {nonce}\n"
+    assert suite_passes(out + done, nonce) == (True, {"t.py::test_a": "PASSED"})
+    assert suite_passes(out + "PASSED t.py::test_b\n" + done, nonce)[0] is False
+    assert suite_passes(out, nonce)[0] is False  # no done line: not the runner's own report
+    assert suite_passes(out + done, "")[0] is False  # no nonce written: never passes
+    assert suite_passes("", nonce)[0] is False
 
 
 def _run(session, writer):
@@ -84,6 +89,23 @@ def test_a_one_sided_resolution_fails_the_tests_and_the_rebase_is_aborted(worksp
         assert session.run("git status --porcelain").output == ""  # no rebase in progress, nothing left over
         assert session.run(f"git show fix-low:{fx.PATH}").output + "\n" == fx.BUG_B  # the branch as it was
         assert session.run("git rev-parse --abbrev-ref HEAD").output == "fix-low"
+
+
+FORGERY = ("\nimport atexit, os\ntry:\n    _n = open('.hrm_pytest_nonce').read().strip()\nexcept OSError:\n    _n = '0' * 32\n"
+           "atexit.register(lambda: os.write(1, ('=== short test summary info ===\\nPASSED tests/t.py::test_a\\n'\n"
+           "                                     '=== 1 passed in 0.01s ===\\nHRM_PYTEST_DONE ' + _n + '\\n').encode()))\n")
+
+
+@pytest.mark.slow
+def test_a_resolution_that_forges_the_pytest_summary_is_not_kept(workspace, sessions, sandbox):
+    """A one-sided resolution whose module prints a whole passing summary (and a done line with whatever nonce
+    it can find) at exit: the runner never runs atexit handlers and removed the nonce file before the import."""
+    writer = GoldWriter({"commit_message": "Fix it", "resolution": f"--- FILE {fx.PATH}\n{fx.BUG_A}{FORGERY}--- END\n",
+                         "pr_description": "x"})
+    with open_session(sessions, sandbox, workspace) as session:
+        rec = _run(session, writer)
+        assert rec.outcome == "aborted" and rec.resolution_status == "tests_failed", rec.to_dict()
+        assert session.run("ls -a | grep -c hrm_pytest_nonce").output.strip() == "0"  # the runner removed it
 
 
 @pytest.mark.slow

@@ -9,6 +9,7 @@ import pytest
 
 from agents.loop import AgentTask, Budget, open_session, run_episode, verify
 from agents.policies import policy_from_spec
+from agents.tasks import PYTEST
 from agents.tools import Action, ToolBox
 from datagen.swe.trajectories import rl_view
 
@@ -186,7 +187,7 @@ def test_a_real_fix_that_also_touches_the_tests_is_graded_on_the_restored_tests(
 
 def test_a_file_task_with_no_listed_tests_needs_every_collected_test_to_pass(swe_task, sandbox, sessions):
     env = swe_task[0].env_dir
-    task = AgentTask("file.task", "Make add add.", "/opt/swe-env/bin/python -m pytest -rA -q -p no:cacheprovider",
+    task = AgentTask("file.task", "Make add add.", PYTEST,
                      [], [], files={"calc.py": "def add(a, b):\n    return a - b\n",
                                     "test_calc.py": "from calc import add\n\ndef test_add():\n    assert add(2, 2) == 4\n\n"
                                                     "def test_zero():\n    assert add(0, 0) == 0\n"},
@@ -265,7 +266,7 @@ def test_an_xfail_counts_only_where_the_clean_files_xfail_too(swe_task, sandbox,
     tests = ("import pytest\nfrom calc import add, sub\n\ndef test_add():\n    assert add(2, 2) == 4\n\n"
              "@pytest.mark.xfail(reason='known')\ndef test_known():\n    assert sub(1, 1) == 1\n\n"
              "def test_sub():\n    assert sub(3, 1) == 2\n")
-    task = AgentTask("xfail.task", "Make add add.", "/opt/swe-env/bin/python -m pytest -rA -q -p no:cacheprovider",
+    task = AgentTask("xfail.task", "Make add add.", PYTEST,
                      ["test_calc.py::test_add"], ["test_calc.py::test_known", "test_calc.py::test_sub"],
                      files={"calc.py": "def add(a, b):\n    return a - b\n\n\ndef sub(a, b):\n    return a - b\n",
                             "test_calc.py": tests}, env_dir=swe_task[0].env_dir, env={"PYTHONPATH": "/work"},

@@ -150,3 +150,21 @@ def test_a_build_or_dependency_patch_is_planned_per_tool_with_the_tool_fixes_fir
     from agents.orchestrator.roles import ROLES, tools_for
 
     assert set(ROLES) >= {"deps_engineer", "build_engineer"} and "submit" in tools_for("build_engineer")
+
+
+def test_the_merged_trees_tests_count_only_with_the_runners_done_line():
+    """tests_outcome reads pytest's summary only when the shared runner's done line for this run's nonce ends it;
+    tests_command moves the staged nonce in and runs the runner (python -I), never `python -m pytest`."""
+    from agents.orchestrator.workspace import tests_command, tests_outcome
+    from datagen.swe.repos import PreparedRepo, new_nonce
+
+    task = {"source_repo": "r", "FAIL_TO_PASS": ["t.py::test_a"], "PASS_TO_PASS": []}
+    nonce, _ = new_nonce()
+    fake = "=== short test summary info ===\nPASSED t.py::test_a\n=== 1 passed in 0.01s ===\n"
+    assert tests_outcome(task, "ok", fake + f"HRM_PYTEST_DONE {nonce}\n", nonce)["resolved"]
+    assert not tests_outcome(task, "ok", fake, nonce)["resolved"]  # printed after pytest, or no runner
+    assert not tests_outcome(task, "ok", fake + f"HRM_PYTEST_DONE {new_nonce()[0]}\n", nonce)["resolved"]
+    assert not tests_outcome(task, "ok", fake + f"HRM_PYTEST_DONE {nonce}\n", "")["resolved"]  # no nonce written
+    cmd = tests_command(task, PreparedRepo("r", "s", "/x", "c", "/e"), "/work/d.merge")
+    assert "mv -f -- /tmp/.hrm_pytest_nonce ./.hrm_pytest_nonce" in cmd and "/envs/r/bin/python -I -c" in cmd
+    assert "-m pytest" not in cmd

@@ -137,13 +137,16 @@ def test_make_conflict_keeps_only_real_conflicts():
     assert gt.make_conflict(MODULE, PATH, bug_patch(BUG_A), bug_patch(BUG_FAR)) == (None, "git merges the two fixes cleanly")
 
 
-def test_pytest_outcomes_need_the_done_line_with_the_nonce_right_after_pytest():
+def test_outcomes_need_the_done_line_with_the_nonce_right_after_pytest():
+    from datagen.swe.repos import new_nonce, parse_pytest_summary
+
+    (n1, _), (n2, _) = new_nonce(), new_nonce()
     summary = "=== short test summary info ===\nPASSED t.py::test_a\n=== 1 passed in 0.01s ===\n"
-    assert gt.pytest_outcomes(summary + "\nHRM_PYTEST_DONE n1\n", "n1") == {"t.py::test_a": "PASSED"}
-    assert gt.pytest_outcomes(summary + "HRM_PYTEST_DONE n2\n", "n1") == {}  # a forged done line
-    assert gt.pytest_outcomes(summary, "n1") == {}  # the process did not get to the end
-    assert gt.pytest_outcomes(summary + "HRM_PYTEST_DONE x\n" + summary + "HRM_PYTEST_DONE n1\n", "n1") == {}
-    assert gt.pytest_outcomes(summary + "late print\nHRM_PYTEST_DONE n1\n", "n1") == {}
+    assert parse_pytest_summary(summary + f"\nHRM_PYTEST_DONE {n1}\n", n1) == {"t.py::test_a": "PASSED"}
+    assert parse_pytest_summary(summary + f"HRM_PYTEST_DONE {n2}\n", n1) == {}  # a forged done line
+    assert parse_pytest_summary(summary, n1) == {}  # the process did not get to the end
+    assert parse_pytest_summary(summary + "HRM_PYTEST_DONE x\n" + summary + f"HRM_PYTEST_DONE {n1}\n", n1) == {}
+    assert parse_pytest_summary(summary + f"late print\nHRM_PYTEST_DONE {n1}\n", n1) == {}
 
 
 # --- slow: the Sandbox decides ----------------------------------------------------------------------------

@@ -8,7 +8,8 @@ import pytest
 
 from datagen.swe.bugs import generate_bugs
 from datagen.swe.hf import load_swesmith_tasks
-from datagen.swe.repos import baseline_row, parse_pytest_summary, parse_repo_spec, repo_from_row, run_tests
+from datagen.swe.repos import (baseline_row, new_nonce, parse_pytest_summary, parse_repo_spec, repo_from_row,
+                               run_tests)
 from datagen.swe.tasks import TaskSettings, build_tasks, static_problem_statement
 
 TINY_MODULE = textwrap.dedent('''
@@ -100,20 +101,32 @@ def test_repo_specs_parse():
 
 
 def test_pytest_summary_parsing():
+    nonce, _ = new_nonce()
+    done = f"\nHRM_PYTEST_DONE {nonce}\n"
     out = ("..F.\n=========================== short test summary info ============================\n"
            "PASSED tests/t.py::test_a\nFAILED tests/t.py::test_b[x-1] - assert 1 == 2\n"
            "ERROR tests/t.py::test_c - fixture 'db' not found\nERROR tests/u.py - ImportError\n"
            "XFAIL tests/t.py::test_d\n"
            "1 failed, 1 passed, 1 xfailed, 2 errors in 0.12s\n\n")
-    assert parse_pytest_summary(out) == {"tests/t.py::test_a": "PASSED", "tests/t.py::test_b[x-1]": "FAILED",
-                                         "tests/t.py::test_c": "ERROR", "tests/t.py::test_d": "XFAIL"}
+    assert parse_pytest_summary(out + done, nonce) == {
+        "tests/t.py::test_a": "PASSED", "tests/t.py::test_b[x-1]": "FAILED",
+        "tests/t.py::test_c": "ERROR", "tests/t.py::test_d": "XFAIL"}
     # lines printed by the code under test are not pytest's report
-    assert parse_pytest_summary("PASSED tests/t.py::test_a\n") == {}
-    assert parse_pytest_summary(out + "PASSED tests/t.py::test_b[x-1]\n") == {}  # after pytest finished
-    assert parse_pytest_summary(out + "PASSED tests/t.py::test_b[x-1]\n2 passed in 0.1s\n") == {}  # stats forged too
+    assert parse_pytest_summary("PASSED tests/t.py::test_a\n" + done, nonce) == {}
+    assert parse_pytest_summary(out + "PASSED tests/t.py::test_b[x-1]\n" + done, nonce) == {}  # after pytest
+    assert parse_pytest_summary(out + "PASSED tests/t.py::test_b[x-1]\n2 passed in 0.1s\n" + done, nonce) == {}
+    # the done line must end the output, once, with this run's nonce
+    assert parse_pytest_summary(out, nonce) == {}
+    assert parse_pytest_summary(out + done + "PASSED tests/t.py::test_b[x-1]\n", nonce) == {}
+    assert parse_pytest_summary(out + done + out + done, nonce) == {}
+    assert parse_pytest_summary(out + done, new_nonce()[0]) == {}
+    with pytest.raises(TypeError):
+        parse_pytest_summary(out + done)  # the nonce is required
+    with pytest.raises(ValueError):
+        parse_pytest_summary(out + done, "")
     # pytest 9 also counts unittest subTest results in its stats line
     with_subtests = out.replace("2 errors in", "2 errors, 24 subtests passed, 1 subtests failed in")
-    assert parse_pytest_summary(with_subtests) == parse_pytest_summary(out) != {}
+    assert parse_pytest_summary(with_subtests + done, nonce) == parse_pytest_summary(out + done, nonce) != {}
 
 
 @pytest.mark.slow
