@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 from lsp.settings import add_arguments
 
 
@@ -17,13 +15,6 @@ def register(sub) -> None:
 
 
 def _lsp(args) -> int:
-    from lsp.server import serve_stdio
-    from lsp.settings import settings_from_args
+    from lsp.server import run
 
-    try:
-        settings = settings_from_args(args)
-    except ValueError as exc:
-        print(f"hrm lsp: {exc}", file=sys.stderr)
-        return 2
-    serve_stdio(settings)
-    return 0
+    return run(args)

@@ -192,7 +192,11 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m lsp", description=__doc__.split("\n")[0])
     add_arguments(parser)
-    args = parser.parse_args(argv)
+    return run(parser.parse_args(argv))
+
+
+def run(args) -> int:
+    """Serve with the parsed options of `hrm lsp` / `python -m lsp`; 2 (and a line on stderr) for bad options."""
     try:
         settings = settings_from_args(args)
     except ValueError as exc:
