@@ -39,6 +39,7 @@ class RolloutSettings:
     workers: int = 2  # episodes at once (each runs tests: about the core count)
     polyglot_languages: tuple[str, ...] = ()  # Polyglot exercises too, of these languages ("all": every one)
     polyglot_per_language: int = 1
+    repo_map_tokens: int = 0  # the repository map after a SWE task's statement (HRM_AGENT_REPO_MAP_TOKENS)
 
 
 def policy_spec(key: str, warehouse) -> tuple[str, dict]:
@@ -52,9 +53,9 @@ def policy_spec(key: str, warehouse) -> tuple[str, dict]:
     return key, {}
 
 
-def pick_tasks(warehouse, n: int, per_repo: int | None = None) -> list:
+def pick_tasks(warehouse, n: int, per_repo: int | None = None, repo_map_tokens: int = 0) -> list:
     """AgentTasks for the first swesmith_tasks (by instance id), repos taken in turn; at most n (and at most
-    per_repo from one repo)."""
+    per_repo from one repo); with repo_map_tokens, each statement followed by its repository map."""
     repos = {r["key"]: r for r in warehouse.read_partition_rows("swe_repos") if r["kind"] != "dataset"}
     by_repo: dict[str, list[dict]] = {}
     for t in sorted(warehouse.read_partition_rows("swesmith_tasks"), key=lambda t: t["instance_id"]):
@@ -64,7 +65,7 @@ def pick_tasks(warehouse, n: int, per_repo: int | None = None) -> list:
     while len(picked) < n and any(len(ts) > depth for ts in by_repo.values()) and (per_repo is None or depth < per_repo):
         for key in sorted(by_repo):
             if depth < len(by_repo[key]) and len(picked) < n:
-                picked.append(from_swesmith(by_repo[key][depth], repo_from_row(repos[key])))
+                picked.append(from_swesmith(by_repo[key][depth], repo_from_row(repos[key]), repo_map_tokens))
         depth += 1
     return picked
 
@@ -146,7 +147,7 @@ def build_agent_rollouts(settings: RolloutSettings, key: str, sandbox, sessions,
     """Roll out the partition's policy on the first SWE-smith tasks (and the Polyglot exercises asked for); write
     the agent_rollouts partition and its RL view."""
     spec, checkpoint = policy_spec(key, warehouse)
-    tasks = pick_tasks(warehouse, settings.tasks) + pick_polyglot_tasks(
+    tasks = pick_tasks(warehouse, settings.tasks, repo_map_tokens=settings.repo_map_tokens) + pick_polyglot_tasks(
         warehouse, settings.polyglot_languages, settings.polyglot_per_language, log)
     if not tasks:
         raise RuntimeError("agent_rollouts: swesmith_tasks holds no task of a prepared repo (materialise swe_repos "

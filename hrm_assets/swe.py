@@ -128,12 +128,14 @@ class AgentRolloutsConfig(dg.Config):
     workers: int = from_env("HRM_SWE_TRAJ_WORKERS")
     polyglot: str = from_env("HRM_AGENT_POLYGLOT")  # comma-separated languages or "all"; empty: none
     polyglot_per_language: int = from_env("HRM_AGENT_POLYGLOT_PER_LANGUAGE")
+    repo_map_tokens: int = from_env("HRM_AGENT_REPO_MAP_TOKENS")
 
     def to_settings(self) -> rollouts.RolloutSettings:
         return rollouts.RolloutSettings(tasks=self.tasks, max_steps=self.max_steps, max_tokens=self.max_tokens,
                                         max_wall_s=self.max_wall_s, max_new_tokens=self.max_new_tokens,
                                         workers=self.workers, polyglot_languages=tuple(split_csv(self.polyglot)),
-                                        polyglot_per_language=self.polyglot_per_language)
+                                        polyglot_per_language=self.polyglot_per_language,
+                                        repo_map_tokens=self.repo_map_tokens)
 
 
 _CHECKPOINT_DEPS = sorted({rollouts.CHECKPOINT_KEYS[k] for k in agent_policies.get_partition_keys()

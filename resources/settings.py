@@ -157,6 +157,9 @@ _DECLARED = (
             "Polyglot exercises agent_rollouts adds to its SWE-smith tasks: comma-separated languages (cpp, go, "
             "java, javascript, python, rust) or `all`; empty: none"),
     Setting("HRM_AGENT_POLYGLOT_PER_LANGUAGE", int, 1, "exercises per language agent_rollouts takes (the first by id)"),
+    Setting("HRM_AGENT_REPO_MAP_TOKENS", int, 256,
+            "tokens of repository map (datagen/repomap.py: files ranked for the issue, their signatures) after a SWE "
+            "task's statement in agent_rollouts; 0: none"),
     Setting("HRM_TOOL_USE_SEED", int, 0, "seed of the tool-use workflows"),
     Setting("HRM_TOOL_USE_VARIANTS", int, 1, "seeded variants of each tool-use workflow"),
     Setting("HRM_TOOL_USE_ONLY", str, "", "comma-separated tool-use workflow names; empty: all"),
