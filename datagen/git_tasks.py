@@ -490,6 +490,18 @@ def default_history_sources(polyglot_source: str, repo_rows: list[dict]) -> list
 
 
 # --- the table ----------------------------------------------------------------------------------------------
+def hold_out_one_conflict(rows: list[dict]) -> tuple[list[dict], list[dict]]:
+    """(rows, train rows dropped): where there are conflicts but the hash split held none out (few repositories,
+    few pairs), the conflict of the smallest hash goes to the test split, so the benchmark has an item; train
+    conflicts sharing one of its bugs are then dropped, as `held_out_whole` does."""
+    conflicts = [r for r in rows if r["kind"] == "conflict"]
+    if not conflicts or any(r["split"] == "test" for r in conflicts):
+        return rows, []
+    min(conflicts, key=lambda r: hashlib.sha256(r["example_id"].encode()).hexdigest())["split"] = "test"
+    kept, leaked = held_out_whole(conflicts)
+    return [r for r in rows if r["kind"] != "conflict"] + kept, leaked
+
+
 def build_git_tasks(settings: GitTaskSettings, sandbox: Sandbox, warehouse, polyglot_source: str,
                     log=None) -> dict:
     """git_tasks from every materialised swe_repos / swesmith_tasks partition and the history sources; writes
@@ -508,6 +520,8 @@ def build_git_tasks(settings: GitTaskSettings, sandbox: Sandbox, warehouse, poly
         stats.append(st)
         if log:
             log.info(f"git_tasks: {key}: {st}")
+    rows, leaked = hold_out_one_conflict(rows)
+    rejected += [{"pair": r["example_id"], "reason": "shares a bug with a test pair"} for r in leaked]
     sources = list(settings.history_sources) or default_history_sources(polyglot_source, list(repo_rows.values()))
     commits, failed = build_commit_rows(sources, warehouse.path("clones", "git-histories", ".keep").parent, settings)
     rows += commits

@@ -175,3 +175,22 @@ def test_commit_rows_from_the_polyglot_history(polyglot_bundle, tmp_path):
     assert {r["split"] for r in rows} <= {"train", "test"}
     assert [r["split"] for r in rows] == [r["split"] for r in gt.build_commit_rows(
         [str(polyglot_bundle)], tmp_path, gt.GitTaskSettings(max_diff_chars=500))[0]]
+
+
+def test_with_conflicts_but_none_held_out_the_smallest_hash_goes_to_test_and_its_bugs_leave_train():
+    from datagen.git_tasks import hold_out_one_conflict
+
+    def row(a, b, split="train"):
+        return {"kind": "conflict", "split": split, "example_id": f"git-conflict.{a}+{b}", "bug_a": a, "bug_b": b}
+
+    commit = {"kind": "commit_message", "split": "train", "example_id": "git-commit.x"}
+    rows = [row("r.1", "2"), row("r.1", "3"), row("r.4", "5"), commit]
+    kept, leaked = hold_out_one_conflict([dict(r) for r in rows])
+    test = [r for r in kept if r["split"] == "test"]
+    assert len(test) == 1 and commit in kept
+    shared = {test[0]["bug_a"], test[0]["bug_b"]}
+    assert all({r["bug_a"], r["bug_b"]}.isdisjoint(shared) for r in kept if r["kind"] == "conflict" and r["split"] == "train")
+    assert len(kept) + len(leaked) == len(rows)
+    already = [row("r.1", "2", "test"), row("r.4", "5")]
+    assert hold_out_one_conflict(already) == (already, [])
+    assert hold_out_one_conflict([commit]) == ([commit], [])
