@@ -11,6 +11,10 @@ over problems of the unbiased pass@k estimate, n counts problems, and the 95 % i
 problems; bits per byte has a bootstrap over files, throughput none. Polyglot and LCB add breakdown rows
 `<benchmark>/<language or difficulty>` with their own intervals and n.
 
+The project tasks have their own modules, each with its loader, grader and rows: documentation (`evals/docs.py`,
+ROUGE-L F1 and a docstring lint), git (`evals/git.py`: merge conflicts graded by the tests, commit messages by
+ROUGE-L F1) and multi-file SWE tasks (`evals/multifile.py`, graded by the tests).
+
 With `EvalSettings.decoders`, held-out repair and Polyglot's diff format are scored a second time with the
 model's edit decoder (model.heads.decode_edit_blocks: SEARCH copied from the file, the LM writes REPLACE)
 and tool use with its tool decoder (model.heads.decode_tool_call). Those rows carry the plain metric's
@@ -124,13 +128,11 @@ PRESETS: dict[str, dict] = {
     "smoke": {},
     "standard": {"humaneval_problems": 0, "humaneval_n": 5,
                  "polyglot_subset": "cpp:8,go:8,java:8,javascript:8,python:8,rust:8", "lcb_problems": 100,
-                 "synthetic_tasks": 120, "tool_use_examples": 120, "bpb_files_per_language": 32, "docs_tasks": 256,
-                 "git_tasks": 100,
-                 "multifile_tasks": 100},
+                 "synthetic_tasks": 120, "tool_use_examples": 120, "bpb_files_per_language": 32,
+                 "docs_tasks": 256, "git_tasks": 100, "multifile_tasks": 100},
     "full": {"humaneval_problems": 0, "humaneval_n": 10, "polyglot_subset": "all",
              "polyglot_formats": ("whole", "diff"), "lcb_problems": 0, "synthetic_tasks": 0, "tool_use_examples": 0,
-             "bpb_files_per_language": 0, "docs_tasks": 0, "git_tasks": 0,
-             "multifile_tasks": 0},
+             "bpb_files_per_language": 0, "docs_tasks": 0, "git_tasks": 0, "multifile_tasks": 0},
 }
 
 

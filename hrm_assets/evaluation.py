@@ -58,10 +58,10 @@ class ReportConfig(dg.Config):
 @dg.asset(group_name="evaluation", kinds={"duckdb", "python"}, code_version=source_version("evals.pipeline"),
           deps=["hrm_checkpoint", "hrm_rl_checkpoint", "baseline_checkpoint", "quantized_models", "synthetic_tasks",
                 "polyglot_problems", "humaneval_problems", "lcb_problems", "lcb_test_output_problems",
-                "lcb_execution_problems", "tool_use_examples", "doc_tasks", "git_tasks",
-                "multifile_tasks"],
+                "lcb_execution_problems", "tool_use_examples", "doc_tasks", "git_tasks", "multifile_tasks"],
           description="HRM fp32, HRM after RL, baseline, int8 and nf4 on HumanEval, Polyglot, LCB (when configured), "
-                      "held-out synthetic tasks and tool use; one row per (model, benchmark, metric) in the DuckDB "
+                      "held-out synthetic tasks, tool use, documentation, git conflicts and commit messages, and "
+                      "multi-file SWE tasks; one row per (model, benchmark, metric) in the DuckDB "
                       "history, and hrm-rl against hrm paired per problem.")
 def benchmark_report(context: dg.AssetExecutionContext, config: ReportConfig, warehouse: Warehouse,
                      sandbox: Sandbox, credentials: Credentials) -> dg.MaterializeResult:
