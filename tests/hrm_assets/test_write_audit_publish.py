@@ -49,6 +49,7 @@ def test_warehouse_stages_then_publishes(tmp_path):
     assert wh.read_table("t", "p1").column("a").to_pylist() == [3]
 
 
+@pytest.mark.slow
 def test_a_bad_row_fails_the_check_keeps_the_published_table_and_holds_downstream(tmp_path, monkeypatch):
     wh = Warehouse(root=str(tmp_path))
     instance = dg.DagsterInstance.ephemeral()

@@ -13,7 +13,7 @@ from inference.server import BackgroundServer, create_app
 from model.checkpoint import load_checkpoint
 from model.generate import generate
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = [pytest.mark.usefixtures("one_torch_thread"), pytest.mark.slow]  # a served model: 5 s to start
 
 
 @pytest.fixture(scope="module")

@@ -43,6 +43,7 @@ def logits(model):
         return model(dict(BATCH)).logits
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", KINDS)
 def test_saved_artifact_loads_to_the_model_quantized_in_memory(checkpoint, kind):
     out, fp32 = checkpoint
