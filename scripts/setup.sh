@@ -15,7 +15,7 @@ APT_PACKAGES=(bubblewrap util-linux mount keyutils git cmake make g++
   libboost-date-time-dev libtbb-dev
   librust-time-dev librust-anyhow-dev librust-rand-dev
   maven libmaven-compiler-plugin-java libmaven-resources-plugin-java libmaven-jar-plugin-java libsurefire-java
-  chromium chromium-driver
+  chromium chromium-driver neovim
   docker.io debootstrap docker-compose)
 command -v javac >/dev/null || APT_PACKAGES+=(default-jdk-headless)
 command -v node >/dev/null || APT_PACKAGES+=(nodejs npm)
