@@ -14,8 +14,9 @@ from agents.loop import AgentTask
 from datagen.polyglot.exercise import Exercise
 from datagen.polyglot.harness import TEST_TIMEOUT_S, session_command, test_workspace, unsupported_reason
 from datagen.repair_grading import repair_cases
-from datagen.repomap import repo_context
+from datagen.repomap import build_repo_map
 from datagen.swe.examples import reverse_patch
+from datagen.swe.multifile import patched_files
 from datagen.swe.repos import ENV_MOUNT, PreparedRepo, runner_command, test_command
 from model.edits import apply_edits
 
@@ -27,12 +28,17 @@ PYTEST = shlex.join(runner_command(f"{ENV_MOUNT}/bin/python", ["-rA", "--tb=shor
 def from_swesmith(task: dict, repo: PreparedRepo, repo_map_tokens: int = 0) -> AgentTask:
     """A swesmith_tasks row on its prepared repo: the bug committed on top of the clean checkout. With
     repo_map_tokens, the problem statement is followed by the repository map (datagen/repomap.py) ranked for
-    the statement's names: files and their signatures, never the location of the bug itself."""
+    the statement's names: files and their signatures as the agent finds them, with the bug in (a map of the
+    clean checkout would show a function the bug removed), ranked from the statement only."""
     f2p, p2p = list(task["FAIL_TO_PASS"]), list(task["PASS_TO_PASS"])
     timeout = min(300.0, max(30.0, 10 * float(task.get("validation_wall_s") or 3.0)))
     statement = task["problem_statement"]
     if repo_map_tokens > 0:
-        context = repo_context(repo.repo_dir, (), statement, repo_map_tokens)
+        try:
+            buggy = patched_files(repo.repo_dir, task["patch"]) if task.get("patch") else {}
+            context = build_repo_map(repo.repo_dir, overrides=buggy).render((), statement, repo_map_tokens)
+        except ValueError:  # a patch that adds or removes files: no map rather than one of the clean code
+            context = ""
         if context:
             statement += f"\n\nRepository map (files ranked for this issue, with their definitions):\n{context}"
     return AgentTask(instance_id=task["instance_id"], problem_statement=statement,

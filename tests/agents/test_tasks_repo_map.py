@@ -1,5 +1,5 @@
-"""The repository map after a SWE task's statement: ranked from the statement, within its budget, and never
-pointing at the buggy location by construction (the map is built from the clean checkout and the statement)."""
+"""The repository map after a SWE task's statement: ranked from the statement, within its budget, and of the code
+as the agent finds it (the bug applied), so it never shows what the fix restores."""
 
 from agents.tasks import from_swesmith
 from datagen.swe.repos import PreparedRepo
@@ -19,3 +19,17 @@ def test_a_swesmith_task_statement_carries_the_repository_map_when_asked(tmp_pat
     assert mapped.startswith("apply_discount ignores the percent\n\nRepository map")
     assert "shop/prices.py" in mapped and "def apply_discount(price, percent):" in mapped
     assert len(from_swesmith(row, repo, repo_map_tokens=8).problem_statement) < len(mapped)
+
+
+def test_the_map_shows_the_buggy_code_not_a_function_the_bug_removed(tmp_path):
+    (tmp_path / "shop").mkdir()
+    (tmp_path / "shop" / "prices.py").write_text("def apply_discount(price, percent):\n    return price\n\n\n"
+                                                 "def restore_price(price):\n    return price\n")
+    repo = PreparedRepo(key="local__shop", spec=str(tmp_path), repo_dir=str(tmp_path), commit="0" * 40,
+                        env_dir=str(tmp_path))
+    removal = ("--- a/shop/prices.py\n+++ b/shop/prices.py\n@@ -1,6 +1,2 @@\n def apply_discount(price, percent):\n"
+               "     return price\n-\n-\n-def restore_price(price):\n-    return price\n")
+    row = {"instance_id": "shop.2", "problem_statement": "prices are wrong", "patch": removal,
+           "FAIL_TO_PASS": ["tests/test_p.py::test_r"], "PASS_TO_PASS": []}
+    mapped = from_swesmith(row, repo, repo_map_tokens=128).problem_statement
+    assert "def apply_discount(price, percent):" in mapped and "restore_price" not in mapped
