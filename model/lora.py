@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from model.quantize import shared_weight_ids
 from model.quantized_artifacts import sha256_file
 
 FORMAT = "hrm-lora-adapter"
@@ -97,21 +98,12 @@ class LoRALinear(nn.Module):
             self.merged = False
 
 
-def _shared_weights(model: nn.Module) -> set[int]:
-    """ids of Linear weights used by more than one module (a tied head): merging into one would change both."""
-    seen: dict[int, int] = {}
-    for m in model.modules():
-        for p in m.parameters(recurse=False):
-            seen[id(p)] = seen.get(id(p), 0) + 1
-    return {k for k, n in seen.items() if n > 1}
-
-
 def add_lora(model: nn.Module, config: LoRAConfig) -> list[str]:
     """Freeze every parameter of `model` and wrap each nn.Linear whose name ends with one of config.targets;
     the wrapped names. ValueError when nothing matches, or a match is a tied weight."""
     for p in model.parameters():
         p.requires_grad_(False)
-    shared = _shared_weights(model)
+    shared = shared_weight_ids(model)  # a tied head: merging into one would change both
     names = [name for name, m in model.named_modules()
              if type(m) is nn.Linear and any(name == t or name.endswith("." + t) for t in config.targets)]
     if not names:

@@ -13,7 +13,7 @@ from torch import nn
 KINDS = ("int8", "nf4")
 
 
-def _shared_weight_ids(model: nn.Module) -> set[int]:
+def shared_weight_ids(model: nn.Module) -> set[int]:
     """ids of parameters used by more than one module (a tied embedding / LM head keeps its fp32 weight)."""
     seen: dict[int, int] = {}
     for module in model.modules():
@@ -55,7 +55,7 @@ def quantize_model(model: nn.Module, kind: str, *, device=None, embeddings: bool
         raise ValueError(f"quantization={kind!r}: expected one of {KINDS}")
     if device is None:
         device = next(model.parameters()).device
-    shared = _shared_weight_ids(model)
+    shared = shared_weight_ids(model)
     targets = []
     for name, module in model.named_modules():
         if any(s in name for s in skip) or not hasattr(module, "weight") or id(module.weight) in shared:

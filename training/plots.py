@@ -6,13 +6,26 @@ from __future__ import annotations
 import io
 
 
-def loss_curve_png(history: list[dict], title: str) -> bytes:
-    """Total and per-task losses over the global step; dotted lines where a new curriculum phase starts."""
+def _pyplot():
     import matplotlib
 
-    matplotlib.use("Agg")
+    matplotlib.use("Agg")  # no display: figures are rendered to bytes
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _png(plt, fig) -> bytes:
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def loss_curve_png(history: list[dict], title: str) -> bytes:
+    """Total and per-task losses over the global step; dotted lines where a new curriculum phase starts."""
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.2), dpi=90)
     for key in ("loss", "lm_loss_codegen", "lm_loss_exec_predict", "lm_loss_repair"):
         points = [(h["global_step"], h[key]) for h in history if key in h]
@@ -25,21 +38,13 @@ def loss_curve_png(history: list[dict], title: str) -> bytes:
     ax.set_ylabel("loss")
     ax.set_title(title)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return buf.getvalue()
+    return _png(plt, fig)
 
 
 def rl_curves_png(history: list[dict], heldout: list[dict]) -> bytes:
     """Reward (all, and per task type), KL to the starting policy, entropy, and the held-out pass rates of an
     RL run, over its steps."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     fig, axes = plt.subplots(1, 4, figsize=(12, 3), dpi=90)
     steps = [h["step"] for h in history]
     axes[0].plot(steps, [h["reward"] for h in history], label="all", linewidth=1.4)
@@ -56,8 +61,4 @@ def rl_curves_png(history: list[dict], heldout: list[dict]) -> bytes:
     for ax in (axes[0], axes[3]):
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return buf.getvalue()
+    return _png(plt, fig)
