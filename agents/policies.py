@@ -109,21 +109,32 @@ class OraclePolicy:
 
 
 class LocalPolicy:
-    """Our checkpoint, greedy, one reply per call: the transcript's tail as its prompt, in the form its agent_step
-    training examples have (datagen.swe.examples.agent_prompt), decoding until `</function>`."""
+    """Our checkpoint, one reply per call: the transcript's tail as its prompt, in the form its agent_step
+    training examples have (datagen.swe.examples.agent_prompt), decoding until `</function>`; greedy, or sampled
+    at `temperature` (RL episodes). Each reply's prompt and generated ids are kept in `turns`."""
 
     kind = "local"
 
-    def __init__(self, name: str, model, tokenizer, max_new_tokens: int = 256):
+    def __init__(self, name: str, model, tokenizer, max_new_tokens: int = 256, temperature: float = 0.0,
+                 seed: int | None = None):
         self.name, self.model, self.tokenizer = name, model, tokenizer
         self.max_new_tokens = min(max_new_tokens, model.config.max_seq_len // 2)
+        self.temperature, self.seed = temperature, seed
         self.language = "python"
         self.last_tokens = 0
+        self.turns: list[tuple[list[int], list[int]]] = []  # this episode's (prompt ids, generated ids) per reply
 
     def reset(self, task) -> None:
         from model.vocab import LANGUAGES
 
         self.language = task.language if task.language in LANGUAGES else "none"
+        self.turns = []
+
+    def condition(self) -> tuple[int, int]:
+        """The (language id, task id) every reply of this episode is decoded with."""
+        from model.vocab import language_id, task_id
+
+        return language_id(self.language), task_id("agent_step")
 
     def act(self, messages: list[dict]) -> str:
         from datagen.swe.examples import agent_prompt
@@ -133,9 +144,12 @@ class LocalPolicy:
         budget = self.model.config.max_seq_len - self.max_new_tokens
         ids = encode_prompt(self.tokenizer, agent_prompt(messages))
         ids = ids[-budget:]  # too long: keep the end (the latest observation and the answer marker)
+        seed = None if self.seed is None else self.seed + len(self.turns)  # a new draw each reply
         new = generate_ids(self.model, [ids], language_id(self.language), task_id("agent_step"),
                            max_new_tokens=self.max_new_tokens, eos_id=getattr(self.tokenizer, "eos_id", None),
+                           temperature=self.temperature, seed=seed,
                            stop_when=lambda row: cut_at_stop(self.tokenizer.decode(row[-64:]), (STOP,))[1])[0]
+        self.turns.append((ids, new))
         self.last_tokens = len(new)
         text, stopped = cut_at_stop(self.tokenizer.decode(new), (STOP,))
         return text + STOP if stopped else text

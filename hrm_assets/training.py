@@ -13,12 +13,14 @@ import json
 
 import dagster as dg
 
+from agents.episode_rl import EpisodeSettings, synthetic_repair_source
 from evals.evaluate import preset_settings
 from evals.gate import champion_challenger
 from hrm_assets.metadata import as_metadata, checkpoint_headline, floats
 from hrm_assets.versions import files_version, hash_version, json_version, source_version
 from resources.alerts import AlertSink
 from resources.sandbox import Sandbox
+from resources.swerex import SweRexSessions
 from resources.settings import env_float, env_str, from_env, split_csv
 from resources.warehouse import Warehouse
 from training.pipeline import (CheckpointSettings, QuantizeSettings, build_quantized_models, parse_task_weights,
@@ -140,12 +142,19 @@ class RLConfig(dg.Config):
     eval_tasks: int = from_env("HRM_RL_EVAL_TASKS")
     max_minutes: float = from_env("HRM_RL_MAX_MINUTES")
     seed: int = from_env("HRM_RL_SEED")
+    agent_tasks_per_step: int = from_env("HRM_RL_AGENT_TASKS")
+    agent_group_size: int = from_env("HRM_RL_AGENT_GROUP")
+    agent_max_steps: int = from_env("HRM_RL_AGENT_MAX_STEPS")
+    agent_max_new_tokens: int = from_env("HRM_RL_AGENT_MAX_NEW_TOKENS")
 
     def to_settings(self) -> RLSettings:
         return RLSettings(steps=self.steps, prompts_per_step=self.prompts_per_step, group_size=self.group_size,
                           envs=self.envs, lr=self.lr, kl_coef=self.kl_coef, clip=self.clip,
                           temperature=self.temperature, task_types=split_csv(self.task_types),
-                          eval_tasks=self.eval_tasks, max_minutes=self.max_minutes, seed=self.seed)
+                          eval_tasks=self.eval_tasks, max_minutes=self.max_minutes, seed=self.seed,
+                          agent_tasks_per_step=self.agent_tasks_per_step, agent_group_size=self.agent_group_size,
+                          agent_episode={"max_steps": self.agent_max_steps,
+                                         "max_new_tokens": self.agent_max_new_tokens})
 
 
 def rl_metadata(summary: dict) -> dict:
@@ -169,7 +178,21 @@ def rl_metadata(summary: dict) -> dict:
         "reward_by_language": dg.MetadataValue.json([{"step": h["step"], **h["reward_by_language"]}
                                                      for h in summary.get("history", [])]),
         "curves": dg.MetadataValue.md(f"![reward, KL, entropy, held-out](data:image/png;base64,{png64})"),
+        **_agent_metadata(summary.get("history", [])),
     }
+
+
+def _agent_metadata(history: list[dict]) -> dict:
+    """The agent-episode source's figures, when it ran: episodes, resolved, mean reward, and per step."""
+    steps = [h for h in history if "agent_episodes" in h]
+    if not steps:
+        return {}
+    keys = ("agent_reward", "agent_episodes", "agent_groups_with_signal", "agent_replies", "agent_resolved",
+            "agent_episode_status", "agent_s")
+    return {"agent_episodes": sum(h["agent_episodes"] for h in steps),
+            "agent_resolved": sum(h["agent_resolved"] for h in steps),
+            "agent_reward_mean": round(sum(h["agent_reward"] for h in steps) / len(steps), 4),
+            "agent_by_step": dg.MetadataValue.json([{"step": h["step"], **{k: h[k] for k in keys}} for h in steps])}
 
 
 @dg.asset(group_name="training", kinds={"pytorch"}, pool="gpu", code_version=source_version("training.rl"),
@@ -178,9 +201,15 @@ def rl_metadata(summary: dict) -> dict:
                       "the sandbox (exact output; repairs by their hidden calls, with partial credit), advantages "
                       "within each task's group, a KL penalty to hrm_checkpoint (training/rl.py).")
 def hrm_rl_checkpoint(context: dg.AssetExecutionContext, config: RLConfig, warehouse: Warehouse,
-                      sandbox: Sandbox) -> dg.MaterializeResult:
+                      sandbox: Sandbox, swe_sessions: SweRexSessions) -> dg.MaterializeResult:
     settings = config.to_settings()
-    summary = rl_checkpoint(warehouse, sandbox.with_concurrency(settings.envs), settings, log=context.log.info)
+    jail = sandbox.with_concurrency(settings.envs)
+    agent_source = None
+    if settings.agent_tasks_per_step:  # multi-turn agent episodes, the second source
+        agent_source = synthetic_repair_source(warehouse.read_table("synthetic_tasks").to_pylist(),
+                                               warehouse.path("swe") / "envs",
+                                               EpisodeSettings(**settings.agent_episode), jail, swe_sessions)
+    summary = rl_checkpoint(warehouse, jail, settings, log=context.log.info, agent_source=agent_source)
     return dg.MaterializeResult(metadata=rl_metadata(summary), data_version=hash_version(summary["weights_sha256"]))
 
 

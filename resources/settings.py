@@ -219,6 +219,12 @@ _DECLARED = (
     Setting("HRM_RL_EVAL_TASKS", int, 24, "validation tasks per task type scored greedily during RL (the curve)"),
     Setting("HRM_RL_MAX_MINUTES", float, 2.0, "wall budget of the RL steps; 0: none"),
     Setting("HRM_RL_SEED", int, 0, "seed of the RL run"),
+    Setting("HRM_RL_AGENT_TASKS", int, 1,
+            "agent tasks per RL step (synthetic Python repairs in jailed sessions) whose multi-turn episodes are a "
+            "second source; 0: none"),
+    Setting("HRM_RL_AGENT_GROUP", int, 4, "episodes per agent task; advantages are relative to the task's group"),
+    Setting("HRM_RL_AGENT_MAX_STEPS", int, 3, "replies per RL agent episode"),
+    Setting("HRM_RL_AGENT_MAX_NEW_TOKENS", int, 96, "tokens per reply in RL agent episodes"),
     Setting("HRM_SPECIALISTS", str, "rust",
             "specialist LoRA adapters trained from hrm_checkpoint, comma-separated slices of training_examples: "
             "languages (cpp, go, java, javascript, python, rust) or task types (repair, exec_predict, tool_use, "

@@ -56,11 +56,13 @@ def entropy(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 def grpo_loss(logp: torch.Tensor, old_logp: torch.Tensor, ref_logp: torch.Tensor, advantages: torch.Tensor,
-              mask: torch.Tensor, clip: float = 0.2, kl_coef: float = 0.02) -> tuple[torch.Tensor, dict]:
+              mask: torch.Tensor, clip: float = 0.2, kl_coef: float = 0.02,
+              weights: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
     """The loss to minimise and its parts. Per token: the clipped surrogate min(ratio A, clip(ratio) A) with
     ratio = pi / pi_old, minus kl_coef times the k3 estimate of KL(pi || pi_ref), exp(d) - d - 1 with
     d = log pi_ref - log pi (non-negative, unbiased); averaged over each sequence's answer tokens, then over
-    sequences. logp carries the gradient; old_logp and ref_logp are constants."""
+    sequences, or summed with `weights` [B] per sequence (e.g. the turns of one agent episode sharing its
+    weight). logp carries the gradient; old_logp and ref_logp are constants."""
     mask = mask.float()
     ratio = torch.exp(logp - old_logp.detach())
     adv = advantages.detach()[:, None]
@@ -69,7 +71,8 @@ def grpo_loss(logp: torch.Tensor, old_logp: torch.Tensor, ref_logp: torch.Tensor
     kl = torch.exp(d) - d - 1
     per_token = -(surrogate - kl_coef * kl)
     lengths = mask.sum(1).clamp(min=1)
-    loss = ((per_token * mask).sum(1) / lengths).mean()
+    per_sequence = (per_token * mask).sum(1) / lengths
+    loss = per_sequence.mean() if weights is None else (per_sequence * weights.detach()).sum()
     with torch.no_grad():
         clipped = ((ratio - 1).abs() > clip).float()
         stats = {"kl": float(((kl * mask).sum(1) / lengths).mean()),

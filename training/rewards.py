@@ -10,6 +10,11 @@
   the format reward. An answer that does not apply, a run that does not end normally, or results that are
   missing or framed wrongly (an early exit with status 0, printed "pass" lines) earn 0: there is no format
   reward for output the grader could not read.
+- agent episodes (agents/episode_rl.py), graded at the end by `verify` in a fresh jail: resolved earns 1. A
+  patch that changes a graded file, applies and whose tests ran earns `FORMAT + (1 - FORMAT) * PARTIAL *
+  fixed * kept` over the task's FAIL_TO_PASS / PASS_TO_PASS tests (only FORMAT for a task graded by its whole
+  suite, when pytest's report was read). No patch, a patch that only touches the files the benchmark owns (they are graded in their clean
+  versions), one that does not apply, or tests that did not run earn 0.
 """
 
 from __future__ import annotations
@@ -88,3 +93,24 @@ def task_reward(repair: RepairRewards, task: dict, answer: str) -> Reward:
     if task["task_type"] == "repair":
         return repair(task, answer)
     raise ValueError(f"task {task['task_id']}: no reward for task type {task['task_type']!r}")
+
+
+def episode_reward(episode) -> Reward:
+    """The reward of an agent episode (an agents.episode_rl.EpisodeSample) from its verdict."""
+    v = episode.verdict or {}
+    if not episode.graded_change:
+        return Reward(0.0, "no_patch", episode.status)
+    if v.get("status") not in ("ok", "failed"):
+        return Reward(0.0, "run_failed", str(v.get("status", "not verified")))
+    if v.get("resolved"):
+        return Reward(1.0, "fixed")
+    f2p, p2p = v.get("fail_to_pass") or {}, v.get("pass_to_pass") or {}
+    if not f2p:  # graded by its whole suite: the format reward only when pytest's report was read
+        if not v.get("tests"):
+            return Reward(0.0, "run_failed", "no test report")
+        return Reward(FORMAT, "unchanged", "not resolved; the task is graded by its whole suite")
+    fixed_share = sum(o == "PASSED" for o in f2p.values()) / len(f2p)
+    kept_share = sum(o == "PASSED" for o in p2p.values()) / len(p2p) if p2p else 1.0
+    value = FORMAT + (1 - FORMAT) * PARTIAL * fixed_share * kept_share
+    return Reward(value, "partial" if fixed_share else "unchanged",
+                  f"fixed {fixed_share:.2f} of FAIL_TO_PASS, kept {kept_share:.2f} of PASS_TO_PASS")

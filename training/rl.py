@@ -54,6 +54,9 @@ class RLSettings:
     overlap: bool = True
     seed: int = 0
     max_minutes: float = 3.0  # wall budget for the steps; 0 = none
+    agent_tasks_per_step: int = 0  # agent tasks per step whose episodes are a second source (0: none)
+    agent_group_size: int = 4  # episodes per agent task; advantages are relative to the task's group
+    agent_episode: dict = field(default_factory=dict)  # the episodes' budget (agents.episode_rl.EpisodeSettings)
 
     def validate(self) -> None:
         for name in ("steps", "prompts_per_step", "group_size", "envs", "updates_per_batch", "micro_batch"):
@@ -61,6 +64,8 @@ class RLSettings:
                 raise ValueError(f"RL setting {name}={getattr(self, name)}: must be at least 1")
         if self.group_size < 2:
             raise ValueError("RL setting group_size must be at least 2: advantages are relative to the group")
+        if self.agent_tasks_per_step < 0 or (self.agent_tasks_per_step and self.agent_group_size < 2):
+            raise ValueError("RL settings agent_tasks_per_step must be >= 0 and agent_group_size at least 2")
         unknown = set(self.task_types) - set(TASK_TYPES)
         if unknown or not self.task_types:
             raise ValueError(f"RL task types {sorted(unknown) or '(none)'}: expected some of {TASK_TYPES}")
@@ -185,15 +190,110 @@ def _breakdown(rollout: Rollout, group: int, key: str) -> dict[str, float]:
     return {name: round(sum(v) / len(v), 4) for name, v in sorted(sums.items())}
 
 
+@dataclass
+class _Part:
+    """Sequences trained together in a step: one source's prompts, answers, decoding conditions, old
+    log-probabilities (per micro-batch), advantages and weights (per sequence)."""
+
+    prompts: list
+    answers: list
+    conditions: list
+    old_logp: list
+    adv: object  # [n] tensor
+    weights: list[float]
+
+
+def _agent_part(model, tokenizer, source, settings: RLSettings, rng: random.Random, step: int, pad: int,
+                micro: int, reward=None) -> tuple[_Part | None, dict]:
+    """Groups of agent episodes by the current policy: a _Part holding every reply, each with its episode's
+    advantage and 1 / (the episode's replies) as its weight (None when no episode replied); and the step's
+    agent figures."""
+    import torch
+
+    from training.grpo import group_advantages
+    from training.rewards import episode_reward
+
+    t0 = time.perf_counter()
+    tasks = [rng.choice(source.tasks) for _ in range(settings.agent_tasks_per_step)]
+    group = settings.agent_group_size
+    samples = source.sample(model, tokenizer, tasks, group, settings.temperature, settings.seed * 100_003 + step)
+    rewards = [(reward or episode_reward)(e) for e in samples]
+    values = torch.tensor([r.value for r in rewards]).view(-1, group)
+    adv = group_advantages(values).flatten()
+    prompts, answers, conditions, advs, weights = [], [], [], [], []
+    for e, a in zip(samples, adv.tolist()):
+        turns = [(p, t) for p, t in e.turns if t]
+        for p, t in turns:
+            prompts.append(p), answers.append(t), conditions.append(tuple(e.condition))
+            advs.append(a), weights.append(1.0 / len(turns))
+    figures = {"agent_reward": round(float(values.mean()), 4), "agent_episodes": len(samples),
+               "agent_episodes_trained": sum(1 for e in samples if any(t for _, t in e.turns)),
+               "agent_groups_with_signal": int((values.std(1) > 0).sum()), "agent_replies": len(prompts),
+               "agent_resolved": sum(r.kind == "fixed" for r in rewards),
+               "agent_reward_kinds": {k: sum(r.kind == k for r in rewards) for k in sorted({r.kind for r in rewards})},
+               "agent_episode_status": {k: sum(e.status == k for e in samples)
+                                        for k in sorted({e.status for e in samples})},
+               "agent_s": 0.0}
+    if not prompts:
+        figures["agent_s"] = round(time.perf_counter() - t0, 3)
+        return None, figures
+    model.eval()
+    old = [lp.detach() for lp, _, _ in sequence_logprobs(model, prompts, answers, conditions, pad, micro)]
+    figures["agent_s"] = round(time.perf_counter() - t0, 3)
+    return _Part(prompts, answers, conditions, old, torch.tensor(advs), weights), figures
+
+
+def _normalise_weights(parts: list[_Part], units: int) -> None:
+    """Each single-answer sample and each agent episode weighs 1 / `units` (their count): an episode's replies
+    share its weight, so a long episode does not count more than a short one."""
+    for part in parts:
+        part.weights = [w / units for w in part.weights]
+
+
+def _update(model, ref, optimizer, parts: list[_Part], settings: RLSettings, pad: int, micro: int) -> tuple[dict, float]:
+    """`updates_per_batch` clipped policy-gradient steps over every part's sequences; the stats averaged by
+    sequence weight, and the start time of the update."""
+    import torch
+
+    from training.grpo import entropy, grpo_loss
+
+    refs = [[lp for lp, _, _ in sequence_logprobs(ref, p.prompts, p.answers, p.conditions, pad, micro)]
+            for p in parts]
+    stats, t_update = {}, time.perf_counter()
+    for _ in range(settings.updates_per_batch):
+        optimizer.zero_grad(set_to_none=True)
+        for part, ref_logp in zip(parts, refs):
+            for m, (logp, mask, logits) in enumerate(sequence_logprobs(
+                    model, part.prompts, part.answers, part.conditions, pad, micro, grad=True)):
+                cut = slice(m * micro, (m + 1) * micro)
+                weights = torch.tensor(part.weights[cut])
+                loss, got = grpo_loss(logp, part.old_logp[m], ref_logp[m], part.adv[cut], mask, settings.clip,
+                                      settings.kl_coef, weights=weights)
+                loss.backward()
+                got["entropy"] = float(entropy(logits.detach(), mask))
+                got["loss"] = float(loss.detach() / weights.sum().clamp(min=1e-12))
+                share = float(weights.sum()) / settings.updates_per_batch
+                for k, v in got.items():
+                    stats[k] = stats.get(k, 0.0) + v * share
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+    return stats, t_update
+
+
 def train_rl(parent_dir: str | Path, rows: list[dict], sandbox, out_dir: str | Path, settings: RLSettings,
-             log=None, reward=None) -> dict:
+             log=None, reward=None, agent_source=None, agent_reward=None) -> dict:
     """GRPO from the checkpoint in `parent_dir` on the training rows of the synthetic task table; the new
     checkpoint is saved in `out_dir`. Returns the run's summary (history per step, held-out scores).
-    `reward(task, text) -> Reward` defaults to training.rewards.task_reward, run in `sandbox`."""
+    `reward(task, text) -> Reward` defaults to training.rewards.task_reward, run in `sandbox`.
+    With `agent_source` (agents.episode_rl.AgentEpisodeSource: `.tasks`, `.sample(model, tokenizer, tasks,
+    group, temperature, seed)`) and settings.agent_tasks_per_step > 0, each step also trains on groups of
+    multi-turn agent episodes: reward at the end (training.rewards.episode_reward), every reply of an episode
+    given the episode's advantage, the episode weighing as much as one single-answer sample; `agent_reward(episode)
+    -> Reward` replaces episode_reward (tests)."""
     import torch
 
     from model.checkpoint import TOKENIZER_DIR, WEIGHTS, load_checkpoint, save_checkpoint
-    from training.grpo import entropy, group_advantages, grpo_loss
+    from training.grpo import group_advantages
 
     settings.validate()
     log = log or (lambda msg: None)
@@ -252,24 +352,16 @@ def train_rl(parent_dir: str | Path, rows: list[dict], sandbox, out_dir: str | P
             wait_s = time.perf_counter() - wait0
             rewards = torch.tensor([r.value for r in rollout.rewards]).view(-1, group)
             adv = group_advantages(rewards).flatten()
-            ref_logp = [lp for lp, _, _ in sequence_logprobs(ref, rollout.prompts, rollout.answers,
-                                                                  rollout.conditions, pad, micro)]
+            parts_in = [_Part(rollout.prompts, rollout.answers, rollout.conditions, rollout.old_logp, adv,
+                              [1.0] * len(rollout.texts))]
+            agent = {}
+            if agent_source is not None and settings.agent_tasks_per_step:
+                episodes, agent = _agent_part(model, tokenizer, agent_source, settings, rng, step, pad, micro,
+                                              agent_reward)
+                parts_in += [episodes] if episodes is not None else []
+            _normalise_weights(parts_in, len(rollout.texts) + agent.get("agent_episodes_trained", 0))
             model.eval()  # the forward the samples were decoded with; gradients flow all the same
-            parts, t_update = {}, time.perf_counter()
-            for _ in range(settings.updates_per_batch):
-                optimizer.zero_grad(set_to_none=True)
-                n_micro = len(rollout.old_logp)
-                for m, (logp, mask, logits) in enumerate(sequence_logprobs(
-                        model, rollout.prompts, rollout.answers, rollout.conditions, pad, micro, grad=True)):
-                    loss, stats = grpo_loss(logp, rollout.old_logp[m], ref_logp[m], adv[m * micro:(m + 1) * micro],
-                                            mask, settings.clip, settings.kl_coef)
-                    (loss / n_micro).backward()
-                    stats["entropy"] = float(entropy(logits.detach(), mask))
-                    stats["loss"] = float(loss.detach())
-                    for k, v in stats.items():
-                        parts[k] = parts.get(k, 0.0) + v / (n_micro * settings.updates_per_batch)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                optimizer.step()
+            parts, t_update = _update(model, ref, optimizer, parts_in, settings, pad, micro)
             update_s = time.perf_counter() - t_update
             if following is None and step + 1 < settings.steps:
                 following = draw(step + 1)
@@ -279,7 +371,8 @@ def train_rl(parent_dir: str | Path, rows: list[dict], sandbox, out_dir: str | P
                             "reward_std_in_group": round(float(rewards.std(1, unbiased=False).mean()), 4),
                             "groups_with_signal": int((rewards.std(1) > 0).sum()),
                             **{k: round(v, 5) for k, v in parts.items()},
-                            "reward_by_task_type": _breakdown(rollout, group, "task_type"),
+                            "reward_by_task_type": {**_breakdown(rollout, group, "task_type"),
+                                                    **({"agent_episode": agent["agent_reward"]} if agent else {})},
                             "reward_by_language": _breakdown(rollout, group, "language"),
                             "reward_by_template": _breakdown(rollout, group, "template"),
                             "reward_kinds": {k: sum(r.kind == k for r in rollout.rewards)
@@ -289,7 +382,7 @@ def train_rl(parent_dir: str | Path, rows: list[dict], sandbox, out_dir: str | P
                             "update_s": round(update_s, 3),
                             # the share of the environments' capacity in use while this step was graded
                             "env_utilisation": round(rollout.busy_s / max(settings.envs * rollout.grade_s, 1e-9), 4),
-                            "step_s": round(time.perf_counter() - t_step, 3)})
+                            "step_s": round(time.perf_counter() - t_step, 3), **agent})
             h = history[-1]
             log(f"RL step {step}/{settings.steps}: reward {h['reward']:.3f}, kl {h['kl']:.4f}, "
                 f"entropy {h['entropy']:.3f}, {h['groups_with_signal']}/{settings.prompts_per_step} groups with signal")
@@ -315,9 +408,11 @@ def train_rl(parent_dir: str | Path, rows: list[dict], sandbox, out_dir: str | P
             "settings": asdict(settings)}
 
 
-def rl_checkpoint(warehouse, sandbox, settings: RLSettings, parent: str = "hrm_checkpoint", log=None) -> dict:
-    """Train (or reuse the finished run of) GRPO from the published `parent` checkpoint on synthetic_tasks,
-    publish it as hrm_rl_checkpoint and return its summary (with the curves PNG under `curves_png`)."""
+def rl_checkpoint(warehouse, sandbox, settings: RLSettings, parent: str = "hrm_checkpoint", log=None,
+                  agent_source=None) -> dict:
+    """Train (or reuse the finished run of) GRPO from the published `parent` checkpoint on synthetic_tasks (and
+    `agent_source`'s episodes, see train_rl), publish it as hrm_rl_checkpoint and return its summary (with the
+    curves PNG under `curves_png`)."""
     from training.plots import rl_curves_png
 
     source = warehouse.latest_checkpoint(parent)
@@ -331,7 +426,8 @@ def rl_checkpoint(warehouse, sandbox, settings: RLSettings, parent: str = "hrm_c
         summary = json.loads(done.read_text())
         (log or print)(f"reusing the finished RL run {run_dir}")
     else:
-        summary = train_rl(parent_dir, rows, sandbox, run_dir / "checkpoint", settings, log=log)
+        summary = train_rl(parent_dir, rows, sandbox, run_dir / "checkpoint", settings, log=log,
+                           agent_source=agent_source)
         summary.update(name="hrm_rl_checkpoint", arch=source.get("arch", "hrm"), params=source.get("params"),
                        model_config=source.get("model_config"), run_dir=str(run_dir), parent=parent,
                        weights_bytes=(Path(summary["checkpoint_dir"]) / "model.safetensors").stat().st_size,

@@ -7,10 +7,12 @@ import shutil
 import dagster as dg
 import pytest
 
+from resources.swerex import SweRexSessions
 from resources.warehouse import Warehouse
 
 RUN = {"steps": 2, "prompts_per_step": 2, "group_size": 3, "envs": 4, "lr": 1e-3, "eval_tasks": 2,
-       "max_minutes": 0.0, "task_types": "exec_predict,repair"}
+       "max_minutes": 0.0, "task_types": "exec_predict,repair",
+       "agent_tasks_per_step": 1, "agent_group_size": 2, "agent_max_steps": 2, "agent_max_new_tokens": 16}
 
 
 @pytest.fixture
@@ -28,7 +30,9 @@ def _materialize(wh, sandbox):
     from hrm_assets import training as tr
 
     result = dg.materialize([tr.hrm_rl_checkpoint], run_config={"ops": {"hrm_rl_checkpoint": {"config": RUN}}},
-                            instance=dg.DagsterInstance.ephemeral(), resources={"warehouse": wh, "sandbox": sandbox})
+                            instance=dg.DagsterInstance.ephemeral(),
+                            resources={"warehouse": wh, "sandbox": sandbox,
+                                       "swe_sessions": SweRexSessions(command_timeout_s=30, startup_timeout_s=30)})
     assert result.success
     return result.asset_materializations_for_node("hrm_rl_checkpoint")[0].metadata
 
@@ -51,7 +55,7 @@ def test_rl_trains_publishes_and_reuses_a_finished_run(hrm_warehouse, sandbox):
     published = wh.latest_checkpoint("hrm_rl_checkpoint")
     assert published["parent_sha256"] == parent
     # a 4-step model rarely earns a reward; with no group holding different rewards there is nothing to learn
-    signal = sum(h["groups_with_signal"] for h in _history(wh))
+    signal = sum(h["groups_with_signal"] + h["agent_groups_with_signal"] for h in _history(wh))
     assert (published["weights_sha256"] != parent) == (signal > 0)
     assert meta["steps"].value == 2 and meta["parent_hash"].value == parent[:12]
     assert meta["kl_last_step"].value >= 0 and meta["entropy_last_step"].value > 0
@@ -60,7 +64,11 @@ def test_rl_trains_publishes_and_reuses_a_finished_run(hrm_warehouse, sandbox):
         assert {"heldout_exec_predict_before", "heldout_exec_predict_after"} <= set(meta)
     assert "data:image/png;base64,iVBOR" in meta["curves"].value  # the PNG itself, inline
     history = meta["reward_by_task_type"].value
-    assert [h["step"] for h in history] == [1, 2] and all(set(h) >= {"exec_predict", "repair"} for h in history)
+    assert [h["step"] for h in history] == [1, 2] and all(set(h) >= {"exec_predict", "repair", "agent_episode"}
+                                                          for h in history)
+    # the second source: 2 steps x 1 agent task x 2 episodes in jailed sessions, graded by verify
+    assert meta["agent_episodes"].value == 4 and [h["step"] for h in meta["agent_by_step"].value] == [1, 2]
+    assert sum(h["agent_replies"] for h in meta["agent_by_step"].value) >= 4
 
     again = _materialize(wh, sandbox)  # nothing changed: the finished run is reused, not trained again
     assert again["checkpoint_hash"].value == meta["checkpoint_hash"].value
