@@ -3,9 +3,11 @@ published hrm_checkpoint on its synthetic_tasks, graded by 8, 32 and 64 jailed e
 samples/s, the median step's split (sampling, grading, update, waiting for grading) and the environment
 utilisation (graders' busy seconds / (environments x grading wall)). A weak model's repairs mostly do not
 apply and never reach the jail, so each level also grades `--gold` reference repairs (each one a jailed run)
-with the same environments: the environments' own throughput. JSON last line.
+with the same environments: the environments' own throughput. With `--agent-tasks N`, each step also runs
+N x `--agent-group` multi-turn agent episodes (agents/episode_rl.py) in jailed sessions, min(envs, episodes) at
+once: their episodes/s and seconds per step are reported too. JSON last line.
 
-    .venv/bin/python bench/rl.py [--data .hrm_data] [--levels 8,32,64] [--steps 3]
+    .venv/bin/python bench/rl.py [--data .hrm_data] [--levels 8,32,64] [--steps 3] [--agent-tasks 1]
 """
 
 from __future__ import annotations
@@ -44,6 +46,16 @@ def grade_gold(rows: list[dict], envs: int, n: int) -> dict:
             "gold_env_utilisation": round(sum(s for _, s in out) / (envs * wall), 4)}
 
 
+def agent_source(wh, args, envs: int, sandbox):
+    """The RL loop's agent-episode source over the warehouse's synthetic repairs, min(envs, episodes) at once."""
+    from agents.episode_rl import EpisodeSettings, synthetic_repair_source
+    from resources.swerex import default_swe_sessions
+
+    settings = EpisodeSettings(max_steps=args.agent_max_steps, workers=min(envs, args.agent_tasks * args.agent_group))
+    return synthetic_repair_source(wh.read_table("synthetic_tasks").to_pylist(), wh.path("swe") / "envs", settings,
+                                   sandbox, default_swe_sessions())
+
+
 def main(argv=None) -> int:
     from resources.sandbox import default_sandbox
     from resources.settings import env_str
@@ -58,6 +70,9 @@ def main(argv=None) -> int:
     p.add_argument("--group", type=int, default=8)
     p.add_argument("--tasks", default="exec_predict,repair")
     p.add_argument("--gold", type=int, default=128, help="reference repairs graded per level (0: none)")
+    p.add_argument("--agent-tasks", type=int, default=0, help="agent tasks per step run as episode groups (0: none)")
+    p.add_argument("--agent-group", type=int, default=4)
+    p.add_argument("--agent-max-steps", type=int, default=3)
     args = p.parse_args(argv)
     wh = Warehouse(root=args.data)
     parent = wh.latest_checkpoint("hrm_checkpoint")
@@ -65,11 +80,14 @@ def main(argv=None) -> int:
     levels = []
     for envs in [int(x) for x in args.levels.split(",")]:
         settings = RLSettings(steps=args.steps, prompts_per_step=args.prompts, group_size=args.group, envs=envs,
-                              eval_tasks=0, max_minutes=0.0, task_types=tuple(args.tasks.split(",")))
+                              eval_tasks=0, max_minutes=0.0, task_types=tuple(args.tasks.split(",")),
+                              agent_tasks_per_step=args.agent_tasks, agent_group_size=args.agent_group)
+        sandbox = default_sandbox().with_concurrency(envs)
+        source = agent_source(wh, args, envs, sandbox) if args.agent_tasks else None
         with tempfile.TemporaryDirectory(prefix="hrm-rl-bench-") as tmp:
             t0 = time.monotonic()
-            out = train_rl(parent["checkpoint_dir"], rows, default_sandbox().with_concurrency(envs),
-                           Path(tmp) / "ckpt", settings)
+            out = train_rl(parent["checkpoint_dir"], rows, sandbox, Path(tmp) / "ckpt", settings,
+                           agent_source=source)
             wall = time.monotonic() - t0
         gold = grade_gold(rows, envs, args.gold) if args.gold else {}
         steady = out["history"][1:] or out["history"]  # the first step also waits for the first grading
@@ -83,6 +101,13 @@ def main(argv=None) -> int:
                        "update_s": median("update_s"), "wait_for_grading_s": median("wait_for_grading_s"),
                        "env_utilisation": median("env_utilisation"),
                        "reward": round(statistics.mean(h["reward"] for h in out["history"]), 4), **gold})
+        if source is not None:
+            levels[-1].update(agent_episodes=sum(h["agent_episodes"] for h in out["history"]),
+                              agent_s=median("agent_s"),
+                              agent_episodes_per_s=round(statistics.median(h["agent_episodes"] / h["agent_s"]
+                                                                           for h in steady), 3),
+                              agent_replies=sum(h["agent_replies"] for h in out["history"]),
+                              agent_reward=round(statistics.mean(h["agent_reward"] for h in out["history"]), 4))
         print(json.dumps(levels[-1]), flush=True)
     print(json.dumps({"bench": "rl", "checkpoint": parent["weights_sha256"][:12], "params": parent.get("params"),
                       "prompts_per_step": args.prompts, "group_size": args.group, "task_types": args.tasks,

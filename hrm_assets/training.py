@@ -205,10 +205,12 @@ def hrm_rl_checkpoint(context: dg.AssetExecutionContext, config: RLConfig, wareh
     settings = config.to_settings()
     jail = sandbox.with_concurrency(settings.envs)
     agent_source = None
-    if settings.agent_tasks_per_step:  # multi-turn agent episodes, the second source
+    if settings.agent_tasks_per_step:  # multi-turn agent episodes, the second source, all of a step's at once
+        at_once = min(settings.envs, settings.agent_tasks_per_step * settings.agent_group_size)
         agent_source = synthetic_repair_source(warehouse.read_table("synthetic_tasks").to_pylist(),
                                                warehouse.path("swe") / "envs",
-                                               EpisodeSettings(**settings.agent_episode), jail, swe_sessions)
+                                               EpisodeSettings(**settings.agent_episode, workers=at_once), jail,
+                                               swe_sessions)
     summary = rl_checkpoint(warehouse, jail, settings, log=context.log.info, agent_source=agent_source)
     return dg.MaterializeResult(metadata=rl_metadata(summary), data_version=hash_version(summary["weights_sha256"]))
 
