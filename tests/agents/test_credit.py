@@ -202,6 +202,17 @@ def test_only_the_benchmarks_files_leave_a_patch_and_the_bugs_own_files_stay():
     assert _graded(task, "") == ("", [])
 
 
+def test_a_run_that_adds_a_column_keeps_it_when_appended_to_an_older_table(tmp_path):
+    from agents.orchestrator.pipeline import _append
+    from resources.warehouse import Warehouse
+
+    wh = Warehouse(root=str(tmp_path))
+    wh.write_table("orchestrator_runs", [{"run_id": "old", "resolved": True}])
+    _append(wh, "orchestrator_runs", [{"run_id": "new", "resolved": True, "role_credit": "{}"}])
+    assert wh.read_table("orchestrator_runs").to_pylist() == [
+        {"run_id": "old", "resolved": True, "role_credit": None}, {"run_id": "new", "resolved": True, "role_credit": "{}"}]
+
+
 @pytest.mark.slow
 def test_parts_that_do_not_apply_together_are_reported_and_credit_nothing(calc, sandbox):
     repo, tasks = calc
