@@ -495,10 +495,10 @@ class Orchestrator:
 
         sandbox = self.sandbox or default_sandbox()
         out = {}
-        for sub in self.plan.subtasks:
+        for sub in (s for s in self.plan.subtasks if s.kind == "verify"):
             done = [a for a in self.attempts[sub.id] if a.status in ("resolved", "unresolved")]
-            if sub.kind != "verify" or not done or done[-1].merge.get("tests", {}).get("status") not in ("ok", "failed"):
-                continue
+            if not done or done[-1].merge.get("tests", {}).get("status") not in ("ok", "failed"):
+                continue  # the merged result was never tested
             task = self.tasks[sub.task_id]
             parts = [(d, self._final(d).role, self._final(d).patch) for d in sub.depends_on if self.state[d] == "ok"]
             try:

@@ -52,9 +52,9 @@ def part_credit(sandbox, task: dict, repo: PreparedRepo, parts: list[tuple[str, 
                                        "failed": parts[c[failed]][0] if failed is not None else "the task's bug"})
     final = runs[every]
     if not final["applied"]:
-        return _finish(out, parts, t0, "not_applied")
+        return _finish(out, t0, "not_applied")
     if not final["report"]:
-        return _finish(out, parts, t0, "no_report")
+        return _finish(out, t0, "no_report")
     known = set(task["FAIL_TO_PASS"]) | set(task["PASS_TO_PASS"])
     if final["passed"] <= known:  # validated: FAIL_TO_PASS failed and PASS_TO_PASS passed on the starting state
         start = set(task["PASS_TO_PASS"])
@@ -62,18 +62,18 @@ def part_credit(sandbox, task: dict, repo: PreparedRepo, parts: list[tuple[str, 
         first = _run(sandbox, task, repo, [], timeout_s)
         out["runs"] += 1
         if not (first["applied"] and first["report"]):
-            return _finish(out, parts, t0, "no_start_report")
+            return _finish(out, t0, "no_start_report")
         start = first["passed"]
     gained = sorted(final["passed"] - start)
     out["gained"] = gained
     credit = {i: {} for i in every}
     alone = {i: {} for i in every}
+    without = [runs[tuple(j for j in every if j != i)] for i in every] if n > 1 else []
+    complete = all(r["applied"] for r in without)  # a view missing: its tests are nobody's, not a guess
     for t in gained:
         if n == 1:
             needed = makers = [0]
         else:
-            without = [runs[tuple(j for j in every if j != i)] for i in every]
-            complete = all(r["applied"] for r in without)  # a view missing: the test is nobody's, not a guess
             needed = [i for i in every if complete and t not in without[i]["passed"]]
             makers = [i for i in every if runs[(i,)]["applied"] and t in runs[(i,)]["passed"]]
         for i in needed:
@@ -86,7 +86,7 @@ def part_credit(sandbox, task: dict, repo: PreparedRepo, parts: list[tuple[str, 
             out["alone_unexplained"].append(t)
     for i, p in enumerate(out["parts"]):
         p.update(_tally(credit[i], len(gained)), **{f"alone_{k}": v for k, v in _tally(alone[i], len(gained)).items()})
-    return _finish(out, parts, t0, "ok")
+    return _finish(out, t0, "ok")
 
 
 def _tally(tests: dict[str, float], total: int) -> dict:
@@ -94,7 +94,7 @@ def _tally(tests: dict[str, float], total: int) -> dict:
     return {"tests": sorted(tests), "credit": round(score, 4), "share": round(score / total, 4) if total else 0.0}
 
 
-def _finish(out: dict, parts, t0: float, status: str) -> dict:
+def _finish(out: dict, t0: float, status: str) -> dict:
     by_role: dict[str, dict] = {}
     for p in out["parts"]:
         r = by_role.setdefault(p["role"], {"parts": [], "tests": set(), "credit": 0.0, "share": 0.0,

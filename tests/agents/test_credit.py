@@ -115,7 +115,8 @@ def test_each_part_is_credited_with_its_own_tests_and_a_test_needing_both_is_hal
     assert c["by_role"]["python_developer"]["credit"] == 3.0 and c["by_role"]["python_developer"]["share"] == 1.0
     assert c["not_applied"] == []
 
-    whole = part_credit(sandbox, tasks["ab"], repo, [("calc.ab/fix0", "generalist", reverse_patch(tasks["ab"]["patch"]))])
+    one = [("calc.ab/fix0", "generalist", reverse_patch(tasks["ab"]["patch"]))]
+    whole = part_credit(sandbox, tasks["ab"], repo, one)
     assert whole["runs"] == 1 and whole["status"] == "ok"  # one part: no per-part runs, all credit is its own
     assert by_id(whole)["calc.ab/fix0"]["tests"] == sorted([DOUBLE, INC, BOTH])
     assert whole["by_role"] == {"generalist": {**whole["by_role"]["generalist"], "credit": 3.0, "share": 1.0}}
@@ -146,6 +147,18 @@ def test_a_part_that_changes_nothing_relevant_earns_nothing(calc, sandbox):
     assert by_id(c)["calc.ab/fix0"]["tests"] == [DOUBLE] and by_id(c)["calc.ab/fix0"]["share"] == 1.0
     nothing = by_id(c)["calc.ab/fix1"]
     assert nothing["tests"] == [] and nothing["credit"] == 0 and nothing["alone_tests"] == []
+
+
+@pytest.mark.slow
+def test_a_test_two_parts_fix_each_on_its_own_is_one_no_single_part_explains(calc, sandbox):
+    repo, tasks = calc
+    init = FILES["calc/__init__.py"]
+    again = ("calc.ab/fix1", "generalist", diff("calc/__init__.py", init, init + "\nfrom calc import a as _a\n\n"
+                                                "_a.double = lambda x: 2 * x\n"))  # fixes double from elsewhere
+    c = part_credit(sandbox, tasks["ab"], repo, [gold_parts(tasks["ab"])[0], again])
+    assert c["status"] == "ok" and c["gained"] == [DOUBLE]
+    assert c["unexplained"] == [DOUBLE] and all(p["credit"] == 0 for p in c["parts"])  # either one is enough
+    assert [p["alone_tests"] for p in c["parts"]] == [[DOUBLE], [DOUBLE]] and c["parts"][1]["alone_share"] == 0.5
 
 
 @pytest.mark.slow
@@ -210,7 +223,8 @@ def test_a_run_that_adds_a_column_keeps_it_when_appended_to_an_older_table(tmp_p
     wh.write_table("orchestrator_runs", [{"run_id": "old", "resolved": True}])
     _append(wh, "orchestrator_runs", [{"run_id": "new", "resolved": True, "role_credit": "{}"}])
     assert wh.read_table("orchestrator_runs").to_pylist() == [
-        {"run_id": "old", "resolved": True, "role_credit": None}, {"run_id": "new", "resolved": True, "role_credit": "{}"}]
+        {"run_id": "old", "resolved": True, "role_credit": None},
+        {"run_id": "new", "resolved": True, "role_credit": "{}"}]
 
 
 @pytest.mark.slow
@@ -250,7 +264,8 @@ def test_the_orchestrators_record_holds_each_tasks_credit_per_part_and_role(calc
     ab, build = json.loads(rows["calc.ab"]["role_credit"]), json.loads(rows["calc.build"]["role_credit"])
     assert by_id(ab)["calc.ab/fix0"]["tests"] == sorted([DOUBLE, BOTH])  # the final patches, not the wrong one
     assert by_id(ab)["calc.ab/fix1"]["tests"] == sorted([INC, BOTH])
-    assert by_id(build)["calc.build/tool0"]["role"] == "build_engineer" and by_id(build)["calc.build/tool0"]["credit"] == 3
+    tool = by_id(build)["calc.build/tool0"]
+    assert tool["role"] == "build_engineer" and tool["credit"] == 3
     s = rec["summary"]
     assert s["credit_by_role"] == {"build_engineer": {"credit": 3.0, "alone_credit": 2.0, "tasks": 1},
                                    "python_developer": {"credit": 4.0, "alone_credit": 2.0, "tasks": 2}}
