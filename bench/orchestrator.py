@@ -168,7 +168,7 @@ def main() -> None:
             pool = SessionPool(sessions, n, session_options(repos))
             prewarm = pool.prewarm()
         cfg = OrchestratorConfig(agents=n, heartbeat_timeout_s=args.heartbeat_timeout, test_timeout_s=180,
-                                 workers=args.workers)
+                                 workers=args.workers, role_credit=False)  # credit runs after the clock: not timed
         runs = []
         for r in range(args.repeats):
             rec = Orchestrator(pool, repos, runner, config=cfg).run(batch)

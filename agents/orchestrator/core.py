@@ -81,12 +81,16 @@ class OrchestratorConfig:
     deadline_s: float = 1800.0
     poll_s: float = 0.02
     workers: str = "threads"  # or "processes": agents are worker processes on a DirectoryTransport
+    role_credit: bool = True  # after the run: which part's patch made which test pass (credit.py)
 
 
 class Orchestrator:
     def __init__(self, pool, repos: dict, runner=oracle_runner, merge_agent=oracle_runner,
-                 config: OrchestratorConfig = OrchestratorConfig(), bus: Bus | None = None, run_id: str = ""):
+                 config: OrchestratorConfig = OrchestratorConfig(), bus: Bus | None = None, run_id: str = "",
+                 sandbox=None):
         self.pool, self.repos, self.runner, self.merge_agent, self.cfg = pool, repos, runner, merge_agent, config
+        self.sandbox = sandbox  # for the credit runs; None: resources.sandbox.default_sandbox()
+        self.credit: dict[str, dict] = {}
         if config.workers not in ("threads", "processes"):
             raise ValueError(f"workers={config.workers!r}: expected threads or processes")
         self.procs = config.workers == "processes"
@@ -150,6 +154,7 @@ class Orchestrator:
                 for att in [a for atts in self.attempts.values() for a in atts if a.status == "running"]:
                     self.pool.kill(att.worker)
         t_end = time.monotonic()
+        self.credit = self._role_credit() if self.cfg.role_credit else {}
         return self._record(plan, planner, t_start, t_planned, t_end)
 
     def _ready(self) -> list[str]:
@@ -481,6 +486,27 @@ class Orchestrator:
             self._retry(self.subs[att.subtask_id], att)
             ended += 1
         return ended
+
+    def _role_credit(self) -> dict[str, dict]:
+        """Per task whose merged result was tested: the credit of each final part (credit.py); a failure
+        there is recorded, never raised."""
+        from agents.orchestrator.credit import part_credit
+        from resources.sandbox import default_sandbox
+
+        sandbox = self.sandbox or default_sandbox()
+        out = {}
+        for sub in (s for s in self.plan.subtasks if s.kind == "verify"):
+            done = [a for a in self.attempts[sub.id] if a.status in ("resolved", "unresolved")]
+            if not done or done[-1].merge.get("tests", {}).get("status") not in ("ok", "failed"):
+                continue  # the merged result was never tested
+            task = self.tasks[sub.task_id]
+            parts = [(d, self._final(d).role, self._final(d).patch) for d in sub.depends_on if self.state[d] == "ok"]
+            try:
+                out[sub.task_id] = part_credit(sandbox, task, self.repos[task["source_repo"]], parts,
+                                               self.cfg.test_timeout_s)
+            except Exception as exc:
+                out[sub.task_id] = {"status": "error", "error": f"{type(exc).__name__}: {str(exc)[-300:]}"}
+        return out
 
     # --- the record ----------------------------------------------------------------------------------
     def _record(self, plan: Plan, planner, t_start: float, t_planned: float, t_end: float) -> dict:

@@ -31,6 +31,7 @@ class OrchestratorSettings:
     failures: tuple[str, ...] = ("kill",)  # injected into the first fix sub-tasks: kill, hang
     heartbeat_timeout_s: float = 20.0
     workers: str = "threads"  # or "processes": worker processes on a directory transport (workers.py)
+    role_credit: bool = True  # per task: which part's (role's) patch made which test pass (credit.py)
 
 
 def pick_tasks(settings: OrchestratorSettings, sandbox, warehouse) -> tuple[dict, list[dict]]:
@@ -78,7 +79,8 @@ def build_orchestrator_runs(settings: OrchestratorSettings, sandbox, sessions, w
         pool = SessionPool(sessions, settings.agents, session_options(repos))
     try:
         orch = Orchestrator(pool, repos, runner, config=OrchestratorConfig(
-            agents=settings.agents, heartbeat_timeout_s=settings.heartbeat_timeout_s, workers=settings.workers))
+            agents=settings.agents, heartbeat_timeout_s=settings.heartbeat_timeout_s, workers=settings.workers,
+            role_credit=settings.role_credit), sandbox=sandbox)
         orch.checkpoint = checkpoint
         t0 = time.monotonic()
         record = orch.run(tasks, planner)
@@ -106,7 +108,9 @@ def _append(warehouse, name: str, rows: list[dict]) -> None:
         old = warehouse.read_table(name).to_pylist()
     except FileNotFoundError:
         old = []
-    warehouse.write_table(name, old + rows)
+    # a column new in this run (role_credit) would be dropped: pyarrow takes the columns from the first row
+    keys = list(dict.fromkeys(k for r in old + rows for k in r))
+    warehouse.write_table(name, [{k: r.get(k) for k in keys} for r in old + rows])
 
 
 def parse_role_policies(text: str) -> dict[str, str]:

@@ -67,9 +67,25 @@ def run_record(orch, plan, planner, t_start: float, t_planned: float, t_end: flo
         "open_roles": sorted(orch.open_roles), "pool": orch.pool.stats(), "workers": orch.cfg.workers,
         "rejected_messages": len(orch.rejected),
         "decisions": dict(plan.decisions),
+        **credit_summary(getattr(orch, "credit", {})),
     }
     return {"summary": summary, "rows": rows, "messages": orch.bus.records(orch.run_id),
             "recovered": list(orch.recovered), "rejected": list(orch.rejected)}
+
+
+def credit_summary(credit: dict[str, dict]) -> dict:
+    """Per role over the run's tasks: tests credited (leave-one-out, 1/k for a test k parts need), the same
+    from each part alone, and the tasks the role had a part in; with the jailed runs and seconds it took."""
+    by_role: dict[str, dict] = {}
+    for c in credit.values():
+        for role, r in c.get("by_role", {}).items():
+            total = by_role.setdefault(role, {"credit": 0.0, "alone_credit": 0.0, "tasks": 0})
+            total["credit"] = round(total["credit"] + r["credit"], 4)
+            total["alone_credit"] = round(total["alone_credit"] + r["alone_credit"], 4)
+            total["tasks"] += 1
+    return {"credit_by_role": dict(sorted(by_role.items())),
+            "credit_runs": sum(c.get("runs", 0) for c in credit.values()),
+            "credit_s": round(sum(c.get("wall_s", 0.0) for c in credit.values()), 3)}
 
 
 def _final(atts):
@@ -116,6 +132,7 @@ def _task_row(orch, plan, planner, tid: str, finals) -> dict:
         "peak_mb": max((a.peak_mb or 0.0 for a in atts), default=0.0),
         "work_s": round(sum(a.work_s for a in atts), 3),
         "patch": v.patch if v else "", "subtasks": json.dumps(outcome),
+        "role_credit": json.dumps(getattr(orch, "credit", {}).get(tid, {})),
         "attempt_log": json.dumps([a.to_dict() for a in atts]),
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }

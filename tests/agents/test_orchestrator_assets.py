@@ -43,6 +43,10 @@ def test_orchestrator_runs_are_recorded_and_scenarios_are_rebuilt_from_them(tmp_
     run_ids = {r["run_id"] for r in runs}
     assert len(run_ids) == 2 and len(runs) == 6
     assert {r["decomposition"] for r in runs} == {"single", "per_file"}
+    for r in runs:  # the credit per part: each demo part fixes its own file, whose tests need it
+        credit = json.loads(r["role_credit"])
+        assert credit["status"] == "ok" and credit["gained"] and not credit["unexplained"], credit
+        assert all(p["tests"] for p in credit["parts"]) and set(credit["by_role"]) == {"python_developer"}
     messages = warehouse.read_table("orchestrator_messages").to_pylist()
     assert {m["run_id"] for m in messages} == run_ids
     assert {"task", "result", "heartbeat"} <= {m["kind"] for m in messages}
