@@ -26,9 +26,12 @@ from dataclasses import asdict, dataclass, field
 
 from agents.orchestrator import pool as pool_mod
 from agents.orchestrator import merge as merge_mod
+from agents.orchestrator.credit import fresh_run, graded_patch, part_credit
 from agents.orchestrator.plan import Plan, RuleBasedPlanner, Subtask
 from agents.orchestrator.runners import AgentContext, SubtaskResult, oracle_runner
 from agents.protocol import Bus
+from datagen.swe.repos import PASSING
+from resources.sandbox import default_sandbox
 
 ME = "orchestrator"
 FALLBACK_ROLES = {"test_runner": "generalist"}  # any *_developer or *_engineer falls back to generalist too
@@ -403,6 +406,8 @@ class Orchestrator:
                 self._send_back(fid, "its patch does not apply to the task's base")
             self.state[sub.id] = "pending"
             return
+        if merge["resolved"] and not self._confirmed(sub, att):
+            merge = att.merge = {**att.merge, "resolved": False}
         if merge["resolved"]:
             att.status, self.state[sub.id] = "resolved", "resolved"
             self._succeeded(att.role)
@@ -418,6 +423,25 @@ class Orchestrator:
             self.state[sub.id] = "pending"
             return
         att.status, self.state[sub.id] = "unresolved", "unresolved"
+
+    def _confirmed(self, sub: Subtask, att: Attempt) -> bool:
+        """A "resolved" from the session is confirmed in a fresh jail: the clean checkout, the bug and the
+        merged patch (without edits to the benchmark's files), every FAIL_TO_PASS and PASS_TO_PASS test PASSED
+        in the runner's own report. The session is shared with agents, and what an agent left running there
+        (or a merge agent's edit to a test) must not decide the verdict. Its seconds count as test time."""
+        t0 = time.monotonic()
+        task = self.tasks[sub.task_id]
+        patch, _ = graded_patch(task, att.patch)
+        run = fresh_run(self.sandbox or default_sandbox(), task, self.repos[task["source_repo"]], [patch],
+                        self.cfg.test_timeout_s)
+        tests = run.get("tests") or {}
+        wanted = list(task["FAIL_TO_PASS"]) + list(task["PASS_TO_PASS"])
+        ok = bool(run["applied"] and run["report"] and all(tests.get(t) in PASSING for t in wanted))
+        att.merge["confirmed_in_fresh_jail"] = ok
+        att.merge["test_s"] = round(float(att.merge.get("test_s", 0.0)) + time.monotonic() - t0, 4)
+        if not ok:
+            att.detail = "the session said resolved; the fresh jail did not confirm it"
+        return ok
 
     def _send_back(self, sid: str, why: str, force: bool = False) -> None:
         if len(self.attempts[sid]) < self.cfg.max_attempts or force:
@@ -490,9 +514,6 @@ class Orchestrator:
     def _role_credit(self) -> dict[str, dict]:
         """Per task whose merged result was tested: the credit of each final part (credit.py); a failure
         there is recorded, never raised."""
-        from agents.orchestrator.credit import part_credit
-        from resources.sandbox import default_sandbox
-
         sandbox = self.sandbox or default_sandbox()
         out = {}
         for sub in (s for s in self.plan.subtasks if s.kind == "verify"):

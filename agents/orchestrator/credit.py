@@ -31,7 +31,7 @@ def part_credit(sandbox, task: dict, repo: PreparedRepo, parts: list[tuple[str, 
     """`parts`: (sub-task id, role, patch against the starting state) of every final part. Returns the credit
     per part and per role, the tests no part explains and the combinations that did not apply."""
     t0 = time.monotonic()
-    graded = [_graded(task, patch) for _, _, patch in parts]
+    graded = [graded_patch(task, patch) for _, _, patch in parts]
     n = len(parts)
     every = tuple(range(n))
     views = {every: ["all"]}  # combination of parts -> the views it serves (two parts: without one = the other alone)
@@ -40,7 +40,7 @@ def part_credit(sandbox, task: dict, repo: PreparedRepo, parts: list[tuple[str, 
     for i in every if n > 1 else ():
         views.setdefault((i,), []).append(f"alone {parts[i][0]}")
     combos = list(views)
-    runs = dict(zip(combos, sandbox.map(lambda c: _run(sandbox, task, repo, [graded[i][0] for i in c], timeout_s),
+    runs = dict(zip(combos, sandbox.map(lambda c: fresh_run(sandbox, task, repo, [graded[i][0] for i in c], timeout_s),
                                         combos)))
     out = {"parts": [{"subtask_id": sid, "role": role, "ignored_files": graded[i][1]}
                      for i, (sid, role, _) in enumerate(parts)],
@@ -59,7 +59,7 @@ def part_credit(sandbox, task: dict, repo: PreparedRepo, parts: list[tuple[str, 
     if final["passed"] <= known:  # validated: FAIL_TO_PASS failed and PASS_TO_PASS passed on the starting state
         start = set(task["PASS_TO_PASS"])
     else:
-        first = _run(sandbox, task, repo, [], timeout_s)
+        first = fresh_run(sandbox, task, repo, [], timeout_s)
         out["runs"] += 1
         if not (first["applied"] and first["report"]):
             return _finish(out, t0, "no_start_report")
@@ -108,7 +108,7 @@ def _finish(out: dict, t0: float, status: str) -> dict:
     return out
 
 
-def _graded(task: dict, patch: str) -> tuple[str | None, list[str]]:
+def graded_patch(task: dict, patch: str) -> tuple[str | None, list[str]]:
     """(the patch without its edits to files the benchmark owns, the paths left out); None when it does not
     parse. Files the task's bug changed stay: repairing them is the task."""
     from unidiff import PatchSet
@@ -135,10 +135,10 @@ def _graded(task: dict, patch: str) -> tuple[str | None, list[str]]:
     return "".join(kept), sorted(ignored)
 
 
-def _run(sandbox, task: dict, repo: PreparedRepo, patches: list[str | None], timeout_s: float) -> dict:
+def fresh_run(sandbox, task: dict, repo: PreparedRepo, patches: list[str | None], timeout_s: float) -> dict:
     """The repo's suite in a fresh jail on the clean checkout + the task's bug + `patches` in order:
     {applied (False when one did not apply), failed (its index), report (the runner's own report was read),
-    passed (test ids PASSED)}."""
+    tests (test id -> outcome), passed (test ids PASSED)}."""
     if any(p is None for p in patches):
         return {"applied": False, "failed": next(i for i, p in enumerate(patches) if p is None), "report": False,
                 "passed": set()}
@@ -163,5 +163,5 @@ def _run(sandbox, task: dict, repo: PreparedRepo, patches: list[str | None], tim
     if failed is not None or f"HRM_SETUP_FAILED {mark}" in lines:
         return {"applied": False, "failed": failed, "report": False, "passed": set()}
     tests = parse_pytest_summary(result.stdout, nonce)
-    return {"applied": True, "failed": None, "report": bool(tests),
+    return {"applied": True, "failed": None, "report": bool(tests), "tests": tests,
             "passed": {t for t, outcome in tests.items() if outcome == "PASSED"}}

@@ -1,7 +1,9 @@
 """Aggregation in a jailed session: each part's patch goes on its own branch from the task's base, the
 branches are merged with git one by one; a part whose patch does not apply to the base is rejected, a
 conflicting one goes to the merge agent (a SubtaskRunner editing the merge so far), and failing that is
-applied sequentially (`git apply --3way`). Then the full test suite runs on the result.
+applied sequentially (`git apply --3way`). Then the full test suite runs on the result. Each part's edits
+to the files the benchmark owns (tests, conftest, runner config) are left out before merging; the session's
+verdict is the orchestrator's working answer, and a "resolved" is confirmed in a fresh jail (core.py).
 
 The clean path (every patch applies and merges) is one script and one round trip to the session, the tests
 included: a round trip costs about 0.1 s, the script's git work about as much."""
@@ -11,6 +13,7 @@ from __future__ import annotations
 import shlex
 import time
 
+from agents.orchestrator.credit import graded_patch
 from agents.orchestrator.workspace import checkout_script, heredoc, run_script, slug, tests_command, tests_outcome
 from datagen.swe.repos import write_nonce
 
@@ -69,7 +72,15 @@ def merge_and_test(session, task: dict, repo, patches: list[tuple[object, str]],
     t0 = time.monotonic()
     dest = workdir(task)
     out = {"merged": [], "rejected": [], "conflicts": [], "by_merge_agent": [], "sequential": [], "unmerged": [],
-           "merge_agent_s": 0.0, "test_s": 0.0, "merge_s": 0.0, "patch": "", "resolved": False, "tests": {}}
+           "merge_agent_s": 0.0, "test_s": 0.0, "merge_s": 0.0, "patch": "", "resolved": False, "tests": {},
+           "ignored_files": []}
+    # the tests and runner config are graded in their clean versions: a part's edits to them never merge
+    cleaned = []
+    for sub, patch in patches:
+        kept, ignored = graded_patch(task, patch)
+        out["ignored_files"] += ignored
+        cleaned.append((sub, patch if kept is None else kept))  # unparseable: git apply rejects it below
+    patches = cleaned
     nonce = write_nonce(session, "/tmp")  # moved into dest by tests_command, read by the runner
     r = run_script(session, merge_script(task, repo, dest, patches, prepared), timeout_s=test_timeout_s + 60)
     if r.status in ("error", "timeout") or "HRM_CHECKOUT_FAILED" in r.output or "merge_end" not in r.output:

@@ -8,15 +8,16 @@ a build break (pyproject.toml loses its static version: nothing imports)."""
 
 import difflib
 import json
+import shlex
 import subprocess
 
 import pytest
 
 from agents.orchestrator.core import Orchestrator, OrchestratorConfig
-from agents.orchestrator.credit import _graded, part_credit
+from agents.orchestrator.credit import graded_patch, part_credit
 from agents.orchestrator.plan import plan_task, rule_decomposition
 from agents.orchestrator.pool import SessionPool
-from agents.orchestrator.runners import FaultInjector, oracle_runner
+from agents.orchestrator.runners import FaultInjector, SubtaskResult, oracle_runner
 from agents.orchestrator.workspace import session_options
 from datagen.swe.bugs import BugCandidate
 from datagen.swe.examples import reverse_patch
@@ -199,7 +200,7 @@ def test_a_part_that_rewrites_the_tests_is_not_credited_for_them(calc, sandbox):
                 "    out = yield\n    out.get_result().outcome = 'passed'\n")
     cheat = ("calc.ab/fix1", "python_developer", edit("tests/test_b.py", "== 4", "== 2") + diff("conftest.py", "",
                                                                                                  conftest))
-    kept, ignored = _graded(tasks["ab"], cheat[2])
+    kept, ignored = graded_patch(tasks["ab"], cheat[2])
     assert kept == "" and ignored == ["conftest.py", "tests/test_b.py"]
     c = part_credit(sandbox, tasks["ab"], repo, [gold_parts(tasks["ab"])[0], cheat])
     assert c["gained"] == [DOUBLE] and by_id(c)["calc.ab/fix1"]["tests"] == []
@@ -209,10 +210,10 @@ def test_a_part_that_rewrites_the_tests_is_not_credited_for_them(calc, sandbox):
 def test_only_the_benchmarks_files_leave_a_patch_and_the_bugs_own_files_stay():
     task = {"patch": BUILD_BREAK + BUG_A, "FAIL_TO_PASS": [DOUBLE], "PASS_TO_PASS": [INC]}
     mixed = reverse_patch(BUILD_BREAK) + edit("tests/test_b.py", "== 4", "== 2") + diff("setup.cfg", "", "[x]\n")
-    kept, ignored = _graded(task, mixed)
+    kept, ignored = graded_patch(task, mixed)
     assert ignored == ["setup.cfg", "tests/test_b.py"] and kept.count("+++ ") == 1 and "pyproject.toml" in kept
-    assert _graded(task, "not a patch\n") == (None, [])  # a part that is no diff does not apply
-    assert _graded(task, "") == ("", [])
+    assert graded_patch(task, "not a patch\n") == (None, [])  # a part that is no diff does not apply
+    assert graded_patch(task, "") == ("", [])
 
 
 def test_a_run_that_adds_a_column_keeps_it_when_appended_to_an_older_table(tmp_path):
@@ -271,3 +272,65 @@ def test_the_orchestrators_record_holds_each_tasks_credit_per_part_and_role(calc
                                    "python_developer": {"credit": 4.0, "alone_credit": 2.0, "tasks": 2}}
     assert s["credit_runs"] == 6 and s["credit_s"] > 0
     assert off["rows"][0]["role_credit"] == "{}" and off["summary"]["credit_by_role"] == {}
+
+
+# --- the orchestrator's verdict cannot be fooled by its agents -------------------------------------------------
+def _orchestrate(calc, sandbox, runner, agents: int) -> dict:
+    repo, tasks = calc
+    repos = {repo.key: repo}
+    pool = SessionPool(SweRexSessions(command_timeout_s=60), agents, session_options(repos))
+    try:
+        return Orchestrator(pool, repos, runner, config=OrchestratorConfig(agents=agents, max_attempts=2,
+                                                                           role_credit=False),
+                            sandbox=sandbox).run([tasks["ab"]])
+    finally:
+        pool.close()
+
+
+@pytest.mark.slow
+def test_parts_that_rewrite_the_tests_do_not_resolve_the_task(calc, sandbox):
+    """Parts that leave the bugs and instead pass every test through the tests themselves and a conftest.py
+    hook: before their edits were left out of the merge, the session's suite passed and the task counted
+    resolved."""
+    hook = ("import pytest\n\n\n@pytest.hookimpl(hookwrapper=True)\ndef pytest_runtest_makereport(item, call):\n"
+            "    outcome = yield\n    report = outcome.get_result()\n    report.outcome = 'passed'\n")
+
+    def cheat(subtask, role, session, ctx):
+        if subtask.id.endswith("fix0"):
+            patch = diff("conftest.py", "", hook) + edit("tests/test_ab.py", "== 11", "== 16")
+        else:
+            patch = edit("tests/test_b.py", "== 4", "== 2")
+        return SubtaskResult("ok", patch)
+
+    rec = _orchestrate(calc, sandbox, cheat, agents=2)
+    row = rec["rows"][0]
+    assert not row["resolved"] and rec["summary"]["resolved"] == 0
+    verify = [a for a in json.loads(row["attempt_log"]) if a["subtask_id"].endswith("verify")]
+    assert verify and all(not a["merge"].get("resolved") for a in verify)
+    assert {"conftest.py", "tests/test_ab.py", "tests/test_b.py"} <= set(verify[0]["merge"]["ignored_files"])
+
+
+@pytest.mark.slow
+def test_what_an_agent_leaves_running_in_a_shared_session_does_not_resolve_the_task(calc, sandbox):
+    """One agent (so the verify reuses its session) fixes a.py, "fixes" b.py with a comment, and leaves a loop
+    running that repairs b.py in whatever merge checkout appears. The session's suite passes; the fresh jail,
+    on the merged commits alone, does not confirm it."""
+    from agents.orchestrator.merge import workdir
+
+    task = calc[1]["ab"]
+    fix = "while :; do for f in {}/calc/b.py; do [ -f \"$f\" ] && sed -i 's/x - 1/x + 1/' \"$f\"; done; " \
+          "sleep 0.01; done".format(workdir(task))
+
+    def lingering(subtask, role, session, ctx):
+        if not subtask.id.endswith("fix1"):
+            return oracle_runner(subtask, role, session, ctx)
+        session.run(f"nohup sh -c {shlex.quote(fix)} >/dev/null 2>&1 &")
+        return SubtaskResult("ok", on_bug("calc/b.py", "x - 1", "x - 1  # fixed"))
+
+    rec = _orchestrate(calc, sandbox, lingering, agents=1)
+    row = rec["rows"][0]
+    verify = [a for a in json.loads(row["attempt_log"]) if a["subtask_id"].endswith("verify")]
+    said = [a["merge"] for a in verify if a["merge"].get("confirmed_in_fresh_jail") is not None]
+    assert said, "the session never reported the task resolved: the attack did not take effect"
+    assert all(m["confirmed_in_fresh_jail"] is False for m in said)
+    assert not row["resolved"] and rec["summary"]["resolved"] == 0
