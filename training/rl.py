@@ -108,6 +108,19 @@ def usable_tasks(rows: list[dict], split: str, settings: RLSettings, tokenizer, 
     return out
 
 
+def across_templates(tasks: list[dict], n: int) -> list[dict]:
+    """n of `tasks`, taken in turn from each template (the table lists a template's tasks together, so its first
+    n would be one or two templates)."""
+    by_template: dict[str, list[dict]] = {}
+    for t in tasks:
+        by_template.setdefault(t.get("template", ""), []).append(t)
+    queues = list(by_template.values())
+    out = []
+    for depth in range(max(map(len, queues), default=0)):
+        out += [q[depth] for q in queues if depth < len(q)]
+    return out[:n]
+
+
 def pick(tasks: list[dict], n: int, rng: random.Random, task_types) -> list[dict]:
     """n tasks, taken in turn from each task type (each drawn at random)."""
     by_type = {t: [x for x in tasks if x["task_type"] == t] for t in task_types}
@@ -309,7 +322,8 @@ def train_rl(parent_dir: str | Path, rows: list[dict], sandbox, out_dir: str | P
         raise ValueError(f"no training tasks of types {settings.task_types} fit max_seq_len={max_len}")
     rng = random.Random(settings.seed)
     val = usable_tasks(rows, "validation", settings, tokenizer, max_len)
-    val = [t for kind in settings.task_types for t in [x for x in val if x["task_type"] == kind][:settings.eval_tasks]]
+    val = [t for kind in settings.task_types
+           for t in across_templates([x for x in val if x["task_type"] == kind], settings.eval_tasks)]
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=settings.lr,
                                   betas=(0.9, 0.95), weight_decay=0.0)
     if reward is None:

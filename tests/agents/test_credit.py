@@ -330,7 +330,7 @@ def test_what_an_agent_leaves_running_in_a_shared_session_does_not_resolve_the_t
     rec = _orchestrate(calc, sandbox, lingering, agents=1)
     row = rec["rows"][0]
     verify = [a for a in json.loads(row["attempt_log"]) if a["subtask_id"].endswith("verify")]
+    assert not row["resolved"] and rec["summary"]["resolved"] == 0
     said = [a["merge"] for a in verify if a["merge"].get("confirmed_in_fresh_jail") is not None]
     assert said, "the session never reported the task resolved: the attack did not take effect"
     assert all(m["confirmed_in_fresh_jail"] is False for m in said)
-    assert not row["resolved"] and rec["summary"]["resolved"] == 0

@@ -96,3 +96,12 @@ def test_the_loop_updates_the_policy_when_rewards_differ(hrm_warehouse, tmp_path
         assert out["weights_sha256"] != parent["weights_sha256"] and out["steps"] == 2
         assert all(h["groups_with_signal"] > 0 for h in out["history"]) and out["history"][-1]["kl"] > 0
         assert out["samples"] == 2 * 2 * 4 and out["history"][0]["reward_kinds"].keys() == {"parity"}
+
+
+def test_the_held_out_curve_takes_its_tasks_across_templates():
+    from training.rl import across_templates
+
+    tasks = [{"template": t, "i": i} for t in ("arith", "loop", "char") for i in range(5)]
+    picked = across_templates(tasks, 7)
+    assert [t["template"] for t in picked] == ["arith", "loop", "char"] * 2 + ["arith"]
+    assert across_templates(tasks[:2], 5) == tasks[:2] and across_templates([], 3) == []
