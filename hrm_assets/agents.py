@@ -29,12 +29,14 @@ class OrchestratorRunsConfig(dg.Config):
     role_policies: str = from_env("HRM_ORCH_ROLE_POLICIES")  # "role=spec,...": specialists for some roles
     failures: str = from_env("HRM_ORCH_FAILURES")
     workers: str = from_env("HRM_ORCH_WORKERS")
+    role_credit: bool = from_env("HRM_ORCH_ROLE_CREDIT")
 
     def to_settings(self) -> pipeline.OrchestratorSettings:
         return pipeline.OrchestratorSettings(tasks=self.tasks, combined=self.combined, agents=self.agents,
                                              policy=self.policy, planner=self.planner,
                                              role_policies=pipeline.parse_role_policies(self.role_policies),
-                                             failures=pipeline.parse_failures(self.failures), workers=self.workers)
+                                             failures=pipeline.parse_failures(self.failures), workers=self.workers,
+                                             role_credit=self.role_credit)
 
 
 @dg.asset(group_name="agents", kinds={"python", "parquet"}, deps=["swesmith_tasks"],
@@ -56,7 +58,8 @@ def orchestrator_runs(context: dg.AssetExecutionContext, config: OrchestratorRun
         "recovered": m["recovered"], "agents": m["agents"], "policy": m["policy"], "checkpoint": m["checkpoint"],
         "planner": m["planner"], "injected": dg.MetadataValue.json(m["injected"]),
         "split": dg.MetadataValue.json(m["split"]), "totals": dg.MetadataValue.json(m["totals"]),
-        "decisions": dg.MetadataValue.json(m["decisions"]), "messages": dg.MetadataValue.json(m["by_kind"])},
+        "decisions": dg.MetadataValue.json(m["decisions"]), "messages": dg.MetadataValue.json(m["by_kind"]),
+        "credit_by_role": dg.MetadataValue.json(m.get("credit_by_role", {})), "credit_runs": m.get("credit_runs", 0)},
         check_results=[check])
 
 

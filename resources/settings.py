@@ -176,6 +176,8 @@ _DECLARED = (
             "`rust_developer=local:CKPT+ADAPTER` (a specialist_adapters spec); the other roles run HRM_ORCH_POLICY"),
     Setting("HRM_ORCH_WORKERS", str, "threads", "agents as threads of the run (threads) or worker processes on a "
             "directory transport (processes)"),
+    Setting("HRM_ORCH_ROLE_CREDIT", bool, True, "after a run, credit each final part and role with the tests its "
+            "patch made pass (leave-one-out and alone, in fresh jails: agents/orchestrator/credit.py)"),
     # --- training ------------------------------------------------------------------------------
     Setting("HRM_MODEL_PRESET", str, "cpu-default",
             "ModelConfig preset: cpu-default, cpu-long, tiny, small, 100m, gpu-base, gpu-100m, gpu-1b"),

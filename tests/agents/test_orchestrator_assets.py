@@ -38,6 +38,7 @@ def test_orchestrator_runs_are_recorded_and_scenarios_are_rebuilt_from_them(tmp_
     assert meta["resolve_rate_ci_low"].value < 1.0 and meta["recovered"].value >= 1
     assert meta["injected"].value == ["kill"] and meta["steps_per_episode"].value > 0
     assert meta["overhead"].value > 0 and set(meta["split"].value) >= {"planning", "aggregation", "waiting"}
+    assert set(meta["credit_by_role"].value) == {"python_developer"} and meta["credit_runs"].value >= 3
 
     runs = warehouse.read_table("orchestrator_runs").to_pylist()
     run_ids = {r["run_id"] for r in runs}
