@@ -236,9 +236,11 @@ def _agent_part(model, tokenizer, source, settings: RLSettings, rng: random.Rand
     prompts, answers, conditions, advs, weights = [], [], [], [], []
     for e, a in zip(samples, adv.tolist()):
         turns = [(p, t) for p, t in e.turns if t]
-        for p, t in turns:
-            prompts.append(p), answers.append(t), conditions.append(tuple(e.condition))
-            advs.append(a), weights.append(1.0 / len(turns))
+        prompts += [p for p, _ in turns]
+        answers += [t for _, t in turns]
+        conditions += [tuple(e.condition)] * len(turns)
+        advs += [a] * len(turns)
+        weights += [1.0 / len(turns)] * len(turns)
     figures = {"agent_reward": round(float(values.mean()), 4), "agent_episodes": len(samples),
                "agent_episodes_trained": sum(1 for e in samples if any(t for _, t in e.turns)),
                "agent_groups_with_signal": int((values.std(1) > 0).sum()), "agent_replies": len(prompts),
@@ -263,9 +265,10 @@ def _normalise_weights(parts: list[_Part], units: int) -> None:
         part.weights = [w / units for w in part.weights]
 
 
-def _update(model, ref, optimizer, parts: list[_Part], settings: RLSettings, pad: int, micro: int) -> tuple[dict, float]:
-    """`updates_per_batch` clipped policy-gradient steps over every part's sequences; the stats averaged by
-    sequence weight, and the start time of the update."""
+def _update(model, ref, optimizer, parts: list[_Part], settings: RLSettings, pad: int,
+            micro: int) -> tuple[dict, float]:
+    """`updates_per_batch` clipped policy-gradient steps over every part's sequences: the stats averaged by
+    sequence weight, and the seconds the steps took (the reference log-probabilities not counted)."""
     import torch
 
     from training.grpo import entropy, grpo_loss
@@ -290,7 +293,7 @@ def _update(model, ref, optimizer, parts: list[_Part], settings: RLSettings, pad
                     stats[k] = stats.get(k, 0.0) + v * share
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
-    return stats, t_update
+    return stats, time.perf_counter() - t_update
 
 
 def train_rl(parent_dir: str | Path, rows: list[dict], sandbox, out_dir: str | Path, settings: RLSettings,
@@ -375,8 +378,7 @@ def train_rl(parent_dir: str | Path, rows: list[dict], sandbox, out_dir: str | P
                 parts_in += [episodes] if episodes is not None else []
             _normalise_weights(parts_in, len(rollout.texts) + agent.get("agent_episodes_trained", 0))
             model.eval()  # the forward the samples were decoded with; gradients flow all the same
-            parts, t_update = _update(model, ref, optimizer, parts_in, settings, pad, micro)
-            update_s = time.perf_counter() - t_update
+            stats, update_s = _update(model, ref, optimizer, parts_in, settings, pad, micro)
             if following is None and step + 1 < settings.steps:
                 following = draw(step + 1)
             pending = following
@@ -384,7 +386,7 @@ def train_rl(parent_dir: str | Path, rows: list[dict], sandbox, out_dir: str | P
             history.append({"step": step, "reward": round(float(rewards.mean()), 4),
                             "reward_std_in_group": round(float(rewards.std(1, unbiased=False).mean()), 4),
                             "groups_with_signal": int((rewards.std(1) > 0).sum()),
-                            **{k: round(v, 5) for k, v in parts.items()},
+                            **{k: round(v, 5) for k, v in stats.items()},
                             "reward_by_task_type": {**_breakdown(rollout, group, "task_type"),
                                                     **({"agent_episode": agent["agent_reward"]} if agent else {})},
                             "reward_by_language": _breakdown(rollout, group, "language"),
