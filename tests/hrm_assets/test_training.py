@@ -8,6 +8,7 @@ import pytest
 
 from resources.alerts import AlertSink
 from resources.credentials import Credentials
+from resources.swerex import SweRexSessions
 
 pytestmark = pytest.mark.slow  # trains and materialises checkpoints and the report
 
@@ -29,7 +30,8 @@ def test_checkpoints_quantized_models_and_report(data_warehouse, sandbox):
     report_cfg = {"models": ",".join((*MODELS, QAT_MODEL)), "humaneval_problems": 1, "humaneval_n": 5,
                   "max_new_tokens": 8, "synthetic_tasks": 2, "synthetic_max_new_tokens": 8, "batch_size": 8}
     quant_cfg = {"eval_tasks": 4, "speed_prompts": 2, "speed_new_tokens": 4, "qat_steps": 2}
-    rl_cfg = {"steps": 1, "prompts_per_step": 1, "group_size": 2, "envs": 2, "eval_tasks": 1, "max_minutes": 0.0}
+    rl_cfg = {"steps": 1, "prompts_per_step": 1, "group_size": 2, "envs": 2, "eval_tasks": 1, "max_minutes": 0.0,
+              "agent_tasks_per_step": 0}  # the agent-episode source: tests/training/test_rl.py
     run_config = {"ops": {"hrm_checkpoint": {"config": tiny}, "baseline_checkpoint": {"config": tiny},
                           "hrm_rl_checkpoint": {"config": rl_cfg},
                           "quantized_models": {"config": quant_cfg}, "benchmark_report": {"config": report_cfg}}}
@@ -38,7 +40,7 @@ def test_checkpoints_quantized_models_and_report(data_warehouse, sandbox):
                              ev.benchmark_report,
                              ev.no_regression, *checks], instance=instance, run_config=run_config,
                             resources={"warehouse": data_warehouse, "sandbox": sandbox, "credentials": Credentials(),
-                                       "alerts": AlertSink()})
+                                       "alerts": AlertSink(), "swe_sessions": SweRexSessions()})
     assert result.success
     meta = result.asset_materializations_for_node("hrm_checkpoint")[0].metadata
     assert meta["tokens_seen"].value > 0 and meta["loss_curve"].value.startswith("![loss curve](data:image/png;base64,")
