@@ -56,6 +56,7 @@ def main(argv=None) -> int:
     scored = {}
     for name, spec in (("hrm", "hrm"), ("hrm-rl", f"local:{out / 'checkpoint'}")):
         scored[name] = evaluate_model(spec, "synthetic", preset_settings("smoke"), wh, sandbox)["rows"]
+    (out / "scored.json").write_text(json.dumps(scored))  # the rows with their per-problem results
     comparisons = [{k: v for k, v in c.items() if k != "problems"}
                    for c in paired_comparisons(scored, [("hrm-rl", "hrm")])]
     for c in comparisons:
