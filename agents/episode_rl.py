@@ -54,10 +54,13 @@ def _answer_ids(tokenizer, new: list[int], max_new: int) -> list[int]:
 
 
 def graded_change(task: AgentTask, patch: str) -> bool:
+    """Whether `patch` changes a file that `verify` applies (not one of the files the benchmark owns)."""
+    from unidiff.errors import UnidiffParseError
+
     owned = set(task.test_files) | {t.split("::")[0] for t in task.fail_to_pass + task.pass_to_pass}
     try:
         kept, _ = without_benchmark_files(patch, owned)
-    except Exception:  # an unparseable patch changes nothing verify can apply
+    except UnidiffParseError:  # an unparseable patch changes nothing verify can apply
         return False
     return bool(kept.strip())
 
