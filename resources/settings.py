@@ -224,8 +224,8 @@ _DECLARED = (
     Setting("HRM_RL_AGENT_TASKS", int, 1,
             "agent tasks per RL step (synthetic Python repairs in jailed sessions) whose multi-turn episodes are a "
             "second source; 0: none"),
-    Setting("HRM_RL_AGENT_GROUP", int, 4, "episodes per agent task; advantages are relative to the task's group"),
-    Setting("HRM_RL_AGENT_MAX_STEPS", int, 3, "replies per RL agent episode"),
+    Setting("HRM_RL_AGENT_GROUP", int, 2, "episodes per agent task; advantages are relative to the task's group"),
+    Setting("HRM_RL_AGENT_MAX_STEPS", int, 2, "replies per RL agent episode"),
     Setting("HRM_RL_AGENT_MAX_NEW_TOKENS", int, 96, "tokens per reply in RL agent episodes"),
     Setting("HRM_SPECIALISTS", str, "rust",
             "specialist LoRA adapters trained from hrm_checkpoint, comma-separated slices of training_examples: "
