@@ -432,8 +432,11 @@ class Orchestrator:
         t0 = time.monotonic()
         task = self.tasks[sub.task_id]
         patch, _ = graded_patch(task, att.patch)
-        run = fresh_run(self.sandbox or default_sandbox(), task, self.repos[task["source_repo"]], [patch],
-                        self.cfg.test_timeout_s)
+        try:
+            run = fresh_run(self.sandbox or default_sandbox(), task, self.repos[task["source_repo"]], [patch],
+                            self.cfg.test_timeout_s)
+        except Exception as exc:  # the jail could not run it: not confirmed, and the run goes on
+            run = {"applied": False, "report": False, "error": f"{type(exc).__name__}: {str(exc)[-200:]}"}
         tests = run.get("tests") or {}
         wanted = list(task["FAIL_TO_PASS"]) + list(task["PASS_TO_PASS"])
         ok = bool(run["applied"] and run["report"] and all(tests.get(t) in PASSING for t in wanted))
