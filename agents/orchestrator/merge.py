@@ -3,7 +3,7 @@ branches are merged with git one by one; a part whose patch does not apply to th
 conflicting one goes to the merge agent (a SubtaskRunner editing the merge so far), and failing that is
 applied sequentially (`git apply --3way`). Then the full test suite runs on the result. Each part's edits
 to the files the benchmark owns (tests, conftest, runner config) are left out before merging; the session's
-verdict is the orchestrator's working answer, and a "resolved" is confirmed in a fresh jail (core.py).
+verdict is a working answer, and a "resolved" is confirmed in a fresh jail (`confirm`).
 
 The clean path (every patch applies and merges) is one script and one round trip to the session, the tests
 included: a round trip costs about 0.1 s, the script's git work about as much."""
@@ -13,9 +13,10 @@ from __future__ import annotations
 import shlex
 import time
 
-from agents.orchestrator.credit import graded_patch
+from agents.orchestrator.credit import fresh_run, graded_patch
 from agents.orchestrator.workspace import checkout_script, heredoc, run_script, slug, tests_command, tests_outcome
-from datagen.swe.repos import write_nonce
+from datagen.swe.repos import PASSING, write_nonce
+from resources.sandbox import default_sandbox
 
 
 def workdir(task: dict) -> str:
@@ -54,14 +55,36 @@ _DIFF, _TESTS = "HRM_MERGED_DIFF_9f1c", "HRM_TESTS_7d2e"
 
 
 def verify(session, task: dict, repo, patches: list[tuple[object, str]], merge_agent=None, agent_ctx=None,
-           test_timeout_s: float = 120.0, prepared: bool = False):
-    """A verify sub-task's work (in a thread or a worker process): merge, test; (SubtaskResult, outcome)."""
+           test_timeout_s: float = 120.0, prepared: bool = False, sandbox=None):
+    """A verify sub-task's work (in a thread or a worker process): merge, test, and a "resolved" confirmed in a
+    fresh jail (`sandbox`, default resources.sandbox.default_sandbox()); (SubtaskResult, outcome)."""
     from agents.orchestrator.runners import SubtaskResult
 
     out = merge_and_test(session, task, repo, patches, merge_agent, agent_ctx, test_timeout_s, prepared)
+    if out["resolved"]:
+        confirm(sandbox or default_sandbox(), task, repo, out, test_timeout_s)
     tested = out["tests"].get("status") in ("ok", "failed")
     status = "ok" if "error" not in out and (tested or out["rejected"]) else "error"
     return SubtaskResult(status, out["patch"], out.get("error", "")), out
+
+
+def confirm(sandbox, task: dict, repo, out: dict, timeout_s: float) -> bool:
+    """The session's "resolved" checked in a fresh jail: the clean checkout, the bug and the merged patch (without
+    edits to the benchmark's files), every FAIL_TO_PASS and PASS_TO_PASS test passing in the runner's own report.
+    The session is shared with agents: what one left running there (or a merge agent's edit to a test) must not
+    decide the verdict. Sets out["resolved"] and out["confirmed_in_fresh_jail"]; its seconds count as test time."""
+    t0 = time.monotonic()
+    patch, _ = graded_patch(task, out["patch"])
+    try:
+        run = fresh_run(sandbox, task, repo, [patch], timeout_s)
+    except Exception as exc:  # the jail could not run it: not confirmed, and the run goes on
+        run = {"applied": False, "report": False, "error": f"{type(exc).__name__}: {str(exc)[-200:]}"}
+    tests = run.get("tests") or {}
+    wanted = list(task["FAIL_TO_PASS"]) + list(task["PASS_TO_PASS"])
+    ok = bool(run["applied"] and run["report"] and all(tests.get(t) in PASSING for t in wanted))
+    out["resolved"] = out["confirmed_in_fresh_jail"] = ok
+    out["test_s"] = round(float(out.get("test_s", 0.0)) + time.monotonic() - t0, 4)
+    return ok
 
 
 def merge_and_test(session, task: dict, repo, patches: list[tuple[object, str]], merge_agent=None,
