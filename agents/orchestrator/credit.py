@@ -20,7 +20,7 @@ import secrets
 import time
 
 from datagen.swe.repos import ENV_MOUNT, PreparedRepo, new_nonce, parse_pytest_summary, test_command
-from datagen.swe.trajectories import GIT_ENV, benchmark_owned
+from datagen.swe.trajectories import GIT_ENV, without_benchmark_files
 from resources.sandbox import SandboxJob
 
 _MARK = ".hrm_apply_mark"  # a per-run token, read and removed before the tests run: their output cannot forge it
@@ -124,15 +124,7 @@ def graded_patch(task: dict, patch: str) -> tuple[str | None, list[str]]:
     if not files:
         return None, []
     owned = {t.split("::")[0] for t in list(task["FAIL_TO_PASS"]) + list(task["PASS_TO_PASS"])}
-    kept, ignored = [], []
-    for pf in files:
-        paths = {f.split("/", 1)[1] if f.startswith(("a/", "b/")) else f for f in (pf.source_file, pf.target_file)}
-        paths.discard("/dev/null")
-        if any(benchmark_owned(p, owned) and p not in bug_files for p in paths):
-            ignored.append(pf.path)
-        else:
-            kept.append(str(pf))
-    return "".join(kept), sorted(ignored)
+    return without_benchmark_files(patch, owned, editable=bug_files)
 
 
 def fresh_run(sandbox, task: dict, repo: PreparedRepo, patches: list[str | None], timeout_s: float) -> dict:

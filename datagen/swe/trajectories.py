@@ -41,8 +41,8 @@ def benchmark_owned(path: str, test_files: set[str]) -> bool:
             or any(part.removesuffix(".py") in _RUNNER_MODULES for part in p.parts))
 
 
-def without_benchmark_files(diff: str, test_files: set[str]) -> tuple[str, list[str]]:
-    """(the diff without the files the benchmark owns, the paths left out)."""
+def without_benchmark_files(diff: str, test_files: set[str], editable: set[str] = frozenset()) -> tuple[str, list[str]]:
+    """(the diff without the files the benchmark owns, except those in `editable`; the paths left out)."""
     from unidiff import PatchSet
 
     if not diff:
@@ -51,7 +51,7 @@ def without_benchmark_files(diff: str, test_files: set[str]) -> tuple[str, list[
     for pf in PatchSet(diff):
         paths = {f.split("/", 1)[1] if f.startswith(("a/", "b/")) else f for f in (pf.source_file, pf.target_file)}
         paths.discard("/dev/null")
-        if any(benchmark_owned(p, test_files) for p in paths):
+        if any(benchmark_owned(p, test_files) and p not in editable for p in paths):
             ignored.append(pf.path)
         else:
             kept.append(str(pf))
